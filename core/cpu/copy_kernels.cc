@@ -1,0 +1,90 @@
+// CPU copy (with dtype conversion) and fill.
+#include <cstring>
+#include <type_traits>
+
+#include "core/cpu/register.h"
+#include "core/cpu/strided.h"
+#include "core/ops/copy.h"
+#include "core/parallel.h"
+
+namespace ompq::cpu {
+namespace {
+
+template <typename T>
+inline double load_as_double(T v) {
+  if constexpr (std::is_same_v<T, bf16>) return bf16_to_float(v);
+  else if constexpr (std::is_same_v<T, f16>) return f16_to_float(v);
+  else return static_cast<double>(v);
+}
+
+template <typename T>
+inline T store_from_double(double v) {
+  if constexpr (std::is_same_v<T, bf16>) return float_to_bf16(static_cast<float>(v));
+  else if constexpr (std::is_same_v<T, f16>) return float_to_f16(static_cast<float>(v));
+  else return static_cast<T>(v);
+}
+
+// Converts one value; float<->float-like paths avoid the trip through double.
+template <typename Dst, typename Src>
+inline Dst convert(Src v) {
+  if constexpr (std::is_same_v<Dst, Src>) return v;
+  else if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, bf16>) return float_to_bf16(v);
+  else if constexpr (std::is_same_v<Src, bf16> && std::is_same_v<Dst, float>) return bf16_to_float(v);
+  else if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, f16>) return float_to_f16(v);
+  else if constexpr (std::is_same_v<Src, f16> && std::is_same_v<Dst, float>) return f16_to_float(v);
+  else return store_from_double<Dst>(load_as_double(v));
+}
+
+void copy_kernel(const Tensor& dst, const Tensor& src) {
+  OMPQ_CHECK(dst.device().is_cpu() && src.device().is_cpu(),
+             "copy_: CPU kernel called with a non-CPU tensor (", dst.device().str(), " <- ",
+             src.device().str(), ")");
+  auto layout = merge_dims<2>(dst.shape(), {dst.strides(), src.strides()});
+  const int64_t outer = outer_count(layout);
+  const int64_t grain = std::max<int64_t>(1, 32768 / layout.shape.back());
+  OMPQ_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
+    using dst_t = scalar_t;
+    dst_t* d = static_cast<dst_t*>(dst.data_ptr());
+    OMPQ_DISPATCH_ALL(src.dtype(), "copy_", [&] {
+      using src_t = scalar_t;
+      const src_t* s = static_cast<const src_t*>(src.data_ptr());
+      parallel_for(0, outer, grain, [&](int64_t lo, int64_t hi) {
+        for_each_inner(layout, lo, hi, [&](const auto& off, int64_t n, const auto& st) {
+          dst_t* dp = d + off[0];
+          const src_t* sp = s + off[1];
+          if constexpr (std::is_same_v<dst_t, src_t>) {
+            if (st[0] == 1 && st[1] == 1) {
+              std::memcpy(dp, sp, n * sizeof(dst_t));
+              return;
+            }
+          }
+          for (int64_t i = 0; i < n; ++i) dp[i * st[0]] = convert<dst_t>(sp[i * st[1]]);
+        });
+      });
+    });
+  });
+}
+
+void fill_kernel(const Tensor& dst, double value) {
+  auto layout = merge_dims<1>(dst.shape(), {dst.strides()});
+  const int64_t outer = outer_count(layout);
+  const int64_t grain = std::max<int64_t>(1, 32768 / layout.shape.back());
+  OMPQ_DISPATCH_ALL(dst.dtype(), "fill_", [&] {
+    const scalar_t v = store_from_double<scalar_t>(value);
+    scalar_t* d = static_cast<scalar_t*>(dst.data_ptr());
+    parallel_for(0, outer, grain, [&](int64_t lo, int64_t hi) {
+      for_each_inner(layout, lo, hi, [&](const auto& off, int64_t n, const auto& st) {
+        for (int64_t i = 0; i < n; ++i) d[off[0] + i * st[0]] = v;
+      });
+    });
+  });
+}
+
+}  // namespace
+
+void register_copy_kernels() {
+  copy_stub.register_kernel(DeviceType::kCPU, copy_kernel);
+  fill_stub.register_kernel(DeviceType::kCPU, fill_kernel);
+}
+
+}  // namespace ompq::cpu

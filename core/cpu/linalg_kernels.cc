@@ -1,0 +1,7 @@
+#include "core/cpu/register.h"
+
+namespace ompq::cpu {
+
+void register_linalg_kernels() {}
+
+}  // namespace ompq::cpu

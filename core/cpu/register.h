@@ -1,0 +1,33 @@
+// The CPU backend's entry point: fills every op family's dispatch stub with its CPU kernel.
+// Each family's kernels file defines its register function.
+#pragma once
+
+namespace ompq::cpu {
+
+void register_copy_kernels();
+void register_random_kernels();
+void register_elementwise_kernels();
+void register_reduce_kernels();
+void register_linalg_kernels();
+void register_conv_kernels();
+void register_pool_kernels();
+void register_norm_kernels();
+void register_softmax_kernels();
+void register_dropout_kernels();
+void register_optim_kernels();
+
+inline void register_all_kernels() {
+  register_copy_kernels();
+  register_random_kernels();
+  register_elementwise_kernels();
+  register_reduce_kernels();
+  register_linalg_kernels();
+  register_conv_kernels();
+  register_pool_kernels();
+  register_norm_kernels();
+  register_softmax_kernels();
+  register_dropout_kernels();
+  register_optim_kernels();
+}
+
+}  // namespace ompq::cpu
