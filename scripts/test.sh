@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds everything (CUDA too when nvcc exists), runs every test.
+#   scripts/test.sh            all tests (gpu-labelled ones skip themselves without a GPU)
+#   BUILD_DIR=... JOBS=N       where to build, how many compile jobs (default: number of cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+build=${BUILD_DIR:-build}
+jobs=${JOBS:-$(nproc)}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build" -j "$jobs"
+# Two processes of OpenMP would fight over the cores: one test process at a time, each using all.
+ctest --test-dir "$build" --output-on-failure --timeout 600
