@@ -1,7 +1,59 @@
+// CPU fused optimizer steps: one pass over contiguous parameter, gradient and state arrays.
 #include "core/cpu/register.h"
+#include "core/ops/optim.h"
+#include "core/parallel.h"
 
 namespace ompq::cpu {
+namespace {
 
-void register_optim_kernels() {}
+constexpr int64_t kGrain = 16384;
+
+template <typename T>
+void sgd_step_loop(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ buf, int64_t n,
+                   const SgdCoefficients<T>& c) {
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+    if (buf != nullptr) {
+#pragma omp simd
+      for (int64_t i = lo; i < hi; ++i) sgd_update(p + i, g[i], buf + i, c);
+    } else {
+#pragma omp simd
+      for (int64_t i = lo; i < hi; ++i) sgd_update<T>(p + i, g[i], nullptr, c);
+    }
+  });
+}
+
+template <typename T>
+void adam_step_loop(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
+                    T* __restrict__ v, int64_t n, const AdamCoefficients<T>& c) {
+  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) adam_update(p + i, g[i], m + i, v + i, c);
+  });
+}
+
+void sgd_step_kernel(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                     const SgdOptions& options, bool first_step) {
+  OMPQ_DISPATCH_FLOATING(param.dtype(), "sgd_step_", [&] {
+    sgd_step_loop<scalar_t>(param.data<scalar_t>(), grad.data<scalar_t>(),
+                            momentum_buffer.defined() ? momentum_buffer.data<scalar_t>() : nullptr,
+                            param.numel(), sgd_coefficients<scalar_t>(options, first_step));
+  });
+}
+
+void adam_step_kernel(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                      const Tensor& exp_avg_sq, const AdamOptions& options, int64_t step) {
+  OMPQ_DISPATCH_FLOATING(param.dtype(), "adam_step_", [&] {
+    adam_step_loop<scalar_t>(param.data<scalar_t>(), grad.data<scalar_t>(),
+                             exp_avg.data<scalar_t>(), exp_avg_sq.data<scalar_t>(), param.numel(),
+                             adam_coefficients<scalar_t>(options, step));
+  });
+}
+
+}  // namespace
+
+void register_optim_kernels() {
+  sgd_step_stub.register_kernel(DeviceType::kCPU, sgd_step_kernel);
+  adam_step_stub.register_kernel(DeviceType::kCPU, adam_step_kernel);
+}
 
 }  // namespace ompq::cpu
