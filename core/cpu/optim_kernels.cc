@@ -8,26 +8,35 @@ namespace {
 
 constexpr int64_t kGrain = 16384;
 
+// Each chunk works on local copies of the pointers and coefficients: restrict does not survive a
+// lambda capture, and coefficients read through a reference could alias the stores.
 template <typename T>
-void sgd_step_loop(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ buf, int64_t n,
-                   const SgdCoefficients<T>& c) {
-  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
-    if (buf != nullptr) {
+void sgd_step_loop(T* p, const T* g, T* buf, int64_t n, const SgdCoefficients<T>& coefficients) {
+  parallel_for(0, n, kGrain, [&, p, g, buf](int64_t lo, int64_t hi) {
+    const SgdCoefficients<T> c = coefficients;
+    T* __restrict__ pp = p;
+    const T* __restrict__ gp = g;
+    T* __restrict__ bp = buf;
+    if (bp != nullptr) {
 #pragma omp simd
-      for (int64_t i = lo; i < hi; ++i) sgd_update(p + i, g[i], buf + i, c);
+      for (int64_t i = lo; i < hi; ++i) sgd_update(pp + i, gp[i], bp + i, c);
     } else {
 #pragma omp simd
-      for (int64_t i = lo; i < hi; ++i) sgd_update<T>(p + i, g[i], nullptr, c);
+      for (int64_t i = lo; i < hi; ++i) sgd_update<T>(pp + i, gp[i], nullptr, c);
     }
   });
 }
 
 template <typename T>
-void adam_step_loop(T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
-                    T* __restrict__ v, int64_t n, const AdamCoefficients<T>& c) {
-  parallel_for(0, n, kGrain, [&](int64_t lo, int64_t hi) {
+void adam_step_loop(T* p, const T* g, T* m, T* v, int64_t n, const AdamCoefficients<T>& coefficients) {
+  parallel_for(0, n, kGrain, [&, p, g, m, v](int64_t lo, int64_t hi) {
+    const AdamCoefficients<T> c = coefficients;
+    T* __restrict__ pp = p;
+    const T* __restrict__ gp = g;
+    T* __restrict__ mp = m;
+    T* __restrict__ vp = v;
 #pragma omp simd
-    for (int64_t i = lo; i < hi; ++i) adam_update(p + i, g[i], m + i, v + i, c);
+    for (int64_t i = lo; i < hi; ++i) adam_update(pp + i, gp[i], mp + i, vp + i, c);
   });
 }
 

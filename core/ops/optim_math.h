@@ -45,18 +45,20 @@ SgdCoefficients<T> sgd_coefficients(const SgdOptions& o, bool first_step) {
           static_cast<T>(1.0 - o.dampening), o.nesterov, first_step};
 }
 
-// One SGD step of one element. `momentum_buffer` is null when momentum is 0.
+// One SGD step of one element. `momentum_buffer` is null when momentum is 0. The flags are uniform
+// over a tensor; written as selects so that the loop over elements vectorizes.
 template <typename T>
 OMPQ_HD inline void sgd_update(T* param, T grad, T* momentum_buffer, const SgdCoefficients<T>& c) {
-  T direction = grad;
-  if (c.weight_decay != T(0)) direction = direction + c.weight_decay * *param;
+  const T p = *param;
+  T direction = c.weight_decay != T(0) ? grad + c.weight_decay * p : grad;
   if (momentum_buffer != nullptr) {
-    T buf = c.first_step ? direction
-                         : *momentum_buffer * c.momentum + c.one_minus_dampening * direction;
+    const T previous = *momentum_buffer;
+    const T buf =
+        c.first_step ? direction : previous * c.momentum + c.one_minus_dampening * direction;
     *momentum_buffer = buf;
     direction = c.nesterov ? direction + c.momentum * buf : buf;
   }
-  *param = *param - c.lr * direction;
+  *param = p - c.lr * direction;
 }
 
 template <typename T>
@@ -97,7 +99,7 @@ template <typename T>
 OMPQ_HD inline void adam_update(T* param, T grad, T* exp_avg, T* exp_avg_sq,
                                 const AdamCoefficients<T>& c) {
   T p = *param * c.decay_factor;
-  if (c.weight_decay != T(0)) grad = grad + c.weight_decay * p;
+  grad = c.weight_decay != T(0) ? grad + c.weight_decay * p : grad;
   T m = *exp_avg * c.beta1 + c.one_minus_beta1 * grad;
   T v = *exp_avg_sq * c.beta2 + c.one_minus_beta2 * grad * grad;
   *exp_avg = m;
