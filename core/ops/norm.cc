@@ -1,0 +1,99 @@
+#include "core/ops/norm.h"
+
+namespace ompq {
+
+DispatchStub<BatchNormStatsKernel> batch_norm_stats_stub("batch_norm_stats");
+DispatchStub<BatchNormApplyKernel> batch_norm_apply_stub("batch_norm");
+DispatchStub<BatchNormBackwardKernel> batch_norm_backward_stub("batch_norm_backward");
+
+namespace ops {
+namespace {
+
+// A per-channel vector argument must be [C] with x's dtype and device; returns it contiguous.
+Tensor checked_channel_vector(const Tensor& t, const char* what, const Tensor& x, const char* op) {
+  if (!t.defined()) return t;
+  int64_t channels = x.size(1);
+  OMPQ_CHECK(t.dim() == 1 && t.size(0) == channels, op, ": ", what, " of shape ",
+             shape_str(t.shape()), " does not match input of shape ", shape_str(x.shape()),
+             " (expected [", channels, "])");
+  check_same_dtype(t, x, op);
+  check_same_device(t, x, op);
+  return t.detach().contiguous();
+}
+
+void check_input(const Tensor& x, const char* op) {
+  OMPQ_CHECK(x.dim() >= 2, op, ": input of shape ", shape_str(x.shape()),
+             " must be [N, C] or [N, C, ...]");
+}
+
+}  // namespace
+
+BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                           const Tensor& running_mean, const Tensor& running_var, bool training,
+                           double momentum, double eps) {
+  const char* op = "batch_norm";
+  check_input(x, op);
+  Tensor w = checked_channel_vector(weight, "weight", x, op);
+  Tensor b = checked_channel_vector(bias, "bias", x, op);
+  // The running buffers are updated in place, so they must be the caller's own storage.
+  for (const Tensor* buffer : {&running_mean, &running_var}) {
+    const char* what = buffer == &running_mean ? "running_mean" : "running_var";
+    checked_channel_vector(*buffer, what, x, op);
+    OMPQ_CHECK(!buffer->defined() || buffer->is_contiguous(), op, ": ", what,
+               " must be contiguous");
+  }
+  OMPQ_CHECK(running_mean.defined() == running_var.defined(), op,
+             ": running_mean and running_var must be both defined or both undefined");
+  Tensor input = x.detach().contiguous();
+  const int64_t channels = x.size(1);
+  BatchNormResult result;
+  if (training) {
+    const int64_t per_channel = x.numel() / std::max<int64_t>(channels, 1);
+    OMPQ_CHECK(per_channel > 1, op, ": expected more than 1 value per channel when training, got ",
+               "input of shape ", shape_str(x.shape()));
+    result.mean = Tensor::empty({channels}, x.dtype(), x.device());
+    result.var = Tensor::empty({channels}, x.dtype(), x.device());
+    batch_norm_stats_stub(x.device(), input, result.mean, result.var, running_mean, running_var,
+                          momentum);
+    if (running_mean.defined()) {
+      running_mean.bump_version();
+      running_var.bump_version();
+    }
+  } else {
+    OMPQ_CHECK(running_mean.defined(), op,
+               ": eval mode needs running_mean and running_var (got undefined buffers)");
+    result.mean = running_mean.detach();
+    result.var = running_var.detach();
+  }
+  result.output = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (x.numel() > 0) {
+    batch_norm_apply_stub(x.device(), result.output, input, result.mean, result.var, w, b, eps);
+  }
+  return result;
+}
+
+BatchNormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& x,
+                                   const Tensor& weight, const Tensor& mean, const Tensor& var,
+                                   double eps, bool training, std::array<bool, 3> needed) {
+  const char* op = "batch_norm_backward";
+  check_input(x, op);
+  OMPQ_CHECK(grad_output.shape() == x.shape(), op, ": grad_output of shape ",
+             shape_str(grad_output.shape()), " does not match input of shape ",
+             shape_str(x.shape()));
+  check_same_dtype(grad_output, x, op);
+  Tensor w = checked_channel_vector(weight, "weight", x, op);
+  Tensor m = checked_channel_vector(mean, "mean", x, op);
+  Tensor v = checked_channel_vector(var, "var", x, op);
+  const int64_t channels = x.size(1);
+  BatchNormGrads grads;
+  if (needed[0]) grads.input = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (needed[1] && weight.defined()) grads.weight = Tensor::empty({channels}, x.dtype(), x.device());
+  if (needed[2]) grads.bias = Tensor::empty({channels}, x.dtype(), x.device());
+  if (!grads.input.defined() && !grads.weight.defined() && !grads.bias.defined()) return grads;
+  batch_norm_backward_stub(x.device(), grad_output.detach().contiguous(), x.detach().contiguous(),
+                           w, m, v, eps, training, grads.input, grads.weight, grads.bias);
+  return grads;
+}
+
+}  // namespace ops
+}  // namespace ompq

@@ -1,0 +1,69 @@
+// Per-channel and per-element batch-norm math shared by the CPU and CUDA kernels, so that the CPU
+// tests cover the exact formulas the GPU runs. Channel statistics and coefficients are formed in
+// double (they are per channel, so this costs nothing) and applied per element in the tensor's type.
+#pragma once
+
+#include <cmath>
+
+#include "core/dtype.h"
+
+namespace ompq {
+
+OMPQ_HD inline double batch_norm_invstd(double var, double eps) { return 1.0 / sqrt(var + eps); }
+
+// PyTorch's momentum convention: running = (1 - momentum) * running + momentum * batch.
+OMPQ_HD inline double batch_norm_running_update(double running, double batch, double momentum) {
+  return (1.0 - momentum) * running + momentum * batch;
+}
+
+// Forward as one multiply-add per element: y = x * scale + shift, where
+// scale = weight * invstd and shift = bias - mean * scale.
+template <typename T>
+struct BatchNormAffine {
+  T scale;
+  T shift;
+};
+
+template <typename T>
+OMPQ_HD inline BatchNormAffine<T> batch_norm_affine(double mean, double var, double eps,
+                                                    double weight, double bias) {
+  double scale = weight * batch_norm_invstd(var, eps);
+  return {static_cast<T>(scale), static_cast<T>(bias - mean * scale)};
+}
+
+template <typename T>
+OMPQ_HD inline T batch_norm_apply(T x, const BatchNormAffine<T>& a) {
+  return x * a.scale + a.shift;
+}
+
+// Input gradient as dx = (dy - mean_dy) * scale + (x - mean) * xmu_scale. With xhat = (x - mean) *
+// invstd and M values per channel, training mode gives
+//   dx = weight * invstd * (dy - sum(dy) / M - xhat * sum(dy * xhat) / M),
+// because the batch statistics depend on x; eval mode normalizes with constants: dx = weight *
+// invstd * dy. sum_dy_xmu is sum(dy * (x - mean)) over the channel.
+template <typename T>
+struct BatchNormGradCoeffs {
+  T mean;
+  T scale;
+  T mean_dy;
+  T xmu_scale;
+};
+
+template <typename T>
+OMPQ_HD inline BatchNormGradCoeffs<T> batch_norm_grad_coeffs(double mean, double var, double eps,
+                                                             double weight, double sum_dy,
+                                                             double sum_dy_xmu, double count,
+                                                             bool training) {
+  double invstd = batch_norm_invstd(var, eps);
+  double scale = weight * invstd;
+  if (!training) return {static_cast<T>(mean), static_cast<T>(scale), T(0), T(0)};
+  return {static_cast<T>(mean), static_cast<T>(scale), static_cast<T>(sum_dy / count),
+          static_cast<T>(-scale * invstd * invstd * sum_dy_xmu / count)};
+}
+
+template <typename T>
+OMPQ_HD inline T batch_norm_input_grad(T dy, T x, const BatchNormGradCoeffs<T>& c) {
+  return (dy - c.mean_dy) * c.scale + (x - c.mean) * c.xmu_scale;
+}
+
+}  // namespace ompq
