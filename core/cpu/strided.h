@@ -3,8 +3,11 @@
 // along an outer dim) become one long inner loop.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <numeric>
+#include <vector>
 
 #include "core/shape.h"
 
@@ -39,6 +42,26 @@ StridedLayout<N> merge_dims(const Shape& shape, const std::array<Shape, N>& stri
     for (int k = 0; k < N; ++k) out.strides[k].push_back(0);
   }
   return out;
+}
+
+// Reorders dims (stably) so that operand `key`'s strides do not increase from outer to inner: the
+// inner loop then walks that operand's memory in order whatever its layout (e.g. channels-last),
+// and merge_dims() can merge what is contiguous in memory rather than in logical order.
+template <int N>
+void sort_dims_by_stride(Shape& shape, std::array<Shape, N>& strides, int key) {
+  std::vector<size_t> order(shape.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t i, size_t j) { return strides[key][i] > strides[key][j]; });
+  Shape sorted_shape(shape.size());
+  std::array<Shape, N> sorted_strides;
+  for (int k = 0; k < N; ++k) sorted_strides[k].resize(shape.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    sorted_shape[i] = shape[order[i]];
+    for (int k = 0; k < N; ++k) sorted_strides[k][i] = strides[k][order[i]];
+  }
+  shape = std::move(sorted_shape);
+  strides = std::move(sorted_strides);
 }
 
 // Calls fn(offsets, inner_size, inner_strides) for every position of the outer dims of a merged
