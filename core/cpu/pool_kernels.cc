@@ -1,7 +1,216 @@
+// CPU pooling: max, average (count_include_pad) and adaptive average, forward and backward.
+// Every tensor is contiguous NCHW; work is split by (n, c) plane, so each task reads and writes
+// its own planes only and the backward scatters need no atomics.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
 #include "core/cpu/register.h"
+#include "core/ops/pool.h"
+#include "core/ops/pool_math.h"
+#include "core/parallel.h"
 
 namespace ompq::cpu {
+namespace {
 
-void register_pool_kernels() {}
+struct PlaneDims {
+  int64_t planes, in_h, in_w, out_h, out_w;
+  PlaneDims(const Shape& in, const Shape& out)
+      : planes(in[0] * in[1]), in_h(in[2]), in_w(in[3]), out_h(out[2]), out_w(out[3]) {}
+  int64_t in_size() const { return in_h * in_w; }
+  int64_t out_size() const { return out_h * out_w; }
+  // Enough planes per task that tiny planes are not scheduled one by one.
+  int64_t grain() const { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, in_size())); }
+};
+
+// The windows of every output row (or column) along one axis, computed once per call.
+std::vector<PoolWindow> windows(int64_t out, int64_t kernel, int64_t stride, int64_t pad,
+                                int64_t in) {
+  std::vector<PoolWindow> w(out);
+  for (int64_t o = 0; o < out; ++o) w[o] = pool_window(o, kernel, stride, pad, in);
+  return w;
+}
+
+std::vector<PoolWindow> adaptive_windows(int64_t out, int64_t in) {
+  std::vector<PoolWindow> w(out);
+  for (int64_t o = 0; o < out; ++o) {
+    int64_t begin = adaptive_bin_begin(o, in, out), end = adaptive_bin_end(o, in, out);
+    w[o] = PoolWindow{begin, end, end - begin};
+  }
+  return w;
+}
+
+// ---- max -----------------------------------------------------------------------------------------
+
+template <typename T>
+void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
+                        const Pool2dParams& p) {
+  const PlaneDims d(x.shape(), out.shape());
+  const auto rows = windows(d.out_h, p.kernel[0], p.stride[0], p.padding[0], d.in_h);
+  const auto cols = windows(d.out_w, p.kernel[1], p.stride[1], p.padding[1], d.in_w);
+  const T* X = x.data<T>();
+  T* Y = out.data<T>();
+  int64_t* I = indices.data<int64_t>();
+  parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
+    for (int64_t plane = lo; plane < hi; ++plane) {
+      const T* xp = X + plane * d.in_size();
+      T* yp = Y + plane * d.out_size();
+      int64_t* ip = I + plane * d.out_size();
+      for (int64_t oh = 0; oh < d.out_h; ++oh) {
+        const PoolWindow& r = rows[oh];
+        for (int64_t ow = 0; ow < d.out_w; ++ow) {
+          const PoolWindow& c = cols[ow];
+          int64_t best_index = r.begin * d.in_w + c.begin;
+          T best = xp[best_index];
+          for (int64_t ih = r.begin; ih < r.end; ++ih) {
+            for (int64_t iw = c.begin; iw < c.end; ++iw) {
+              const T v = xp[ih * d.in_w + iw];
+              if (v > best || std::isnan(v)) {
+                best = v;
+                best_index = ih * d.in_w + iw;
+              }
+            }
+          }
+          yp[oh * d.out_w + ow] = best;
+          ip[oh * d.out_w + ow] = best_index;
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) {
+  const PlaneDims d(grad_x.shape(), grad_out.shape());
+  const T* G = grad_out.data<T>();
+  const int64_t* I = indices.data<int64_t>();
+  T* GX = grad_x.data<T>();
+  parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
+    for (int64_t plane = lo; plane < hi; ++plane) {
+      T* gx = GX + plane * d.in_size();
+      const T* g = G + plane * d.out_size();
+      const int64_t* ip = I + plane * d.out_size();
+      std::fill(gx, gx + d.in_size(), T(0));
+      for (int64_t o = 0; o < d.out_size(); ++o) gx[ip[o]] += g[o];
+    }
+  });
+}
+
+// ---- average (fixed windows or adaptive bins) ---------------------------------------------------
+
+// out = sum over each window / (its divisor extents' product).
+template <typename T>
+void average_forward(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
+                     const std::vector<PoolWindow>& cols) {
+  const PlaneDims d(x.shape(), out.shape());
+  const T* X = x.data<T>();
+  T* Y = out.data<T>();
+  parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
+    for (int64_t plane = lo; plane < hi; ++plane) {
+      const T* xp = X + plane * d.in_size();
+      T* yp = Y + plane * d.out_size();
+      for (int64_t oh = 0; oh < d.out_h; ++oh) {
+        const PoolWindow& r = rows[oh];
+        for (int64_t ow = 0; ow < d.out_w; ++ow) {
+          const PoolWindow& c = cols[ow];
+          T sum = 0;
+          for (int64_t ih = r.begin; ih < r.end; ++ih) {
+            const T* row = xp + ih * d.in_w;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t iw = c.begin; iw < c.end; ++iw) sum += row[iw];
+          }
+          yp[oh * d.out_w + ow] = sum / static_cast<T>(r.divisor_extent * c.divisor_extent);
+        }
+      }
+    }
+  });
+}
+
+// grad_x[pixel] = sum over the windows containing it of grad_out / divisor.
+template <typename T>
+void average_backward(const Tensor& grad_x, const Tensor& grad_out,
+                      const std::vector<PoolWindow>& rows, const std::vector<PoolWindow>& cols) {
+  const PlaneDims d(grad_x.shape(), grad_out.shape());
+  const T* G = grad_out.data<T>();
+  T* GX = grad_x.data<T>();
+  parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
+    for (int64_t plane = lo; plane < hi; ++plane) {
+      T* gx = GX + plane * d.in_size();
+      const T* g = G + plane * d.out_size();
+      std::fill(gx, gx + d.in_size(), T(0));
+      for (int64_t oh = 0; oh < d.out_h; ++oh) {
+        const PoolWindow& r = rows[oh];
+        for (int64_t ow = 0; ow < d.out_w; ++ow) {
+          const PoolWindow& c = cols[ow];
+          const T share =
+              g[oh * d.out_w + ow] / static_cast<T>(r.divisor_extent * c.divisor_extent);
+          for (int64_t ih = r.begin; ih < r.end; ++ih) {
+            T* row = gx + ih * d.in_w;
+#pragma omp simd
+            for (int64_t iw = c.begin; iw < c.end; ++iw) row[iw] += share;
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---- dtype dispatch ------------------------------------------------------------------------------
+
+void max_pool2d_kernel(const Tensor& out, const Tensor& indices, const Tensor& x,
+                       const Pool2dParams& p) {
+  OMPQ_DISPATCH_FLOATING(x.dtype(), "max_pool2d",
+                         [&] { max_pool2d_forward<scalar_t>(out, indices, x, p); });
+}
+
+void max_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
+                                const Tensor& indices) {
+  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "max_pool2d_backward",
+                         [&] { max_pool2d_backward<scalar_t>(grad_x, grad_out, indices); });
+}
+
+void avg_pool2d_kernel(const Tensor& out, const Tensor& x, const Pool2dParams& p) {
+  const auto rows = windows(out.size(2), p.kernel[0], p.stride[0], p.padding[0], x.size(2));
+  const auto cols = windows(out.size(3), p.kernel[1], p.stride[1], p.padding[1], x.size(3));
+  OMPQ_DISPATCH_FLOATING(x.dtype(), "avg_pool2d",
+                         [&] { average_forward<scalar_t>(out, x, rows, cols); });
+}
+
+void avg_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
+                                const Pool2dParams& p) {
+  const auto rows =
+      windows(grad_out.size(2), p.kernel[0], p.stride[0], p.padding[0], grad_x.size(2));
+  const auto cols =
+      windows(grad_out.size(3), p.kernel[1], p.stride[1], p.padding[1], grad_x.size(3));
+  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "avg_pool2d_backward",
+                         [&] { average_backward<scalar_t>(grad_x, grad_out, rows, cols); });
+}
+
+void adaptive_avg_pool2d_kernel(const Tensor& out, const Tensor& x) {
+  const auto rows = adaptive_windows(out.size(2), x.size(2));
+  const auto cols = adaptive_windows(out.size(3), x.size(3));
+  OMPQ_DISPATCH_FLOATING(x.dtype(), "adaptive_avg_pool2d",
+                         [&] { average_forward<scalar_t>(out, x, rows, cols); });
+}
+
+void adaptive_avg_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out) {
+  const auto rows = adaptive_windows(grad_out.size(2), grad_x.size(2));
+  const auto cols = adaptive_windows(grad_out.size(3), grad_x.size(3));
+  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "adaptive_avg_pool2d_backward",
+                         [&] { average_backward<scalar_t>(grad_x, grad_out, rows, cols); });
+}
+
+}  // namespace
+
+void register_pool_kernels() {
+  max_pool2d_stub.register_kernel(DeviceType::kCPU, max_pool2d_kernel);
+  max_pool2d_backward_stub.register_kernel(DeviceType::kCPU, max_pool2d_backward_kernel);
+  avg_pool2d_stub.register_kernel(DeviceType::kCPU, avg_pool2d_kernel);
+  avg_pool2d_backward_stub.register_kernel(DeviceType::kCPU, avg_pool2d_backward_kernel);
+  adaptive_avg_pool2d_stub.register_kernel(DeviceType::kCPU, adaptive_avg_pool2d_kernel);
+  adaptive_avg_pool2d_backward_stub.register_kernel(DeviceType::kCPU,
+                                                    adaptive_avg_pool2d_backward_kernel);
+}
 
 }  // namespace ompq::cpu

@@ -1,0 +1,69 @@
+#include "core/cpu/dnnl_context.h"
+
+namespace ompq::cpu {
+
+dnnl::engine& dnnl_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& dnnl_stream() {
+  thread_local dnnl::stream stream(dnnl_engine());
+  return stream;
+}
+
+dnnl::memory::desc dnnl_desc(const Tensor& t) {
+  OMPQ_CHECK(t.dtype() == DType::kF32, "oneDNN path: expected an f32 tensor, got ",
+             dtype_name(t.dtype()), " with shape ", shape_str(t.shape()));
+  return dnnl::memory::desc(t.shape(), dnnl::memory::data_type::f32, t.strides());
+}
+
+dnnl::memory::desc dnnl_grouped_weights_desc(const Tensor& w, int64_t groups) {
+  const Shape& s = w.shape();
+  const Shape& st = w.strides();
+  dnnl::memory::dims dims = {groups, s[0] / groups, s[1], s[2], s[3]};
+  dnnl::memory::dims strides = {s[0] / groups * st[0], st[0], st[1], st[2], st[3]};
+  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+}
+
+dnnl::memory dnnl_memory(const dnnl::memory::desc& desc, const Tensor& t) {
+  return dnnl::memory(desc, dnnl_engine(), t.data_ptr());
+}
+
+namespace {
+
+dnnl::memory scratch_memory(const dnnl::memory::desc& desc, Tensor* scratch) {
+  // Scratch comes from the pooled tensor allocator: a fresh multi-megabyte malloc per call would
+  // page-fault its way through every step.
+  int64_t floats = static_cast<int64_t>((desc.get_size() + sizeof(float) - 1) / sizeof(float));
+  *scratch = Tensor::empty({floats}, DType::kF32);
+  return dnnl::memory(desc, dnnl_engine(), scratch->data_ptr());
+}
+
+}  // namespace
+
+dnnl::memory reorder_to(const dnnl::memory& user, const dnnl::memory::desc& desc, Tensor* scratch) {
+  if (user.get_desc() == desc) return user;
+  dnnl::memory out = scratch_memory(desc, scratch);
+  dnnl::reorder(user, out).execute(dnnl_stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, out}});
+  return out;
+}
+
+dnnl::memory output_as(const dnnl::memory& user, const dnnl::memory::desc& desc, Tensor* scratch) {
+  if (user.get_desc() == desc) return user;
+  return scratch_memory(desc, scratch);
+}
+
+void finish_output(const dnnl::memory& written, const dnnl::memory& user) {
+  if (written == user) return;
+  dnnl::reorder(written, user)
+      .execute(dnnl_stream(), {{DNNL_ARG_FROM, written}, {DNNL_ARG_TO, user}});
+}
+
+void append_layout(PrimitiveKey* key, const Tensor& t) {
+  key->push_back(t.dim());
+  key->insert(key->end(), t.shape().begin(), t.shape().end());
+  key->insert(key->end(), t.strides().begin(), t.strides().end());
+}
+
+}  // namespace ompq::cpu

@@ -1,0 +1,29 @@
+#include "core/functional/pool.h"
+
+#include "core/autograd.h"
+
+namespace ompq {
+
+Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
+  ops::MaxPool2dResult r = ops::max_pool2d(x, p);
+  return record(r.output, {x}, "MaxPool2dBackward",
+                [indices = r.indices, x_shape = x.shape()](const Tensor& grad) {
+                  return std::vector<Tensor>{ops::max_pool2d_backward(grad, indices, x_shape)};
+                });
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
+  return record(ops::avg_pool2d(x, p), {x}, "AvgPool2dBackward",
+                [x_shape = x.shape(), p](const Tensor& grad) {
+                  return std::vector<Tensor>{ops::avg_pool2d_backward(grad, x_shape, p)};
+                });
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) {
+  return record(ops::adaptive_avg_pool2d(x, output_size), {x}, "AdaptiveAvgPool2dBackward",
+                [x_shape = x.shape()](const Tensor& grad) {
+                  return std::vector<Tensor>{ops::adaptive_avg_pool2d_backward(grad, x_shape)};
+                });
+}
+
+}  // namespace ompq

@@ -1,0 +1,54 @@
+// 2-D pooling (raw: no autograd) with PyTorch semantics (floor-mode output sizes, zero padding
+// ignored by max, counted by average: count_include_pad=true). Inputs are [N, C, H, W]; kernels
+// see contiguous NCHW tensors and work plane by plane.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "core/dispatch.h"
+#include "core/tensor.h"
+
+namespace ompq {
+
+struct Pool2dParams {
+  std::array<int64_t, 2> kernel{2, 2}, stride{2, 2}, padding{0, 0};
+};
+
+// out = window maxima; indices (i64) = h * W + w of each maximum within its input plane
+// (the first one on ties; a NaN wins).
+using MaxPool2dKernel = void(const Tensor& out, const Tensor& indices, const Tensor& x,
+                             const Pool2dParams& p);
+// grad_x[plane][indices[o]] += grad_out[o].
+using MaxPool2dBackwardKernel = void(const Tensor& grad_x, const Tensor& grad_out,
+                                     const Tensor& indices);
+using AvgPool2dKernel = void(const Tensor& out, const Tensor& x, const Pool2dParams& p);
+using AvgPool2dBackwardKernel = void(const Tensor& grad_x, const Tensor& grad_out,
+                                     const Pool2dParams& p);
+// Output size comes from out's shape; bins as in pool_math.h.
+using AdaptiveAvgPool2dKernel = void(const Tensor& out, const Tensor& x);
+using AdaptiveAvgPool2dBackwardKernel = void(const Tensor& grad_x, const Tensor& grad_out);
+extern DispatchStub<MaxPool2dKernel> max_pool2d_stub;
+extern DispatchStub<MaxPool2dBackwardKernel> max_pool2d_backward_stub;
+extern DispatchStub<AvgPool2dKernel> avg_pool2d_stub;
+extern DispatchStub<AvgPool2dBackwardKernel> avg_pool2d_backward_stub;
+extern DispatchStub<AdaptiveAvgPool2dKernel> adaptive_avg_pool2d_stub;
+extern DispatchStub<AdaptiveAvgPool2dBackwardKernel> adaptive_avg_pool2d_backward_stub;
+
+namespace ops {
+
+struct MaxPool2dResult {
+  Tensor output;
+  Tensor indices;  // i64, same shape as output
+};
+MaxPool2dResult max_pool2d(const Tensor& x, const Pool2dParams& p);
+Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& x_shape);
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
+Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape, const Pool2dParams& p);
+
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
+Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape);
+
+}  // namespace ops
+}  // namespace ompq
