@@ -1,0 +1,62 @@
+// Batch normalization layers (torch.nn.BatchNorm1d / BatchNorm2d). Parameters weight [C] = 1 and
+// bias [C] = 0 (when affine); buffers running_mean [C] = 0, running_var [C] = 1 and
+// num_batches_tracked (i64 scalar, counts training forwards), named as in PyTorch.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "layers/module.h"
+
+namespace ompq::nn {
+
+struct BatchNormOptions {
+  double eps = 1e-5;
+  double momentum = 0.1;  // running = (1 - momentum) * running + momentum * batch
+  bool affine = true;
+};
+
+class BatchNorm : public Module {
+ public:
+  // Training: normalizes with batch statistics and updates the running ones; eval: uses the
+  // running statistics.
+  Tensor forward(const Tensor& x) override;
+
+  const Tensor& weight() const { return weight_; }  // undefined unless affine
+  const Tensor& bias() const { return bias_; }
+  const Tensor& running_mean() const { return running_mean_; }
+  const Tensor& running_var() const { return running_var_; }
+  const Tensor& num_batches_tracked() const { return num_batches_tracked_; }
+  int64_t num_features() const { return num_features_; }
+  const BatchNormOptions& options() const { return options_; }
+
+ protected:
+  // `input_dims`: the ranks forward accepts ([N, C] and [N, C, L] for 1d, [N, C, H, W] for 2d).
+  BatchNorm(const char* name, int64_t num_features, const BatchNormOptions& options,
+            std::vector<int64_t> input_dims);
+
+ private:
+  const char* name_;
+  int64_t num_features_;
+  BatchNormOptions options_;
+  std::vector<int64_t> input_dims_;
+  Tensor weight_;
+  Tensor bias_;
+  Tensor running_mean_;
+  Tensor running_var_;
+  Tensor num_batches_tracked_;
+};
+
+// Input [N, C] or [N, C, L].
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(int64_t num_features, const BatchNormOptions& options = {});
+};
+
+// Input [N, C, H, W].
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(int64_t num_features, const BatchNormOptions& options = {});
+};
+
+}  // namespace ompq::nn
