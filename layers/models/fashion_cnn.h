@@ -1,0 +1,26 @@
+// The small CNN of the first real training run (Fashion-MNIST, 1x28x28): two 3x3 conv + BN + ReLU
+// + 2x2 max-pool stages and a linear classifier. scripts/fashion_cnn_torch.py is its PyTorch twin,
+// with the same parameter names.
+#pragma once
+
+#include <memory>
+
+#include "layers/conv.h"
+#include "layers/linear.h"
+#include "layers/module.h"
+#include "layers/norm.h"
+
+namespace ompq::nn {
+
+class FashionCnn : public Module {
+ public:
+  explicit FashionCnn(int64_t num_classes = 10, Generator& gen = default_generator());
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<Conv2d> conv1_, conv2_;
+  std::shared_ptr<BatchNorm2d> bn1_, bn2_;
+  std::shared_ptr<Linear> fc_;
+};
+
+}  // namespace ompq::nn
