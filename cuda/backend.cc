@@ -1,24 +1,62 @@
 #include "cuda/backend.h"
 
-#include <cuda_runtime.h>
-
 #include "absl/strings/str_cat.h"
+#include "core/allocator.h"
+#include "cuda/allocator.h"
+#include "cuda/arch.h"
+#include "cuda/register.h"
+#include "cuda/runtime.h"
 
 namespace ompq::cuda {
+namespace {
+
+// Installed for DeviceType::kCUDA when no GPU is usable, so that creating a CUDA tensor fails with
+// the reason rather than with a generic "no allocator".
+class UnavailableAllocator final : public Allocator {
+ public:
+  explicit UnavailableAllocator(std::string reason) : reason_(std::move(reason)) {}
+  void* allocate(size_t nbytes, Device device) override {
+    throw Error(absl::StrCat("cannot allocate ", nbytes, " bytes on ", device.str(),
+                             ": no usable GPU (", reason_, "); tensors must stay on the CPU"));
+  }
+  void deallocate(void*, size_t, Device) override {}
+  void empty_cache() override {}
+  AllocatorStats stats() const override { return {}; }
+
+ private:
+  std::string reason_;
+};
+
+// Why the CUDA backend cannot run here, or "" when it can: every device must be able to run the
+// compiled kernels. Reads device properties only, which creates no context on the devices.
+std::string unusable_reason() {
+  const int count = device_count();
+  if (count == 0) return unavailable_reason();
+  for (int d = 0; d < count; ++d) {
+    const cudaDeviceProp& p = device_properties(d);
+    const int arch = 10 * p.major + p.minor;
+    if (arch < min_compiled_arch()) {
+      return absl::StrCat("cuda:", d, " is ", p.name, " (sm_", arch, ") but ompq was built for ",
+                          compiled_arch_names(), "; rebuild with -DOMPQ_CUDA_ARCHS=", arch);
+    }
+  }
+  return "";
+}
+
+}  // namespace
 
 int register_backend(std::string* status) {
-  int count = 0;
-  cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    *status = absl::StrCat(cudaGetErrorName(err), ": ", cudaGetErrorString(err));
-    cudaGetLastError();  // clear the sticky error so later queries start clean
+  const std::string reason = unusable_reason();
+  if (!reason.empty()) {
+    *status = reason;
+    static UnavailableAllocator* unavailable = new UnavailableAllocator(reason);
+    set_allocator(DeviceType::kCUDA, unavailable);
     return 0;
   }
-  if (count == 0) {
-    *status = "no CUDA devices";
-    return 0;
-  }
-  return count;
+  set_allocator(DeviceType::kCUDA, device_allocator());
+  register_copy_kernels();
+  register_random_kernels();
+  return device_count();
 }
 
 }  // namespace ompq::cuda

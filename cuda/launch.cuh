@@ -1,0 +1,54 @@
+// Launching grid-stride kernels over strided tensors on a device's default stream. An op is a
+// functor with `template <typename index_t> __device__ void operator()(index_t i, const index_t*
+// offsets) const`, called once per linear element index i with each operand's element offset.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/runtime.h"
+#include "cuda/strided_indexer.h"
+
+namespace ompq::cuda {
+
+constexpr int kBlockThreads = 256;
+
+// Blocks for a grid-stride loop over n items: as many as the items need, capped at a few waves of
+// fully occupied SMs (2048 threads each), beyond which more blocks only cost scheduling.
+inline unsigned grid_blocks(int64_t n, int device) {
+  const int64_t needed = (n + kBlockThreads - 1) / kBlockThreads;
+  const int64_t cap = int64_t{device_properties(device).multiProcessorCount} * (2048 / kBlockThreads) * 4;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min(needed, cap)));
+}
+
+// op(i, offsets) for every linear index i < n; offsets[k] is operand k's element offset of i.
+template <int N, typename index_t, typename Op>
+__global__ void strided_loop_kernel(index_t n, StridedIndexer<N, index_t> indexer, Op op) {
+  const index_t step = static_cast<index_t>(blockDim.x) * gridDim.x;
+  for (index_t i = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
+    index_t offsets[N];
+    indexer.offsets(i, offsets);
+    op(i, offsets);
+  }
+}
+
+// Runs `op` over every element of `layout` (from cpu::merge_dims over the operands) on `device`.
+template <int N, typename Op>
+void launch_strided(const cpu::StridedLayout<N>& layout, int device, const Op& op) {
+  int64_t n = 1;
+  for (int64_t s : layout.shape) n *= s;
+  if (n == 0) return;
+  DeviceGuard guard(device);
+  const cudaStream_t stream = default_stream(device).get();
+  const unsigned blocks = grid_blocks(n, device);
+  if (fits_in_int32(layout)) {
+    strided_loop_kernel<N, uint32_t><<<blocks, kBlockThreads, 0, stream>>>(
+        static_cast<uint32_t>(n), make_indexer<N, uint32_t>(layout), op);
+  } else {
+    strided_loop_kernel<N, int64_t><<<blocks, kBlockThreads, 0, stream>>>(
+        n, make_indexer<N, int64_t>(layout), op);
+  }
+  OMPQ_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace ompq::cuda

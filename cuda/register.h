@@ -1,0 +1,10 @@
+// The CUDA backend's kernel families; each file defines its register function, and
+// register_backend() (cuda/backend.cc) calls them all once a usable GPU has been found.
+#pragma once
+
+namespace ompq::cuda {
+
+void register_copy_kernels();
+void register_random_kernels();
+
+}  // namespace ompq::cuda

@@ -1,0 +1,60 @@
+// Helpers for the CUDA tests: skipping without a GPU, random inputs, CPU-vs-GPU comparison.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/random.h"
+#include "core/tensor.h"
+#include "runtime/init.h"
+
+// Skips the calling test when no GPU is usable (every test that touches a CUDA tensor).
+#define OMPQ_REQUIRE_GPU()                                                                  \
+  do {                                                                                      \
+    if (!::ompq::cuda_available())                                                          \
+      GTEST_SKIP() << "no usable GPU: " << ::ompq::runtime_info().cuda_status;              \
+  } while (0)
+
+namespace ompq::testing {
+
+// A CPU tensor of `dtype` with values that every dtype represents: uniform in [0, 100) for
+// integer dtypes (truncated), in [-8, 8) for floating ones, drawn from a generator seeded by `seed`
+// so that each test gets fresh but reproducible inputs.
+inline Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed) {
+  Generator gen(seed);
+  Tensor t = Tensor::empty(shape, DType::kF64);
+  if (is_floating(dtype)) {
+    ops::uniform_(t, -8.0, 8.0, gen);
+  } else {
+    ops::uniform_(t, 0.0, 100.0, gen);
+  }
+  return t.to(dtype);
+}
+
+// Every element of `actual` (any device) within atol + rtol * |expected| of `expected`; reports
+// the first few mismatches with their logical index.
+inline void expect_close(const Tensor& expected, const Tensor& actual, double rtol, double atol,
+                         const std::string& what = "") {
+  ASSERT_EQ(expected.shape(), actual.shape()) << what;
+  std::vector<double> e = expected.to_vector<double>();
+  std::vector<double> a = actual.to_vector<double>();
+  int reported = 0;
+  for (size_t i = 0; i < e.size(); ++i) {
+    const bool both_nan = std::isnan(e[i]) && std::isnan(a[i]);
+    if (both_nan || std::fabs(e[i] - a[i]) <= atol + rtol * std::fabs(e[i])) continue;
+    if (reported++ < 5) {
+      ADD_FAILURE() << what << ": element " << i << " expected " << e[i] << " got " << a[i];
+    }
+  }
+  EXPECT_EQ(reported, 0) << what << ": " << reported << " of " << e.size() << " elements differ";
+}
+
+// Bit-exact equality of values (through double, which holds every dtype's values exactly).
+inline void expect_equal(const Tensor& expected, const Tensor& actual, const std::string& what = "") {
+  expect_close(expected, actual, 0.0, 0.0, what);
+}
+
+}  // namespace ompq::testing
