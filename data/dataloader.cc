@@ -177,9 +177,15 @@ BatchStream DataLoader::batches(int64_t start_step) const {
   return BatchStream(std::move(state), workers);
 }
 
-BatchStream::BatchStream(std::unique_ptr<BatchStreamState> state, int num_workers) : state_(std::move(state)) {
+BatchStream::BatchStream(std::unique_ptr<BatchStreamState> state, int num_workers)
+    : state_(std::move(state)) {
   workers_.reserve(num_workers);
-  for (int w = 0; w < num_workers; ++w) workers_.emplace_back(worker_loop, state_.get());
+  try {
+    for (int w = 0; w < num_workers; ++w) workers_.emplace_back(worker_loop, state_.get());
+  } catch (...) {  // no thread left running: a joinable std::thread would terminate the process
+    stop_workers();
+    throw;
+  }
 }
 
 BatchStream::BatchStream(BatchStream&&) noexcept = default;

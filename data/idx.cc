@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -37,6 +38,8 @@ absl::StatusOr<std::string> read_all(const std::string& path) {
   const char* message = gzerror(file, &zerr);
   bool compressed = gzdirect(file) == 0;
   std::string reason = zerr == Z_ERRNO ? std::strerror(errno) : message;
+  // zlib prefixes its messages with the path, which ours already names.
+  if (absl::StartsWith(reason, path + ": ")) reason.erase(0, path.size() + 2);
   gzclose(file);
   if (zerr != Z_OK) {
     if (!compressed || zerr == Z_ERRNO) {
@@ -50,12 +53,18 @@ absl::StatusOr<std::string> read_all(const std::string& path) {
 
 std::optional<DType> dtype_of_code(uint8_t code) {
   switch (code) {
-    case 0x08: return DType::kU8;
-    case 0x09: return DType::kI8;
-    case 0x0C: return DType::kI32;
-    case 0x0D: return DType::kF32;
-    case 0x0E: return DType::kF64;
-    default: return std::nullopt;
+    case 0x08:
+      return DType::kU8;
+    case 0x09:
+      return DType::kI8;
+    case 0x0C:
+      return DType::kI32;
+    case 0x0D:
+      return DType::kF32;
+    case 0x0E:
+      return DType::kF64;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -87,15 +96,17 @@ absl::StatusOr<Tensor> read_idx(const std::string& path) {
     return error("truncated header: expected at least 4 bytes, got ", bytes.size());
   }
   if (p[0] != 0 || p[1] != 0) {
-    return error(absl::StrFormat("bad magic 0x%08X (expected two zero bytes, a type code, "
-                                 "the number of dims)",
-                                 big_endian_u32(p)));
+    return error(
+        absl::StrFormat("bad magic 0x%08X (expected two zero bytes, a type code, "
+                        "the number of dims)",
+                        big_endian_u32(p)));
   }
   std::optional<DType> dtype = dtype_of_code(p[2]);
   if (!dtype) {
-    return error(absl::StrFormat("unsupported type code 0x%02X (expected 0x08 u8, 0x09 i8, "
-                                 "0x0C i32, 0x0D f32 or 0x0E f64)",
-                                 p[2]));
+    return error(
+        absl::StrFormat("unsupported type code 0x%02X (expected 0x08 u8, 0x09 i8, "
+                        "0x0C i32, 0x0D f32 or 0x0E f64)",
+                        p[2]));
   }
   const int64_t ndims = p[3];
   const size_t header_bytes = 4 + 4 * static_cast<size_t>(ndims);
@@ -118,8 +129,8 @@ absl::StatusOr<Tensor> read_idx(const std::string& path) {
   const size_t data_bytes = numel * width;
   const size_t got = bytes.size() - header_bytes;
   if (got < data_bytes) {
-    return error("truncated data: shape ", shape_str(shape), " of ", dtype_name(*dtype),
-                 " needs ", data_bytes, " bytes, got ", got);
+    return error("truncated data: shape ", shape_str(shape), " of ", dtype_name(*dtype), " needs ",
+                 data_bytes, " bytes, got ", got);
   }
   if (got > data_bytes) {
     return error(got - data_bytes, " trailing bytes after the ", data_bytes,

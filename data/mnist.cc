@@ -22,15 +22,16 @@ absl::StatusOr<std::string> find_file(const std::string& folder, const std::stri
     std::error_code ec;
     if (std::filesystem::is_regular_file(path, ec)) return path.string();
   }
-  return absl::NotFoundError(absl::StrCat("MNIST folder '", folder, "': neither ", base, " nor ",
-                                          base, ".gz found"));
+  return absl::NotFoundError(
+      absl::StrCat("MNIST folder '", folder, "': neither ", base, " nor ", base, ".gz found"));
 }
 
 absl::Status check_options(const MnistOptions& o) {
   auto invalid = [](auto&&... parts) {
     return absl::InvalidArgumentError(absl::StrCat("MNIST options: ", parts...));
   };
-  if (o.channels != 1 && o.channels != 3) return invalid("channels = ", o.channels, " (expected 1 or 3)");
+  if (o.channels != 1 && o.channels != 3)
+    return invalid("channels = ", o.channels, " (expected 1 or 3)");
   if (!(o.std > 0.0f)) return invalid("std = ", o.std, " (expected > 0)");
   if (o.image_size < 1) return invalid("image_size = ", o.image_size, " (expected >= 1)");
   if (!o.resize && o.image_size < kSide) {
@@ -82,9 +83,9 @@ absl::StatusOr<std::unique_ptr<MnistDataset>> MnistDataset::open(const MnistOpti
                      shape_str(images.shape()), " (expected u8 [N, 28, 28])"));
   }
   if (labels.dtype() != DType::kU8 || labels.dim() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("'", labels_path, "' holds ",
-                                                   dtype_name(labels.dtype()), " of shape ",
-                                                   shape_str(labels.shape()), " (expected u8 [N])"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", labels_path, "' holds ", dtype_name(labels.dtype()), " of shape ",
+                     shape_str(labels.shape()), " (expected u8 [N])"));
   }
   if (images.size(0) != labels.size(0)) {
     return absl::InvalidArgumentError(absl::StrCat("'", images_path, "' holds ", images.size(0),
@@ -111,8 +112,7 @@ Shape MnistDataset::input_shape() const {
 }
 
 std::string MnistDataset::name() const {
-  return absl::StrCat("MNIST-format ", split_prefix(options_.split), " split in ",
-                      options_.folder);
+  return absl::StrCat("MNIST-format ", split_prefix(options_.split), " split in ", options_.folder);
 }
 
 // Writes channel 0 in normalized units, then replicates it into the other channels.

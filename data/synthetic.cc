@@ -48,7 +48,8 @@ Example SyntheticDataset::load(int64_t index, Generator& /*rng*/) const {
     const uint64_t word = noise_base + j;
     if (j == 0 || word % 4 == 0) noise_block = philox4x32(word / 4, noise_key_);
     const float sign = (pattern_block.v[(bit / 32) % 4] >> (bit % 32)) & 1u ? 1.0f : -1.0f;
-    const float noise = static_cast<float>(noise_block.v[word % 4] >> 8) * noise_scale + noise_shift;
+    const float noise =
+        static_cast<float>(noise_block.v[word % 4] >> 8) * noise_scale + noise_shift;
     dst[j] = level + sign + noise;
   }
   return Example{input, label};
