@@ -91,7 +91,7 @@ void compute_stats(const Tensor& x, const Tensor& mean, const Tensor& var,
   });
 }
 
-// y = x * scale[c] + shift[c] with the per-channel affine folded from (mean, var, weight, bias).
+// y = (x - mean[c]) * scale[c] + bias[c], scale = weight * invstd folded per channel.
 template <typename T>
 void normalize(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& var,
                       const Tensor& weight, const Tensor& bias, double eps) {

@@ -16,24 +16,25 @@ OMPQ_HD inline double batch_norm_running_update(double running, double batch, do
   return (1.0 - momentum) * running + momentum * batch;
 }
 
-// Forward as one multiply-add per element: y = x * scale + shift, where
-// scale = weight * invstd and shift = bias - mean * scale.
+// Forward as y = (x - mean) * scale + bias with scale = weight * invstd. Subtracting the mean
+// first (rather than folding it into one multiply-add) keeps y accurate when |mean| >> std.
 template <typename T>
 struct BatchNormAffine {
+  T mean;
   T scale;
-  T shift;
+  T bias;
 };
 
 template <typename T>
 OMPQ_HD inline BatchNormAffine<T> batch_norm_affine(double mean, double var, double eps,
                                                     double weight, double bias) {
-  double scale = weight * batch_norm_invstd(var, eps);
-  return {static_cast<T>(scale), static_cast<T>(bias - mean * scale)};
+  return {static_cast<T>(mean), static_cast<T>(weight * batch_norm_invstd(var, eps)),
+          static_cast<T>(bias)};
 }
 
 template <typename T>
 OMPQ_HD inline T batch_norm_apply(T x, const BatchNormAffine<T>& a) {
-  return x * a.scale + a.shift;
+  return (x - a.mean) * a.scale + a.bias;
 }
 
 // Input gradient as dx = (dy - mean_dy) * scale + (x - mean) * xmu_scale. With xhat = (x - mean) *
