@@ -1,0 +1,62 @@
+// The training loop shared by every stage that trains (the first Fashion-MNIST run now; QAT and
+// pretraining later): one epoch of forward, loss, backward and optimizer step with the learning
+// rate set per iteration, and evaluation (loss, top-1, top-5) in eval mode without grad.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "data/dataloader.h"
+#include "layers/lr_schedule.h"
+#include "layers/module.h"
+#include "layers/optim.h"
+
+namespace ompq::solver {
+
+struct EvalResult {
+  double loss = 0.0;  // mean cross-entropy
+  double top1 = 0.0;  // percent
+  double top5 = 0.0;  // percent
+  int64_t count = 0;
+};
+
+// Evaluates `model` on every batch of `loader` and leaves it in eval mode.
+EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device);
+
+struct TrainOptions {
+  double label_smoothing = 0.0;
+  int log_interval = 100;
+  Device device = Device::cpu();
+};
+
+struct EpochResult {
+  double loss = 0.0;  // mean training loss over the epoch's batches
+  double top1 = 0.0;  // percent of training examples classified right (in train mode)
+  int64_t images = 0;
+  double seconds = 0.0;
+  double images_per_second = 0.0;
+};
+
+class Trainer {
+ public:
+  Trainer(nn::Module& model, nn::Optimizer& optimizer, const nn::LrSchedule& schedule,
+          TrainOptions options);
+
+  // Trains epoch `epoch` (0-based, of `num_epochs`) from batch `start_step` on; the schedule sees
+  // iteration epoch * loader.num_batches() + step. A NaN or infinite loss stops the epoch with an
+  // error naming the epoch and step, before the optimizer applies it.
+  absl::StatusOr<EpochResult> train_epoch(const data::DataLoader& loader, int64_t epoch,
+                                          int64_t num_epochs, int64_t start_step = 0);
+
+ private:
+  nn::Module& model_;
+  nn::Optimizer& optimizer_;
+  const nn::LrSchedule& schedule_;
+  TrainOptions options_;
+};
+
+// Counts, for each row of logits [N, C], whether the label is the arg-max (top-1) and among the
+// five largest (top-5; all of them when C <= 5). Returns {top1_hits, top5_hits}.
+std::pair<int64_t, int64_t> count_topk_hits(const Tensor& logits, const Tensor& labels);
+
+}  // namespace ompq::solver
