@@ -2,6 +2,7 @@
 // primitives cached per shape and parameters; f64 runs direct loops that serve finite-difference
 // gradient checks and are the reference the f32 path is tested against. Activations are NCHW or
 // channels_last (the tensors' strides say which); weights are contiguous [O, C/groups, kh, kw].
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -17,7 +18,8 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr memory::data_type kF32 = memory::data_type::f32;
 
-// ---- oneDNN (f32) --------------------------------------------------------------------------------
+// ---- oneDNN (f32)
+// --------------------------------------------------------------------------------
 
 // The layout oneDNN computes activations in. Measured with oneDNN 2.6 on AVX-512 at batch 32
 // (ResNet-18 / MobileNetV2 shapes): for NCHW tensors, the blocked layouts that format `any`
@@ -43,9 +45,12 @@ ComputeLayout choose_layout(const Shape& x_shape, const Shape& w_shape, bool cha
 
 memory::desc compute_desc(const Tensor& t, ComputeLayout layout) {
   switch (layout) {
-    case ComputeLayout::kBlocked: return memory::desc(t.shape(), kF32, Tag::any);
-    case ComputeLayout::kNhwc: return memory::desc(t.shape(), kF32, Tag::nhwc);
-    case ComputeLayout::kAsGiven: break;
+    case ComputeLayout::kBlocked:
+      return memory::desc(t.shape(), kF32, Tag::any);
+    case ComputeLayout::kNhwc:
+      return memory::desc(t.shape(), kF32, Tag::nhwc);
+    case ComputeLayout::kAsGiven:
+      break;
   }
   return dnnl_desc(t);
 }
@@ -56,8 +61,8 @@ memory::desc user_weights_desc(const Tensor& w, int64_t groups) {
 
 memory::desc any_weights_desc(const Tensor& w, int64_t groups) {
   const Shape& s = w.shape();
-  memory::dims dims = groups == 1 ? memory::dims(s)
-                                  : memory::dims{groups, s[0] / groups, s[1], s[2], s[3]};
+  memory::dims dims =
+      groups == 1 ? memory::dims(s) : memory::dims{groups, s[0] / groups, s[1], s[2], s[3]};
   return memory::desc(dims, kF32, Tag::any);
 }
 
@@ -75,16 +80,16 @@ ConvGeometry geometry(const Conv2dParams& p) {
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& src,
-                                                    const memory::desc& weights,
-                                                    const memory::desc* bias,
-                                                    const memory::desc& dst, const ConvGeometry& g) {
+                                                     const memory::desc& weights,
+                                                     const memory::desc* bias,
+                                                     const memory::desc& dst,
+                                                     const ConvGeometry& g) {
   using Fwd = dnnl::convolution_forward;
-  auto desc = bias ? Fwd::desc(dnnl::prop_kind::forward_training,
-                               dnnl::algorithm::convolution_direct, src, weights, *bias, dst,
-                               g.strides, g.dilates, g.padding, g.padding)
-                   : Fwd::desc(dnnl::prop_kind::forward_training,
-                               dnnl::algorithm::convolution_direct, src, weights, dst, g.strides,
-                               g.dilates, g.padding, g.padding);
+  auto desc =
+      bias ? Fwd::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
+                       weights, *bias, dst, g.strides, g.dilates, g.padding, g.padding)
+           : Fwd::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
+                       weights, dst, g.strides, g.dilates, g.padding, g.padding);
   return Fwd::primitive_desc(desc, dnnl_engine());
 }
 
@@ -159,14 +164,14 @@ void conv2d_backward_input_f32(const Tensor& grad_x, const Tensor& grad_out, con
         return ConvBackwardData{pd, dnnl::convolution_backward_data(pd)};
       });
   Tensor gout_scratch, w_scratch, gx_scratch;
-  memory diff_dst = reorder_to(dnnl_memory(user_gout, grad_out), conv.pd.diff_dst_desc(),
-                               &gout_scratch);
+  memory diff_dst =
+      reorder_to(dnnl_memory(user_gout, grad_out), conv.pd.diff_dst_desc(), &gout_scratch);
   memory weights = reorder_to(dnnl_memory(user_w, w), conv.pd.weights_desc(), &w_scratch);
   memory diff_src_user = dnnl_memory(user_gx, grad_x);
   memory diff_src = output_as(diff_src_user, conv.pd.diff_src_desc(), &gx_scratch);
-  conv.primitive.execute(dnnl_stream(), {{DNNL_ARG_DIFF_DST, diff_dst},
-                                         {DNNL_ARG_WEIGHTS, weights},
-                                         {DNNL_ARG_DIFF_SRC, diff_src}});
+  conv.primitive.execute(
+      dnnl_stream(),
+      {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
   finish_output(diff_src, diff_src_user);
 }
 
@@ -193,8 +198,8 @@ void conv2d_backward_weight_f32(const Tensor& grad_w, const Tensor& grad_bias,
       });
   Tensor x_scratch, gout_scratch, gw_scratch;
   memory src = reorder_to(dnnl_memory(user_x, x), conv.pd.src_desc(), &x_scratch);
-  memory diff_dst = reorder_to(dnnl_memory(user_gout, grad_out), conv.pd.diff_dst_desc(),
-                               &gout_scratch);
+  memory diff_dst =
+      reorder_to(dnnl_memory(user_gout, grad_out), conv.pd.diff_dst_desc(), &gout_scratch);
   memory diff_w_user = dnnl_memory(user_gw, grad_w);
   memory diff_w = output_as(diff_w_user, conv.pd.diff_weights_desc(), &gw_scratch);
   std::unordered_map<int, memory> args = {
@@ -213,7 +218,10 @@ struct Strided4 {
   int64_t s0, s1, s2, s3;
   explicit Strided4(const Tensor& t)
       : data(static_cast<T*>(t.data_ptr())),
-        s0(t.stride(0)), s1(t.stride(1)), s2(t.stride(2)), s3(t.stride(3)) {}
+        s0(t.stride(0)),
+        s1(t.stride(1)),
+        s2(t.stride(2)),
+        s3(t.stride(3)) {}
   T& operator()(int64_t a, int64_t b, int64_t c, int64_t d) const {
     return data[a * s0 + b * s1 + c * s2 + d * s3];
   }
@@ -223,11 +231,25 @@ struct Strided4 {
 struct ConvDims {
   int64_t n, in_h, in_w, out_c, out_h, out_w, kh, kw, group_in, group_out;
   ConvDims(const Shape& x, const Shape& w, const Shape& out, int64_t groups)
-      : n(x[0]), in_h(x[2]), in_w(x[3]), out_c(w[0]), out_h(out[2]), out_w(out[3]), kh(w[2]),
-        kw(w[3]), group_in(w[1]), group_out(w[0] / groups) {}
+      : n(x[0]),
+        in_h(x[2]),
+        in_w(x[3]),
+        out_c(w[0]),
+        out_h(out[2]),
+        out_w(out[3]),
+        kh(w[2]),
+        kw(w[3]),
+        group_in(w[1]),
+        group_out(w[0] / groups) {}
+  // Tasks per thread chunk such that tiny problems (gradient checks) stay on one thread.
+  int64_t grain(int64_t work_per_task) const {
+    return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_task));
+  }
+  int64_t macs_per_output_plane() const { return out_h * out_w * group_in * kh * kw; }
 };
 
-// out[n, o, oh, ow] = bias[o] + sum_{c, i, j} x[n, g*Cg + c, oh*s - p + i*d, ow*s - p + j*d] * w[o, c, i, j]
+// out[n, o, oh, ow] = bias[o] + sum_{c, i, j} x[n, g*Cg + c, oh*s - p + i*d, ow*s - p + j*d] * w[o,
+// c, i, j]
 template <typename T>
 void conv2d_forward_direct(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                            const Conv2dParams& p) {
@@ -235,7 +257,7 @@ void conv2d_forward_direct(const Tensor& out, const Tensor& x, const Tensor& w, 
   Strided4<const T> X(x), W(w);
   Strided4<T> Y(out);
   const T* b = bias.defined() ? bias.data<T>() : nullptr;
-  parallel_for(0, d.n * d.out_c, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, d.n * d.out_c, d.grain(d.macs_per_output_plane()), [&](int64_t lo, int64_t hi) {
     for (int64_t no = lo; no < hi; ++no) {
       const int64_t n = no / d.out_c, o = no % d.out_c, c0 = o / d.group_out * d.group_in;
       for (int64_t oh = 0; oh < d.out_h; ++oh) {
@@ -268,44 +290,44 @@ void conv2d_backward_input_direct(const Tensor& grad_x, const Tensor& grad_out, 
   const int64_t channels = grad_x.size(1);
   Strided4<const T> G(grad_out), W(w);
   Strided4<T> GX(grad_x);
-  parallel_for(0, d.n * channels, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t nc = lo; nc < hi; ++nc) {
-      const int64_t n = nc / channels, ci = nc % channels;
-      const int64_t group = ci / d.group_in, c = ci % d.group_in;
-      for (int64_t ih = 0; ih < d.in_h; ++ih) {
-        for (int64_t iw = 0; iw < d.in_w; ++iw) GX(n, ci, ih, iw) = T(0);
-      }
-      for (int64_t o = group * d.group_out; o < (group + 1) * d.group_out; ++o) {
-        for (int64_t oh = 0; oh < d.out_h; ++oh) {
-          for (int64_t ow = 0; ow < d.out_w; ++ow) {
-            const T g = G(n, o, oh, ow);
-            for (int64_t i = 0; i < d.kh; ++i) {
-              const int64_t ih = oh * p.stride[0] - p.padding[0] + i * p.dilation[0];
-              if (ih < 0 || ih >= d.in_h) continue;
-              for (int64_t j = 0; j < d.kw; ++j) {
-                const int64_t iw = ow * p.stride[1] - p.padding[1] + j * p.dilation[1];
-                if (iw < 0 || iw >= d.in_w) continue;
-                GX(n, ci, ih, iw) += g * W(o, c, i, j);
-              }
-            }
-          }
-        }
-      }
-    }
-  });
+  parallel_for(0, d.n * channels, d.grain(d.group_out * d.out_h * d.out_w * d.kh * d.kw),
+               [&](int64_t lo, int64_t hi) {
+                 for (int64_t nc = lo; nc < hi; ++nc) {
+                   const int64_t n = nc / channels, ci = nc % channels;
+                   const int64_t group = ci / d.group_in, c = ci % d.group_in;
+                   for (int64_t ih = 0; ih < d.in_h; ++ih) {
+                     for (int64_t iw = 0; iw < d.in_w; ++iw) GX(n, ci, ih, iw) = T(0);
+                   }
+                   for (int64_t o = group * d.group_out; o < (group + 1) * d.group_out; ++o) {
+                     for (int64_t oh = 0; oh < d.out_h; ++oh) {
+                       for (int64_t ow = 0; ow < d.out_w; ++ow) {
+                         const T g = G(n, o, oh, ow);
+                         for (int64_t i = 0; i < d.kh; ++i) {
+                           const int64_t ih = oh * p.stride[0] - p.padding[0] + i * p.dilation[0];
+                           if (ih < 0 || ih >= d.in_h) continue;
+                           for (int64_t j = 0; j < d.kw; ++j) {
+                             const int64_t iw = ow * p.stride[1] - p.padding[1] + j * p.dilation[1];
+                             if (iw < 0 || iw >= d.in_w) continue;
+                             GX(n, ci, ih, iw) += g * W(o, c, i, j);
+                           }
+                         }
+                       }
+                     }
+                   }
+                 }
+               });
 }
 
 // grad_w[o, c, i, j] = sum_{n, oh, ow} grad_out[n, o, oh, ow] * x[n, g*Cg + c, ih, iw];
 // grad_bias[o] = sum_{n, oh, ow} grad_out[n, o, oh, ow]. Each task owns whole output channels.
 template <typename T>
 void conv2d_backward_weight_direct(const Tensor& grad_w, const Tensor& grad_bias,
-                                   const Tensor& grad_out, const Tensor& x,
-                                   const Conv2dParams& p) {
+                                   const Tensor& grad_out, const Tensor& x, const Conv2dParams& p) {
   const ConvDims d(x.shape(), grad_w.shape(), grad_out.shape(), p.groups);
   Strided4<const T> G(grad_out), X(x);
   Strided4<T> GW(grad_w);
   T* gb = grad_bias.defined() ? grad_bias.data<T>() : nullptr;
-  parallel_for(0, d.out_c, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, d.out_c, d.grain(d.n * d.macs_per_output_plane()), [&](int64_t lo, int64_t hi) {
     for (int64_t o = lo; o < hi; ++o) {
       const int64_t c0 = o / d.group_out * d.group_in;
       for (int64_t c = 0; c < d.group_in; ++c) {
@@ -340,27 +362,31 @@ void conv2d_backward_weight_direct(const Tensor& grad_w, const Tensor& grad_bias
   });
 }
 
-// ---- dtype dispatch ------------------------------------------------------------------------------
+// ---- dtype dispatch
+// ------------------------------------------------------------------------------
 
 void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                            const Conv2dParams& p) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "conv2d", [&] {
-    if constexpr (std::is_same_v<scalar_t, float>) conv2d_forward_f32(out, x, w, bias, p);
-    else conv2d_forward_direct<scalar_t>(out, x, w, bias, p);
+    if constexpr (std::is_same_v<scalar_t, float>)
+      conv2d_forward_f32(out, x, w, bias, p);
+    else
+      conv2d_forward_direct<scalar_t>(out, x, w, bias, p);
   });
 }
 
 void conv2d_backward_input_kernel(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w,
                                   const Conv2dParams& p) {
   OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "conv2d_backward_input", [&] {
-    if constexpr (std::is_same_v<scalar_t, float>) conv2d_backward_input_f32(grad_x, grad_out, w, p);
-    else conv2d_backward_input_direct<scalar_t>(grad_x, grad_out, w, p);
+    if constexpr (std::is_same_v<scalar_t, float>)
+      conv2d_backward_input_f32(grad_x, grad_out, w, p);
+    else
+      conv2d_backward_input_direct<scalar_t>(grad_x, grad_out, w, p);
   });
 }
 
 void conv2d_backward_weight_kernel(const Tensor& grad_w, const Tensor& grad_bias,
-                                   const Tensor& grad_out, const Tensor& x,
-                                   const Conv2dParams& p) {
+                                   const Tensor& grad_out, const Tensor& x, const Conv2dParams& p) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "conv2d_backward_weight", [&] {
     if constexpr (std::is_same_v<scalar_t, float>) {
       conv2d_backward_weight_f32(grad_w, grad_bias, grad_out, x, p);

@@ -1,5 +1,7 @@
 // CPU matrix products: f32 on oneDNN's matmul (transposed operands described by their strides,
 // bias fused), f64 on plain loops (gradient checks and the reference for the f32 path).
+#include <algorithm>
+
 #include "core/cpu/dnnl_context.h"
 #include "core/cpu/register.h"
 #include "core/ops/linalg.h"
@@ -14,8 +16,7 @@ struct Matmul {
 };
 
 dnnl::memory::desc bias_row_desc(int64_t n) {
-  return dnnl::memory::desc({1, 1, n}, dnnl::memory::data_type::f32,
-                            dnnl::memory::format_tag::abc);
+  return dnnl::memory::desc({1, 1, n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc);
 }
 
 void matmul_f32(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
@@ -48,7 +49,9 @@ void matmul_loops(const Tensor& out, const Tensor& a, const Tensor& w, const Ten
   T* O = out.data<T>();
   const int64_t as0 = a.stride(0), as1 = a.stride(1), as2 = a.stride(2);
   const int64_t ws0 = w.stride(0), ws1 = w.stride(1), ws2 = w.stride(2);
-  parallel_for(0, batches * m, 1, [&](int64_t lo, int64_t hi) {
+  // Tiny products (gradient checks) stay on one thread: waking the pool costs more than they do.
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, n * k));
+  parallel_for(0, batches * m, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t b = row / m, i = row % m;
       T* o = O + row * n;
@@ -64,8 +67,10 @@ void matmul_loops(const Tensor& out, const Tensor& a, const Tensor& w, const Ten
 
 void matmul_kernel(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
   OMPQ_DISPATCH_FLOATING(a.dtype(), "matmul", [&] {
-    if constexpr (std::is_same_v<scalar_t, float>) matmul_f32(out, a, w, bias);
-    else matmul_loops<scalar_t>(out, a, w, bias);
+    if constexpr (std::is_same_v<scalar_t, float>)
+      matmul_f32(out, a, w, bias);
+    else
+      matmul_loops<scalar_t>(out, a, w, bias);
   });
 }
 

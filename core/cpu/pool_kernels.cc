@@ -41,7 +41,8 @@ std::vector<PoolWindow> adaptive_windows(int64_t out, int64_t in) {
   return w;
 }
 
-// ---- max -----------------------------------------------------------------------------------------
+// ---- max
+// -----------------------------------------------------------------------------------------
 
 template <typename T>
 void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
@@ -156,7 +157,8 @@ void average_backward(const Tensor& grad_x, const Tensor& grad_out,
   });
 }
 
-// ---- dtype dispatch ------------------------------------------------------------------------------
+// ---- dtype dispatch
+// ------------------------------------------------------------------------------
 
 void max_pool2d_kernel(const Tensor& out, const Tensor& indices, const Tensor& x,
                        const Pool2dParams& p) {

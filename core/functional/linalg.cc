@@ -17,9 +17,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   return record(out, {a, b}, "MatmulBackward",
                 [a = a.detach(), b = b.detach(), need_a, need_b](const Tensor& grad) {
-                  return std::vector<Tensor>{
-                      need_a ? ops::matmul(grad, transposed(b)) : Tensor(),
-                      need_b ? ops::matmul(transposed(a), grad) : Tensor()};
+                  return std::vector<Tensor>{need_a ? ops::matmul(grad, transposed(b)) : Tensor(),
+                                             need_b ? ops::matmul(transposed(a), grad) : Tensor()};
                 });
 }
 

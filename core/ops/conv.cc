@@ -59,8 +59,8 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p)
              " must divide the input channels and the output channels (input ", shape_str(x),
              ", weight ", shape_str(w), ")");
   OMPQ_CHECK(w[1] * p.groups == x[1], "conv2d: input of shape ", shape_str(x), " has ", x[1],
-             " channels but weight of shape ", shape_str(w), " with groups=", p.groups,
-             " expects ", w[1] * p.groups);
+             " channels but weight of shape ", shape_str(w), " with groups=", p.groups, " expects ",
+             w[1] * p.groups);
   Shape out = {x[0], w[0], 0, 0};
   for (int i = 0; i < 2; ++i) {
     int64_t padded = x[2 + i] + 2 * p.padding[i];

@@ -1,7 +1,8 @@
-// 2-D convolution (raw: no autograd), PyTorch semantics: x [N, C, H, W], weight [O, C/groups, kh, kw],
-// bias [O] or undefined, output [N, O, OH, OW] with OH = (H + 2*pad - dilation*(kh-1) - 1)/stride + 1.
-// Tensors are NCHW-contiguous, or channels_last (NHWC in memory, NCHW logical shape); outputs and
-// input gradients take the memory format of x. Anything else is made NCHW-contiguous first.
+// 2-D convolution (raw: no autograd), PyTorch semantics: x [N, C, H, W], weight [O, C/groups, kh,
+// kw], bias [O] or undefined, output [N, O, OH, OW] with OH = (H + 2*pad - dilation*(kh-1) -
+// 1)/stride + 1. Tensors are NCHW-contiguous, or channels_last (NHWC in memory, NCHW logical
+// shape); outputs and input gradients take the memory format of x. Anything else is made
+// NCHW-contiguous first.
 #pragma once
 
 #include <array>

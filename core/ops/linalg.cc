@@ -55,8 +55,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   OMPQ_CHECK(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1),
              "linear: input of shape ", shape_str(x.shape()), " does not match weight of shape ",
-             shape_str(weight.shape()), " (expected [..., ", weight.dim() == 2 ? weight.size(1) : -1,
-             "] and [out, in])");
+             shape_str(weight.shape()), " (expected [..., ",
+             weight.dim() == 2 ? weight.size(1) : -1, "] and [out, in])");
   check_same_dtype(x, weight, "linear");
   check_same_device(x, weight, "linear");
   if (bias.defined()) {

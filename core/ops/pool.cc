@@ -25,9 +25,8 @@ Shape pool_output_shape(const Shape& x, const Pool2dParams& p, const char* op) {
                ": kernel and stride must be positive and padding non-negative, got kernel [",
                p.kernel[0], ", ", p.kernel[1], "], stride [", p.stride[0], ", ", p.stride[1],
                "], padding [", p.padding[0], ", ", p.padding[1], "]");
-    OMPQ_CHECK(2 * p.padding[i] <= p.kernel[i], op, ": padding [", p.padding[0], ", ",
-               p.padding[1], "] must be at most half of the kernel [", p.kernel[0], ", ",
-               p.kernel[1], "]");
+    OMPQ_CHECK(2 * p.padding[i] <= p.kernel[i], op, ": padding [", p.padding[0], ", ", p.padding[1],
+               "] must be at most half of the kernel [", p.kernel[0], ", ", p.kernel[1], "]");
     const int64_t padded = x[2 + i] + 2 * p.padding[i];
     OMPQ_CHECK(p.kernel[i] <= padded, op, ": kernel [", p.kernel[0], ", ", p.kernel[1],
                "] is larger than the padded input of input shape ", shape_str(x), " (padding [",
@@ -52,7 +51,8 @@ MaxPool2dResult max_pool2d(const Tensor& x, const Pool2dParams& p) {
   Shape out_shape = pool_output_shape(x.shape(), p, "max_pool2d");
   MaxPool2dResult r{Tensor::empty(out_shape, x.dtype(), x.device()),
                     Tensor::empty(out_shape, DType::kI64, x.device())};
-  if (r.output.numel() > 0) max_pool2d_stub(x.device(), r.output, r.indices, contiguous_input(x), p);
+  if (r.output.numel() > 0)
+    max_pool2d_stub(x.device(), r.output, r.indices, contiguous_input(x), p);
   return r;
 }
 
@@ -91,18 +91,18 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
              output_size[1], "]");
   OMPQ_CHECK(x.size(2) > 0 && x.size(3) > 0, "adaptive_avg_pool2d: empty spatial dims in input ",
              "of shape ", shape_str(x.shape()));
-  Tensor out = Tensor::empty({x.size(0), x.size(1), output_size[0], output_size[1]}, x.dtype(),
-                             x.device());
+  Tensor out =
+      Tensor::empty({x.size(0), x.size(1), output_size[0], output_size[1]}, x.dtype(), x.device());
   if (out.numel() > 0) adaptive_avg_pool2d_stub(x.device(), out, contiguous_input(x));
   return out;
 }
 
 Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape) {
   check_input(x_shape, "adaptive_avg_pool2d_backward");
-  OMPQ_CHECK(grad_out.dim() == 4 && grad_out.size(0) == x_shape[0] &&
-                 grad_out.size(1) == x_shape[1],
-             "adaptive_avg_pool2d_backward: grad_out of shape ", shape_str(grad_out.shape()),
-             " for an input of shape ", shape_str(x_shape));
+  OMPQ_CHECK(
+      grad_out.dim() == 4 && grad_out.size(0) == x_shape[0] && grad_out.size(1) == x_shape[1],
+      "adaptive_avg_pool2d_backward: grad_out of shape ", shape_str(grad_out.shape()),
+      " for an input of shape ", shape_str(x_shape));
   Tensor grad_x = Tensor::empty(x_shape, grad_out.dtype(), grad_out.device());
   if (grad_x.numel() == 0) return grad_x;
   adaptive_avg_pool2d_backward_stub(grad_out.device(), grad_x, contiguous_input(grad_out));

@@ -1,10 +1,11 @@
 // conv2d: f64 finite-difference gradients (stride, padding, dilation, groups, depthwise, bias or
 // not, channels_last), the oneDNN f32 path against the f64 direct loops in every compute layout,
 // PyTorch 1.13 golden values, and bad inputs.
+#include "core/functional/conv.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/functional/conv.h"
 #include "core/random.h"
 #include "tests/core/golden_inputs.h"
 #include "tests/gradcheck.h"
@@ -13,12 +14,14 @@ namespace ompq {
 namespace {
 
 using ::testing::AllOf;
-using ::testing::HasSubstr;
 using testing::expect_all_close;
 using testing::expect_gradients_match;
+using ::testing::HasSubstr;
 using testing::pattern_tensor;
 
-Tensor to_channels_last(const Tensor& t) { return t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2}); }
+Tensor to_channels_last(const Tensor& t) {
+  return t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+}
 
 struct ConvCase {
   const char* name;
@@ -65,13 +68,23 @@ TEST(Conv2dTest, FirstLayerSkipsInputGradient) {
 // channels_last as given).
 const ConvCase kLayoutCases[] = {
     {"blocked_3x3", {2, 16, 9, 9}, {8, 16, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}, true, false},
-    {"blocked_stride_dilation", {2, 16, 10, 11}, {16, 16, 3, 3}, {{2, 2}, {2, 2}, {2, 2}, 1}, false, false},
+    {"blocked_stride_dilation",
+     {2, 16, 10, 11},
+     {16, 16, 3, 3},
+     {{2, 2}, {2, 2}, {2, 2}, 1},
+     false,
+     false},
     {"blocked_groups", {2, 16, 8, 8}, {8, 4, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 4}, true, false},
     {"plain_pointwise", {2, 8, 7, 7}, {12, 8, 1, 1}, {{2, 2}, {0, 0}, {1, 1}, 1}, true, false},
     {"plain_first_layer", {2, 3, 15, 15}, {8, 3, 7, 7}, {{2, 2}, {3, 3}, {1, 1}, 1}, false, false},
     {"depthwise", {2, 16, 9, 9}, {16, 1, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 16}, true, false},
     {"channels_last", {2, 16, 9, 9}, {8, 16, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}, true, true},
-    {"channels_last_depthwise", {2, 16, 9, 9}, {16, 1, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 16}, false, true},
+    {"channels_last_depthwise",
+     {2, 16, 9, 9},
+     {16, 1, 3, 3},
+     {{1, 1}, {1, 1}, {1, 1}, 16},
+     false,
+     true},
 };
 
 TEST(Conv2dTest, OneDnnF32MatchesF64DirectLoops) {
@@ -106,30 +119,32 @@ TEST(Conv2dTest, OneDnnF32MatchesF64DirectLoops) {
 // dilation (1, 2), groups 2. The values are exact binary fractions: f64 must match to 1e-12 and
 // f32 (oneDNN) to 1e-6.
 TEST(Conv2dTest, MatchesPyTorchGolden) {
-  const std::vector<double> y = {
-      0.359375, -0.9375, 1.234375, 1.734375, 0.40625, -2.34375, -1.578125, 0.203125, 0.921875,
-      1.546875, -0.59375, 0.578125, 0.921875, -0.328125, 1.328125, -0.3125, -0.609375, 0.765625,
-      -1.40625, 1.265625, 2.9375, 0.703125, -0.828125, -1.40625, 1.5625, 1.203125, -0.0625,
-      1.546875, 0.25, -0.484375, -1.125, 1.59375, 3.234375, 1.25, -0.34375, -1.234375};
+  const std::vector<double> y = {0.359375,  -0.9375,   1.234375, 1.734375, 0.40625,   -2.34375,
+                                 -1.578125, 0.203125,  0.921875, 1.546875, -0.59375,  0.578125,
+                                 0.921875,  -0.328125, 1.328125, -0.3125,  -0.609375, 0.765625,
+                                 -1.40625,  1.265625,  2.9375,   0.703125, -0.828125, -1.40625,
+                                 1.5625,    1.203125,  -0.0625,  1.546875, 0.25,      -0.484375,
+                                 -1.125,    1.59375,   3.234375, 1.25,     -0.34375,  -1.234375};
   const std::vector<double> gw = {
-      0.453125, -0.71875, 0.625, 0.984375, 0.765625, -0.21875, -0.84375, -0.21875, 0.984375,
-      0.984375, -0.09375, -0.71875, -1.34375, 0.53125, 1.203125, 0.8125, 0.6875, -0.34375,
-      0.515625, 0.59375, 0.890625, -0.21875, -0.28125, -0.59375, -1.421875, 0.40625, 1.265625,
-      0.984375, 0.609375, -0.46875, 0.328125, 0.71875, 0.96875, -0.390625, -0.46875, -0.46875,
-      0.015625, -0.859375, 0.875, -0.875, -0.40625, 0.625, -0.109375, 0.8125, -0.8125, -0.046875,
-      -0.15625, 0.15625, 0.078125, -0.84375, 0.96875, -1.03125, -0.34375, 0.640625, 0.203125,
-      0.71875, -1.0625, -0.1875, 0.15625, 0.0625, 0.484375, -1.34375, -0.3125, 0.53125, 0.578125,
-      0.65625, 0.171875, -0.578125, 0.578125, 0.703125, 0.640625, -0.71875};
+      0.453125,  -0.71875,  0.625,    0.984375, 0.765625,  -0.21875, -0.84375,  -0.21875, 0.984375,
+      0.984375,  -0.09375,  -0.71875, -1.34375, 0.53125,   1.203125, 0.8125,    0.6875,   -0.34375,
+      0.515625,  0.59375,   0.890625, -0.21875, -0.28125,  -0.59375, -1.421875, 0.40625,  1.265625,
+      0.984375,  0.609375,  -0.46875, 0.328125, 0.71875,   0.96875,  -0.390625, -0.46875, -0.46875,
+      0.015625,  -0.859375, 0.875,    -0.875,   -0.40625,  0.625,    -0.109375, 0.8125,   -0.8125,
+      -0.046875, -0.15625,  0.15625,  0.078125, -0.84375,  0.96875,  -1.03125,  -0.34375, 0.640625,
+      0.203125,  0.71875,   -1.0625,  -0.1875,  0.15625,   0.0625,   0.484375,  -1.34375, -0.3125,
+      0.53125,   0.578125,  0.65625,  0.171875, -0.578125, 0.578125, 0.703125,  0.640625, -0.71875};
   const std::vector<double> gx = {
-      -0.265625, -0.140625, 0.671875, 0.328125, -0.265625, -0.015625, 0.40625, 0.25, -0.015625,
-      0.109375, -0.015625, -0.359375, 0.234375, -0.890625, 0.09375, 0.28125, 0.234375, -0.5,
-      -0.703125, -0.1875, 0.046875, 0.015625, -0.078125, -0.046875, 0.84375, 0.25, -0.34375,
-      0.25, -0.015625, -0.046875, -0.015625, 0.015625, -0.34375, -0.765625, 0.84375, 0.40625,
-      -0.078125, 0.578125, 0.046875, -0.4375, -0.140625, 0.109375, 0.09375, -0.125, 0.234375,
-      0.546875, -0.765625, 0.53125, 0.359375, -0.25, -0.34375, -0.5625, -0.515625, 0.3125,
-      1.3125, 0.203125, -0.515625, -0.265625, 0.421875, 0.203125, 0.203125, -0.234375, -0.09375,
-      0.0625, -0.1875, -0.34375, 0.140625, 0.4375, -0.671875, 0.265625, 0.21875, -0.3125,
-      0.359375, 0.71875, -0.46875, 0.34375, 0.859375, 0.421875, -0.328125, -0.171875};
+      -0.265625, -0.140625, 0.671875,  0.328125,  -0.265625, -0.015625, 0.40625,   0.25,
+      -0.015625, 0.109375,  -0.015625, -0.359375, 0.234375,  -0.890625, 0.09375,   0.28125,
+      0.234375,  -0.5,      -0.703125, -0.1875,   0.046875,  0.015625,  -0.078125, -0.046875,
+      0.84375,   0.25,      -0.34375,  0.25,      -0.015625, -0.046875, -0.015625, 0.015625,
+      -0.34375,  -0.765625, 0.84375,   0.40625,   -0.078125, 0.578125,  0.046875,  -0.4375,
+      -0.140625, 0.109375,  0.09375,   -0.125,    0.234375,  0.546875,  -0.765625, 0.53125,
+      0.359375,  -0.25,     -0.34375,  -0.5625,   -0.515625, 0.3125,    1.3125,    0.203125,
+      -0.515625, -0.265625, 0.421875,  0.203125,  0.203125,  -0.234375, -0.09375,  0.0625,
+      -0.1875,   -0.34375,  0.140625,  0.4375,    -0.671875, 0.265625,  0.21875,   -0.3125,
+      0.359375,  0.71875,   -0.46875,  0.34375,   0.859375,  0.421875,  -0.328125, -0.171875};
   const std::vector<double> gb = {0, -0.625, 0.125, -0.5, 0.25, -0.375};
   const Conv2dParams p{{2, 1}, {1, 0}, {1, 2}, 2};
   for (DType dtype : {DType::kF64, DType::kF32}) {
@@ -150,43 +165,62 @@ TEST(Conv2dTest, MatchesPyTorchGolden) {
 TEST(Conv2dTest, ChannelMismatchNamesOpAndShapes) {
   Tensor x = Tensor::zeros({1, 3, 8, 8}), w = Tensor::zeros({4, 2, 3, 3});
   EXPECT_THAT([&] { conv2d(x, w, Tensor()); },
-              ::testing::ThrowsMessage<Error>(
-                  AllOf(HasSubstr("conv2d"), HasSubstr("[1, 3, 8, 8]"), HasSubstr("[4, 2, 3, 3]"))));
+              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("conv2d"), HasSubstr("[1, 3, 8, 8]"),
+                                                    HasSubstr("[4, 2, 3, 3]"))));
 }
 
 TEST(Conv2dTest, GroupsMustDivideChannels) {
   Conv2dParams p;
   p.groups = 2;
-  EXPECT_THAT([&] { conv2d(Tensor::zeros({1, 3, 8, 8}), Tensor::zeros({4, 1, 3, 3}), Tensor(), p); },
-              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("conv2d"), HasSubstr("groups=2"))));
-  EXPECT_THAT([&] { conv2d(Tensor::zeros({1, 4, 8, 8}), Tensor::zeros({3, 2, 3, 3}), Tensor(), p); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("must divide")));
+  EXPECT_THAT(
+      [&] {
+        conv2d(Tensor::zeros({1, 3, 8, 8}), Tensor::zeros({4, 1, 3, 3}), Tensor(), p);
+      },
+      ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("conv2d"), HasSubstr("groups=2"))));
+  EXPECT_THAT(
+      [&] {
+        conv2d(Tensor::zeros({1, 4, 8, 8}), Tensor::zeros({3, 2, 3, 3}), Tensor(), p);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("must divide")));
 }
 
 TEST(Conv2dTest, WrongRanksAreRejected) {
-  EXPECT_THAT([] { conv2d(Tensor::zeros({3, 8, 8}), Tensor::zeros({4, 3, 3, 3}), Tensor()); },
-              ::testing::ThrowsMessage<Error>(
-                  AllOf(HasSubstr("conv2d"), HasSubstr("[N, C, H, W]"), HasSubstr("[3, 8, 8]"))));
-  EXPECT_THAT([] { conv2d(Tensor::zeros({1, 3, 8, 8}), Tensor::zeros({4, 27}), Tensor()); },
-              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("weight"), HasSubstr("[4, 27]"))));
+  EXPECT_THAT(
+      [] {
+        conv2d(Tensor::zeros({3, 8, 8}), Tensor::zeros({4, 3, 3, 3}), Tensor());
+      },
+      ::testing::ThrowsMessage<Error>(
+          AllOf(HasSubstr("conv2d"), HasSubstr("[N, C, H, W]"), HasSubstr("[3, 8, 8]"))));
+  EXPECT_THAT(
+      [] {
+        conv2d(Tensor::zeros({1, 3, 8, 8}), Tensor::zeros({4, 27}), Tensor());
+      },
+      ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("weight"), HasSubstr("[4, 27]"))));
 }
 
 TEST(Conv2dTest, KernelLargerThanPaddedInputIsRejected) {
   Conv2dParams p;
   p.padding = {1, 1};
-  EXPECT_THAT([&] { conv2d(Tensor::zeros({1, 2, 3, 3}), Tensor::zeros({2, 2, 6, 3}), Tensor(), p); },
-              ::testing::ThrowsMessage<Error>(
-                  AllOf(HasSubstr("larger than the padded input"), HasSubstr("[2, 2, 6, 3]"))));
+  EXPECT_THAT(
+      [&] {
+        conv2d(Tensor::zeros({1, 2, 3, 3}), Tensor::zeros({2, 2, 6, 3}), Tensor(), p);
+      },
+      ::testing::ThrowsMessage<Error>(
+          AllOf(HasSubstr("larger than the padded input"), HasSubstr("[2, 2, 6, 3]"))));
   p.padding = {0, 0};
   p.dilation = {1, 3};
-  EXPECT_THAT([&] { conv2d(Tensor::zeros({1, 2, 5, 5}), Tensor::zeros({2, 2, 3, 3}), Tensor(), p); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("dilated extent 7")));
+  EXPECT_THAT(
+      [&] {
+        conv2d(Tensor::zeros({1, 2, 5, 5}), Tensor::zeros({2, 2, 3, 3}), Tensor(), p);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("dilated extent 7")));
 }
 
 TEST(Conv2dTest, BadBiasAndParamsAreRejected) {
   Tensor x = Tensor::zeros({1, 2, 5, 5}), w = Tensor::zeros({4, 2, 3, 3});
-  EXPECT_THAT([&] { conv2d(x, w, Tensor::zeros({3})); },
-              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("bias of shape [3]"), HasSubstr("[4]"))));
+  EXPECT_THAT(
+      [&] { conv2d(x, w, Tensor::zeros({3})); },
+      ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("bias of shape [3]"), HasSubstr("[4]"))));
   Conv2dParams p;
   p.stride = {0, 1};
   EXPECT_THAT([&] { conv2d(x, w, Tensor(), p); },

@@ -33,8 +33,8 @@ inline void expect_all_close(const Tensor& actual, const Tensor& expected, doubl
   int failures = 0;
   for (size_t i = 0; i < a.size() && failures < 5; ++i) {
     if (!(std::abs(a[i] - e[i]) <= tol * scale)) {
-      ADD_FAILURE() << "element " << i << ": " << a[i] << " vs expected " << e[i]
-                    << " (tolerance " << tol * scale << ")";
+      ADD_FAILURE() << "element " << i << ": " << a[i] << " vs expected " << e[i] << " (tolerance "
+                    << tol * scale << ")";
       ++failures;
     }
   }
