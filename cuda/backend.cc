@@ -46,7 +46,12 @@ std::string unusable_reason() {
 }  // namespace
 
 int register_backend(std::string* status) {
-  const std::string reason = unusable_reason();
+  std::string reason;
+  try {
+    reason = unusable_reason();
+  } catch (const Error& e) {  // a broken driver must not take the CPU path down with it
+    reason = e.what();
+  }
   if (!reason.empty()) {
     *status = reason;
     static UnavailableAllocator* unavailable = new UnavailableAllocator(reason);
@@ -56,6 +61,8 @@ int register_backend(std::string* status) {
   set_allocator(DeviceType::kCUDA, device_allocator());
   register_copy_kernels();
   register_random_kernels();
+  register_elementwise_kernels();
+  register_reduce_kernels();
   return device_count();
 }
 

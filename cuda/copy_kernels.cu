@@ -34,7 +34,7 @@ void launch_copy(const Tensor& dst, const Tensor& src) {
   check_same_device(dst, src, "copy_");
   OMPQ_CHECK(dst.shape() == src.shape(), "copy_: CUDA kernel got shapes ", shape_str(dst.shape()),
              " and ", shape_str(src.shape()));
-  const auto layout = cpu::merge_dims<2>(dst.shape(), {dst.strides(), src.strides()});
+  const auto layout = memory_ordered_layout<2>(dst.shape(), {dst.strides(), src.strides()});
   OMPQ_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
     using dst_t = scalar_t;
     OMPQ_DISPATCH_ALL(src.dtype(), "copy_", [&] {
@@ -46,7 +46,7 @@ void launch_copy(const Tensor& dst, const Tensor& src) {
 }
 
 void launch_fill(const Tensor& dst, double value) {
-  const auto layout = cpu::merge_dims<1>(dst.shape(), {dst.strides()});
+  const auto layout = memory_ordered_layout<1>(dst.shape(), {dst.strides()});
   OMPQ_DISPATCH_ALL(dst.dtype(), "fill_", [&] {
     launch_strided(layout, dst.device().index,
                    FillOp<scalar_t>{static_cast<scalar_t*>(dst.data_ptr()),

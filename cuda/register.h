@@ -6,5 +6,7 @@ namespace ompq::cuda {
 
 void register_copy_kernels();
 void register_random_kernels();
+void register_elementwise_kernels();
+void register_reduce_kernels();
 
 }  // namespace ompq::cuda

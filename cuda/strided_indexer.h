@@ -51,6 +51,16 @@ OMPQ_UNROLL
   }
 };
 
+// The merged layout of N operands of one shape, walked in operand 0's memory order: consecutive
+// linear indices (threads) then touch consecutive addresses of operand 0 whatever its layout
+// (channels-last included). For elementwise work only: the linear index is then no longer the
+// logical row-major index.
+template <int N>
+cpu::StridedLayout<N> memory_ordered_layout(Shape shape, std::array<Shape, N> strides) {
+  cpu::sort_dims_by_stride<N>(shape, strides, 0);
+  return cpu::merge_dims<N>(shape, strides);
+}
+
 // True when the linear index and every operand offset of `layout` stay below 2^31.
 template <int N>
 bool fits_in_int32(const cpu::StridedLayout<N>& layout) {

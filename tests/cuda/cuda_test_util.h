@@ -20,22 +20,25 @@
 
 namespace ompq::testing {
 
-// A CPU tensor of `dtype` with values that every dtype represents: uniform in [0, 100) for
-// integer dtypes (truncated), in [-8, 8) for floating ones, drawn from a generator seeded by `seed`
-// so that each test gets fresh but reproducible inputs.
-inline Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed) {
+// A CPU tensor of `dtype` with values uniform in [lo, hi) (truncated toward zero for integer
+// dtypes), drawn from a generator seeded by `seed` so that each test gets fresh but reproducible
+// inputs.
+inline Tensor random_tensor_in(const Shape& shape, DType dtype, uint64_t seed, double lo,
+                               double hi) {
   Generator gen(seed);
   Tensor t = Tensor::empty(shape, DType::kF64);
-  if (is_floating(dtype)) {
-    ops::uniform_(t, -8.0, 8.0, gen);
-  } else {
-    ops::uniform_(t, 0.0, 100.0, gen);
-  }
+  ops::uniform_(t, lo, hi, gen);
   return t.to(dtype);
 }
 
-// Every element of `actual` (any device) within atol + rtol * |expected| of `expected`; reports
-// the first few mismatches with their logical index.
+// Values that every dtype represents: [-8, 8) for floating dtypes, [0, 100) for integer ones.
+inline Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed) {
+  return is_floating(dtype) ? random_tensor_in(shape, dtype, seed, -8.0, 8.0)
+                            : random_tensor_in(shape, dtype, seed, 0.0, 100.0);
+}
+
+// Every element of `actual` (any device) equal to `expected` (NaN matching NaN) or within
+// atol + rtol * |expected| of it; reports the first few mismatches with their logical index.
 inline void expect_close(const Tensor& expected, const Tensor& actual, double rtol, double atol,
                          const std::string& what = "") {
   ASSERT_EQ(expected.shape(), actual.shape()) << what;
@@ -44,7 +47,9 @@ inline void expect_close(const Tensor& expected, const Tensor& actual, double rt
   int reported = 0;
   for (size_t i = 0; i < e.size(); ++i) {
     const bool both_nan = std::isnan(e[i]) && std::isnan(a[i]);
-    if (both_nan || std::fabs(e[i] - a[i]) <= atol + rtol * std::fabs(e[i])) continue;
+    if (e[i] == a[i] || both_nan || std::fabs(e[i] - a[i]) <= atol + rtol * std::fabs(e[i])) {
+      continue;  // (equal first: infinities of one sign differ by NaN)
+    }
     if (reported++ < 5) {
       ADD_FAILURE() << what << ": element " << i << " expected " << e[i] << " got " << a[i];
     }

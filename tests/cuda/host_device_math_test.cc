@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -71,6 +72,25 @@ TEST(StridedIndexer, OffsetsMatchANaiveWalk) {
   }
 }
 
+TEST(StridedIndexer, MemoryOrderWalksOperandZeroSequentially) {
+  // Channels-last [N, C, H, W] = [2, 3, 4, 5] and a contiguous second operand.
+  const Shape shape = {2, 3, 4, 5};
+  const std::array<Shape, 2> strides = {Shape{60, 1, 15, 3}, Shape{60, 20, 5, 1}};
+  const auto layout = memory_ordered_layout<2>(shape, strides);
+  const auto indexer = make_indexer<2, uint32_t>(layout);
+  std::vector<int> seen(shape_numel(shape), 0);
+  for (uint32_t i = 0; i < shape_numel(shape); ++i) {
+    uint32_t offsets[2];
+    indexer.offsets(i, offsets);
+    ASSERT_EQ(offsets[0], i) << "operand 0 is not walked in memory order";
+    // Operand 1's element is the same logical element: NHWC offset -> (n, c, h, w).
+    const uint32_t n = i / 60, h = i / 15 % 4, w = i / 3 % 5, c = i % 3;
+    ASSERT_EQ(offsets[1], n * 60 + c * 20 + h * 5 + w) << "index " << i;
+    ++seen[offsets[1]];
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), shape_numel(shape));
+}
+
 TEST(StridedIndexer, ThirtyTwoBitsOnlyWhenEveryOffsetFits) {
   const int64_t big = int64_t{1} << 31;
   EXPECT_TRUE(fits_in_int32(cpu::merge_dims<1>({big - 1}, {Shape{1}})));
@@ -120,13 +140,6 @@ void expect_convert_matches_cpu_copy(const Tensor& src, DType dst_dtype) {
       << dtype_name(src.dtype()) << " -> " << dtype_name(dst_dtype);
 }
 
-Tensor uniform_values(double lo, double hi, DType dtype, uint64_t seed) {
-  Generator gen(seed);
-  Tensor t = Tensor::empty({257}, DType::kF64);
-  ops::uniform_(t, lo, hi, gen);
-  return t.to(dtype);
-}
-
 TEST(Convert, MatchesTheCpuCopyKernelForEveryDtypePair) {
   const DType all[] = {DType::kF32, DType::kF64, DType::kBF16, DType::kF16,
                        DType::kI8,  DType::kU8,  DType::kI32,  DType::kI64};
@@ -136,8 +149,10 @@ TEST(Convert, MatchesTheCpuCopyKernelForEveryDtypePair) {
       // Values in (-100, 100) exist in every dtype or truncate toward zero the same way;
       // negative ones are left out where either side is unsigned (undefined conversion).
       const bool unsigned_side = from == DType::kU8 || to == DType::kU8;
-      expect_convert_matches_cpu_copy(uniform_values(0, 100, from, seed++), to);
-      if (!unsigned_side) expect_convert_matches_cpu_copy(uniform_values(-100, 0, from, seed++), to);
+      expect_convert_matches_cpu_copy(testing::random_tensor_in({257}, from, seed++, 0, 100), to);
+      if (!unsigned_side) {
+        expect_convert_matches_cpu_copy(testing::random_tensor_in({257}, from, seed++, -100, 0), to);
+      }
     }
   }
 }
