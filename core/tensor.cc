@@ -41,7 +41,8 @@ Shape infer_size(const Shape& requested, int64_t numel, const char* op) {
 std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strides,
                                   const Shape& new_shape) {
   Shape new_strides(new_shape.size());
-  if (shape_numel(old_shape) == 0) return contiguous_strides(new_shape);
+  // Empty and 0-dim tensors: any strides address their (zero or one) elements.
+  if (shape_numel(old_shape) == 0 || old_shape.empty()) return contiguous_strides(new_shape);
   int64_t view_d = static_cast<int64_t>(new_shape.size()) - 1;
   int64_t chunk_base_stride = old_strides.empty() ? 1 : old_strides.back();
   int64_t tensor_numel = 1;
