@@ -1,0 +1,199 @@
+#include "solver/trainer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "data/synthetic.h"
+#include "layers/flatten.h"
+#include "layers/linear.h"
+#include "layers/sequential.h"
+#include "solver/checkpoint.h"
+#include "solver/metrics.h"
+#include "solver/progress.h"
+
+namespace ompq::solver {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+fs::path temp_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("ompq_solver_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::shared_ptr<nn::Sequential> linear_classifier(int64_t features, int64_t classes, Generator& gen) {
+  auto model = std::make_shared<nn::Sequential>();
+  model->push_back(std::make_shared<nn::Flatten>());
+  model->push_back(std::make_shared<nn::Linear>(features, classes, true, gen));
+  return model;
+}
+
+TEST(TopK, CountsHitsAndTreatsTiesAgainstTheLabel) {
+  Tensor logits = Tensor::from_vector<float>({0.1f, 0.9f, 0.0f,   // label 1: top-1
+                                              0.5f, 0.2f, 0.3f,   // label 2: second
+                                              0.4f, 0.4f, 0.1f},  // label 0 ties with class 1
+                                             {3, 3});
+  Tensor labels = Tensor::from_vector<int64_t>({1, 2, 0}, {3});
+  auto [top1, top5] = count_topk_hits(logits, labels);
+  EXPECT_EQ(top1, 1);
+  EXPECT_EQ(top5, 3);
+}
+
+TEST(TopK, RejectsMismatchedShapes) {
+  EXPECT_THAT([] { count_topk_hits(Tensor::zeros({2, 3}), Tensor::zeros({3}, DType::kI64)); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("[2, 3]")));
+}
+
+TEST(Progress, FormatsDurations) {
+  EXPECT_EQ(format_duration(0), "0:00");
+  EXPECT_EQ(format_duration(65), "1:05");
+  EXPECT_EQ(format_duration(3 * 3600 + 7 * 60 + 9), "3:07:09");
+}
+
+TEST(MetricsCsv, AppendsAndRefusesAnotherHeader) {
+  fs::path dir = temp_dir("metrics");
+  std::string path = (dir / "metrics.csv").string();
+  {
+    auto csv = MetricsCsv::open(path, {"epoch", "loss"});
+    ASSERT_TRUE(csv.ok()) << csv.status();
+    ASSERT_TRUE(csv->append({"1", "0.5"}).ok());
+    EXPECT_THAT(csv->append({"2"}).message(), HasSubstr("1 values for 2 columns"));
+  }
+  {
+    auto csv = MetricsCsv::open(path, {"epoch", "loss"});  // a resumed run continues the file
+    ASSERT_TRUE(csv.ok());
+    ASSERT_TRUE(csv->append({"2", "0.25"}).ok());
+  }
+  std::ifstream in(path);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all, "epoch,loss\n1,0.5\n2,0.25\n");
+  auto other = MetricsCsv::open(path, {"step", "loss"});
+  EXPECT_THAT(other.status().message(), HasSubstr("existing metrics have columns"));
+}
+
+data::SyntheticOptions small_synthetic(int64_t size) {
+  data::SyntheticOptions options;
+  options.size = size;
+  options.input_shape = {1, 4, 4};
+  options.num_classes = 3;
+  options.noise = 0.3f;
+  return options;
+}
+
+TEST(Trainer, LearnsASeparableProblemAndEvaluates) {
+  Generator gen(7);
+  auto model = linear_classifier(16, 3, gen);
+  auto dataset = std::make_shared<data::SyntheticDataset>(small_synthetic(256));
+  data::DataLoaderOptions loader_options;
+  loader_options.batch_size = 32;
+  loader_options.shuffle = true;
+  data::DataLoader loader(dataset, loader_options);
+  SgdOptions sgd;
+  sgd.lr = 0.1;
+  sgd.momentum = 0.9;
+  nn::SGD optimizer(model->parameters(), sgd);
+  nn::ConstantLr schedule;
+  Trainer trainer(*model, optimizer, schedule, {});
+  EvalResult before = evaluate(*model, loader, Device::cpu());
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    loader.set_epoch(epoch);
+    auto result = trainer.train_epoch(loader, epoch, 3);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->images, 256);
+  }
+  EvalResult after = evaluate(*model, loader, Device::cpu());
+  EXPECT_EQ(after.count, 256);
+  EXPECT_LT(after.loss, 0.5 * before.loss);
+  EXPECT_GT(after.top1, 95.0);
+  EXPECT_DOUBLE_EQ(after.top5, 100.0);  // 3 classes: always within the top five
+  EXPECT_FALSE(model->is_training());
+}
+
+// A dataset whose inputs are NaN: the loss is NaN from the first step.
+class NanDataset : public data::Dataset {
+ public:
+  int64_t size() const override { return 8; }
+  Shape input_shape() const override { return {1, 4, 4}; }
+  int64_t num_classes() const override { return 3; }
+  std::string name() const override { return "nan"; }
+
+ protected:
+  data::Example load(int64_t index, Generator&) const override {
+    return {Tensor::full({1, 4, 4}, std::nan("")), index % 3};
+  }
+};
+
+TEST(Trainer, StopsOnANonFiniteLossWithoutUpdating) {
+  Generator gen(1);
+  auto model = linear_classifier(16, 3, gen);
+  Tensor weight_before = model->parameters()[0].clone();
+  data::DataLoaderOptions loader_options;
+  loader_options.batch_size = 4;
+  data::DataLoader loader(std::make_shared<NanDataset>(), loader_options);
+  SgdOptions sgd;
+  sgd.lr = 0.1;
+  nn::SGD optimizer(model->parameters(), sgd);
+  nn::ConstantLr schedule;
+  Trainer trainer(*model, optimizer, schedule, {});
+  auto result = trainer.train_epoch(loader, 0, 1);
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), HasSubstr("training loss became nan at epoch 1 step 1"));
+  EXPECT_EQ(model->parameters()[0].to_vector<float>(), weight_before.to_vector<float>());
+}
+
+TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
+  fs::path dir = temp_dir("checkpoint");
+  std::string path = (dir / "ckpt.safetensors").string();
+  Generator gen(3);
+  auto model = linear_classifier(16, 3, gen);
+  SgdOptions sgd;
+  sgd.lr = 0.1;
+  sgd.momentum = 0.9;
+  nn::SGD optimizer(model->parameters(), sgd);
+  for (const Tensor& p : model->parameters()) p.set_grad(Tensor::ones(p.shape()));
+  optimizer.step();  // creates momentum buffers
+  ASSERT_TRUE(save_checkpoint(path, *model, optimizer, {2, 3, 99}).ok());
+
+  Generator other_gen(4);
+  auto restored = linear_classifier(16, 3, other_gen);
+  nn::SGD restored_optimizer(restored->parameters(), sgd);
+  auto state = load_checkpoint(path, *restored, restored_optimizer);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->epochs_done, 2);
+  EXPECT_EQ(state->rng_seed, 3u);
+  EXPECT_EQ(state->rng_offset, 99u);
+  for (size_t i = 0; i < model->parameters().size(); ++i) {
+    EXPECT_EQ(model->parameters()[i].to_vector<float>(), restored->parameters()[i].to_vector<float>());
+  }
+  // The same next step on both proves the momentum buffers came back too.
+  for (auto* m : {model.get(), restored.get()}) {
+    for (const Tensor& p : m->parameters()) p.set_grad(Tensor::ones(p.shape()));
+  }
+  optimizer.step();
+  restored_optimizer.step();
+  EXPECT_EQ(model->parameters()[0].to_vector<float>(), restored->parameters()[0].to_vector<float>());
+}
+
+TEST(Checkpoint, RejectsAModelFileAndLeavesTheModelAlone) {
+  fs::path dir = temp_dir("not_checkpoint");
+  std::string path = (dir / "model.safetensors").string();
+  Generator gen(5);
+  auto model = linear_classifier(16, 3, gen);
+  ASSERT_TRUE(model->save(path).ok());
+  SgdOptions sgd;
+  nn::SGD optimizer(model->parameters(), sgd);
+  auto state = load_checkpoint(path, *model, optimizer);
+  EXPECT_THAT(state.status().message(), HasSubstr("not an ompq checkpoint"));
+  EXPECT_THAT(load_checkpoint((dir / "missing").string(), *model, optimizer).status().message(),
+              HasSubstr("missing"));
+}
+
+}  // namespace
+}  // namespace ompq::solver
