@@ -2,6 +2,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/convert.h"
 #include "core/cpu/register.h"
 #include "core/cpu/strided.h"
 #include "core/ops/copy.h"
@@ -9,31 +10,6 @@
 
 namespace ompq::cpu {
 namespace {
-
-template <typename T>
-inline double load_as_double(T v) {
-  if constexpr (std::is_same_v<T, bf16>) return bf16_to_float(v);
-  else if constexpr (std::is_same_v<T, f16>) return f16_to_float(v);
-  else return static_cast<double>(v);
-}
-
-template <typename T>
-inline T store_from_double(double v) {
-  if constexpr (std::is_same_v<T, bf16>) return float_to_bf16(static_cast<float>(v));
-  else if constexpr (std::is_same_v<T, f16>) return float_to_f16(static_cast<float>(v));
-  else return static_cast<T>(v);
-}
-
-// Converts one value; float<->float-like paths avoid the trip through double.
-template <typename Dst, typename Src>
-inline Dst convert(Src v) {
-  if constexpr (std::is_same_v<Dst, Src>) return v;
-  else if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, bf16>) return float_to_bf16(v);
-  else if constexpr (std::is_same_v<Src, bf16> && std::is_same_v<Dst, float>) return bf16_to_float(v);
-  else if constexpr (std::is_same_v<Src, float> && std::is_same_v<Dst, f16>) return float_to_f16(v);
-  else if constexpr (std::is_same_v<Src, f16> && std::is_same_v<Dst, float>) return f16_to_float(v);
-  else return store_from_double<Dst>(load_as_double(v));
-}
 
 void copy_kernel(const Tensor& dst, const Tensor& src) {
   OMPQ_CHECK(dst.device().is_cpu() && src.device().is_cpu(),
@@ -70,7 +46,7 @@ void fill_kernel(const Tensor& dst, double value) {
   const int64_t outer = outer_count(layout);
   const int64_t grain = std::max<int64_t>(1, 32768 / layout.shape.back());
   OMPQ_DISPATCH_ALL(dst.dtype(), "fill_", [&] {
-    const scalar_t v = store_from_double<scalar_t>(value);
+    const scalar_t v = convert_from_double<scalar_t>(value);
     scalar_t* d = static_cast<scalar_t*>(dst.data_ptr());
     parallel_for(0, outer, grain, [&](int64_t lo, int64_t hi) {
       for_each_inner(layout, lo, hi, [&](const auto& off, int64_t n, const auto& st) {
