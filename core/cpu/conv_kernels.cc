@@ -90,7 +90,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& src,
                        weights, *bias, dst, g.strides, g.dilates, g.padding, g.padding)
            : Fwd::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
                        weights, dst, g.strides, g.dilates, g.padding, g.padding);
-  return Fwd::primitive_desc(desc, dnnl_engine());
+  return Fwd::primitive_desc(desc, primitive_attr(), dnnl_engine());
 }
 
 PrimitiveKey conv_key(int64_t kind, ComputeLayout layout, const Tensor& activation,
@@ -140,6 +140,8 @@ void conv2d_forward_f32(const Tensor& out, const Tensor& x, const Tensor& w, con
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (bias.defined()) args[DNNL_ARG_BIAS] = dnnl_memory(bias_desc(w.size(0)), bias);
+  Tensor scratchpad;
+  add_scratchpad(conv.pd, &args, &scratchpad);
   conv.primitive.execute(dnnl_stream(), args);
   finish_output(dst, dst_user);
 }
@@ -160,7 +162,8 @@ void conv2d_backward_input_f32(const Tensor& grad_x, const Tensor& grad_out, con
         dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, gx, wd,
                                                    gout, g.strides, g.dilates, g.padding,
                                                    g.padding);
-        dnnl::convolution_backward_data::primitive_desc pd(desc, dnnl_engine(), hint);
+        dnnl::convolution_backward_data::primitive_desc pd(desc, primitive_attr(), dnnl_engine(),
+                                                           hint);
         return ConvBackwardData{pd, dnnl::convolution_backward_data(pd)};
       });
   Tensor gout_scratch, w_scratch, gx_scratch;
@@ -169,9 +172,11 @@ void conv2d_backward_input_f32(const Tensor& grad_x, const Tensor& grad_out, con
   memory weights = reorder_to(dnnl_memory(user_w, w), conv.pd.weights_desc(), &w_scratch);
   memory diff_src_user = dnnl_memory(user_gx, grad_x);
   memory diff_src = output_as(diff_src_user, conv.pd.diff_src_desc(), &gx_scratch);
-  conv.primitive.execute(
-      dnnl_stream(),
-      {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}});
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}};
+  Tensor scratchpad;
+  add_scratchpad(conv.pd, &args, &scratchpad);
+  conv.primitive.execute(dnnl_stream(), args);
   finish_output(diff_src, diff_src_user);
 }
 
@@ -193,7 +198,7 @@ void conv2d_backward_weight_f32(const Tensor& grad_w, const Tensor& grad_bias,
                                           g.strides, g.dilates, g.padding, g.padding)
                               : Bwd::desc(dnnl::algorithm::convolution_direct, src, gw, gout,
                                           g.strides, g.dilates, g.padding, g.padding);
-        Bwd::primitive_desc pd(desc, dnnl_engine(), hint);
+        Bwd::primitive_desc pd(desc, primitive_attr(), dnnl_engine(), hint);
         return ConvBackwardWeights{pd, Bwd(pd)};
       });
   Tensor x_scratch, gout_scratch, gw_scratch;
@@ -205,6 +210,8 @@ void conv2d_backward_weight_f32(const Tensor& grad_w, const Tensor& grad_bias,
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_w}};
   if (with_bias) args[DNNL_ARG_DIFF_BIAS] = dnnl_memory(bias_desc(grad_w.size(0)), grad_bias);
+  Tensor scratchpad;
+  add_scratchpad(conv.pd, &args, &scratchpad);
   conv.primitive.execute(dnnl_stream(), args);
   finish_output(diff_w, diff_w_user);
 }

@@ -60,6 +60,19 @@ void finish_output(const dnnl::memory& written, const dnnl::memory& user) {
       .execute(dnnl_stream(), {{DNNL_ARG_FROM, written}, {DNNL_ARG_TO, user}});
 }
 
+dnnl::primitive_attr primitive_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+void add_scratchpad(const dnnl::primitive_desc_base& pd,
+                    std::unordered_map<int, dnnl::memory>* args, Tensor* scratch) {
+  const dnnl::memory::desc desc = pd.scratchpad_desc();
+  if (desc.get_size() == 0) return;
+  (*args)[DNNL_ARG_SCRATCHPAD] = scratch_memory(desc, scratch);
+}
+
 void append_layout(PrimitiveKey* key, const Tensor& t) {
   key->push_back(t.dim());
   key->insert(key->end(), t.shape().begin(), t.shape().end());

@@ -36,6 +36,14 @@ dnnl::memory reorder_to(const dnnl::memory& user, const dnnl::memory::desc& desc
 dnnl::memory output_as(const dnnl::memory& user, const dnnl::memory::desc& desc, Tensor* scratch);
 void finish_output(const dnnl::memory& written, const dnnl::memory& user);
 
+// Attributes for every cached primitive: a user-managed scratchpad, so that one primitive may run
+// on several threads at once and its scratch memory comes from our pool (oneDNN's library mode
+// keeps a private buffer per primitive for the life of the process).
+dnnl::primitive_attr primitive_attr();
+// Adds the scratchpad that `pd` asks for (owned by `scratch`) to a primitive's arguments.
+void add_scratchpad(const dnnl::primitive_desc_base& pd,
+                    std::unordered_map<int, dnnl::memory>* args, Tensor* scratch);
+
 // Primitives (with the descriptors needed to bind their arguments) keyed by a list of integers
 // that fully describes the problem. Thread-safe; entries live for the process.
 using PrimitiveKey = std::vector<int64_t>;

@@ -29,13 +29,15 @@ void matmul_f32(const Tensor& out, const Tensor& a, const Tensor& w, const Tenso
   const Matmul& mm = cache.get(key, [&] {
     auto desc = bias.defined() ? dnnl::matmul::desc(a_desc, w_desc, bias_row_desc(n), out_desc)
                                : dnnl::matmul::desc(a_desc, w_desc, out_desc);
-    dnnl::matmul::primitive_desc pd(desc, dnnl_engine());
+    dnnl::matmul::primitive_desc pd(desc, primitive_attr(), dnnl_engine());
     return Matmul{pd, dnnl::matmul(pd)};
   });
   std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, dnnl_memory(a_desc, a)},
                                                 {DNNL_ARG_WEIGHTS, dnnl_memory(w_desc, w)},
                                                 {DNNL_ARG_DST, dnnl_memory(out_desc, out)}};
   if (bias.defined()) args[DNNL_ARG_BIAS] = dnnl_memory(bias_row_desc(n), bias);
+  Tensor scratchpad;
+  add_scratchpad(mm.pd, &args, &scratchpad);
   mm.primitive.execute(dnnl_stream(), args);
 }
 

@@ -44,37 +44,61 @@ std::vector<PoolWindow> adaptive_windows(int64_t out, int64_t in) {
 // ---- max
 // -----------------------------------------------------------------------------------------
 
+// The output columns [begin, end) whose input column ow * stride - pad + j lies inside the input,
+// for kernel column j.
+struct ColumnSpan {
+  int64_t begin, end;
+};
+
+ColumnSpan kernel_column_span(int64_t j, int64_t stride, int64_t pad, int64_t in, int64_t out) {
+  const int64_t first = pad - j;          // ow * stride >= first
+  const int64_t last = in - 1 + pad - j;  // ow * stride <= last
+  if (last < 0) return {0, 0};
+  const int64_t begin = first <= 0 ? 0 : (first + stride - 1) / stride;
+  return {begin, std::min(out, last / stride + 1)};
+}
+
+// Each output row keeps running maxima for all its columns; every window row ih and kernel
+// column j then updates them in one strided pass that vectorizes. Each output still meets its
+// window in row-major order, so the first maximum wins (and a NaN wins), as in PyTorch.
 template <typename T>
 void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                         const Pool2dParams& p) {
   const PlaneDims d(x.shape(), out.shape());
   const auto rows = windows(d.out_h, p.kernel[0], p.stride[0], p.padding[0], d.in_h);
   const auto cols = windows(d.out_w, p.kernel[1], p.stride[1], p.padding[1], d.in_w);
+  std::vector<ColumnSpan> spans(p.kernel[1]);
+  for (int64_t j = 0; j < p.kernel[1]; ++j) {
+    spans[j] = kernel_column_span(j, p.stride[1], p.padding[1], d.in_w, d.out_w);
+  }
+  const int64_t stride = p.stride[1], pad = p.padding[1];
   const T* X = x.data<T>();
   T* Y = out.data<T>();
   int64_t* I = indices.data<int64_t>();
   parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
     for (int64_t plane = lo; plane < hi; ++plane) {
       const T* xp = X + plane * d.in_size();
-      T* yp = Y + plane * d.out_size();
-      int64_t* ip = I + plane * d.out_size();
       for (int64_t oh = 0; oh < d.out_h; ++oh) {
         const PoolWindow& r = rows[oh];
+        T* __restrict best = Y + plane * d.out_size() + oh * d.out_w;
+        int64_t* __restrict best_index = I + plane * d.out_size() + oh * d.out_w;
         for (int64_t ow = 0; ow < d.out_w; ++ow) {
-          const PoolWindow& c = cols[ow];
-          int64_t best_index = r.begin * d.in_w + c.begin;
-          T best = xp[best_index];
-          for (int64_t ih = r.begin; ih < r.end; ++ih) {
-            for (int64_t iw = c.begin; iw < c.end; ++iw) {
-              const T v = xp[ih * d.in_w + iw];
-              if (v > best || std::isnan(v)) {
-                best = v;
-                best_index = ih * d.in_w + iw;
-              }
+          best_index[ow] = r.begin * d.in_w + cols[ow].begin;
+          best[ow] = xp[best_index[ow]];
+        }
+        for (int64_t ih = r.begin; ih < r.end; ++ih) {
+          const T* __restrict row = xp + ih * d.in_w;
+          const int64_t row_offset = ih * d.in_w;
+          for (int64_t j = 0; j < p.kernel[1]; ++j) {
+#pragma omp simd
+            for (int64_t ow = spans[j].begin; ow < spans[j].end; ++ow) {
+              const int64_t iw = ow * stride - pad + j;
+              const T v = row[iw];
+              const bool take = v > best[ow] || v != v;
+              best[ow] = take ? v : best[ow];
+              best_index[ow] = take ? row_offset + iw : best_index[ow];
             }
           }
-          yp[oh * d.out_w + ow] = best;
-          ip[oh * d.out_w + ow] = best_index;
         }
       }
     }

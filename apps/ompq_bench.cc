@@ -1,0 +1,191 @@
+// Kernel benchmarks (Google Benchmark): CPU convolution forward and backward on the distinct
+// ResNet-18 layer shapes, matmul, pooling and elementwise ops, reporting FLOP/s or bytes/s.
+// Benchmark names carry every parameter of the case (e.g.
+// BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
+// same cases in PyTorch from the JSON output.
+//
+//   ./build/apps/ompq_bench [--batch=32] [--benchmark_filter=Conv] [--benchmark_format=json]
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/functional/conv.h"
+#include "core/ops/conv.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/linalg.h"
+#include "core/ops/pool.h"
+#include "core/random.h"
+#include "runtime/init.h"
+
+namespace ompq {
+namespace {
+
+struct ConvShape {
+  int64_t channels, height, out_channels, kernel, stride, padding, groups;
+};
+
+// The distinct convolutions of ResNet-18 at 224x224 (stem, the 3x3 convs of each stage, the
+// strided first conv of stages 2-4 and their 1x1 downsample shortcuts).
+const ConvShape kResNet18Convs[] = {
+    {3, 224, 64, 7, 2, 3, 1},   {64, 56, 64, 3, 1, 1, 1},   {64, 56, 128, 3, 2, 1, 1},
+    {128, 28, 128, 3, 1, 1, 1}, {64, 56, 128, 1, 2, 0, 1},  {128, 28, 256, 3, 2, 1, 1},
+    {256, 14, 256, 3, 1, 1, 1}, {128, 28, 256, 1, 2, 0, 1}, {256, 14, 512, 3, 2, 1, 1},
+    {512, 7, 512, 3, 1, 1, 1},  {256, 14, 512, 1, 2, 0, 1},
+};
+
+struct ConvCase {
+  int64_t batch;
+  ConvShape shape;
+  bool channels_last;
+
+  Conv2dParams params() const {
+    Conv2dParams p;
+    p.stride = {shape.stride, shape.stride};
+    p.padding = {shape.padding, shape.padding};
+    p.groups = shape.groups;
+    return p;
+  }
+  Shape x_shape() const { return {batch, shape.channels, shape.height, shape.height}; }
+  Shape w_shape() const {
+    return {shape.out_channels, shape.channels / shape.groups, shape.kernel, shape.kernel};
+  }
+  double forward_flops() const {
+    int64_t out = (shape.height + 2 * shape.padding - shape.kernel) / shape.stride + 1;
+    return 2.0 * batch * shape.out_channels * (shape.channels / shape.groups) * shape.kernel *
+           shape.kernel * out * out;
+  }
+  std::string name() const {
+    return absl::StrCat("N", batch, "_C", shape.channels, "_H", shape.height, "_O",
+                        shape.out_channels, "_K", shape.kernel, "_S", shape.stride, "_P",
+                        shape.padding, "_G", shape.groups, channels_last ? "_CL" : "");
+  }
+  Tensor input(Generator& gen) const {
+    Tensor x = randn(x_shape(), gen);
+    return channels_last ? x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2}) : x;
+  }
+};
+
+void set_flops(benchmark::State& state, double flops_per_iteration) {
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops_per_iteration * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+void set_bytes(benchmark::State& state, double bytes_per_iteration) {
+  state.counters["bytes_per_second"] =
+      benchmark::Counter(bytes_per_iteration * state.iterations(), benchmark::Counter::kIsRate);
+}
+
+void conv_forward(benchmark::State& state, ConvCase c) {
+  Generator gen(1);
+  Tensor x = c.input(gen), w = randn(c.w_shape(), gen);
+  for (auto _ : state) benchmark::DoNotOptimize(ops::conv2d(x, w, Tensor(), c.params()));
+  set_flops(state, c.forward_flops());
+}
+
+// Both gradients (input and weight), as a training step of an inner layer computes them.
+void conv_backward(benchmark::State& state, ConvCase c) {
+  Generator gen(2);
+  Tensor x = c.input(gen), w = randn(c.w_shape(), gen);
+  Tensor out = ops::conv2d(x, w, Tensor(), c.params());
+  Tensor grad = randn(out.shape(), gen);
+  if (c.channels_last) grad = grad.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(ops::conv2d_backward_input(grad, w, c.x_shape(), c.params()));
+    benchmark::DoNotOptimize(ops::conv2d_backward_weight(grad, x, c.w_shape(), false, c.params()));
+  }
+  set_flops(state, 2 * c.forward_flops());
+}
+
+void matmul(benchmark::State& state, int64_t m, int64_t k, int64_t n) {
+  Generator gen(3);
+  Tensor a = randn({m, k}, gen), b = randn({k, n}, gen);
+  for (auto _ : state) benchmark::DoNotOptimize(ops::matmul(a, b));
+  set_flops(state, 2.0 * m * k * n);
+}
+
+void add(benchmark::State& state, int64_t n) {
+  Generator gen(4);
+  Tensor a = randn({n}, gen), b = randn({n}, gen);
+  for (auto _ : state) benchmark::DoNotOptimize(ops::add(a, b));
+  set_bytes(state, 3.0 * n * sizeof(float));
+}
+
+void relu(benchmark::State& state, int64_t n) {
+  Generator gen(5);
+  Tensor a = randn({n}, gen);
+  for (auto _ : state) benchmark::DoNotOptimize(ops::relu(a));
+  set_bytes(state, 2.0 * n * sizeof(float));
+}
+
+// ResNet's stem max pool: kernel 3, stride 2, padding 1; bytes = input read + output and indices
+// written.
+void max_pool(benchmark::State& state, int64_t batch) {
+  Generator gen(6);
+  Tensor x = randn({batch, 64, 112, 112}, gen);
+  const Pool2dParams p{{3, 3}, {2, 2}, {1, 1}};
+  for (auto _ : state) benchmark::DoNotOptimize(ops::max_pool2d(x, p));
+  set_bytes(state, batch * 64 * (112 * 112 * 4.0 + 56 * 56 * (4.0 + 8.0)));
+}
+
+void register_benchmarks(int64_t batch) {
+  for (bool channels_last : {false, true}) {
+    for (const ConvShape& s : kResNet18Convs) {
+      ConvCase c{batch, s, channels_last};
+      benchmark::RegisterBenchmark(("BM_Conv2dForward/" + c.name()).c_str(), conv_forward, c)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("BM_Conv2dBackward/" + c.name()).c_str(), conv_backward, c)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+  const int64_t matmul_sizes[][3] = {
+      {256, 256, 256}, {1024, 1024, 1024}, {batch, 512, 1000}, {batch * 49, 512, 512}};
+  for (const auto& s : matmul_sizes) {
+    benchmark::RegisterBenchmark(absl::StrCat("BM_Matmul/M", s[0], "_K", s[1], "_N", s[2]).c_str(),
+                                 matmul, s[0], s[1], s[2])
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  }
+  // A ResNet-18 stage-1 activation ([batch, 64, 56, 56]) and a cache-resident 64K vector.
+  for (int64_t n : {batch * 64 * 56 * 56, int64_t{65536}}) {
+    benchmark::RegisterBenchmark(absl::StrCat("BM_Add/n", n).c_str(), add, n)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(absl::StrCat("BM_Relu/n", n).c_str(), relu, n)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
+  }
+  benchmark::RegisterBenchmark(absl::StrCat("BM_MaxPool2d/N", batch, "_C64_H112_K3_S2_P1").c_str(),
+                               max_pool, batch)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+}
+
+}  // namespace
+}  // namespace ompq
+
+int main(int argc, char** argv) {
+  ompq::init();
+  // --batch=N (ours) is taken out before Google Benchmark parses the rest.
+  int64_t batch = 32;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--batch=", 8) == 0) {
+      batch = std::atoll(argv[i] + 8);
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  int count = static_cast<int>(args.size());
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
+  ompq::register_benchmarks(batch);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
