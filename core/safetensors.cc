@@ -26,6 +26,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr char kMetadataKey[] = "__metadata__";
+// The reference implementation's limit: a larger header is a corrupt length, not a real header,
+// and must not make us allocate it.
+constexpr uint64_t kMaxHeaderLength = 100'000'000;
 
 absl::Status file_error(const std::string& path, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat("safetensors file '", path, "': ", problem));
@@ -225,6 +228,10 @@ absl::StatusOr<SafetensorsContents> load_safetensors(const std::string& path) {
     return file_error(path, absl::StrCat("header length ", header_length,
                                          " is larger than the rest of the file (", file_size - 8,
                                          " bytes)"));
+  }
+  if (header_length > kMaxHeaderLength) {
+    return file_error(path, absl::StrCat("header length ", header_length, " exceeds the limit of ",
+                                         kMaxHeaderLength, " bytes"));
   }
   std::string header_text(header_length, '\0');
   if (!read_exact(fd.get(), header_text.data(), header_length, 8)) {

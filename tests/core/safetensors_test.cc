@@ -205,6 +205,18 @@ TEST_F(SafetensorsTest, HeaderLengthLargerThanFile) {
   expect_error(craft("{}", "", INT64_MAX), "is larger than the rest of the file");
 }
 
+TEST_F(SafetensorsTest, HeaderLengthAboveTheLimit) {
+  // A sparse file: 200 MB long without writing 200 MB.
+  std::string p = craft("{}");
+  std::filesystem::resize_file(p, 200'000'000);
+  {
+    std::fstream f(p, std::ios::binary | std::ios::in | std::ios::out);
+    const char length[8] = {0, static_cast<char>(0xe2), static_cast<char>(0xf5), 0x05, 0, 0, 0, 0};
+    f.write(length, 8);  // 100000256 = 0x05f5e200, little-endian
+  }
+  expect_error(p, "header length 100000256 exceeds the limit of 100000000 bytes");
+}
+
 TEST_F(SafetensorsTest, BadJson) { expect_error(craft("{\"a\": [1, 2"), "header is not valid JSON"); }
 
 TEST_F(SafetensorsTest, HeaderNotAnObject) {
