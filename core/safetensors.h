@@ -4,7 +4,8 @@
 // the data section) and may hold "__metadata__": a map of strings to strings.
 //
 // The loader accepts tensors listed in any order and holes between them, and rejects overlapping
-// byte ranges (two tensors aliasing the same bytes is never what a writer meant).
+// byte ranges (two tensors aliasing the same bytes is never what a writer meant) and headers over
+// 100 MB (the reference implementation's limit).
 #pragma once
 
 #include <map>
