@@ -1,9 +1,12 @@
-// CPU batch-norm kernels on contiguous [N, C, S] data (S = 1 for [N, C] input). Reductions are
-// threaded over channels (each channel sums its N blocks of S values in double, so the result
-// does not depend on the thread count); elementwise passes are threaded over the N*C blocks.
+// CPU batch-norm kernels on contiguous [N, C, S] data (S = 1 for [N, C] input).
+// Work is split into channel groups, threaded with parallel_for: one channel when S > 1, a run of
+// kGroupChannels adjacent channels when S = 1 (so that inner loops still run along memory). Each
+// group is reduced and then rewritten by the same thread while its data is still in cache, so a
+// training step reads x (and dy) from memory about once per phase. Per-channel sums are accumulated
+// in double, always in (n, s) order: results do not depend on the thread count.
 #include <algorithm>
+#include <array>
 #include <cmath>
-#include <vector>
 
 #include "core/cpu/register.h"
 #include "core/ops/norm.h"
@@ -14,6 +17,8 @@ namespace ompq::cpu {
 namespace {
 
 constexpr int64_t kGrainElements = 32768;
+constexpr int64_t kGroupChannels = 128;
+constexpr int64_t kLanes = 8;
 
 struct ChannelLayout {
   int64_t batch, channels, spatial;
@@ -23,184 +28,204 @@ struct ChannelLayout {
         channels(x.size(1)),
         spatial(batch * channels == 0 ? 0 : x.numel() / (batch * channels)) {}
   int64_t count() const { return batch * spatial; }  // values per channel
-  // Channels per parallel chunk so that a chunk reads about kGrainElements values.
-  int64_t channel_grain() const { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(count(), 1)); }
 };
 
-template <typename T>
-const T* data_or_null(const Tensor& t) {
-  return t.defined() ? static_cast<const T*>(t.data_ptr()) : nullptr;
-}
+// Channels per group for passes that reduce: one channel when S > 1, so that a channel is
+// rewritten right after it was summed, while it is still in cache.
+int64_t reduction_group(const ChannelLayout& l) { return l.spatial == 1 ? kGroupChannels : 1; }
 
-// Runs an elementwise pass over an [N, C, S] array, threaded over its blocks: for S > 1,
-// channel_fn(offset, c) handles the S values of one (n, c) block starting at element `offset`; for
-// S = 1 ([N, C] input), row_fn(offset) handles one row of C channels, so that the inner loop still
-// runs along memory.
-template <typename ChannelFn, typename RowFn>
-void for_each_block(const ChannelLayout& l, const ChannelFn& channel_fn, const RowFn& row_fn) {
-  if (l.spatial == 1) {
-    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(l.channels, 1));
-    parallel_for(0, l.batch, grain, [&](int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; ++n) row_fn(n * l.channels);
-    });
-    return;
-  }
-  const int64_t grain = std::max<int64_t>(1, kGrainElements / l.spatial);
-  parallel_for(0, l.batch * l.channels, grain, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) channel_fn(b * l.spatial, b % l.channels);
+// Calls fn(c0, c1) for every group [c0, c1) of `group` channels (<= kGroupChannels), threaded.
+template <typename Fn>
+void for_each_channel_group(const ChannelLayout& l, int64_t group, const Fn& fn) {
+  const int64_t num_groups = (l.channels + group - 1) / group;
+  const int64_t group_elements = std::max<int64_t>(1, l.count() * std::min(group, l.channels));
+  const int64_t grain = std::max<int64_t>(1, kGrainElements / group_elements);
+  parallel_for(0, num_groups, grain, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) fn(g * group, std::min(l.channels, (g + 1) * group));
   });
 }
 
-// Per-channel mean and biased variance. Values are shifted by the channel's first value before
-// summing x and x^2 in double, which keeps E[x^2] - E[x]^2 free of cancellation when |mean| is
-// large against the spread.
+// For channels [c0, c1) of one group: sum_a[c - c0] and sum_b[c - c0] are the sums over the
+// channel's elements k of the two values term(k, c, &a, &b) writes.
+template <typename Term>
+void channel_sums(const ChannelLayout& l, int64_t c0, int64_t c1, const Term& term, double* sum_a,
+                  double* sum_b) {
+  if (l.spatial == 1) {
+    std::fill(sum_a, sum_a + (c1 - c0), 0.0);
+    std::fill(sum_b, sum_b + (c1 - c0), 0.0);
+    for (int64_t n = 0; n < l.batch; ++n) {
+      const int64_t row = n * l.channels;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) {
+        double a, b;
+        term(row + c, c, a, b);
+        sum_a[c - c0] += a;
+        sum_b[c - c0] += b;
+      }
+    }
+    return;
+  }
+  for (int64_t c = c0; c < c1; ++c) {
+    // kLanes independent partial sums: one accumulator would make the loop wait on the latency
+    // of each add.
+    double pa[kLanes] = {}, pb[kLanes] = {};
+    for (int64_t n = 0; n < l.batch; ++n) {
+      const int64_t block = (n * l.channels + c) * l.spatial;
+      int64_t i = 0;
+      for (; i + kLanes <= l.spatial; i += kLanes) {
+#pragma omp simd
+        for (int64_t j = 0; j < kLanes; ++j) {
+          double a, b;
+          term(block + i + j, c, a, b);
+          pa[j] += a;
+          pb[j] += b;
+        }
+      }
+      for (int64_t j = 0; i < l.spatial; ++i, ++j) {
+        double a, b;
+        term(block + i, c, a, b);
+        pa[j] += a;
+        pb[j] += b;
+      }
+    }
+    double sa = 0, sb = 0;
+    for (int64_t j = 0; j < kLanes; ++j) {
+      sa += pa[j];
+      sb += pb[j];
+    }
+    sum_a[c - c0] = sa;
+    sum_b[c - c0] = sb;
+  }
+}
+
+// Calls fn(k, c) for every element k of channels [c0, c1), in memory order.
+template <typename Fn>
+void channel_map(const ChannelLayout& l, int64_t c0, int64_t c1, const Fn& fn) {
+  for (int64_t n = 0; n < l.batch; ++n) {
+    if (l.spatial == 1) {
+      const int64_t row = n * l.channels;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) fn(row + c, c);
+      continue;
+    }
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t block = (n * l.channels + c) * l.spatial;
+#pragma omp simd
+      for (int64_t i = 0; i < l.spatial; ++i) fn(block + i, c);
+    }
+  }
+}
+
 template <typename T>
-void compute_stats(const Tensor& x, const Tensor& mean, const Tensor& var,
-                      const Tensor& running_mean, const Tensor& running_var, double momentum) {
+T* data_or_null(const Tensor& t) {
+  return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
+}
+
+// Training: per-channel statistics, then y, group by group. The values are shifted by the channel's
+// first value before x and x^2 are summed, which keeps E[x^2] - E[x]^2 free of cancellation when
+// |mean| is large against the spread. Eval: y from the given statistics.
+template <typename T>
+void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
+             const Tensor& mean, const Tensor& var, const Tensor& running_mean,
+             const Tensor& running_var, bool training, double momentum, double eps) {
   const ChannelLayout l(x);
   const double count = static_cast<double>(l.count());
   const T* __restrict__ xp = static_cast<const T*>(x.data_ptr());
+  T* __restrict__ yp = static_cast<T*>(y.data_ptr());
+  const T* w_p = data_or_null<const T>(weight);
+  const T* b_p = data_or_null<const T>(bias);
   T* mean_p = static_cast<T*>(mean.data_ptr());
   T* var_p = static_cast<T*>(var.data_ptr());
-  T* rmean_p = running_mean.defined() ? static_cast<T*>(running_mean.data_ptr()) : nullptr;
-  T* rvar_p = running_var.defined() ? static_cast<T*>(running_var.data_ptr()) : nullptr;
-  parallel_for(0, l.channels, l.channel_grain(), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const double shift = xp[c * l.spatial];
-      double sum = 0, sum_sq = 0;
-      for (int64_t n = 0; n < l.batch; ++n) {
-        const T* __restrict__ block = xp + (n * l.channels + c) * l.spatial;
-#pragma omp simd reduction(+ : sum, sum_sq)
-        for (int64_t i = 0; i < l.spatial; ++i) {
-          const double d = static_cast<double>(block[i]) - shift;
-          sum += d;
-          sum_sq += d * d;
+  T* rmean_p = data_or_null<T>(running_mean);
+  T* rvar_p = data_or_null<T>(running_var);
+  // Eval has nothing to reduce: groups as large as keeps every thread busy, read in memory order.
+  const int64_t group =
+      training ? reduction_group(l)
+               : std::clamp<int64_t>((l.channels + num_threads() - 1) / num_threads(), 1, kGroupChannels);
+  for_each_channel_group(l, group, [&](int64_t c0, int64_t c1) {
+    if (training) {
+      std::array<T, kGroupChannels> shift;
+      std::array<double, kGroupChannels> sum, sum_sq;
+      for (int64_t c = c0; c < c1; ++c) shift[c - c0] = xp[c * l.spatial];
+      channel_sums(
+          l, c0, c1,
+          [&](int64_t k, int64_t c, double& a, double& b) {
+            a = static_cast<double>(xp[k] - shift[c - c0]);
+            b = a * a;
+          },
+          sum.data(), sum_sq.data());
+      for (int64_t c = c0; c < c1; ++c) {
+        const double shifted_mean = sum[c - c0] / count;
+        const double batch_var = std::max(sum_sq[c - c0] / count - shifted_mean * shifted_mean, 0.0);
+        const double batch_mean = shift[c - c0] + shifted_mean;
+        mean_p[c] = static_cast<T>(batch_mean);
+        var_p[c] = static_cast<T>(batch_var);
+        if (rmean_p != nullptr) {
+          const double unbiased_var = batch_var * count / (count - 1);
+          rmean_p[c] = static_cast<T>(batch_norm_running_update(rmean_p[c], batch_mean, momentum));
+          rvar_p[c] = static_cast<T>(batch_norm_running_update(rvar_p[c], unbiased_var, momentum));
         }
       }
-      const double shifted_mean = sum / count;
-      const double batch_var = std::max(sum_sq / count - shifted_mean * shifted_mean, 0.0);
-      const double batch_mean = shift + shifted_mean;
-      mean_p[c] = static_cast<T>(batch_mean);
-      var_p[c] = static_cast<T>(batch_var);
-      if (rmean_p != nullptr) {
-        const double unbiased_var = batch_var * count / (count - 1);
-        rmean_p[c] = static_cast<T>(batch_norm_running_update(rmean_p[c], batch_mean, momentum));
-        rvar_p[c] = static_cast<T>(batch_norm_running_update(rvar_p[c], unbiased_var, momentum));
-      }
     }
+    std::array<BatchNormAffine<T>, kGroupChannels> affine;
+    for (int64_t c = c0; c < c1; ++c) {
+      affine[c - c0] = batch_norm_affine<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0,
+                                            b_p ? b_p[c] : 0.0);
+    }
+    channel_map(l, c0, c1,
+                [&](int64_t k, int64_t c) { yp[k] = batch_norm_apply(xp[k], affine[c - c0]); });
   });
 }
 
-// y = (x - mean[c]) * scale[c] + bias[c], scale = weight * invstd folded per channel.
+// Per group: sum(dy) and sum(dy * (x - mean)) per channel, which give grad_bias, grad_weight and
+// the input-gradient coefficients; then dx = (dy - mean_dy) * scale + (x - mean) * xmu_scale.
 template <typename T>
-void normalize(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& var,
-                      const Tensor& weight, const Tensor& bias, double eps) {
-  const ChannelLayout l(x);
-  const T* mean_p = data_or_null<T>(mean);
-  const T* var_p = data_or_null<T>(var);
-  const T* w_p = data_or_null<T>(weight);
-  const T* b_p = data_or_null<T>(bias);
-  std::vector<BatchNormAffine<T>> affine(l.channels);
-  for (int64_t c = 0; c < l.channels; ++c) {
-    affine[c] = batch_norm_affine<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0,
-                                     b_p ? b_p[c] : 0.0);
-  }
-  const T* __restrict__ xp = static_cast<const T*>(x.data_ptr());
-  T* __restrict__ yp = static_cast<T*>(y.data_ptr());
-  const BatchNormAffine<T>* __restrict__ af = affine.data();
-  for_each_block(
-      l,
-      [&](int64_t offset, int64_t c) {
-        const T* __restrict__ in = xp + offset;
-        T* __restrict__ out = yp + offset;
-        const BatchNormAffine<T> a = af[c];
-#pragma omp simd
-        for (int64_t i = 0; i < l.spatial; ++i) out[i] = batch_norm_apply(in[i], a);
-      },
-      [&](int64_t offset) {
-        const T* __restrict__ in = xp + offset;
-        T* __restrict__ out = yp + offset;
-#pragma omp simd
-        for (int64_t c = 0; c < l.channels; ++c) out[c] = batch_norm_apply(in[c], af[c]);
-      });
-}
-
-// Pass 1 (threaded over channels): sum(dy) and sum(dy * (x - mean)) per channel, which give
-// grad_bias, grad_weight and the input-gradient coefficients. Pass 2 (threaded over blocks):
-// dx = (dy - mean_dy) * scale + (x - mean) * xmu_scale.
-template <typename T>
-void compute_grads(const Tensor& grad_output, const Tensor& x, const Tensor& weight,
-                         const Tensor& mean, const Tensor& var, double eps, bool training,
-                         const Tensor& grad_input, const Tensor& grad_weight,
-                         const Tensor& grad_bias) {
+void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, const Tensor& mean,
+              const Tensor& var, double eps, bool training, const Tensor& grad_input,
+              const Tensor& grad_weight, const Tensor& grad_bias) {
   const ChannelLayout l(x);
   const double count = static_cast<double>(l.count());
   const bool need_sums = training || grad_weight.defined() || grad_bias.defined();
   const T* __restrict__ xp = static_cast<const T*>(x.data_ptr());
   const T* __restrict__ dyp = static_cast<const T*>(grad_output.data_ptr());
-  const T* mean_p = data_or_null<T>(mean);
-  const T* var_p = data_or_null<T>(var);
-  const T* w_p = data_or_null<T>(weight);
-  T* gw_p = grad_weight.defined() ? static_cast<T*>(grad_weight.data_ptr()) : nullptr;
-  T* gb_p = grad_bias.defined() ? static_cast<T*>(grad_bias.data_ptr()) : nullptr;
-  std::vector<BatchNormGradCoeffs<T>> coeffs(l.channels);
-  // Without sums the per-channel work is a few flops: not worth waking threads for.
-  const int64_t grain = need_sums ? l.channel_grain() : l.channels;
-  parallel_for(0, l.channels, grain, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const T m = mean_p[c];
-      double sum_dy = 0, sum_dy_xmu = 0;
-      for (int64_t n = 0; need_sums && n < l.batch; ++n) {
-        const int64_t offset = (n * l.channels + c) * l.spatial;
-        const T* __restrict__ dy = dyp + offset;
-        const T* __restrict__ in = xp + offset;
-#pragma omp simd reduction(+ : sum_dy, sum_dy_xmu)
-        for (int64_t i = 0; i < l.spatial; ++i) {
-          sum_dy += static_cast<double>(dy[i]);
-          sum_dy_xmu += static_cast<double>(dy[i]) * static_cast<double>(in[i] - m);
-        }
-      }
-      if (gw_p != nullptr) gw_p[c] = static_cast<T>(sum_dy_xmu * batch_norm_invstd(var_p[c], eps));
-      if (gb_p != nullptr) gb_p[c] = static_cast<T>(sum_dy);
-      coeffs[c] = batch_norm_grad_coeffs<T>(m, var_p[c], eps, w_p ? w_p[c] : 1.0, sum_dy,
-                                            sum_dy_xmu, count, training);
+  T* __restrict__ dxp = data_or_null<T>(grad_input);
+  const T* mean_p = static_cast<const T*>(mean.data_ptr());
+  const T* var_p = static_cast<const T*>(var.data_ptr());
+  const T* w_p = data_or_null<const T>(weight);
+  T* gw_p = data_or_null<T>(grad_weight);
+  T* gb_p = data_or_null<T>(grad_bias);
+  for_each_channel_group(l, reduction_group(l), [&](int64_t c0, int64_t c1) {
+    std::array<double, kGroupChannels> sum_dy{}, sum_dy_xmu{};
+    if (need_sums) {
+      channel_sums(
+          l, c0, c1,
+          [&](int64_t k, int64_t c, double& a, double& b) {
+            a = static_cast<double>(dyp[k]);
+            b = a * static_cast<double>(xp[k] - mean_p[c]);
+          },
+          sum_dy.data(), sum_dy_xmu.data());
     }
-  });
-  if (!grad_input.defined()) return;
-  T* __restrict__ dxp = static_cast<T*>(grad_input.data_ptr());
-  const BatchNormGradCoeffs<T>* __restrict__ cf = coeffs.data();
-  for_each_block(
-      l,
-      [&](int64_t offset, int64_t c) {
-        const T* __restrict__ dy = dyp + offset;
-        const T* __restrict__ in = xp + offset;
-        T* __restrict__ dx = dxp + offset;
-        const BatchNormGradCoeffs<T> k = cf[c];
-#pragma omp simd
-        for (int64_t i = 0; i < l.spatial; ++i) dx[i] = batch_norm_input_grad(dy[i], in[i], k);
-      },
-      [&](int64_t offset) {
-        const T* __restrict__ dy = dyp + offset;
-        const T* __restrict__ in = xp + offset;
-        T* __restrict__ dx = dxp + offset;
-#pragma omp simd
-        for (int64_t c = 0; c < l.channels; ++c) dx[c] = batch_norm_input_grad(dy[c], in[c], cf[c]);
-      });
-}
-
-void batch_norm_stats_kernel(const Tensor& x, const Tensor& mean, const Tensor& var,
-                             const Tensor& running_mean, const Tensor& running_var,
-                             double momentum) {
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm", [&] {
-    compute_stats<scalar_t>(x, mean, var, running_mean, running_var, momentum);
+    std::array<BatchNormGradCoeffs<T>, kGroupChannels> coeffs;
+    for (int64_t c = c0; c < c1; ++c) {
+      const double sdy = sum_dy[c - c0], sdx = sum_dy_xmu[c - c0];
+      if (gw_p != nullptr) gw_p[c] = static_cast<T>(sdx * batch_norm_invstd(var_p[c], eps));
+      if (gb_p != nullptr) gb_p[c] = static_cast<T>(sdy);
+      coeffs[c - c0] = batch_norm_grad_coeffs<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0, sdy,
+                                                 sdx, count, training);
+    }
+    if (dxp == nullptr) return;
+    channel_map(l, c0, c1, [&](int64_t k, int64_t c) {
+      dxp[k] = batch_norm_input_grad(dyp[k], xp[k], coeffs[c - c0]);
+    });
   });
 }
 
-void batch_norm_apply_kernel(const Tensor& y, const Tensor& x, const Tensor& mean,
-                             const Tensor& var, const Tensor& weight, const Tensor& bias,
-                             double eps) {
+void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                       const Tensor& mean, const Tensor& var, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, double momentum, double eps) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm", [&] {
-    normalize<scalar_t>(y, x, mean, var, weight, bias, eps);
+    forward<scalar_t>(y, x, weight, bias, mean, var, running_mean, running_var, training, momentum,
+                      eps);
   });
 }
 
@@ -209,16 +234,15 @@ void batch_norm_backward_kernel(const Tensor& grad_output, const Tensor& x, cons
                                 const Tensor& grad_input, const Tensor& grad_weight,
                                 const Tensor& grad_bias) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm_backward", [&] {
-    compute_grads<scalar_t>(grad_output, x, weight, mean, var, eps, training, grad_input,
-                                  grad_weight, grad_bias);
+    backward<scalar_t>(grad_output, x, weight, mean, var, eps, training, grad_input, grad_weight,
+                       grad_bias);
   });
 }
 
 }  // namespace
 
 void register_norm_kernels() {
-  batch_norm_stats_stub.register_kernel(DeviceType::kCPU, batch_norm_stats_kernel);
-  batch_norm_apply_stub.register_kernel(DeviceType::kCPU, batch_norm_apply_kernel);
+  batch_norm_stub.register_kernel(DeviceType::kCPU, batch_norm_kernel);
   batch_norm_backward_stub.register_kernel(DeviceType::kCPU, batch_norm_backward_kernel);
 }
 

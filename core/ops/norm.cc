@@ -2,8 +2,7 @@
 
 namespace ompq {
 
-DispatchStub<BatchNormStatsKernel> batch_norm_stats_stub("batch_norm_stats");
-DispatchStub<BatchNormApplyKernel> batch_norm_apply_stub("batch_norm");
+DispatchStub<BatchNormKernel> batch_norm_stub("batch_norm");
 DispatchStub<BatchNormBackwardKernel> batch_norm_backward_stub("batch_norm_backward");
 
 namespace ops {
@@ -44,7 +43,6 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
   }
   OMPQ_CHECK(running_mean.defined() == running_var.defined(), op,
              ": running_mean and running_var must be both defined or both undefined");
-  Tensor input = x.detach().contiguous();
   const int64_t channels = x.size(1);
   BatchNormResult result;
   if (training) {
@@ -53,12 +51,6 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
                "input of shape ", shape_str(x.shape()));
     result.mean = Tensor::empty({channels}, x.dtype(), x.device());
     result.var = Tensor::empty({channels}, x.dtype(), x.device());
-    batch_norm_stats_stub(x.device(), input, result.mean, result.var, running_mean, running_var,
-                          momentum);
-    if (running_mean.defined()) {
-      running_mean.bump_version();
-      running_var.bump_version();
-    }
   } else {
     OMPQ_CHECK(running_mean.defined(), op,
                ": eval mode needs running_mean and running_var (got undefined buffers)");
@@ -66,8 +58,14 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
     result.var = running_var.detach();
   }
   result.output = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (x.numel() > 0) {
-    batch_norm_apply_stub(x.device(), result.output, input, result.mean, result.var, w, b, eps);
+  if (x.numel() == 0) return result;
+  const bool update_running = training && running_mean.defined();
+  batch_norm_stub(x.device(), result.output, x.detach().contiguous(), w, b, result.mean, result.var,
+                  update_running ? running_mean : Tensor(), update_running ? running_var : Tensor(),
+                  training, momentum, eps);
+  if (update_running) {
+    running_mean.bump_version();
+    running_var.bump_version();
   }
   return result;
 }

@@ -1,7 +1,7 @@
 // Batch normalization (raw: no autograd). Inputs are [N, C, ...]; kernels see x as a contiguous
 // [N, C, S] array (S = product of the spatial dims, 1 for [N, C]) and per-channel [C] vectors.
 // The statistics that normalized x travel as (mean, biased var) so that training and eval share
-// one apply kernel and one backward kernel: eval passes the running buffers in their place.
+// one forward and one backward kernel: eval passes the running statistics in their place.
 #pragma once
 
 #include <array>
@@ -11,23 +11,22 @@
 
 namespace ompq {
 
-// Training statistics: mean[c] and biased var[c] of x over N and S; when running_mean/running_var
-// are defined, updates them in place with momentum (running_var takes the unbiased variance).
-using BatchNormStatsKernel = void(const Tensor& x, const Tensor& mean, const Tensor& var,
-                                  const Tensor& running_mean, const Tensor& running_var,
-                                  double momentum);
 // y = (x - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]; weight/bias may be undefined.
-using BatchNormApplyKernel = void(const Tensor& y, const Tensor& x, const Tensor& mean,
-                                  const Tensor& var, const Tensor& weight, const Tensor& bias,
-                                  double eps);
-// Gradients of the apply step (and, when `training`, of the batch statistics) w.r.t. x, weight and
+// training: mean and var are outputs, the batch mean and biased variance of x over N and S; the
+// running buffers, when defined, are updated in place with momentum (running_var takes the
+// unbiased variance). eval: mean and var are inputs (the running statistics) and the running
+// buffers are undefined.
+using BatchNormKernel = void(const Tensor& y, const Tensor& x, const Tensor& weight,
+                             const Tensor& bias, const Tensor& mean, const Tensor& var,
+                             const Tensor& running_mean, const Tensor& running_var, bool training,
+                             double momentum, double eps);
+// Gradients of the normalization (and, when `training`, of the batch statistics) w.r.t. x, weight and
 // bias; an undefined output is not computed. grad_output and x are contiguous [N, C, S].
 using BatchNormBackwardKernel = void(const Tensor& grad_output, const Tensor& x,
                                      const Tensor& weight, const Tensor& mean, const Tensor& var,
                                      double eps, bool training, const Tensor& grad_input,
                                      const Tensor& grad_weight, const Tensor& grad_bias);
-extern DispatchStub<BatchNormStatsKernel> batch_norm_stats_stub;
-extern DispatchStub<BatchNormApplyKernel> batch_norm_apply_stub;
+extern DispatchStub<BatchNormKernel> batch_norm_stub;
 extern DispatchStub<BatchNormBackwardKernel> batch_norm_backward_stub;
 
 namespace ops {

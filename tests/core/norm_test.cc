@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/functional/norm.h"
+#include "core/parallel.h"
 #include "core/random.h"
 #include "tests/gradcheck.h"
 
@@ -30,9 +31,11 @@ Tensor golden_input(DType dtype) {
   return Tensor::from_vector(v, {2, 3, 2, 2}).to(dtype);
 }
 
-// Naive per-channel reference: the batch statistics over (N, spatial), computed in double.
+// Naive per-channel reference: the batch statistics over (N, spatial), computed in double; the
+// variance used is the biased one times var_scale.
 std::vector<double> reference_batch_norm(const Tensor& x, const std::vector<double>& weight,
-                                         const std::vector<double>& bias, double eps) {
+                                         const std::vector<double>& bias, double eps,
+                                         double var_scale = 1.0) {
   const int64_t n = x.size(0), c = x.size(1), s = x.numel() / (n * c);
   std::vector<double> v = x.to_vector<double>(), out(v.size());
   for (int64_t ch = 0; ch < c; ++ch) {
@@ -42,7 +45,7 @@ std::vector<double> reference_batch_norm(const Tensor& x, const std::vector<doub
     mean /= n * s;
     for (int64_t b = 0; b < n; ++b)
       for (int64_t i = 0; i < s; ++i) var += std::pow(v[(b * c + ch) * s + i] - mean, 2);
-    var /= n * s;
+    var = var / (n * s) * var_scale;
     for (int64_t b = 0; b < n; ++b)
       for (int64_t i = 0; i < s; ++i) {
         int64_t k = (b * c + ch) * s + i;
@@ -86,16 +89,47 @@ TEST(BatchNorm, TrainMatchesPyTorchGoldenAndUpdatesRunningStats) {
   }
 }
 
-TEST(BatchNorm, TrainMatchesNaiveReference2dAnd4d) {
+TEST(BatchNorm, TrainAndEvalMatchNaiveReference) {
   Generator gen(7);
-  for (Shape shape : {Shape{16, 5}, Shape{4, 3, 5, 7}, Shape{3, 70, 2, 3}}) {
+  // Spatial sizes below, at and off the kernel's 8-lane blocks; [N, C] with C across channel groups.
+  for (Shape shape : {Shape{16, 5}, Shape{9, 300}, Shape{4, 3, 5, 7}, Shape{3, 70, 2, 3},
+                      Shape{2, 4, 4, 4}}) {
+    SCOPED_TRACE(shape_str(shape));
     Tensor x = randn(shape, gen);
     const int64_t c = shape[1];
+    const double count = static_cast<double>(x.numel() / c);
     Tensor w = randn({c}, gen), b = randn({c}, gen);
-    Tensor y = batch_norm(x, w, b, Tensor(), Tensor(), /*training=*/true);
-    expect_near_vectors(y.to_vector<double>(),
-                        reference_batch_norm(x, w.to_vector<double>(), b.to_vector<double>(), 1e-5),
-                        1e-4);
+    Tensor rm = Tensor::zeros({c}), rv = Tensor::ones({c});
+    // momentum 1: the buffers take the batch mean and the unbiased batch variance.
+    Tensor y = batch_norm(x, w, b, rm, rv, /*training=*/true, /*momentum=*/1.0);
+    std::vector<double> wv = w.to_vector<double>(), bv = b.to_vector<double>();
+    expect_near_vectors(y.to_vector<double>(), reference_batch_norm(x, wv, bv, 1e-5), 1e-4);
+    Tensor y_eval = batch_norm(x, w, b, rm, rv, /*training=*/false);
+    expect_near_vectors(y_eval.to_vector<double>(),
+                        reference_batch_norm(x, wv, bv, 1e-5, count / (count - 1)), 1e-4);
+  }
+}
+
+TEST(BatchNorm, SameBitsForAnyThreadCount) {
+  // Large enough that the kernels split the channels between threads.
+  for (Shape shape : {Shape{8, 6, 64, 64}, Shape{4096, 256}}) {
+    Generator gen(12);
+    Tensor x = randn(shape, gen), dy = randn(shape, gen), w = randn({shape[1]}, gen);
+    auto run = [&](int threads) {
+      set_num_threads(threads);
+      Tensor xr = x.clone(), wr = w.clone();
+      xr.set_requires_grad(true);
+      wr.set_requires_grad(true);
+      Tensor y = batch_norm(xr, wr, Tensor(), Tensor(), Tensor(), /*training=*/true);
+      y.backward(dy);
+      return std::vector<std::vector<float>>{y.to_vector<float>(), xr.grad().to_vector<float>(),
+                                             wr.grad().to_vector<float>()};
+    };
+    const int threads = num_threads();
+    auto one = run(1);
+    auto three = run(3);
+    set_num_threads(threads);
+    EXPECT_TRUE(one == three) << shape_str(shape);
   }
 }
 
