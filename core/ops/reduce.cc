@@ -49,7 +49,11 @@ Tensor reduce(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, R
     }
   }
   Tensor out = Tensor::empty(kept, x.dtype(), x.device());
-  if (out.numel() > 0) reduce_stub(x.device(), out, x, op, scale);
+  if (x.numel() == 0) {
+    out.fill_(0.0 * scale);  // empty sums are 0; an empty mean is 0 * (1/0) = NaN, as in PyTorch
+  } else {
+    reduce_stub(x.device(), out, x, op, scale);
+  }
   return keepdim ? out : out.view(squeezed_shape(x, mask));
 }
 
