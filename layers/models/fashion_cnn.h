@@ -7,15 +7,16 @@
 
 #include "layers/conv.h"
 #include "layers/linear.h"
-#include "layers/module.h"
+#include "layers/models/model.h"
 #include "layers/norm.h"
 
 namespace ompq::nn {
 
-class FashionCnn : public Module {
+class FashionCnn : public Model {
  public:
   explicit FashionCnn(int64_t num_classes = 10, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
+  Shape input_shape() const override { return {1, 28, 28}; }
 
  private:
   std::shared_ptr<Conv2d> conv1_, conv2_;

@@ -1,19 +1,74 @@
 #include "layers/models/registry.h"
 
+#include <cmath>
+#include <functional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "layers/models/fashion_cnn.h"
+#include "layers/models/mobilenet_v2.h"
+#include "layers/models/resnet.h"
 
 namespace ompq::nn {
+namespace {
 
-std::vector<std::string> model_names() { return {"fashion_cnn"}; }
+struct Entry {
+  const char* name;
+  bool has_width_mult;
+  std::function<std::shared_ptr<Model>(const ModelSpec&, Generator&)> make;
+};
 
-absl::StatusOr<std::shared_ptr<Module>> make_model(const ModelSpec& spec, Generator& gen) {
+const std::vector<Entry>& registry() {
+  static const std::vector<Entry> entries = {
+      {"resnet18", false,
+       [](const ModelSpec& s, Generator& g) { return resnet18(s.num_classes, s.small_input, g); }},
+      {"resnet34", false,
+       [](const ModelSpec& s, Generator& g) { return resnet34(s.num_classes, s.small_input, g); }},
+      {"resnet50", false,
+       [](const ModelSpec& s, Generator& g) { return resnet50(s.num_classes, s.small_input, g); }},
+      {"mobilenet_v2", true,
+       [](const ModelSpec& s, Generator& g) {
+         MobileNetV2Options options;
+         options.num_classes = s.num_classes;
+         options.width_mult = s.width_mult;
+         options.small_input = s.small_input;
+         return std::make_shared<MobileNetV2>(options, g);
+       }},
+      {"resnet20", false,
+       [](const ModelSpec& s, Generator& g) { return resnet20(s.num_classes, g); }},
+      {"fashion_cnn", false,
+       [](const ModelSpec& s, Generator& g) {
+         return std::make_shared<FashionCnn>(s.num_classes, g);
+       }},
+  };
+  return entries;
+}
+
+}  // namespace
+
+std::vector<std::string> model_names() {
+  std::vector<std::string> names;
+  for (const Entry& e : registry()) names.push_back(e.name);
+  return names;
+}
+
+absl::StatusOr<std::shared_ptr<Model>> make_model(const ModelSpec& spec, Generator& gen) {
   if (spec.num_classes <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("num_classes must be positive, got ", spec.num_classes));
   }
-  if (spec.name == "fashion_cnn") return std::make_shared<FashionCnn>(spec.num_classes, gen);
+  if (!(std::isfinite(spec.width_mult) && spec.width_mult > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("width_mult must be positive, got ", spec.width_mult));
+  }
+  for (const Entry& e : registry()) {
+    if (spec.name != e.name) continue;
+    if (!e.has_width_mult && spec.width_mult != 1.0) {
+      return absl::InvalidArgumentError(absl::StrCat("width_mult ", spec.width_mult, " given for ",
+                                                     spec.name, ", which has no width multiplier"));
+    }
+    return e.make(spec, gen);
+  }
   return absl::InvalidArgumentError(absl::StrCat("unknown model \"", spec.name, "\" (known: ",
                                                  absl::StrJoin(model_names(), ", "), ")"));
 }

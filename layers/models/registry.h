@@ -7,19 +7,25 @@
 
 #include "absl/status/statusor.h"
 #include "core/random.h"
-#include "layers/module.h"
+#include "layers/models/model.h"
 
 namespace ompq::nn {
 
 struct ModelSpec {
-  std::string name;
-  int64_t num_classes = 10;
+  std::string name;  // one of model_names()
+  int64_t num_classes = 1000;
+  // The variant for 28-32 px images (3x3 stride-1 stem, no max-pool; see resnet.h and
+  // mobilenet_v2.h). resnet20 and fashion_cnn are small-image designs already and ignore it.
+  bool small_input = false;
+  double width_mult = 1.0;  // channel width multiplier; mobilenet_v2 only
 };
 
 // The names make_model() knows.
 std::vector<std::string> model_names();
-// A freshly initialized model; an unknown name is an error listing the known ones.
-absl::StatusOr<std::shared_ptr<Module>> make_model(const ModelSpec& spec,
-                                                   Generator& gen = default_generator());
+// A freshly initialized model; an unknown name or an option the model does not have is an error.
+// `gen` draws the initial weights and, for models with dropout, the masks: it must outlive the
+// model.
+absl::StatusOr<std::shared_ptr<Model>> make_model(const ModelSpec& spec,
+                                                  Generator& gen = default_generator());
 
 }  // namespace ompq::nn
