@@ -66,9 +66,11 @@ struct JpegHeader {
 absl::StatusOr<JpegHeader> read_jpeg_header(std::string_view bytes) {
   Decompressor& d = Decompressor::for_this_thread();
   if (d.get() == nullptr) return absl::InternalError("tjInitDecompress failed");
-  JpegHeader h;
+  JpegHeader h{0, 0, 0, 0};
+  // A header cut short is only a warning to libjpeg: the call succeeds without setting the size.
   if (tjDecompressHeader3(d.get(), as_uchar(bytes), bytes.size(), &h.width, &h.height,
-                          &h.subsampling, &h.colorspace) != 0) {
+                          &h.subsampling, &h.colorspace) != 0 ||
+      h.width < 1 || h.height < 1) {
     return d.error("bad JPEG header");
   }
   return h;
@@ -172,7 +174,7 @@ JpegScale jpeg_scale_at_least(double min_fraction) {
   JpegScale best;  // 1/1
   for (int i = 0; i < count; ++i) {
     const double value = static_cast<double>(factors[i].num) / factors[i].denom;
-    if (value <= 1.0 && value >= min_fraction &&
+    if (factors[i].num == 1 && value >= min_fraction &&
         value < static_cast<double>(best.num) / best.denom) {
       best = JpegScale{factors[i].num, factors[i].denom};
     }

@@ -48,8 +48,12 @@ struct JpegScale {
 // with the bytes; callers add the file name.
 absl::StatusOr<ImageInfo> read_image_info(std::string_view bytes);
 
-// The smallest scaling factor of the decoder (tjGetScalingFactors) that is >= min_fraction,
-// never above 1/1: the cheapest decode that still yields min_fraction of each dimension.
+// The smallest scaling factor 1/n of the decoder (tjGetScalingFactors) that is >= min_fraction,
+// 1/1 when min_fraction > 1/2: the cheapest decode that still yields min_fraction of each
+// dimension. Only 1/n factors are used because libjpeg-turbo has SIMD inverse DCTs for 1/2 and
+// 1/4 (1/8 keeps only the DC term) but plain C ones for 7/8, 3/4, 5/8 and 3/8, which decode
+// slower than 1/1: on a 500x375 4:2:0 JPEG (86 KB, EPYC, CPU time) 1/1 0.88 ms, 7/8 1.53,
+// 3/4 1.25, 5/8 1.10, 1/2 0.76, 3/8 0.84, 1/4 0.71, 1/8 0.62.
 JpegScale jpeg_scale_at_least(double min_fraction);
 
 // A dimension after scaling, rounded up as the decoder does (TJSCALED).
