@@ -17,7 +17,9 @@ namespace {
 void fill_random(const Tensor& t, Distribution dist, double a, double b, Generator& gen) {
   OMPQ_CHECK(is_floating(t.dtype()), "random fill: dtype ", dtype_name(t.dtype()),
              " is not floating");
-  // Normal draws consume two uniforms per value.
+  // Normal draws consume two uniforms per value, from an even position so that value j uses
+  // positions start + 2j and start + 2j + 1 and never one that an earlier draw used.
+  if (dist == Distribution::kNormal && gen.offset() % 2 == 1) gen.advance(1);
   uint64_t positions = static_cast<uint64_t>(t.numel()) * (dist == Distribution::kNormal ? 2 : 1);
   uint64_t start = gen.advance(positions);
   if (t.numel() == 0) return;
