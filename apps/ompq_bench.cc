@@ -1,5 +1,6 @@
 // Kernel benchmarks (Google Benchmark): CPU convolution forward and backward on the distinct
-// ResNet-18 layer shapes, matmul, pooling and elementwise ops, reporting FLOP/s or bytes/s.
+// ResNet-18 layer shapes (and two MobileNetV2 depthwise ones), matmul, pooling and elementwise
+// ops, reporting FLOP/s or bytes/s.
 // Benchmark names carry every parameter of the case (e.g.
 // BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
 // same cases in PyTorch from the JSON output.
@@ -29,12 +30,14 @@ struct ConvShape {
 };
 
 // The distinct convolutions of ResNet-18 at 224x224 (stem, the 3x3 convs of each stage, the
-// strided first conv of stages 2-4 and their 1x1 downsample shortcuts).
-const ConvShape kResNet18Convs[] = {
-    {3, 224, 64, 7, 2, 3, 1},   {64, 56, 64, 3, 1, 1, 1},   {64, 56, 128, 3, 2, 1, 1},
-    {128, 28, 128, 3, 1, 1, 1}, {64, 56, 128, 1, 2, 0, 1},  {128, 28, 256, 3, 2, 1, 1},
-    {256, 14, 256, 3, 1, 1, 1}, {128, 28, 256, 1, 2, 0, 1}, {256, 14, 512, 3, 2, 1, 1},
-    {512, 7, 512, 3, 1, 1, 1},  {256, 14, 512, 1, 2, 0, 1},
+// strided first conv of stages 2-4 and their 1x1 downsample shortcuts), then two depthwise
+// convolutions of MobileNetV2.
+const ConvShape kConvShapes[] = {
+    {3, 224, 64, 7, 2, 3, 1},    {64, 56, 64, 3, 1, 1, 1},     {64, 56, 128, 3, 2, 1, 1},
+    {128, 28, 128, 3, 1, 1, 1},  {64, 56, 128, 1, 2, 0, 1},    {128, 28, 256, 3, 2, 1, 1},
+    {256, 14, 256, 3, 1, 1, 1},  {128, 28, 256, 1, 2, 0, 1},   {256, 14, 512, 3, 2, 1, 1},
+    {512, 7, 512, 3, 1, 1, 1},   {256, 14, 512, 1, 2, 0, 1},   {32, 112, 32, 3, 1, 1, 32},
+    {144, 56, 144, 3, 2, 1, 144},
 };
 
 struct ConvCase {
@@ -133,7 +136,7 @@ void max_pool(benchmark::State& state, int64_t batch) {
 
 void register_benchmarks(int64_t batch) {
   for (bool channels_last : {false, true}) {
-    for (const ConvShape& s : kResNet18Convs) {
+    for (const ConvShape& s : kConvShapes) {
       ConvCase c{batch, s, channels_last};
       benchmark::RegisterBenchmark(("BM_Conv2dForward/" + c.name()).c_str(), conv_forward, c)
           ->Unit(benchmark::kMillisecond)

@@ -18,14 +18,15 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr memory::data_type kF32 = memory::data_type::f32;
 
-// ---- oneDNN (f32)
-// --------------------------------------------------------------------------------
+// ---- oneDNN (f32) ------------------------------------------------------------------------------
 
 // The layout oneDNN computes activations in. Measured with oneDNN 2.6 on AVX-512 at batch 32
 // (ResNet-18 / MobileNetV2 shapes): for NCHW tensors, the blocked layouts that format `any`
 // selects (nChw16c) beat plain NCHW (gemm-based) by 20-50% on 3x3 convolutions with many channels
 // even after paying the reorders, while 1x1 convolutions and the few-channel first layer are
-// faster on plain NCHW, and depthwise convolutions are several times faster in NHWC than in either.
+// faster on plain NCHW. Grouped and depthwise convolutions on plain NCHW fall back to per-group
+// gemm, 20-200x slower in backward than blocked. channels_last tensors run as NHWC directly.
+// OMPQ_CONV_LAYOUT=plain|blocked|nhwc forces one choice, for re-measuring this on another CPU.
 enum class ComputeLayout : int64_t { kAsGiven, kBlocked, kNhwc };
 
 ComputeLayout choose_layout(const Shape& x_shape, const Shape& w_shape, bool channels_last,
@@ -36,8 +37,7 @@ ComputeLayout choose_layout(const Shape& x_shape, const Shape& w_shape, bool cha
     if (std::strcmp(forced, "nhwc") == 0) return ComputeLayout::kNhwc;
   }
   if (channels_last) return ComputeLayout::kAsGiven;
-  const bool depthwise = p.groups == x_shape[1] && w_shape[0] == p.groups;
-  if (depthwise) return ComputeLayout::kNhwc;
+  if (p.groups > 1) return ComputeLayout::kBlocked;
   const bool pointwise = w_shape[2] == 1 && w_shape[3] == 1;
   if (pointwise || x_shape[1] < 16) return ComputeLayout::kAsGiven;
   return ComputeLayout::kBlocked;

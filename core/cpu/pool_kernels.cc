@@ -59,47 +59,58 @@ ColumnSpan kernel_column_span(int64_t j, int64_t stride, int64_t pad, int64_t in
 }
 
 // Each output row keeps running maxima for all its columns; every window row ih and kernel
-// column j then updates them in one strided pass that vectorizes. Each output still meets its
-// window in row-major order, so the first maximum wins (and a NaN wins), as in PyTorch.
+// column j then updates them in one strided pass. Positions are tracked as int32 within the
+// plane so that values and positions share vector lanes (int64 positions stop GCC from
+// vectorizing). Each output still meets its window in row-major order, so the first maximum wins
+// (and a NaN wins), as in PyTorch.
 template <typename T>
 void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                         const Pool2dParams& p) {
   const PlaneDims d(x.shape(), out.shape());
+  OMPQ_CHECK(d.in_size() < (int64_t{1} << 31), "max_pool2d: input planes of ", d.in_size(),
+             " elements exceed the 2^31 positions the kernel tracks");
   const auto rows = windows(d.out_h, p.kernel[0], p.stride[0], p.padding[0], d.in_h);
   const auto cols = windows(d.out_w, p.kernel[1], p.stride[1], p.padding[1], d.in_w);
   std::vector<ColumnSpan> spans(p.kernel[1]);
   for (int64_t j = 0; j < p.kernel[1]; ++j) {
     spans[j] = kernel_column_span(j, p.stride[1], p.padding[1], d.in_w, d.out_w);
   }
-  const int64_t stride = p.stride[1], pad = p.padding[1];
+  const int32_t stride = static_cast<int32_t>(p.stride[1]);
+  const int32_t in_w = static_cast<int32_t>(d.in_w);
   const T* X = x.data<T>();
   T* Y = out.data<T>();
   int64_t* I = indices.data<int64_t>();
   parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
+    std::vector<int32_t> position(d.out_w);
+    int32_t* __restrict pos = position.data();
     for (int64_t plane = lo; plane < hi; ++plane) {
       const T* xp = X + plane * d.in_size();
       for (int64_t oh = 0; oh < d.out_h; ++oh) {
         const PoolWindow& r = rows[oh];
         T* __restrict best = Y + plane * d.out_size() + oh * d.out_w;
-        int64_t* __restrict best_index = I + plane * d.out_size() + oh * d.out_w;
         for (int64_t ow = 0; ow < d.out_w; ++ow) {
-          best_index[ow] = r.begin * d.in_w + cols[ow].begin;
-          best[ow] = xp[best_index[ow]];
+          pos[ow] = static_cast<int32_t>(r.begin * d.in_w + cols[ow].begin);
+          best[ow] = xp[pos[ow]];
         }
         for (int64_t ih = r.begin; ih < r.end; ++ih) {
           const T* __restrict row = xp + ih * d.in_w;
-          const int64_t row_offset = ih * d.in_w;
+          const int32_t row_offset = static_cast<int32_t>(ih) * in_w;
           for (int64_t j = 0; j < p.kernel[1]; ++j) {
+            const int32_t column_offset = static_cast<int32_t>(j - p.padding[1]);
+            const int32_t begin = static_cast<int32_t>(spans[j].begin);
+            const int32_t end = static_cast<int32_t>(spans[j].end);
 #pragma omp simd
-            for (int64_t ow = spans[j].begin; ow < spans[j].end; ++ow) {
-              const int64_t iw = ow * stride - pad + j;
+            for (int32_t ow = begin; ow < end; ++ow) {
+              const int32_t iw = ow * stride + column_offset;
               const T v = row[iw];
               const bool take = v > best[ow] || v != v;
               best[ow] = take ? v : best[ow];
-              best_index[ow] = take ? row_offset + iw : best_index[ow];
+              pos[ow] = take ? row_offset + iw : pos[ow];
             }
           }
         }
+        int64_t* best_index = I + plane * d.out_size() + oh * d.out_w;
+        for (int64_t ow = 0; ow < d.out_w; ++ow) best_index[ow] = pos[ow];
       }
     }
   });

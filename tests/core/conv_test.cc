@@ -64,8 +64,8 @@ TEST(Conv2dTest, FirstLayerSkipsInputGradient) {
   ASSERT_TRUE(w.grad().defined());
 }
 
-// Each case lands on a different oneDNN layout choice (blocked, plain gemm, NHWC depthwise,
-// channels_last as given).
+// The cases cover each oneDNN layout choice (blocked, plain gemm, grouped and depthwise blocked,
+// channels_last as given); OMPQ_CONV_LAYOUT=plain|blocked|nhwc runs them all through one layout.
 const ConvCase kLayoutCases[] = {
     {"blocked_3x3", {2, 16, 9, 9}, {8, 16, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}, true, false},
     {"blocked_stride_dilation",
