@@ -55,6 +55,7 @@ typename Reducer::acc_t reduce_run(const T* p, int64_t n, int64_t stride) {
     acc_t lanes[kLanes];
     for (int k = 0; k < kLanes; ++k) lanes[k] = Reducer::identity();
     for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd  // GCC does not vectorize the lanes of a max/min on its own
       for (int k = 0; k < kLanes; ++k) lanes[k] = Reducer::step(lanes[k], p[i + k]);
     }
     for (int k = 0; k < kLanes; ++k) acc = Reducer::combine(acc, lanes[k]);
@@ -101,10 +102,18 @@ std::array<int64_t, N> offsets_at(const StridedLayout<N>& layout, int64_t flat) 
   return offsets;
 }
 
-// out = reduce(x) over the dims where out has size 1 (out contiguous, keepdim shape).
-template <typename T, typename Reducer>
-void reduce_typed(const Tensor& out, const Tensor& x, double scale) {
-  using acc_t = typename Reducer::acc_t;
+// x's dims in x's memory order, merged, and split into the output's dims and the reduced ones.
+struct ReduceLayout {
+  StridedLayout<2> kept;     // strides of out and x; [1] with strides 0 when everything is reduced
+  StridedLayout<1> reduced;  // strides of x; [1] with stride 0 when nothing is
+  bool inner_kept = false;   // the innermost (smallest x stride) dim is an output dim
+  // The leading reduced dims, outside every kept dim (N of NCHW per-channel sums), and the
+  // product of their sizes.
+  size_t outer_reduced_dims = 0;
+  int64_t outer_reduced_numel = 1;
+};
+
+ReduceLayout split_layout(const Tensor& out, const Tensor& x) {
   // Operand 0: the output, with stride 0 along reduced dims; operand 1: x.
   Shape shape = x.shape();
   std::array<Shape, 2> strides = {out.strides(), x.strides()};
@@ -113,38 +122,108 @@ void reduce_typed(const Tensor& out, const Tensor& x, double scale) {
   }
   sort_dims_by_stride<2>(shape, strides, 1);
   const StridedLayout<2> layout = merge_dims<2>(shape, strides);
-
-  StridedLayout<2> kept;     // output dims: strides of out and x
-  StridedLayout<1> reduced;  // reduced dims: strides of x
+  ReduceLayout r;
   for (size_t d = 0; d < layout.shape.size(); ++d) {
     if (layout.strides[0][d] == 0) {
-      reduced.shape.push_back(layout.shape[d]);
-      reduced.strides[0].push_back(layout.strides[1][d]);
+      r.reduced.shape.push_back(layout.shape[d]);
+      r.reduced.strides[0].push_back(layout.strides[1][d]);
+      if (r.kept.shape.empty()) {
+        ++r.outer_reduced_dims;
+        r.outer_reduced_numel *= layout.shape[d];
+      }
     } else {
-      kept.shape.push_back(layout.shape[d]);
-      kept.strides[0].push_back(layout.strides[0][d]);
-      kept.strides[1].push_back(layout.strides[1][d]);
+      r.kept.shape.push_back(layout.shape[d]);
+      r.kept.strides[0].push_back(layout.strides[0][d]);
+      r.kept.strides[1].push_back(layout.strides[1][d]);
     }
   }
-  // With the innermost dim kept, a task is a block of up to kBlock outputs along it.
-  const bool inner_kept = !kept.shape.empty() && layout.strides[0].back() != 0;
-  if (reduced.shape.empty()) {
-    reduced.shape.push_back(1);
-    reduced.strides[0].push_back(0);
+  r.inner_kept = !r.kept.shape.empty() && layout.strides[0].back() != 0;
+  if (r.kept.shape.empty()) {
+    r.outer_reduced_dims = 0;  // no output dim to be outside of
+    r.outer_reduced_numel = 1;
+    r.kept.shape.push_back(1);
+    r.kept.strides = {Shape{0}, Shape{0}};
   }
-  if (kept.shape.empty()) {
-    kept.shape.push_back(1);
-    kept.strides = {Shape{0}, Shape{0}};
+  if (r.reduced.shape.empty()) {
+    r.reduced.shape.push_back(1);
+    r.reduced.strides[0].push_back(0);
   }
+  return r;
+}
+
+// Innermost dim reduced, with reduced dims outside the output dims too (per-channel sums of
+// NCHW): x is read in memory order, one slab (one index of the outer reduced dims, e.g. one
+// image) at a time, each output reducing its runs of the slab; chunks of slabs run in parallel
+// into per-chunk partials that are combined in chunk order.
+template <typename T, typename Reducer>
+void reduce_by_slabs(const ReduceLayout& r, const T* x, T* out, double scale) {
+  using acc_t = typename Reducer::acc_t;
+  const int64_t num_outputs = shape_numel(r.kept.shape);
+  const int64_t num_slabs = r.outer_reduced_numel;
+  const int64_t slab_numel = shape_numel(r.reduced.shape) / num_slabs;
+  // The slab layout: the reduced dims inside the output dims; the slab offsets: the outer ones.
+  const size_t num_outer = r.outer_reduced_dims;
+  StridedLayout<1> outer, inner;
+  outer.shape.assign(r.reduced.shape.begin(), r.reduced.shape.begin() + num_outer);
+  outer.strides[0].assign(r.reduced.strides[0].begin(), r.reduced.strides[0].begin() + num_outer);
+  inner.shape.assign(r.reduced.shape.begin() + num_outer, r.reduced.shape.end());
+  inner.strides[0].assign(r.reduced.strides[0].begin() + num_outer, r.reduced.strides[0].end());
+  const int64_t run_stride = inner.strides[0].back();
+  const bool one_run = inner.shape.size() == 1;
+
+  std::vector<int64_t> x_base(num_outputs), out_offset(num_outputs);
+  for (int64_t o = 0; o < num_outputs; ++o) {
+    const auto offsets = offsets_at(r.kept, o);
+    out_offset[o] = offsets[0];
+    x_base[o] = offsets[1];
+  }
+  const int64_t total = num_outputs * slab_numel * num_slabs;
+  const int64_t chunks = std::max<int64_t>(
+      1, std::min<int64_t>({num_threads(), num_slabs, total / (4 * kGrain)}));
+  std::vector<acc_t> partial(chunks * num_outputs, Reducer::identity());
+  parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t chunk = lo; chunk < hi; ++chunk) {
+      acc_t* acc = partial.data() + chunk * num_outputs;
+      for (int64_t s = num_slabs * chunk / chunks; s < num_slabs * (chunk + 1) / chunks; ++s) {
+        const T* slab = x + offsets_at(outer, s)[0];
+        for (int64_t o = 0; o < num_outputs; ++o) {
+          const T* p = slab + x_base[o];
+          if (one_run) {
+            acc[o] = Reducer::combine(acc[o], reduce_run<T, Reducer>(p, slab_numel, run_stride));
+          } else {
+            for_each_run(inner, 0, slab_numel, [&](int64_t offset, int64_t n) {
+              acc[o] = Reducer::combine(acc[o], reduce_run<T, Reducer>(p + offset, n, run_stride));
+            });
+          }
+        }
+      }
+    }
+  });
+  for (int64_t o = 0; o < num_outputs; ++o) {
+    acc_t total_o = partial[o];
+    for (int64_t chunk = 1; chunk < chunks; ++chunk) {
+      total_o = Reducer::combine(total_o, partial[chunk * num_outputs + o]);
+    }
+    out[out_offset[o]] = Reducer::finalize(total_o, scale);
+  }
+}
+
+// Every other case. A task is one output (innermost dim reduced) or a block of up to kBlock
+// adjacent outputs along the innermost dim (innermost dim kept, vectorized across the block).
+// Tasks run in parallel, or, when there are fewer tasks than threads, each of `threads` chunks of
+// the reduced positions gives a partial per task, combined in chunk order.
+template <typename T, typename Reducer>
+void reduce_by_tasks(const ReduceLayout& r, const T* x_data, T* out_data, double scale) {
+  using acc_t = typename Reducer::acc_t;
+  const StridedLayout<2>& kept = r.kept;
+  const StridedLayout<1>& reduced = r.reduced;
+  const bool inner_kept = r.inner_kept;
   const int64_t width = inner_kept ? kept.shape.back() : 1;
   const int64_t blocks_per_row = (width + kBlock - 1) / kBlock;
   const int64_t num_tasks = shape_numel(kept.shape) / width * blocks_per_row;
   const int64_t reduced_numel = shape_numel(reduced.shape);
   const int64_t run_stride = reduced.strides[0].back();
   const int64_t out_col_stride = kept.strides[0].back(), x_col_stride = kept.strides[1].back();
-  const T* x_data = static_cast<const T*>(x.data_ptr());
-  T* out_data = static_cast<T*>(out.data_ptr());
-
   // Task t's first output (flat position in `kept`) and its number of outputs.
   auto task_range = [&](int64_t t) {
     const int64_t row = t / blocks_per_row, col = (t % blocks_per_row) * kBlock;
@@ -213,6 +292,19 @@ void reduce_typed(const Tensor& out, const Tensor& x, double scale) {
       for (int64_t j = 0; j < count; ++j) total[j] = Reducer::combine(total[j], p[j]);
     }
     store(t, total);
+  }
+}
+
+// out = reduce(x) over the dims where out has size 1 (out contiguous, keepdim shape).
+template <typename T, typename Reducer>
+void reduce_typed(const Tensor& out, const Tensor& x, double scale) {
+  const ReduceLayout layout = split_layout(out, x);
+  const T* x_data = static_cast<const T*>(x.data_ptr());
+  T* out_data = static_cast<T*>(out.data_ptr());
+  if (!layout.inner_kept && layout.outer_reduced_numel > 1) {
+    reduce_by_slabs<T, Reducer>(layout, x_data, out_data, scale);
+  } else {
+    reduce_by_tasks<T, Reducer>(layout, x_data, out_data, scale);
   }
 }
 

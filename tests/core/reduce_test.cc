@@ -160,6 +160,8 @@ TEST(Reduce, LargeShapesOfEveryLoopKind) {
   expect_reduction_matches(randn_t({2000, 40}, 5), {0}, tol);
   expect_reduction_matches(randn_t({300, 260}, 6), {0}, tol);  // two blocks of adjacent outputs
   expect_reduction_matches(randn_t({8, 3, 31, 29}, 7), {0, 2, 3}, tol);
+  expect_reduction_matches(randn_t({8, 3, 80, 80}, 15), {0, 2, 3}, tol);
+  expect_reduction_matches(randn_t({4, 3, 10, 20}, 16).slice(3, 0, 20, 2), {0, 2, 3}, tol);
   expect_reduction_matches(randn_t({4, 31, 29, 24}, 8).permute({0, 3, 1, 2}), {0, 2, 3}, tol);
   expect_reduction_matches(randn_t({100003}, 9), {}, tol);
   expect_reduction_matches(randn_t({3, 12000, 3}, 10), {1}, tol);
