@@ -1,12 +1,13 @@
 // CPU reductions. The dims of x are put in x's memory order and merged, then split into kept dims
-// (the output's) and reduced dims. Two loop shapes cover every case efficiently:
-//  - innermost dim reduced (row sums, sums over H*W of NCHW, sum of everything): each output
-//    reduces unit-stride runs with several independent accumulator lanes (vectorized);
+// (the output's) and reduced dims. Three loop shapes cover every case efficiently:
+//  - innermost dim reduced (row sums, sums over H*W, sum of everything): each output reduces
+//    unit-stride runs with several independent accumulator lanes (vectorized);
+//  - the same with reduced dims outside the kept ones too (per-channel sums over N, H, W of
+//    NCHW): x is read in memory order, image by image, into per-output accumulators;
 //  - innermost dim kept (column sums, per-channel sums of channels-last, sums over the batch):
 //    a block of adjacent outputs is accumulated together, vectorized across the block.
-// Work is split over outputs, or, when there are fewer output tasks than threads, over fixed
-// chunks of the reduced elements whose partial results are combined in chunk order; either way
-// the result depends only on the shapes and the thread count.
+// Work is split over outputs, or over fixed chunks of the reduced elements whose partial results
+// are combined in chunk order; the result depends only on the shapes and the thread count.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -260,7 +261,7 @@ void reduce_by_tasks(const ReduceLayout& r, const T* x_data, T* out_data, double
 
   const int64_t task_cost = reduced_numel * std::min(width, kBlock);
   const int threads = num_threads();
-  if (num_tasks >= threads || reduced_numel * num_tasks * std::min(width, kBlock) < 4 * kGrain) {
+  if (num_tasks >= threads || task_cost * num_tasks < 4 * kGrain) {
     parallel_for(0, num_tasks, std::max<int64_t>(1, kGrain / std::max<int64_t>(task_cost, 1)),
                  [&](int64_t lo, int64_t hi) {
                    std::vector<acc_t> acc(kBlock);
