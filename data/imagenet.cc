@@ -24,7 +24,17 @@ bool is_image_name(const fs::path& path) {
   return ext == ".jpeg" || ext == ".jpg" || ext == ".png";
 }
 
-// Image files under `dir` (recursively, following links), as sorted paths relative to `base`.
+// Orders paths as torchvision's sorted(os.walk(...)) then sorted(file names): by folder, then name.
+bool walk_order(const std::string& a, const std::string& b) {
+  const size_t slash_a = a.rfind('/'), slash_b = b.rfind('/');
+  const std::string_view dir_a = slash_a == std::string::npos ? "" : std::string_view(a).substr(0, slash_a);
+  const std::string_view dir_b = slash_b == std::string::npos ? "" : std::string_view(b).substr(0, slash_b);
+  if (dir_a != dir_b) return dir_a < dir_b;
+  return a < b;
+}
+
+// Image files under `dir` (recursively, following links), as paths relative to `base` in
+// walk_order.
 absl::StatusOr<std::vector<std::string>> list_images(const fs::path& dir, const fs::path& base) {
   std::vector<std::string> images;
   std::error_code ec;
@@ -35,7 +45,7 @@ absl::StatusOr<std::vector<std::string>> list_images(const fs::path& dir, const 
     }
   }
   if (ec) return absl::UnavailableError(absl::StrCat("cannot list '", dir.string(), "': ", ec.message()));
-  std::sort(images.begin(), images.end());
+  std::sort(images.begin(), images.end(), walk_order);
   return images;
 }
 
@@ -107,7 +117,8 @@ absl::StatusOr<Listing> list_with_label_file(const fs::path& root, const fs::pat
     return absl::InvalidArgumentError(
         absl::StrCat("label file '", label_file, "' line ", line, ": ", parts...));
   };
-  std::map<std::string, LabelLine> lines;  // by file, sorted as the examples will be
+  // By file, in the order of the examples.
+  std::map<std::string, LabelLine, decltype(&walk_order)> lines(walk_order);
   std::string text;
   bool numeric = false;
   for (int64_t number = 1; std::getline(in, text); ++number) {
@@ -179,12 +190,12 @@ absl::StatusOr<Listing> list_with_label_file(const fs::path& root, const fs::pat
   auto line = lines.begin();
   for (size_t i = 0; i <= images.size(); ++i) {
     const bool image_left = i < images.size();
-    if (line != lines.end() && (!image_left || line->first < images[i])) {
+    if (line != lines.end() && (!image_left || walk_order(line->first, images[i]))) {
       return bad_line(line->second.line, "no ", kImageKinds, " image '", line->first, "' in '",
                       split_dir.string(), "'");
     }
     if (!image_left) break;
-    if (line == lines.end() || images[i] < line->first) {
+    if (line == lines.end() || walk_order(images[i], line->first)) {
       return absl::InvalidArgumentError(absl::StrCat("image '", (split_dir / images[i]).string(),
                                                      "' has no line in label file '", label_file,
                                                      "'"));

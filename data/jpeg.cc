@@ -51,8 +51,14 @@ class Decompressor {
     return decompressor;
   }
   tjhandle get() const { return handle_; }
-  absl::Status error(const char* what) const {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": ", tjGetErrorStr2(handle_)));
+  // The error of the last call, after which the handle is replaced: TurboJPEG 2.1 leaves a
+  // decompressor that failed inside the header mid-way, and the next image would fail on it.
+  absl::Status error(const char* what) {
+    absl::Status status =
+        absl::InvalidArgumentError(absl::StrCat(what, ": ", tjGetErrorStr2(handle_)));
+    tjDestroy(handle_);
+    handle_ = tjInitDecompress();
+    return status;
   }
 
  private:
@@ -65,7 +71,7 @@ struct JpegHeader {
 
 absl::StatusOr<JpegHeader> read_jpeg_header(std::string_view bytes) {
   Decompressor& d = Decompressor::for_this_thread();
-  if (d.get() == nullptr) return absl::InternalError("tjInitDecompress failed");
+  if (d.get() == nullptr) return absl::InternalError("tjInitDecompress failed (out of memory?)");
   JpegHeader h{0, 0, 0, 0};
   // A header cut short is only a warning to libjpeg: the call succeeds without setting the size.
   if (tjDecompressHeader3(d.get(), as_uchar(bytes), bytes.size(), &h.width, &h.height,

@@ -191,6 +191,12 @@ TEST(JpegTest, BadBytesAreReportedWithWhatIsWrong) {
     ASSERT_FALSE(image.ok()) << c.message;
     EXPECT_THAT(std::string(image.status().message()), HasSubstr(c.message));
   }
+  // Tables but no image: an error inside the header (not just a warning), after which the
+  // thread's decoder must still decode the next image.
+  const std::string no_scan = jpeg.substr(0, jpeg.find("\xFF\xDA")) + "\xFF\xD9";
+  EXPECT_THAT(std::string(decode_image(no_scan).status().message()),
+              HasSubstr("bad JPEG header: Invalid JPEG file structure: missing SOS marker"));
+  EXPECT_EQ(decode_ok(jpeg).width, 64);
   EXPECT_THAT(std::string(read_image_info("\x89PNG\r\n\x1a\n").status().message()),
               HasSubstr("no IHDR"));
   EXPECT_THAT(std::string(read_image_info(jpeg.substr(0, 20)).status().message()),
