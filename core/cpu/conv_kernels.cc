@@ -93,10 +93,11 @@ dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& src,
   return Fwd::primitive_desc(desc, primitive_attr(), dnnl_engine());
 }
 
-PrimitiveKey conv_key(int64_t kind, ComputeLayout layout, const Tensor& activation,
-                      const Tensor& other, const Shape& out_shape, bool with_bias,
-                      const Conv2dParams& p) {
-  PrimitiveKey key = {kind, static_cast<int64_t>(layout), with_bias, p.groups};
+// Each kind of primitive has its own cache; the layouts of the tensors not in the key follow from
+// those in it (outputs take their inputs' memory format).
+PrimitiveKey conv_key(ComputeLayout layout, const Tensor& activation, const Tensor& other,
+                      const Shape& out_shape, bool with_bias, const Conv2dParams& p) {
+  PrimitiveKey key = {static_cast<int64_t>(layout), with_bias, p.groups};
   for (int i = 0; i < 2; ++i) {
     key.insert(key.end(), {p.stride[i], p.padding[i], p.dilation[i]});
   }
@@ -126,7 +127,7 @@ void conv2d_forward_f32(const Tensor& out, const Tensor& x, const Tensor& w, con
   const memory::desc user_x = dnnl_desc(x), user_w = user_weights_desc(w, p.groups),
                      user_out = dnnl_desc(out);
   const ConvForward& conv =
-      cache.get(conv_key(0, layout, x, w, out.shape(), bias.defined(), p), [&] {
+      cache.get(conv_key(layout, x, w, out.shape(), bias.defined(), p), [&] {
         memory::desc b = bias_desc(w.size(0));
         auto pd = forward_pd(compute_desc(x, layout), any_weights_desc(w, p.groups),
                              bias.defined() ? &b : nullptr, compute_desc(out, layout), geometry(p));
@@ -154,7 +155,7 @@ void conv2d_backward_input_f32(const Tensor& grad_x, const Tensor& grad_out, con
   const memory::desc user_gx = dnnl_desc(grad_x), user_w = user_weights_desc(w, p.groups),
                      user_gout = dnnl_desc(grad_out);
   const ConvBackwardData& conv =
-      cache.get(conv_key(1, layout, grad_out, w, grad_x.shape(), false, p), [&] {
+      cache.get(conv_key(layout, grad_out, w, grad_x.shape(), false, p), [&] {
         memory::desc gx = compute_desc(grad_x, layout), gout = compute_desc(grad_out, layout),
                      wd = any_weights_desc(w, p.groups);
         ConvGeometry g = geometry(p);
@@ -188,7 +189,7 @@ void conv2d_backward_weight_f32(const Tensor& grad_w, const Tensor& grad_bias,
   const memory::desc user_x = dnnl_desc(x), user_gw = user_weights_desc(grad_w, p.groups),
                      user_gout = dnnl_desc(grad_out);
   const ConvBackwardWeights& conv =
-      cache.get(conv_key(2, layout, x, grad_out, grad_w.shape(), with_bias, p), [&] {
+      cache.get(conv_key(layout, x, grad_out, grad_w.shape(), with_bias, p), [&] {
         memory::desc src = compute_desc(x, layout), gout = compute_desc(grad_out, layout),
                      gw = any_weights_desc(grad_w, p.groups), gb = bias_desc(grad_w.size(0));
         ConvGeometry g = geometry(p);
