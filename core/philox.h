@@ -42,9 +42,14 @@ OMPQ_HD inline uint32_t philox_word(uint64_t seed, uint64_t index) {
   return philox4x32(index >> 2, seed).v[index & 3];
 }
 
-// Uniform in [0, 1) with 24 random bits (exactly representable in float).
+// Uniform in [0, 1) from the top 24 bits of a Philox word (exactly representable in float).
+OMPQ_HD inline float philox_word_to_uniform(uint32_t word) {
+  return static_cast<float>(word >> 8) * (1.0f / 16777216.0f);
+}
+
+// Uniform in [0, 1) for stream position `index`.
 OMPQ_HD inline float philox_uniform(uint64_t seed, uint64_t index) {
-  return static_cast<float>(philox_word(seed, index) >> 8) * (1.0f / 16777216.0f);
+  return philox_word_to_uniform(philox_word(seed, index));
 }
 
 // Standard normal by Box-Muller on the uniform pair at positions 2*index and 2*index+1.

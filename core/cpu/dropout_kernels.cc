@@ -8,17 +8,30 @@
 namespace ompq::cpu {
 namespace {
 
+// One Philox call yields the words of four consecutive stream positions, so the loop runs over
+// counters (position / 4) and uses all four words, skipping the positions outside the draw.
 template <typename T>
 void apply_dropout(const Tensor& out, const Tensor& in, double p, uint64_t seed,
                    uint64_t stream_start) {
   const T* __restrict__ src = static_cast<const T*>(in.data_ptr());
   T* __restrict__ dst = static_cast<T*>(out.data_ptr());
   const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
-  parallel_for(0, in.numel(), 4096, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      dst[i] = src[i] * dropout_factor(seed, stream_start + i, p, keep_scale);
-    }
-  });
+  const uint64_t end = stream_start + static_cast<uint64_t>(in.numel());
+  const uint64_t first_counter = stream_start / 4, last_counter = (end - 1) / 4;
+  parallel_for(0, static_cast<int64_t>(last_counter - first_counter + 1), 1024,
+               [&](int64_t lo, int64_t hi) {
+                 for (int64_t c = lo; c < hi; ++c) {
+                   const uint64_t counter = first_counter + c;
+                   const Philox4x32 words = philox4x32(counter, seed);
+                   for (uint64_t lane = 0; lane < 4; ++lane) {
+                     const uint64_t position = counter * 4 + lane;
+                     if (position < stream_start || position >= end) continue;
+                     const uint64_t i = position - stream_start;
+                     dst[i] = src[i] * dropout_factor(philox_word_to_uniform(words.v[lane]), p,
+                                                      keep_scale);
+                   }
+                 }
+               });
 }
 
 void dropout_kernel(const Tensor& out, const Tensor& in, double p, uint64_t seed,

@@ -1,7 +1,7 @@
 // CPU softmax, log-softmax and cross-entropy. A softmax input is a contiguous [outer, size, inner]
-// array; each task normalizes a block of up to kColumns adjacent inner columns of one outer index
-// at once, so that for inner > 1 the loops run along memory, and inner = 1 (softmax over the last
-// dim) is the same code with one column. Sums of exponentials are accumulated in double.
+// array; each task normalizes either one contiguous row (inner = 1, softmax over the last dim) or a
+// block of up to kColumns adjacent inner columns of one outer index at once, so that the vectorized
+// inner loops always run along memory. Sums of exponentials are accumulated in double.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -45,75 +45,172 @@ void for_each_column_block(const SoftmaxLayout& l, const Fn& fn) {
   });
 }
 
+// Sums are accumulated in T within chunks of kSumChunk values (a loop that vectorizes) and in
+// double across chunks: accurate for any length without mixing widths inside the vector loop.
+constexpr int64_t kSumChunk = 256;
+
+// The per-row and per-block workers below are [[gnu::noinline]]: inlined into the body of
+// parallel_for's OpenMP region, GCC 12 no longer vectorizes their `omp simd` loops.
+
+// Sum over k in [0, n) of term(k), a T.
+template <typename T, typename Term>
+double row_sum(int64_t n, const Term& term) {
+  double total = 0;
+  for (int64_t k0 = 0; k0 < n; k0 += kSumChunk) {
+    const int64_t k1 = std::min(n, k0 + kSumChunk);
+    T part = 0;
+#pragma omp simd reduction(+ : part)
+    for (int64_t k = k0; k < k1; ++k) part += term(k);
+    total += part;
+  }
+  return total;
+}
+
+// sums[j] = sum over k in [0, size) of term(k, j), for the columns j < width (<= kColumns).
+template <typename T, typename Term>
+void column_sums(int64_t size, int64_t width, const Term& term, double* sums) {
+  std::fill(sums, sums + width, 0.0);
+  for (int64_t k0 = 0; k0 < size; k0 += kSumChunk) {
+    const int64_t k1 = std::min(size, k0 + kSumChunk);
+    T part[kColumns] = {};
+    for (int64_t k = k0; k < k1; ++k) {
+#pragma omp simd
+      for (int64_t j = 0; j < width; ++j) part[j] += term(k, j);
+    }
+    for (int64_t j = 0; j < width; ++j) sums[j] += part[j];
+  }
+}
+
 template <typename T>
-void softmax_forward(const Tensor& out, const Tensor& x, int64_t dim, bool log) {
+T row_max(const T* __restrict__ in, int64_t size) {
+  T max = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : max)
+  for (int64_t k = 0; k < size; ++k) max = in[k] > max ? in[k] : max;
+  return max;
+}
+
+// Softmax of one row of `size` contiguous values (inner = 1).
+template <typename T, bool kLog>
+[[gnu::noinline]] void softmax_row(const T* __restrict__ in, T* __restrict__ out, int64_t size) {
+  const T max = row_max(in, size);
+  const double sum = row_sum<T>(size, [=](int64_t k) {
+    const T e = softmax_exp(in[k], max);
+    if (!kLog) out[k] = e;  // normalized below
+    return e;
+  });
+  if (kLog) {
+    const T log_sum = static_cast<T>(std::log(sum));
+#pragma omp simd
+    for (int64_t k = 0; k < size; ++k) out[k] = log_softmax_value(in[k], max, log_sum);
+  } else {
+    const T inv_sum = static_cast<T>(1.0 / sum);
+#pragma omp simd
+    for (int64_t k = 0; k < size; ++k) out[k] *= inv_sum;
+  }
+}
+
+// Softmax of `width` adjacent columns: element k of column j is at k * inner + j.
+template <typename T, bool kLog>
+[[gnu::noinline]] void softmax_columns(const T* __restrict__ in, T* __restrict__ out, int64_t size,
+                                       int64_t inner, int64_t width) {
+  T max[kColumns];
+  std::fill(max, max + width, -std::numeric_limits<T>::infinity());
+  for (int64_t k = 0; k < size; ++k) {
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) max[j] = in[k * inner + j] > max[j] ? in[k * inner + j] : max[j];
+  }
+  double sum[kColumns];
+  column_sums<T>(
+      size, width,
+      [&](int64_t k, int64_t j) {
+        const T e = softmax_exp(in[k * inner + j], max[j]);
+        if (!kLog) out[k * inner + j] = e;  // normalized below
+        return e;
+      },
+      sum);
+  T factor[kColumns];  // log: log(sum); softmax: 1 / sum
+  for (int64_t j = 0; j < width; ++j) factor[j] = static_cast<T>(kLog ? std::log(sum[j]) : 1.0 / sum[j]);
+  for (int64_t k = 0; k < size; ++k) {
+    T* r = out + k * inner;
+    const T* v = in + k * inner;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      r[j] = kLog ? log_softmax_value(v[j], max[j], factor[j]) : r[j] * factor[j];
+    }
+  }
+}
+
+// softmax: dx = y * (dy - sum(dy * y)); log_softmax: dx = dy - exp(y) * sum(dy).
+template <typename T, bool kLog>
+inline T softmax_grad_term(T dy, T y) {
+  return kLog ? dy : dy * y;
+}
+
+template <typename T, bool kLog>
+inline T softmax_input_grad(T y, T dy, T total) {
+  return kLog ? log_softmax_grad(y, dy, total) : softmax_grad(y, dy, total);
+}
+
+// Backward of one row of `size` contiguous values (inner = 1).
+template <typename T, bool kLog>
+[[gnu::noinline]] void softmax_backward_row(const T* __restrict__ dy, const T* __restrict__ y,
+                                            T* __restrict__ dx, int64_t size) {
+  const T total = static_cast<T>(
+      row_sum<T>(size, [=](int64_t k) { return softmax_grad_term<T, kLog>(dy[k], y[k]); }));
+#pragma omp simd
+  for (int64_t k = 0; k < size; ++k) dx[k] = softmax_input_grad<T, kLog>(y[k], dy[k], total);
+}
+
+// Backward of `width` adjacent columns: element k of column j is at k * inner + j.
+template <typename T, bool kLog>
+[[gnu::noinline]] void softmax_backward_columns(const T* __restrict__ dy, const T* __restrict__ y,
+                                                T* __restrict__ dx, int64_t size, int64_t inner,
+                                                int64_t width) {
+  double acc[kColumns];
+  column_sums<T>(
+      size, width,
+      [=](int64_t k, int64_t j) {
+        return softmax_grad_term<T, kLog>(dy[k * inner + j], y[k * inner + j]);
+      },
+      acc);
+  T total[kColumns];
+  for (int64_t j = 0; j < width; ++j) total[j] = static_cast<T>(acc[j]);
+  for (int64_t k = 0; k < size; ++k) {
+    const int64_t row = k * inner;
+#pragma omp simd
+    for (int64_t j = 0; j < width; ++j) {
+      dx[row + j] = softmax_input_grad<T, kLog>(y[row + j], dy[row + j], total[j]);
+    }
+  }
+}
+
+template <typename T, bool kLog>
+void softmax_forward(const Tensor& out, const Tensor& x, int64_t dim) {
   const SoftmaxLayout l(x, dim);
   const T* xp = static_cast<const T*>(x.data_ptr());
   T* op = static_cast<T*>(out.data_ptr());
   for_each_column_block(l, [&](int64_t offset, int64_t width) {
-    const T* in = xp + offset;
-    T* res = op + offset;
-    T max[kColumns];
-    double sum[kColumns];
-    std::fill(max, max + width, -std::numeric_limits<T>::infinity());
-    std::fill(sum, sum + width, 0.0);
-    for (int64_t k = 0; k < l.size; ++k) {
-      for (int64_t j = 0; j < width; ++j) max[j] = std::max(max[j], in[k * l.inner + j]);
-    }
-    for (int64_t k = 0; k < l.size; ++k) {
-      for (int64_t j = 0; j < width; ++j) {
-        const T e = softmax_exp(in[k * l.inner + j], max[j]);
-        sum[j] += e;
-        if (!log) res[k * l.inner + j] = e;  // normalized below
-      }
-    }
-    T factor[kColumns];  // log: log(sum); softmax: 1 / sum
-    for (int64_t j = 0; j < width; ++j) {
-      factor[j] = static_cast<T>(log ? std::log(sum[j]) : 1.0 / sum[j]);
-    }
-    for (int64_t k = 0; k < l.size; ++k) {
-      T* r = res + k * l.inner;
-      const T* v = in + k * l.inner;
-      if (log) {
-        for (int64_t j = 0; j < width; ++j) r[j] = log_softmax_value(v[j], max[j], factor[j]);
-      } else {
-        for (int64_t j = 0; j < width; ++j) r[j] *= factor[j];
-      }
+    if (l.inner == 1) {
+      softmax_row<T, kLog>(xp + offset, op + offset, l.size);
+    } else {
+      softmax_columns<T, kLog>(xp + offset, op + offset, l.size, l.inner, width);
     }
   });
 }
 
-// softmax: dx = y * (dy - sum(dy * y)); log_softmax: dx = dy - exp(y) * sum(dy).
-template <typename T>
+template <typename T, bool kLog>
 void softmax_backward(const Tensor& grad_input, const Tensor& grad_output, const Tensor& output,
-                      int64_t dim, bool log) {
+                      int64_t dim) {
   const SoftmaxLayout l(output, dim);
   const T* dyp = static_cast<const T*>(grad_output.data_ptr());
   const T* yp = static_cast<const T*>(output.data_ptr());
   T* dxp = static_cast<T*>(grad_input.data_ptr());
   for_each_column_block(l, [&](int64_t offset, int64_t width) {
-    const T* dy = dyp + offset;
-    const T* y = yp + offset;
-    T* dx = dxp + offset;
-    double acc[kColumns];
-    std::fill(acc, acc + width, 0.0);
-    for (int64_t k = 0; k < l.size; ++k) {
-      const int64_t row = k * l.inner;
-      if (log) {
-        for (int64_t j = 0; j < width; ++j) acc[j] += dy[row + j];
-      } else {
-        for (int64_t j = 0; j < width; ++j) acc[j] += static_cast<double>(dy[row + j]) * y[row + j];
-      }
-    }
-    T total[kColumns];
-    for (int64_t j = 0; j < width; ++j) total[j] = static_cast<T>(acc[j]);
-    for (int64_t k = 0; k < l.size; ++k) {
-      const int64_t row = k * l.inner;
-      if (log) {
-        for (int64_t j = 0; j < width; ++j) dx[row + j] = log_softmax_grad(y[row + j], dy[row + j], total[j]);
-      } else {
-        for (int64_t j = 0; j < width; ++j) dx[row + j] = softmax_grad(y[row + j], dy[row + j], total[j]);
-      }
+    if (l.inner == 1) {
+      softmax_backward_row<T, kLog>(dyp + offset, yp + offset, dxp + offset, l.size);
+    } else {
+      softmax_backward_columns<T, kLog>(dyp + offset, yp + offset, dxp + offset, l.size, l.inner,
+                                        width);
     }
   });
 }
@@ -128,8 +225,32 @@ void check_targets(const Tensor& target, int64_t num_classes) {
   }
 }
 
-// Per row: log-sum-exp and the smoothed loss in one read of the logits; the batch mean is summed in
-// row order so that it does not depend on the thread count.
+// One row's log-sum-exp (into *log_sum_exp) and smoothed loss, from one read of the logits.
+template <typename T>
+[[gnu::noinline]] double cross_entropy_row(const T* __restrict__ row, int64_t classes,
+                                           int64_t target, double label_smoothing,
+                                           T* log_sum_exp) {
+  const T max = row_max(row, classes);
+  const double sum_exp = row_sum<T>(classes, [=](int64_t c) { return softmax_exp(row[c], max); });
+  const double sum_x = row_sum<T>(classes, [=](int64_t c) { return row[c]; });
+  const double lse = max + std::log(sum_exp);
+  *log_sum_exp = static_cast<T>(lse);
+  return cross_entropy_row_loss(lse, row[target], sum_x / classes, label_smoothing);
+}
+
+template <typename T>
+[[gnu::noinline]] void cross_entropy_grad_row(const T* __restrict__ row, T* __restrict__ grad,
+                                              int64_t classes, int64_t target, T log_sum_exp, T ls,
+                                              T scale) {
+  const T smoothing_per_class = ls / static_cast<T>(classes);
+#pragma omp simd
+  for (int64_t c = 0; c < classes; ++c) {
+    grad[c] = cross_entropy_grad(row[c], log_sum_exp, smoothing_per_class, scale);
+  }
+  grad[target] += cross_entropy_target_grad(ls, scale);
+}
+
+// The batch mean is summed in row order, so that it does not depend on the thread count.
 template <typename T>
 void cross_entropy_forward(const Tensor& loss, const Tensor& log_sum_exp, const Tensor& logits,
                            const Tensor& target, double label_smoothing) {
@@ -142,16 +263,7 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& log_sum_exp, const 
   const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(classes, 1));
   parallel_for(0, batch, grain, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
-      const T* row = xp + n * classes;
-      const T max = *std::max_element(row, row + classes);
-      double sum_exp = 0, sum_x = 0;
-      for (int64_t c = 0; c < classes; ++c) {
-        sum_exp += softmax_exp(row[c], max);
-        sum_x += row[c];
-      }
-      const double lse = max + std::log(sum_exp);
-      lse_p[n] = static_cast<T>(lse);
-      row_loss[n] = cross_entropy_row_loss(lse, row[tp[n]], sum_x / classes, label_smoothing);
+      row_loss[n] = cross_entropy_row(xp + n * classes, classes, tp[n], label_smoothing, lse_p + n);
     }
   });
   double total = 0;
@@ -170,28 +282,32 @@ void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss,
   T* gp = static_cast<T*>(grad_logits.data_ptr());
   const T scale = static_cast<T>(*static_cast<const T*>(grad_loss.data_ptr()) / static_cast<double>(batch));
   const T ls = static_cast<T>(label_smoothing);
-  const T num_classes = static_cast<T>(classes);
   const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(classes, 1));
   parallel_for(0, batch, grain, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
-      const T* row = xp + n * classes;
-      T* g = gp + n * classes;
-      for (int64_t c = 0; c < classes; ++c) {
-        g[c] = cross_entropy_grad(row[c], lse_p[n], c == tp[n], ls, num_classes, scale);
-      }
+      cross_entropy_grad_row(xp + n * classes, gp + n * classes, classes, tp[n], lse_p[n], ls, scale);
     }
   });
 }
 
 void softmax_kernel(const Tensor& out, const Tensor& x, int64_t dim, bool log) {
-  OMPQ_DISPATCH_FLOATING(x.dtype(), log ? "log_softmax" : "softmax",
-                         [&] { softmax_forward<scalar_t>(out, x, dim, log); });
+  OMPQ_DISPATCH_FLOATING(x.dtype(), log ? "log_softmax" : "softmax", [&] {
+    if (log) {
+      softmax_forward<scalar_t, true>(out, x, dim);
+    } else {
+      softmax_forward<scalar_t, false>(out, x, dim);
+    }
+  });
 }
 
 void softmax_backward_kernel(const Tensor& grad_input, const Tensor& grad_output,
                              const Tensor& output, int64_t dim, bool log) {
   OMPQ_DISPATCH_FLOATING(output.dtype(), log ? "log_softmax_backward" : "softmax_backward", [&] {
-    softmax_backward<scalar_t>(grad_input, grad_output, output, dim, log);
+    if (log) {
+      softmax_backward<scalar_t, true>(grad_input, grad_output, output, dim);
+    } else {
+      softmax_backward<scalar_t, false>(grad_input, grad_output, output, dim);
+    }
   });
 }
 

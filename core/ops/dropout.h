@@ -9,7 +9,7 @@
 
 namespace ompq {
 
-// out[i] = in[i] * dropout_factor(seed, stream_start + i, p, 1 / (1 - p)) for the logical
+// out[i] = in[i] * dropout_factor_at(seed, stream_start + i, p, 1 / (1 - p)) for the logical
 // (row-major) index i; in and out contiguous, same shape.
 using DropoutKernel = void(const Tensor& out, const Tensor& in, double p, uint64_t seed,
                            uint64_t stream_start);

@@ -9,10 +9,16 @@
 
 namespace ompq {
 
-// The factor element `index` of the stream is multiplied by: 0 or keep_scale = 1 / (1 - p).
+// The factor an element whose stream draw is `uniform` is multiplied by: 0 or keep_scale = 1 / (1 - p).
 template <typename T>
-OMPQ_HD inline T dropout_factor(uint64_t seed, uint64_t index, double p, T keep_scale) {
-  return static_cast<double>(philox_uniform(seed, index)) < p ? T(0) : keep_scale;
+OMPQ_HD inline T dropout_factor(float uniform, double p, T keep_scale) {
+  return static_cast<double>(uniform) < p ? T(0) : keep_scale;
+}
+
+// The same for stream position `index` (a kernel that draws one position per thread).
+template <typename T>
+OMPQ_HD inline T dropout_factor_at(uint64_t seed, uint64_t index, double p, T keep_scale) {
+  return dropout_factor(philox_uniform(seed, index), p, keep_scale);
 }
 
 }  // namespace ompq

@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/functional/dropout.h"
+#include "core/ops/dropout_math.h"
 #include "core/philox.h"
 #include "core/random.h"
 #include "tests/gradcheck.h"
@@ -19,14 +20,16 @@ using ::testing::ThrowsMessage;
 
 TEST(Dropout, MaskIsThePhiloxDrawAtTheGeneratorsOffset) {
   Generator gen(42);
-  gen.advance(1000);  // the draw must start where the generator stands
-  Tensor x = Tensor::arange(5000, DType::kF64);
+  gen.advance(1003);  // the draw starts where the generator stands, mid Philox block
+  Tensor x = Tensor::arange(5001, DType::kF64);
   Tensor y = dropout(x, 0.3, /*training=*/true, gen);
-  EXPECT_EQ(gen.offset(), 6000u);
+  EXPECT_EQ(gen.offset(), 6004u);
   std::vector<double> v = y.to_vector<double>();
-  for (int64_t i = 0; i < 5000; ++i) {
-    const bool dropped = philox_uniform(42, 1000 + i) < 0.3;
+  for (int64_t i = 0; i < 5001; ++i) {
+    const bool dropped = philox_uniform(42, 1003 + i) < 0.3;
     ASSERT_EQ(v[i], dropped ? 0.0 : i * (1.0 / 0.7)) << "element " << i;
+    // The per-position helper a CUDA kernel uses draws the same mask.
+    ASSERT_EQ(v[i], i * dropout_factor_at(42, 1003 + i, 0.3, 1.0 / 0.7)) << "element " << i;
   }
 }
 

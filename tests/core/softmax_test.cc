@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "core/functional/softmax.h"
+#include "core/ops/softmax_math.h"
 #include "core/random.h"
 #include "tests/gradcheck.h"
 
@@ -84,6 +85,37 @@ TEST(Softmax, MatchesReferenceOverEveryDim) {
   Tensor transposed = base.t();
   expect_near_vectors(softmax(transposed, 1).to_vector<double>(),
                       reference_softmax(transposed.contiguous(), 1, false), 1e-12);
+}
+
+TEST(Softmax, F32KernelsMatchDoubleReference) {
+  // The f32 path uses the vectorizable polynomial exp; f64 uses std::exp.
+  Generator gen(4);
+  for (Shape shape : {Shape{5, 300}, Shape{2, 7, 9}}) {
+    Tensor x = randn(shape, gen, DType::kF32).detach();
+    std::vector<double> x64 = x.to_vector<double>();
+    Tensor exact_input = Tensor::from_vector(x64, shape);
+    for (int64_t dim = 0; dim < x.dim(); ++dim) {
+      for (bool log : {false, true}) {
+        Tensor y = log ? log_softmax(x, dim) : softmax(x, dim);
+        expect_near_vectors(y.to_vector<double>(), reference_softmax(exact_input, dim, log), 1e-6);
+      }
+    }
+  }
+}
+
+TEST(Softmax, PolynomialExpIsAccurateAndHandlesSpecialValues) {
+  double worst = 0;
+  for (float x = -87.0f; x < 88.0f; x += 0.001953125f) {
+    worst = std::max(worst, std::abs(softmax_expf(x) - std::exp(double{x})) / std::exp(double{x}));
+  }
+  EXPECT_LT(worst, 2.5e-7);  // about 2 ulp
+  EXPECT_EQ(softmax_expf(0.0f), 1.0f);
+  EXPECT_EQ(softmax_expf(-INFINITY), 0.0f);
+  EXPECT_EQ(softmax_expf(-100.0f), 0.0f);
+  EXPECT_TRUE(std::isnan(softmax_expf(NAN)));
+  // A masked (-inf) logit gets probability 0.
+  Tensor masked = Tensor::from_vector<float>({0.f, -INFINITY, 1.f}, {3});
+  EXPECT_EQ(softmax(masked, 0).to_vector<float>()[1], 0.0f);
 }
 
 TEST(Softmax, StableForLargeInputs) {
