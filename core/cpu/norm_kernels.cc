@@ -2,8 +2,8 @@
 // Work is split into channel groups, threaded with parallel_for: one channel when S > 1, a run of
 // kGroupChannels adjacent channels when S = 1 (so that inner loops still run along memory). Each
 // group is reduced and then rewritten by the same thread while its data is still in cache, so a
-// training step reads x (and dy) from memory about once per phase. Per-channel sums are accumulated
-// in double, always in (n, s) order: results do not depend on the thread count.
+// training step reads x (and dy) from memory about once per phase. Per-channel sums (see
+// channel_sums) run in a fixed order whatever the thread count, so results do not depend on it.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -18,7 +18,8 @@ namespace {
 
 constexpr int64_t kGrainElements = 32768;
 constexpr int64_t kGroupChannels = 128;
-constexpr int64_t kLanes = 8;
+constexpr int64_t kLanes = 16;
+constexpr int64_t kSumChunk = 256;
 
 struct ChannelLayout {
   int64_t batch, channels, spatial;
@@ -46,52 +47,69 @@ void for_each_channel_group(const ChannelLayout& l, int64_t group, const Fn& fn)
 }
 
 // For channels [c0, c1) of one group: sum_a[c - c0] and sum_b[c - c0] are the sums over the
-// channel's elements k of the two values term(k, c, &a, &b) writes.
-template <typename Term>
+// channel's elements k of the two values (of type T) term(k, c, &a, &b) writes. Values are summed
+// in T within chunks of at most kSumChunk (a loop that vectorizes; kLanes independent partial sums
+// so that it does not wait on the latency of each add) and in double across chunks, which keeps
+// the sum accurate for any count.
+template <typename T, typename Term>
 void channel_sums(const ChannelLayout& l, int64_t c0, int64_t c1, const Term& term, double* sum_a,
                   double* sum_b) {
-  if (l.spatial == 1) {
+  if (l.spatial == 1) {  // rows of C channels: the channels are the lanes
     std::fill(sum_a, sum_a + (c1 - c0), 0.0);
     std::fill(sum_b, sum_b + (c1 - c0), 0.0);
-    for (int64_t n = 0; n < l.batch; ++n) {
-      const int64_t row = n * l.channels;
+    for (int64_t n0 = 0; n0 < l.batch; n0 += kSumChunk) {
+      T pa[kGroupChannels] = {}, pb[kGroupChannels] = {};
+      for (int64_t n = n0; n < std::min(l.batch, n0 + kSumChunk); ++n) {
+        const int64_t row = n * l.channels;
 #pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) {
-        double a, b;
-        term(row + c, c, a, b);
-        sum_a[c - c0] += a;
-        sum_b[c - c0] += b;
+        for (int64_t c = c0; c < c1; ++c) {
+          T a, b;
+          term(row + c, c, a, b);
+          pa[c - c0] += a;
+          pb[c - c0] += b;
+        }
+      }
+      for (int64_t c = 0; c < c1 - c0; ++c) {
+        sum_a[c] += pa[c];
+        sum_b[c] += pb[c];
       }
     }
     return;
   }
   for (int64_t c = c0; c < c1; ++c) {
-    // kLanes independent partial sums: one accumulator would make the loop wait on the latency
-    // of each add.
-    double pa[kLanes] = {}, pb[kLanes] = {};
+    double da[kLanes] = {}, db[kLanes] = {};
     for (int64_t n = 0; n < l.batch; ++n) {
       const int64_t block = (n * l.channels + c) * l.spatial;
-      int64_t i = 0;
-      for (; i + kLanes <= l.spatial; i += kLanes) {
+      for (int64_t i0 = 0; i0 < l.spatial; i0 += kSumChunk) {
+        const int64_t i1 = std::min(l.spatial, i0 + kSumChunk);
+        T pa[kLanes] = {}, pb[kLanes] = {};
+        int64_t i = i0;
+        for (; i + kLanes <= i1; i += kLanes) {
 #pragma omp simd
-        for (int64_t j = 0; j < kLanes; ++j) {
-          double a, b;
-          term(block + i + j, c, a, b);
+          for (int64_t j = 0; j < kLanes; ++j) {
+            T a, b;
+            term(block + i + j, c, a, b);
+            pa[j] += a;
+            pb[j] += b;
+          }
+        }
+        for (int64_t j = 0; i < i1; ++i, ++j) {
+          T a, b;
+          term(block + i, c, a, b);
           pa[j] += a;
           pb[j] += b;
         }
-      }
-      for (int64_t j = 0; i < l.spatial; ++i, ++j) {
-        double a, b;
-        term(block + i, c, a, b);
-        pa[j] += a;
-        pb[j] += b;
+#pragma omp simd
+        for (int64_t j = 0; j < kLanes; ++j) {
+          da[j] += pa[j];
+          db[j] += pb[j];
+        }
       }
     }
     double sa = 0, sb = 0;
     for (int64_t j = 0; j < kLanes; ++j) {
-      sa += pa[j];
-      sb += pb[j];
+      sa += da[j];
+      sb += db[j];
     }
     sum_a[c - c0] = sa;
     sum_b[c - c0] = sb;
@@ -147,10 +165,10 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tenso
       std::array<T, kGroupChannels> shift;
       std::array<double, kGroupChannels> sum, sum_sq;
       for (int64_t c = c0; c < c1; ++c) shift[c - c0] = xp[c * l.spatial];
-      channel_sums(
+      channel_sums<T>(
           l, c0, c1,
-          [&](int64_t k, int64_t c, double& a, double& b) {
-            a = static_cast<double>(xp[k] - shift[c - c0]);
+          [&](int64_t k, int64_t c, T& a, T& b) {
+            a = xp[k] - shift[c - c0];
             b = a * a;
           },
           sum.data(), sum_sq.data());
@@ -197,11 +215,11 @@ void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, 
   for_each_channel_group(l, reduction_group(l), [&](int64_t c0, int64_t c1) {
     std::array<double, kGroupChannels> sum_dy{}, sum_dy_xmu{};
     if (need_sums) {
-      channel_sums(
+      channel_sums<T>(
           l, c0, c1,
-          [&](int64_t k, int64_t c, double& a, double& b) {
-            a = static_cast<double>(dyp[k]);
-            b = a * static_cast<double>(xp[k] - mean_p[c]);
+          [&](int64_t k, int64_t c, T& a, T& b) {
+            a = dyp[k];
+            b = dyp[k] * (xp[k] - mean_p[c]);
           },
           sum_dy.data(), sum_dy_xmu.data());
     }
