@@ -56,11 +56,17 @@ def main():
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train_limit", type=int, default=0, help="use only the first N training images")
+    p.add_argument("--test_limit", type=int, default=0, help="use only the first N test images")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     xtr, ytr = load(a.data_dir, "train", 0.2860, 0.3530)
     xte, yte = load(a.data_dir, "test", 0.2860, 0.3530)
+    if a.train_limit:
+        xtr, ytr = xtr[:a.train_limit], ytr[:a.train_limit]
+    if a.test_limit:
+        xte, yte = xte[:a.test_limit], yte[:a.test_limit]
     model = FashionCNN()
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum,
                           weight_decay=a.weight_decay, nesterov=True)
