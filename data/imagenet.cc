@@ -27,8 +27,10 @@ bool is_image_name(const fs::path& path) {
 // Orders paths as torchvision's sorted(os.walk(...)) then sorted(file names): by folder, then name.
 bool walk_order(const std::string& a, const std::string& b) {
   const size_t slash_a = a.rfind('/'), slash_b = b.rfind('/');
-  const std::string_view dir_a = slash_a == std::string::npos ? "" : std::string_view(a).substr(0, slash_a);
-  const std::string_view dir_b = slash_b == std::string::npos ? "" : std::string_view(b).substr(0, slash_b);
+  const std::string_view dir_a =
+      slash_a == std::string::npos ? "" : std::string_view(a).substr(0, slash_a);
+  const std::string_view dir_b =
+      slash_b == std::string::npos ? "" : std::string_view(b).substr(0, slash_b);
   if (dir_a != dir_b) return dir_a < dir_b;
   return a < b;
 }
@@ -40,11 +42,13 @@ absl::StatusOr<std::vector<std::string>> list_images(const fs::path& dir, const 
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec) && is_image_name(it->path())) {
+    std::error_code entry_ec;  // a broken link is no image, not a failed listing
+    if (it->is_regular_file(entry_ec) && is_image_name(it->path())) {
       images.push_back(it->path().lexically_relative(base).generic_string());
     }
   }
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot list '", dir.string(), "': ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("cannot list '", dir.string(), "': ", ec.message()));
   std::sort(images.begin(), images.end(), walk_order);
   return images;
 }
@@ -55,9 +59,11 @@ absl::StatusOr<std::vector<std::string>> list_folders(const fs::path& dir) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec)) folders.push_back(it->path().filename().string());
+    std::error_code entry_ec;
+    if (it->is_directory(entry_ec)) folders.push_back(it->path().filename().string());
   }
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot list '", dir.string(), "': ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("cannot list '", dir.string(), "': ", ec.message()));
   std::sort(folders.begin(), folders.end());
   return folders;
 }
@@ -171,8 +177,8 @@ absl::StatusOr<Listing> list_with_label_file(const fs::path& root, const fs::pat
       return bad_line(label.line, "class index ", label.label, " is too large");
     }
     if (!count_from_indices && index >= static_cast<int64_t>(listing.classes.size())) {
-      return bad_line(label.line, "class index ", index, " is outside [0, ",
-                      listing.classes.size(), ") (classes of ", class_source, ")");
+      return bad_line(label.line, "class index ", index, " is outside [0, ", listing.classes.size(),
+                      ") (classes of ", class_source, ")");
     }
     label.index = static_cast<int32_t>(index);
     max_index = std::max(max_index, index);
@@ -226,7 +232,8 @@ ImageFolderOptions imagenet_options(const std::string& root, const std::string& 
   options.root = root;
   options.split = split;
   options.label_file = label_file;
-  options.transform.mode = split == "train" ? ImageTransformMode::kTrain : ImageTransformMode::kEval;
+  options.transform.mode =
+      split == "train" ? ImageTransformMode::kTrain : ImageTransformMode::kEval;
   return options;
 }
 
@@ -235,7 +242,8 @@ absl::StatusOr<std::unique_ptr<ImageFolderDataset>> ImageFolderDataset::open(
   OMPQ_RETURN_IF_ERROR(check_transform_options(options.transform));
   const fs::path root(options.root);
   if (!is_folder(root)) {
-    return absl::NotFoundError(absl::StrCat("image folder root '", options.root, "' is not a folder"));
+    return absl::NotFoundError(
+        absl::StrCat("image folder root '", options.root, "' is not a folder"));
   }
   const fs::path split_dir = root / options.split;
   if (!is_folder(split_dir)) {

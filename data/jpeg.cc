@@ -166,8 +166,7 @@ absl::StatusOr<ImageInfo> read_image_info(std::string_view bytes) {
     }
     const uint32_t width = read_be32(bytes, 16), height = read_be32(bytes, 20);
     if (width == 0 || height == 0 || width > 0x7FFFFFFFu || height > 0x7FFFFFFFu) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad PNG header: size ", width, "x", height));
+      return absl::InvalidArgumentError(absl::StrCat("bad PNG header: size ", width, "x", height));
     }
     return ImageInfo{ImageFormat::kPng, height, width};
   }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -15,8 +14,8 @@ namespace {
 // Uniform in [0, 1) with 53 random bits, from two stream positions of `rng`.
 double uniform01(Generator& rng) {
   const uint64_t at = rng.advance(2);
-  const uint64_t bits = (static_cast<uint64_t>(philox_word(rng.seed(), at)) << 32) |
-                        philox_word(rng.seed(), at + 1);
+  const uint64_t bits =
+      (static_cast<uint64_t>(philox_word(rng.seed(), at)) << 32) | philox_word(rng.seed(), at + 1);
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
@@ -65,7 +64,8 @@ AxisTaps bilinear_taps(double start, double length, int64_t clip_begin, int64_t 
                " reads no source pixel of the ", clip_size, " in range");
     double sum = 0.0;
     for (int64_t k = 0; k < hi - lo; ++k) {
-      const double t = std::abs((static_cast<double>(lo + k) - center + 0.5) * inverse_filter_scale);
+      const double t =
+          std::abs((static_cast<double>(lo + k) - center + 0.5) * inverse_filter_scale);
       w[k] = t < 1.0 ? 1.0 - t : 0.0;
       sum += w[k];
     }
@@ -144,10 +144,14 @@ CropBox sample_resized_crop(int64_t image_height, int64_t image_width, Generator
 }
 
 ResampleRegion crop_then_resize_region(const CropBox& box) {
-  return ResampleRegion{static_cast<double>(box.top),    static_cast<double>(box.left),
-                        static_cast<double>(box.height), static_cast<double>(box.width),
-                        box.top,                         box.top + box.height,
-                        box.left,                        box.left + box.width};
+  return ResampleRegion{static_cast<double>(box.top),
+                        static_cast<double>(box.left),
+                        static_cast<double>(box.height),
+                        static_cast<double>(box.width),
+                        box.top,
+                        box.top + box.height,
+                        box.left,
+                        box.left + box.width};
 }
 
 ResampleRegion resize_then_center_crop_region(int64_t image_height, int64_t image_width,
@@ -159,9 +163,9 @@ ResampleRegion resize_then_center_crop_region(int64_t image_height, int64_t imag
   // torchvision: the shorter side becomes `resize`, the longer int(resize * long / short).
   const int64_t short_side = std::min(image_height, image_width);
   const int64_t long_side = std::max(image_height, image_width);
-  const int64_t new_long = static_cast<int64_t>(static_cast<double>(resize) *
-                                                static_cast<double>(long_side) /
-                                                static_cast<double>(short_side));
+  const int64_t new_long =
+      static_cast<int64_t>(static_cast<double>(resize) * static_cast<double>(long_side) /
+                           static_cast<double>(short_side));
   const bool portrait = image_width <= image_height;
   const int64_t new_height = portrait ? new_long : resize;
   const int64_t new_width = portrait ? resize : new_long;
@@ -169,8 +173,9 @@ ResampleRegion resize_then_center_crop_region(int64_t image_height, int64_t imag
   const int64_t crop_left = round_half_even(static_cast<double>(new_width - crop) / 2.0);
   const double scale_y = static_cast<double>(image_height) / static_cast<double>(new_height);
   const double scale_x = static_cast<double>(image_width) / static_cast<double>(new_width);
-  return ResampleRegion{crop_top * scale_y, crop_left * scale_x, crop * scale_y, crop * scale_x,
-                        0,                  image_height,        0,              image_width};
+  return ResampleRegion{
+      crop_top * scale_y, crop_left * scale_x, crop * scale_y, crop * scale_x, 0, image_height, 0,
+      image_width};
 }
 
 ResampleRegion scale_region(const ResampleRegion& r, int64_t from_height, int64_t from_width,
@@ -191,10 +196,12 @@ ResampleRegion scale_region(const ResampleRegion& r, int64_t from_height, int64_
                         end(r.col_end, sx, to_width)};
 }
 
-// Two separable passes. Horizontal: each source row the vertical taps need -> `rows`, f32
-// [row count, out_width, 3] (interleaved RGB, as the source). Vertical: for each output row, a
-// weighted sum of whole `rows` rows (contiguous, vectorized), then normalized and scattered to
-// the three CHW planes, mirrored when flipping.
+// Two separable passes per output row, vertical first: the vertical pass reads whole contiguous
+// source rows (u8 in, f32 out, vectorized) into `row`, f32 [columns the horizontal taps need, 3],
+// interleaved RGB as the source; the horizontal pass, the one that gathers, then runs on one
+// row of floats in L1 and writes the three CHW planes, normalized and mirrored when flipping.
+// PIL filters horizontally first; in exact arithmetic the order does not matter, and in float
+// the results differ by rounding only (far below PIL's own 8-bit intermediate).
 void resample_normalize(const Image& image, const ResampleRegion& region, int64_t out_height,
                         int64_t out_width, bool flip, const Normalization& normalization,
                         float* out) {
@@ -209,28 +216,8 @@ void resample_normalize(const Image& image, const ResampleRegion& region, int64_
       bilinear_taps(region.left, region.width, region.col_begin, region.col_end, out_width);
   const AxisTaps yt =
       bilinear_taps(region.top, region.height, region.row_begin, region.row_end, out_height);
-  const int64_t row_first = yt.first[0];
-  const int64_t row_last = yt.first[out_height - 1] + yt.count[out_height - 1];
-  const int64_t row_len = out_width * 3;
-
-  std::unique_ptr<float[]> rows(new float[(row_last - row_first) * row_len]);
-  for (int64_t y = row_first; y < row_last; ++y) {
-    const uint8_t* src = image.row(y);
-    float* dst = rows.get() + (y - row_first) * row_len;
-    for (int64_t o = 0; o < out_width; ++o) {
-      const uint8_t* p = src + xt.first[o] * 3;
-      const float* w = xt.weights.data() + o * xt.max_taps;
-      float r = 0.0f, g = 0.0f, b = 0.0f;
-      for (int64_t k = 0; k < xt.count[o]; ++k) {
-        r += w[k] * p[3 * k];
-        g += w[k] * p[3 * k + 1];
-        b += w[k] * p[3 * k + 2];
-      }
-      dst[3 * o] = r;
-      dst[3 * o + 1] = g;
-      dst[3 * o + 2] = b;
-    }
-  }
+  const int64_t col_first = xt.first[0];
+  const int64_t span = (xt.first[out_width - 1] + xt.count[out_width - 1] - col_first) * 3;
 
   float gain[3], bias[3];
   for (int c = 0; c < 3; ++c) {
@@ -238,22 +225,31 @@ void resample_normalize(const Image& image, const ResampleRegion& region, int64_
     bias[c] = -normalization.mean[c] / normalization.std[c];
   }
   const int64_t plane = out_height * out_width;
-  std::vector<float> acc(row_len);
+  std::vector<float> row(span);
   for (int64_t oy = 0; oy < out_height; ++oy) {
-    const float* w = yt.weights.data() + oy * yt.max_taps;
-    float* __restrict a = acc.data();
-    std::fill(acc.begin(), acc.end(), 0.0f);
+    float* __restrict a = row.data();
+    std::fill(row.begin(), row.end(), 0.0f);
+    const float* wy = yt.weights.data() + oy * yt.max_taps;
     for (int64_t k = 0; k < yt.count[oy]; ++k) {
-      const float* __restrict src = rows.get() + (yt.first[oy] + k - row_first) * row_len;
-      const float wk = w[k];
+      const uint8_t* __restrict src = image.row(yt.first[oy] + k) + col_first * 3;
+      const float wk = wy[k];
 #pragma omp simd
-      for (int64_t j = 0; j < row_len; ++j) a[j] += wk * src[j];
+      for (int64_t j = 0; j < span; ++j) a[j] += wk * static_cast<float>(src[j]);
     }
-    for (int c = 0; c < 3; ++c) {
-      float* dst = out + c * plane + oy * out_width;
-      for (int64_t ox = 0; ox < out_width; ++ox) {
-        dst[flip ? out_width - 1 - ox : ox] = a[3 * ox + c] * gain[c] + bias[c];
+    float* dst = out + oy * out_width;
+    for (int64_t ox = 0; ox < out_width; ++ox) {
+      const float* p = a + (xt.first[ox] - col_first) * 3;
+      const float* wx = xt.weights.data() + ox * xt.max_taps;
+      float r = 0.0f, g = 0.0f, b = 0.0f;
+      for (int64_t k = 0; k < xt.count[ox]; ++k) {
+        r += wx[k] * p[3 * k];
+        g += wx[k] * p[3 * k + 1];
+        b += wx[k] * p[3 * k + 2];
       }
+      const int64_t x = flip ? out_width - 1 - ox : ox;
+      dst[x] = r * gain[0] + bias[0];
+      dst[plane + x] = g * gain[1] + bias[1];
+      dst[2 * plane + x] = b * gain[2] + bias[2];
     }
   }
 }
@@ -265,7 +261,8 @@ absl::StatusOr<Tensor> transform_image(std::string_view bytes, const ImageTransf
   ResampleRegion region;
   bool flip = false;
   if (options.mode == ImageTransformMode::kTrain) {
-    region = crop_then_resize_region(sample_resized_crop(info.height, info.width, rng, options.crop));
+    region =
+        crop_then_resize_region(sample_resized_crop(info.height, info.width, rng, options.crop));
     flip = uniform01(rng) < options.flip_probability;
   } else {
     region = resize_then_center_crop_region(info.height, info.width, options.resize, options.size);
@@ -273,8 +270,8 @@ absl::StatusOr<Tensor> transform_image(std::string_view bytes, const ImageTransf
   JpegScale scale;
   if (options.dct_scaling && info.format == ImageFormat::kJpeg) {
     const double size = static_cast<double>(options.size);
-    scale = jpeg_scale_at_least(std::max(std::min(1.0, size / region.height),
-                                         std::min(1.0, size / region.width)));
+    scale = jpeg_scale_at_least(
+        std::max(std::min(1.0, size / region.height), std::min(1.0, size / region.width)));
   }
   OMPQ_ASSIGN_OR_RETURN(Image image, decode_image(bytes, scale));
   if (image.height != info.height || image.width != info.width) {

@@ -13,11 +13,11 @@ namespace ompq::data {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using testing::encode_jpeg;
 using testing::encode_png;
+using ::testing::HasSubstr;
 using testing::make_pixels;
 using testing::make_test_dir;
 
@@ -41,7 +41,8 @@ class ImageFolderTest : public ::testing::Test {
     fs::create_directories(fs::path(dir_) / relative);
   }
   ImageFolderOptions options(const std::string& split, const std::string& label_file = "") const {
-    ImageFolderOptions o = imagenet_options(dir_, split, label_file.empty() ? "" : path(label_file));
+    ImageFolderOptions o =
+        imagenet_options(dir_, split, label_file.empty() ? "" : path(label_file));
     o.transform.size = 16;
     o.transform.resize = 20;
     return o;
@@ -88,9 +89,10 @@ TEST_F(ImageFolderTest, ClassesAreSortedFoldersAndImagesFollowTorchvisionsWalk) 
   write("train/n10/notes.txt", "not an image, ignored");
   write("train/n02/b.JPEG", jpeg(1));
   write("train/n02/a.jpg", jpeg(2));
-  write("train/n01/x.PNG", encode_png(make_pixels(20, 24, 3, testing::pattern_value), 20, 24,
-                                      PNG_FORMAT_RGB));
+  write("train/n01/x.PNG",
+        encode_png(make_pixels(20, 24, 3, testing::pattern_value), 20, 24, PNG_FORMAT_RGB));
   write("train/n01/sub/y.jpeg", jpeg(3));  // nested: after the files of n01/ itself
+  fs::create_symlink(path("nowhere.JPEG"), path("train/n02/broken_link.JPEG"));  // not an image
   auto ds = open(options("train"));
   ASSERT_NE(ds, nullptr);
   EXPECT_THAT(ds->classes(), ElementsAre("n01", "n02", "n10"));
@@ -172,7 +174,8 @@ TEST_F(ImageFolderTest, FlatValWithoutTrainTakesTheClassesOfTheLabelFile) {
 TEST_F(ImageFolderTest, MissingFoldersAndMissingImagesAreOneClearErrorEach) {
   ImageFolderOptions o = options("train");
   o.root = path("absent");
-  EXPECT_THAT(open_error(o), HasSubstr("image folder root '" + path("absent") + "' is not a folder"));
+  EXPECT_THAT(open_error(o),
+              HasSubstr("image folder root '" + path("absent") + "' is not a folder"));
   EXPECT_THAT(open_error(options("train")),
               HasSubstr("split folder '" + path("train") + "' does not exist"));
 
@@ -206,17 +209,19 @@ TEST_F(ImageFolderTest, BadLabelFilesAreOneClearErrorEach) {
   } cases[] = {
       {"v1.JPEG n01\nv2.JPEG\n", "line 2: expected '<file> <wnid or class index>', got 'v2.JPEG'"},
       {"v1.JPEG n01 extra\n", "line 1: expected '<file> <wnid or class index>'"},
-      {"v1.JPEG n01\nv2.JPEG n02\nv1.JPEG n03\n", "line 3: 'v1.JPEG' is already labelled on line 1"},
+      {"v1.JPEG n01\nv2.JPEG n02\nv1.JPEG n03\n",
+       "line 3: 'v1.JPEG' is already labelled on line 1"},
       {"v1.JPEG n01\nv2.JPEG 3\n", "line 2: '3' mixes a class index into a file of wnids"},
       {"v1.JPEG 0\nv2.JPEG n01\n", "line 2: 'n01' mixes a wnid into a file of class indices"},
       {"v1.JPEG n99\n", "line 1: class 'n99' is not among the 3 classes of " + path("train")},
-      {"v1.JPEG 0\nv2.JPEG 3\n", "line 2: class index 3 is outside [0, 3) (classes of " +
-                                     path("train") + ")"},
+      {"v1.JPEG 0\nv2.JPEG 3\n",
+       "line 2: class index 3 is outside [0, 3) (classes of " + path("train") + ")"},
       {"v1.JPEG 99999999999999999999\n", "line 1: class index 99999999999999999999 is too large"},
       {"v1.JPEG n01\nv2.JPEG n01\nv3.JPEG n01\nv9.JPEG n02\n",
        "line 4: no .jpeg, .jpg or .png image 'v9.JPEG' in '" + path("val") + "'"},
-      {"v1.JPEG n01\nv2.JPEG n01\n",
-       "image '" + path("val") + "/v3.JPEG' has no line in label file '" + path("labels.txt") + "'"},
+      {"v1.JPEG n01\nv2.JPEG n01\n", "image '" + path("val") +
+                                         "/v3.JPEG' has no line in label file '" +
+                                         path("labels.txt") + "'"},
   };
   for (const auto& c : cases) {
     write("labels.txt", c.text);
@@ -292,16 +297,16 @@ TEST_F(UnreadableImageTest, StrictModeIsFatalAndNamesTheFile) {
   auto ds = open(o);
   ASSERT_NE(ds, nullptr);
   EXPECT_THAT([&] { ds->get(1); },
-              ::testing::ThrowsMessage<Error>(AllOf(
-                  HasSubstr("unreadable image '" + path("train") + "/n01/b.JPEG'"),
-                  HasSubstr("strict mode"))));
+              ::testing::ThrowsMessage<Error>(
+                  AllOf(HasSubstr("unreadable image '" + path("train") + "/n01/b.JPEG'"),
+                        HasSubstr("strict mode"))));
   EXPECT_EQ(ds->get(0).label, 0);
   DataLoader loader(std::move(ds), DataLoaderOptions());
   BatchStream stream = loader.batches();
   EXPECT_TRUE(stream.next().has_value());
   EXPECT_THAT([&] { stream.next(); },
-              ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("loading example 1 of"),
-                                                    HasSubstr("/n01/b.JPEG'"))));
+              ::testing::ThrowsMessage<Error>(
+                  AllOf(HasSubstr("loading example 1 of"), HasSubstr("/n01/b.JPEG'"))));
 }
 
 TEST_F(UnreadableImageTest, VanishedFileIsSkippedAndAllUnreadableIsAnError) {

@@ -11,9 +11,9 @@
 namespace ompq::data {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::encode_jpeg;
 using testing::encode_png;
+using ::testing::HasSubstr;
 using testing::make_pixels;
 using testing::pattern_value;
 using testing::smooth_value;
@@ -115,7 +115,8 @@ TEST(JpegTest, PngAlphaIsDroppedAndGrayIsReplicated) {
   const auto rgba = make_pixels(5, 6, 4, pattern_value);
   Image with_alpha = decode_ok(encode_png(rgba, 5, 6, PNG_FORMAT_RGBA));
   std::vector<uint8_t> rgb;
-  for (size_t p = 0; p < rgba.size(); p += 4) rgb.insert(rgb.end(), {rgba[p], rgba[p + 1], rgba[p + 2]});
+  for (size_t p = 0; p < rgba.size(); p += 4)
+    rgb.insert(rgb.end(), {rgba[p], rgba[p + 1], rgba[p + 2]});
   EXPECT_EQ(difference(with_alpha, rgb).max, 0);
 
   const auto gray = make_pixels(5, 6, 1, pattern_value);
@@ -146,10 +147,11 @@ TEST(JpegTest, ScaledDecodeHasTheDecoderDimensionsAndAveragesBlocks) {
   for (int64_t y = 0; y + 1 < 187; ++y) {
     for (int64_t x = 0; x < 250; ++x) {
       for (int c = 0; c < 3; ++c) {
-        const double mean = (rgb[((2 * y) * 500 + 2 * x) * 3 + c] +
-                             rgb[((2 * y) * 500 + 2 * x + 1) * 3 + c] +
-                             rgb[((2 * y + 1) * 500 + 2 * x) * 3 + c] +
-                             rgb[((2 * y + 1) * 500 + 2 * x + 1) * 3 + c]) / 4.0;
+        const double mean =
+            (rgb[((2 * y) * 500 + 2 * x) * 3 + c] + rgb[((2 * y) * 500 + 2 * x + 1) * 3 + c] +
+             rgb[((2 * y + 1) * 500 + 2 * x) * 3 + c] +
+             rgb[((2 * y + 1) * 500 + 2 * x + 1) * 3 + c]) /
+            4.0;
         total_error += std::abs(half.pixels[(y * 250 + x) * 3 + c] - mean);
         ++count;
       }
@@ -162,8 +164,8 @@ TEST(JpegTest, ScaleAtLeastPicksTheSmallestOneOverNFactor) {
   const struct {
     double fraction;
     int denom;
-  } cases[] = {{2.0, 1}, {1.0, 1}, {0.6, 1}, {0.51, 1}, {0.5, 2}, {0.3, 2},
-               {0.25, 4}, {0.2, 4}, {0.125, 8}, {0.01, 8}};
+  } cases[] = {{2.0, 1}, {1.0, 1},  {0.6, 1}, {0.51, 1},  {0.5, 2},
+               {0.3, 2}, {0.25, 4}, {0.2, 4}, {0.125, 8}, {0.01, 8}};
   for (const auto& c : cases) {
     JpegScale scale = jpeg_scale_at_least(c.fraction);
     EXPECT_EQ(scale.num, 1) << c.fraction;
@@ -180,7 +182,8 @@ TEST(JpegTest, BadBytesAreReportedWithWhatIsWrong) {
     const char* message;
   } cases[] = {
       {"", "empty file"},
-      {std::string("GIF89a\x01\x00", 8), "neither JPEG nor PNG (first bytes: 47 49 46 38 39 61 01 00)"},
+      {std::string("GIF89a\x01\x00", 8),
+       "neither JPEG nor PNG (first bytes: 47 49 46 38 39 61 01 00)"},
       {jpeg.substr(0, 20), "bad JPEG header"},
       {jpeg.substr(0, jpeg.size() / 2), "bad JPEG data: Premature end of JPEG file"},
       {png.substr(0, 20), "bad PNG header"},

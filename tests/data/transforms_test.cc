@@ -12,9 +12,9 @@
 namespace ompq::data {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::encode_jpeg;
 using testing::encode_png;
+using ::testing::HasSubstr;
 using testing::make_pixels;
 using testing::pattern_value;
 using testing::smooth_value;
@@ -44,8 +44,8 @@ Normalization pixel_units() {
 }
 
 // Resampled to [3, h, w] in pixel units.
-std::vector<float> resample(const Image& image, const ResampleRegion& region, int64_t h,
-                            int64_t w, bool flip = false) {
+std::vector<float> resample(const Image& image, const ResampleRegion& region, int64_t h, int64_t w,
+                            bool flip = false) {
   std::vector<float> out(3 * h * w);
   resample_normalize(image, region, h, w, flip, pixel_units(), out.data());
   return out;
@@ -181,25 +181,26 @@ TEST(ResampleTest, MatchesPilBilinearDownscaleUpscaleAndCrop) {
        128, 107, 124, 113, 132, 139, 127, 133, 131, 120, 132, 117, 155, 137, 126, 113, 117, 134,
        131, 114, 113, 113, 136, 110, 98,  127, 109, 113, 137, 110, 125, 106, 129});
   // Image.crop((2, 3, 11, 10)).resize((4, 4), BILINEAR): the filter stops at the crop.
-  expect_matches_pil(resample(image, crop_then_resize_region({3, 2, 7, 9}), 4, 4), 4, 4,
-                     {115, 146, 175, 162, 186, 187, 173, 150, 67,  104, 78,  83,
-                      158, 175, 149, 145, 102, 82,  83,  90,  110, 112, 143, 148,
-                      172, 167, 93,  78,  86,  103, 132, 150, 172, 132, 153, 102,
-                      143, 79,  65,  107, 127, 157, 160, 107, 137, 90,  100, 125});
+  expect_matches_pil(
+      resample(image, crop_then_resize_region({3, 2, 7, 9}), 4, 4), 4, 4,
+      {115, 146, 175, 162, 186, 187, 173, 150, 67,  104, 78,  83,  158, 175, 149, 145,
+       102, 82,  83,  90,  110, 112, 143, 148, 172, 167, 93,  78,  86,  103, 132, 150,
+       172, 132, 153, 102, 143, 79,  65,  107, 127, 157, 160, 107, 137, 90,  100, 125});
   // 5x4 -> 9x7: an upscale, plain bilinear interpolation.
   const Image small = make_image(4, 5, pattern_value);
   expect_matches_pil(
       resample(small, crop_then_resize_region({0, 0, 4, 5}), 7, 9), 7, 9,
-      {0,  31,  62,  2,  33,  64,  6,  37,  68,  10, 41,  72,  14, 45,  76,  18, 49,  80,  22,
-       53, 84,  26,  57, 88,  28,  59, 90,  5,   36, 67,  7,   38, 69,  12,  43, 74,  17,  48,
-       79, 22,  53,  84, 27,  58,  89, 32,  63,  94, 37,  68,  99, 40,  71,  102, 12, 43,  74,
-       16, 47,  78,  23, 54,  85,  29, 60,  91,  35, 66,  97,  42, 73,  104, 48,  79, 110, 55,
-       86, 117, 59,  90, 121, 20,  51, 82,  25,  56, 87,  33,  64, 95,  41,  72,  103, 49, 80,
-       111, 57, 88,  119, 65, 96,  127, 73, 104, 135, 78, 109, 140, 27, 58,  89,  33,  64, 95,
-       42, 73,  104, 52, 83,  114, 62, 93,  124, 71, 102, 133, 81, 112, 143, 90,  121, 152, 96,
-       127, 158, 34, 65,  96,  41,  72, 103, 53,  84, 115, 64,  95, 126, 75,  106, 137, 86, 117,
-       148, 97, 128, 159, 109, 140, 171, 115, 146, 177, 39, 70, 101, 46, 77, 108, 59, 90, 121,
-       71, 102, 133, 83, 114, 145, 95, 126, 157, 107, 138, 169, 120, 151, 182, 127, 158, 189});
+      {0,   31,  62,  2,   33,  64,  6,   37,  68,  10, 41,  72,  14,  45,  76,  18,  49,  80,
+       22,  53,  84,  26,  57,  88,  28,  59,  90,  5,  36,  67,  7,   38,  69,  12,  43,  74,
+       17,  48,  79,  22,  53,  84,  27,  58,  89,  32, 63,  94,  37,  68,  99,  40,  71,  102,
+       12,  43,  74,  16,  47,  78,  23,  54,  85,  29, 60,  91,  35,  66,  97,  42,  73,  104,
+       48,  79,  110, 55,  86,  117, 59,  90,  121, 20, 51,  82,  25,  56,  87,  33,  64,  95,
+       41,  72,  103, 49,  80,  111, 57,  88,  119, 65, 96,  127, 73,  104, 135, 78,  109, 140,
+       27,  58,  89,  33,  64,  95,  42,  73,  104, 52, 83,  114, 62,  93,  124, 71,  102, 133,
+       81,  112, 143, 90,  121, 152, 96,  127, 158, 34, 65,  96,  41,  72,  103, 53,  84,  115,
+       64,  95,  126, 75,  106, 137, 86,  117, 148, 97, 128, 159, 109, 140, 171, 115, 146, 177,
+       39,  70,  101, 46,  77,  108, 59,  90,  121, 71, 102, 133, 83,  114, 145, 95,  126, 157,
+       107, 138, 169, 120, 151, 182, 127, 158, 189});
 }
 
 TEST(ResampleTest, MatchesTorchvisionResizeThenCenterCrop) {
@@ -404,7 +405,7 @@ TEST(TransformImageTest, DctScaledDecodeAgreesWithFullDecode) {
   for (size_t i = 0; i < a.size(); ++i) total += std::abs(a[i] - b[i]);
   const double one_level = 1.0 / (255.0 * 0.229);
   EXPECT_LT(total / a.size(), 0.5 * one_level);  // 0.23 levels measured
-  EXPECT_NE(a, b);  // a different decode really happened
+  EXPECT_NE(a, b);                               // a different decode really happened
 }
 
 TEST(TransformImageTest, InvalidOptionsAndBadBytesAreErrors) {
