@@ -20,6 +20,12 @@ Tensor checked_channel_vector(const Tensor& t, const char* what, const Tensor& x
   return t.detach().contiguous();
 }
 
+// The running buffers are updated in place, so they must be the caller's own storage, contiguous.
+void check_running_buffer(const Tensor& t, const char* what, const Tensor& x, const char* op) {
+  checked_channel_vector(t, what, x, op);
+  OMPQ_CHECK(!t.defined() || t.is_contiguous(), op, ": ", what, " must be contiguous");
+}
+
 void check_input(const Tensor& x, const char* op) {
   OMPQ_CHECK(x.dim() >= 2, op, ": input of shape ", shape_str(x.shape()),
              " must be [N, C] or [N, C, ...]");
@@ -34,13 +40,8 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
   check_input(x, op);
   Tensor w = checked_channel_vector(weight, "weight", x, op);
   Tensor b = checked_channel_vector(bias, "bias", x, op);
-  // The running buffers are updated in place, so they must be the caller's own storage.
-  for (const Tensor* buffer : {&running_mean, &running_var}) {
-    const char* what = buffer == &running_mean ? "running_mean" : "running_var";
-    checked_channel_vector(*buffer, what, x, op);
-    OMPQ_CHECK(!buffer->defined() || buffer->is_contiguous(), op, ": ", what,
-               " must be contiguous");
-  }
+  check_running_buffer(running_mean, "running_mean", x, op);
+  check_running_buffer(running_var, "running_var", x, op);
   OMPQ_CHECK(running_mean.defined() == running_var.defined(), op,
              ": running_mean and running_var must be both defined or both undefined");
   const int64_t channels = x.size(1);

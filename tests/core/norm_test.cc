@@ -252,6 +252,15 @@ TEST(BatchNorm, BadInputs) {
         batch_norm(Tensor::zeros({2, 3}, DType::kI32), Tensor(), Tensor(), Tensor(), Tensor(), true);
       },
       ::testing::ThrowsMessage<Error>(HasSubstr("unsupported dtype i32")));
+  EXPECT_THAT(
+      [] {
+        Tensor strided = Tensor::zeros({3, 2}).select(1, 0);  // [3] with stride 2
+        batch_norm(Tensor::zeros({2, 3}), Tensor(), Tensor(), strided, Tensor::ones({3}), true);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("running_mean must be contiguous")));
+  EXPECT_THAT(
+      [] { batch_norm(Tensor::zeros({2, 3}), Tensor(), Tensor(), Tensor::zeros({3}), Tensor(), true); },
+      ::testing::ThrowsMessage<Error>(HasSubstr("both defined or both undefined")));
 }
 
 }  // namespace
