@@ -1,7 +1,7 @@
 // CPU softmax, log-softmax and cross-entropy. A softmax input is a contiguous [outer, size, inner]
 // array; each task normalizes either one contiguous row (inner = 1, softmax over the last dim) or a
 // block of up to kColumns adjacent inner columns of one outer index at once, so that the vectorized
-// inner loops always run along memory. Sums of exponentials are accumulated in double.
+// inner loops always run along memory. Sums run in T within chunks and in double across chunks.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -30,7 +30,7 @@ struct SoftmaxLayout {
   int64_t grain() const { return std::max<int64_t>(1, kGrainElements / (size * std::min(inner, kColumns))); }
 };
 
-// Calls fn(offset, width) for the column blocks [b0, b1): `offset` is the element offset of the
+// Calls fn(offset, width) for every column block, threaded: `offset` is the element offset of the
 // block's first value, `width` its number of columns (<= kColumns); element k of column j is at
 // offset + k * inner + j.
 template <typename Fn>
