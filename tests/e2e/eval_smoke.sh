@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# End-to-end check of ompq_eval:
+#  - tensor mode on the committed resnet20 golden (weights converted from torchvision's twin by
+#    scripts/make_parity_golden.py): our logits match PyTorch's to 1e-4;
+#  - every bad input ends with one clear message and a non-zero exit;
+#  - dataset mode on Fashion-MNIST (when installed) reports exactly what ompq_train measured on the
+#    same test images with the model it trained;
+#  - dataset mode on a tiny ImageNet-layout folder (when /usr/bin/python3 has PIL to write JPEGs).
+#   eval_smoke.sh OMPQ_EVAL COMPARE_TENSORS PARITY_DIR [OMPQ_TRAIN]
+set -euo pipefail
+eval_bin=$1 compare=$2 parity=$3 train=${4:-}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+weights=$parity/resnet20_32px_weights.safetensors
+golden=$parity/resnet20_32px.safetensors
+resnet20=(--model=resnet20 --num_classes=10 --weights="$weights")
+
+"$eval_bin" "${resnet20[@]}" --input="$golden" --output="$out/logits.safetensors" > "$out/log" 2>&1 \
+  || { cat "$out/log"; fail "tensor mode exited non-zero"; }
+"$compare" "$out/logits.safetensors" logits "$golden" eval.logits 1e-4 || fail "logits differ from PyTorch's"
+# Batching does not change the result.
+"$eval_bin" "${resnet20[@]}" --input="$golden" --output="$out/logits1.safetensors" --batch_size=1 > "$out/log" 2>&1 \
+  || { cat "$out/log"; fail "tensor mode with --batch_size=1 exited non-zero"; }
+"$compare" "$out/logits1.safetensors" logits "$golden" eval.logits 1e-4 || fail "logits of batch size 1 differ"
+
+expect_error() {  # expect_error PATTERN ARGS...
+  local pattern=$1; shift
+  if "$eval_bin" "$@" > "$out/err" 2>&1; then fail "accepted: $*"; fi
+  grep -qF -- "$pattern" "$out/err" || { cat "$out/err"; fail "message for '$*' lacks '$pattern'"; }
+}
+expect_error 'does not fit --model=resnet18 (the file'"'"'s metadata says model "resnet20"' \
+  --model=resnet18 --small_input --num_classes=10 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
+expect_error 'missing: layer4.0.bn1.bias' \
+  --model=resnet18 --small_input --num_classes=10 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
+expect_error 'fc.weight (checkpoint: [10, 64] f32, model: [1000, 64] f32)' \
+  --model=resnet20 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
+expect_error "has no tensor \"input\" (it holds: bn1.bias" \
+  "${resnet20[@]}" --input="$weights" --output="$out/y.safetensors"
+expect_error 'tensor "input" is [2, 3, 32, 32] f32 (expected float32 [N, 1, H, W]' \
+  --model=fashion_cnn --num_classes=10 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
+expect_error "$out/nowhere.safetensors" "${resnet20[@]}" --input="$out/nowhere.safetensors" --output="$out/y.safetensors"
+expect_error '--weights is required' --model=resnet20 --input="$golden" --output="$out/y.safetensors"
+expect_error '--model is required (one of: resnet18' --weights="$weights" --input="$golden" --output="$out/y.safetensors"
+expect_error 'unknown model "resnet9000"' --model=resnet9000 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
+expect_error 'tensor mode needs both --input and --output' "${resnet20[@]}" --input="$golden"
+expect_error 'give either --input and --output (tensor mode) or --dataset' "${resnet20[@]}"
+expect_error '--dataset=cifar10 (expected fashion_mnist, mnist or imagenet)' "${resnet20[@]}" --dataset=cifar10
+expect_error '--dataset=imagenet needs --data_dir' "${resnet20[@]}" --dataset=imagenet
+[ ! -e "$out/y.safetensors" ] || fail "a failed run wrote its output"
+
+fashion=/usr/share/datasets/fashion-mnist
+if [ -n "$train" ] && [ -e "$fashion/t10k-images-idx3-ubyte.gz" ]; then
+  "$train" --output_dir="$out/train" --train_limit=1024 --test_limit=500 --epochs=1 > "$out/log" 2>&1 \
+    || { cat "$out/log"; fail "ompq_train exited non-zero"; }
+  "$eval_bin" --model=fashion_cnn --num_classes=10 --weights="$out/train/model.safetensors" \
+    --dataset=fashion_mnist --limit=500 > "$out/result" 2> "$out/log" || { cat "$out/log"; fail "dataset mode exited non-zero"; }
+  cat "$out/result"
+  grep -q 'over 500 images' "$out/result" || fail "dataset mode did not evaluate 500 images"
+  # ompq_train evaluated the same 500 test images with the same weights after its last epoch.
+  IFS=, read -r _ _ _ loss top1 top5 _ < <(tail -1 "$out/train/metrics.csv")
+  for v in "top-1 $(printf %.2f "$top1")%" "top-5 $(printf %.2f "$top5")%" "loss $(printf %.4f "$loss")"; do
+    grep -qF "$v" "$out/result" || fail "ompq_train measured $v"
+  done
+  expect_error 'has 10 classes but the model only 5' --model=resnet20 --num_classes=5 --weights="$weights" --dataset=fashion_mnist
+else
+  echo "SKIP part: Fashion-MNIST dataset mode (needs $fashion and ompq_train)"
+fi
+
+if /usr/bin/python3 -c 'import PIL' 2> /dev/null; then
+  /usr/bin/python3 - "$out/imagenet" <<'PY'
+import os, random, sys
+from PIL import Image
+random.seed(0)
+for split in ("train", "val"):
+    for wnid in ("n01440764", "n01443537"):
+        os.makedirs(os.path.join(sys.argv[1], split, wnid))
+        for i in range(3):
+            pixels = bytes(random.randrange(256) for _ in range(48 * 40 * 3))
+            Image.frombytes("RGB", (48, 40), pixels).save(os.path.join(sys.argv[1], split, wnid, f"{i}.JPEG"))
+PY
+  "$eval_bin" "${resnet20[@]}" --dataset=imagenet --data_dir="$out/imagenet" > "$out/result" 2> "$out/log" \
+    || { cat "$out/log"; fail "imagenet dataset mode exited non-zero"; }
+  cat "$out/result"
+  grep -q 'over 6 images' "$out/result" || fail "imagenet dataset mode did not evaluate 6 images"
+else
+  echo "SKIP part: ImageNet-layout dataset mode (no /usr/bin/python3 with PIL to write JPEGs)"
+fi
+echo "PASS"
