@@ -33,20 +33,27 @@
 #include "runtime/init.h"
 #include "solver/trainer.h"
 
-ABSL_FLAG(std::string, model, "", "model name (resnet18, resnet34, resnet50, mobilenet_v2, resnet20, fashion_cnn)");
+ABSL_FLAG(std::string, model, "",
+          "model name (resnet18, resnet34, resnet50, mobilenet_v2, resnet20, fashion_cnn)");
 ABSL_FLAG(int64_t, num_classes, 1000, "classes of the model's classifier");
-ABSL_FLAG(bool, small_input, false, "the small-input variant (3x3 stride-1 stem, no max-pool) for 28-32 px images");
+ABSL_FLAG(bool, small_input, false,
+          "the small-input variant (3x3 stride-1 stem, no max-pool) for 28-32 px images");
 ABSL_FLAG(double, width_mult, 1.0, "channel width multiplier (mobilenet_v2)");
 ABSL_FLAG(std::string, weights, "", "the model's weights (safetensors with torchvision names)");
-ABSL_FLAG(std::string, input, "", "tensor mode: safetensors file holding tensor \"input\", float32 NCHW");
+ABSL_FLAG(std::string, input, "",
+          "tensor mode: safetensors file holding tensor \"input\", float32 NCHW");
 ABSL_FLAG(std::string, output, "", "tensor mode: safetensors file to write tensor \"logits\" to");
 ABSL_FLAG(std::string, dataset, "", "dataset mode: fashion_mnist, mnist or imagenet");
-ABSL_FLAG(std::string, data_dir, "", "dataset folder (default for fashion_mnist: /usr/share/datasets/fashion-mnist)");
-ABSL_FLAG(std::string, split, "", "split to evaluate (default: test for (fashion_)mnist, val for imagenet)");
+ABSL_FLAG(std::string, data_dir, "",
+          "dataset folder (default for fashion_mnist: /usr/share/datasets/fashion-mnist)");
+ABSL_FLAG(std::string, split, "",
+          "split to evaluate (default: test for (fashion_)mnist, val for imagenet)");
 ABSL_FLAG(std::string, label_file, "", "imagenet: label file of a flat validation folder");
 ABSL_FLAG(int64_t, image_size, 0, "input side length (0: the model's own, e.g. 224 or 32)");
-ABSL_FLAG(bool, mnist_resize, false, "(fashion_)mnist: scale images to image_size bilinearly instead of padding them");
-ABSL_FLAG(bool, strict_images, false, "imagenet: stop at the first unreadable image instead of skipping it");
+ABSL_FLAG(bool, mnist_resize, false,
+          "(fashion_)mnist: scale images to image_size bilinearly instead of padding them");
+ABSL_FLAG(bool, strict_images, false,
+          "imagenet: stop at the first unreadable image instead of skipping it");
 ABSL_FLAG(int64_t, limit, 0, "evaluate only the first N examples of the split (0: all)");
 ABSL_FLAG(int32_t, batch_size, 100, "images per forward pass");
 ABSL_FLAG(int32_t, workers, 2, "data loader worker threads");
@@ -65,8 +72,8 @@ absl::StatusOr<std::shared_ptr<nn::Model>> make_model() {
   spec.small_input = absl::GetFlag(FLAGS_small_input);
   spec.width_mult = absl::GetFlag(FLAGS_width_mult);
   if (spec.name.empty()) {
-    return invalid(absl::StrCat("--model is required (one of: ",
-                                absl::StrJoin(nn::model_names(), ", "), ")"));
+    return invalid(
+        absl::StrCat("--model is required (one of: ", absl::StrJoin(nn::model_names(), ", "), ")"));
   }
   return nn::make_model(spec);  // initial weights, all replaced by load_weights
 }
@@ -84,8 +91,8 @@ absl::Status load_weights(nn::Model& model, Device device) {
     if (it != weights.metadata.end() && it->second != name) {
       hint = absl::StrCat("the file's metadata says model \"", it->second, "\"; ", hint);
     }
-    return invalid(absl::StrCat(path, " does not fit --model=", name, " (", hint,
-                                "): ", loaded.message()));
+    return invalid(
+        absl::StrCat(path, " does not fit --model=", name, " (", hint, "): ", loaded.message()));
   }
   model.to(device);
   model.eval();
@@ -124,10 +131,10 @@ absl::Status run_tensor_mode(nn::Model& model, Device device) {
     logits.push_back(model.forward(input.slice(0, start, end).to(device)).to(Device::cpu()));
   }
   Tensor all = logits.size() == 1 ? logits[0] : cat(logits, 0);
-  OMPQ_RETURN_IF_ERROR(save_safetensors(
-      output_path, {{"logits", all}},
-      {{"model", absl::GetFlag(FLAGS_model)}, {"weights", absl::GetFlag(FLAGS_weights)},
-       {"input", input_path}}));
+  OMPQ_RETURN_IF_ERROR(save_safetensors(output_path, {{"logits", all}},
+                                        {{"model", absl::GetFlag(FLAGS_model)},
+                                         {"weights", absl::GetFlag(FLAGS_weights)},
+                                         {"input", input_path}}));
   std::fprintf(stderr, "ompq_eval: wrote logits %s to %s\n", shape_str(all.shape()).c_str(),
                output_path.c_str());
   return absl::OkStatus();
@@ -138,8 +145,8 @@ absl::StatusOr<std::shared_ptr<const data::Dataset>> open_dataset(const nn::Mode
   std::string dir = absl::GetFlag(FLAGS_data_dir);
   std::string split = absl::GetFlag(FLAGS_split);
   const Shape input = model.input_shape();
-  const int64_t size = absl::GetFlag(FLAGS_image_size) > 0 ? absl::GetFlag(FLAGS_image_size)
-                                                            : input[1];
+  const int64_t size =
+      absl::GetFlag(FLAGS_image_size) > 0 ? absl::GetFlag(FLAGS_image_size) : input[1];
   if (name == "fashion_mnist" || name == "mnist") {
     data::MnistOptions options;
     if (dir.empty()) {
@@ -150,7 +157,8 @@ absl::StatusOr<std::shared_ptr<const data::Dataset>> open_dataset(const nn::Mode
     if (split != "test" && split != "train") {
       return invalid(absl::StrCat("--split=", split, " (expected test or train for ", name, ")"));
     }
-    if (size < 28) return invalid(absl::StrCat("--image_size ", size, " (expected >= 28 for ", name, ")"));
+    if (size < 28)
+      return invalid(absl::StrCat("--image_size ", size, " (expected >= 28 for ", name, ")"));
     options.folder = dir;
     options.split = split == "train" ? data::Split::kTrain : data::Split::kTest;
     if (name == "mnist") {
@@ -164,8 +172,11 @@ absl::StatusOr<std::shared_ptr<const data::Dataset>> open_dataset(const nn::Mode
     return std::shared_ptr<const data::Dataset>(std::move(dataset));
   }
   if (name == "imagenet") {
-    if (dir.empty()) return invalid("--dataset=imagenet needs --data_dir (the folder holding train/ and val/)");
-    if (input[0] != 3) return invalid(absl::StrCat(absl::GetFlag(FLAGS_model), " takes ", input[0], "-channel images, imagenet has 3"));
+    if (dir.empty())
+      return invalid("--dataset=imagenet needs --data_dir (the folder holding train/ and val/)");
+    if (input[0] != 3)
+      return invalid(absl::StrCat(absl::GetFlag(FLAGS_model), " takes ", input[0],
+                                  "-channel images, imagenet has 3"));
     data::ImageFolderOptions options =
         data::imagenet_options(dir, split.empty() ? "val" : split, absl::GetFlag(FLAGS_label_file));
     options.transform.size = size;
@@ -201,21 +212,23 @@ absl::Status run_dataset_mode(nn::Model& model, Device device) {
   solver::EvalResult result = solver::evaluate(model, loader, device);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%s on %s: top-1 %.2f%% top-5 %.2f%% loss %.4f over %lld images (%.1f s, %.0f img/s)\n",
-              absl::GetFlag(FLAGS_model).c_str(), dataset->name().c_str(), result.top1,
-              result.top5, result.loss, static_cast<long long>(result.count), seconds,
-              result.count / seconds);
+  std::printf(
+      "%s on %s: top-1 %.2f%% top-5 %.2f%% loss %.4f over %lld images (%.1f s, %.0f img/s)\n",
+      absl::GetFlag(FLAGS_model).c_str(), dataset->name().c_str(), result.top1, result.top5,
+      result.loss, static_cast<long long>(result.count), seconds, result.count / seconds);
   return absl::OkStatus();
 }
 
 absl::Status run() {
-  const bool tensor_mode = !absl::GetFlag(FLAGS_input).empty() || !absl::GetFlag(FLAGS_output).empty();
+  const bool tensor_mode =
+      !absl::GetFlag(FLAGS_input).empty() || !absl::GetFlag(FLAGS_output).empty();
   const bool dataset_mode = !absl::GetFlag(FLAGS_dataset).empty();
   if (tensor_mode == dataset_mode) {
     return invalid("give either --input and --output (tensor mode) or --dataset (dataset mode)");
   }
   if (absl::GetFlag(FLAGS_batch_size) <= 0) {
-    return invalid(absl::StrCat("--batch_size must be positive, got ", absl::GetFlag(FLAGS_batch_size)));
+    return invalid(
+        absl::StrCat("--batch_size must be positive, got ", absl::GetFlag(FLAGS_batch_size)));
   }
   if (absl::GetFlag(FLAGS_workers) < 0) return invalid("--workers must not be negative");
   if (absl::GetFlag(FLAGS_image_size) < 0) return invalid("--image_size must not be negative");
@@ -225,7 +238,8 @@ absl::Status run() {
                                                       " but no GPU is usable (",
                                                       runtime_info().cuda_status, ")"));
   }
-  if (absl::GetFlag(FLAGS_weights).empty()) return invalid("--weights is required (a safetensors file)");
+  if (absl::GetFlag(FLAGS_weights).empty())
+    return invalid("--weights is required (a safetensors file)");
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, make_model());
   return tensor_mode ? run_tensor_mode(*model, device) : run_dataset_mode(*model, device);
@@ -237,7 +251,8 @@ absl::Status run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Evaluates a model in eval mode.\n"
-      "  dataset mode: ompq_eval --model=NAME --weights=W.safetensors --dataset=fashion_mnist|mnist|imagenet\n"
+      "  dataset mode: ompq_eval --model=NAME --weights=W.safetensors "
+      "--dataset=fashion_mnist|mnist|imagenet\n"
       "  tensor mode:  ompq_eval --model=NAME --weights=W.safetensors --input=X.safetensors "
       "--output=Y.safetensors");
   absl::ParseCommandLine(argc, argv);

@@ -49,8 +49,8 @@ constexpr std::array<StageSetting, 7> kStages = {{{1, 16, 1, 1},
 }  // namespace
 
 int64_t make_divisible(double v, int64_t divisor) {
-  int64_t rounded =
-      std::max(divisor, static_cast<int64_t>(v + static_cast<double>(divisor) / 2) / divisor * divisor);
+  int64_t rounded = std::max(
+      divisor, static_cast<int64_t>(v + static_cast<double>(divisor) / 2) / divisor * divisor);
   if (static_cast<double>(rounded) < 0.9 * v) rounded += divisor;
   return rounded;
 }
@@ -58,8 +58,7 @@ int64_t make_divisible(double v, int64_t divisor) {
 InvertedResidual::InvertedResidual(int64_t in_channels, int64_t out_channels, int64_t stride,
                                    int64_t expand_ratio, Generator& gen)
     : use_residual_(stride == 1 && in_channels == out_channels) {
-  OMPQ_CHECK(stride == 1 || stride == 2, "InvertedResidual: stride ", stride,
-             " (expected 1 or 2)");
+  OMPQ_CHECK(stride == 1 || stride == 2, "InvertedResidual: stride ", stride, " (expected 1 or 2)");
   const int64_t hidden = in_channels * expand_ratio;
   conv_ = register_module("conv", std::make_shared<Sequential>());
   if (expand_ratio != 1) conv_->push_back(conv_bn_relu6(in_channels, hidden, 1, 1, 1, gen));
@@ -96,10 +95,9 @@ MobileNetV2::MobileNetV2(const MobileNetV2Options& options, Generator& gen) : op
   }
   features_->push_back(conv_bn_relu6(channels, last_channels, 1, 1, 1, gen));
   classifier_ = register_module(
-      "classifier",
-      std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
-          std::make_shared<Dropout>(options.dropout, gen),
-          std::make_shared<Linear>(last_channels, options.num_classes, true, gen)}));
+      "classifier", std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+                        std::make_shared<Dropout>(options.dropout, gen),
+                        std::make_shared<Linear>(last_channels, options.num_classes, true, gen)}));
   for (const auto& [name, module] : named_modules()) {
     if (auto conv = std::dynamic_pointer_cast<Conv2d>(module)) {
       init::kaiming_normal_(conv->weight(), 0.0, init::FanMode::kFanOut,

@@ -2,8 +2,8 @@
 //   features.0        conv3x3/2 3->32 + BN + ReLU6 (features.0.0.weight, features.0.1.*)
 //   features.1..17    inverted residual blocks: "conv" = [pw expand conv+BN+ReLU6 (unless t = 1)],
 //                     dw conv3x3+BN+ReLU6, pw-linear conv, BN; + input when stride 1 and in == out
-//                     (features.2.conv.0.0.weight, features.2.conv.1.0.weight, features.2.conv.2.weight,
-//                     features.2.conv.3.running_mean, ...)
+//                     (features.2.conv.0.0.weight, features.2.conv.1.0.weight,
+//                     features.2.conv.2.weight, features.2.conv.3.running_mean, ...)
 //   features.18       conv1x1 -> 1280 + BN + ReLU6
 //   global average pool, classifier = [Dropout(0.2), Linear] (classifier.1.weight).
 // Channel counts are scaled by the width multiplier and rounded with torchvision's
@@ -35,8 +35,8 @@ int64_t make_divisible(double v, int64_t divisor);
 
 class InvertedResidual : public Module {
  public:
-  InvertedResidual(int64_t in_channels, int64_t out_channels, int64_t stride,
-                   int64_t expand_ratio, Generator& gen);
+  InvertedResidual(int64_t in_channels, int64_t out_channels, int64_t stride, int64_t expand_ratio,
+                   Generator& gen);
   Tensor forward(const Tensor& x) override;
 
  private:

@@ -17,7 +17,7 @@ struct QuantizableLayer {
   enum class Kind { kConv2d, kLinear };
   std::string name;  // dotted module path, e.g. "layer1.0.conv1"; its weight is name + ".weight"
   Kind kind = Kind::kConv2d;
-  Shape weight_shape;  // [O, I / groups, kh, kw] or [O, I]
+  Shape weight_shape;              // [O, I / groups, kh, kw] or [O, I]
   std::shared_ptr<Module> module;  // the Conv2d or Linear itself
 };
 

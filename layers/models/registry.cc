@@ -69,8 +69,8 @@ absl::StatusOr<std::shared_ptr<Model>> make_model(const ModelSpec& spec, Generat
     }
     return e.make(spec, gen);
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown model \"", spec.name, "\" (known: ",
-                                                 absl::StrJoin(model_names(), ", "), ")"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown model \"", spec.name, "\" (known: ", absl::StrJoin(model_names(), ", "), ")"));
 }
 
 }  // namespace ompq::nn

@@ -68,16 +68,15 @@ Tensor Bottleneck::forward(const Tensor& x) {
 }
 
 ResNet::ResNet(const ResNetConfig& config, Generator& gen) : config_(config) {
-  OMPQ_CHECK(config.num_classes > 0, "ResNet: num_classes ", config.num_classes,
-             " (expected > 0)");
+  OMPQ_CHECK(config.num_classes > 0, "ResNet: num_classes ", config.num_classes, " (expected > 0)");
   OMPQ_CHECK(!config.blocks.empty() && config.blocks.size() == config.planes.size(),
              "ResNet: ", config.blocks.size(), " stage block counts for ", config.planes.size(),
              " stage widths (expected the same non-zero number)");
   const bool bottleneck = config.block == ResNetConfig::Block::kBottleneck;
   const int64_t expansion = bottleneck ? Bottleneck::kExpansion : BasicBlock::kExpansion;
-  conv1_ = register_module(
-      "conv1", config.small_stem ? make_conv(3, config.stem_channels, 3, 1, gen)
-                                 : make_conv(3, config.stem_channels, 7, 2, gen));
+  conv1_ =
+      register_module("conv1", config.small_stem ? make_conv(3, config.stem_channels, 3, 1, gen)
+                                                 : make_conv(3, config.stem_channels, 7, 2, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(config.stem_channels));
   int64_t channels = config.stem_channels;
   for (size_t s = 0; s < config.blocks.size(); ++s) {

@@ -62,7 +62,7 @@ class Bottleneck : public Module {
 struct ResNetConfig {
   enum class Block { kBasic, kBottleneck };
   Block block = Block::kBasic;
-  std::vector<int64_t> blocks = {2, 2, 2, 2};      // per stage: layer1, layer2, ...
+  std::vector<int64_t> blocks = {2, 2, 2, 2};         // per stage: layer1, layer2, ...
   std::vector<int64_t> planes = {64, 128, 256, 512};  // per stage; the first stage has stride 1
   int64_t stem_channels = 64;
   // 3x3 stride-1 stem conv and no max-pool, instead of 7x7 stride 2 followed by a 3x3/2 max-pool.

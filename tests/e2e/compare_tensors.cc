@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   }
   ompq::init();
   ompq::Tensor actual, expected;
-  if (!read_tensor(argv[1], argv[2], &actual) || !read_tensor(argv[3], argv[4], &expected)) return 1;
+  if (!read_tensor(argv[1], argv[2], &actual) || !read_tensor(argv[3], argv[4], &expected))
+    return 1;
   if (actual.shape() != expected.shape()) {
     std::fprintf(stderr, "FAIL: shape %s, expected %s\n", ompq::shape_str(actual.shape()).c_str(),
                  ompq::shape_str(expected.shape()).c_str());
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   }
   const double error = max_ref > 0 ? max_diff / max_ref : max_diff;
   const double bound = std::atof(argv[5]);
-  std::printf("%s: relative error %.3g (bound %.3g)\n", error <= bound ? "OK" : "FAIL", error, bound);
+  std::printf("%s: relative error %.3g (bound %.3g)\n", error <= bound ? "OK" : "FAIL", error,
+              bound);
   return error <= bound ? 0 : 1;
 }

@@ -49,9 +49,11 @@ std::vector<Layout> read_layouts() {
       layout.spec.name = words[1];
       for (size_t i = 2; i < words.size(); ++i) {
         std::pair<std::string, std::string> kv = absl::StrSplit(words[i], '=');
-        if (kv.first == "num_classes") EXPECT_TRUE(absl::SimpleAtoi(kv.second, &layout.spec.num_classes));
+        if (kv.first == "num_classes")
+          EXPECT_TRUE(absl::SimpleAtoi(kv.second, &layout.spec.num_classes));
         if (kv.first == "small_input") layout.spec.small_input = kv.second == "1";
-        if (kv.first == "width_mult") EXPECT_TRUE(absl::SimpleAtod(kv.second, &layout.spec.width_mult));
+        if (kv.first == "width_mult")
+          EXPECT_TRUE(absl::SimpleAtod(kv.second, &layout.spec.width_mult));
       }
       layouts.push_back(layout);
       continue;
@@ -73,8 +75,10 @@ int64_t parameter_count(const Module& model) {
 
 TEST(ModelsTest, NamesShapesLayerOrderAndCountsMatchTorchvision) {
   // torchvision's published parameter counts (1000 classes) and resnet20's with 10.
-  const std::map<std::string, int64_t> counts = {{"resnet18", 11689512}, {"resnet34", 21797672},
-                                                 {"resnet50", 25557032}, {"mobilenet_v2", 3504872},
+  const std::map<std::string, int64_t> counts = {{"resnet18", 11689512},
+                                                 {"resnet34", 21797672},
+                                                 {"resnet50", 25557032},
+                                                 {"mobilenet_v2", 3504872},
                                                  {"resnet20", 272474}};
   std::vector<Layout> layouts = read_layouts();
   ASSERT_EQ(layouts.size(), 9u);
@@ -85,8 +89,10 @@ TEST(ModelsTest, NamesShapesLayerOrderAndCountsMatchTorchvision) {
     auto model = make_model(layout.spec);
     ASSERT_TRUE(model.ok()) << model.status();
     std::vector<std::string> params, buffers, layers;
-    for (const auto& [name, t] : (*model)->named_parameters()) params.push_back(entry(name, t.shape()));
-    for (const auto& [name, t] : (*model)->named_buffers()) buffers.push_back(entry(name, t.shape()));
+    for (const auto& [name, t] : (*model)->named_parameters())
+      params.push_back(entry(name, t.shape()));
+    for (const auto& [name, t] : (*model)->named_buffers())
+      buffers.push_back(entry(name, t.shape()));
     for (const QuantizableLayer& layer : (*model)->quantizable_layers()) {
       layers.push_back(entry(layer.name, layer.weight_shape));
     }
@@ -206,7 +212,8 @@ TEST(ModelsTest, RegistryRejectsUnknownNamesAndOptionsAModelLacks) {
               HasSubstr("width_mult 0.5 given for resnet18, which has no width multiplier"));
   auto classes = make_model({"resnet20", 0});
   ASSERT_FALSE(classes.ok());
-  EXPECT_THAT(std::string(classes.status().message()), HasSubstr("num_classes must be positive, got 0"));
+  EXPECT_THAT(std::string(classes.status().message()),
+              HasSubstr("num_classes must be positive, got 0"));
   auto zero_width = make_model({"mobilenet_v2", 10, false, 0.0});
   ASSERT_FALSE(zero_width.ok());
   EXPECT_THAT(std::string(zero_width.status().message()), HasSubstr("width_mult must be positive"));
@@ -214,8 +221,11 @@ TEST(ModelsTest, RegistryRejectsUnknownNamesAndOptionsAModelLacks) {
 
 TEST(ModelsTest, WrongInputChannelsNameTheConvAndShape) {
   auto model = resnet20(10);
-  EXPECT_THAT([&] { model->forward(Tensor::zeros({2, 1, 32, 32})); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("conv2d: input of shape [2, 1, 32, 32]")));
+  EXPECT_THAT(
+      [&] {
+        model->forward(Tensor::zeros({2, 1, 32, 32}));
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("conv2d: input of shape [2, 1, 32, 32]")));
 }
 
 TEST(ModelsTest, WeightsOfAnotherModelFailToLoadWithTheStrictMessage) {

@@ -27,8 +27,9 @@ namespace ompq::nn {
 namespace {
 
 // The weight synthesis of scripts/make_parity_golden.py (synthetic_weight): element j is
-// bound * (2u - 1) with u = fmix32(fnv1a32(name) + j * 0x9E3779B9) / 2^32, bound = sqrt(6 / fan_in),
-// in double, rounded once to float. Integer hashing makes both sides produce the same bits.
+// bound * (2u - 1) with u = fmix32(fnv1a32(name) + j * 0x9E3779B9) / 2^32, bound = sqrt(6 /
+// fan_in), in double, rounded once to float. Integer hashing makes both sides produce the same
+// bits.
 uint32_t fnv1a32(const std::string& text) {
   uint32_t h = 0x811C9DC5u;
   for (unsigned char c : text) h = (h ^ c) * 0x01000193u;
@@ -165,15 +166,16 @@ TEST_P(ParityTest, TrainModeMatchesTorchAndUpdatesRunningStats) {
 
 INSTANTIATE_TEST_SUITE_P(
     Models, ParityTest,
-    ::testing::Combine(::testing::Values(
-        ParityCase{"resnet18", "resnet18_64px", [] { return resnet18(10); }},
-        ParityCase{"resnet50", "resnet50_64px", [] { return resnet50(10); }},
-        ParityCase{"resnet18_small", "resnet18_small_32px", [] { return resnet18(10, true); }},
-        ParityCase{"resnet20", "resnet20_32px", [] { return resnet20(10); }},
-        ParityCase{"mobilenet_v2", "mobilenet_v2_64px", [] { return mobilenet(1.0, false); }},
-        ParityCase{"mobilenet_v2_small_w05", "mobilenet_v2_small_w0.5_32px",
-                   [] { return mobilenet(0.5, true); }}),
-                       ::testing::Values(std::string(), std::string("_shifted"))),
+    ::testing::Combine(
+        ::testing::Values(
+            ParityCase{"resnet18", "resnet18_64px", [] { return resnet18(10); }},
+            ParityCase{"resnet50", "resnet50_64px", [] { return resnet50(10); }},
+            ParityCase{"resnet18_small", "resnet18_small_32px", [] { return resnet18(10, true); }},
+            ParityCase{"resnet20", "resnet20_32px", [] { return resnet20(10); }},
+            ParityCase{"mobilenet_v2", "mobilenet_v2_64px", [] { return mobilenet(1.0, false); }},
+            ParityCase{"mobilenet_v2_small_w05", "mobilenet_v2_small_w0.5_32px",
+                       [] { return mobilenet(0.5, true); }}),
+        ::testing::Values(std::string(), std::string("_shifted"))),
     [](const ::testing::TestParamInfo<ParityParam>& info) {
       const std::string& variant = std::get<1>(info.param);
       return std::get<0>(info.param).label + (variant.empty() ? std::string("_centred") : variant);
