@@ -106,7 +106,7 @@ def main():
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     listing = subprocess.run([args.bench, f"--batch={args.batch}", "--benchmark_list_tests"],
                              check=True, capture_output=True, text=True).stdout.split()
-    names = [n.replace("/real_time", "") for n in listing if re.search(args.filter, n)]
+    names = [n for n in (n.replace("/real_time", "") for n in listing) if re.search(args.filter, n)]
 
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}; "
           f"min over {args.repetitions} repetitions of >= {args.min_time} s")

@@ -65,7 +65,7 @@ TEST(Conv2dTest, FirstLayerSkipsInputGradient) {
 }
 
 // The cases cover each oneDNN layout choice (blocked, plain gemm, grouped and depthwise blocked,
-// channels_last as given); OMPQ_CONV_LAYOUT=plain|blocked|nhwc runs them all through one layout.
+// channels_last as given).
 const ConvCase kLayoutCases[] = {
     {"blocked_3x3", {2, 16, 9, 9}, {8, 16, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}, true, false},
     {"blocked_stride_dilation",
@@ -87,30 +87,47 @@ const ConvCase kLayoutCases[] = {
      true},
 };
 
+// Compares the oneDNN f32 forward and both backward passes of case `c` with the f64 loops.
+void expect_f32_matches_f64(const ConvCase& c) {
+  Generator gen(11);
+  Tensor x = randn(c.x, gen), w = randn(c.w, gen);
+  Tensor bias = c.bias ? randn({c.w[0]}, gen) : Tensor();
+  if (c.channels_last) x = to_channels_last(x);
+  Tensor out = ops::conv2d(x, w, bias, c.p);
+  Tensor out64 = ops::conv2d(x.to(DType::kF64), w.to(DType::kF64),
+                             c.bias ? bias.to(DType::kF64) : Tensor(), c.p);
+  EXPECT_EQ(is_channels_last(out), c.channels_last);
+  expect_all_close(out, out64, 1e-5);
+
+  Tensor grad = randn(out.shape(), gen);
+  if (c.channels_last) grad = to_channels_last(grad);
+  Tensor grad64 = grad.to(DType::kF64);
+  expect_all_close(ops::conv2d_backward_input(grad, w, c.x, c.p),
+                   ops::conv2d_backward_input(grad64, w.to(DType::kF64), c.x, c.p), 1e-5);
+  ops::Conv2dWeightGrads g = ops::conv2d_backward_weight(grad, x, c.w, c.bias, c.p);
+  ops::Conv2dWeightGrads g64 =
+      ops::conv2d_backward_weight(grad64, x.to(DType::kF64), c.w, c.bias, c.p);
+  expect_all_close(g.weight, g64.weight, 1e-5);
+  if (c.bias) expect_all_close(g.bias, g64.bias, 1e-5);
+}
+
 TEST(Conv2dTest, OneDnnF32MatchesF64DirectLoops) {
   for (const ConvCase& c : kLayoutCases) {
     SCOPED_TRACE(c.name);
-    Generator gen(11);
-    Tensor x = randn(c.x, gen), w = randn(c.w, gen);
-    Tensor bias = c.bias ? randn({c.w[0]}, gen) : Tensor();
-    if (c.channels_last) x = to_channels_last(x);
-    Tensor out = ops::conv2d(x, w, bias, c.p);
-    Tensor out64 = ops::conv2d(x.to(DType::kF64), w.to(DType::kF64),
-                               c.bias ? bias.to(DType::kF64) : Tensor(), c.p);
-    EXPECT_EQ(is_channels_last(out), c.channels_last);
-    expect_all_close(out, out64, 1e-5);
-
-    Tensor grad = randn(out.shape(), gen);
-    if (c.channels_last) grad = to_channels_last(grad);
-    Tensor grad64 = grad.to(DType::kF64);
-    expect_all_close(ops::conv2d_backward_input(grad, w, c.x, c.p),
-                     ops::conv2d_backward_input(grad64, w.to(DType::kF64), c.x, c.p), 1e-5);
-    ops::Conv2dWeightGrads g = ops::conv2d_backward_weight(grad, x, c.w, c.bias, c.p);
-    ops::Conv2dWeightGrads g64 =
-        ops::conv2d_backward_weight(grad64, x.to(DType::kF64), c.w, c.bias, c.p);
-    expect_all_close(g.weight, g64.weight, 1e-5);
-    if (c.bias) expect_all_close(g.bias, g64.bias, 1e-5);
+    expect_f32_matches_f64(c);
   }
+}
+
+// Every case again through each layout that the heuristic may pick (the variable is read per call).
+TEST(Conv2dTest, OneDnnF32MatchesF64InEveryForcedLayout) {
+  for (const char* layout : {"plain", "blocked", "nhwc"}) {
+    ASSERT_EQ(setenv("OMPQ_CONV_LAYOUT", layout, 1), 0);
+    for (const ConvCase& c : kLayoutCases) {
+      SCOPED_TRACE(std::string(layout) + " " + c.name);
+      expect_f32_matches_f64(c);
+    }
+  }
+  unsetenv("OMPQ_CONV_LAYOUT");
 }
 
 // Golden values from PyTorch 1.13 (torch.nn.functional.conv2d and autograd, float64) on pattern
