@@ -44,12 +44,12 @@ ABSL_FLAG(int64_t, test_limit, 0, "use only the first N test images (0: all)");
 ABSL_FLAG(int32_t, workers, 1, "data loader worker threads");
 ABSL_FLAG(int32_t, epochs, 2, "training epochs");
 ABSL_FLAG(int32_t, batch_size, 64, "training batch size");
-ABSL_FLAG(double, lr, 0.05, "peak learning rate (SGD)");
+ABSL_FLAG(double, lr, 0.02, "peak learning rate (SGD)");
 ABSL_FLAG(double, momentum, 0.9, "SGD momentum");
 ABSL_FLAG(bool, nesterov, true, "Nesterov momentum");
 ABSL_FLAG(double, weight_decay, 5e-4, "L2 weight decay");
 ABSL_FLAG(double, label_smoothing, 0.0, "cross-entropy label smoothing");
-ABSL_FLAG(int32_t, warmup_iterations, 0, "linear learning-rate warm-up before the cosine decay");
+ABSL_FLAG(int32_t, warmup_iterations, 200, "linear learning-rate warm-up (from 0) before the cosine decay");
 ABSL_FLAG(int32_t, log_interval, 100, "steps between progress lines when not on a terminal");
 ABSL_FLAG(int32_t, eval_batch_size, 1000, "evaluation batch size");
 ABSL_FLAG(bool, fresh, false, "discard a checkpoint and metrics already in output_dir");
@@ -259,6 +259,11 @@ absl::Status run() {
   sgd.weight_decay = tc.weight_decay();
   nn::SGD optimizer(model->parameters(), sgd);
   const int64_t total_iterations = static_cast<int64_t>(tc.epochs()) * train_loader.num_batches();
+  if (tc.warmup_iterations() < 0 || tc.warmup_iterations() >= total_iterations) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "warmup_iterations must be in [0, ", total_iterations, ") (the run's ", tc.epochs(),
+        " epochs x ", train_loader.num_batches(), " steps), got ", tc.warmup_iterations()));
+  }
   auto cosine = std::make_shared<nn::CosineLr>(total_iterations - tc.warmup_iterations());
   std::shared_ptr<const nn::LrSchedule> schedule = cosine;
   if (tc.warmup_iterations() > 0) {

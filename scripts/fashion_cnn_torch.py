@@ -51,7 +51,8 @@ def main():
     p.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--warmup_iterations", type=int, default=200)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=2)
@@ -72,7 +73,14 @@ def main():
                           weight_decay=a.weight_decay, nesterov=True)
     steps_per_epoch = len(xtr) // a.batch_size
     total = steps_per_epoch * a.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / total)))
+    warm = a.warmup_iterations
+
+    def lr_factor(t):  # linear warm-up from 0, then cosine to 0: ompq_train's schedule
+        if t < warm:
+            return t / warm
+        return 0.5 * (1 + math.cos(math.pi * (t - warm) / (total - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     start = time.time()
     for epoch in range(a.epochs):
         model.train()

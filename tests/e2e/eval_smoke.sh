@@ -51,7 +51,7 @@ expect_error '--dataset=imagenet needs --data_dir' "${resnet20[@]}" --dataset=im
 
 fashion=/usr/share/datasets/fashion-mnist
 if [ -n "$train" ] && [ -e "$fashion/t10k-images-idx3-ubyte.gz" ]; then
-  "$train" --output_dir="$out/train" --train_limit=1024 --test_limit=500 --epochs=1 > "$out/log" 2>&1 \
+  "$train" --output_dir="$out/train" --train_limit=1024 --test_limit=500 --epochs=1 --warmup_iterations=2 > "$out/log" 2>&1 \
     || { cat "$out/log"; fail "ompq_train exited non-zero"; }
   "$eval_bin" --model=fashion_cnn --num_classes=10 --weights="$out/train/model.safetensors" \
     --dataset=fashion_mnist --limit=500 > "$out/result" 2> "$out/log" || { cat "$out/log"; fail "dataset mode exited non-zero"; }

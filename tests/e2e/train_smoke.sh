@@ -13,7 +13,7 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-run=("$train" --output_dir="$out/run" --train_limit=1024 --test_limit=500 --epochs=2 --batch_size=64 --log_interval=8)
+run=("$train" --output_dir="$out/run" --train_limit=1024 --test_limit=500 --epochs=2 --batch_size=64 --warmup_iterations=4 --log_interval=8)
 
 "${run[@]}" > "$out/log1" 2>&1 || { cat "$out/log1"; fail "first run exited non-zero"; }
 for f in config.pbtxt metrics.csv checkpoint.safetensors model.safetensors; do
@@ -46,6 +46,7 @@ expect_error 'epochs must be positive' --output_dir="$out/bad" --epochs=0
 expect_error 'unknown model "resnet9000"' --output_dir="$out/bad" --model=resnet9000 --train_limit=64 --test_limit=64
 expect_error "$out/nowhere" --output_dir="$out/bad" --data_dir="$out/nowhere"
 expect_error 'bad device' --output_dir="$out/bad" --device=tpu
+expect_error 'warmup_iterations must be in \[0, 32)' --output_dir="$out/bad" --train_limit=1024 --test_limit=64 --epochs=2 --warmup_iterations=32
 printf 'train { epochs: "two" }' > "$out/bad.pbtxt"
 expect_error "$out/bad.pbtxt" --output_dir="$out/bad" --config="$out/bad.pbtxt"
 head -c 100 "$out/run/checkpoint.safetensors" > "$out/trunc.safetensors"
