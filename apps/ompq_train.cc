@@ -32,7 +32,10 @@
 #include "solver/trainer.h"
 
 ABSL_FLAG(std::string, config, "", "experiment config in protobuf text format; flags override it");
-ABSL_FLAG(std::string, model, "fashion_cnn", "model name");
+ABSL_FLAG(std::string, model, "fashion_cnn",
+          "model name: fashion_cnn, resnet20, resnet18, resnet34, resnet50, mobilenet_v2");
+ABSL_FLAG(bool, small_input, false, "the 28-32 px variant of an ImageNet model");
+ABSL_FLAG(double, width_mult, 1.0, "channel width multiplier (mobilenet_v2)");
 ABSL_FLAG(std::string, output_dir, "out/train", "folder for config, metrics, checkpoints");
 ABSL_FLAG(uint64_t, seed, 0, "seed of initialization, shuffling and dropout");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores)");
@@ -60,6 +63,9 @@ namespace {
 namespace fs = std::filesystem;
 using proto::ExperimentConfig;
 
+// Fashion-MNIST and MNIST have ten classes.
+constexpr int64_t kIdxClasses = 10;
+
 // Names of the flags given on the command line (this Abseil has no public "was it set" query).
 std::set<std::string>& given_flags() {
   static std::set<std::string> names;
@@ -83,6 +89,8 @@ bool flag_given(const char* name) { return given_flags().count(name) > 0; }
 absl::StatusOr<ExperimentConfig> resolve_config() {
   ExperimentConfig c;
   c.set_model(absl::GetFlag(FLAGS_model));
+  c.set_small_input(absl::GetFlag(FLAGS_small_input));
+  c.set_width_mult(absl::GetFlag(FLAGS_width_mult));
   c.set_output_dir(absl::GetFlag(FLAGS_output_dir));
   c.set_seed(absl::GetFlag(FLAGS_seed));
   c.set_threads(absl::GetFlag(FLAGS_threads));
@@ -120,6 +128,8 @@ absl::StatusOr<ExperimentConfig> resolve_config() {
   merged.MergeFrom(from_file);
   ExperimentConfig flags_only;
   if (flag_given("model")) flags_only.set_model(c.model());
+  if (flag_given("small_input")) flags_only.set_small_input(c.small_input());
+  if (flag_given("width_mult")) flags_only.set_width_mult(c.width_mult());
   if (flag_given("output_dir")) flags_only.set_output_dir(c.output_dir());
   if (flag_given("seed")) flags_only.set_seed(c.seed());
   if (flag_given("threads")) flags_only.set_threads(c.threads());
@@ -168,11 +178,17 @@ std::string to_text(const ExperimentConfig& c) {
   return text;
 }
 
+// Fashion-MNIST shaped for the model: its input_shape() [C, S, S] decides the gray channel's
+// replication and whether the 28 px images are padded (S <= 32) or resized (S > 32) to S.
 absl::StatusOr<std::shared_ptr<const data::Dataset>> open_split(const ExperimentConfig& c,
+                                                                 const Shape& input_shape,
                                                                  data::Split split, int64_t limit) {
   data::MnistOptions options;
   options.folder = c.data().dir();
   options.split = split;
+  options.channels = input_shape[0];
+  options.image_size = input_shape[1];
+  options.resize = input_shape[1] > 32;
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<const data::Dataset> dataset,
                         data::MnistDataset::open(options));
   if (limit > 0 && limit < dataset->size()) {
@@ -229,8 +245,24 @@ absl::Status run() {
   }
   OMPQ_RETURN_IF_ERROR(write_text_file(config_path, config_text));
 
-  OMPQ_ASSIGN_OR_RETURN(auto train_set, open_split(config, data::Split::kTrain, config.data().train_limit()));
-  OMPQ_ASSIGN_OR_RETURN(auto test_set, open_split(config, data::Split::kTest, config.data().test_limit()));
+  Generator gen(config.seed());
+  nn::ModelSpec spec;
+  spec.name = config.model();
+  spec.num_classes = kIdxClasses;
+  spec.small_input = config.small_input();
+  spec.width_mult = config.width_mult() > 0 ? config.width_mult() : 1.0;
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, nn::make_model(spec, gen));
+  const Shape input_shape = model->input_shape();
+  if (input_shape.size() != 3 || input_shape[1] != input_shape[2] || input_shape[1] < 28 ||
+      (input_shape[0] != 1 && input_shape[0] != 3)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model ", config.model(), " takes input ", shape_str(input_shape),
+        ", which Fashion-MNIST cannot be shaped into (expected [1 or 3, S, S] with S >= 28)"));
+  }
+  OMPQ_ASSIGN_OR_RETURN(auto train_set, open_split(config, input_shape, data::Split::kTrain,
+                                                   config.data().train_limit()));
+  OMPQ_ASSIGN_OR_RETURN(auto test_set, open_split(config, input_shape, data::Split::kTest,
+                                                  config.data().test_limit()));
   const auto& tc = config.train();
   data::DataLoaderOptions train_options;
   train_options.batch_size = tc.batch_size();
@@ -248,9 +280,6 @@ absl::Status run() {
                                                    train_set->size(), " training examples"));
   }
 
-  Generator gen(config.seed());
-  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Module> model,
-                        nn::make_model({config.model(), train_set->num_classes()}, gen));
   model->to(device);
   SgdOptions sgd;
   sgd.lr = tc.lr();
