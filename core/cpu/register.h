@@ -15,6 +15,9 @@ void register_norm_kernels();
 void register_softmax_kernels();
 void register_dropout_kernels();
 void register_optim_kernels();
+void register_quant_kernels();
+void register_pack_kernels();
+void register_integer_kernels();
 
 inline void register_all_kernels() {
   register_copy_kernels();
@@ -28,6 +31,9 @@ inline void register_all_kernels() {
   register_softmax_kernels();
   register_dropout_kernels();
   register_optim_kernels();
+  register_quant_kernels();
+  register_pack_kernels();
+  register_integer_kernels();
 }
 
 }  // namespace ompq::cpu
