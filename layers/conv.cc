@@ -30,6 +30,14 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2>
   }
 }
 
-Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight_, bias_, params_); }
+Tensor Conv2d::forward(const Tensor& x) {
+  if (replacement_) return replacement_->forward(x);
+  return conv2d(x, weight_, bias_, params_);
+}
+
+void Conv2d::set_replacement(std::shared_ptr<Module> replacement) {
+  OMPQ_CHECK(replacement_ == nullptr, "Conv2d: the layer is already replaced");
+  replacement_ = register_module("quant", std::move(replacement));
+}
 
 }  // namespace ompq::nn

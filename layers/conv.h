@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 
 #include "core/ops/conv.h"
 #include "core/random.h"
@@ -25,12 +26,20 @@ class Conv2d : public Module {
   int64_t in_channels() const { return in_channels_; }
   int64_t out_channels() const { return out_channels_; }
 
+  // Quantization swaps a layer for a quantized (or integer) version in place, because models hold
+  // typed handles to their layers: `replacement` is registered as the child "quant" and forward()
+  // runs it instead. It keeps handles to this layer's weight and bias, which stay registered here.
+  // A layer is replaced at most once.
+  void set_replacement(std::shared_ptr<Module> replacement);
+  const std::shared_ptr<Module>& replacement() const { return replacement_; }
+
  private:
   int64_t in_channels_;
   int64_t out_channels_;
   Conv2dParams params_;
   Tensor weight_;
   Tensor bias_;
+  std::shared_ptr<Module> replacement_;
 };
 
 }  // namespace ompq::nn

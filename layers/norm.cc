@@ -33,6 +33,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
              " dims (expected ", absl::StrJoin(input_dims_, " or "), ")");
   OMPQ_CHECK(x.size(1) == num_features_, name_, ": input of shape ", shape_str(x.shape()), " has ",
              x.size(1), " channels (expected ", num_features_, ")");
+  if (folded_) return x;
   if (is_training()) {
     num_batches_tracked_.fill_(static_cast<double>(num_batches_tracked_.item<int64_t>() + 1));
   }

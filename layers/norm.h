@@ -30,6 +30,12 @@ class BatchNorm : public Module {
   int64_t num_features() const { return num_features_; }
   const BatchNormOptions& options() const { return options_; }
 
+  // Conv+BN folding (layers/quant/) moves the normalization, with the running statistics, into the
+  // preceding convolution; a folded layer's forward() returns its input unchanged (and no longer
+  // updates the running statistics).
+  void set_folded(bool folded) { folded_ = folded; }
+  bool folded() const { return folded_; }
+
  protected:
   // `input_dims`: the ranks forward accepts ([N, C] and [N, C, L] for 1d, [N, C, H, W] for 2d).
   BatchNorm(const char* name, int64_t num_features, const BatchNormOptions& options,
@@ -45,6 +51,7 @@ class BatchNorm : public Module {
   Tensor running_mean_;
   Tensor running_var_;
   Tensor num_batches_tracked_;
+  bool folded_ = false;
 };
 
 // Input [N, C] or [N, C, L].
