@@ -89,7 +89,7 @@ void conv_forward(benchmark::State& state, ConvCase c) {
   set_flops(state, c.forward_flops());
 }
 
-// Both gradients (input and weight), as a training step of an inner layer computes them.
+// Both gradients (input and weight) in one call, as the autograd rule of an inner layer asks.
 void conv_backward(benchmark::State& state, ConvCase c) {
   Generator gen(2);
   Tensor x = c.input(gen), w = randn(c.w_shape(), gen);
@@ -97,8 +97,7 @@ void conv_backward(benchmark::State& state, ConvCase c) {
   Tensor grad = randn(out.shape(), gen);
   if (c.channels_last) grad = grad.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
   for (auto _ : state) {
-    benchmark::DoNotOptimize(ops::conv2d_backward_input(grad, w, c.x_shape(), c.params()));
-    benchmark::DoNotOptimize(ops::conv2d_backward_weight(grad, x, c.w_shape(), false, c.params()));
+    benchmark::DoNotOptimize(ops::conv2d_backward(grad, x, w, {true, true, false}, c.params()));
   }
   set_flops(state, 2 * c.forward_flops());
 }

@@ -126,13 +126,12 @@ void conv2d_forward_f32(const Tensor& out, const Tensor& x, const Tensor& w, con
   const ComputeLayout layout = choose_layout(x.shape(), w.shape(), is_channels_last(x), p);
   const memory::desc user_x = dnnl_desc(x), user_w = user_weights_desc(w, p.groups),
                      user_out = dnnl_desc(out);
-  const ConvForward& conv =
-      cache.get(conv_key(layout, x, w, out.shape(), bias.defined(), p), [&] {
-        memory::desc b = bias_desc(w.size(0));
-        auto pd = forward_pd(compute_desc(x, layout), any_weights_desc(w, p.groups),
-                             bias.defined() ? &b : nullptr, compute_desc(out, layout), geometry(p));
-        return ConvForward{pd, dnnl::convolution_forward(pd)};
-      });
+  const ConvForward& conv = cache.get(conv_key(layout, x, w, out.shape(), bias.defined(), p), [&] {
+    memory::desc b = bias_desc(w.size(0));
+    auto pd = forward_pd(compute_desc(x, layout), any_weights_desc(w, p.groups),
+                         bias.defined() ? &b : nullptr, compute_desc(out, layout), geometry(p));
+    return ConvForward{pd, dnnl::convolution_forward(pd)};
+  });
   Tensor x_scratch, w_scratch, out_scratch;
   memory src = reorder_to(dnnl_memory(user_x, x), conv.pd.src_desc(), &x_scratch);
   memory weights = reorder_to(dnnl_memory(user_w, w), conv.pd.weights_desc(), &w_scratch);
@@ -147,16 +146,33 @@ void conv2d_forward_f32(const Tensor& out, const Tensor& x, const Tensor& w, con
   finish_output(dst, dst_user);
 }
 
-void conv2d_backward_input_f32(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w,
-                               const Conv2dParams& p) {
+// grad_out as oneDNN memory, reordered at most once for the primitives that read it (backward
+// data and backward weights usually want the same blocked layout).
+class SharedReorder {
+ public:
+  explicit SharedReorder(const Tensor& t) : tensor_(t), user_(dnnl_memory(dnnl_desc(t), t)) {}
+  const Tensor& tensor() const { return tensor_; }
+  memory as(const memory::desc& desc) {
+    if (!converted_ || converted_.get_desc() != desc) {
+      converted_ = reorder_to(user_, desc, &scratch_);
+    }
+    return converted_;
+  }
+
+ private:
+  Tensor tensor_;
+  memory user_, converted_;
+  Tensor scratch_;
+};
+
+void conv2d_backward_data_f32(const Tensor& grad_x, SharedReorder& grad_out, const Tensor& w,
+                              ComputeLayout layout, const Conv2dParams& p) {
   static PrimitiveCache<ConvBackwardData> cache;
-  const ComputeLayout layout =
-      choose_layout(grad_x.shape(), w.shape(), is_channels_last(grad_out), p);
-  const memory::desc user_gx = dnnl_desc(grad_x), user_w = user_weights_desc(w, p.groups),
-                     user_gout = dnnl_desc(grad_out);
+  const memory::desc user_gx = dnnl_desc(grad_x), user_w = user_weights_desc(w, p.groups);
   const ConvBackwardData& conv =
-      cache.get(conv_key(layout, grad_out, w, grad_x.shape(), false, p), [&] {
-        memory::desc gx = compute_desc(grad_x, layout), gout = compute_desc(grad_out, layout),
+      cache.get(conv_key(layout, grad_out.tensor(), w, grad_x.shape(), false, p), [&] {
+        memory::desc gx = compute_desc(grad_x, layout),
+                     gout = compute_desc(grad_out.tensor(), layout),
                      wd = any_weights_desc(w, p.groups);
         ConvGeometry g = geometry(p);
         auto hint = forward_pd(gx, wd, nullptr, gout, g);
@@ -167,30 +183,28 @@ void conv2d_backward_input_f32(const Tensor& grad_x, const Tensor& grad_out, con
                                                            hint);
         return ConvBackwardData{pd, dnnl::convolution_backward_data(pd)};
       });
-  Tensor gout_scratch, w_scratch, gx_scratch;
-  memory diff_dst =
-      reorder_to(dnnl_memory(user_gout, grad_out), conv.pd.diff_dst_desc(), &gout_scratch);
+  Tensor w_scratch, gx_scratch;
   memory weights = reorder_to(dnnl_memory(user_w, w), conv.pd.weights_desc(), &w_scratch);
   memory diff_src_user = dnnl_memory(user_gx, grad_x);
   memory diff_src = output_as(diff_src_user, conv.pd.diff_src_desc(), &gx_scratch);
-  std::unordered_map<int, memory> args = {
-      {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, diff_src}};
+  std::unordered_map<int, memory> args = {{DNNL_ARG_DIFF_DST, grad_out.as(conv.pd.diff_dst_desc())},
+                                          {DNNL_ARG_WEIGHTS, weights},
+                                          {DNNL_ARG_DIFF_SRC, diff_src}};
   Tensor scratchpad;
   add_scratchpad(conv.pd, &args, &scratchpad);
   conv.primitive.execute(dnnl_stream(), args);
   finish_output(diff_src, diff_src_user);
 }
 
-void conv2d_backward_weight_f32(const Tensor& grad_w, const Tensor& grad_bias,
-                                const Tensor& grad_out, const Tensor& x, const Conv2dParams& p) {
+void conv2d_backward_weights_f32(const Tensor& grad_w, const Tensor& grad_bias,
+                                 SharedReorder& grad_out, const Tensor& x, ComputeLayout layout,
+                                 const Conv2dParams& p) {
   static PrimitiveCache<ConvBackwardWeights> cache;
   const bool with_bias = grad_bias.defined();
-  const ComputeLayout layout = choose_layout(x.shape(), grad_w.shape(), is_channels_last(x), p);
-  const memory::desc user_x = dnnl_desc(x), user_gw = user_weights_desc(grad_w, p.groups),
-                     user_gout = dnnl_desc(grad_out);
+  const memory::desc user_x = dnnl_desc(x), user_gw = user_weights_desc(grad_w, p.groups);
   const ConvBackwardWeights& conv =
-      cache.get(conv_key(layout, x, grad_out, grad_w.shape(), with_bias, p), [&] {
-        memory::desc src = compute_desc(x, layout), gout = compute_desc(grad_out, layout),
+      cache.get(conv_key(layout, x, grad_out.tensor(), grad_w.shape(), with_bias, p), [&] {
+        memory::desc src = compute_desc(x, layout), gout = compute_desc(grad_out.tensor(), layout),
                      gw = any_weights_desc(grad_w, p.groups), gb = bias_desc(grad_w.size(0));
         ConvGeometry g = geometry(p);
         auto hint = forward_pd(src, gw, with_bias ? &gb : nullptr, gout, g);
@@ -202,19 +216,30 @@ void conv2d_backward_weight_f32(const Tensor& grad_w, const Tensor& grad_bias,
         Bwd::primitive_desc pd(desc, primitive_attr(), dnnl_engine(), hint);
         return ConvBackwardWeights{pd, Bwd(pd)};
       });
-  Tensor x_scratch, gout_scratch, gw_scratch;
+  Tensor x_scratch, gw_scratch;
   memory src = reorder_to(dnnl_memory(user_x, x), conv.pd.src_desc(), &x_scratch);
-  memory diff_dst =
-      reorder_to(dnnl_memory(user_gout, grad_out), conv.pd.diff_dst_desc(), &gout_scratch);
   memory diff_w_user = dnnl_memory(user_gw, grad_w);
   memory diff_w = output_as(diff_w_user, conv.pd.diff_weights_desc(), &gw_scratch);
-  std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_w}};
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
+                                          {DNNL_ARG_DIFF_DST, grad_out.as(conv.pd.diff_dst_desc())},
+                                          {DNNL_ARG_DIFF_WEIGHTS, diff_w}};
   if (with_bias) args[DNNL_ARG_DIFF_BIAS] = dnnl_memory(bias_desc(grad_w.size(0)), grad_bias);
   Tensor scratchpad;
   add_scratchpad(conv.pd, &args, &scratchpad);
   conv.primitive.execute(dnnl_stream(), args);
   finish_output(diff_w, diff_w_user);
+}
+
+void conv2d_backward_f32(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
+                         const Tensor& w, const Conv2dParams& p) {
+  const Shape& x_shape = grads.input.defined() ? grads.input.shape() : x.shape();
+  const Shape& w_shape = w.defined() ? w.shape() : grads.weight.shape();
+  const ComputeLayout layout = choose_layout(x_shape, w_shape, is_channels_last(grad_out), p);
+  SharedReorder shared_grad_out(grad_out);
+  if (grads.input.defined()) conv2d_backward_data_f32(grads.input, shared_grad_out, w, layout, p);
+  if (grads.weight.defined()) {
+    conv2d_backward_weights_f32(grads.weight, grads.bias, shared_grad_out, x, layout, p);
+  }
 }
 
 // ---- direct loops (f64) ----------------------------------------------------------------------
@@ -383,23 +408,17 @@ void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, 
   });
 }
 
-void conv2d_backward_input_kernel(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w,
-                                  const Conv2dParams& p) {
-  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "conv2d_backward_input", [&] {
-    if constexpr (std::is_same_v<scalar_t, float>)
-      conv2d_backward_input_f32(grad_x, grad_out, w, p);
-    else
-      conv2d_backward_input_direct<scalar_t>(grad_x, grad_out, w, p);
-  });
-}
-
-void conv2d_backward_weight_kernel(const Tensor& grad_w, const Tensor& grad_bias,
-                                   const Tensor& grad_out, const Tensor& x, const Conv2dParams& p) {
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "conv2d_backward_weight", [&] {
+void conv2d_backward_kernel(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
+                            const Tensor& w, const Conv2dParams& p) {
+  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "conv2d_backward", [&] {
     if constexpr (std::is_same_v<scalar_t, float>) {
-      conv2d_backward_weight_f32(grad_w, grad_bias, grad_out, x, p);
+      conv2d_backward_f32(grads, grad_out, x, w, p);
     } else {
-      conv2d_backward_weight_direct<scalar_t>(grad_w, grad_bias, grad_out, x, p);
+      if (grads.input.defined())
+        conv2d_backward_input_direct<scalar_t>(grads.input, grad_out, w, p);
+      if (grads.weight.defined()) {
+        conv2d_backward_weight_direct<scalar_t>(grads.weight, grads.bias, grad_out, x, p);
+      }
     }
   });
 }
@@ -408,8 +427,7 @@ void conv2d_backward_weight_kernel(const Tensor& grad_w, const Tensor& grad_bias
 
 void register_conv_kernels() {
   conv2d_forward_stub.register_kernel(DeviceType::kCPU, conv2d_forward_kernel);
-  conv2d_backward_input_stub.register_kernel(DeviceType::kCPU, conv2d_backward_input_kernel);
-  conv2d_backward_weight_stub.register_kernel(DeviceType::kCPU, conv2d_backward_weight_kernel);
+  conv2d_backward_stub.register_kernel(DeviceType::kCPU, conv2d_backward_kernel);
 }
 
 }  // namespace ompq::cpu

@@ -3,8 +3,7 @@
 namespace ompq {
 
 DispatchStub<Conv2dForwardKernel> conv2d_forward_stub("conv2d");
-DispatchStub<Conv2dBackwardInputKernel> conv2d_backward_input_stub("conv2d_backward_input");
-DispatchStub<Conv2dBackwardWeightKernel> conv2d_backward_weight_stub("conv2d_backward_weight");
+DispatchStub<Conv2dBackwardKernel> conv2d_backward_stub("conv2d_backward");
 
 bool is_channels_last(const Tensor& t) {
   if (t.dim() != 4 || t.is_contiguous()) return false;
@@ -44,6 +43,37 @@ void check_params(const Conv2dParams& p, const char* op) {
                p.padding[1], "]");
   }
   OMPQ_CHECK(p.groups > 0, op, ": groups must be positive, got ", p.groups);
+}
+
+// The three backward entry points: checks, allocates the requested gradients (the input one in
+// the given memory format) and runs the kernel. x must be defined when a weight gradient is
+// requested, weight when the input gradient is.
+Conv2dGrads conv2d_backward_impl(const char* op, const Tensor& grad_out, const Tensor& x,
+                                 const Tensor& weight, const Shape& x_shape,
+                                 const Shape& weight_shape, bool channels_last,
+                                 std::array<bool, 3> needed, const Conv2dParams& p) {
+  Shape out_shape = ops::conv2d_output_shape(x_shape, weight_shape, p);
+  OMPQ_CHECK(grad_out.shape() == out_shape, op, ": grad_out of shape ", shape_str(grad_out.shape()),
+             " for an output of shape ", shape_str(out_shape));
+  OMPQ_CHECK(!needed[2] || needed[1], op, ": the bias gradient comes with the weight gradient");
+  if (x.defined()) check_same_dtype(grad_out, x, op);
+  if (weight.defined()) check_same_dtype(grad_out, weight, op);
+  const DType dtype = grad_out.dtype();
+  const Device device = grad_out.device();
+  Conv2dGrads grads;
+  if (needed[0]) grads.input = empty_nchw(x_shape, channels_last, dtype, device);
+  if (needed[1]) grads.weight = Tensor::empty(weight_shape, dtype, device);
+  if (needed[2]) grads.bias = Tensor::empty({weight_shape[0]}, dtype, device);
+  if (grad_out.numel() == 0) {
+    for (Tensor* g : {&grads.input, &grads.weight, &grads.bias}) {
+      if (g->defined()) g->fill_(0.0);
+    }
+    return grads;
+  }
+  conv2d_backward_stub(device, grads, in_format(grad_out, channels_last),
+                       needed[1] ? in_format(x, channels_last) : Tensor(),
+                       needed[0] ? weight.detach().contiguous() : Tensor(), p);
+  return grads;
 }
 
 }  // namespace
@@ -93,39 +123,24 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   return out;
 }
 
-Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& x_shape,
-                             const Conv2dParams& p) {
-  Shape out_shape = conv2d_output_shape(x_shape, weight.shape(), p);
-  OMPQ_CHECK(grad_out.shape() == out_shape, "conv2d_backward_input: grad_out of shape ",
-             shape_str(grad_out.shape()), " for an output of shape ", shape_str(out_shape));
-  check_same_dtype(grad_out, weight, "conv2d_backward_input");
-  const bool channels_last = is_channels_last(grad_out);
-  Tensor grad_x = empty_nchw(x_shape, channels_last, grad_out.dtype(), grad_out.device());
-  if (grad_out.numel() == 0) return grad_x.fill_(0.0);
-  conv2d_backward_input_stub(grad_out.device(), grad_x, in_format(grad_out, channels_last),
-                             weight.detach().contiguous(), p);
-  return grad_x;
+Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+                            std::array<bool, 3> needed, const Conv2dParams& p) {
+  return conv2d_backward_impl("conv2d_backward", grad_out, x, weight, x.shape(), weight.shape(),
+                              is_channels_last(x), needed, p);
 }
 
-Conv2dWeightGrads conv2d_backward_weight(const Tensor& grad_out, const Tensor& x,
-                                         const Shape& weight_shape, bool with_bias,
-                                         const Conv2dParams& p) {
-  Shape out_shape = conv2d_output_shape(x.shape(), weight_shape, p);
-  OMPQ_CHECK(grad_out.shape() == out_shape, "conv2d_backward_weight: grad_out of shape ",
-             shape_str(grad_out.shape()), " for an output of shape ", shape_str(out_shape));
-  check_same_dtype(grad_out, x, "conv2d_backward_weight");
-  const bool channels_last = is_channels_last(x);
-  Conv2dWeightGrads grads;
-  grads.weight = Tensor::empty(weight_shape, x.dtype(), x.device());
-  if (with_bias) grads.bias = Tensor::empty({weight_shape[0]}, x.dtype(), x.device());
-  if (grad_out.numel() == 0) {
-    grads.weight.fill_(0.0);
-    if (with_bias) grads.bias.fill_(0.0);
-    return grads;
-  }
-  conv2d_backward_weight_stub(x.device(), grads.weight, grads.bias,
-                              in_format(grad_out, channels_last), in_format(x, channels_last), p);
-  return grads;
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& x_shape,
+                             const Conv2dParams& p) {
+  return conv2d_backward_impl("conv2d_backward_input", grad_out, Tensor(), weight, x_shape,
+                              weight.shape(), is_channels_last(grad_out), {true, false, false}, p)
+      .input;
+}
+
+Conv2dGrads conv2d_backward_weight(const Tensor& grad_out, const Tensor& x,
+                                   const Shape& weight_shape, bool with_bias,
+                                   const Conv2dParams& p) {
+  return conv2d_backward_impl("conv2d_backward_weight", grad_out, x, Tensor(), x.shape(),
+                              weight_shape, is_channels_last(x), {false, true, with_bias}, p);
 }
 
 }  // namespace ops

@@ -21,16 +21,16 @@ struct Conv2dParams {
 // out = conv(x, weight) + bias; bias may be undefined.
 using Conv2dForwardKernel = void(const Tensor& out, const Tensor& x, const Tensor& weight,
                                  const Tensor& bias, const Conv2dParams& p);
-// grad_x = gradient of the convolution w.r.t. its input (a transposed convolution of grad_out).
-using Conv2dBackwardInputKernel = void(const Tensor& grad_x, const Tensor& grad_out,
-                                       const Tensor& weight, const Conv2dParams& p);
-// grad_weight (and grad_bias = sum of grad_out over N, OH, OW when defined).
-using Conv2dBackwardWeightKernel = void(const Tensor& grad_weight, const Tensor& grad_bias,
-                                        const Tensor& grad_out, const Tensor& x,
-                                        const Conv2dParams& p);
+// The gradients of a convolution; a member left undefined is not computed.
+struct Conv2dGrads {
+  Tensor input, weight, bias;
+};
+// Fills the defined members of `grads` (bias only together with weight). x is defined when
+// grads.weight is, weight when grads.input is; grad_out, x and grads.input share one memory format.
+using Conv2dBackwardKernel = void(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
+                                  const Tensor& weight, const Conv2dParams& p);
 extern DispatchStub<Conv2dForwardKernel> conv2d_forward_stub;
-extern DispatchStub<Conv2dBackwardInputKernel> conv2d_backward_input_stub;
-extern DispatchStub<Conv2dBackwardWeightKernel> conv2d_backward_weight_stub;
+extern DispatchStub<Conv2dBackwardKernel> conv2d_backward_stub;
 
 // True when t is [N, C, H, W] laid out as NHWC (and not also NCHW-contiguous).
 bool is_channels_last(const Tensor& t);
@@ -43,17 +43,18 @@ namespace ops {
 Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dParams& p);
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
-// The gradient w.r.t. x, of shape `x_shape`, in the memory format of grad_out.
+// The gradients selected by needed = {input, weight, bias} (bias needs weight) in one call: on
+// oneDNN's blocked layouts grad_out is then reordered once for both primitives. The input
+// gradient takes the memory format of x.
+Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+                            std::array<bool, 3> needed, const Conv2dParams& p);
+// The gradient w.r.t. x alone, of shape `x_shape`, in the memory format of grad_out.
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& x_shape,
                              const Conv2dParams& p);
-
-struct Conv2dWeightGrads {
-  Tensor weight;
-  Tensor bias;  // undefined unless requested
-};
-Conv2dWeightGrads conv2d_backward_weight(const Tensor& grad_out, const Tensor& x,
-                                         const Shape& weight_shape, bool with_bias,
-                                         const Conv2dParams& p);
+// The gradients w.r.t. the weight (and the bias when `with_bias`) alone; .input stays undefined.
+Conv2dGrads conv2d_backward_weight(const Tensor& grad_out, const Tensor& x,
+                                   const Shape& weight_shape, bool with_bias,
+                                   const Conv2dParams& p);
 
 }  // namespace ops
 }  // namespace ompq

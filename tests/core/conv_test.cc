@@ -104,9 +104,8 @@ void expect_f32_matches_f64(const ConvCase& c) {
   Tensor grad64 = grad.to(DType::kF64);
   expect_all_close(ops::conv2d_backward_input(grad, w, c.x, c.p),
                    ops::conv2d_backward_input(grad64, w.to(DType::kF64), c.x, c.p), 1e-5);
-  ops::Conv2dWeightGrads g = ops::conv2d_backward_weight(grad, x, c.w, c.bias, c.p);
-  ops::Conv2dWeightGrads g64 =
-      ops::conv2d_backward_weight(grad64, x.to(DType::kF64), c.w, c.bias, c.p);
+  Conv2dGrads g = ops::conv2d_backward_weight(grad, x, c.w, c.bias, c.p);
+  Conv2dGrads g64 = ops::conv2d_backward_weight(grad64, x.to(DType::kF64), c.w, c.bias, c.p);
   expect_all_close(g.weight, g64.weight, 1e-5);
   if (c.bias) expect_all_close(g.bias, g64.bias, 1e-5);
 }
