@@ -102,12 +102,17 @@ void expect_f32_matches_f64(const ConvCase& c) {
   Tensor grad = randn(out.shape(), gen);
   if (c.channels_last) grad = to_channels_last(grad);
   Tensor grad64 = grad.to(DType::kF64);
-  expect_all_close(ops::conv2d_backward_input(grad, w, c.x, c.p),
-                   ops::conv2d_backward_input(grad64, w.to(DType::kF64), c.x, c.p), 1e-5);
-  Conv2dGrads g = ops::conv2d_backward_weight(grad, x, c.w, c.bias, c.p);
+  // f32 through the combined backward (one shared grad_out reorder), f64 through the separate ops.
+  Conv2dGrads g = ops::conv2d_backward(grad, x, w, {true, true, c.bias}, c.p);
+  Tensor grad_x64 = ops::conv2d_backward_input(grad64, w.to(DType::kF64), c.x, c.p);
   Conv2dGrads g64 = ops::conv2d_backward_weight(grad64, x.to(DType::kF64), c.w, c.bias, c.p);
+  EXPECT_EQ(is_channels_last(g.input), c.channels_last);
+  expect_all_close(g.input, grad_x64, 1e-5);
   expect_all_close(g.weight, g64.weight, 1e-5);
   if (c.bias) expect_all_close(g.bias, g64.bias, 1e-5);
+  // And the f32 single-gradient entry points.
+  expect_all_close(ops::conv2d_backward_input(grad, w, c.x, c.p), grad_x64, 1e-5);
+  expect_all_close(ops::conv2d_backward_weight(grad, x, c.w, false, c.p).weight, g64.weight, 1e-5);
 }
 
 TEST(Conv2dTest, OneDnnF32MatchesF64DirectLoops) {
@@ -243,6 +248,22 @@ TEST(Conv2dTest, BadBiasAndParamsAreRejected) {
               ::testing::ThrowsMessage<Error>(HasSubstr("stride must be positive")));
   EXPECT_THAT([&] { conv2d(x, w.to(DType::kF64), Tensor()); },
               ::testing::ThrowsMessage<Error>(HasSubstr("dtype mismatch")));
+}
+
+TEST(Conv2dTest, BackwardRejectsBadArguments) {
+  Tensor x = Tensor::zeros({1, 2, 5, 5}), w = Tensor::zeros({4, 2, 3, 3});
+  EXPECT_THAT(
+      [&] {
+        ops::conv2d_backward(Tensor::zeros({1, 4, 5, 5}), x, w, {true, true, false}, {});
+      },
+      ::testing::ThrowsMessage<Error>(AllOf(HasSubstr("conv2d_backward"),
+                                            HasSubstr("grad_out of shape [1, 4, 5, 5]"),
+                                            HasSubstr("[1, 4, 3, 3]"))));
+  EXPECT_THAT(
+      [&] {
+        ops::conv2d_backward(Tensor::zeros({1, 4, 3, 3}), x, w, {true, false, true}, {});
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("comes with the weight gradient")));
 }
 
 }  // namespace
