@@ -74,6 +74,9 @@ struct ParityCase {
   std::function<std::shared_ptr<Model>()> make;
 };
 
+// Names the case in test listings (gtest would otherwise print the struct's bytes).
+void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.label; }
+
 std::shared_ptr<Model> mobilenet(double width_mult, bool small_input) {
   MobileNetV2Options options;
   options.num_classes = 10;
