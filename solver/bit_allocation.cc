@@ -80,8 +80,8 @@ absl::StatusOr<std::vector<int>> solve_integer(const SearchSpace& space,
     const SearchUnit& u = space.units[i];
     program.objective.push_back(std::exp(log_weights[i] - max_log_weight));
     size_row[i] = u.params / kMiB / 8;
-    bops_row[i] = static_cast<double>(o.reference_bops ? u.reference_flops : u.flops) *
-                  o.act_bits / 1e9;
+    bops_row[i] =
+        static_cast<double>(o.reference_bops ? u.reference_flops : u.flops) * o.act_bits / 1e9;
   }
   program.rows.push_back(size_row);
   program.rhs.push_back(o.budget_mib - fixed_size);
@@ -154,9 +154,12 @@ absl::StatusOr<Rounding> parse_rounding(const std::string& name) {
 
 const char* solver_name(SolverKind solver) {
   switch (solver) {
-    case SolverKind::kLp: return "lp";
-    case SolverKind::kIlp: return "ilp";
-    case SolverKind::kProjection: return "projection";
+    case SolverKind::kLp:
+      return "lp";
+    case SolverKind::kIlp:
+      return "ilp";
+    case SolverKind::kProjection:
+      return "projection";
   }
   return "?";
 }

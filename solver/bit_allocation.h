@@ -56,9 +56,9 @@ struct AllocationOptions {
 };
 
 struct BitAllocation {
-  std::vector<std::string> units;   // SearchSpace::units names
-  std::vector<int> bits;            // one per unit
-  std::vector<double> relaxed_bits; // lp and projection: 8 * x before rounding; ilp: empty
+  std::vector<std::string> units;    // SearchSpace::units names
+  std::vector<int> bits;             // one per unit
+  std::vector<double> relaxed_bits;  // lp and projection: 8 * x before rounding; ilp: empty
   double size_mib = 0.0;
   double bops_g = 0.0;
 };

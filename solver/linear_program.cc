@@ -57,10 +57,10 @@ absl::StatusOr<std::vector<double>> solve_linear_program(const LinearProgram& pr
   }
   const int status = solve(lp.get());
   if (status != OPTIMAL) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "lp_solve: ", get_statustext(lp.get(), status), " (status ", status, ") for a ",
-        program.integer ? "integer " : "", "program of ", n, " variables and ",
-        program.rows.size(), " constraints"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("lp_solve: ", get_statustext(lp.get(), status), " (status ", status,
+                     ") for a ", program.integer ? "integer " : "", "program of ", n,
+                     " variables and ", program.rows.size(), " constraints"));
   }
   std::vector<REAL> x(n);
   get_variables(lp.get(), x.data());

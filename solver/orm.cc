@@ -89,8 +89,8 @@ Tensor center_gram(const Tensor& gram) {
     for (int64_t j = 0; j < n; ++j) {
       const double x = a[i * n + j], y = a[j * n + i];
       OMPQ_CHECK(std::abs(x - y) <= 1e-8 + 1e-5 * std::abs(y),
-                 "center_gram: the Gram matrix is not symmetric (K[", i, "][", j, "] = ", x,
-                 ", K[", j, "][", i, "] = ", y, ")");
+                 "center_gram: the Gram matrix is not symmetric (K[", i, "][", j, "] = ", x, ", K[",
+                 j, "][", i, "] = ", y, ")");
     }
   }
   std::vector<double> means(n, 0.0);
@@ -137,9 +137,9 @@ Tensor orthogonality_matrix(const std::vector<Tensor>& grams) {
   double* out = o.data<double>();
   for (int64_t i = 0; i < layers; ++i) {
     for (int64_t j = i; j < layers; ++j) {
-      const double v = dot(centered[i].matrix.data<double>(), centered[j].matrix.data<double>(),
-                           count) /
-                       (centered[i].norm * centered[j].norm);
+      const double v =
+          dot(centered[i].matrix.data<double>(), centered[j].matrix.data<double>(), count) /
+          (centered[i].norm * centered[j].norm);
       out[i * layers + j] = out[j * layers + i] = v;
     }
   }
@@ -177,8 +177,8 @@ std::vector<double> log_layer_weights(const std::vector<double>& log_theta) {
   std::vector<double> log_w(layers);
   double suffix = -std::numeric_limits<double>::infinity();  // log sum_{j >= i} theta_j
   for (int64_t i = layers - 1; i >= 0; --i) {
-    OMPQ_CHECK(std::isfinite(log_theta[i]), "log_layer_weights: log theta[", i, "] = ",
-               log_theta[i]);
+    OMPQ_CHECK(std::isfinite(log_theta[i]), "log_layer_weights: log theta[", i,
+               "] = ", log_theta[i]);
     const double hi = std::max(suffix, log_theta[i]), lo = std::min(suffix, log_theta[i]);
     suffix = hi + std::log1p(std::exp(lo - hi));
     log_w[i] = suffix - std::log(static_cast<double>(layers - i));

@@ -49,8 +49,8 @@ void measure_orthogonality(nn::Model& model, const Tensor& images, const SearchO
     grams.push_back(gram_matrix(f));
     gram_s += seconds_since(gram_start);
   });
-  OMPQ_CHECK(grams.size() == units.size(), "search: ", grams.size(), " features for ",
-             units.size(), " searched units");
+  OMPQ_CHECK(grams.size() == units.size(), "search: ", grams.size(), " features for ", units.size(),
+             " searched units");
   result->timings.features_s = seconds_since(start) - gram_s;
 
   const Clock::time_point orm_start = Clock::now();

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -107,24 +108,26 @@ std::vector<UnitDraft> count_units(const nn::Model& model, bool is_resnet, const
   return drafts;
 }
 
-// The reference counter's ResNet-50 bugs (see search_space.h), for Bottleneck ResNets.
+// The reference counter's ResNet-50 bugs (see search_space.h); nothing changes for a model
+// without Bottleneck blocks.
 void apply_bottleneck_counter_bugs(const nn::Model& model, const FlopRules& rules,
                                    std::vector<UnitDraft>* drafts) {
-  std::map<std::string, std::shared_ptr<nn::Module>> modules;
-  for (const auto& [name, module] : model.named_modules()) modules[name] = module;
+  std::set<std::string> bottlenecks;
+  for (const auto& [name, module] : model.named_modules()) {
+    if (dynamic_cast<const nn::Bottleneck*>(module.get())) bottlenecks.insert(name);
+  }
+  if (bottlenecks.empty()) return;
   for (size_t i = 0; i < drafts->size(); ++i) {
-    const std::string& name = (*drafts)[i].unit.name;
-    const std::string block = block_of(name);
-    const bool first_block_conv1 = absl::EndsWith(name, ".0.conv1") &&
-                                   std::dynamic_pointer_cast<nn::Bottleneck>(modules[block]);
-    if (!first_block_conv1) continue;
-    const UnitDraft& block_out = (*drafts)[i + 2];  // conv3, the block's last unit
     UnitDraft& conv1 = (*drafts)[i];
+    const std::string& name = conv1.unit.name;
+    if (!absl::EndsWith(name, ".0.conv1") || !bottlenecks.count(block_of(name))) continue;
+    const UnitDraft& block_out = (*drafts)[i + 2];  // conv3, the block's last unit
     conv1.unit.reference_flops -= conv1.flops_per_pixel * conv1.out_h * conv1.out_w;
-    conv1.unit.reference_flops += conv1.flops_per_pixel * (2 * block_out.out_h) * (2 * block_out.out_w);
+    conv1.unit.reference_flops +=
+        conv1.flops_per_pixel * (2 * block_out.out_h) * (2 * block_out.out_w);
   }
   UnitDraft& fc = drafts->back();
-  const int64_t inner_width = (*drafts)[drafts->size() - 3].out_channels;
+  const int64_t inner_width = (*drafts)[drafts->size() - 3].out_channels;  // last block's conv2
   fc.unit.reference_flops = (2 * inner_width + rules.fc_ops_offset) * fc.out_channels;
 }
 
@@ -147,11 +150,7 @@ absl::StatusOr<SearchSpace> build_search_space(const nn::Model& model, QuantMode
   }
   const FlopRules rules = resnet ? FlopRules{5, +1} : FlopRules{0, -1};
   std::vector<UnitDraft> drafts = count_units(model, resnet != nullptr, rules, height, width);
-  bool bottleneck = false;
-  for (const auto& [name, module] : model.named_modules()) {
-    bottleneck = bottleneck || std::dynamic_pointer_cast<nn::Bottleneck>(module) != nullptr;
-  }
-  if (bottleneck) apply_bottleneck_counter_bugs(model, rules, &drafts);
+  apply_bottleneck_counter_bugs(model, rules, &drafts);
 
   SearchSpace space;
   space.mode = mode;

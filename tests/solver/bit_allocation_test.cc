@@ -214,10 +214,9 @@ double best_objective(const SearchSpace& s, const std::vector<double>& w, double
 }
 
 TEST(BitAllocation, IlpIsOptimalAndNeverOverBudget) {
-  const SearchSpace s = toy_space({300000, 120000, 900000, 50000, 610000, 222222},
-                                  {4000000000, 900000000, 2500000000, 700000000, 1900000000,
-                                   1200000000},
-                                  2, 4);
+  const SearchSpace s =
+      toy_space({300000, 120000, 900000, 50000, 610000, 222222},
+                {4000000000, 900000000, 2500000000, 700000000, 1900000000, 1200000000}, 2, 4);
   const std::vector<double> w = {0.9, 0.4, 0.75, 0.2, 0.5, 0.66};
   const Range sizes = size_range_mib(s);
   std::mt19937 rng(9);

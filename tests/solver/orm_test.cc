@@ -20,8 +20,8 @@ using ::testing::ThrowsMessage;
 Tensor matrix(const std::vector<std::vector<double>>& rows, DType dtype = DType::kF64) {
   std::vector<double> flat;
   for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
-  return Tensor::from_vector(flat, {static_cast<int64_t>(rows.size()),
-                                    static_cast<int64_t>(rows[0].size())})
+  return Tensor::from_vector(
+             flat, {static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())})
       .to(dtype);
 }
 
@@ -180,25 +180,43 @@ TEST(Orm, LayerWeightsStayFiniteWhereThetaUnderflows) {
 TEST(Orm, BadInputs) {
   EXPECT_THAT([] { gram_matrix(Tensor::zeros({4})); },
               ThrowsMessage<Error>(HasSubstr("gram_matrix: expected a non-empty feature batch")));
-  EXPECT_THAT([] { gram_matrix(Tensor::zeros({4, 3}, DType::kI32)); },
-              ThrowsMessage<Error>(HasSubstr("expected an f32 or f64 feature, got i32")));
-  EXPECT_THAT([] { center_gram(matrix({{1, 2}, {3, 4}})); },
-              ThrowsMessage<Error>(HasSubstr("center_gram: the Gram matrix is not symmetric")));
-  EXPECT_THAT([] { center_gram(matrix({{1, 2, 3}})); },
-              ThrowsMessage<Error>(HasSubstr("expected a non-empty square Gram matrix")));
-  EXPECT_THAT([] { orm(gram_matrix(matrix(kX1)), gram_matrix(matrix({{1, 2}, {3, 4}}))); },
-              ThrowsMessage<Error>(HasSubstr("orm: Gram matrices of shapes [4, 4] and [2, 2]")));
+  EXPECT_THAT(
+      [] {
+        gram_matrix(Tensor::zeros({4, 3}, DType::kI32));
+      },
+      ThrowsMessage<Error>(HasSubstr("expected an f32 or f64 feature, got i32")));
+  EXPECT_THAT(
+      [] {
+        center_gram(matrix({{1, 2}, {3, 4}}));
+      },
+      ThrowsMessage<Error>(HasSubstr("center_gram: the Gram matrix is not symmetric")));
+  EXPECT_THAT(
+      [] {
+        center_gram(matrix({{1, 2, 3}}));
+      },
+      ThrowsMessage<Error>(HasSubstr("expected a non-empty square Gram matrix")));
+  EXPECT_THAT(
+      [] {
+        orm(gram_matrix(matrix(kX1)), gram_matrix(matrix({{1, 2}, {3, 4}})));
+      },
+      ThrowsMessage<Error>(HasSubstr("orm: Gram matrices of shapes [4, 4] and [2, 2]")));
   const Tensor constant = gram_matrix(Tensor::full({4, 3}, 2.5));
   EXPECT_THAT([&] { orm(constant, gram_matrix(matrix(kX1))); },
               ThrowsMessage<Error>(HasSubstr("the feature is the same for all 4 samples")));
-  EXPECT_THAT([&] { orthogonality_matrix({gram_matrix(matrix(kX1)), constant}); },
-              ThrowsMessage<Error>(HasSubstr("centered Gram matrix of layer 1 is zero")));
+  EXPECT_THAT(
+      [&] {
+        orthogonality_matrix({gram_matrix(matrix(kX1)), constant});
+      },
+      ThrowsMessage<Error>(HasSubstr("centered Gram matrix of layer 1 is zero")));
   EXPECT_THAT([] { orthogonality_matrix({}); },
               ThrowsMessage<Error>(HasSubstr("no Gram matrices")));
   EXPECT_THAT([] { log_importance({1.0}, -1.0); },
               ThrowsMessage<Error>(HasSubstr("log_importance: beta -1")));
-  EXPECT_THAT([] { log_layer_weights({0.0, -INFINITY}); },
-              ThrowsMessage<Error>(HasSubstr("log theta[1] = -inf")));
+  EXPECT_THAT(
+      [] {
+        log_layer_weights({0.0, -INFINITY});
+      },
+      ThrowsMessage<Error>(HasSubstr("log theta[1] = -inf")));
 }
 
 }  // namespace

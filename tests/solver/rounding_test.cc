@@ -21,9 +21,8 @@ constexpr double kMiB = 1024.0 * 1024.0;
 
 // Spec 2.3 parameter counts in MiB ("params / 2^20"), ResNet-18 PTQ order.
 std::vector<double> resnet18_sizes(bool ptq) {
-  std::vector<double> params = {36992,  36992,  36992,  36992,   73984,   156160,
-                                147712, 147712, 295424, 623616,  590336,  590336,
-                                1180672, 2492416, 2360320, 2360320};
+  std::vector<double> params = {36992,  36992,  36992,  36992,  73984,   156160,  147712,  147712,
+                                295424, 623616, 590336, 590336, 1180672, 2492416, 2360320, 2360320};
   if (ptq) {
     params.insert(params.begin(), 9536);
     params.push_back(513000);
@@ -82,8 +81,11 @@ TEST(Rounding, DfsBadInputs) {
   ASSERT_FALSE(too_many.ok());
   EXPECT_THAT(std::string(too_many.status().message()),
               HasSubstr("25 layers have fractional bit-widths"));
-  EXPECT_THAT([] { (void)round_dfs({3.5, 2.0}, {1.0}); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("2 bit-widths and 1 costs")));
+  EXPECT_THAT(
+      [] {
+        (void)round_dfs({3.5, 2.0}, {1.0});
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("2 bit-widths and 1 costs")));
   EXPECT_THAT([] { (void)round_dfs({3.5}, {0.0}); },
               ::testing::ThrowsMessage<Error>(HasSubstr("costs[0] = 0")));
   EXPECT_THAT([] { round_half_to_even({-1.0}); },

@@ -2,6 +2,8 @@
 // parameter and FLOP tables (2.3, reference counter of 2.8), totals, fp32 sizes, the feasible
 // budget ranges (2.7), and the size/BOPs of the released QAT bit configurations (3.1, 6.1), all
 // confirmed there by CALC.
+#include "solver/search_space.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,7 +15,6 @@
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/resnet.h"
 #include "solver/cost_model.h"
-#include "solver/search_space.h"
 
 namespace ompq::solver {
 namespace {
@@ -65,19 +66,19 @@ int64_t total_params(const SearchSpace& s) {
 }
 
 // Spec 2.3, ResNet-18 PTQ order (stem, 16 searched layers, fc).
-const std::vector<int64_t> kResNet18Params = {
-    9536,   36992,  36992,  36992,  36992,   73984,   156160,  147712,  147712,
-    295424, 623616, 590336, 590336, 1180672, 2492416, 2360320, 2360320, 513000};
-const std::vector<int64_t> kResNet18Flops = {
-    122028032, 116609024, 116609024, 116609024, 116609024, 58304512,
-    123031552, 116107264, 116107264, 58053632,  122529792, 115856384,
-    115856384, 57928192,  122278912, 115730944, 115730944, 1025000};
+const std::vector<int64_t> kResNet18Params = {9536,   36992,   36992,   36992,   36992,   73984,
+                                              156160, 147712,  147712,  295424,  623616,  590336,
+                                              590336, 1180672, 2492416, 2360320, 2360320, 513000};
+const std::vector<int64_t> kResNet18Flops = {122028032, 116609024, 116609024, 116609024, 116609024,
+                                             58304512,  123031552, 116107264, 116107264, 58053632,
+                                             122529792, 115856384, 115856384, 57928192,  122278912,
+                                             115730944, 115730944, 1025000};
 // Spec 2.3, ResNet-50 QAT (48 searched layers), FLOPs of the reference counter.
 const std::vector<int64_t> kResNet50Params = {
-    4224,   36992,   33792,   16512,   36992,   16896,  16512,   36992,   16896,   33024,
-    147712, 198656,  65792,   147712,  66560,   65792,  147712,  66560,   65792,   147712,
-    66560,  131584,  590336,  790528,  262656,  590336, 264192,  262656,  590336,  264192,
-    262656, 590336,  264192,  262656,  590336,  264192, 262656,  590336,  264192,  525312,
+    4224,    36992,   33792,   16512,   36992,   16896,   16512,   36992,  16896,  33024,
+    147712,  198656,  65792,   147712,  66560,   65792,   147712,  66560,  65792,  147712,
+    66560,   131584,  590336,  790528,  262656,  590336,  264192,  262656, 590336, 264192,
+    262656,  590336,  264192,  262656,  590336,  264192,  262656,  590336, 264192, 525312,
     2360320, 3153920, 1049600, 2360320, 1052672, 1049600, 2360320, 1052672};
 const std::vector<int64_t> kResNet50ReferenceFlops = {
     55394304,  116609024, 110788608, 52383744,  116609024, 55394304,  52383744,  116609024,
@@ -88,18 +89,18 @@ const std::vector<int64_t> kResNet50ReferenceFlops = {
     115730944, 155144192, 51505664,  115730944, 51881984,  51505664,  115730944, 51881984};
 // Spec 2.3, MobileNetV2 (53 layers, first and last included).
 const std::vector<int64_t> kMobileNetV2Params = {
-    928,    352,    544,    1728,   1056,   2352,   3744,   1584,   3504,   3744,   1584,
-    4672,   6528,   2112,   6208,   6528,   2112,   6208,   6528,   2112,   12416,  25344,
-    4224,   24704,  25344,  4224,   24704,  25344,  4224,   24704,  25344,  4224,   37056,
-    56448,  6336,   55488,  56448,  6336,   55488,  56448,  6336,   92480,  155520, 10560,
-    153920, 155520, 10560,  153920, 155520, 10560,  307840, 412160, 1281000};
+    928,    352,    544,   1728,   1056,   2352,  3744,   1584,   3504,   3744,   1584,
+    4672,   6528,   2112,  6208,   6528,   2112,  6208,   6528,   2112,   12416,  25344,
+    4224,   24704,  25344, 4224,   24704,  25344, 4224,   24704,  25344,  4224,   37056,
+    56448,  6336,   55488, 56448,  6336,   55488, 56448,  6336,   92480,  155520, 10560,
+    153920, 155520, 10560, 153920, 155520, 10560, 307840, 412160, 1281000};
 const std::vector<int64_t> kMobileNetV2Flops = {
-    10838016, 3612672,  6422528,  19267584, 2709504,  7225344,  10838016, 4064256, 10838016,
-    10838016, 1016064,  3612672,  4816896,  1354752,  4816896,  4816896,  1354752, 4816896,
-    4816896,  338688,   2408448,  4816896,  677376,   4816896,  4816896,  677376,  4816896,
-    4816896,  677376,   4816896,  4816896,  677376,   7225344,  10838016, 1016064, 10838016,
-    10838016, 1016064,  10838016, 10838016, 254016,   4515840,  7526400,  423360,  7526400,
-    7526400,  423360,   7526400,  7526400,  423360,   15052800, 20070400, 2559000};
+    10838016, 3612672, 6422528,  19267584, 2709504, 7225344,  10838016, 4064256, 10838016,
+    10838016, 1016064, 3612672,  4816896,  1354752, 4816896,  4816896,  1354752, 4816896,
+    4816896,  338688,  2408448,  4816896,  677376,  4816896,  4816896,  677376,  4816896,
+    4816896,  677376,  4816896,  4816896,  677376,  7225344,  10838016, 1016064, 10838016,
+    10838016, 1016064, 10838016, 10838016, 254016,  4515840,  7526400,  423360,  7526400,
+    7526400,  423360,  7526400,  7526400,  423360,  15052800, 20070400, 2559000};
 
 // Per-unit triples [conv1, conv2, conv3] of ResNet-50 (spec 3.1) flattened in search order.
 std::vector<int> resnet50_bits(const std::vector<std::vector<int>>& blocks) {
@@ -107,7 +108,9 @@ std::vector<int> resnet50_bits(const std::vector<std::vector<int>>& blocks) {
   for (const auto& b : blocks) bits.insert(bits.end(), b.begin(), b.end());
   return bits;
 }
-std::vector<std::vector<int>> all8(int blocks) { return std::vector<std::vector<int>>(blocks, {8, 8, 8}); }
+std::vector<std::vector<int>> all8(int blocks) {
+  return std::vector<std::vector<int>>(blocks, {8, 8, 8});
+}
 std::vector<std::vector<int>> concat(std::vector<std::vector<std::vector<int>>> parts) {
   std::vector<std::vector<int>> out;
   for (auto& p : parts) out.insert(out.end(), p.begin(), p.end());
@@ -134,7 +137,7 @@ TEST(SearchSpace, ResNet18QatKeepsStemAndClassifierAt8Bits) {
   EXPECT_THAT(params_of(s.units),
               ElementsAreArray(kResNet18Params.begin() + 1, kResNet18Params.end() - 1));
   EXPECT_THAT(names_of(s.fixed), ElementsAre("conv1", "fc"));
-  EXPECT_EQ(s.fixed[0].params + s.fixed[1].params, 522536);  // first_last_size
+  EXPECT_EQ(s.fixed[0].params + s.fixed[1].params, 522536);   // first_last_size
   EXPECT_EQ(s.fixed[0].flops + s.fixed[1].flops, 123053032);  // first_last_flops
   EXPECT_EQ(s.min_bits, 4);
   EXPECT_EQ(s.max_bits, 8);
@@ -236,11 +239,12 @@ TEST(CostModel, ReleasedResNet18QatConfig) {
 
 TEST(CostModel, ReleasedResNet50QatConfigsWithTheReferenceCounter) {
   const SearchSpace s = space_of(resnet50(), QuantMode::kQat);
-  const std::vector<int> size16 = resnet50_bits(
-      concat({all8(7), {{8, 4, 4}, {8, 4, 8}, {8, 4, 8}, {8, 5, 8}, {8, 8, 8}, {8, 4, 8}},
-              {{4, 4, 4}, {4, 4, 4}, {4, 4, 8}}}));
-  const std::vector<int> size18 = resnet50_bits(
-      concat({all8(7), {{8, 8, 4}}, all8(5), {{8, 4, 4}, {5, 4, 8}, {8, 4, 8}}}));
+  const std::vector<int> size16 =
+      resnet50_bits(concat({all8(7),
+                            {{8, 4, 4}, {8, 4, 8}, {8, 4, 8}, {8, 5, 8}, {8, 8, 8}, {8, 4, 8}},
+                            {{4, 4, 4}, {4, 4, 4}, {4, 4, 8}}}));
+  const std::vector<int> size18 =
+      resnet50_bits(concat({all8(7), {{8, 8, 4}}, all8(5), {{8, 4, 4}, {5, 4, 8}, {8, 4, 8}}}));
   const std::vector<int> size21 =
       resnet50_bits(concat({all8(13), {{8, 4, 4}, {8, 6, 8}, {8, 8, 8}}}));
   ASSERT_EQ(size16.size(), 48u);
@@ -262,8 +266,11 @@ TEST(CostModel, ReleasedResNet50QatConfigsWithTheReferenceCounter) {
 
 TEST(CostModel, RejectsAWrongNumberOfBits) {
   const SearchSpace s = space_of(resnet18(), QuantMode::kQat);
-  EXPECT_THAT([&] { model_size_mib(s, {8, 8}); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("2 bit-widths for 16 searched units")));
+  EXPECT_THAT(
+      [&] {
+        model_size_mib(s, {8, 8});
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("2 bit-widths for 16 searched units")));
   EXPECT_THAT([&] { bops_g(s, std::vector<int>(16, 8), 0, false); },
               ::testing::ThrowsMessage<Error>(HasSubstr("activation bits 0")));
 }
