@@ -103,6 +103,50 @@ void fake_quantize_backward_impl(const Tensor& grad_input, const Tensor& grad_sc
   for (int64_t c = 0; c < layout.channels; ++c) gs[c] = static_cast<T>(per_channel[c]);
 }
 
+// The double sum of fake_quantize_lp_error over x[0, n). A function of its own, with its
+// parameters in registers: inlined into the kernel's lambda, GCC kept the loop scalar.
+template <typename T>
+double lp_error_sum(const T* __restrict__ x, int64_t n, T scale, T zero_point, T qmin, T qmax,
+                    T p) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    sum += static_cast<double>(fake_quantize_lp_error(x[i], scale, zero_point, qmin, qmax, p));
+  }
+  return sum;
+}
+
+// Per segment, the K candidates' error sums in double (each candidate re-reads the segment, which
+// stays in cache); then per channel in segment order.
+template <typename T>
+void fake_quantize_error_impl(const Tensor& errors, const Tensor& x, const Tensor& scales,
+                              const Tensor& zero_points, const ChannelLayout& layout,
+                              QuantRange range, double p) {
+  const T* __restrict__ src = static_cast<const T*>(x.data_ptr());
+  const T* s = static_cast<const T*>(scales.data_ptr());
+  const T* z = data_or_null<T>(zero_points);
+  const int64_t candidates = scales.size(0), channels = layout.channels;
+  const T qmin = static_cast<T>(range.qmin), qmax = static_cast<T>(range.qmax);
+  const T power = static_cast<T>(p);
+  const int64_t segments_per_row = (layout.inner + kSegment - 1) / kSegment;
+  const int64_t items = layout.outer * channels * segments_per_row;
+  std::vector<double> partial(items * candidates);
+  for_each_segment(layout, [&](int64_t row, int64_t item, int64_t begin, int64_t end) {
+    const int64_t c = row % channels;
+    const T* __restrict__ xr = src + row * layout.inner;
+    for (int64_t k = 0; k < candidates; ++k) {
+      const T sc = s[k * channels + c], zp = z ? z[k * channels + c] : T(0);
+      partial[item * candidates + k] = lp_error_sum(xr + begin, end - begin, sc, zp, qmin, qmax, power);
+    }
+  });
+  double* out = static_cast<double*>(errors.data_ptr());
+  std::fill(out, out + candidates * channels, 0.0);
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t c = (item / segments_per_row) % channels;
+    for (int64_t k = 0; k < candidates; ++k) out[k * channels + c] += partial[item * candidates + k];
+  }
+}
+
 template <typename T, typename Code>
 void quantize_impl(const Tensor& codes, const Tensor& x, const Tensor& scale,
                    const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
@@ -173,6 +217,14 @@ void fake_quantize_kernel(const Tensor& out, const Tensor& x, const Tensor& scal
   });
 }
 
+void fake_quantize_error_kernel(const Tensor& errors, const Tensor& x, const Tensor& scales,
+                                const Tensor& zero_points, const ChannelLayout& layout,
+                                QuantRange range, double p) {
+  OMPQ_DISPATCH_FLOATING(x.dtype(), "fake_quantize_error", [&] {
+    fake_quantize_error_impl<scalar_t>(errors, x, scales, zero_points, layout, range, p);
+  });
+}
+
 void fake_quantize_backward_kernel(const Tensor& grad_input, const Tensor& grad_scale,
                                    const Tensor& grad_output, const Tensor& x,
                                    const Tensor& scale, const Tensor& zero_point,
@@ -214,6 +266,7 @@ void requantize_kernel(const Tensor& codes, const Tensor& acc, const Tensor& mul
 
 void register_quant_kernels() {
   fake_quantize_stub.register_kernel(DeviceType::kCPU, fake_quantize_kernel);
+  fake_quantize_error_stub.register_kernel(DeviceType::kCPU, fake_quantize_error_kernel);
   fake_quantize_backward_stub.register_kernel(DeviceType::kCPU, fake_quantize_backward_kernel);
   quantize_stub.register_kernel(DeviceType::kCPU, quantize_kernel);
   dequantize_stub.register_kernel(DeviceType::kCPU, dequantize_kernel);

@@ -1,8 +1,11 @@
 #include "core/ops/quant.h"
 
+#include "core/ops/elementwise.h"
+
 namespace ompq {
 
 DispatchStub<FakeQuantKernel> fake_quantize_stub("fake_quantize");
+DispatchStub<FakeQuantErrorKernel> fake_quantize_error_stub("fake_quantize_error");
 DispatchStub<FakeQuantBackwardKernel> fake_quantize_backward_stub("fake_quantize_backward");
 DispatchStub<QuantizeKernel> quantize_stub("quantize");
 DispatchStub<DequantizeKernel> dequantize_stub("dequantize");
@@ -85,6 +88,35 @@ Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_po
   fake_quantize_stub(x.device(), out, x.detach().contiguous(), scale.detach().contiguous(),
                      contiguous_or_undefined(zero_point), layout, range);
   return out;
+}
+
+Tensor fake_quantize_error(const Tensor& x, const Tensor& scales, const Tensor& zero_points,
+                           std::optional<int64_t> axis, QuantRange range, double p) {
+  check_range(range, "fake_quantize_error");
+  OMPQ_CHECK(scales.defined() && scales.dim() == (axis ? 2 : 1),
+             "fake_quantize_error: candidate scales of shape ",
+             scales.defined() ? shape_str(scales.shape()) : "undefined", " (expected ",
+             axis ? "[K, C]" : "[K]", ")");
+  OMPQ_CHECK(x.numel() > 0, "fake_quantize_error: empty input of shape ", shape_str(x.shape()));
+  // The layout check of one candidate stands for all.
+  ChannelLayout layout =
+      quant_layout(x.shape(), scales.select(0, 0),
+                   zero_points.defined() ? zero_points.select(0, 0) : Tensor(), axis,
+                   "fake_quantize_error");
+  if (zero_points.defined()) {
+    check_vector(zero_points, "zero_points", scales.shape(), scales.dtype(), scales.device(),
+                 "fake_quantize_error");
+  }
+  check_same_dtype(x, scales, "fake_quantize_error");
+  check_same_device(x, scales, "fake_quantize_error");
+  const int64_t candidates = scales.size(0);
+  Tensor errors = Tensor::empty({candidates, layout.channels}, DType::kF64, x.device());
+  fake_quantize_error_stub(x.device(), errors, x.detach().contiguous(),
+                           scales.detach().contiguous(), contiguous_or_undefined(zero_points),
+                           layout, range, p);
+  const double per_channel = static_cast<double>(layout.outer * layout.inner);
+  Tensor mean = div(errors, per_channel);
+  return axis ? mean : mean.view({candidates});
 }
 
 FakeQuantGradients fake_quantize_backward(const Tensor& grad_output, const Tensor& x,

@@ -52,7 +52,13 @@ using DequantizeKernel = void(const Tensor& out, const Tensor& codes, const Tens
 using RequantizeKernel = void(const Tensor& codes, const Tensor& acc, const Tensor& multiplier,
                               const Tensor& offset, int64_t zero_point,
                               const ChannelLayout& layout, QuantRange range);
+// errors [K, C] (f64) = sum over channel c's elements of fake_quantize_lp_error with candidate k's
+// scale and zero point (scales, zero_points: [K, C] of x's dtype; zero_points may be undefined).
+using FakeQuantErrorKernel = void(const Tensor& errors, const Tensor& x, const Tensor& scales,
+                                  const Tensor& zero_points, const ChannelLayout& layout,
+                                  QuantRange range, double p);
 extern DispatchStub<FakeQuantKernel> fake_quantize_stub;
+extern DispatchStub<FakeQuantErrorKernel> fake_quantize_error_stub;
 extern DispatchStub<FakeQuantBackwardKernel> fake_quantize_backward_stub;
 extern DispatchStub<QuantizeKernel> quantize_stub;
 extern DispatchStub<DequantizeKernel> dequantize_stub;
@@ -72,6 +78,13 @@ ChannelLayout quant_layout(const Shape& x_shape, const Tensor& scale, const Tens
 // Quantize-dequantize x (f32/f64) in `range`; the result has x's shape and dtype.
 Tensor fake_quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point,
                      std::optional<int64_t> axis, QuantRange range);
+
+// Scores K candidate quantizers at once (BRECQ's range search): mean over each channel of
+// |x - fake_quantize(x)|^p for candidate k's scales[k] and zero_points[k] ([K, C] per channel along
+// `axis`, [K] per tensor; zero_points undefined for symmetric candidates). Returns f64 [K, C]
+// ([K] per tensor).
+Tensor fake_quantize_error(const Tensor& x, const Tensor& scales, const Tensor& zero_points,
+                           std::optional<int64_t> axis, QuantRange range, double p);
 
 struct FakeQuantGradients {
   Tensor input;  // x's shape; undefined unless requested

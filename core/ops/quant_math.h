@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/ops/softmax_math.h"
 
 namespace ompq {
 
@@ -79,6 +80,53 @@ OMPQ_HD inline float requantize_value(int32_t acc, float multiplier, float offse
                                       float zero_point, float qmin, float qmax) {
   return quant_clamp(std::rint(static_cast<float>(acc) * multiplier + offset) + zero_point, qmin,
                      qmax);
+}
+
+// ---- range search ---------------------------------------------------------------------------
+// BRECQ scores a candidate range by mean |x - fake_quantize(x)|^p (p = 2.4). f32 evaluates the
+// power as exp(p * ln a) with branch-free polynomials (Cephes logf, relative error ~1e-7, and
+// softmax_expf), which vectorize where powf is a scalar libm call per element and candidate; f64
+// keeps std::pow.
+OMPQ_HD inline float quant_logf(float x) {  // x > 0, finite, normal
+  int32_t bits;
+  memcpy(&bits, &x, sizeof(bits));
+  int32_t e = ((bits >> 23) & 0xff) - 126;  // x = m * 2^e, m in [0.5, 1)
+  bits = (bits & 0x807fffff) | 0x3f000000;
+  float m;
+  memcpy(&m, &bits, sizeof(m));
+  const bool below = m < 0.707106781186547524f;  // keep m - 1 in [sqrt(0.5) - 1, sqrt(2) - 1)
+  e = below ? e - 1 : e;
+  m = below ? m + m - 1.0f : m - 1.0f;
+  const float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  const float fe = static_cast<float>(e);
+  y += -2.12194440e-4f * fe;  // ln 2 in two parts, as in softmax_expf
+  y += -0.5f * z;
+  return m + y + 0.693359375f * fe;
+}
+
+template <typename T>
+OMPQ_HD inline T quant_lp_power(T a, T p) {  // a >= 0
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return a > 0.0f ? softmax_expf(p * quant_logf(a)) : 0.0f;
+  } else {
+    return std::pow(a, p);
+  }
+}
+
+// |x - fake_quantize(x)|^p for one candidate scale and zero point.
+template <typename T>
+OMPQ_HD inline T fake_quantize_lp_error(T x, T scale, T zero_point, T qmin, T qmax, T p) {
+  return quant_lp_power(std::fabs(x - fake_quantize_value(x, scale, zero_point, qmin, qmax)), p);
 }
 
 // ---- packed storage -----------------------------------------------------------------------------

@@ -1,18 +1,15 @@
 #include "layers/quant/mse_range.h"
 
-#include <cmath>
-#include <limits>
 #include <vector>
 
 #include "core/autograd.h"
-#include "core/ops/elementwise.h"
 #include "core/ops/quant.h"
 #include "core/ops/reduce.h"
 
 namespace ompq::nn {
 namespace {
 
-constexpr int kCandidates = 80;
+constexpr int64_t kCandidates = 80;
 constexpr double kShrinkStep = 0.01;
 constexpr double kLpNorm = 2.4;
 
@@ -29,12 +26,6 @@ Tensor channel_view(const Tensor& x, std::optional<int64_t> axis) {
 
 const std::vector<int64_t> kChannelReducedDims = {0, 2};
 
-Tensor vector_tensor(const std::vector<double>& v, bool per_channel, const Tensor& like) {
-  Tensor t = per_channel ? Tensor::from_vector(v, {static_cast<int64_t>(v.size())})
-                         : Tensor::scalar(v.at(0), DType::kF64);
-  return t.to(like.dtype()).to(like.device());
-}
-
 }  // namespace
 
 ChannelRange channel_range(const Tensor& x, std::optional<int64_t> axis) {
@@ -49,13 +40,10 @@ RangeParams mse_range_params(const Tensor& x, const QuantSpec& spec) {
   NoGradGuard no_grad;
   const Tensor data = x.detach().contiguous();
   const ChannelRange range = channel_range(data, spec.axis);
-  const Tensor channels_view = channel_view(data, spec.axis);
   const size_t channels = range.min.size();
-  RangeParams best;
-  std::vector<double> best_score(channels, std::numeric_limits<double>::infinity());
-  best.scale.assign(channels, 0.0);
-  if (!spec.symmetric) best.zero_point.assign(channels, 0.0);
-  for (int i = 0; i < kCandidates; ++i) {
+  // Every candidate's parameters, candidate-major: [K, C].
+  std::vector<double> scales, zeros;
+  for (int64_t i = 0; i < kCandidates; ++i) {
     const double shrink = 1.0 - kShrinkStep * i;
     std::vector<double> lo(channels), hi(channels);
     for (size_t c = 0; c < channels; ++c) {
@@ -63,20 +51,26 @@ RangeParams mse_range_params(const Tensor& x, const QuantSpec& spec) {
       hi[c] = range.max[c] * shrink;
     }
     const RangeParams candidate = params_from_range(lo, hi, spec);
-    const bool per_channel = spec.axis.has_value();
-    Tensor scale = vector_tensor(candidate.scale, per_channel, data);
-    Tensor zero = spec.symmetric ? Tensor() : vector_tensor(candidate.zero_point, per_channel, data);
-    Tensor q = ops::fake_quantize(data, scale, zero, spec.axis, spec.range());
-    const Tensor error = ops::pow(ops::abs(ops::sub(data, q)), kLpNorm);
-    const std::vector<double> score =
-        ops::mean(error.view(channels_view.shape()), kChannelReducedDims, false).to_vector<double>();
-    for (size_t c = 0; c < channels; ++c) {
-      if (score[c] < best_score[c]) {
-        best_score[c] = score[c];
-        best.scale[c] = candidate.scale[c];
-        if (!spec.symmetric) best.zero_point[c] = candidate.zero_point[c];
-      }
+    scales.insert(scales.end(), candidate.scale.begin(), candidate.scale.end());
+    zeros.insert(zeros.end(), candidate.zero_point.begin(), candidate.zero_point.end());
+  }
+  const Shape shape = spec.axis ? Shape{kCandidates, static_cast<int64_t>(channels)}
+                                : Shape{kCandidates};
+  auto as_data = [&](const std::vector<double>& v) {
+    return Tensor::from_vector(v, shape).to(data.dtype()).to(data.device());
+  };
+  const std::vector<double> score =
+      ops::fake_quantize_error(data, as_data(scales), spec.symmetric ? Tensor() : as_data(zeros),
+                               spec.axis, spec.range(), kLpNorm)
+          .to_vector<double>();
+  RangeParams best;
+  for (size_t c = 0; c < channels; ++c) {
+    int64_t best_k = 0;  // the first of equal scores, as BRECQ's strict comparison
+    for (int64_t k = 1; k < kCandidates; ++k) {
+      if (score[k * channels + c] < score[best_k * channels + c]) best_k = k;
     }
+    best.scale.push_back(scales[best_k * channels + c]);
+    if (!spec.symmetric) best.zero_point.push_back(zeros[best_k * channels + c]);
   }
   return best;
 }

@@ -214,6 +214,51 @@ TEST(FakeQuantize, FloatGradientsMatchDouble) {
   for (int c = 0; c < 4; ++c) EXPECT_NEAR(sa[c], sb[c], 1e-5);
 }
 
+TEST(FakeQuantizeError, ScoresEveryCandidatePerChannel) {
+  // mean over each channel of |x - fake_quantize(x)|^2.4, for 3 candidates on axis 1; f32 uses
+  // the polynomial power (relative error ~1e-6), f64 std::pow.
+  Generator gen(14);
+  const Shape shape = {3, 2, 10000};  // rows longer than one segment
+  Tensor x = randn(shape, gen, DType::kF64);
+  const std::vector<double> scales = {0.1, 0.2, 0.05, 0.3, 0.02, 0.5};  // [K = 3, C = 2]
+  const std::vector<double> zeros = {3, 1, 0, 7, 2, 2};
+  const std::vector<double> xv = x.to_vector<double>();
+  std::vector<double> expected(6, 0.0);
+  for (int64_t k = 0; k < 3; ++k) {
+    for (size_t i = 0; i < xv.size(); ++i) {
+      const int64_t c = (i / 10000) % 2;
+      const double s = scales[k * 2 + c], z = zeros[k * 2 + c];
+      const double q = std::min(std::max(std::nearbyint(xv[i] / s) + z, 0.0), 15.0);
+      expected[k * 2 + c] += std::pow(std::fabs(xv[i] - (q - z) * s), 2.4) / 30000;
+    }
+  }
+  for (DType dtype : {DType::kF64, DType::kF32}) {
+    Tensor errors = ops::fake_quantize_error(
+        x.to(dtype), Tensor::from_vector(scales, {3, 2}).to(dtype),
+        Tensor::from_vector(zeros, {3, 2}).to(dtype), 1, {0, 15}, 2.4);
+    ASSERT_EQ(errors.shape(), (Shape{3, 2}));
+    ASSERT_EQ(errors.dtype(), DType::kF64);
+    const std::vector<double> got = errors.to_vector<double>();
+    const double tol = dtype == DType::kF64 ? 1e-12 : 2e-6;
+    for (int i = 0; i < 6; ++i) EXPECT_NEAR(got[i], expected[i], tol * expected[i]) << i;
+  }
+  // Per tensor: [K] candidates, no zero point.
+  Tensor per_tensor = ops::fake_quantize_error(x, vec64({0.1, 0.2}), Tensor(), std::nullopt,
+                                               {-8, 7}, 2.0);
+  EXPECT_EQ(per_tensor.shape(), (Shape{2}));
+  Tensor direct = ops::fake_quantize(x, scalar64(0.2), Tensor(), std::nullopt, {-8, 7});
+  double mse = 0;
+  const std::vector<double> dv = direct.to_vector<double>();
+  for (size_t i = 0; i < xv.size(); ++i) mse += (xv[i] - dv[i]) * (xv[i] - dv[i]) / xv.size();
+  EXPECT_NEAR(per_tensor.to_vector<double>()[1], mse, 1e-12 * mse);
+  EXPECT_THAT([&] { ops::fake_quantize_error(x, vec64({0.1}), Tensor(), 1, {0, 15}, 2.4); },
+              ThrowsMessage<Error>(HasSubstr("fake_quantize_error: candidate scales of shape [1] "
+                                             "(expected [K, C])")));
+  EXPECT_THAT([&] { ops::fake_quantize_error(x, Tensor::ones({2, 3}, DType::kF64), Tensor(), 1,
+                                             {0, 15}, 2.4); },
+              ThrowsMessage<Error>(HasSubstr("per-channel scale of shape [3] for axis 1")));
+}
+
 TEST(Quantize, CodesRoundTripThroughDequantize) {
   Generator gen(21);
   Tensor x = randn({5, 3, 7}, gen);

@@ -1,0 +1,158 @@
+#include "layers/quant/integer_layer.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/autograd.h"
+#include "core/functional/conv.h"
+#include "core/functional/linalg.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/integer.h"
+#include "core/ops/quant.h"
+#include "layers/conv.h"
+#include "layers/linear.h"
+#include "layers/norm.h"
+
+namespace ompq::nn {
+
+IntegerLayer::IntegerLayer(const PackedLayer& layer)
+    : kind_(layer.kind), params_(layer.params), bias_(layer.bias), input_(layer.input) {
+  check_spec(layer.weight, "IntegerLayer");
+  const int64_t out = layer.weight_shape[0];
+  const Tensor codes = layer.weight_codes();
+  weight_scale_ = layer.weight.scale.expand({out}).contiguous();
+  if (!input_) {
+    real_weight_ = layer.dequantized_weight();
+    return;
+  }
+  check_spec(*input_, "IntegerLayer");
+  codes_ = kind_ == QuantizableLayer::Kind::kLinear ? codes.view({out, -1}) : codes;
+  if (!layer.weight.symmetric) {
+    zero_points_ = layer.weight.zero_point.expand({out}).contiguous().to(DType::kI32);
+  }
+  multiplier_ = ops::mul(weight_scale_, static_cast<double>(input_->scale.item<float>()));
+}
+
+Tensor IntegerLayer::forward(const Tensor& x) {
+  NoGradGuard no_grad;
+  const bool conv = kind_ == QuantizableLayer::Kind::kConv2d;
+  if (!input_) return conv ? conv2d(x, real_weight_, bias_, params_) : linear(x, real_weight_, bias_);
+  const Tensor x_codes = quantize(x, *input_);
+  const int64_t x_zero_point =
+      input_->zero_point.defined() ? static_cast<int64_t>(input_->zero_point.item<float>()) : 0;
+  if (conv) {
+    const Tensor acc = ops::int_conv2d(x_codes, x_zero_point, codes_, zero_points_, params_);
+    return ops::dequantize(acc, multiplier_, Tensor(), 1, bias_);
+  }
+  const Shape lead(x.shape().begin(), x.shape().end() - 1);
+  const Tensor acc =
+      ops::int_linear(x_codes.reshape({-1, x.size(-1)}), x_zero_point, codes_, zero_points_);
+  Shape out_shape = lead;
+  out_shape.push_back(codes_.size(0));
+  return ops::dequantize(acc, multiplier_, Tensor(), 1, bias_).view(out_shape);
+}
+
+namespace {
+
+bool under(const std::string& name, const std::string& prefix) {
+  return absl::StartsWith(name, absl::StrCat(prefix, "."));
+}
+
+// Checks that `module` is the layer `layer` was exported from.
+absl::Status check_layer(const PackedLayer& layer, const std::shared_ptr<Module>& module) {
+  auto mismatch = [&](const std::string& what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("load_integer_model: layer \"", layer.name, "\" ", what));
+  };
+  if (!module) return mismatch("is not in the model");
+  Shape shape;
+  if (layer.kind == QuantizableLayer::Kind::kConv2d) {
+    auto conv = std::dynamic_pointer_cast<Conv2d>(module);
+    if (!conv) return mismatch("is not a Conv2d in the model");
+    if (conv->replacement()) return mismatch("is already replaced");
+    const Conv2dParams& p = conv->params();
+    if (p.stride != layer.params.stride || p.padding != layer.params.padding ||
+        p.dilation != layer.params.dilation || p.groups != layer.params.groups) {
+      return mismatch("has a different stride, padding, dilation or groups in the model");
+    }
+    shape = conv->weight().shape();
+  } else {
+    auto fc = std::dynamic_pointer_cast<Linear>(module);
+    if (!fc) return mismatch("is not a Linear in the model");
+    if (fc->replacement()) return mismatch("is already replaced");
+    shape = fc->weight().shape();
+  }
+  if (shape != layer.weight_shape) {
+    return mismatch(absl::StrCat("has weight shape ", shape_str(shape), " in the model but ",
+                                 shape_str(layer.weight_shape), " in the packed model"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status load_integer_model(Model& model, const PackedModel& packed) {
+  std::map<std::string, std::shared_ptr<Module>> modules;
+  for (const auto& [name, module] : model.named_modules()) modules[name] = module;
+  auto find = [&](const std::string& name) {
+    auto it = modules.find(name);
+    return it == modules.end() ? nullptr : it->second;
+  };
+  std::vector<std::string> covered;  // state prefixes the packed layers stand for
+  for (const PackedLayer& layer : packed.layers) {
+    OMPQ_RETURN_IF_ERROR(check_layer(layer, find(layer.name)));
+    covered.push_back(layer.name);
+    if (!layer.folded_batch_norm.empty()) {
+      auto bn = std::dynamic_pointer_cast<BatchNorm>(find(layer.folded_batch_norm));
+      if (!bn) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "load_integer_model: batch norm \"", layer.folded_batch_norm, "\" folded into layer \"",
+            layer.name, "\" is not a BatchNorm of the model"));
+      }
+      covered.push_back(layer.folded_batch_norm);
+    }
+  }
+  std::vector<std::string> missing, unexpected;
+  std::set<std::string> expected;
+  for (const auto& [name, t] : model.state_dict()) {
+    bool is_covered = false;
+    for (const std::string& prefix : covered) is_covered = is_covered || under(name, prefix);
+    if (is_covered) continue;
+    expected.insert(name);
+    if (packed.float_state.count(name) == 0) missing.push_back(name);
+  }
+  for (const auto& [name, t] : packed.float_state) {
+    if (expected.count(name) == 0) unexpected.push_back(name);
+  }
+  if (!missing.empty() || !unexpected.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "load_integer_model: the packed model's float state does not match the model (",
+        missing.size(), " missing: ", absl::StrJoin(missing, ", "), "; ", unexpected.size(),
+        " unexpected: ", absl::StrJoin(unexpected, ", "), ")"));
+  }
+  std::vector<std::shared_ptr<IntegerLayer>> replacements;
+  for (const PackedLayer& layer : packed.layers) {
+    replacements.push_back(std::make_shared<IntegerLayer>(layer));
+  }
+  OMPQ_RETURN_IF_ERROR(model.load_state_dict(packed.float_state, /*strict=*/false));
+  for (size_t i = 0; i < packed.layers.size(); ++i) {
+    const PackedLayer& layer = packed.layers[i];
+    const std::shared_ptr<IntegerLayer>& replacement = replacements[i];
+    if (auto conv = std::dynamic_pointer_cast<Conv2d>(modules.at(layer.name))) {
+      conv->set_replacement(replacement);
+    } else {
+      std::dynamic_pointer_cast<Linear>(modules.at(layer.name))->set_replacement(replacement);
+    }
+    if (!layer.folded_batch_norm.empty()) {
+      std::dynamic_pointer_cast<BatchNorm>(modules.at(layer.folded_batch_norm))->set_folded(true);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ompq::nn

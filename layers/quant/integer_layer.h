@@ -1,0 +1,44 @@
+// CPU integer inference from a packed model: each packed layer runs as
+//   input codes (i8/u8, the layer's input quantizer)  x  unpacked weight codes
+//   -> int32 accumulators of zero-point-centred products (ops::int_conv2d / ops::int_linear)
+//   -> real output = acc * (input scale * weight scale[o]) + bias[o]   (ops::dequantize)
+// which is the fake-quantized layer's output computed exactly up to the final float rounding. A
+// layer whose input is real-valued (PTQ's first layer) multiplies by its dequantized weights.
+// Everything between layers (ReLU, residual adds, pooling) stays real-valued, as in the model.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "layers/models/model.h"
+#include "layers/module.h"
+#include "layers/quant/packed_model.h"
+
+namespace ompq::nn {
+
+class IntegerLayer : public Module {
+ public:
+  explicit IntegerLayer(const PackedLayer& layer);
+  // x: the layer's real-valued input (conv: [N, C, H, W]; linear: [..., K]).
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  QuantizableLayer::Kind kind_;
+  Conv2dParams params_;
+  Tensor codes_;           // i8/u8 weight codes, the weight's shape ([O, K] for linear)
+  Tensor zero_points_;     // i32 [O], undefined for symmetric weights
+  Tensor weight_scale_;    // f32 [O]
+  Tensor bias_;            // f32 [O] or undefined
+  std::optional<QuantSpec> input_;
+  Tensor multiplier_;      // f32 [O]: input scale * weight scale (quantized input only)
+  Tensor real_weight_;     // dequantized weights (real-valued input only)
+};
+
+// Puts `packed` into `model`, an instance of the architecture it was exported from: every packed
+// layer's Conv2d / Linear is replaced by an IntegerLayer, its folded batch norm passes through, and
+// the other parameters and buffers are loaded from packed.float_state, which must hold exactly
+// them. Checks everything (names, kinds, shapes, conv geometry, the float state) before changing
+// the model; on error nothing is modified.
+absl::Status load_integer_model(Model& model, const PackedModel& packed);
+
+}  // namespace ompq::nn
