@@ -1,21 +1,17 @@
-// ompq_search: the OMPQ bit-width search on its own (spec section 2). One
-// forward pass of N training images measures how orthogonal the layers'
-// features are; a linear program turns that into per-layer weight bits under a
-// model-size budget. Prints the bits per layer, the model size, the BOPs and
-// the time of each phase; --bits_out writes the bit config (proto::BitConfig,
-// text format).
-//   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --beta=10
-//   --weights=W.safetensors
+// ompq_search: the OMPQ bit-width search on its own (spec section 2). One forward pass of N
+// training images measures how orthogonal the layers' features are; a linear program turns that
+// into per-layer weight bits under a model-size budget. Prints the bits per layer, the model size,
+// the BOPs and the time of each phase; --bits_out writes the bit config (proto::BitConfig, text
+// format).
+//   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --beta=10 --weights=W.safetensors
 //               --data=/data/imagenet --bits_out=bits.pbtxt
-//   ompq_search --model=resnet18 --quant=ptq --budget_mb=3 --solver=projection
-//   (data-free)
+//   ompq_search --model=resnet18 --quant=ptq --budget_mb=3 --solver=projection   (data-free)
 //
-// Search images: the first batch of the training split shuffled by --seed, as
-// the reference takes the first batch of a shuffled reader (spec 1.2). ImageNet
-// images get the reference's training augmentation (RandomResizedCrop with area
-// [0.1, 1] and aspect ratio [0.8, 1.25], horizontal flip), drawn from --seed:
-// the batch, and so the search, is a pure function of the flags. Fashion-MNIST
-// is shaped to the model's input as ompq_train does it.
+// Search images: the first batch of the training split shuffled by --seed, as the reference takes
+// the first batch of a shuffled reader (spec 1.2). ImageNet images get the reference's training
+// augmentation (RandomResizedCrop with area [0.1, 1] and aspect ratio [0.8, 1.25], horizontal
+// flip), drawn from --seed: the batch, and so the search, is a pure function of the flags.
+// Fashion-MNIST is shaped to the model's input as ompq_train does it.
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
@@ -50,36 +46,27 @@ ABSL_FLAG(std::string, model, "",
           "model name: resnet18, resnet34, resnet50, mobilenet_v2, resnet20");
 ABSL_FLAG(int64_t, num_classes, 1000, "classes of the model's classifier");
 ABSL_FLAG(bool, small_input, false,
-          "the small-input variant (3x3 stride-1 stem, no max-pool) for 28-32 "
-          "px images");
+          "the small-input variant (3x3 stride-1 stem, no max-pool) for 28-32 px images");
 ABSL_FLAG(double, width_mult, 1.0, "channel width multiplier (mobilenet_v2)");
 ABSL_FLAG(std::string, quant, "qat",
-          "qat (4..8 bits, stem and classifier at 8) or ptq (2..4 bits, every "
-          "layer searched)");
+          "qat (4..8 bits, stem and classifier at 8) or ptq (2..4 bits, every layer searched)");
 ABSL_FLAG(double, budget_mb, 0.0, "model size budget in MiB (required)");
-ABSL_FLAG(double, bops_budget_g, 0.0,
-          "BOPs budget in G, a second constraint (ilp only; 0: none)");
+ABSL_FLAG(double, bops_budget_g, 0.0, "BOPs budget in G, a second constraint (ilp only; 0: none)");
 ABSL_FLAG(int32_t, act_bits, 8, "activation bits of the BOPs count");
-ABSL_FLAG(
-    bool, reference_bops, false,
-    "count BOPs with the reference's FLOP counter, bugs included (spec 2.8)");
+ABSL_FLAG(bool, reference_bops, false,
+          "count BOPs with the reference's FLOP counter, bugs included (spec 2.8)");
 ABSL_FLAG(double, beta, 1.0, "importance theta = exp(-beta * gamma)");
 ABSL_FLAG(std::string, solver, "lp", "lp, ilp or projection (data-free)");
 ABSL_FLAG(std::string, rounding, "",
-          "dfs or nearest (lp and projection; default: the reference's, dfs "
-          "for resnet18)");
-ABSL_FLAG(
-    std::string, weights, "",
-    "the model's weights (safetensors); none: the randomly initialized model");
+          "dfs or nearest (lp and projection; default: the reference's, dfs for resnet18)");
+ABSL_FLAG(std::string, weights, "",
+          "the model's weights (safetensors); none: the randomly initialized model");
 ABSL_FLAG(std::string, data, "",
-          "search images: an ImageNet folder (its train/ split) or "
-          "fashion-mnist[:DIR]");
+          "search images: an ImageNet folder (its train/ split) or fashion-mnist[:DIR]");
 ABSL_FLAG(int32_t, num_images, 32, "images of the one forward pass");
-ABSL_FLAG(std::string, bits_out, "",
-          "write the bit config here (protobuf text format)");
-ABSL_FLAG(
-    uint64_t, seed, 0,
-    "picks the images and their crops; initializes a model without weights");
+ABSL_FLAG(std::string, bits_out, "", "write the bit config here (protobuf text format)");
+ABSL_FLAG(uint64_t, seed, 0,
+          "picks the images and their crops; initializes a model without weights");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores)");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda:N");
 
@@ -91,9 +78,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kFashionMnistPrefix[] = "fashion-mnist";
 
-absl::Status invalid(const std::string &message) {
-  return absl::InvalidArgumentError(message);
-}
+absl::Status invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -118,12 +103,10 @@ absl::StatusOr<solver::SearchOptions> search_options() {
   o.mode = quant == "qat" ? solver::QuantMode::kQat : solver::QuantMode::kPtq;
   o.beta = absl::GetFlag(FLAGS_beta);
   if (!(std::isfinite(o.beta) && o.beta >= 0)) {
-    return invalid(
-        absl::StrCat("--beta ", o.beta, " (expected finite and >= 0)"));
+    return invalid(absl::StrCat("--beta ", o.beta, " (expected finite and >= 0)"));
   }
-  solver::AllocationOptions &a = o.allocation;
-  OMPQ_ASSIGN_OR_RETURN(a.solver,
-                        solver::parse_solver(absl::GetFlag(FLAGS_solver)));
+  solver::AllocationOptions& a = o.allocation;
+  OMPQ_ASSIGN_OR_RETURN(a.solver, solver::parse_solver(absl::GetFlag(FLAGS_solver)));
   const std::string rounding = absl::GetFlag(FLAGS_rounding);
   if (rounding.empty()) {
     a.rounding = solver::reference_rounding(o.model_name);
@@ -137,65 +120,51 @@ absl::StatusOr<solver::SearchOptions> search_options() {
   return o;
 }
 
-// The checks search() makes before its forward pass, made before loading
-// weights and images so that a bad budget fails at once. A missing budget
-// states the feasible range.
-absl::Status check_search_space(const nn::Model &model,
-                                const solver::SearchOptions &o) {
+// The checks search() makes before its forward pass, made before loading weights and images so that
+// a bad budget fails at once. A missing budget states the feasible range.
+absl::Status check_search_space(const nn::Model& model, const solver::SearchOptions& o) {
   const Shape input = model.input_shape();
-  OMPQ_ASSIGN_OR_RETURN(
-      solver::SearchSpace space,
-      solver::build_search_space(model, o.mode, input[1], input[2]));
+  OMPQ_ASSIGN_OR_RETURN(solver::SearchSpace space,
+                        solver::build_search_space(model, o.mode, input[1], input[2]));
   if (absl::GetFlag(FLAGS_budget_mb) == 0.0) {
     const solver::Range range = solver::size_range_mib(space);
     return invalid(absl::StrFormat(
-        "--budget_mb is required (model size in MiB; feasible for %s: "
-        "[%.6f, %.6f])",
+        "--budget_mb is required (model size in MiB; feasible for %s: [%.6f, %.6f])",
         solver::quant_mode_name(o.mode), range.min, range.max));
   }
   return solver::check_allocation_options(space, o.allocation);
 }
 
-absl::Status with_model_name(const absl::Status &status,
-                             const std::string &model_name) {
-  if (status.ok())
-    return status;
-  return absl::Status(status.code(),
-                      absl::StrCat(model_name, ": ", status.message()));
+absl::Status with_model_name(const absl::Status& status, const std::string& model_name) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat(model_name, ": ", status.message()));
 }
 
-// Strict: every name, shape and dtype of the model must be in the file and
-// nothing else.
-absl::Status load_weights(nn::Model &model, const std::string &path) {
+// Strict: every name, shape and dtype of the model must be in the file and nothing else.
+absl::Status load_weights(nn::Model& model, const std::string& path) {
   OMPQ_ASSIGN_OR_RETURN(SafetensorsContents weights, load_safetensors(path));
   absl::Status loaded = model.load_state_dict(weights.tensors, /*strict=*/true);
-  if (loaded.ok())
-    return loaded;
+  if (loaded.ok()) return loaded;
   const std::string name = absl::GetFlag(FLAGS_model);
-  std::string hint =
-      "check --model, --num_classes, --small_input and --width_mult";
+  std::string hint = "check --model, --num_classes, --small_input and --width_mult";
   auto it = weights.metadata.find("model");
   if (it != weights.metadata.end() && it->second != name) {
-    hint = absl::StrCat("the file's metadata says model \"", it->second, "\"; ",
-                        hint);
+    hint = absl::StrCat("the file's metadata says model \"", it->second, "\"; ", hint);
   }
-  return invalid(absl::StrCat(path, " does not fit --model=", name, " (", hint,
-                              "): ", loaded.message()));
+  return invalid(
+      absl::StrCat(path, " does not fit --model=", name, " (", hint, "): ", loaded.message()));
 }
 
 // --data as a dataset shaped for the model's input [C, S, S].
-absl::StatusOr<std::shared_ptr<const data::Dataset>>
-open_search_data(const Shape &input) {
+absl::StatusOr<std::shared_ptr<const data::Dataset>> open_search_data(const Shape& input) {
   const std::string spec = absl::GetFlag(FLAGS_data);
   const std::string model = absl::GetFlag(FLAGS_model);
   if (spec == kFashionMnistPrefix ||
       absl::StartsWith(spec, absl::StrCat(kFashionMnistPrefix, ":"))) {
-    if (input[1] != input[2] || input[1] < 28 ||
-        (input[0] != 1 && input[0] != 3)) {
+    if (input[1] != input[2] || input[1] < 28 || (input[0] != 1 && input[0] != 3)) {
       return invalid(absl::StrCat(
           model, " takes input ", shape_str(input),
-          ", which Fashion-MNIST cannot be shaped into (expected [1 or 3, "
-          "S, S] with S >= 28)"));
+          ", which Fashion-MNIST cannot be shaped into (expected [1 or 3, S, S] with S >= 28)"));
     }
     data::MnistOptions options;
     if (spec.size() > sizeof(kFashionMnistPrefix) - 1) {
@@ -204,19 +173,16 @@ open_search_data(const Shape &input) {
     options.split = data::Split::kTrain;
     options.channels = input[0];
     options.image_size = input[1];
-    options.resize =
-        input[1] > 32; // pad up to 32 px, scale beyond, as ompq_train does
+    options.resize = input[1] > 32;  // pad up to 32 px, scale beyond, as ompq_train does
     OMPQ_ASSIGN_OR_RETURN(auto dataset, data::MnistDataset::open(options));
     return std::shared_ptr<const data::Dataset>(std::move(dataset));
   }
   if (input[0] != 3) {
-    return invalid(absl::StrCat(model, " takes ", input[0],
-                                "-channel images, ImageNet has 3"));
+    return invalid(absl::StrCat(model, " takes ", input[0], "-channel images, ImageNet has 3"));
   }
   data::ImageFolderOptions options = data::imagenet_options(spec, "train");
-  // The reference's DALI training pipeline (spec 1.2); its crop makes up to 100
-  // attempts where torchvision's, used here, makes 10 before falling back to a
-  // centre crop.
+  // The reference's DALI training pipeline (spec 1.2); its crop makes up to 100 attempts where
+  // torchvision's, used here, makes 10 before falling back to a centre crop.
   options.transform.size = input[1];
   options.transform.crop.scale_min = 0.1;
   options.transform.crop.ratio_min = 0.8;
@@ -226,13 +192,11 @@ open_search_data(const Shape &input) {
 }
 
 // The first batch of num_images of the dataset shuffled by seed.
-absl::StatusOr<Tensor>
-search_images(const std::shared_ptr<const data::Dataset> &dataset,
-              int64_t num_images, uint64_t seed) {
+absl::StatusOr<Tensor> search_images(const std::shared_ptr<const data::Dataset>& dataset,
+                                     int64_t num_images, uint64_t seed) {
   if (num_images > dataset->size()) {
-    return invalid(absl::StrCat("--num_images ", num_images, " but ",
-                                dataset->name(), " has only ", dataset->size(),
-                                " images"));
+    return invalid(absl::StrCat("--num_images ", num_images, " but ", dataset->name(), " has only ",
+                                dataset->size(), " images"));
   }
   data::DataLoaderOptions options;
   options.batch_size = num_images;
@@ -240,23 +204,20 @@ search_images(const std::shared_ptr<const data::Dataset> &dataset,
   options.seed = seed;
   data::DataLoader loader(dataset, options);
   std::optional<data::Batch> batch = loader.batches().next();
-  OMPQ_CHECK(batch.has_value(), dataset->name(), ": no batch of ", num_images,
-             " images");
+  OMPQ_CHECK(batch.has_value(), dataset->name(), ": no batch of ", num_images, " images");
   return batch->inputs;
 }
 
-proto::LayerBits layer_bits(const solver::SearchUnit &unit, int bits) {
+proto::LayerBits layer_bits(const solver::SearchUnit& unit, int bits) {
   proto::LayerBits l;
   l.set_name(unit.name);
   l.set_bits(bits);
   l.set_params(unit.params);
-  for (const std::string &layer : unit.layers)
-    l.add_layers(layer);
+  for (const std::string& layer : unit.layers) l.add_layers(layer);
   return l;
 }
 
-proto::BitConfig bit_config(const solver::SearchOptions &o,
-                            const solver::SearchResult &r) {
+proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::SearchResult& r) {
   proto::BitConfig c;
   c.set_model(o.model_name);
   c.set_quant(solver::quant_mode_name(o.mode));
@@ -271,7 +232,7 @@ proto::BitConfig bit_config(const solver::SearchOptions &o,
   for (size_t i = 0; i < r.space.units.size(); ++i) {
     *c.add_layer() = layer_bits(r.space.units[i], r.allocation.bits[i]);
   }
-  for (const solver::SearchUnit &unit : r.space.fixed) {
+  for (const solver::SearchUnit& unit : r.space.fixed) {
     *c.add_fixed() = layer_bits(unit, solver::SearchSpace::kFixedBits);
   }
   c.set_size_mib(r.allocation.size_mib);
@@ -280,8 +241,7 @@ proto::BitConfig bit_config(const solver::SearchOptions &o,
   c.set_small_input(absl::GetFlag(FLAGS_small_input));
   c.set_width_mult(absl::GetFlag(FLAGS_width_mult));
   c.set_seed(absl::GetFlag(FLAGS_seed));
-  if (o.allocation.solver !=
-      solver::SolverKind::kProjection) { // projection reads neither
+  if (o.allocation.solver != solver::SolverKind::kProjection) {  // projection reads neither
     c.set_beta(o.beta);
     c.set_weights(absl::GetFlag(FLAGS_weights));
     c.set_data(absl::GetFlag(FLAGS_data));
@@ -290,18 +250,15 @@ proto::BitConfig bit_config(const solver::SearchOptions &o,
   return c;
 }
 
-// Written to PATH.tmp, then renamed: PATH is either the old file or the whole
-// new one.
-absl::Status write_text_atomically(const std::string &path,
-                                   const std::string &text) {
+// Written to PATH.tmp, then renamed: PATH is either the old file or the whole new one.
+absl::Status write_text_atomically(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!(out << text) || !out.flush()) {
       std::error_code ignored;
       fs::remove(tmp, ignored);
-      return absl::PermissionDeniedError(
-          absl::StrCat(path, ": cannot write ", tmp));
+      return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write ", tmp));
     }
   }
   std::error_code ec;
@@ -309,96 +266,83 @@ absl::Status write_text_atomically(const std::string &path,
   if (ec) {
     std::error_code ignored;
     fs::remove(tmp, ignored);
-    return absl::InternalError(
-        absl::StrCat(path, ": cannot rename ", tmp, ": ", ec.message()));
+    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, ": ", ec.message()));
   }
   return absl::OkStatus();
 }
 
-void print_result(const solver::SearchOptions &o, const solver::SearchResult &r,
-                  double load_s) {
-  const solver::SearchSpace &space = r.space;
+void print_result(const solver::SearchOptions& o, const solver::SearchResult& r, double load_s) {
+  const solver::SearchSpace& space = r.space;
   const bool relaxed = !r.allocation.relaxed_bits.empty();
   size_t width = 5;
-  for (const auto *units : {&space.units, &space.fixed}) {
-    for (const solver::SearchUnit &u : *units)
-      width = std::max(width, u.name.size());
+  for (const auto* units : {&space.units, &space.fixed}) {
+    for (const solver::SearchUnit& u : *units) width = std::max(width, u.name.size());
   }
   const int w = static_cast<int>(width);
   std::printf("%3s  %-*s %10s %5s%s\n", "#", w, "layer", "params", "bits",
               relaxed ? "  relaxed" : "");
-  auto print_fixed = [&](const solver::SearchUnit &u) {
+  auto print_fixed = [&](const solver::SearchUnit& u) {
     std::printf("%3s  %-*s %10lld %5d  (fixed)\n", "", w, u.name.c_str(),
-                static_cast<long long>(u.params),
-                solver::SearchSpace::kFixedBits);
+                static_cast<long long>(u.params), solver::SearchSpace::kFixedBits);
   };
-  if (!space.fixed.empty())
-    print_fixed(space.fixed.front());
+  if (!space.fixed.empty()) print_fixed(space.fixed.front());
   for (size_t i = 0; i < space.units.size(); ++i) {
     std::printf("%3zu  %-*s %10lld %5d", i, w, space.units[i].name.c_str(),
-                static_cast<long long>(space.units[i].params),
-                r.allocation.bits[i]);
-    if (relaxed)
-      std::printf("  %7.4f", r.allocation.relaxed_bits[i]);
+                static_cast<long long>(space.units[i].params), r.allocation.bits[i]);
+    if (relaxed) std::printf("  %7.4f", r.allocation.relaxed_bits[i]);
     std::printf("\n");
   }
-  for (size_t i = 1; i < space.fixed.size(); ++i)
-    print_fixed(space.fixed[i]);
+  for (size_t i = 1; i < space.fixed.size(); ++i) print_fixed(space.fixed[i]);
 
   const solver::Range range = solver::size_range_mib(space);
-  std::printf(
-      "size %.4f MiB (budget %.4f, feasible [%.4f, %.4f]; fp32 %.4f MiB)\n",
-      r.allocation.size_mib, o.allocation.budget_mib, range.min, range.max,
-      solver::fp32_size_mib(space));
-  std::printf("BOPs %.4f G (activations at %d bits%s", r.allocation.bops_g,
-              o.allocation.act_bits,
+  std::printf("size %.4f MiB (budget %.4f, feasible [%.4f, %.4f]; fp32 %.4f MiB)\n",
+              r.allocation.size_mib, o.allocation.budget_mib, range.min, range.max,
+              solver::fp32_size_mib(space));
+  std::printf("BOPs %.4f G (activations at %d bits%s", r.allocation.bops_g, o.allocation.act_bits,
               o.allocation.reference_bops ? ", reference counter" : "");
-  if (o.allocation.bops_budget_g > 0)
-    std::printf("; budget %.4f G", o.allocation.bops_budget_g);
+  if (o.allocation.bops_budget_g > 0) std::printf("; budget %.4f G", o.allocation.bops_budget_g);
   std::printf(")\n");
   if (o.allocation.solver != solver::SolverKind::kIlp &&
       o.allocation.rounding == solver::Rounding::kHalfToEven &&
       r.allocation.size_mib > o.allocation.budget_mib) {
-    std::printf("(over the budget: half-to-even rounding ignores it, as the "
-                "reference's does; "
-                "--rounding=dfs or --solver=ilp keep to it)\n");
+    std::printf(
+        "(over the budget: half-to-even rounding ignores it, as the reference's does; "
+        "--rounding=dfs or --solver=ilp keep to it)\n");
   }
-  const solver::SearchTimings &t = r.timings;
+  const solver::SearchTimings& t = r.timings;
   if (o.allocation.solver == solver::SolverKind::kProjection) {
-    std::printf("time: solve %.3f s (data-free: no features, no ORM)\n",
-                t.solve_s);
+    std::printf("time: solve %.3f s (data-free: no features, no ORM)\n", t.solve_s);
     return;
   }
-  std::printf("time: features %.3f s, ORM %.3f s, solve %.3f s, search %.3f s "
-              "(loading %.3f s)\n",
-              t.features_s, t.orm_s, t.solve_s,
-              t.features_s + t.orm_s + t.solve_s, load_s);
+  std::printf("time: features %.3f s, ORM %.3f s, solve %.3f s, search %.3f s (loading %.3f s)\n",
+              t.features_s, t.orm_s, t.solve_s, t.features_s + t.orm_s + t.solve_s, load_s);
 }
 
 absl::Status run() {
   if (absl::GetFlag(FLAGS_model).empty()) {
-    return invalid(absl::StrCat("--model is required (one of: ",
-                                absl::StrJoin(nn::model_names(), ", "), ")"));
+    return invalid(
+        absl::StrCat("--model is required (one of: ", absl::StrJoin(nn::model_names(), ", "), ")"));
   }
   OMPQ_ASSIGN_OR_RETURN(solver::SearchOptions options, search_options());
-  OMPQ_ASSIGN_OR_RETURN(Device device,
-                        parse_device(absl::GetFlag(FLAGS_device)));
+  OMPQ_ASSIGN_OR_RETURN(Device device, parse_device(absl::GetFlag(FLAGS_device)));
   if (device.is_cuda() && !cuda_available()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--device=", absl::GetFlag(FLAGS_device), " but no GPU is usable (",
-        runtime_info().cuda_status, ")"));
+    return absl::FailedPreconditionError(absl::StrCat("--device=", absl::GetFlag(FLAGS_device),
+                                                      " but no GPU is usable (",
+                                                      runtime_info().cuda_status, ")"));
   }
-  if (absl::GetFlag(FLAGS_threads) > 0)
-    set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   Generator gen(seed);
-  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model,
-                        nn::make_model(model_spec(), gen));
-  OMPQ_RETURN_IF_ERROR(
-      with_model_name(check_search_space(*model, options), options.model_name));
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, nn::make_model(model_spec(), gen));
+  OMPQ_RETURN_IF_ERROR(with_model_name(check_search_space(*model, options), options.model_name));
 
-  const bool data_free =
-      options.allocation.solver == solver::SolverKind::kProjection;
+  const std::string bits_out = absl::GetFlag(FLAGS_bits_out);
+  const fs::path bits_folder = fs::path(bits_out).parent_path();
+  if (!bits_folder.empty() && !fs::is_directory(bits_folder)) {
+    return invalid(absl::StrCat("--bits_out=", bits_out, ": folder ", bits_folder.string(),
+                                " does not exist"));
+  }
+  const bool data_free = options.allocation.solver == solver::SolverKind::kProjection;
   const std::string weights = absl::GetFlag(FLAGS_weights);
   const std::string data = absl::GetFlag(FLAGS_data);
   const int64_t num_images = absl::GetFlag(FLAGS_num_images);
@@ -406,26 +350,22 @@ absl::Status run() {
   const Clock::time_point load_start = Clock::now();
   if (data_free) {
     if (!weights.empty() || !data.empty()) {
-      std::fprintf(stderr, "ompq_search: the projection solver reads neither "
-                           "--weights nor --data\n");
+      std::fprintf(stderr,
+                   "ompq_search: the projection solver reads neither --weights nor --data\n");
     }
   } else {
     if (data.empty()) {
-      return invalid(absl::StrCat(
-          "the ", solver::solver_name(options.allocation.solver),
-          " solver needs --data (an ImageNet folder or fashion-mnist[:DIR]); "
-          "--solver=projection needs none"));
+      return invalid(absl::StrCat("the ", solver::solver_name(options.allocation.solver),
+                                  " solver needs --data (an ImageNet folder or "
+                                  "fashion-mnist[:DIR]); --solver=projection needs none"));
     }
     if (num_images < 2) {
-      return invalid(
-          absl::StrCat("--num_images ", num_images, " (expected >= 2)"));
+      return invalid(absl::StrCat("--num_images ", num_images, " (expected >= 2)"));
     }
     if (weights.empty()) {
       std::fprintf(stderr,
-                   "ompq_search: no --weights: searching the randomly "
-                   "initialized %s (seed %llu)\n",
-                   options.model_name.c_str(),
-                   static_cast<unsigned long long>(seed));
+                   "ompq_search: no --weights: searching the randomly initialized %s (seed %llu)\n",
+                   options.model_name.c_str(), static_cast<unsigned long long>(seed));
     } else {
       OMPQ_RETURN_IF_ERROR(load_weights(*model, weights));
     }
@@ -439,41 +379,35 @@ absl::Status run() {
   }
   const double load_s = seconds_since(load_start);
 
-  OMPQ_ASSIGN_OR_RETURN(solver::SearchResult result,
-                        solver::search(*model, images, options));
+  OMPQ_ASSIGN_OR_RETURN(solver::SearchResult result, solver::search(*model, images, options));
   print_result(options, result, load_s);
-  const std::string bits_out = absl::GetFlag(FLAGS_bits_out);
   if (!bits_out.empty()) {
     std::string text;
-    google::protobuf::TextFormat::PrintToString(bit_config(options, result),
-                                                &text);
+    google::protobuf::TextFormat::PrintToString(bit_config(options, result), &text);
     OMPQ_RETURN_IF_ERROR(write_text_atomically(bits_out, text));
     std::fprintf(stderr, "ompq_search: wrote %s\n", bits_out.c_str());
   }
   return absl::OkStatus();
 }
 
-} // namespace
-} // namespace ompq
+}  // namespace
+}  // namespace ompq
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Searches per-layer weight bit-widths with OMPQ.\n"
-      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB "
-      "--weights=W.safetensors "
-      "--data=IMAGENET_DIR|fashion-mnist[:DIR] [--bits_out=FILE]\n"
-      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB "
-      "--solver=projection");
+      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB [--weights=W.safetensors]\n"
+      "              --data=IMAGENET_DIR|fashion-mnist[:DIR] [--bits_out=FILE]\n"
+      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --solver=projection");
   absl::ParseCommandLine(argc, argv);
   try {
     ompq::init();
     absl::Status status = ompq::run();
     if (!status.ok()) {
-      std::fprintf(stderr, "ompq_search: error: %s\n",
-                   std::string(status.message()).c_str());
+      std::fprintf(stderr, "ompq_search: error: %s\n", std::string(status.message()).c_str());
       return 1;
     }
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "ompq_search: error: %s\n", e.what());
     return 1;
   }

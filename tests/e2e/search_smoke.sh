@@ -146,7 +146,7 @@ if [ -e "$imagenet/train/n01443537" ]; then
   expect_error "--num_images 7 but image folder '$imagenet/train' (6 images, 2 classes) has only 6 images" "${lp[@]}" --data="$imagenet" --num_images=7 "$bad"
 fi
 expect_error 'bad device "tpu"' "${small[@]}" --device=tpu "$bad"
-expect_error "$out/nodir/bits.pbtxt: cannot write" "${small[@]}" --bits_out="$out/nodir/bits.pbtxt"
+expect_error "--bits_out=$out/nodir/bits.pbtxt: folder $out/nodir does not exist" "${small[@]}" --bits_out="$out/nodir/bits.pbtxt"
 [ ! -e "$out/bad.pbtxt" ] && [ ! -e "$out/bad.pbtxt.tmp" ] || fail "a failed run wrote its --bits_out file"
 [ "$sum" = "$(md5sum < "$out/qat.pbtxt")" ] || fail "a failed run changed an existing --bits_out file"
 echo "PASS"
