@@ -13,13 +13,18 @@ namespace ompq::cpu {
 template <typename Fn>
 auto dispatch_code_dtype(DType dtype, const char* op, const Fn& fn) {
   switch (dtype) {
-    case DType::kI8: return fn(int8_t{});
-    case DType::kU8: return fn(uint8_t{});
-    case DType::kI32: return fn(int32_t{});
-    default: break;
+    case DType::kI8:
+      return fn(int8_t{});
+    case DType::kU8:
+      return fn(uint8_t{});
+    case DType::kI32:
+      return fn(int32_t{});
+    default:
+      break;
   }
-  throw_error(__FILE__, __LINE__, absl::StrCat(op, ": integer codes of dtype ", dtype_name(dtype),
-                                               " (expected i8, u8 or i32)"));
+  throw_error(__FILE__, __LINE__,
+              absl::StrCat(op, ": integer codes of dtype ", dtype_name(dtype),
+                           " (expected i8, u8 or i32)"));
 }
 
 }  // namespace ompq::cpu

@@ -38,9 +38,10 @@ void window_row(int16_t* row, const Code* image, int64_t c0, int64_t cg, int64_t
       const bool row_inside = ih >= 0 && ih < height;
       for (int64_t j = 0; j < kw; ++j) {
         const int64_t iw = iw0 + j * p.dilation[1];
-        *row++ = (row_inside && iw >= 0 && iw < width)
-                     ? static_cast<int16_t>(static_cast<int32_t>(plane[ih * width + iw]) - zero_point)
-                     : int16_t{0};
+        *row++ =
+            (row_inside && iw >= 0 && iw < width)
+                ? static_cast<int16_t>(static_cast<int32_t>(plane[ih * width + iw]) - zero_point)
+                : int16_t{0};
       }
     }
   }
@@ -58,8 +59,8 @@ void int_conv2d_impl(const Tensor& out, const Tensor& x, int64_t x_zero_point, c
   // Centred weights [O, K].
   std::vector<int16_t> weights(out_channels * k);
   const WCode* wsrc = static_cast<const WCode*>(w.data_ptr());
-  const int32_t* wzp = w_zero_point.defined() ? static_cast<const int32_t*>(w_zero_point.data_ptr())
-                                              : nullptr;
+  const int32_t* wzp =
+      w_zero_point.defined() ? static_cast<const int32_t*>(w_zero_point.data_ptr()) : nullptr;
   for (int64_t o = 0; o < out_channels; ++o) {
     const int32_t zp = wzp ? wzp[o] : 0;
     for (int64_t i = 0; i < k; ++i) {
@@ -104,6 +105,8 @@ void int_conv2d_kernel(const Tensor& out, const Tensor& x, int64_t x_zero_point,
 
 }  // namespace
 
-void register_integer_kernels() { int_conv2d_stub.register_kernel(DeviceType::kCPU, int_conv2d_kernel); }
+void register_integer_kernels() {
+  int_conv2d_stub.register_kernel(DeviceType::kCPU, int_conv2d_kernel);
+}
 
 }  // namespace ompq::cpu

@@ -63,9 +63,8 @@ int64_t pack_kernel(const Tensor& packed, const Tensor& codes, int bits, int64_t
 }
 
 void unpack_kernel(const Tensor& codes, const Tensor& packed, int bits, int64_t qmin) {
-  dispatch_code_dtype(codes.dtype(), "unpack_codes", [&](auto code) {
-    unpack_impl<decltype(code)>(codes, packed, bits, qmin);
-  });
+  dispatch_code_dtype(codes.dtype(), "unpack_codes",
+                      [&](auto code) { unpack_impl<decltype(code)>(codes, packed, bits, qmin); });
 }
 
 }  // namespace

@@ -71,8 +71,8 @@ void fake_quantize_backward_impl(const Tensor& grad_input, const Tensor& grad_sc
   const T* z = data_or_null<T>(zero_point);
   const T qmin = static_cast<T>(range.qmin), qmax = static_cast<T>(range.qmax);
   const int64_t segments_per_row = (layout.inner + kSegment - 1) / kSegment;
-  std::vector<double> partial(grad_scale.defined() ? layout.outer * layout.channels * segments_per_row
-                                                   : 0);
+  std::vector<double> partial(
+      grad_scale.defined() ? layout.outer * layout.channels * segments_per_row : 0);
   for_each_segment(layout, [&](int64_t row, int64_t item, int64_t begin, int64_t end) {
     const int64_t c = row % layout.channels;
     const T sc = s[c], zp = z ? z[c] : T(0);
@@ -89,7 +89,8 @@ void fake_quantize_backward_impl(const Tensor& grad_input, const Tensor& grad_sc
       double sum = 0;
 #pragma omp simd reduction(+ : sum)
       for (int64_t i = begin; i < end; ++i) {
-        sum += static_cast<double>(fake_quantize_grads(gr[i], xr[i], sc, zp, qmin, qmax, clip).scale);
+        sum +=
+            static_cast<double>(fake_quantize_grads(gr[i], xr[i], sc, zp, qmin, qmax, clip).scale);
       }
       partial[item] = sum;
     }
@@ -136,14 +137,16 @@ void fake_quantize_error_impl(const Tensor& errors, const Tensor& x, const Tenso
     const T* __restrict__ xr = src + row * layout.inner;
     for (int64_t k = 0; k < candidates; ++k) {
       const T sc = s[k * channels + c], zp = z ? z[k * channels + c] : T(0);
-      partial[item * candidates + k] = lp_error_sum(xr + begin, end - begin, sc, zp, qmin, qmax, power);
+      partial[item * candidates + k] =
+          lp_error_sum(xr + begin, end - begin, sc, zp, qmin, qmax, power);
     }
   });
   double* out = static_cast<double*>(errors.data_ptr());
   std::fill(out, out + candidates * channels, 0.0);
   for (int64_t item = 0; item < items; ++item) {
     const int64_t c = (item / segments_per_row) % channels;
-    for (int64_t k = 0; k < candidates; ++k) out[k * channels + c] += partial[item * candidates + k];
+    for (int64_t k = 0; k < candidates; ++k)
+      out[k * channels + c] += partial[item * candidates + k];
   }
 }
 
@@ -210,8 +213,7 @@ void requantize_impl(const Tensor& codes, const Tensor& acc, const Tensor& multi
 }
 
 void fake_quantize_kernel(const Tensor& out, const Tensor& x, const Tensor& scale,
-                          const Tensor& zero_point, const ChannelLayout& layout,
-                          QuantRange range) {
+                          const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "fake_quantize", [&] {
     fake_quantize_impl<scalar_t>(out, x, scale, zero_point, layout, range);
   });
@@ -226,12 +228,12 @@ void fake_quantize_error_kernel(const Tensor& errors, const Tensor& x, const Ten
 }
 
 void fake_quantize_backward_kernel(const Tensor& grad_input, const Tensor& grad_scale,
-                                   const Tensor& grad_output, const Tensor& x,
-                                   const Tensor& scale, const Tensor& zero_point,
-                                   const ChannelLayout& layout, QuantRange range, bool clip) {
+                                   const Tensor& grad_output, const Tensor& x, const Tensor& scale,
+                                   const Tensor& zero_point, const ChannelLayout& layout,
+                                   QuantRange range, bool clip) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "fake_quantize_backward", [&] {
-    fake_quantize_backward_impl<scalar_t>(grad_input, grad_scale, grad_output, x, scale,
-                                          zero_point, layout, range, clip);
+    fake_quantize_backward_impl<scalar_t>(grad_input, grad_scale, grad_output, x, scale, zero_point,
+                                          layout, range, clip);
   });
 }
 
@@ -245,8 +247,7 @@ void quantize_kernel(const Tensor& codes, const Tensor& x, const Tensor& scale,
 }
 
 void dequantize_kernel(const Tensor& out, const Tensor& codes, const Tensor& scale,
-                       const Tensor& zero_point, const Tensor& bias,
-                       const ChannelLayout& layout) {
+                       const Tensor& zero_point, const Tensor& bias, const ChannelLayout& layout) {
   OMPQ_DISPATCH_FLOATING(out.dtype(), "dequantize", [&] {
     dispatch_code_dtype(codes.dtype(), "dequantize", [&](auto code) {
       dequantize_impl<scalar_t, decltype(code)>(out, codes, scale, zero_point, bias, layout);

@@ -42,9 +42,9 @@ Tensor int_conv2d(const Tensor& x, int64_t x_zero_point, const Tensor& w,
 
 Tensor int_linear(const Tensor& x, int64_t x_zero_point, const Tensor& w,
                   const Tensor& w_zero_point) {
-  OMPQ_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1),
-             "int_linear: input of shape ", shape_str(x.shape()), " and weight of shape ",
-             shape_str(w.shape()), " (expected [M, K] and [O, K])");
+  OMPQ_CHECK(x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1), "int_linear: input of shape ",
+             shape_str(x.shape()), " and weight of shape ", shape_str(w.shape()),
+             " (expected [M, K] and [O, K])");
   // A linear layer is a 1x1 convolution of a 1x1 image with K channels.
   Tensor out = int_conv2d(x.contiguous().view({x.size(0), x.size(1), 1, 1}), x_zero_point,
                           w.contiguous().view({w.size(0), w.size(1), 1, 1}), w_zero_point, {});

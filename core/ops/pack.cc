@@ -18,10 +18,14 @@ void check_bits(int bits, const char* op) {
 bool dtype_holds(DType dtype, int bits, int64_t qmin) {
   const int64_t qmax = qmin + (int64_t{1} << bits) - 1;
   switch (dtype) {
-    case DType::kI8: return qmin >= -128 && qmax <= 127;
-    case DType::kU8: return qmin >= 0 && qmax <= 255;
-    case DType::kI32: return qmin >= INT32_MIN && qmax <= INT32_MAX;
-    default: return false;
+    case DType::kI8:
+      return qmin >= -128 && qmax <= 127;
+    case DType::kU8:
+      return qmin >= 0 && qmax <= 255;
+    case DType::kI32:
+      return qmin >= INT32_MIN && qmax <= INT32_MAX;
+    default:
+      return false;
   }
 }
 
@@ -29,10 +33,9 @@ bool dtype_holds(DType dtype, int bits, int64_t qmin) {
 
 Tensor pack_codes(const Tensor& codes, int bits, int64_t qmin) {
   check_bits(bits, "pack_codes");
-  OMPQ_CHECK(codes.dtype() == DType::kI8 || codes.dtype() == DType::kU8 ||
-                 codes.dtype() == DType::kI32,
-             "pack_codes: codes of dtype ", dtype_name(codes.dtype()),
-             " (expected i8, u8 or i32)");
+  OMPQ_CHECK(
+      codes.dtype() == DType::kI8 || codes.dtype() == DType::kU8 || codes.dtype() == DType::kI32,
+      "pack_codes: codes of dtype ", dtype_name(codes.dtype()), " (expected i8, u8 or i32)");
   OMPQ_CHECK(codes.dim() >= 1, "pack_codes: codes of shape ", shape_str(codes.shape()),
              " (expected at least one dim: the rows)");
   const int64_t rows = codes.size(0);

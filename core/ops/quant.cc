@@ -33,12 +33,12 @@ void check_range(QuantRange range, const char* op) {
 
 // A per-channel vector argument (scale, zero point, bias, multiplier, offset): its shape must be
 // scale's, its dtype `dtype`, its device x's.
-void check_vector(const Tensor& v, const char* what, const Shape& shape, DType dtype,
-                  Device device, const char* op) {
-  OMPQ_CHECK(v.shape() == shape, op, ": ", what, " of shape ", shape_str(v.shape()),
-             " (expected ", shape_str(shape), ")");
-  OMPQ_CHECK(v.dtype() == dtype, op, ": ", what, " of dtype ", dtype_name(v.dtype()),
-             " (expected ", dtype_name(dtype), ")");
+void check_vector(const Tensor& v, const char* what, const Shape& shape, DType dtype, Device device,
+                  const char* op) {
+  OMPQ_CHECK(v.shape() == shape, op, ": ", what, " of shape ", shape_str(v.shape()), " (expected ",
+             shape_str(shape), ")");
+  OMPQ_CHECK(v.dtype() == dtype, op, ": ", what, " of dtype ", dtype_name(v.dtype()), " (expected ",
+             dtype_name(dtype), ")");
   OMPQ_CHECK(v.device() == device, op, ": ", what, " on ", v.device().str(), " (expected ",
              device.str(), ")");
 }
@@ -68,9 +68,9 @@ ChannelLayout quant_layout(const Shape& x_shape, const Tensor& scale, const Tens
     for (int64_t d = 0; d < a; ++d) layout.outer *= x_shape[d];
     for (int64_t d = a + 1; d < ndim; ++d) layout.inner *= x_shape[d];
   }
-  OMPQ_CHECK(is_floating(scale.dtype()) && scale.dtype() != DType::kBF16 &&
-                 scale.dtype() != DType::kF16,
-             op, ": scale of dtype ", dtype_name(scale.dtype()), " (expected f32 or f64)");
+  OMPQ_CHECK(
+      is_floating(scale.dtype()) && scale.dtype() != DType::kBF16 && scale.dtype() != DType::kF16,
+      op, ": scale of dtype ", dtype_name(scale.dtype()), " (expected f32 or f64)");
   if (zero_point.defined()) {
     check_vector(zero_point, "zero_point", scale.shape(), scale.dtype(), scale.device(), op);
   }
@@ -99,10 +99,9 @@ Tensor fake_quantize_error(const Tensor& x, const Tensor& scales, const Tensor& 
              axis ? "[K, C]" : "[K]", ")");
   OMPQ_CHECK(x.numel() > 0, "fake_quantize_error: empty input of shape ", shape_str(x.shape()));
   // The layout check of one candidate stands for all.
-  ChannelLayout layout =
-      quant_layout(x.shape(), scales.select(0, 0),
-                   zero_points.defined() ? zero_points.select(0, 0) : Tensor(), axis,
-                   "fake_quantize_error");
+  ChannelLayout layout = quant_layout(x.shape(), scales.select(0, 0),
+                                      zero_points.defined() ? zero_points.select(0, 0) : Tensor(),
+                                      axis, "fake_quantize_error");
   if (zero_points.defined()) {
     check_vector(zero_points, "zero_points", scales.shape(), scales.dtype(), scales.device(),
                  "fake_quantize_error");
@@ -121,11 +120,10 @@ Tensor fake_quantize_error(const Tensor& x, const Tensor& scales, const Tensor& 
 
 FakeQuantGradients fake_quantize_backward(const Tensor& grad_output, const Tensor& x,
                                           const Tensor& scale, const Tensor& zero_point,
-                                          std::optional<int64_t> axis, QuantRange range,
-                                          bool clip, bool need_input, bool need_scale) {
+                                          std::optional<int64_t> axis, QuantRange range, bool clip,
+                                          bool need_input, bool need_scale) {
   check_range(range, "fake_quantize_backward");
-  ChannelLayout layout =
-      quant_layout(x.shape(), scale, zero_point, axis, "fake_quantize_backward");
+  ChannelLayout layout = quant_layout(x.shape(), scale, zero_point, axis, "fake_quantize_backward");
   OMPQ_CHECK(grad_output.shape() == x.shape(), "fake_quantize_backward: grad_output of shape ",
              shape_str(grad_output.shape()), " for an input of shape ", shape_str(x.shape()));
   check_same_dtype(grad_output, x, "fake_quantize_backward");
@@ -161,8 +159,7 @@ Tensor dequantize(const Tensor& codes, const Tensor& scale, const Tensor& zero_p
   ChannelLayout layout = quant_layout(codes.shape(), scale, zero_point, axis, "dequantize");
   check_same_device(codes, scale, "dequantize");
   if (bias.defined()) {
-    check_vector(bias, "bias", Shape{layout.channels}, scale.dtype(), scale.device(),
-                 "dequantize");
+    check_vector(bias, "bias", Shape{layout.channels}, scale.dtype(), scale.device(), "dequantize");
   }
   Tensor out = Tensor::empty(codes.shape(), scale.dtype(), codes.device());
   if (codes.numel() == 0) return out;

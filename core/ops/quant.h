@@ -50,8 +50,8 @@ using DequantizeKernel = void(const Tensor& out, const Tensor& codes, const Tens
                               const ChannelLayout& layout);
 // codes (i8 or u8) = requantize_value(acc (i32), multiplier [C], offset [C] or undefined).
 using RequantizeKernel = void(const Tensor& codes, const Tensor& acc, const Tensor& multiplier,
-                              const Tensor& offset, int64_t zero_point,
-                              const ChannelLayout& layout, QuantRange range);
+                              const Tensor& offset, int64_t zero_point, const ChannelLayout& layout,
+                              QuantRange range);
 // errors [K, C] (f64) = sum over channel c's elements of fake_quantize_lp_error with candidate k's
 // scale and zero point (scales, zero_points: [K, C] of x's dtype; zero_points may be undefined).
 using FakeQuantErrorKernel = void(const Tensor& errors, const Tensor& x, const Tensor& scales,
@@ -92,9 +92,9 @@ struct FakeQuantGradients {
 };
 // The straight-through gradients of fake_quantize (see fake_quantize_grads in quant_math.h).
 FakeQuantGradients fake_quantize_backward(const Tensor& grad_output, const Tensor& x,
-                                      const Tensor& scale, const Tensor& zero_point,
-                                      std::optional<int64_t> axis, QuantRange range, bool clip,
-                                      bool need_input, bool need_scale);
+                                          const Tensor& scale, const Tensor& zero_point,
+                                          std::optional<int64_t> axis, QuantRange range, bool clip,
+                                          bool need_input, bool need_scale);
 
 // The integer codes of x, of dtype code_dtype(range). Non-finite x has no code (undefined).
 Tensor quantize(const Tensor& x, const Tensor& scale, const Tensor& zero_point,

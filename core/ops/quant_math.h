@@ -63,8 +63,8 @@ struct FakeQuantElementGrads {
 };
 
 template <typename T>
-OMPQ_HD inline FakeQuantElementGrads<T> fake_quantize_grads(T grad, T x, T scale, T zero_point, T qmin,
-                                                    T qmax, bool clip) {
+OMPQ_HD inline FakeQuantElementGrads<T> fake_quantize_grads(T grad, T x, T scale, T zero_point,
+                                                            T qmin, T qmax, bool clip) {
   const T v = x / scale;
   const T rounded = std::rint(v);
   const T q = rounded + zero_point;
@@ -76,8 +76,8 @@ OMPQ_HD inline FakeQuantElementGrads<T> fake_quantize_grads(T grad, T x, T scale
 // Requantization of an int32 accumulator of products of zero-point-centred codes: the code, in the
 // next quantizer's range, of the real value acc * multiplier + offset expressed in output steps
 // (multiplier = input scale * weight scale / output scale, offset = bias / output scale).
-OMPQ_HD inline float requantize_value(int32_t acc, float multiplier, float offset,
-                                      float zero_point, float qmin, float qmax) {
+OMPQ_HD inline float requantize_value(int32_t acc, float multiplier, float offset, float zero_point,
+                                      float qmin, float qmax) {
   return quant_clamp(std::rint(static_cast<float>(acc) * multiplier + offset) + zero_point, qmin,
                      qmax);
 }

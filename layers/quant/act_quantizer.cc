@@ -11,8 +11,9 @@ ActivationQuantizer::ActivationQuantizer(const QuantSpec& spec, ActRange range,
   check_spec(spec, "ActivationQuantizer");
   OMPQ_CHECK(!spec.axis, "ActivationQuantizer: activations are quantized per tensor, not ",
              spec.str());
-  OMPQ_CHECK(!spec.scale.defined(), "ActivationQuantizer: the spec must be a template (its scale "
-                                    "is the quantizer's own)");
+  OMPQ_CHECK(!spec.scale.defined(),
+             "ActivationQuantizer: the spec must be a template (its scale "
+             "is the quantizer's own)");
   OMPQ_CHECK(options.momentum >= 0 && options.momentum < 1, "ActivationQuantizer: momentum ",
              options.momentum, " (expected in [0, 1))");
   // A zero scale marks a quantizer that has seen no data yet.

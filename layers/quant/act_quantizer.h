@@ -19,8 +19,8 @@ namespace ompq::nn {
 enum class ActRange { kEmaMinMax, kLearnedStep };
 
 struct ActQuantOptions {
-  double momentum = 0.99;      // kEmaMinMax
-  bool clip_gradient = true;   // false: HAWQ-V3's unclipped straight-through estimator
+  double momentum = 0.99;     // kEmaMinMax
+  bool clip_gradient = true;  // false: HAWQ-V3's unclipped straight-through estimator
 };
 
 class ActivationQuantizer : public Module {

@@ -12,17 +12,18 @@ FoldedWeights fold_batch_norm(const Tensor& weight, const Tensor& bias, const Te
   const int64_t channels = weight.size(0);
   const Shape vector_shape = {channels};
   for (const auto& [what, t] : {std::pair<const char*, const Tensor&>{"bias", bias},
-                                {"gamma", gamma}, {"beta", beta}, {"running_mean", running_mean},
+                                {"gamma", gamma},
+                                {"beta", beta},
+                                {"running_mean", running_mean},
                                 {"running_var", running_var}}) {
-    OMPQ_CHECK(!t.defined() || t.shape() == vector_shape, "fold_batch_norm: ", what,
-               " of shape ", shape_str(t.shape()), " for a weight of shape ",
-               shape_str(weight.shape()), " (expected [", channels, "])");
+    OMPQ_CHECK(!t.defined() || t.shape() == vector_shape, "fold_batch_norm: ", what, " of shape ",
+               shape_str(t.shape()), " for a weight of shape ", shape_str(weight.shape()),
+               " (expected [", channels, "])");
   }
   OMPQ_CHECK(running_mean.defined() && running_var.defined(),
              "fold_batch_norm: the running statistics are undefined");
   const DType dtype = weight.dtype();
-  const Tensor invstd =
-      ops::rdiv(ops::sqrt(ops::add(running_var.detach().to(dtype), eps)), 1.0);
+  const Tensor invstd = ops::rdiv(ops::sqrt(ops::add(running_var.detach().to(dtype), eps)), 1.0);
   const Tensor factor = gamma.defined() ? mul(gamma.to(dtype), invstd) : invstd;
   Shape broadcast(weight.dim(), 1);
   broadcast[0] = channels;

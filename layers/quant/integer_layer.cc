@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/autograd.h"
@@ -25,7 +24,6 @@ IntegerLayer::IntegerLayer(const PackedLayer& layer)
   check_spec(layer.weight, "IntegerLayer");
   const int64_t out = layer.weight_shape[0];
   const Tensor codes = layer.weight_codes();
-  weight_scale_ = layer.weight.scale.expand({out}).contiguous();
   if (!input_) {
     real_weight_ = layer.dequantized_weight();
     return;
@@ -35,13 +33,15 @@ IntegerLayer::IntegerLayer(const PackedLayer& layer)
   if (!layer.weight.symmetric) {
     zero_points_ = layer.weight.zero_point.expand({out}).contiguous().to(DType::kI32);
   }
-  multiplier_ = ops::mul(weight_scale_, static_cast<double>(input_->scale.item<float>()));
+  multiplier_ = ops::mul(layer.weight.scale.expand({out}).contiguous(),
+                         static_cast<double>(input_->scale.item<float>()));
 }
 
 Tensor IntegerLayer::forward(const Tensor& x) {
   NoGradGuard no_grad;
   const bool conv = kind_ == QuantizableLayer::Kind::kConv2d;
-  if (!input_) return conv ? conv2d(x, real_weight_, bias_, params_) : linear(x, real_weight_, bias_);
+  if (!input_)
+    return conv ? conv2d(x, real_weight_, bias_, params_) : linear(x, real_weight_, bias_);
   const Tensor x_codes = quantize(x, *input_);
   const int64_t x_zero_point =
       input_->zero_point.defined() ? static_cast<int64_t>(input_->zero_point.item<float>()) : 0;
@@ -58,10 +58,6 @@ Tensor IntegerLayer::forward(const Tensor& x) {
 }
 
 namespace {
-
-bool under(const std::string& name, const std::string& prefix) {
-  return absl::StartsWith(name, absl::StrCat(prefix, "."));
-}
 
 // Checks that `module` is the layer `layer` was exported from.
 absl::Status check_layer(const PackedLayer& layer, const std::shared_ptr<Module>& module) {
@@ -103,10 +99,8 @@ absl::Status load_integer_model(Model& model, const PackedModel& packed) {
     auto it = modules.find(name);
     return it == modules.end() ? nullptr : it->second;
   };
-  std::vector<std::string> covered;  // state prefixes the packed layers stand for
   for (const PackedLayer& layer : packed.layers) {
     OMPQ_RETURN_IF_ERROR(check_layer(layer, find(layer.name)));
-    covered.push_back(layer.name);
     if (!layer.folded_batch_norm.empty()) {
       auto bn = std::dynamic_pointer_cast<BatchNorm>(find(layer.folded_batch_norm));
       if (!bn) {
@@ -114,15 +108,12 @@ absl::Status load_integer_model(Model& model, const PackedModel& packed) {
             "load_integer_model: batch norm \"", layer.folded_batch_norm, "\" folded into layer \"",
             layer.name, "\" is not a BatchNorm of the model"));
       }
-      covered.push_back(layer.folded_batch_norm);
     }
   }
   std::vector<std::string> missing, unexpected;
   std::set<std::string> expected;
   for (const auto& [name, t] : model.state_dict()) {
-    bool is_covered = false;
-    for (const std::string& prefix : covered) is_covered = is_covered || under(name, prefix);
-    if (is_covered) continue;
+    if (is_packed_state(name, packed.layers)) continue;
     expected.insert(name);
     if (packed.float_state.count(name) == 0) missing.push_back(name);
   }

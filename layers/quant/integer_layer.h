@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "layers/models/model.h"
@@ -25,13 +26,12 @@ class IntegerLayer : public Module {
  private:
   QuantizableLayer::Kind kind_;
   Conv2dParams params_;
-  Tensor codes_;           // i8/u8 weight codes, the weight's shape ([O, K] for linear)
-  Tensor zero_points_;     // i32 [O], undefined for symmetric weights
-  Tensor weight_scale_;    // f32 [O]
-  Tensor bias_;            // f32 [O] or undefined
+  Tensor codes_;        // i8/u8 weight codes, the weight's shape ([O, K] for linear)
+  Tensor zero_points_;  // i32 [O], undefined for symmetric weights
+  Tensor bias_;         // f32 [O] or undefined
   std::optional<QuantSpec> input_;
-  Tensor multiplier_;      // f32 [O]: input scale * weight scale (quantized input only)
-  Tensor real_weight_;     // dequantized weights (real-valued input only)
+  Tensor multiplier_;   // f32 [O]: input scale * weight scale (quantized input only)
+  Tensor real_weight_;  // dequantized weights (real-valued input only)
 };
 
 // Puts `packed` into `model`, an instance of the architecture it was exported from: every packed

@@ -54,8 +54,8 @@ RangeParams mse_range_params(const Tensor& x, const QuantSpec& spec) {
     scales.insert(scales.end(), candidate.scale.begin(), candidate.scale.end());
     zeros.insert(zeros.end(), candidate.zero_point.begin(), candidate.zero_point.end());
   }
-  const Shape shape = spec.axis ? Shape{kCandidates, static_cast<int64_t>(channels)}
-                                : Shape{kCandidates};
+  const Shape shape =
+      spec.axis ? Shape{kCandidates, static_cast<int64_t>(channels)} : Shape{kCandidates};
   auto as_data = [&](const std::vector<double>& v) {
     return Tensor::from_vector(v, shape).to(data.dtype()).to(data.device());
   };

@@ -29,10 +29,6 @@ int64_t row_length(const Shape& weight_shape) {
   return k;
 }
 
-bool under(const std::string& name, const std::string& prefix) {
-  return absl::StartsWith(name, absl::StrCat(prefix, "."));
-}
-
 Tensor f32_copy(const Tensor& t) {
   return t.defined() ? t.detach().to(Device::cpu()).to(DType::kF32).contiguous().clone() : Tensor();
 }
@@ -70,10 +66,10 @@ absl::StatusOr<Tensor> take(const TensorMap& tensors, const std::string& path,
         absl::StrCat("'", path, "': packed model lacks tensor \"", name, "\""));
   }
   if (it->second.dtype() != dtype || it->second.shape() != shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", path, "': tensor \"", name, "\" is ", dtype_name(it->second.dtype()), " ",
-        shape_str(it->second.shape()), " (expected ", dtype_name(dtype), " ", shape_str(shape),
-        ")"));
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "': tensor \"", name, "\" is ",
+                                                   dtype_name(it->second.dtype()), " ",
+                                                   shape_str(it->second.shape()), " (expected ",
+                                                   dtype_name(dtype), " ", shape_str(shape), ")"));
   }
   return it->second;
 }
@@ -115,8 +111,8 @@ absl::StatusOr<PackedLayer> read_layer(const json& j, const TensorMap& tensors,
   }
   const int64_t out = layer.weight_shape[0];
   const json& w = j.at("weight");
-  layer.weight = spec_from_json(w, w.at("per_channel").get<bool>() ? std::optional<int64_t>(0)
-                                                                     : std::nullopt);
+  layer.weight =
+      spec_from_json(w, w.at("per_channel").get<bool>() ? std::optional<int64_t>(0) : std::nullopt);
   const Shape scale_shape = layer.weight.axis ? Shape{out} : Shape{};
   auto get = [&](const std::string& suffix, DType dtype, const Shape& shape) {
     const std::string name = absl::StrCat(layer.name, ".", suffix);
@@ -149,6 +145,16 @@ absl::StatusOr<PackedLayer> read_layer(const json& j, const TensorMap& tensors,
 
 }  // namespace
 
+bool is_packed_state(const std::string& name, const std::vector<PackedLayer>& layers) {
+  auto under = [&](const std::string& module) {
+    return !module.empty() && absl::StartsWith(name, absl::StrCat(module, "."));
+  };
+  for (const PackedLayer& layer : layers) {
+    if (under(layer.name) || under(layer.folded_batch_norm)) return true;
+  }
+  return false;
+}
+
 Tensor PackedLayer::weight_codes() const {
   const DType dtype = weight.is_signed ? DType::kI8 : DType::kU8;
   return ops::unpack_codes(packed_weight, row_length(weight_shape), weight.bits, weight.qmin(),
@@ -161,8 +167,9 @@ Tensor PackedLayer::dequantized_weight() const { return dequantize(weight_codes(
 PackedModel pack_model(const Model& model) {
   NoGradGuard no_grad;
   const QuantizedLayers quantized = quantized_layers(model);
-  OMPQ_CHECK(!quantized.empty(), "pack_model: the model has no quantized layer (run "
-                                 "quantize_model first)");
+  OMPQ_CHECK(!quantized.empty(),
+             "pack_model: the model has no quantized layer (run "
+             "quantize_model first)");
   std::map<const Module*, std::string> module_names;
   std::map<std::string, std::shared_ptr<Module>> modules;
   for (const auto& [name, module] : model.named_modules()) {
@@ -170,7 +177,6 @@ PackedModel pack_model(const Model& model) {
     modules[name] = module;
   }
   PackedModel packed;
-  std::vector<std::string> excluded_prefixes;
   for (const auto& [name, q] : quantized) {
     PackedLayer layer;
     layer.name = name;
@@ -195,8 +201,7 @@ PackedModel pack_model(const Model& model) {
         ops::pack_codes(codes.to(Device::cpu()), layer.weight.bits, layer.weight.qmin());
     layer.bias = f32_copy(folded.bias);
     if (ActivationQuantizer* iq = q->input_quantizer()) {
-      OMPQ_CHECK(iq->enabled(), "pack_model: layer \"", name,
-                 "\" has input quantization disabled");
+      OMPQ_CHECK(iq->enabled(), "pack_model: layer \"", name, "\" has input quantization disabled");
       OMPQ_CHECK(iq->spec().scale.item<float>() > 0, "pack_model: the input quantizer of layer \"",
                  name, "\" has seen no data (calibrate the model before exporting)");
       QuantSpec input = iq->spec();
@@ -206,15 +211,13 @@ PackedModel pack_model(const Model& model) {
     }
     if (const auto& bn = q->folded_batch_norm()) {
       layer.folded_batch_norm = module_names.at(bn.get());
-      excluded_prefixes.push_back(layer.folded_batch_norm);
     }
-    excluded_prefixes.push_back(name);
     packed.layers.push_back(std::move(layer));
   }
   for (const auto& [name, t] : model.state_dict()) {
-    bool excluded = false;
-    for (const std::string& prefix : excluded_prefixes) excluded = excluded || under(name, prefix);
-    if (!excluded) packed.float_state.emplace(name, t.detach().to(Device::cpu()).clone());
+    if (!is_packed_state(name, packed.layers)) {
+      packed.float_state.emplace(name, t.detach().to(Device::cpu()).clone());
+    }
   }
   return packed;
 }
@@ -224,8 +227,8 @@ absl::Status save_packed(const std::string& path, const PackedModel& packed) {
   json layers = json::array();
   auto put = [&](const std::string& name, const Tensor& t) -> absl::Status {
     if (!tensors.emplace(name, t).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "save_packed: '", path, "': tensor name \"", name, "\" is used twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("save_packed: '", path, "': tensor name \"", name, "\" is used twice"));
     }
     return absl::OkStatus();
   };
@@ -252,10 +255,10 @@ absl::StatusOr<PackedModel> load_packed(const std::string& path) {
   OMPQ_ASSIGN_OR_RETURN(SafetensorsContents contents, load_safetensors(path));
   auto format = contents.metadata.find(kFormatKey);
   if (format == contents.metadata.end() || format->second != kFormat) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", path, "': not a packed model (metadata \"", kFormatKey, "\" is ",
-        format == contents.metadata.end() ? "missing" : "\"" + format->second + "\"",
-        ", expected \"", kFormat, "\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "': not a packed model (metadata \"", kFormatKey, "\" is ",
+                     format == contents.metadata.end() ? "missing" : "\"" + format->second + "\"",
+                     ", expected \"", kFormat, "\")"));
   }
   auto layers_entry = contents.metadata.find(kLayersKey);
   if (layers_entry == contents.metadata.end()) {

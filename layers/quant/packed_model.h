@@ -55,6 +55,11 @@ struct PackedModel {
   TensorMap float_state;            // every other parameter and buffer
 };
 
+// Whether state_dict entry `name` belongs to a packed layer (its own weight and bias, its
+// quantizers) or to a batch norm folded into one: what the packed model does not keep as float
+// state.
+bool is_packed_state(const std::string& name, const std::vector<PackedLayer>& layers);
+
 // The packed form of a model whose layers quantize_model() replaced: weights pass through their
 // weight quantizer (so a min/max quantizer takes the current weights' range) and are stored as
 // codes. Input quantizers must have seen data. Throws an Error naming the layer otherwise, or when

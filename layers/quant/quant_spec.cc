@@ -34,8 +34,8 @@ void check_spec(const QuantSpec& spec, const char* who) {
     OMPQ_CHECK(spec.scale.dim() == 0, who, ": per-tensor scale of shape ",
                shape_str(spec.scale.shape()), " (expected a 0-dim tensor)");
   }
-  OMPQ_CHECK(spec.symmetric != spec.zero_point.defined(), who, ": a ", spec.str(),
-             " quantizer ", spec.symmetric ? "has a zero point" : "has no zero point");
+  OMPQ_CHECK(spec.symmetric != spec.zero_point.defined(), who, ": a ", spec.str(), " quantizer ",
+             spec.symmetric ? "has a zero point" : "has no zero point");
 }
 
 QuantSpec qat_weight_spec(int bits) {

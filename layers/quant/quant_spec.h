@@ -17,12 +17,13 @@
 namespace ompq::nn {
 
 struct QuantSpec {
-  int bits = 8;                 // 2..8
-  bool is_signed = true;        // codes in [-2^(bits-1), 2^(bits-1) - 1], else [0, 2^bits - 1]
-  bool symmetric = true;        // zero point 0 (not stored); else affine with a zero point
-  std::optional<int64_t> axis;  // per-channel along this dim of the quantized tensor, else per tensor
-  Tensor scale;                 // [C] per channel, 0-dim per tensor; positive
-  Tensor zero_point;            // like scale, integer-valued; undefined when symmetric
+  int bits = 8;           // 2..8
+  bool is_signed = true;  // codes in [-2^(bits-1), 2^(bits-1) - 1], else [0, 2^bits - 1]
+  bool symmetric = true;  // zero point 0 (not stored); else affine with a zero point
+  std::optional<int64_t>
+      axis;           // per-channel along this dim of the quantized tensor, else per tensor
+  Tensor scale;       // [C] per channel, 0-dim per tensor; positive
+  Tensor zero_point;  // like scale, integer-valued; undefined when symmetric
 
   int64_t qmin() const;
   int64_t qmax() const;

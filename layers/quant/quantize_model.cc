@@ -37,8 +37,8 @@ QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& w
   }
   for (const auto& [name, bits] : weight_bits) {
     OMPQ_CHECK(layers.count(name) > 0, "quantize_model: \"", name,
-               "\" is not a quantizable layer of the model (", available.size(), " layers: ",
-               absl::StrJoin(available, ", "), ")");
+               "\" is not a quantizable layer of the model (", available.size(),
+               " layers: ", absl::StrJoin(available, ", "), ")");
     OMPQ_CHECK(bits >= 2 && bits <= 8, "quantize_model: layer \"", name, "\" has ", bits,
                " weight bits (expected 2..8)");
   }
@@ -55,7 +55,8 @@ QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& w
     auto bits = weight_bits.find(name);
     if (bits == weight_bits.end()) continue;
     int act_bits = options.act_bits;
-    if (auto it = options.input_bits.find(name); it != options.input_bits.end()) act_bits = it->second;
+    if (auto it = options.input_bits.find(name); it != options.input_bits.end())
+      act_bits = it->second;
     if (options.float_inputs.count(name) > 0) act_bits = 0;
     const LayerQuantConfig config = options.scheme == QuantScheme::kQat
                                         ? qat_layer_config(bits->second, act_bits)
@@ -103,7 +104,8 @@ void set_quantizers_frozen(const Module& model, bool frozen) {
 void set_quantization_enabled(const Module& model, bool weights, bool activations) {
   for (const auto& [name, module] : model.named_modules()) {
     if (auto w = std::dynamic_pointer_cast<WeightQuantizer>(module)) w->set_enabled(weights);
-    if (auto a = std::dynamic_pointer_cast<ActivationQuantizer>(module)) a->set_enabled(activations);
+    if (auto a = std::dynamic_pointer_cast<ActivationQuantizer>(module))
+      a->set_enabled(activations);
   }
 }
 

@@ -19,9 +19,9 @@ enum class QuantScheme { kQat, kPtq };  // qat_layer_config / ptq_layer_config
 
 struct QuantizeOptions {
   QuantScheme scheme = QuantScheme::kQat;
-  int act_bits = 8;                    // input bits of every quantized layer (one global setting)
+  int act_bits = 8;  // input bits of every quantized layer (one global setting)
   std::map<std::string, int> input_bits;  // per-layer exceptions (e.g. 8 for the classifier)
-  std::set<std::string> float_inputs;  // layers whose input stays real-valued (PTQ: the stem)
+  std::set<std::string> float_inputs;     // layers whose input stays real-valued (PTQ: the stem)
   // Fold the batch norm that follows a conv into it. The batch norm of a conv is the module that
   // comes right after it in named_modules() order (every model registers its modules in execution
   // order) when it is a BatchNorm with as many channels as the conv has outputs.

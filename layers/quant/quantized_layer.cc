@@ -28,17 +28,18 @@ QuantizedLayer::QuantizedLayer(Tensor weight, Tensor bias, const LayerQuantConfi
     : weight_(std::move(weight)), bias_(std::move(bias)), bn_(std::move(bn)) {
   OMPQ_CHECK(!config.weight.axis || *config.weight.axis == 0,
              "QuantizedLayer: weights are quantized per output channel (axis 0) or per tensor, "
-             "not ", config.weight.str());
+             "not ",
+             config.weight.str());
   if (bn_) {
     OMPQ_CHECK(bn_->num_features() == weight_.size(0), "QuantizedLayer: batch norm of ",
                bn_->num_features(), " channels after a layer of ", weight_.size(0),
                " output channels");
     bn_->set_folded(true);
   }
-  weight_quantizer_ = register_module(
-      "weight_quantizer", std::make_shared<WeightQuantizer>(
-                              config.weight, config.weight_range,
-                              config.weight.axis ? weight_.size(0) : 1));
+  weight_quantizer_ =
+      register_module("weight_quantizer",
+                      std::make_shared<WeightQuantizer>(config.weight, config.weight_range,
+                                                        config.weight.axis ? weight_.size(0) : 1));
   if (config.input) {
     input_quantizer_ = register_module(
         "input_quantizer", std::make_shared<ActivationQuantizer>(*config.input, config.input_range,

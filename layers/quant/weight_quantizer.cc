@@ -9,8 +9,9 @@ namespace ompq::nn {
 WeightQuantizer::WeightQuantizer(const QuantSpec& spec, WeightRange range, int64_t channels)
     : spec_(spec), range_(range) {
   check_spec(spec, "WeightQuantizer");
-  OMPQ_CHECK(!spec.scale.defined(), "WeightQuantizer: the spec must be a template (its scale is "
-                                    "the quantizer's own)");
+  OMPQ_CHECK(!spec.scale.defined(),
+             "WeightQuantizer: the spec must be a template (its scale is "
+             "the quantizer's own)");
   OMPQ_CHECK(channels > 0 && (spec.axis || channels == 1), "WeightQuantizer: ", channels,
              " channels for a ", spec.str(), " quantizer");
   // A zero scale marks a quantizer whose range was never set.
@@ -28,8 +29,9 @@ bool WeightQuantizer::calibrated() {
 }
 
 void WeightQuantizer::calibrate(const Tensor& w) {
-  OMPQ_CHECK(!spec_.axis || (w.dim() > 0 && w.size(wrap_dim(*spec_.axis, w.dim(), "WeightQuantizer")) ==
-                                                spec_.scale.size(0)),
+  OMPQ_CHECK(!spec_.axis ||
+                 (w.dim() > 0 &&
+                  w.size(wrap_dim(*spec_.axis, w.dim(), "WeightQuantizer")) == spec_.scale.size(0)),
              "WeightQuantizer: weight of shape ", shape_str(w.shape()), " for a ", spec_.str(),
              " quantizer of ", spec_.scale.numel(), " channels");
   if (range_ == WeightRange::kMinMax) {

@@ -3,6 +3,8 @@
 // straight-through gradients with exact expected values; codes, dequantization, requantization;
 // bit packing (documented layout, round trips for every width and odd sizes); the integer
 // convolution against a naive loop; and every bad input.
+#include "core/functional/quant.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,7 +15,6 @@
 
 #include "core/autograd.h"
 #include "core/functional/conv.h"
-#include "core/functional/quant.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/integer.h"
 #include "core/ops/pack.h"
@@ -74,8 +75,8 @@ TEST(FakeQuantize, PerTensorRoundsHalfToEvenAndClamps) {
   EXPECT_EQ(y.to_vector<double>(),
             (std::vector<double>{0.0, 1.0, 1.0, -0.0, -1.0, 0.5, 3.5, 3.5, -4.0, -4.0}));
   // f32 takes the same path.
-  Tensor y32 = ops::fake_quantize(x.to(DType::kF32), Tensor::scalar(0.5), Tensor(), std::nullopt,
-                                  {-8, 7});
+  Tensor y32 =
+      ops::fake_quantize(x.to(DType::kF32), Tensor::scalar(0.5), Tensor(), std::nullopt, {-8, 7});
   EXPECT_EQ(y32.to_vector<double>(), y.to_vector<double>());
 }
 
@@ -102,8 +103,8 @@ TEST(FakeQuantize, PerChannelOnEveryAxisMatchesReferenceLoop) {
       const int64_t qmin = affine ? 0 : -4, qmax = affine ? 7 : 3;
       // The negative spelling of the axis selects the same dim.
       for (int64_t a : {axis, axis - 4}) {
-        Tensor y = ops::fake_quantize(x, vec64(scale), affine ? vec64(zero) : Tensor(), a,
-                                      {qmin, qmax});
+        Tensor y =
+            ops::fake_quantize(x, vec64(scale), affine ? vec64(zero) : Tensor(), a, {qmin, qmax});
         EXPECT_EQ(y.to_vector<double>(),
                   reference_fake_quant(xv, shape, axis, scale, zero, qmin, qmax))
             << "axis " << a << (affine ? " affine" : " symmetric");
@@ -190,7 +191,8 @@ TEST(FakeQuantize, ScaleGradientDoesNotDependOnSegmentation) {
   Generator gen(12);
   Tensor x = randn({20000}, gen, DType::kF64);
   Tensor scale = scalar64(0.01).set_requires_grad(true);
-  fake_quantize(x, scale, Tensor(), std::nullopt, {-128, 127}).backward(Tensor::ones({20000}, DType::kF64));
+  fake_quantize(x, scale, Tensor(), std::nullopt, {-128, 127})
+      .backward(Tensor::ones({20000}, DType::kF64));
   double expected = 0;
   for (double v : x.to_vector<double>()) {
     const double r = std::nearbyint(v / 0.01);
@@ -204,8 +206,8 @@ TEST(FakeQuantize, FloatGradientsMatchDouble) {
   Tensor x64 = randn({4, 6}, gen, DType::kF64);
   Tensor g64 = randn({4, 6}, gen, DType::kF64);
   Tensor s64 = vec64({0.1, 0.2, 0.3, 0.4});
-  ops::FakeQuantGradients a = ops::fake_quantize_backward(g64, x64, s64, Tensor(), 0, {-8, 7},
-                                                          true, true, true);
+  ops::FakeQuantGradients a =
+      ops::fake_quantize_backward(g64, x64, s64, Tensor(), 0, {-8, 7}, true, true, true);
   ops::FakeQuantGradients b =
       ops::fake_quantize_backward(g64.to(DType::kF32), x64.to(DType::kF32), s64.to(DType::kF32),
                                   Tensor(), 0, {-8, 7}, true, true, true);
@@ -233,9 +235,9 @@ TEST(FakeQuantizeError, ScoresEveryCandidatePerChannel) {
     }
   }
   for (DType dtype : {DType::kF64, DType::kF32}) {
-    Tensor errors = ops::fake_quantize_error(
-        x.to(dtype), Tensor::from_vector(scales, {3, 2}).to(dtype),
-        Tensor::from_vector(zeros, {3, 2}).to(dtype), 1, {0, 15}, 2.4);
+    Tensor errors =
+        ops::fake_quantize_error(x.to(dtype), Tensor::from_vector(scales, {3, 2}).to(dtype),
+                                 Tensor::from_vector(zeros, {3, 2}).to(dtype), 1, {0, 15}, 2.4);
     ASSERT_EQ(errors.shape(), (Shape{3, 2}));
     ASSERT_EQ(errors.dtype(), DType::kF64);
     const std::vector<double> got = errors.to_vector<double>();
@@ -243,20 +245,25 @@ TEST(FakeQuantizeError, ScoresEveryCandidatePerChannel) {
     for (int i = 0; i < 6; ++i) EXPECT_NEAR(got[i], expected[i], tol * expected[i]) << i;
   }
   // Per tensor: [K] candidates, no zero point.
-  Tensor per_tensor = ops::fake_quantize_error(x, vec64({0.1, 0.2}), Tensor(), std::nullopt,
-                                               {-8, 7}, 2.0);
+  Tensor per_tensor =
+      ops::fake_quantize_error(x, vec64({0.1, 0.2}), Tensor(), std::nullopt, {-8, 7}, 2.0);
   EXPECT_EQ(per_tensor.shape(), (Shape{2}));
   Tensor direct = ops::fake_quantize(x, scalar64(0.2), Tensor(), std::nullopt, {-8, 7});
   double mse = 0;
   const std::vector<double> dv = direct.to_vector<double>();
   for (size_t i = 0; i < xv.size(); ++i) mse += (xv[i] - dv[i]) * (xv[i] - dv[i]) / xv.size();
   EXPECT_NEAR(per_tensor.to_vector<double>()[1], mse, 1e-12 * mse);
-  EXPECT_THAT([&] { ops::fake_quantize_error(x, vec64({0.1}), Tensor(), 1, {0, 15}, 2.4); },
-              ThrowsMessage<Error>(HasSubstr("fake_quantize_error: candidate scales of shape [1] "
-                                             "(expected [K, C])")));
-  EXPECT_THAT([&] { ops::fake_quantize_error(x, Tensor::ones({2, 3}, DType::kF64), Tensor(), 1,
-                                             {0, 15}, 2.4); },
-              ThrowsMessage<Error>(HasSubstr("per-channel scale of shape [3] for axis 1")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize_error(x, vec64({0.1}), Tensor(), 1, {0, 15}, 2.4);
+      },
+      ThrowsMessage<Error>(HasSubstr("fake_quantize_error: candidate scales of shape [1] "
+                                     "(expected [K, C])")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize_error(x, Tensor::ones({2, 3}, DType::kF64), Tensor(), 1, {0, 15}, 2.4);
+      },
+      ThrowsMessage<Error>(HasSubstr("per-channel scale of shape [3] for axis 1")));
 }
 
 TEST(Quantize, CodesRoundTripThroughDequantize) {
@@ -304,42 +311,78 @@ TEST(Quantize, RequantizeAccumulators) {
 TEST(QuantOps, BadInputsNameTheOpAndTheShapes) {
   Tensor x = Tensor::zeros({2, 3});
   Tensor s = Tensor::scalar(0.1f);
-  EXPECT_THAT([&] { ops::fake_quantize(x, Tensor::ones({3}), Tensor(), std::nullopt, {0, 3}); },
-              ThrowsMessage<Error>(HasSubstr("per-tensor quantization needs a 0-dim scale")));
-  EXPECT_THAT([&] { ops::fake_quantize(x, Tensor::ones({2}), Tensor(), 1, {0, 3}); },
-              ThrowsMessage<Error>(HasSubstr("fake_quantize: per-channel scale of shape [2] for "
-                                             "axis 1 of a tensor of shape [2, 3] (expected [3])")));
-  EXPECT_THAT([&] { ops::fake_quantize(x, Tensor::ones({3}), Tensor(), 2, {0, 3}); },
-              ThrowsMessage<Error>(HasSubstr("dim 2 out of range")));
-  EXPECT_THAT([&] { ops::fake_quantize(x, s, Tensor(), std::nullopt, {3, 3}); },
-              ThrowsMessage<Error>(HasSubstr("empty code range [3, 3]")));
-  EXPECT_THAT([&] { ops::fake_quantize(x, Tensor::scalar(0.1, DType::kF64), Tensor(),
-                                       std::nullopt, {0, 3}); },
-              ThrowsMessage<Error>(HasSubstr("fake_quantize")));
-  EXPECT_THAT([&] { ops::fake_quantize(x, s, Tensor::ones({3}), std::nullopt, {0, 3}); },
-              ThrowsMessage<Error>(HasSubstr("zero_point of shape [3] (expected [])")));
-  EXPECT_THAT([&] { ops::fake_quantize(x, Tensor::scalar(1, DType::kI32), Tensor(), std::nullopt,
-                                       {0, 3}); },
-              ThrowsMessage<Error>(HasSubstr("scale of dtype i32 (expected f32 or f64)")));
-  EXPECT_THAT([&] { ops::fake_quantize_backward(Tensor::zeros({3, 2}), x, s, Tensor(),
-                                                std::nullopt, {0, 3}, true, true, true); },
-              ThrowsMessage<Error>(HasSubstr("grad_output of shape [3, 2] for an input of shape "
-                                             "[2, 3]")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize(x, Tensor::ones({3}), Tensor(), std::nullopt, {0, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("per-tensor quantization needs a 0-dim scale")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize(x, Tensor::ones({2}), Tensor(), 1, {0, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("fake_quantize: per-channel scale of shape [2] for "
+                                     "axis 1 of a tensor of shape [2, 3] (expected [3])")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize(x, Tensor::ones({3}), Tensor(), 2, {0, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("dim 2 out of range")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize(x, s, Tensor(), std::nullopt, {3, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("empty code range [3, 3]")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize(x, Tensor::scalar(0.1, DType::kF64), Tensor(), std::nullopt, {0, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("fake_quantize")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize(x, s, Tensor::ones({3}), std::nullopt, {0, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("zero_point of shape [3] (expected [])")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize(x, Tensor::scalar(1, DType::kI32), Tensor(), std::nullopt, {0, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("scale of dtype i32 (expected f32 or f64)")));
+  EXPECT_THAT(
+      [&] {
+        ops::fake_quantize_backward(Tensor::zeros({3, 2}), x, s, Tensor(), std::nullopt, {0, 3},
+                                    true, true, true);
+      },
+      ThrowsMessage<Error>(HasSubstr("grad_output of shape [3, 2] for an input of shape "
+                                     "[2, 3]")));
   EXPECT_THAT([&] { ops::dequantize(x, s, Tensor(), std::nullopt); },
               ThrowsMessage<Error>(HasSubstr("dequantize: codes of dtype f32")));
-  EXPECT_THAT([&] { ops::dequantize(Tensor::zeros({2, 3}, DType::kI8), Tensor::ones({3}),
-                                    Tensor(), 1, Tensor::ones({2})); },
-              ThrowsMessage<Error>(HasSubstr("dequantize: bias of shape [2] (expected [3])")));
+  EXPECT_THAT(
+      [&] {
+        ops::dequantize(Tensor::zeros({2, 3}, DType::kI8), Tensor::ones({3}), Tensor(), 1,
+                        Tensor::ones({2}));
+      },
+      ThrowsMessage<Error>(HasSubstr("dequantize: bias of shape [2] (expected [3])")));
   Tensor acc = Tensor::zeros({2, 3}, DType::kI32);
-  EXPECT_THAT([&] { ops::requantize(acc, Tensor::ones({3}), Tensor(), 0, 1, {0, 1023}); },
-              ThrowsMessage<Error>(HasSubstr("does not fit in 8 bits")));
-  EXPECT_THAT([&] { ops::requantize(x, Tensor::ones({3}), Tensor(), 0, 1, {0, 255}); },
-              ThrowsMessage<Error>(HasSubstr("accumulators of dtype f32 (expected i32)")));
-  EXPECT_THAT([&] { ops::requantize(acc, Tensor::ones({3}, DType::kF64), Tensor(), 0, 1,
-                                    {0, 255}); },
-              ThrowsMessage<Error>(HasSubstr("expected a 1-dim f32 tensor")));
-  EXPECT_THAT([&] { ops::requantize(acc, Tensor::ones({3}), Tensor::ones({2}), 0, 1, {0, 255}); },
-              ThrowsMessage<Error>(HasSubstr("offset of shape [2] (expected [3])")));
+  EXPECT_THAT(
+      [&] {
+        ops::requantize(acc, Tensor::ones({3}), Tensor(), 0, 1, {0, 1023});
+      },
+      ThrowsMessage<Error>(HasSubstr("does not fit in 8 bits")));
+  EXPECT_THAT(
+      [&] {
+        ops::requantize(x, Tensor::ones({3}), Tensor(), 0, 1, {0, 255});
+      },
+      ThrowsMessage<Error>(HasSubstr("accumulators of dtype f32 (expected i32)")));
+  EXPECT_THAT(
+      [&] {
+        ops::requantize(acc, Tensor::ones({3}, DType::kF64), Tensor(), 0, 1, {0, 255});
+      },
+      ThrowsMessage<Error>(HasSubstr("expected a 1-dim f32 tensor")));
+  EXPECT_THAT(
+      [&] {
+        ops::requantize(acc, Tensor::ones({3}), Tensor::ones({2}), 0, 1, {0, 255});
+      },
+      ThrowsMessage<Error>(HasSubstr("offset of shape [2] (expected [3])")));
 }
 
 // ---- packing -----------------------------------------------------------------------------------
@@ -494,7 +537,8 @@ TEST(IntConv2d, MatchesNaiveLoopForEveryGeometry) {
     Tensor x = random_codes(c.x, xs ? -128 : 0, xs ? 127 : 255, c.x_dtype, gen);
     Tensor w = random_codes(c.w, ws ? -128 : 0, ws ? 127 : 255, c.w_dtype, gen);
     std::vector<int32_t> wz(c.w[0]);
-    for (int64_t o = 0; o < c.w[0]; ++o) wz[o] = ws ? static_cast<int32_t>(o % 3) - 1 : 100 + static_cast<int32_t>(o);
+    for (int64_t o = 0; o < c.w[0]; ++o)
+      wz[o] = ws ? static_cast<int32_t>(o % 3) - 1 : 100 + static_cast<int32_t>(o);
     Tensor out = ops::int_conv2d(x, c.xz, w, Tensor::from_vector(wz, {c.w[0]}), c.p);
     ASSERT_EQ(out.dtype(), DType::kI32);
     EXPECT_EQ(out.to_vector<int32_t>(), reference_int_conv(x, c.xz, w, wz, c.p, out.shape()))
@@ -548,12 +592,18 @@ TEST(IntConv2d, BadInputs) {
   EXPECT_THAT([&] { ops::int_conv2d(x, 0, w, Tensor::zeros({2}, DType::kI32), {}); },
               ThrowsMessage<Error>(HasSubstr("weight zero point of shape [2] and dtype i32 "
                                              "(expected i32 [3])")));
-  EXPECT_THAT([&] { ops::int_conv2d(x, 0, Tensor::zeros({3, 1, 3, 3}, DType::kI8), Tensor(), {}); },
-              ThrowsMessage<Error>(HasSubstr("has 2 channels")));
-  EXPECT_THAT([&] { ops::int_linear(Tensor::zeros({2, 5}, DType::kU8), 0,
-                                    Tensor::zeros({3, 4}, DType::kI8), Tensor()); },
-              ThrowsMessage<Error>(HasSubstr("int_linear: input of shape [2, 5] and weight of "
-                                             "shape [3, 4]")));
+  EXPECT_THAT(
+      [&] {
+        ops::int_conv2d(x, 0, Tensor::zeros({3, 1, 3, 3}, DType::kI8), Tensor(), {});
+      },
+      ThrowsMessage<Error>(HasSubstr("has 2 channels")));
+  EXPECT_THAT(
+      [&] {
+        ops::int_linear(Tensor::zeros({2, 5}, DType::kU8), 0, Tensor::zeros({3, 4}, DType::kI8),
+                        Tensor());
+      },
+      ThrowsMessage<Error>(HasSubstr("int_linear: input of shape [2, 5] and weight of "
+                                     "shape [3, 4]")));
 }
 
 }  // namespace

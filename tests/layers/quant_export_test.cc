@@ -49,9 +49,9 @@ class SingleLayer : public Model {
  public:
   SingleLayer(int64_t in, int64_t out, int64_t kernel, const Conv2dParams& p, bool with_bn,
               Generator& gen) {
-    conv_ = register_module("conv", std::make_shared<Conv2d>(
-                                        in, out, std::array<int64_t, 2>{kernel, kernel}, p,
-                                        /*bias=*/!with_bn, gen));
+    conv_ = register_module(
+        "conv", std::make_shared<Conv2d>(in, out, std::array<int64_t, 2>{kernel, kernel}, p,
+                                         /*bias=*/!with_bn, gen));
     if (with_bn) bn_ = register_module("bn", std::make_shared<BatchNorm2d>(out));
   }
   SingleLayer(int64_t in, int64_t out, Generator& gen) {
@@ -123,8 +123,7 @@ TEST(IntegerInference, RandomLayersMatchTheFakeQuantizedLayerAtEveryWidth) {
         ASSERT_EQ(packed.layers.size(), 1u);
         IntegerLayer integer(packed.layers[0]);
         EXPECT_LT(relative_max_diff(fake, integer.forward(x)), 2e-5)
-            << name << ", " << bits << " bits, "
-            << (scheme == QuantScheme::kQat ? "QAT" : "PTQ");
+            << name << ", " << bits << " bits, " << (scheme == QuantScheme::kQat ? "QAT" : "PTQ");
       }
     }
   }
@@ -323,8 +322,9 @@ TEST(PackedModel, BadModelsAndFiles) {
   // The wrong architecture: nothing is modified.
   auto wide = resnet20(100, gen);
   absl::Status status = load_integer_model(*wide, packed);
-  EXPECT_THAT(status.message(), HasSubstr("layer \"fc\" has weight shape [100, 64] in the model but "
-                                          "[10, 64] in the packed model"));
+  EXPECT_THAT(status.message(),
+              HasSubstr("layer \"fc\" has weight shape [100, 64] in the model but "
+                        "[10, 64] in the packed model"));
   for (const QuantizableLayer& layer : wide->quantizable_layers()) {
     auto conv = std::dynamic_pointer_cast<Conv2d>(layer.module);
     if (conv) EXPECT_EQ(conv->replacement(), nullptr);

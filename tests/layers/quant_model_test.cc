@@ -17,8 +17,8 @@
 #include "core/ops/elementwise.h"
 #include "core/random.h"
 #include "layers/models/mobilenet_v2.h"
-#include "layers/quant/mse_range.h"
 #include "layers/models/resnet.h"
+#include "layers/quant/mse_range.h"
 #include "layers/quant/quantize_model.h"
 
 namespace ompq::nn {
@@ -115,7 +115,8 @@ TEST(QuantizeModel, SwapsEveryNamedLayerAndFoldsItsBatchNorm) {
   bits["layer2.0.conv1"] = 2;
   QuantizedLayers q = quantize_model(*model, bits);
   std::vector<std::string> expected_names;
-  for (const QuantizableLayer& layer : model->quantizable_layers()) expected_names.push_back(layer.name);
+  for (const QuantizableLayer& layer : model->quantizable_layers())
+    expected_names.push_back(layer.name);
   ASSERT_EQ(q.size(), expected_names.size());
   for (size_t i = 0; i < q.size(); ++i) {
     EXPECT_EQ(q[i].first, expected_names[i]);
@@ -240,24 +241,39 @@ TEST(QuantizeModel, FreezeAndBadConfigs) {
   for (const auto& [name, layer] : quantized_layers(*model)) {
     EXPECT_TRUE(layer->input_quantizer()->frozen()) << name;
   }
-  EXPECT_THAT([&] { quantize_model(*model, {{"conv1", 4}}); },
-              ThrowsMessage<Error>(HasSubstr("quantize_model: layer \"conv1\" is already "
-                                             "replaced")));
-  EXPECT_THAT([&] { quantize_model(*model, {{"layer9.conv", 4}}); },
-              ThrowsMessage<Error>(HasSubstr("\"layer9.conv\" is not a quantizable layer of the "
-                                             "model (22 layers: conv1, layer1.0.conv1,")));
-  EXPECT_THAT([&] { quantize_model(*model, {{"layer1.0.conv1", 9}}); },
-              ThrowsMessage<Error>(HasSubstr("layer \"layer1.0.conv1\" has 9 weight bits "
-                                             "(expected 2..8)")));
+  EXPECT_THAT(
+      [&] {
+        quantize_model(*model, {{"conv1", 4}});
+      },
+      ThrowsMessage<Error>(HasSubstr("quantize_model: layer \"conv1\" is already "
+                                     "replaced")));
+  EXPECT_THAT(
+      [&] {
+        quantize_model(*model, {{"layer9.conv", 4}});
+      },
+      ThrowsMessage<Error>(HasSubstr("\"layer9.conv\" is not a quantizable layer of the "
+                                     "model (22 layers: conv1, layer1.0.conv1,")));
+  EXPECT_THAT(
+      [&] {
+        quantize_model(*model, {{"layer1.0.conv1", 9}});
+      },
+      ThrowsMessage<Error>(HasSubstr("layer \"layer1.0.conv1\" has 9 weight bits "
+                                     "(expected 2..8)")));
   QuantizeOptions options;
   options.input_bits = {{"layer1.0.conv2", 8}};
-  EXPECT_THAT([&] { quantize_model(*model, {{"layer1.0.conv1", 4}}, options); },
-              ThrowsMessage<Error>(HasSubstr("input_bits names layer \"layer1.0.conv2\", which has "
-                                             "no weight bits")));
+  EXPECT_THAT(
+      [&] {
+        quantize_model(*model, {{"layer1.0.conv1", 4}}, options);
+      },
+      ThrowsMessage<Error>(HasSubstr("input_bits names layer \"layer1.0.conv2\", which has "
+                                     "no weight bits")));
   options.input_bits.clear();
   options.float_inputs = {"layer1.0.conv2"};
-  EXPECT_THAT([&] { quantize_model(*model, {{"layer1.0.conv1", 4}}, options); },
-              ThrowsMessage<Error>(HasSubstr("float_inputs names layer")));
+  EXPECT_THAT(
+      [&] {
+        quantize_model(*model, {{"layer1.0.conv1", 4}}, options);
+      },
+      ThrowsMessage<Error>(HasSubstr("float_inputs names layer")));
 }
 
 }  // namespace

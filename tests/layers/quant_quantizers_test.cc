@@ -107,7 +107,8 @@ RangeParams brute_force_mse(const std::vector<double>& w, int64_t channels, int 
       const double delta = (mx - mn) / levels, zero = std::nearbyint(-mn / delta);
       double score = 0;
       for (int64_t j = 0; j < k; ++j) {
-        const double q = std::min(std::max(std::nearbyint(w[c * k + j] / delta) + zero, 0.0), levels);
+        const double q =
+            std::min(std::max(std::nearbyint(w[c * k + j] / delta) + zero, 0.0), levels);
         score += std::pow(std::fabs(w[c * k + j] - (q - zero) * delta), 2.4);
       }
       score /= k;
@@ -144,9 +145,9 @@ TEST(WeightQuantizer, MseSearchBeatsTheFullRangeAndThenStaysFixed) {
   // The searched grid's Lp-2.4 error is at most the full min/max grid's (candidate 0).
   const ChannelRange full = channel_range(w, 0);
   RangeParams minmax = params_from_range(full.min, full.max, ptq_weight_spec(3));
-  Tensor wm = ops::fake_quantize(w, Tensor::from_vector(minmax.scale, {8}).to(DType::kF32),
-                                 Tensor::from_vector(minmax.zero_point, {8}).to(DType::kF32), 0,
-                                 {0, 7});
+  Tensor wm =
+      ops::fake_quantize(w, Tensor::from_vector(minmax.scale, {8}).to(DType::kF32),
+                         Tensor::from_vector(minmax.zero_point, {8}).to(DType::kF32), 0, {0, 7});
   auto lp = [&](const Tensor& a) {
     double s = 0;
     std::vector<float> x = w.to_vector<float>(), y = a.to_vector<float>();
@@ -171,7 +172,8 @@ TEST(WeightQuantizer, LoadedScaleCountsAsCalibrated) {
   Tensor other = randn({4, 5}, gen);
   loaded.forward(other);
   EXPECT_EQ(loaded.spec().scale.to_vector<float>(), source.spec().scale.to_vector<float>());
-  EXPECT_EQ(loaded.spec().zero_point.to_vector<float>(), source.spec().zero_point.to_vector<float>());
+  EXPECT_EQ(loaded.spec().zero_point.to_vector<float>(),
+            source.spec().zero_point.to_vector<float>());
 }
 
 TEST(WeightQuantizer, MinMaxFollowsTheWeightsAtEveryForward) {
@@ -209,10 +211,13 @@ TEST(WeightQuantizer, BadArguments) {
   EXPECT_THAT([&] { WeightQuantizer(filled, WeightRange::kMinMax, 2); },
               ThrowsMessage<Error>(HasSubstr("the spec must be a template")));
   WeightQuantizer q(qat_weight_spec(8), WeightRange::kMinMax, 4);
-  EXPECT_THAT([&] { q.forward(Tensor::ones({3, 2})); },
-              ThrowsMessage<Error>(HasSubstr("WeightQuantizer: weight of shape [3, 2] for a 8-bit "
-                                             "signed symmetric per-channel(axis 0) quantizer of 4 "
-                                             "channels")));
+  EXPECT_THAT(
+      [&] {
+        q.forward(Tensor::ones({3, 2}));
+      },
+      ThrowsMessage<Error>(HasSubstr("WeightQuantizer: weight of shape [3, 2] for a 8-bit "
+                                     "signed symmetric per-channel(axis 0) quantizer of 4 "
+                                     "channels")));
 }
 
 TEST(ActivationQuantizer, EmaRangeWithMomentum099) {
@@ -321,9 +326,9 @@ TEST(BatchNormFold, ExactAgainstTheUnfoldedModulesInEvalMode) {
       Tensor unfolded = batch_norm(conv2d(x, f64(conv.weight()), f64(conv.bias()), p),
                                    f64(bn.weight()), f64(bn.bias()), f64(bn.running_mean()),
                                    f64(bn.running_var()), /*training=*/false, 0.1, eps);
-      FoldedWeights folded = fold_batch_norm(f64(conv.weight()), f64(conv.bias()), f64(bn.weight()),
-                                             f64(bn.bias()), bn.running_mean(), bn.running_var(),
-                                             eps);
+      FoldedWeights folded =
+          fold_batch_norm(f64(conv.weight()), f64(conv.bias()), f64(bn.weight()), f64(bn.bias()),
+                          bn.running_mean(), bn.running_var(), eps);
       std::vector<double> a = unfolded.to_vector<double>(),
                           b = conv2d(x, folded.weight, folded.bias, p).to_vector<double>();
       for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-12) << i;
@@ -344,8 +349,8 @@ TEST(BatchNormFold, LinearWeights) {
   randomize_batch_norm(bn, gen);
   bn.eval();
   Tensor x = randn({3, 6}, gen, DType::kF64);
-  FoldedWeights folded = fold_batch_norm(w, b, f64(bn.weight()), f64(bn.bias()),
-                                         bn.running_mean(), bn.running_var(), 1e-5);
+  FoldedWeights folded = fold_batch_norm(w, b, f64(bn.weight()), f64(bn.bias()), bn.running_mean(),
+                                         bn.running_var(), 1e-5);
   Tensor unfolded = batch_norm(linear(x, w, b), f64(bn.weight()), f64(bn.bias()),
                                f64(bn.running_mean()), f64(bn.running_var()), false, 0.1, 1e-5);
   std::vector<double> a = unfolded.to_vector<double>(),
@@ -370,10 +375,13 @@ TEST(BatchNormFold, GradientsFlowToWeightBiasGammaAndBeta) {
 
 TEST(BatchNormFold, BadShapes) {
   Tensor w = Tensor::ones({4, 3, 1, 1});
-  EXPECT_THAT([&] { fold_batch_norm(w, Tensor(), Tensor::ones({3}), Tensor(), Tensor::zeros({4}),
-                                    Tensor::ones({4}), 1e-5); },
-              ThrowsMessage<Error>(HasSubstr("fold_batch_norm: gamma of shape [3] for a weight of "
-                                             "shape [4, 3, 1, 1] (expected [4])")));
+  EXPECT_THAT(
+      [&] {
+        fold_batch_norm(w, Tensor(), Tensor::ones({3}), Tensor(), Tensor::zeros({4}),
+                        Tensor::ones({4}), 1e-5);
+      },
+      ThrowsMessage<Error>(HasSubstr("fold_batch_norm: gamma of shape [3] for a weight of "
+                                     "shape [4, 3, 1, 1] (expected [4])")));
   EXPECT_THAT([&] { fold_batch_norm(w, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), 1e-5); },
               ThrowsMessage<Error>(HasSubstr("running statistics are undefined")));
 }
