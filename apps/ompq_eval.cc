@@ -30,6 +30,7 @@
 #include "data/mnist.h"
 #include "data/subset.h"
 #include "layers/models/registry.h"
+#include "apps/app_main.h"
 #include "runtime/init.h"
 #include "solver/trainer.h"
 
@@ -256,16 +257,5 @@ int main(int argc, char** argv) {
       "  tensor mode:  ompq_eval --model=NAME --weights=W.safetensors --input=X.safetensors "
       "--output=Y.safetensors");
   absl::ParseCommandLine(argc, argv);
-  try {
-    ompq::init();
-    absl::Status status = ompq::run();
-    if (!status.ok()) {
-      std::fprintf(stderr, "ompq_eval: error: %s\n", std::string(status.message()).c_str());
-      return 1;
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ompq_eval: error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return ompq::run_app("ompq_eval", ompq::run);
 }

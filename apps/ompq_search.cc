@@ -38,6 +38,7 @@
 #include "data/imagenet.h"
 #include "data/mnist.h"
 #include "layers/models/registry.h"
+#include "apps/app_main.h"
 #include "runtime/init.h"
 #include "solver/cost_model.h"
 #include "solver/search.h"
@@ -161,19 +162,11 @@ absl::StatusOr<std::shared_ptr<const data::Dataset>> open_search_data(const Shap
   const std::string model = absl::GetFlag(FLAGS_model);
   if (spec == kFashionMnistPrefix ||
       absl::StartsWith(spec, absl::StrCat(kFashionMnistPrefix, ":"))) {
-    if (input[1] != input[2] || input[1] < 28 || (input[0] != 1 && input[0] != 3)) {
-      return invalid(absl::StrCat(
-          model, " takes input ", shape_str(input),
-          ", which Fashion-MNIST cannot be shaped into (expected [1 or 3, S, S] with S >= 28)"));
-    }
-    data::MnistOptions options;
+    OMPQ_ASSIGN_OR_RETURN(data::MnistOptions options, data::mnist_options_for_input(input, model));
     if (spec.size() > sizeof(kFashionMnistPrefix) - 1) {
       options.folder = spec.substr(sizeof(kFashionMnistPrefix));
     }
     options.split = data::Split::kTrain;
-    options.channels = input[0];
-    options.image_size = input[1];
-    options.resize = input[1] > 32;  // pad up to 32 px, scale beyond, as ompq_train does
     OMPQ_ASSIGN_OR_RETURN(auto dataset, data::MnistDataset::open(options));
     return std::shared_ptr<const data::Dataset>(std::move(dataset));
   }
@@ -400,16 +393,5 @@ int main(int argc, char** argv) {
       "              --data=IMAGENET_DIR|fashion-mnist[:DIR] [--bits_out=FILE]\n"
       "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --solver=projection");
   absl::ParseCommandLine(argc, argv);
-  try {
-    ompq::init();
-    absl::Status status = ompq::run();
-    if (!status.ok()) {
-      std::fprintf(stderr, "ompq_search: error: %s\n", std::string(status.message()).c_str());
-      return 1;
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ompq_search: error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return ompq::run_app("ompq_search", ompq::run);
 }

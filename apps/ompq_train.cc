@@ -26,6 +26,7 @@
 #include "layers/lr_schedule.h"
 #include "layers/models/registry.h"
 #include "layers/optim.h"
+#include "apps/app_main.h"
 #include "runtime/init.h"
 #include "solver/checkpoint.h"
 #include "solver/metrics.h"
@@ -178,17 +179,13 @@ std::string to_text(const ExperimentConfig& c) {
   return text;
 }
 
-// Fashion-MNIST shaped for the model: its input_shape() [C, S, S] decides the gray channel's
-// replication and whether the 28 px images are padded (S <= 32) or resized (S > 32) to S.
 absl::StatusOr<std::shared_ptr<const data::Dataset>> open_split(const ExperimentConfig& c,
                                                                  const Shape& input_shape,
                                                                  data::Split split, int64_t limit) {
-  data::MnistOptions options;
+  OMPQ_ASSIGN_OR_RETURN(data::MnistOptions options,
+                        data::mnist_options_for_input(input_shape, c.model()));
   options.folder = c.data().dir();
   options.split = split;
-  options.channels = input_shape[0];
-  options.image_size = input_shape[1];
-  options.resize = input_shape[1] > 32;
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<const data::Dataset> dataset,
                         data::MnistDataset::open(options));
   if (limit > 0 && limit < dataset->size()) {
@@ -253,12 +250,6 @@ absl::Status run() {
   spec.width_mult = config.width_mult() > 0 ? config.width_mult() : 1.0;
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, nn::make_model(spec, gen));
   const Shape input_shape = model->input_shape();
-  if (input_shape.size() != 3 || input_shape[1] != input_shape[2] || input_shape[1] < 28 ||
-      (input_shape[0] != 1 && input_shape[0] != 3)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model ", config.model(), " takes input ", shape_str(input_shape),
-        ", which Fashion-MNIST cannot be shaped into (expected [1 or 3, S, S] with S >= 28)"));
-  }
   OMPQ_ASSIGN_OR_RETURN(auto train_set, open_split(config, input_shape, data::Split::kTrain,
                                                    config.data().train_limit()));
   OMPQ_ASSIGN_OR_RETURN(auto test_set, open_split(config, input_shape, data::Split::kTest,
@@ -355,16 +346,5 @@ int main(int argc, char** argv) {
       "A rerun with the same flags resumes from output_dir/checkpoint.safetensors.");
   ompq::collect_given_flags(argc, argv);
   absl::ParseCommandLine(argc, argv);
-  try {
-    ompq::init();
-    absl::Status status = ompq::run();
-    if (!status.ok()) {
-      std::fprintf(stderr, "ompq_train: error: %s\n", std::string(status.message()).c_str());
-      return 1;
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ompq_train: error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return ompq::run_app("ompq_train", ompq::run);
 }

@@ -152,4 +152,19 @@ Example MnistDataset::load(int64_t index, Generator& /*rng*/) const {
   return Example{input, labels_.data<uint8_t>()[index]};
 }
 
+absl::StatusOr<MnistOptions> mnist_options_for_input(const Shape& input_shape,
+                                                     const std::string& model_name) {
+  if (input_shape.size() != 3 || input_shape[1] != input_shape[2] || input_shape[1] < 28 ||
+      (input_shape[0] != 1 && input_shape[0] != 3)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        model_name, " takes input ", shape_str(input_shape),
+        ", which Fashion-MNIST cannot be shaped into (expected [1 or 3, S, S] with S >= 28)"));
+  }
+  MnistOptions options;
+  options.channels = input_shape[0];
+  options.image_size = input_shape[1];
+  options.resize = input_shape[1] > 32;
+  return options;
+}
+
 }  // namespace ompq::data

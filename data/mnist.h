@@ -58,4 +58,11 @@ class MnistDataset : public Dataset {
   Tensor labels_;  // u8 [N]
 };
 
+// Options that shape the 28x28 gray images for a model whose input is `input_shape` [C, S, S]:
+// C = 1 or 3 (the gray channel replicated), padded to S up to 32 px (the CIFAR-style models' size)
+// and resized beyond (an ImageNet model). An input that cannot be reached is an error naming
+// `model_name` and the shape.
+absl::StatusOr<MnistOptions> mnist_options_for_input(const Shape& input_shape,
+                                                     const std::string& model_name);
+
 }  // namespace ompq::data
