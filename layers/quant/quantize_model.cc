@@ -58,9 +58,10 @@ QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& w
     if (auto it = options.input_bits.find(name); it != options.input_bits.end())
       act_bits = it->second;
     if (options.float_inputs.count(name) > 0) act_bits = 0;
-    const LayerQuantConfig config = options.scheme == QuantScheme::kQat
-                                        ? qat_layer_config(bits->second, act_bits)
-                                        : ptq_layer_config(bits->second, act_bits);
+    LayerQuantConfig config = options.scheme == QuantScheme::kQat
+                                  ? qat_layer_config(bits->second, act_bits)
+                                  : ptq_layer_config(bits->second, act_bits);
+    config.input_options = options.input_options;
     std::shared_ptr<QuantizedLayer> q;
     if (auto conv = std::dynamic_pointer_cast<Conv2d>(module)) {
       OMPQ_CHECK(conv->replacement() == nullptr, "quantize_model: layer \"", name,

@@ -22,6 +22,9 @@ struct QuantizeOptions {
   int act_bits = 8;  // input bits of every quantized layer (one global setting)
   std::map<std::string, int> input_bits;  // per-layer exceptions (e.g. 8 for the classifier)
   std::set<std::string> float_inputs;     // layers whose input stays real-valued (PTQ: the stem)
+  // Momentum of the EMA ranges (QAT) and whether the input's straight-through gradient is clipped
+  // (false: HAWQ-V3's unclipped estimator).
+  ActQuantOptions input_options;
   // Fold the batch norm that follows a conv into it. The batch norm of a conv is the module that
   // comes right after it in named_modules() order (every model registers its modules in execution
   // order) when it is a BatchNorm with as many channels as the conv has outputs.

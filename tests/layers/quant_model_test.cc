@@ -205,6 +205,7 @@ TEST(QuantizeModel, PtqSchemeLeavesTheStemInputRealValued) {
   options.float_inputs = {"conv1"};
   options.input_bits = {{"fc", 8}};
   options.act_bits = 4;
+  options.input_options.clip_gradient = false;
   QuantizedLayers q = quantize_model(*model, bits_for(*model, 4, 2), options);
   EXPECT_EQ(q.front().second->input_quantizer(), nullptr);
   EXPECT_EQ(q.back().second->input_quantizer()->spec().bits, 8);
@@ -216,6 +217,11 @@ TEST(QuantizeModel, PtqSchemeLeavesTheStemInputRealValued) {
   for (const auto& [name, p] : model->named_parameters()) names.insert(name);
   EXPECT_EQ(names.count("layer1.0.conv1.quant.input_quantizer.scale"), 1u);
   EXPECT_EQ(names.count("conv1.quant.input_quantizer.scale"), 0u);
+  // Values far outside the learned range still pass their gradient (unclipped estimator).
+  ActivationQuantizer& a = *q[1].second->input_quantizer();
+  Tensor probe = ops::add(ops::mul(rand({64}, gen), 10.0), 1000.0).set_requires_grad(true);
+  sum(a.forward(probe)).backward();
+  EXPECT_EQ(probe.grad().to_vector<float>(), std::vector<float>(64, 1.f));
 }
 
 TEST(QuantizeModel, MobileNetV2FoldsEveryConvIncludingDepthwise) {
