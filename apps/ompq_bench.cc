@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "apps/bench_data.h"
 #include "core/functional/conv.h"
 #include "core/ops/conv.h"
 #include "core/ops/elementwise.h"
@@ -187,6 +188,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
   ompq::register_benchmarks(batch);
+  ompq::register_data_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
