@@ -1,9 +1,10 @@
 // Kernel benchmarks (Google Benchmark): CPU convolution forward and backward on the distinct
 // ResNet-18 layer shapes (and two MobileNetV2 depthwise ones), matmul, pooling and elementwise
-// ops, reporting FLOP/s or bytes/s.
+// ops, reporting FLOP/s or bytes/s; and whole-model training steps and inference (BM_TrainStep,
+// BM_Infer) reporting images/s.
 // Benchmark names carry every parameter of the case (e.g.
 // BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
-// same cases in PyTorch from the JSON output.
+// same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
 //
 //   ./build/apps/ompq_bench [--batch=32] [--benchmark_filter=Conv] [--benchmark_format=json]
 #include <benchmark/benchmark.h>
@@ -15,12 +16,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "apps/bench_data.h"
+#include "core/autograd.h"
 #include "core/functional/conv.h"
+#include "core/functional/softmax.h"
 #include "core/ops/conv.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/linalg.h"
 #include "core/ops/pool.h"
 #include "core/random.h"
+#include "layers/models/registry.h"
+#include "layers/optim.h"
 #include "runtime/init.h"
 
 namespace ompq {
@@ -134,6 +139,87 @@ void max_pool(benchmark::State& state, int64_t batch) {
   set_bytes(state, batch * 64 * (112 * 112 * 4.0 + 56 * 56 * (4.0 + 8.0)));
 }
 
+// A whole model on random images of one size. The input stays NCHW: batch norm and pooling still
+// take NCHW (see docs/PERF.md), so that is the layout a whole network runs fastest in today.
+struct ModelCase {
+  std::string model;
+  int64_t batch, resolution;
+
+  int64_t num_classes() const { return model == "resnet20" ? 10 : 1000; }
+  std::string name() const { return absl::StrCat(model, "/", batch, "/", resolution); }
+  std::shared_ptr<nn::Model> make(Generator& gen) const {
+    nn::ModelSpec spec;
+    spec.name = model;
+    spec.num_classes = num_classes();
+    absl::StatusOr<std::shared_ptr<nn::Model>> m = nn::make_model(spec, gen);
+    OMPQ_CHECK(m.ok(), "ompq_bench: ", m.status().message());
+    return *m;
+  }
+  Tensor images(Generator& gen) const { return randn({batch, 3, resolution, resolution}, gen); }
+};
+
+void set_images_per_second(benchmark::State& state, int64_t batch) {
+  state.counters["items_per_second"] =
+      benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// One SGD training step as in solver/trainer.cc: forward in train mode, cross-entropy, backward,
+// SGD with momentum 0.9 and weight decay (the optimizer's fused update kernel).
+void train_step(benchmark::State& state, ModelCase c) {
+  Generator gen(7);
+  std::shared_ptr<nn::Model> model = c.make(gen);
+  model->train();
+  SgdOptions options;
+  options.lr = 0.01;
+  options.momentum = 0.9;
+  options.weight_decay = 1e-4;
+  nn::SGD optimizer(model->parameters(), options);
+  const Tensor x = c.images(gen);
+  std::vector<int64_t> classes(c.batch);
+  for (int64_t i = 0; i < c.batch; ++i) classes[i] = i % c.num_classes();
+  const Tensor labels = Tensor::from_vector(classes, {c.batch});
+  auto step = [&] {
+    Tensor loss = cross_entropy((*model)(x), labels);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    benchmark::DoNotOptimize(loss.data_ptr());
+  };
+  step();  // untimed warm-up: first-touch allocations, the momentum buffers
+  for (auto _ : state) step();
+  set_images_per_second(state, c.batch);
+}
+
+void infer(benchmark::State& state, ModelCase c) {
+  Generator gen(8);
+  std::shared_ptr<nn::Model> model = c.make(gen);
+  model->eval();
+  NoGradGuard no_grad;
+  const Tensor x = c.images(gen);
+  benchmark::DoNotOptimize((*model)(x).data_ptr());  // untimed warm-up
+  for (auto _ : state) benchmark::DoNotOptimize((*model)(x).data_ptr());
+  set_images_per_second(state, c.batch);
+}
+
+void register_model_benchmarks(int64_t batch) {
+  // Seconds per step on two cores: a fixed iteration count after one untimed warm-up step keeps a
+  // case to tens of seconds.
+  const ModelCase cases[] = {{"resnet20", batch, 32},
+                             {"resnet18", batch, 224},
+                             {"resnet50", batch, 224},
+                             {"mobilenet_v2", batch, 224}};
+  for (const ModelCase& c : cases) {
+    benchmark::RegisterBenchmark(("BM_TrainStep/" + c.name()).c_str(), train_step, c)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->Iterations(c.resolution <= 32 ? 20 : 3);
+    benchmark::RegisterBenchmark(("BM_Infer/" + c.name()).c_str(), infer, c)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->Iterations(c.resolution <= 32 ? 40 : 5);
+  }
+}
+
 void register_benchmarks(int64_t batch) {
   for (bool channels_last : {false, true}) {
     for (const ConvShape& s : kConvShapes) {
@@ -167,6 +253,7 @@ void register_benchmarks(int64_t batch) {
                                max_pool, batch)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
+  register_model_benchmarks(batch);
 }
 
 }  // namespace
