@@ -6,7 +6,9 @@
 // BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
 // same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
 //
-//   ./build/apps/ompq_bench [--batch=32] [--benchmark_filter=Conv] [--benchmark_format=json]
+//   ./build/apps/ompq_bench [--batch=32] [--model_iterations=N] [--benchmark_filter=Conv]
+//       [--benchmark_format=json]
+// --model_iterations replaces the default iteration counts of BM_TrainStep and BM_Infer.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -201,7 +203,7 @@ void infer(benchmark::State& state, ModelCase c) {
   set_images_per_second(state, c.batch);
 }
 
-void register_model_benchmarks(int64_t batch) {
+void register_model_benchmarks(int64_t batch, int64_t iterations) {
   // Seconds per step on two cores: a fixed iteration count after one untimed warm-up step keeps a
   // case to tens of seconds.
   const ModelCase cases[] = {{"resnet20", batch, 32},
@@ -212,15 +214,15 @@ void register_model_benchmarks(int64_t batch) {
     benchmark::RegisterBenchmark(("BM_TrainStep/" + c.name()).c_str(), train_step, c)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
-        ->Iterations(c.resolution <= 32 ? 20 : 3);
+        ->Iterations(iterations > 0 ? iterations : c.resolution <= 32 ? 20 : 3);
     benchmark::RegisterBenchmark(("BM_Infer/" + c.name()).c_str(), infer, c)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime()
-        ->Iterations(c.resolution <= 32 ? 40 : 5);
+        ->Iterations(iterations > 0 ? iterations : c.resolution <= 32 ? 40 : 5);
   }
 }
 
-void register_benchmarks(int64_t batch) {
+void register_benchmarks(int64_t batch, int64_t model_iterations) {
   for (bool channels_last : {false, true}) {
     for (const ConvShape& s : kConvShapes) {
       ConvCase c{batch, s, channels_last};
@@ -253,7 +255,7 @@ void register_benchmarks(int64_t batch) {
                                max_pool, batch)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
-  register_model_benchmarks(batch);
+  register_model_benchmarks(batch, model_iterations);
 }
 
 }  // namespace
@@ -261,12 +263,14 @@ void register_benchmarks(int64_t batch) {
 
 int main(int argc, char** argv) {
   ompq::init();
-  // --batch=N (ours) is taken out before Google Benchmark parses the rest.
-  int64_t batch = 32;
+  // --batch=N and --model_iterations=N (ours) are taken out before Google Benchmark parses the rest.
+  int64_t batch = 32, model_iterations = 0;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--batch=", 8) == 0) {
       batch = std::atoll(argv[i] + 8);
+    } else if (std::strncmp(argv[i], "--model_iterations=", 19) == 0) {
+      model_iterations = std::atoll(argv[i] + 19);
     } else {
       args.push_back(argv[i]);
     }
@@ -274,7 +278,7 @@ int main(int argc, char** argv) {
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-  ompq::register_benchmarks(batch);
+  ompq::register_benchmarks(batch, model_iterations);
   ompq::register_data_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
