@@ -66,6 +66,9 @@ struct ModelCase {
   size_t qat_units, ptq_units;
 };
 
+// Names the case in test listings (gtest would otherwise print the struct's bytes).
+void PrintTo(const ModelCase& c, std::ostream* os) { *os << c.name; }
+
 class FeaturesOf : public ::testing::TestWithParam<ModelCase> {};
 
 TEST_P(FeaturesOf, UnitsOfBothModesMatchTheSearchSpace) {
