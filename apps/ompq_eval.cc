@@ -82,19 +82,8 @@ absl::StatusOr<std::shared_ptr<nn::Model>> make_model() {
 // Loads --weights (strictly: every name, shape and dtype must fit), moves the model to `device`
 // and puts it in eval mode.
 absl::Status load_weights(nn::Model& model, Device device) {
-  const std::string path = absl::GetFlag(FLAGS_weights);
-  OMPQ_ASSIGN_OR_RETURN(SafetensorsContents weights, load_safetensors(path));
-  absl::Status loaded = model.load_state_dict(weights.tensors, /*strict=*/true);
-  if (!loaded.ok()) {
-    const std::string name = absl::GetFlag(FLAGS_model);
-    std::string hint = "check --model, --num_classes, --small_input and --width_mult";
-    auto it = weights.metadata.find("model");
-    if (it != weights.metadata.end() && it->second != name) {
-      hint = absl::StrCat("the file's metadata says model \"", it->second, "\"; ", hint);
-    }
-    return invalid(
-        absl::StrCat(path, " does not fit --model=", name, " (", hint, "): ", loaded.message()));
-  }
+  OMPQ_RETURN_IF_ERROR(
+      nn::load_model_weights(model, absl::GetFlag(FLAGS_weights), absl::GetFlag(FLAGS_model)));
   model.to(device);
   model.eval();
   return absl::OkStatus();

@@ -141,21 +141,6 @@ absl::Status with_model_name(const absl::Status& status, const std::string& mode
   return absl::Status(status.code(), absl::StrCat(model_name, ": ", status.message()));
 }
 
-// Strict: every name, shape and dtype of the model must be in the file and nothing else.
-absl::Status load_weights(nn::Model& model, const std::string& path) {
-  OMPQ_ASSIGN_OR_RETURN(SafetensorsContents weights, load_safetensors(path));
-  absl::Status loaded = model.load_state_dict(weights.tensors, /*strict=*/true);
-  if (loaded.ok()) return loaded;
-  const std::string name = absl::GetFlag(FLAGS_model);
-  std::string hint = "check --model, --num_classes, --small_input and --width_mult";
-  auto it = weights.metadata.find("model");
-  if (it != weights.metadata.end() && it->second != name) {
-    hint = absl::StrCat("the file's metadata says model \"", it->second, "\"; ", hint);
-  }
-  return invalid(
-      absl::StrCat(path, " does not fit --model=", name, " (", hint, "): ", loaded.message()));
-}
-
 // --data as a dataset shaped for the model's input [C, S, S].
 absl::StatusOr<std::shared_ptr<const data::Dataset>> open_search_data(const Shape& input) {
   const std::string spec = absl::GetFlag(FLAGS_data);
@@ -360,7 +345,7 @@ absl::Status run() {
                    "ompq_search: no --weights: searching the randomly initialized %s (seed %llu)\n",
                    options.model_name.c_str(), static_cast<unsigned long long>(seed));
     } else {
-      OMPQ_RETURN_IF_ERROR(load_weights(*model, weights));
+      OMPQ_RETURN_IF_ERROR(nn::load_model_weights(*model, weights, absl::GetFlag(FLAGS_model)));
     }
     OMPQ_ASSIGN_OR_RETURN(auto dataset, open_search_data(model->input_shape()));
     OMPQ_ASSIGN_OR_RETURN(images, search_images(dataset, num_images, seed));

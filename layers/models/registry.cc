@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "layers/models/fashion_cnn.h"
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/resnet.h"
@@ -71,6 +73,20 @@ absl::StatusOr<std::shared_ptr<Model>> make_model(const ModelSpec& spec, Generat
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown model \"", spec.name, "\" (known: ", absl::StrJoin(model_names(), ", "), ")"));
+}
+
+absl::Status load_model_weights(Model& model, const std::string& path,
+                                const std::string& model_name) {
+  OMPQ_ASSIGN_OR_RETURN(SafetensorsContents weights, load_safetensors(path));
+  absl::Status loaded = model.load_state_dict(weights.tensors, /*strict=*/true);
+  if (loaded.ok()) return loaded;
+  std::string hint = "check the model name, num_classes, small_input and width_mult";
+  auto it = weights.metadata.find("model");
+  if (it != weights.metadata.end() && it->second != model_name) {
+    hint = absl::StrCat("the file's metadata says model \"", it->second, "\"; ", hint);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(path, " does not fit model ", model_name, " (",
+                                                 hint, "): ", loaded.message()));
 }
 
 }  // namespace ompq::nn

@@ -28,4 +28,9 @@ std::vector<std::string> model_names();
 absl::StatusOr<std::shared_ptr<Model>> make_model(const ModelSpec& spec,
                                                   Generator& gen = default_generator());
 
+// Loads a safetensors file into `model` strictly (every name, shape and dtype must fit, nothing
+// extra). A mismatch names the file and `model_name`, and when the file's metadata names another
+// model, says so: the usual cause is the wrong model, class count, small-input flag or width.
+absl::Status load_model_weights(Model& model, const std::string& path, const std::string& model_name);
+
 }  // namespace ompq::nn

@@ -29,7 +29,7 @@ expect_error() {  # expect_error PATTERN ARGS...
   if "$eval_bin" "$@" > "$out/err" 2>&1; then fail "accepted: $*"; fi
   grep -qF -- "$pattern" "$out/err" || { cat "$out/err"; fail "message for '$*' lacks '$pattern'"; }
 }
-expect_error 'does not fit --model=resnet18 (the file'"'"'s metadata says model "resnet20"' \
+expect_error 'does not fit model resnet18 (the file'"'"'s metadata says model "resnet20"' \
   --model=resnet18 --small_input --num_classes=10 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
 expect_error 'missing: layer4.0.bn1.bias' \
   --model=resnet18 --small_input --num_classes=10 --weights="$weights" --input="$golden" --output="$out/y.safetensors"

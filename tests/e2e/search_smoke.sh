@@ -135,7 +135,7 @@ expect_error 'resnet20: BOPs budget 1.0000 G is below the smallest BOPs 1.3631 G
 expect_error 'the lp solver needs --data (an ImageNet folder or fashion-mnist[:DIR])' "${lp[@]}" "$bad"
 expect_error "safetensors file '$out/nowhere.safetensors' does not exist" \
   "${lp[@]}" --weights="$out/nowhere.safetensors" --data="$imagenet" "$bad"
-expect_error 'does not fit --model=resnet18 (the file'"'"'s metadata says model "resnet20"' \
+expect_error 'does not fit model resnet18 (the file'"'"'s metadata says model "resnet20"' \
   --model=resnet18 --small_input --num_classes=10 --budget_mb=7 --weights="$weights" --data="$imagenet" "$bad"
 expect_error 'fc.weight (checkpoint: [10, 64] f32, model: [1000, 64] f32)' \
   --model=resnet20 --budget_mb=0.3 --weights="$weights" --data="$imagenet" --bits_out="$out/qat.pbtxt"
