@@ -33,7 +33,6 @@
 #include "absl/strings/str_join.h"
 #include "core/parallel.h"
 #include "core/proto/ompq.pb.h"
-#include "core/safetensors.h"
 #include "data/dataloader.h"
 #include "data/imagenet.h"
 #include "data/mnist.h"
