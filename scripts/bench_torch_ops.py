@@ -96,7 +96,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench", default="build/apps/ompq_bench")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--filter", default=".")
+    # The kernel families this script has PyTorch twins for; the model and data benchmarks have
+    # their own scripts (bench_torch_models.py, bench_decode_torch.py).
+    parser.add_argument("--filter", default=r"^BM_(Conv2dForward|Conv2dBackward|Matmul|Add|Relu|MaxPool2d)/")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--min-time", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=2)
