@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""The peer of `ompq_train --model=fashion_cnn`: the same network, data and recipe in PyTorch, so
-that accuracy and time can be compared side by side on one machine.
+"""The peer of `ompq_train`: the same network, data shaping and recipe in PyTorch, so that accuracy
+and time can be compared side by side on one machine. --model fashion_cnn (default) or a model of
+torchvision_to_safetensors.build_model (e.g. resnet20); images are padded to 32 px and replicated to
+3 channels for those, as ompq_train does for a [3, 32, 32] model.
 
-    /usr/bin/python3 scripts/fashion_cnn_torch.py [--epochs 2] [--threads 2]
+    /usr/bin/python3 scripts/fashion_cnn_torch.py [--model resnet20] [--epochs 2] [--threads 2]
 """
 import argparse
 import gzip
@@ -31,6 +33,12 @@ def load(root, split, mean, std):
     return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
 
 
+def pad_to_32_rgb(x, mean, std):
+    """[N,1,28,28] normalized -> [N,3,32,32], padded with black (pixel 0) before normalization."""
+    x = F.pad(x, (2, 2, 2, 2), value=(0.0 - mean) / std)
+    return x.expand(-1, 3, -1, -1).contiguous()
+
+
 class FashionCNN(nn.Module):
     def __init__(self):
         super().__init__()
@@ -49,6 +57,7 @@ class FashionCNN(nn.Module):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--model", default="fashion_cnn")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.02)
@@ -68,7 +77,15 @@ def main():
         xtr, ytr = xtr[:a.train_limit], ytr[:a.train_limit]
     if a.test_limit:
         xte, yte = xte[:a.test_limit], yte[:a.test_limit]
-    model = FashionCNN()
+    if a.model == "fashion_cnn":
+        model = FashionCNN()
+    else:
+        import os
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from torchvision_to_safetensors import build_model
+        model = build_model(a.model, num_classes=10)
+        xtr, xte = pad_to_32_rgb(xtr, 0.2860, 0.3530), pad_to_32_rgb(xte, 0.2860, 0.3530)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum,
                           weight_decay=a.weight_decay, nesterov=True)
     steps_per_epoch = len(xtr) // a.batch_size
