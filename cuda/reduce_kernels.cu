@@ -14,6 +14,7 @@
 #include <limits>
 
 #include "core/ops/reduce.h"
+#include "core/ops/reduce_math.h"
 #include "cuda/launch.cuh"
 #include "cuda/register.h"
 
@@ -269,17 +270,7 @@ struct ArgmaxFunctor {
   int64_t stride;
   template <typename index_t>
   __device__ void operator()(index_t, const index_t* offsets) const {
-    const T* p = x + offsets[1];
-    int64_t best = 0;
-    T best_value = p[0];
-    for (int64_t i = 1; i < n && best_value == best_value; ++i) {
-      const T v = p[i * stride];
-      if (v > best_value || v != v) {
-        best = i;
-        best_value = v;
-      }
-    }
-    out[offsets[0]] = best;
+    out[offsets[0]] = argmax_along(x + offsets[1], n, stride);
   }
 };
 

@@ -15,6 +15,7 @@
 #include "core/cpu/register.h"
 #include "core/cpu/strided.h"
 #include "core/ops/reduce.h"
+#include "core/ops/reduce_math.h"
 #include "core/parallel.h"
 
 namespace ompq::cpu {
@@ -334,17 +335,7 @@ void argmax_kernel(const Tensor& out, const Tensor& x, int64_t dim) {
     parallel_for(0, shape_numel(shape), std::max<int64_t>(1, kGrain / n), [&](int64_t lo, int64_t hi) {
       for (int64_t k = lo; k < hi; ++k) {
         const auto offsets = offsets_at(layout, k);
-        const scalar_t* p = x_data + offsets[1];
-        int64_t best = 0;
-        scalar_t best_value = p[0];
-        for (int64_t i = 1; i < n && best_value == best_value; ++i) {
-          const scalar_t v = p[i * x_dim_stride];
-          if (v > best_value || v != v) {
-            best = i;
-            best_value = v;
-          }
-        }
-        out_data[offsets[0]] = best;
+        out_data[offsets[0]] = argmax_along(x_data + offsets[1], n, x_dim_stride);
       }
     });
   });
