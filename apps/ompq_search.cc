@@ -12,14 +12,11 @@
 // augmentation (RandomResizedCrop with area [0.1, 1] and aspect ratio [0.8, 1.25], horizontal
 // flip), drawn from --seed: the batch, and so the search, is a pure function of the flags.
 // Fashion-MNIST is shaped to the model's input as ompq_train does it.
-#include <google/protobuf/text_format.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,7 +36,9 @@
 #include "layers/models/registry.h"
 #include "apps/app_main.h"
 #include "runtime/init.h"
+#include "solver/bit_config.h"
 #include "solver/cost_model.h"
+#include "solver/proto_io.h"
 #include "solver/search.h"
 
 ABSL_FLAG(std::string, model, "",
@@ -185,67 +184,19 @@ absl::StatusOr<Tensor> search_images(const std::shared_ptr<const data::Dataset>&
   return batch->inputs;
 }
 
-proto::LayerBits layer_bits(const solver::SearchUnit& unit, int bits) {
-  proto::LayerBits l;
-  l.set_name(unit.name);
-  l.set_bits(bits);
-  l.set_params(unit.params);
-  for (const std::string& layer : unit.layers) l.add_layers(layer);
-  return l;
-}
-
+// The bit config with this run's model variant and search inputs.
 proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::SearchResult& r) {
-  proto::BitConfig c;
-  c.set_model(o.model_name);
-  c.set_quant(solver::quant_mode_name(o.mode));
-  c.set_budget_mb(o.allocation.budget_mib);
-  c.set_solver(solver::solver_name(o.allocation.solver));
-  if (o.allocation.solver != solver::SolverKind::kIlp) {
-    c.set_rounding(solver::rounding_name(o.allocation.rounding));
-  }
-  c.set_act_bits(o.allocation.act_bits);
-  c.set_bops_budget_g(o.allocation.bops_budget_g);
-  c.set_reference_bops(o.allocation.reference_bops);
-  for (size_t i = 0; i < r.space.units.size(); ++i) {
-    *c.add_layer() = layer_bits(r.space.units[i], r.allocation.bits[i]);
-  }
-  for (const solver::SearchUnit& unit : r.space.fixed) {
-    *c.add_fixed() = layer_bits(unit, solver::SearchSpace::kFixedBits);
-  }
-  c.set_size_mib(r.allocation.size_mib);
-  c.set_bops_g(r.allocation.bops_g);
+  proto::BitConfig c = solver::make_bit_config(o, r);
   c.set_num_classes(absl::GetFlag(FLAGS_num_classes));
   c.set_small_input(absl::GetFlag(FLAGS_small_input));
   c.set_width_mult(absl::GetFlag(FLAGS_width_mult));
   c.set_seed(absl::GetFlag(FLAGS_seed));
   if (o.allocation.solver != solver::SolverKind::kProjection) {  // projection reads neither
-    c.set_beta(o.beta);
     c.set_weights(absl::GetFlag(FLAGS_weights));
     c.set_data(absl::GetFlag(FLAGS_data));
     c.set_num_images(absl::GetFlag(FLAGS_num_images));
   }
   return c;
-}
-
-// Written to PATH.tmp, then renamed: PATH is either the old file or the whole new one.
-absl::Status write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!(out << text) || !out.flush()) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write ", tmp));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, ": ", ec.message()));
-  }
-  return absl::OkStatus();
 }
 
 void print_result(const solver::SearchOptions& o, const solver::SearchResult& r, double load_s) {
@@ -359,9 +310,7 @@ absl::Status run() {
   OMPQ_ASSIGN_OR_RETURN(solver::SearchResult result, solver::search(*model, images, options));
   print_result(options, result, load_s);
   if (!bits_out.empty()) {
-    std::string text;
-    google::protobuf::TextFormat::PrintToString(bit_config(options, result), &text);
-    OMPQ_RETURN_IF_ERROR(write_text_atomically(bits_out, text));
+    OMPQ_RETURN_IF_ERROR(solver::write_text_proto(bits_out, bit_config(options, result)));
     std::fprintf(stderr, "ompq_search: wrote %s\n", bits_out.c_str());
   }
   return absl::OkStatus();

@@ -34,6 +34,7 @@ absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
   for (const auto& [name, t] : optimizer.state_dict()) tensors[kOptimizerPrefix + name] = t;
   MetadataMap metadata = {{"format", kFormat},
                           {"epochs_done", absl::StrCat(state.epochs_done)},
+                          {"steps_done", absl::StrCat(state.steps_done)},
                           {"rng_seed", absl::StrCat(state.rng_seed)},
                           {"rng_offset", absl::StrCat(state.rng_offset)}};
   return save_safetensors(path, tensors, metadata);
@@ -50,6 +51,10 @@ absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Mod
   CheckpointState state;
   OMPQ_ASSIGN_OR_RETURN(state.epochs_done,
                         metadata_number<int64_t>(contents.metadata, "epochs_done", path));
+  if (contents.metadata.count("steps_done") > 0) {  // absent in end-of-epoch-only checkpoints
+    OMPQ_ASSIGN_OR_RETURN(state.steps_done,
+                          metadata_number<int64_t>(contents.metadata, "steps_done", path));
+  }
   OMPQ_ASSIGN_OR_RETURN(state.rng_seed, metadata_number<uint64_t>(contents.metadata, "rng_seed", path));
   OMPQ_ASSIGN_OR_RETURN(state.rng_offset,
                         metadata_number<uint64_t>(contents.metadata, "rng_offset", path));

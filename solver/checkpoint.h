@@ -16,6 +16,8 @@ namespace ompq::solver {
 
 struct CheckpointState {
   int64_t epochs_done = 0;
+  // Steps of epoch `epochs_done` already trained (a mid-epoch checkpoint); 0 at an epoch's end.
+  int64_t steps_done = 0;
   uint64_t rng_seed = 0;
   uint64_t rng_offset = 0;
 };

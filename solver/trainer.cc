@@ -94,6 +94,13 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
     ++batches;
     progress.update(batch.step + 1, n,
                     absl::StrFormat("loss %.4f lr %.4g", loss_value, optimizer_.param_groups()[0].lr));
+    if (options_.after_step) {
+      absl::Status status = options_.after_step(epoch, batch.step + 1);
+      if (!status.ok()) {
+        progress.finish();
+        return status;
+      }
+    }
   }
   progress.finish();
   result.seconds = result.images / std::max(progress.items_per_second(), 1e-9);

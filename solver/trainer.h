@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/status/statusor.h"
 #include "data/dataloader.h"
@@ -27,6 +28,9 @@ struct TrainOptions {
   double label_smoothing = 0.0;
   int log_interval = 100;
   Device device = Device::cpu();
+  // Called after each optimizer step with the epoch and the steps of it done so far (e.g. to
+  // write a mid-epoch checkpoint); an error stops the epoch with that error.
+  std::function<absl::Status(int64_t epoch, int64_t steps_done)> after_step;
 };
 
 struct EpochResult {

@@ -1,0 +1,22 @@
+// Configs and bit configs on disk in protobuf text format: read with a message that names the file,
+// written atomically (PATH.tmp, then renamed: PATH is either the old file or the whole new one).
+#pragma once
+
+#include <string>
+
+#include <google/protobuf/message.h>
+
+#include "absl/status/status.h"
+
+namespace ompq::solver {
+
+absl::Status write_text_atomically(const std::string& path, const std::string& text);
+
+// The message in text format (google::protobuf::TextFormat).
+std::string to_text_format(const google::protobuf::Message& message);
+absl::Status write_text_proto(const std::string& path, const google::protobuf::Message& message);
+// Replaces `message` with the file's contents; a missing file is NotFound, a malformed one
+// InvalidArgument naming the file and the parser's line and column.
+absl::Status read_text_proto(const std::string& path, google::protobuf::Message* message);
+
+}  // namespace ompq::solver
