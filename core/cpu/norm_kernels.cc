@@ -173,15 +173,14 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tenso
           },
           sum.data(), sum_sq.data());
       for (int64_t c = c0; c < c1; ++c) {
-        const double shifted_mean = sum[c - c0] / count;
-        const double batch_var = std::max(sum_sq[c - c0] / count - shifted_mean * shifted_mean, 0.0);
-        const double batch_mean = shift[c - c0] + shifted_mean;
-        mean_p[c] = static_cast<T>(batch_mean);
-        var_p[c] = static_cast<T>(batch_var);
+        const BatchNormStats stats =
+            batch_norm_stats(shift[c - c0], sum[c - c0], sum_sq[c - c0], count);
+        mean_p[c] = static_cast<T>(stats.mean);
+        var_p[c] = static_cast<T>(stats.var);
         if (rmean_p != nullptr) {
-          const double unbiased_var = batch_var * count / (count - 1);
-          rmean_p[c] = static_cast<T>(batch_norm_running_update(rmean_p[c], batch_mean, momentum));
-          rvar_p[c] = static_cast<T>(batch_norm_running_update(rvar_p[c], unbiased_var, momentum));
+          rmean_p[c] = static_cast<T>(batch_norm_running_update(rmean_p[c], stats.mean, momentum));
+          rvar_p[c] = static_cast<T>(batch_norm_running_update(
+              rvar_p[c], batch_norm_unbiased_var(stats.var, count), momentum));
         }
       }
     }

@@ -16,6 +16,26 @@ OMPQ_HD inline double batch_norm_running_update(double running, double batch, do
   return (1.0 - momentum) * running + momentum * batch;
 }
 
+// A channel's batch mean and biased variance from the sums of d = x - shift and d^2 over its
+// `count` values. Any value of the channel serves as the shift (the kernels take its first); it
+// keeps E[d^2] - E[d]^2 free of cancellation when |mean| is large against the spread.
+struct BatchNormStats {
+  double mean;
+  double var;
+};
+
+OMPQ_HD inline BatchNormStats batch_norm_stats(double shift, double sum, double sum_sq,
+                                               double count) {
+  const double shifted_mean = sum / count;
+  const double var = sum_sq / count - shifted_mean * shifted_mean;
+  return {shift + shifted_mean, var < 0.0 ? 0.0 : var};  // (a NaN stays NaN)
+}
+
+// The unbiased variance that running_var tracks.
+OMPQ_HD inline double batch_norm_unbiased_var(double var, double count) {
+  return var * count / (count - 1);
+}
+
 // Forward as y = (x - mean) * scale + bias with scale = weight * invstd. Subtracting the mean
 // first (rather than folding it into one multiply-add) keeps y accurate when |mean| >> std.
 template <typename T>
