@@ -1,5 +1,7 @@
 #include "core/autograd.h"
 
+#include <algorithm>
+#include <mutex>
 #include <unordered_map>
 #include <utility>
 
@@ -11,6 +13,27 @@ namespace ompq {
 namespace {
 
 thread_local bool g_grad_enabled = true;
+
+struct LeafGradHooks {
+  std::mutex mutex;
+  int64_t next_id = 0;
+  std::vector<std::pair<int64_t, LeafGradHook>> hooks;
+};
+LeafGradHooks& leaf_grad_hooks() {
+  static LeafGradHooks* hooks = new LeafGradHooks();
+  return *hooks;
+}
+
+void run_leaf_grad_hooks(const Tensor& leaf) {
+  LeafGradHooks& registry = leaf_grad_hooks();
+  std::vector<std::pair<int64_t, LeafGradHook>> hooks;
+  {
+    std::lock_guard<std::mutex> lock(registry.mutex);
+    if (registry.hooks.empty()) return;
+    hooks = registry.hooks;  // a hook may add or remove hooks
+  }
+  for (const auto& [id, hook] : hooks) hook(leaf);
+}
 
 // The gradient sink of a leaf that requires grad: adds what arrives into the leaf's .grad.
 class AccumulateGrad final : public Node {
@@ -32,6 +55,7 @@ class AccumulateGrad final : public Node {
     } else {
       param.set_grad(g.clone());
     }
+    run_leaf_grad_hooks(param);
     return {};
   }
   std::string name() const override { return "AccumulateGrad"; }
@@ -80,6 +104,22 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 }
 
 }  // namespace
+
+int64_t add_leaf_grad_hook(LeafGradHook hook) {
+  LeafGradHooks& registry = leaf_grad_hooks();
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  registry.hooks.emplace_back(registry.next_id, std::move(hook));
+  return registry.next_id++;
+}
+
+void remove_leaf_grad_hook(int64_t id) {
+  LeafGradHooks& registry = leaf_grad_hooks();
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  auto& hooks = registry.hooks;
+  hooks.erase(std::remove_if(hooks.begin(), hooks.end(),
+                             [id](const auto& entry) { return entry.first == id; }),
+              hooks.end());
+}
 
 bool GradMode::enabled() { return g_grad_enabled; }
 void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }

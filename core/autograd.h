@@ -61,4 +61,14 @@ Tensor sum_to(const Tensor& grad, const Shape& shape);
 // Runs backward from `root` with seed gradient `grad`.
 void run_backward(const Tensor& root, const Tensor& grad);
 
+// Leaf-gradient hooks: called, on the thread that runs backward, each time backward has finished
+// accumulating a leaf's gradient for this pass (once per leaf per backward: gradients that meet
+// at a leaf are summed before it is reached), while the rest of backward is still to run. Data
+// parallel training starts reducing a bucket of gradients as soon as all of them are final. A
+// hook sees every leaf of every backward in the process and must ignore leaves it does not own.
+using LeafGradHook = std::function<void(const Tensor& leaf)>;
+// Returns the id that remove_leaf_grad_hook() takes.
+int64_t add_leaf_grad_hook(LeafGradHook hook);
+void remove_leaf_grad_hook(int64_t id);
+
 }  // namespace ompq
