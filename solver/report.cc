@@ -86,7 +86,7 @@ std::string escape_html(const std::string& text) {
 }
 
 constexpr int kFontPx = 11;
-constexpr double kCharPx = 6.6;  // average advance of an 11 px sans-serif character
+constexpr double kCharPx = 7.0;  // advance of an 11 px sans-serif character, rounded up
 constexpr double kLabelSlope = 0.7071;  // labels under an axis run at 45 degrees
 
 double longest_label_px(const std::vector<std::string>& names) {
@@ -115,7 +115,7 @@ std::string bits_chart(const ExperimentReport& r) {
     max_bits = std::max(max_bits, l.bits);
     names.push_back(l.name);
   }
-  const double bar = 22, step = 28, plot_h = 160, top = 24;
+  const double bar = 22, step = 28, plot_h = 160, top = 36;  // the legend and bar values above
   const double label_px = longest_label_px(names) * kLabelSlope;
   const double left = std::max(40.0, label_px - step / 2 + 8);
   const double width = left + step * static_cast<double>(r.layers.size()) + 16;
@@ -264,8 +264,9 @@ std::vector<double> nice_ticks(double lo, double hi, int count) {
     }
   }
   std::vector<double> ticks;
-  for (double t = std::floor(lo / step) * step; t < hi + step * 0.5; t += step) {
-    ticks.push_back(t);
+  const int64_t last = static_cast<int64_t>(std::ceil(hi / step));
+  for (int64_t k = static_cast<int64_t>(std::floor(lo / step)); k <= last; ++k) {
+    ticks.push_back(static_cast<double>(k) * step);
   }
   return ticks;
 }

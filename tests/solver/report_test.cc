@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 namespace ompq::solver {
@@ -196,6 +197,32 @@ TEST(Report, HtmlHasOneSvgPerChartAndNoExternalResource) {
   EXPECT_EQ(count(html, "<svg"), 2u);
   EXPECT_THAT(html, HasSubstr("No ORM matrix"));
   EXPECT_THAT(read_text(dir / "report.json"), HasSubstr("\"orm\": []"));
+}
+
+// The axes' ticks cover every point: each circle lies inside the plot area (x in [56, 476], y in
+// [12, 232] of the chart), whatever the range of sizes and accuracies.
+TEST(Report, AccuracyChartKeepsEveryPointInsideItsAxes) {
+  const fs::path dir = test_dir("axes");
+  ExperimentReport r = sample_report();
+  for (const auto& results : std::vector<std::vector<ReportResult>>{
+           {{"fp32", 44.6, 0, 69.76, 89.1}, {"w4", 5.8, 60, 68.1, 88}, {"w8", 11.1, 90, 69.7, 89}},
+           {{"a", 0.2371, 1, 90.5, 99}, {"b", 0.30000001, 1, 91.04, 99}},
+           {{"only", 3.0, 1, 50.0, 90}}}) {
+    r.results = results;
+    ASSERT_TRUE(write_report(r, dir.string()).ok());
+    const std::string html = read_text(dir / "report.html");
+    const std::regex circle("<circle cx=\"([-0-9.]+)\" cy=\"([-0-9.]+)\"");
+    size_t points = 0;
+    for (auto it = std::sregex_iterator(html.begin(), html.end(), circle);
+         it != std::sregex_iterator(); ++it, ++points) {
+      const double x = std::stod((*it)[1]), y = std::stod((*it)[2]);
+      EXPECT_GE(x, 56.0) << (*it)[0];
+      EXPECT_LE(x, 476.0) << (*it)[0];
+      EXPECT_GE(y, 12.0) << (*it)[0];
+      EXPECT_LE(y, 232.0) << (*it)[0];
+    }
+    EXPECT_EQ(points, results.size());
+  }
 }
 
 TEST(Report, NamesAreEscapedInHtml) {
