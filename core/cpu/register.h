@@ -18,6 +18,7 @@ void register_optim_kernels();
 void register_quant_kernels();
 void register_pack_kernels();
 void register_integer_kernels();
+void register_adaround_kernels();
 
 inline void register_all_kernels() {
   register_copy_kernels();
@@ -34,6 +35,7 @@ inline void register_all_kernels() {
   register_quant_kernels();
   register_pack_kernels();
   register_integer_kernels();
+  register_adaround_kernels();
 }
 
 }  // namespace ompq::cpu
