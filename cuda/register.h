@@ -8,6 +8,7 @@ void register_copy_kernels();
 void register_random_kernels();
 void register_elementwise_kernels();
 void register_reduce_kernels();
+void register_cudnn_conv_kernels();
 void register_norm_kernels();
 void register_quant_kernels();
 
