@@ -35,6 +35,8 @@ absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
   MetadataMap metadata = {{"format", kFormat},
                           {"epochs_done", absl::StrCat(state.epochs_done)},
                           {"steps_done", absl::StrCat(state.steps_done)},
+                          {"world_size", absl::StrCat(state.world_size)},
+                          {"batch_size", absl::StrCat(state.batch_size)},
                           {"rng_seed", absl::StrCat(state.rng_seed)},
                           {"rng_offset", absl::StrCat(state.rng_offset)}};
   return save_safetensors(path, tensors, metadata);
@@ -55,6 +57,17 @@ absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Mod
     OMPQ_ASSIGN_OR_RETURN(state.steps_done,
                           metadata_number<int64_t>(contents.metadata, "steps_done", path));
   }
+  if (contents.metadata.count("world_size") > 0) {  // absent before data-parallel training
+    OMPQ_ASSIGN_OR_RETURN(state.world_size,
+                          metadata_number<int>(contents.metadata, "world_size", path));
+    OMPQ_ASSIGN_OR_RETURN(state.batch_size,
+                          metadata_number<int64_t>(contents.metadata, "batch_size", path));
+    if (state.world_size < 1 || state.batch_size < 0) {
+      return absl::DataLossError(absl::StrCat(path, ": checkpoint world_size ", state.world_size,
+                                              " / batch_size ", state.batch_size,
+                                              " (expected >= 1 and >= 0)"));
+    }
+  }
   OMPQ_ASSIGN_OR_RETURN(state.rng_seed, metadata_number<uint64_t>(contents.metadata, "rng_seed", path));
   OMPQ_ASSIGN_OR_RETURN(state.rng_offset,
                         metadata_number<uint64_t>(contents.metadata, "rng_offset", path));
@@ -74,6 +87,31 @@ absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Mod
   status = optimizer.load_state_dict(optimizer_state);
   if (!status.ok()) return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
   return state;
+}
+
+ResumePoint resume_point(const CheckpointState& state, int world_size, int64_t batch_size) {
+  OMPQ_CHECK(world_size >= 1 && batch_size >= 1, "resume_point: world_size ", world_size,
+             " and batch_size ", batch_size, " must be positive");
+  ResumePoint point;
+  if (state.steps_done == 0 || state.batch_size == 0 ||
+      (state.world_size == world_size && state.batch_size == batch_size)) {
+    point.step = state.steps_done;
+    return point;
+  }
+  const int64_t consumed = state.steps_done * state.batch_size * state.world_size;
+  const int64_t global_batch = batch_size * world_size;
+  point.step = consumed / global_batch;
+  point.note = absl::StrCat(
+      "the checkpoint was written by ", state.world_size, " rank(s) x batch ", state.batch_size,
+      " after step ", state.steps_done, " of epoch ", state.epochs_done + 1, " (", consumed,
+      " examples); this run has ", world_size, " rank(s) x batch ", batch_size,
+      ", so it resumes that epoch at step ", point.step, " (example ", point.step * global_batch,
+      ")");
+  if (consumed % global_batch != 0) {
+    absl::StrAppend(&point.note, ", re-training ", consumed % global_batch,
+                    " examples that do not fill a step of the new layout");
+  }
+  return point;
 }
 
 }  // namespace ompq::solver

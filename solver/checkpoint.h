@@ -1,7 +1,9 @@
 // Training checkpoints: one safetensors file holding the model ("model.<name>"), the optimizer
 // state ("optimizer.<name>") and, as metadata, the number of finished epochs and the generator
 // state, so that a resumed run continues exactly. Written atomically (temporary file + rename):
-// a crash leaves the previous checkpoint intact.
+// a crash leaves the previous checkpoint intact. Data-parallel runs record their world size and
+// per-rank batch size, so that a run resumed on another number of ranks finds its place in the
+// epoch (resume_point()). Only rank 0 writes checkpoints; every rank loads the same file.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,10 @@ struct CheckpointState {
   int64_t steps_done = 0;
   uint64_t rng_seed = 0;
   uint64_t rng_offset = 0;
+  // The layout that trained those steps: ranks and batch size per rank (0: not recorded, as in
+  // checkpoints written before these fields, which resume at steps_done unchanged).
+  int world_size = 1;
+  int64_t batch_size = 0;
 };
 
 absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
@@ -28,5 +34,17 @@ absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
 // Restores model and optimizer from `path`; on error neither is modified.
 absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Module& model,
                                                 nn::Optimizer& optimizer);
+
+// Where a run of `world_size` ranks with `batch_size` examples per rank and step resumes epoch
+// state.epochs_done. The sampler deals the epoch's shuffled order to the ranks in turn (data/
+// dataloader.h), so the checkpoint's run consumed a prefix of it: steps_done * batch_size *
+// world_size examples. The new run resumes at the step that starts where that prefix ends, or,
+// when it ends inside one of the new layout's steps, at that step (re-training at most one
+// global batch less one example). `note` says what was recomputed; empty when nothing was.
+struct ResumePoint {
+  int64_t step = 0;
+  std::string note;
+};
+ResumePoint resume_point(const CheckpointState& state, int world_size, int64_t batch_size);
 
 }  // namespace ompq::solver

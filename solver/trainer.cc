@@ -1,5 +1,6 @@
 #include "solver/trainer.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -32,7 +33,21 @@ std::pair<int64_t, int64_t> count_topk_hits(const Tensor& logits, const Tensor& 
   return {top1, top5};
 }
 
-EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device) {
+namespace {
+
+// The element-wise sum of `values` over the ranks of `comm` (as they are without one).
+std::vector<double> sum_over_ranks(Communicator* comm, std::vector<double> values) {
+  if (comm == nullptr) return values;
+  Tensor t = Tensor::from_vector<double>(values, {static_cast<int64_t>(values.size())});
+  t = t.to(comm->device());
+  comm->allreduce(t, ReduceOp::kSum);
+  return t.to_vector<double>();
+}
+
+}  // namespace
+
+EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device,
+                    Communicator* comm) {
   NoGradGuard no_grad;
   model.eval();
   EvalResult result;
@@ -48,6 +63,13 @@ EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device de
     top5 += hits5;
     result.count += n;
   }
+  std::vector<double> totals = sum_over_ranks(
+      comm, {loss_sum, static_cast<double>(top1), static_cast<double>(top5),
+             static_cast<double>(result.count)});
+  loss_sum = totals[0];
+  top1 = static_cast<int64_t>(totals[1]);
+  top5 = static_cast<int64_t>(totals[2]);
+  result.count = static_cast<int64_t>(totals[3]);
   if (result.count > 0) {
     result.loss = loss_sum / result.count;
     result.top1 = 100.0 * top1 / result.count;
@@ -58,14 +80,21 @@ EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device de
 
 Trainer::Trainer(nn::Module& model, nn::Optimizer& optimizer, const nn::LrSchedule& schedule,
                  TrainOptions options)
-    : model_(model), optimizer_(optimizer), schedule_(schedule), options_(options) {}
+    : model_(model), optimizer_(optimizer), schedule_(schedule), options_(options) {
+  if (options_.comm != nullptr) {
+    data_parallel_ = std::make_unique<DataParallel>(model_, *options_.comm, options_.data_parallel);
+  }
+}
 
 absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader, int64_t epoch,
                                                  int64_t num_epochs, int64_t start_step) {
   model_.train();
+  Communicator* comm = options_.comm;
+  const bool root = comm == nullptr || comm->rank() == 0;
   const int64_t steps = loader.num_batches();
   Progress progress(absl::StrFormat("epoch %d/%d", epoch + 1, num_epochs), steps,
                     options_.log_interval);
+  const auto start = std::chrono::steady_clock::now();
   EpochResult result;
   double loss_sum = 0.0;
   int64_t hits = 0, batches = 0;
@@ -77,34 +106,48 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
     Tensor logits = model_(inputs);
     Tensor loss = cross_entropy(logits, labels, options_.label_smoothing);
     double loss_value = loss.item<double>();
+    int64_t n = labels.size(0);
+    int64_t step_hits = count_topk_hits(logits.detach(), labels).first;
+    optimizer_.zero_grad();
+    if (data_parallel_) {
+      data_parallel_->begin_backward();
+      loss.backward();
+      data_parallel_->end_backward();
+      // Whether to apply the step is decided on the global loss, so that all ranks decide alike.
+      std::vector<double> global = sum_over_ranks(
+          comm, {loss_value, static_cast<double>(step_hits), static_cast<double>(n)});
+      loss_value = global[0] / comm->size();
+      step_hits = static_cast<int64_t>(global[1]);
+      n = static_cast<int64_t>(global[2]);
+    }
     if (!std::isfinite(loss_value)) {
-      progress.finish();
+      if (root) progress.finish();
       return absl::FailedPreconditionError(absl::StrFormat(
           "training loss became %f at epoch %d step %d (lr %g); stopping before the update",
           loss_value, epoch + 1, batch.step + 1, optimizer_.param_groups()[0].lr));
     }
-    optimizer_.zero_grad();
-    loss.backward();
+    if (!data_parallel_) loss.backward();
     optimizer_.step();
 
-    const int64_t n = labels.size(0);
     loss_sum += loss_value;
-    hits += count_topk_hits(logits.detach(), labels).first;
+    hits += step_hits;
     result.images += n;
     ++batches;
-    progress.update(batch.step + 1, n,
-                    absl::StrFormat("loss %.4f lr %.4g", loss_value, optimizer_.param_groups()[0].lr));
+    if (root) {
+      progress.update(batch.step + 1, n, absl::StrFormat("loss %.4f lr %.4g", loss_value,
+                                                          optimizer_.param_groups()[0].lr));
+    }
     if (options_.after_step) {
       absl::Status status = options_.after_step(epoch, batch.step + 1);
       if (!status.ok()) {
-        progress.finish();
+        if (root) progress.finish();
         return status;
       }
     }
   }
-  progress.finish();
-  result.seconds = result.images / std::max(progress.items_per_second(), 1e-9);
-  result.images_per_second = progress.items_per_second();
+  if (root) progress.finish();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.images_per_second = result.images / std::max(result.seconds, 1e-9);
   if (batches > 0) {
     result.loss = loss_sum / batches;
     result.top1 = 100.0 * hits / result.images;

@@ -1,16 +1,24 @@
 // The training loop shared by every stage that trains (the first Fashion-MNIST run now; QAT and
 // pretraining later): one epoch of forward, loss, backward and optimizer step with the learning
 // rate set per iteration, and evaluation (loss, top-1, top-5) in eval mode without grad.
+//
+// Data parallel: with a Communicator in TrainOptions, each rank trains on its loader's shard
+// (DataLoaderOptions rank/world_size), gradients are averaged over the ranks
+// (solver/data_parallel.h), and the results (loss, top-1, images, rate) are the global ones, the
+// same on every rank. Only rank 0 prints progress.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
 #include "absl/status/statusor.h"
+#include "core/comm/communicator.h"
 #include "data/dataloader.h"
 #include "layers/lr_schedule.h"
 #include "layers/module.h"
 #include "layers/optim.h"
+#include "solver/data_parallel.h"
 
 namespace ompq::solver {
 
@@ -21,8 +29,11 @@ struct EvalResult {
   int64_t count = 0;
 };
 
-// Evaluates `model` on every batch of `loader` and leaves it in eval mode.
-EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device);
+// Evaluates `model` on every batch of `loader` and leaves it in eval mode. With `comm`, each rank
+// evaluates its loader's shard and the result sums over the ranks (the same on every rank; a
+// shard padded by the sampler counts its repeated examples, as torch's DistributedSampler).
+EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device,
+                    Communicator* comm = nullptr);
 
 struct TrainOptions {
   double label_smoothing = 0.0;
@@ -31,6 +42,10 @@ struct TrainOptions {
   // Called after each optimizer step with the epoch and the steps of it done so far (e.g. to
   // write a mid-epoch checkpoint); an error stops the epoch with that error.
   std::function<absl::Status(int64_t epoch, int64_t steps_done)> after_step;
+  // Data-parallel training over these ranks when set (it must outlive the Trainer and carry
+  // tensors of `device`); the Trainer broadcasts the model from rank 0 when it is made.
+  Communicator* comm = nullptr;
+  DataParallelOptions data_parallel;
 };
 
 struct EpochResult {
@@ -57,6 +72,7 @@ class Trainer {
   nn::Optimizer& optimizer_;
   const nn::LrSchedule& schedule_;
   TrainOptions options_;
+  std::unique_ptr<DataParallel> data_parallel_;  // when options_.comm is set
 };
 
 // Counts, for each row of logits [N, C], whether the label is the arg-max (top-1) and among the
