@@ -64,6 +64,7 @@ int register_backend(std::string* status) {
   register_elementwise_kernels();
   register_reduce_kernels();
   register_cudnn_conv_kernels();
+  register_cublaslt_gemm_kernels();
   register_norm_kernels();
   register_quant_kernels();
   return device_count();

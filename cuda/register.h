@@ -9,6 +9,7 @@ void register_random_kernels();
 void register_elementwise_kernels();
 void register_reduce_kernels();
 void register_cudnn_conv_kernels();
+void register_cublaslt_gemm_kernels();
 void register_norm_kernels();
 void register_quant_kernels();
 
