@@ -9,6 +9,8 @@
 #include "core/cpu/code_dtype.h"
 #include "core/cpu/register.h"
 #include "core/ops/integer.h"
+#include "core/ops/pack.h"
+#include "core/ops/quant.h"
 #include "core/parallel.h"
 
 namespace ompq::cpu {
@@ -139,10 +141,32 @@ void int_conv2d_kernel(const Tensor& out, const Tensor& x, int64_t x_zero_point,
   });
 }
 
+// The reference composition: unpacked codes, int_conv2d, then requantize when asked.
+void packed_conv2d_kernel(const Tensor& out, const Tensor& x, int64_t x_zero_point,
+                          const PackedWeight& w, const Conv2dParams& p,
+                          const std::optional<Requantization>& requant) {
+  const int64_t rows = w.shape[0];
+  const Tensor codes = ops::unpack_codes(w.packed, shape_numel(w.shape) / rows, w.bits, w.qmin,
+                                         w.qmin < 0 ? DType::kI8 : DType::kU8)
+                           .view(w.shape);
+  if (!requant) {
+    int_conv2d_kernel(out, x, x_zero_point, codes, w.zero_point, p);
+    return;
+  }
+  const Tensor acc = Tensor::empty(out.shape(), DType::kI32, out.device());
+  int_conv2d_kernel(acc, x, x_zero_point, codes, w.zero_point, p);
+  requantize_stub(out.device(), out, acc, requant->multiplier.contiguous(),
+                  requant->offset.defined() ? requant->offset.contiguous() : Tensor(),
+                  requant->zero_point,
+                  ops::quant_layout(acc.shape(), requant->multiplier, Tensor(), 1, "packed_conv2d"),
+                  requant->range);
+}
+
 }  // namespace
 
 void register_integer_kernels() {
   int_conv2d_stub.register_kernel(DeviceType::kCPU, int_conv2d_kernel);
+  packed_conv2d_stub.register_kernel(DeviceType::kCPU, packed_conv2d_kernel);
 }
 
 }  // namespace ompq::cpu

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "core/dispatch.h"
 #include "core/ops/conv.h"
+#include "core/ops/quant.h"
 #include "core/tensor.h"
 
 namespace ompq {
@@ -22,6 +24,32 @@ using IntConv2dKernel = void(const Tensor& out, const Tensor& x, int64_t x_zero_
                              const Tensor& w, const Tensor& w_zero_point, const Conv2dParams& p);
 extern DispatchStub<IntConv2dKernel> int_conv2d_stub;
 
+// A weight stored as packed integer codes (ops::pack_codes): row o of `packed` holds output channel
+// o's K = numel / O codes in weight order, each as code - qmin in `bits` bits.
+struct PackedWeight {
+  Tensor packed;      // u8 [O, ceil(K * bits / 8)]
+  Shape shape;        // the weight's shape, [O, C/groups, kh, kw]
+  int bits = 8;       // 2..8
+  int64_t qmin = 0;   // the codes' range starts here: [qmin, qmin + 2^bits - 1] (i8 or u8)
+  Tensor zero_point;  // i32 [O] or undefined (0)
+};
+
+// The requantization fused into a packed layer: output code = requantize_value(acc,
+// multiplier[o], offset[o], zero_point, range) (core/ops/quant_math.h), as ops::requantize.
+struct Requantization {
+  Tensor multiplier;  // f32 [O]
+  Tensor offset;      // f32 [O] or undefined (0)
+  int64_t zero_point = 0;
+  QuantRange range;   // 8-bit at most: the codes are i8 or u8
+};
+
+// out: [N, O, OH, OW], i32 accumulators (requant empty) or codes of code_dtype(requant->range);
+// x: contiguous NCHW codes (i8 or u8).
+using PackedConv2dKernel = void(const Tensor& out, const Tensor& x, int64_t x_zero_point,
+                                const PackedWeight& w, const Conv2dParams& p,
+                                const std::optional<Requantization>& requant);
+extern DispatchStub<PackedConv2dKernel> packed_conv2d_stub;
+
 namespace ops {
 
 // x [N, C, H, W] and weight [O, C/groups, kh, kw] codes (i8 or u8), w_zero_point i32 [O] or
@@ -31,6 +59,17 @@ Tensor int_conv2d(const Tensor& x, int64_t x_zero_point, const Tensor& w,
 // x [M, K], weight [O, K] codes -> i32 [M, O].
 Tensor int_linear(const Tensor& x, int64_t x_zero_point, const Tensor& w,
                   const Tensor& w_zero_point);
+
+// int_conv2d on a packed weight, optionally requantized in the same pass: the low-bit inference
+// kernel. x_zero_point must be a code of x's dtype (the GPU pads with it). On the CPU this is
+// unpack_codes + int_conv2d + requantize, the reference the CUDA kernels equal bit for bit.
+// Returns i32 accumulators [N, O, OH, OW], or codes of code_dtype(requant->range).
+Tensor packed_conv2d(const Tensor& x, int64_t x_zero_point, const PackedWeight& w,
+                     const Conv2dParams& p,
+                     const std::optional<Requantization>& requant = std::nullopt);
+// x [M, K] codes, w.shape [O, K] -> [M, O].
+Tensor packed_linear(const Tensor& x, int64_t x_zero_point, const PackedWeight& w,
+                     const std::optional<Requantization>& requant = std::nullopt);
 
 }  // namespace ops
 }  // namespace ompq

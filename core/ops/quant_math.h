@@ -76,10 +76,12 @@ OMPQ_HD inline FakeQuantElementGrads<T> fake_quantize_grads(T grad, T x, T scale
 // Requantization of an int32 accumulator of products of zero-point-centred codes: the code, in the
 // next quantizer's range, of the real value acc * multiplier + offset expressed in output steps
 // (multiplier = input scale * weight scale / output scale, offset = bias / output scale).
+// One explicit fused multiply-add: compilers may or may not contract a * b + c (GCC by
+// -ffp-contract, nvcc by --fmad), and the CPU and GPU codes must round the same value.
 OMPQ_HD inline float requantize_value(int32_t acc, float multiplier, float offset, float zero_point,
                                       float qmin, float qmax) {
-  return quant_clamp(std::rint(static_cast<float>(acc) * multiplier + offset) + zero_point, qmin,
-                     qmax);
+  return quant_clamp(std::rint(std::fma(static_cast<float>(acc), multiplier, offset)) + zero_point,
+                     qmin, qmax);
 }
 
 // ---- range search ---------------------------------------------------------------------------
