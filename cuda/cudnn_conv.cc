@@ -46,7 +46,7 @@ struct ConvPlan {
   std::string problem;  // for error messages: dtype, format, shapes, parameters
   cudnnDataType_t data_type;
   bool fma_only;  // f32 without TF32: every algorithm runs with CUDNN_FMA_MATH
-  TensorDescriptor x, y, bias;
+  TensorDescriptor x, y;
   FilterDescriptor w;
   ConvolutionDescriptor conv;
   bool searched[kNumDirections] = {};
@@ -90,7 +90,6 @@ std::unique_ptr<ConvPlan> make_plan(DType dtype, bool channels_last, const Shape
   const cudnnTensorFormat_t format = channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
   set_activation_desc(plan->x, format, plan->data_type, x_shape, "input");
   set_activation_desc(plan->y, format, plan->data_type, y_shape, "output");
-  set_activation_desc(plan->bias, format, plan->data_type, {1, w_shape[0], 1, 1}, "bias");
   checked_int(shape_numel(w_shape), "weight", w_shape);
   OMPQ_CUDNN_CHECK(cudnnSetFilter4dDescriptor(
       plan->w.get(), plan->data_type, format, static_cast<int>(w_shape[0]),
@@ -275,10 +274,11 @@ std::vector<Candidate> measured_candidates(cudnnHandle_t handle, const ConvPlan&
   return out;
 }
 
-// Runs one direction of `plan` on `data`: searches its algorithms on first use, then runs the
-// first whose workspace can be had. The caller holds the device's cuDNN mutex.
+// Ranks the algorithms of one direction of `plan` on first use (measuring them writes the
+// direction's output buffer in `data`). The caller holds the device's cuDNN mutex.
 template <typename Ops>
-void run_direction(CudnnDevice& dev, ConvPlan& plan, const ConvData& data, int device) {
+const std::vector<Candidate>& ranked_candidates(CudnnDevice& dev, ConvPlan& plan,
+                                                const ConvData& data, int device) {
   const Direction d = Ops::kDirection;
   if (!plan.searched[d]) {
     plan.candidates[d] = benchmark_flag() ? measured_candidates<Ops>(dev.handle, plan, data, device)
@@ -288,14 +288,23 @@ void run_direction(CudnnDevice& dev, ConvPlan& plan, const ConvData& data, int d
   }
   OMPQ_CHECK(!plan.candidates[d].empty(), Ops::kName, ": cuDNN has no algorithm for ",
              plan.problem);
-  const CudnnScale one(1.0), zero(0.0);
-  run_first_fitting(plan.candidates[d], device, Ops::kName,
+  return plan.candidates[d];
+}
+
+// output = op(inputs) + beta * output for one direction of `plan`, with the first ranked
+// algorithm whose workspace can be had. The caller holds the device's cuDNN mutex.
+template <typename Ops>
+void run_direction(CudnnDevice& dev, ConvPlan& plan, const ConvData& data, int device,
+                   double beta = 0.0) {
+  const std::vector<Candidate>& candidates = ranked_candidates<Ops>(dev, plan, data, device);
+  const CudnnScale one(1.0), scale_beta(beta);
+  run_first_fitting(candidates, device, Ops::kName,
                     [&](const Candidate& c, void* workspace, size_t bytes) {
                       OMPQ_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv.get(), c.math));
                       OMPQ_CUDNN_CHECK(Ops::run(dev.handle, plan, data,
                                                 static_cast<typename Ops::Algo>(c.algo), workspace,
                                                 bytes, one.for_type(plan.data_type),
-                                                zero.for_type(plan.data_type)));
+                                                scale_beta.for_type(plan.data_type)));
                     });
 }
 
@@ -340,13 +349,13 @@ void conv2d_forward_cudnn(const Tensor& out, const Tensor& x, const Tensor& w, c
   std::lock_guard<std::mutex> lock(dev.mutex);
   ConvPlan& plan =
       plan_for(device, x.dtype(), channels_last, x.shape(), w.shape(), out.shape(), p);
-  run_direction<ForwardOps>(dev, plan, {x.data_ptr(), weight.data_ptr(), out.data_ptr()}, device);
-  if (bias.defined()) {
-    const CudnnScale one(1.0);
-    OMPQ_CUDNN_CHECK(cudnnAddTensor(dev.handle, one.for_type(plan.data_type), plan.bias.get(),
-                                    bias.data_ptr(), one.for_type(plan.data_type), plan.y.get(),
-                                    out.data_ptr()));
-  }
+  const ConvData data = {x.data_ptr(), weight.data_ptr(), out.data_ptr()};
+  // The bias goes in first and the convolution accumulates onto it (beta = 1): one pass of our
+  // broadcasting copy kernel, for every dtype and layout (cudnnAddTensor is slow on NHWC). The
+  // ranking comes first because measuring the algorithms overwrites the output.
+  ranked_candidates<ForwardOps>(dev, plan, data, device);
+  if (bias.defined()) Tensor(out).copy_(bias.view({1, bias.size(0), 1, 1}));
+  run_direction<ForwardOps>(dev, plan, data, device, bias.defined() ? 1.0 : 0.0);
 }
 
 // grad_bias[o] = sum over n, h, w of grad_out[n, o, h, w], through the CUDA reduction (which

@@ -7,7 +7,8 @@
 // ranked algorithms. Ranking is cuDNN's heuristic (cudnnGet*Algorithm_v7) by default, or measured
 // (cudnnFind*AlgorithmEx) in benchmark mode. Workspace comes from the caching allocator; when
 // the preferred algorithm's cannot be had, the next one that needs less runs
-// (cuda/library_workspace.h).
+// (cuda/library_workspace.h). The bias is written into the output first and the convolution
+// accumulates onto it; its gradient is the CUDA sum over N, H, W.
 //
 // f32 runs without TF32 unless allowed (results then match the CPU's to f32 rounding); bf16 and
 // f16 run on tensor cores with f32 accumulation.
