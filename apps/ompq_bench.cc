@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "apps/bench_cuda.h"
 #include "apps/bench_data.h"
 #include "core/autograd.h"
 #include "core/functional/conv.h"
@@ -280,6 +281,9 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
   ompq::register_benchmarks(batch, model_iterations);
   ompq::register_data_benchmarks();
+#if defined(OMPQ_WITH_CUDA)
+  ompq::register_cuda_benchmarks();
+#endif
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
