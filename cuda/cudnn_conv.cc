@@ -1,5 +1,6 @@
 #include "cuda/cudnn_conv.h"
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
@@ -46,6 +47,7 @@ struct ConvPlan {
   std::string problem;  // for error messages: dtype, format, shapes, parameters
   cudnnDataType_t data_type;
   bool fma_only;  // f32 without TF32: every algorithm runs with CUDNN_FMA_MATH
+  cudnnMathType_t search_math;  // the descriptor's math type while algorithms are ranked
   TensorDescriptor x, y;
   FilterDescriptor w;
   ConvolutionDescriptor conv;
@@ -109,10 +111,10 @@ std::unique_ptr<ConvPlan> make_plan(DType dtype, bool channels_last, const Shape
   OMPQ_CUDNN_CHECK(cudnnSetConvolutionGroupCount(plan->conv.get(), static_cast<int>(p.groups)));
   // The math type the search runs with. CUDNN_DEFAULT_MATH lets f32 use TF32 on sm_80+, so
   // exact f32 asks for FMA; bf16/f16 want tensor cores.
-  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-  if (plan->fma_only) math = CUDNN_FMA_MATH;
-  if (dtype == DType::kBF16 || dtype == DType::kF16) math = CUDNN_TENSOR_OP_MATH;
-  OMPQ_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv.get(), math));
+  plan->search_math = CUDNN_DEFAULT_MATH;
+  if (plan->fma_only) plan->search_math = CUDNN_FMA_MATH;
+  if (dtype == DType::kBF16 || dtype == DType::kF16) plan->search_math = CUDNN_TENSOR_OP_MATH;
+  OMPQ_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv.get(), plan->search_math));
   // The descriptors must describe the output core/ops/conv.cc allocated.
   int n, c, h, w;
   OMPQ_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(plan->conv.get(), plan->x.get(),
@@ -230,6 +232,10 @@ std::vector<Candidate> heuristic_candidates(cudnnHandle_t handle, const ConvPlan
   for (int i = 0; i < returned; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
     const cudnnMathType_t math = candidate_math(plan, perf[i].mathType);
+    const bool seen = std::any_of(out.begin(), out.end(), [&](const Candidate& c) {
+      return c.algo == static_cast<int>(perf[i].algo) && c.math == math;
+    });
+    if (seen) continue;  // listed once per math type, which fma_only may have merged
     OMPQ_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv.get(), math));
     size_t bytes = 0;
     if (Ops::workspace(handle, plan, perf[i].algo, &bytes) != CUDNN_STATUS_SUCCESS) continue;
@@ -281,6 +287,8 @@ const std::vector<Candidate>& ranked_candidates(CudnnDevice& dev, ConvPlan& plan
                                                 const ConvData& data, int device) {
   const Direction d = Ops::kDirection;
   if (!plan.searched[d]) {
+    // A run leaves its algorithm's math type on the descriptor; every search starts from the same.
+    OMPQ_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv.get(), plan.search_math));
     plan.candidates[d] = benchmark_flag() ? measured_candidates<Ops>(dev.handle, plan, data, device)
                                           : heuristic_candidates<Ops>(dev.handle, plan);
     plan.searched[d] = true;
