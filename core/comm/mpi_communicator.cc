@@ -1,6 +1,10 @@
 #include "core/comm/mpi_communicator.h"
 
 #if OMPQ_WITH_MPI
+// The C API only: mpi.h would otherwise pull in the deprecated C++ bindings (MPI::), which live
+// in a library (libmpi_cxx) that CMake's MPI::MPI_C target does not link.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <algorithm>

@@ -159,7 +159,14 @@ TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
   nn::SGD optimizer(model->parameters(), sgd);
   for (const Tensor& p : model->parameters()) p.set_grad(Tensor::ones(p.shape()));
   optimizer.step();  // creates momentum buffers
-  ASSERT_TRUE(save_checkpoint(path, *model, optimizer, {2, 3, 99}).ok());
+  CheckpointState saved;
+  saved.epochs_done = 2;
+  saved.steps_done = 7;
+  saved.rng_seed = 3;
+  saved.rng_offset = 99;
+  saved.world_size = 4;
+  saved.batch_size = 32;
+  ASSERT_TRUE(save_checkpoint(path, *model, optimizer, saved).ok());
 
   Generator other_gen(4);
   auto restored = linear_classifier(16, 3, other_gen);
@@ -169,6 +176,9 @@ TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
   EXPECT_EQ(state->epochs_done, 2);
   EXPECT_EQ(state->rng_seed, 3u);
   EXPECT_EQ(state->rng_offset, 99u);
+  EXPECT_EQ(state->steps_done, 7);
+  EXPECT_EQ(state->world_size, 4);
+  EXPECT_EQ(state->batch_size, 32);
   for (size_t i = 0; i < model->parameters().size(); ++i) {
     EXPECT_EQ(model->parameters()[i].to_vector<float>(), restored->parameters()[i].to_vector<float>());
   }
