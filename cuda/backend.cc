@@ -66,6 +66,8 @@ int register_backend(std::string* status) {
   register_cudnn_conv_kernels();
   register_cublaslt_gemm_kernels();
   register_norm_kernels();
+  register_pool_kernels();
+  register_softmax_kernels();
   register_quant_kernels();
   register_lowbit_kernels();
   return device_count();

@@ -51,4 +51,11 @@ void launch_strided(const cpu::StridedLayout<N>& layout, int device, const Op& o
   OMPQ_CUDA_CHECK_LAUNCH();
 }
 
+// Runs `op` over the numel elements of contiguous operands: i is the element index (a flat loop,
+// no index division).
+template <typename Op>
+void launch_contiguous(int64_t numel, int device, const Op& op) {
+  launch_strided(cpu::merge_dims<1>({numel}, {Shape{1}}), device, op);
+}
+
 }  // namespace ompq::cuda

@@ -217,12 +217,6 @@ struct ApplyInputGrad {
   }
 };
 
-// A per-element pass over the numel elements of a contiguous tensor (thread i: element i).
-template <typename Op>
-void launch_flat(int64_t numel, int device, const Op& op) {
-  launch_strided(cpu::merge_dims<1>({numel}, {Shape{1}}), device, op);
-}
-
 // The workspaces of a pass: the split partial sums and the per-channel coefficients.
 struct Workspace {
   Tensor sums;          // f64 [2, C * splits]
@@ -303,7 +297,7 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tenso
   forward_channel_kernel<T><<<channel_blocks(l.channels), kBlockThreads, 0,
                               default_stream(device.index).get()>>>(args);
   OMPQ_CUDA_CHECK_LAUNCH();
-  launch_flat(x.numel(), device.index,
+  launch_contiguous(x.numel(), device.index,
               ApplyAffine<T>{static_cast<T*>(y.data_ptr()), xp, affine, l.channels, l.spatial});
   // The workspaces return to the cache here; stream order keeps them alive for the kernels above.
 }
@@ -339,7 +333,7 @@ void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, 
                                default_stream(device.index).get()>>>(args);
   OMPQ_CUDA_CHECK_LAUNCH();
   if (!grad_input.defined()) return;
-  launch_flat(x.numel(), device.index,
+  launch_contiguous(x.numel(), device.index,
               ApplyInputGrad<T>{static_cast<T*>(grad_input.data_ptr()), dyp, xp, coeffs,
                                 l.channels, l.spatial});
 }

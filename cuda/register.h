@@ -11,6 +11,8 @@ void register_reduce_kernels();
 void register_cudnn_conv_kernels();
 void register_cublaslt_gemm_kernels();
 void register_norm_kernels();
+void register_pool_kernels();
+void register_softmax_kernels();
 void register_quant_kernels();
 void register_lowbit_kernels();
 

@@ -1,0 +1,140 @@
+// CUDA pooling against the CPU kernels on fresh random inputs: max (values and indices), average
+// and adaptive average, forward and backward, over window configurations with and without
+// padding and overlap and odd plane sizes, on contiguous and channels-last inputs.
+// Max values and indices are exact (both walk each window in row-major order). The average
+// backward gathers in the CPU's scatter order and is exact too; the average forward sums a window
+// in a different order from the CPU's vectorized loop (f32 rtol 1e-6). The max backward adds by
+// atomics: exact where a pixel is the maximum of at most two windows, f32 rtol 1e-6 otherwise.
+// Needs a GPU.
+#include <gtest/gtest.h>
+
+#include "core/ops/pool.h"
+#include "cuda_test_util.h"
+
+namespace ompq {
+namespace {
+
+using testing::expect_close;
+using testing::expect_equal;
+using testing::random_tensor_in;
+
+Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda()); }
+
+double rtol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-14; }
+double atol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-14; }
+
+struct WindowCase {
+  const char* name;
+  Shape input;
+  Pool2dParams params;
+};
+
+const WindowCase kWindows[] = {
+    {"2x2 stride 2", {2, 3, 8, 10}, {{2, 2}, {2, 2}, {0, 0}}},
+    {"3x3 stride 2 pad 1 (ResNet stem)", {2, 5, 17, 13}, {{3, 3}, {2, 2}, {1, 1}}},
+    {"3x3 stride 1 pad 1 (9 overlapping windows)", {1, 4, 9, 11}, {{3, 3}, {1, 1}, {1, 1}}},
+    {"3x2 stride (2, 1) pad (1, 0)", {3, 2, 12, 7}, {{3, 2}, {2, 1}, {1, 0}}},
+    {"odd plane, floor mode drops a row", {2, 3, 7, 7}, {{2, 2}, {2, 2}, {0, 0}}},
+    {"window of the whole plane", {4, 3, 5, 6}, {{5, 6}, {1, 1}, {0, 0}}},
+};
+
+// Inputs from few distinct values: ties make "first maximum" decide.
+Tensor tied_input(const Shape& shape, DType dtype, uint64_t seed) {
+  return random_tensor_in(shape, DType::kI32, seed, -4, 4).to(dtype);
+}
+
+TEST(CudaPool, MaxPoolForwardAndBackwardMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  uint64_t seed = 8000;
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const WindowCase& w : kWindows) {
+      for (bool ties : {false, true}) {
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + w.name + (ties ? " ties" : ""));
+        const Tensor x = ties ? tied_input(w.input, dtype, seed++)
+                              : random_tensor_in(w.input, dtype, seed++, -8, 8);
+        const auto expected = ops::max_pool2d(x, w.params);
+        const auto actual = ops::max_pool2d(on_gpu(x), w.params);
+        ASSERT_TRUE(actual.output.device().is_cuda());
+        expect_equal(expected.output, actual.output, "output");
+        expect_equal(expected.indices, actual.indices, "indices");
+        const Tensor grad = random_tensor_in(expected.output.shape(), dtype, seed++, -2, 2);
+        expect_close(ops::max_pool2d_backward(grad, expected.indices, x.shape()),
+                     ops::max_pool2d_backward(on_gpu(grad), actual.indices, x.shape()),
+                     rtol_for(dtype), atol_for(dtype), "grad input");
+      }
+    }
+  }
+}
+
+TEST(CudaPool, MaxPoolNanWinsAsOnTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor x = Tensor::from_vector<double>(
+      {1, nan, 3, 0, 2, 9, nan, nan, -1, 5, 4, 4, nan, 0, 7, 7}, {1, 1, 4, 4});
+  for (const Pool2dParams& p : {Pool2dParams{{2, 2}, {2, 2}, {0, 0}},
+                                Pool2dParams{{3, 3}, {1, 1}, {1, 1}}}) {
+    const auto expected = ops::max_pool2d(x, p);
+    const auto actual = ops::max_pool2d(on_gpu(x), p);
+    expect_equal(expected.output, actual.output, "output");
+    expect_equal(expected.indices, actual.indices, "indices");
+  }
+}
+
+TEST(CudaPool, AvgPoolForwardAndBackwardMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  uint64_t seed = 8100;
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const WindowCase& w : kWindows) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + w.name);
+      const Tensor x = random_tensor_in(w.input, dtype, seed++, -8, 8);
+      const Tensor expected = ops::avg_pool2d(x, w.params);
+      expect_close(expected, ops::avg_pool2d(on_gpu(x), w.params), rtol_for(dtype),
+                   atol_for(dtype), "output");
+      const Tensor grad = random_tensor_in(expected.shape(), dtype, seed++, -2, 2);
+      expect_equal(ops::avg_pool2d_backward(grad, x.shape(), w.params),
+                   ops::avg_pool2d_backward(on_gpu(grad), x.shape(), w.params), "grad input");
+    }
+  }
+}
+
+TEST(CudaPool, AdaptiveAvgPoolForwardAndBackwardMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  uint64_t seed = 8200;
+  // Output sizes that divide the input, that do not (overlapping bins), larger than the input
+  // (repeated rows), and 1x1 (global average pooling).
+  const std::pair<Shape, std::array<int64_t, 2>> kCases[] = {
+      {{2, 3, 8, 8}, {4, 4}}, {{2, 3, 7, 10}, {3, 4}}, {{1, 2, 3, 5}, {7, 6}},
+      {{4, 5, 7, 7}, {1, 1}}, {{3, 2, 13, 1}, {5, 1}},
+  };
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const auto& [shape, size] : kCases) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) + " -> " +
+                   std::to_string(size[0]) + "x" + std::to_string(size[1]));
+      const Tensor x = random_tensor_in(shape, dtype, seed++, -8, 8);
+      const Tensor expected = ops::adaptive_avg_pool2d(x, size);
+      expect_close(expected, ops::adaptive_avg_pool2d(on_gpu(x), size), rtol_for(dtype),
+                   atol_for(dtype), "output");
+      const Tensor grad = random_tensor_in(expected.shape(), dtype, seed++, -2, 2);
+      expect_equal(ops::adaptive_avg_pool2d_backward(grad, x.shape()),
+                   ops::adaptive_avg_pool2d_backward(on_gpu(grad), x.shape()), "grad input");
+    }
+  }
+}
+
+TEST(CudaPool, ChannelsLastInputsMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  // The ops make a channels-last view contiguous before the kernels run.
+  const Tensor nhwc = random_tensor_in({2, 11, 9, 6}, DType::kF32, 8300, -8, 8);
+  const Tensor x = nhwc.permute({0, 3, 1, 2}), x_gpu = on_gpu(nhwc).permute({0, 3, 1, 2});
+  const Pool2dParams p{{3, 3}, {2, 2}, {1, 1}};
+  const auto expected = ops::max_pool2d(x, p);
+  const auto actual = ops::max_pool2d(x_gpu, p);
+  expect_equal(expected.output, actual.output, "max output");
+  expect_equal(expected.indices, actual.indices, "max indices");
+  expect_close(ops::avg_pool2d(x, p), ops::avg_pool2d(x_gpu, p), 1e-6, 1e-6, "avg output");
+  expect_close(ops::adaptive_avg_pool2d(x, {1, 1}), ops::adaptive_avg_pool2d(x_gpu, {1, 1}), 1e-6,
+               1e-6, "adaptive output");
+}
+
+}  // namespace
+}  // namespace ompq
