@@ -16,10 +16,12 @@
 //    m = (n, oh, ow) positions and o output channels, K = (C/groups) * kh * kw in weight order
 //    (c, i, j). Block tile 64 (m) x 64 (o) x 64 (k), 4 warps of 32 x 32, each a 2 x 4 grid of
 //    mma.sync m16n8k32 (int8 tensor cores, sm_80+). A tile: gathered from NCHW codes (or read
-//    as rows of [M, K] for linear) into shared memory [64][64 + 16] bytes (the 16-byte pad makes
-//    the fragment loads conflict-free). B tile: each thread reads 8 codes = `bits` bytes of a
-//    packed row and unpacks them in registers to 8 bytes of shared memory [64][64 + 16]. The
-//    next tile is fetched into registers while the tensor cores work on the current one. When
+//    as rows of [M, K] for linear, 16-byte vectors when aligned) into shared memory
+//    [64][64 + 16] bytes (the 16-byte pad makes the fragment loads conflict-free). B tile: each
+//    thread reads 32 codes = 4 * bits bytes of a packed row (`bits` aligned words when rows are
+//    whole words) and unpacks them in registers, with the bit width a template parameter, to 32
+//    bytes of shared memory [64][64 + 16]. Two threads share a row of each tile. The next tile
+//    is fetched into registers while the tensor cores work on the current one. When
 //    the output tiles alone cannot fill the GPU, K is split over blocks that add their partial
 //    accumulators into an int32 buffer (atomics: integer addition is exact in any order), and
 //    requantization runs afterwards.
@@ -57,12 +59,14 @@ struct ConvGeometry {
   int k;                                  // group_channels * kh * kw
   int m;                                  // batch * out_h * out_w
   bool dense;  // a 1x1 kernel on a 1x1 image (linear): A row m is x[m, group's channels]
+  bool dense_vectors;  // dense, with every row's group 16-byte aligned: loaded as uint4
 };
 
 // The packed weight as the kernels see it.
 struct PackedWeightView {
   const uint8_t* packed;    // [O, row_bytes]
   int64_t row_bytes;
+  bool word_rows;  // every row starts on a 4-byte boundary
   int bits;
   int32_t qmin;
   const int32_t* zero_point;  // [O] or null
@@ -133,6 +137,13 @@ __device__ __forceinline__ void load_a(TileSlice& s, const XCode* x, const ConvG
   if (m < geo.m) {
     if (geo.dense) {
       const XCode* row = x + static_cast<int64_t>(m) * geo.channels + g * geo.group_channels;
+      if (geo.dense_vectors && k_begin + 32 <= geo.k) {
+        const uint4* src = reinterpret_cast<const uint4*>(row + k_begin);  // 16-byte aligned
+        const uint4 lo = __ldg(src), hi = __ldg(src + 1);
+        s.words[0] = lo.x, s.words[1] = lo.y, s.words[2] = lo.z, s.words[3] = lo.w;
+        s.words[4] = hi.x, s.words[5] = hi.y, s.words[6] = hi.z, s.words[7] = hi.w;
+        return;
+      }
 #pragma unroll 8
       for (int t = 0; t < 32; ++t) {
         const int k = k_begin + t;
@@ -173,42 +184,52 @@ __device__ __forceinline__ void load_a(TileSlice& s, const XCode* x, const ConvG
   }
 }
 
-// Loads and unpacks B[o, k_begin ..][32] (k_begin a multiple of 8, so every group of 8 codes
-// starts on a byte boundary): 4 groups of `bits` bytes, each unpacked to 8 stored values. 0 beyond
-// K or the group's output channels.
+// Loads and unpacks B[o, k_begin ..][32] (k_begin a multiple of 32) of kBits-bit codes to 32
+// stored values, 0 beyond K or the group's output channels. The 32 codes are 4 * kBits bytes from
+// byte k_begin * kBits / 8 of the row: when rows are whole 4-byte words and the 32 codes lie
+// inside K, they are kBits aligned words unpacked at compile-time bit offsets; otherwise 4 groups
+// of 8 codes (kBits bytes each), read bytewise up to the row's end.
+template <int kBits>
 __device__ __forceinline__ void load_b(TileSlice& s, const PackedWeightView& w,
                                        const ConvGeometry& geo, int o, int o_local, int k_begin) {
+  constexpr uint32_t kMask = (1u << kBits) - 1;
 #pragma unroll
   for (int t = 0; t < 8; ++t) s.words[t] = 0;
   if (o_local >= geo.group_out) return;
   const uint8_t* row = w.packed + static_cast<int64_t>(o) * w.row_bytes;
-  const uint64_t mask = (uint64_t{1} << w.bits) - 1;
+  if (w.word_rows && k_begin + 32 <= geo.k) {
+    const uint32_t* src = reinterpret_cast<const uint32_t*>(row) + (k_begin / 32) * kBits;
+    uint32_t words[kBits + 1];
+#pragma unroll
+    for (int i = 0; i < kBits; ++i) words[i] = __ldg(src + i);
+    words[kBits] = 0;
+#pragma unroll
+    for (int v = 0; v < 32; ++v) {
+      const int bit = v * kBits, word = bit / 32, shift = bit % 32;
+      uint32_t value = words[word] >> shift;
+      if (shift + kBits > 32) value |= words[word + 1] << (32 - shift);
+      s.words[v / 4] |= (value & kMask) << (8 * (v % 4));
+    }
+    return;
+  }
 #pragma unroll
   for (int group = 0; group < 4; ++group) {
     const int k = k_begin + group * 8;
     if (k >= geo.k) break;
-    const int64_t byte = static_cast<int64_t>(k / 8) * w.bits;
+    const int64_t byte = static_cast<int64_t>(k / 8) * kBits;
     const int64_t left = w.row_bytes - byte;
-    const int available = left < w.bits ? static_cast<int>(left) : w.bits;
+    const int available = left < kBits ? static_cast<int>(left) : kBits;
     uint64_t stream = 0;
     for (int b = 0; b < available; ++b) stream |= static_cast<uint64_t>(row[byte + b]) << (8 * b);
-    uint32_t lo = 0, hi = 0;
+    uint64_t values = 0;
 #pragma unroll
-    for (int v = 0; v < 4; ++v) {
-      lo |= static_cast<uint32_t>((stream >> (v * w.bits)) & mask) << (8 * v);
-      hi |= static_cast<uint32_t>((stream >> ((v + 4) * w.bits)) & mask) << (8 * v);
-    }
-    // Codes at or past K stay 0: the row's padding bits are 0 already, but a group may run past
-    // K with codes from a whole byte in the middle of the last group.
+    for (int v = 0; v < 8; ++v) values |= ((stream >> (v * kBits)) & kMask) << (8 * v);
+    // Codes at or past K stay 0: the row's padding bits are 0, but the last group's bytes may
+    // be whole while K ends inside them.
     const int valid = geo.k - k;
-    if (valid < 8) {
-      const uint64_t keep = (uint64_t{1} << (8 * valid)) - 1;
-      const uint64_t both = (static_cast<uint64_t>(hi) << 32 | lo) & keep;
-      lo = static_cast<uint32_t>(both);
-      hi = static_cast<uint32_t>(both >> 32);
-    }
-    s.words[2 * group] = lo;
-    s.words[2 * group + 1] = hi;
+    if (valid < 8) values &= (uint64_t{1} << (8 * valid)) - 1;
+    s.words[2 * group] = static_cast<uint32_t>(values);
+    s.words[2 * group + 1] = static_cast<uint32_t>(values >> 32);
   }
 }
 
@@ -222,7 +243,7 @@ __device__ __forceinline__ void store_slice(uint8_t* tile, const TileSlice& s) {
 // acc[m, o] (before the zero-point terms) for one 64 x 64 output tile of group blockIdx.z /
 // splits over k tiles of split blockIdx.z % splits; then the zero-point terms and the epilogue,
 // or an atomic add of the partial result into `out` (int32) when split.
-template <typename XCode, typename Out>
+template <typename XCode, typename Out, int kBits>
 __global__ void __launch_bounds__(kGemmThreads)
     packed_gemm_kernel(Out* out, const XCode* x, int32_t x_zero_point, PackedWeightView w,
                        ConvGeometry geo, EpilogueParams epilogue, int splits, int k_tiles_per_split) {
@@ -252,7 +273,7 @@ __global__ void __launch_bounds__(kGemmThreads)
   TileSlice a_next, b_next;
   if (tile_begin < tile_end) {
     load_a(a_next, x, geo, g, m, tile_begin * kTileK + slice_half * 32, pad);
-    load_b(b_next, w, geo, o, o_local, tile_begin * kTileK + slice_half * 32);
+    load_b<kBits>(b_next, w, geo, o, o_local, tile_begin * kTileK + slice_half * 32);
   }
   for (int tile = tile_begin; tile < tile_end; ++tile) {
     store_slice(a_tile, a_next);
@@ -265,7 +286,7 @@ __global__ void __launch_bounds__(kGemmThreads)
     __syncthreads();
     if (tile + 1 < tile_end) {  // in flight while the tensor cores work
       load_a(a_next, x, geo, g, m, (tile + 1) * kTileK + slice_half * 32, pad);
-      load_b(b_next, w, geo, o, o_local, (tile + 1) * kTileK + slice_half * 32);
+      load_b<kBits>(b_next, w, geo, o, o_local, (tile + 1) * kTileK + slice_half * 32);
     }
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += 32) {
@@ -380,6 +401,21 @@ __global__ void packed_depthwise_kernel(Out* out, const XCode* x, int32_t x_zero
   }
 }
 
+// fn(std::integral_constant<int, bits>) for bits 2..8: the unpacking is compiled per width.
+template <typename Fn>
+void with_bits(int bits, const Fn& fn) {
+  switch (bits) {
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    case 4: return fn(std::integral_constant<int, 4>{});
+    case 5: return fn(std::integral_constant<int, 5>{});
+    case 6: return fn(std::integral_constant<int, 6>{});
+    case 7: return fn(std::integral_constant<int, 7>{});
+    case 8: return fn(std::integral_constant<int, 8>{});
+    default: OMPQ_CHECK(false, "packed_conv2d: bits = ", bits, " (expected 2..8)");
+  }
+}
+
 ConvGeometry conv_geometry(const Tensor& out, const Tensor& x, const PackedWeight& w,
                            const Conv2dParams& p) {
   ConvGeometry geo;
@@ -405,6 +441,8 @@ ConvGeometry conv_geometry(const Tensor& out, const Tensor& x, const PackedWeigh
   geo.m = geo.batch * geo.out_h * geo.out_w;
   geo.dense = geo.height == 1 && geo.width == 1 && geo.kh == 1 && geo.kw == 1 &&
               geo.pad_h == 0 && geo.pad_w == 0;
+  geo.dense_vectors = geo.dense && geo.channels % 16 == 0 && geo.group_channels % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
   return geo;
 }
 
@@ -438,8 +476,10 @@ void launch_packed(const Tensor& out, const Tensor& x, int64_t x_zero_point,
   const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles),
                   static_cast<unsigned>(geo.groups * splits));
   if (splits == 1) {
-    packed_gemm_kernel<XCode, Out><<<grid, kGemmThreads, 0, stream>>>(
-        static_cast<Out*>(out.data_ptr()), xd, zx, w, geo, epilogue, 1, tiles_per_split);
+    with_bits(w.bits, [&](auto bits) {
+      packed_gemm_kernel<XCode, Out, decltype(bits)::value><<<grid, kGemmThreads, 0, stream>>>(
+          static_cast<Out*>(out.data_ptr()), xd, zx, w, geo, epilogue, 1, tiles_per_split);
+    });
     OMPQ_CUDA_CHECK_LAUNCH();
     return;
   }
@@ -448,8 +488,10 @@ void launch_packed(const Tensor& out, const Tensor& x, int64_t x_zero_point,
                          ? out
                          : Tensor::empty(out.shape(), DType::kI32, out.device());
   OMPQ_CUDA_CHECK(cudaMemsetAsync(acc.data_ptr(), 0, acc.numel() * sizeof(int32_t), stream));
-  packed_gemm_kernel<XCode, int32_t><<<grid, kGemmThreads, 0, stream>>>(
-      static_cast<int32_t*>(acc.data_ptr()), xd, zx, w, geo, epilogue, splits, tiles_per_split);
+  with_bits(w.bits, [&](auto bits) {
+    packed_gemm_kernel<XCode, int32_t, decltype(bits)::value><<<grid, kGemmThreads, 0, stream>>>(
+        static_cast<int32_t*>(acc.data_ptr()), xd, zx, w, geo, epilogue, splits, tiles_per_split);
+  });
   OMPQ_CUDA_CHECK_LAUNCH();
   if (requant) {
     requantize_stub(out.device(), out, acc, requant->multiplier.contiguous(),
@@ -468,6 +510,8 @@ void packed_conv2d_kernel(const Tensor& out, const Tensor& x, int64_t x_zero_poi
   const Tensor packed = w.packed.contiguous();
   const Tensor zero_point = w.zero_point.defined() ? w.zero_point.contiguous() : Tensor();
   const PackedWeightView view{static_cast<const uint8_t*>(packed.data_ptr()), packed.size(1),
+                              packed.size(1) % 4 == 0 &&
+                                  reinterpret_cast<uintptr_t>(packed.data_ptr()) % 4 == 0,
                               w.bits, static_cast<int32_t>(w.qmin),
                               zero_point.defined()
                                   ? static_cast<const int32_t*>(zero_point.data_ptr())
