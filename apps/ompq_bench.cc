@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "apps/bench_cuda.h"
 #include "apps/bench_data.h"
+#include "apps/bench_lowbit.h"
 #include "core/autograd.h"
 #include "core/functional/conv.h"
 #include "core/functional/softmax.h"
@@ -284,6 +285,7 @@ int main(int argc, char** argv) {
 #if defined(OMPQ_WITH_CUDA)
   ompq::register_cuda_benchmarks();
 #endif
+  ompq::register_lowbit_benchmarks();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
