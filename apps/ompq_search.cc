@@ -6,6 +6,11 @@
 //   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --beta=10 --weights=W.safetensors
 //               --data=/data/imagenet --bits_out=bits.pbtxt
 //   ompq_search --model=resnet18 --quant=ptq --budget_mb=3 --solver=projection   (data-free)
+//   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --allocation=random --allocation_seed=2
+//
+// Baselines (--allocation=uniform|random, solver/baselines.h): the same budget met by uniform
+// bits or by random bits; data-free like projection. Their bit config names the baseline as its
+// solver (the random one's seed is --allocation_seed) and feeds ompq_train --bits as any other.
 //
 // Search images: the first batch of the training split shuffled by --seed, as the reference takes
 // the first batch of a shuffled reader (spec 1.2). ImageNet images get the reference's training
@@ -36,6 +41,7 @@
 #include "layers/models/registry.h"
 #include "apps/app_main.h"
 #include "runtime/init.h"
+#include "solver/baselines.h"
 #include "solver/bit_config.h"
 #include "solver/cost_model.h"
 #include "solver/proto_io.h"
@@ -56,6 +62,10 @@ ABSL_FLAG(bool, reference_bops, false,
           "count BOPs with the reference's FLOP counter, bugs included (spec 2.8)");
 ABSL_FLAG(double, beta, 1.0, "importance theta = exp(-beta * gamma)");
 ABSL_FLAG(std::string, solver, "lp", "lp, ilp or projection (data-free)");
+ABSL_FLAG(std::string, allocation, "ompq",
+          "ompq (the search: --solver), or a data-free baseline at the same budget: uniform (the "
+          "largest uniform bits) or random (random bits filled up to the budget)");
+ABSL_FLAG(uint64_t, allocation_seed, 0, "the random baseline's seed");
 ABSL_FLAG(std::string, rounding, "",
           "dfs or nearest (lp and projection; default: the reference's, dfs for resnet18)");
 ABSL_FLAG(std::string, weights, "",
@@ -78,6 +88,15 @@ using Clock = std::chrono::steady_clock;
 constexpr char kFashionMnistPrefix[] = "fashion-mnist";
 
 absl::Status invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
+
+enum class Allocation { kOmpq, kUniform, kRandom };
+
+absl::StatusOr<Allocation> parse_allocation(const std::string& name) {
+  if (name == "ompq") return Allocation::kOmpq;
+  if (name == "uniform") return Allocation::kUniform;
+  if (name == "random") return Allocation::kRandom;
+  return invalid(absl::StrCat("--allocation=", name, " (expected ompq, uniform or random)"));
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -119,9 +138,9 @@ absl::StatusOr<solver::SearchOptions> search_options() {
   return o;
 }
 
-// The checks search() makes before its forward pass, made before loading weights and images so that
-// a bad budget fails at once. A missing budget states the feasible range.
-absl::Status check_search_space(const nn::Model& model, const solver::SearchOptions& o) {
+// The model's search space; a missing budget is an error that states the feasible range.
+absl::StatusOr<solver::SearchSpace> search_space(const nn::Model& model,
+                                                 const solver::SearchOptions& o) {
   const Shape input = model.input_shape();
   OMPQ_ASSIGN_OR_RETURN(solver::SearchSpace space,
                         solver::build_search_space(model, o.mode, input[1], input[2]));
@@ -131,7 +150,23 @@ absl::Status check_search_space(const nn::Model& model, const solver::SearchOpti
         "--budget_mb is required (model size in MiB; feasible for %s: [%.6f, %.6f])",
         solver::quant_mode_name(o.mode), range.min, range.max));
   }
+  return space;
+}
+
+// The checks search() makes before its forward pass, made before loading weights and images so that
+// a bad budget fails at once.
+absl::Status check_search_space(const nn::Model& model, const solver::SearchOptions& o) {
+  OMPQ_ASSIGN_OR_RETURN(solver::SearchSpace space, search_space(model, o));
   return solver::check_allocation_options(space, o.allocation);
+}
+
+absl::Status check_bits_folder(const std::string& bits_out) {
+  const fs::path folder = fs::path(bits_out).parent_path();
+  if (!folder.empty() && !fs::is_directory(folder)) {
+    return invalid(
+        absl::StrCat("--bits_out=", bits_out, ": folder ", folder.string(), " does not exist"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status with_model_name(const absl::Status& status, const std::string& model_name) {
@@ -185,11 +220,21 @@ absl::StatusOr<Tensor> search_images(const std::shared_ptr<const data::Dataset>&
 }
 
 // The bit config with this run's model variant and search inputs.
-proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::SearchResult& r) {
+proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::SearchResult& r,
+                            Allocation allocation) {
   proto::BitConfig c = solver::make_bit_config(o, r);
   c.set_num_classes(absl::GetFlag(FLAGS_num_classes));
   c.set_small_input(absl::GetFlag(FLAGS_small_input));
   c.set_width_mult(absl::GetFlag(FLAGS_width_mult));
+  if (allocation != Allocation::kOmpq) {
+    // A baseline reads no importance and no images: its name takes the solver's place, and the
+    // only seed that shapes it is the random baseline's.
+    c.set_solver(absl::GetFlag(FLAGS_allocation));
+    c.clear_rounding();
+    c.clear_beta();
+    if (allocation == Allocation::kRandom) c.set_seed(absl::GetFlag(FLAGS_allocation_seed));
+    return c;
+  }
   c.set_seed(absl::GetFlag(FLAGS_seed));
   if (o.allocation.solver != solver::SolverKind::kProjection) {  // projection reads neither
     c.set_weights(absl::GetFlag(FLAGS_weights));
@@ -199,7 +244,8 @@ proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::Search
   return c;
 }
 
-void print_result(const solver::SearchOptions& o, const solver::SearchResult& r, double load_s) {
+// The bits per layer, the size and the BOPs.
+void print_allocation(const solver::SearchOptions& o, const solver::SearchResult& r) {
   const solver::SearchSpace& space = r.space;
   const bool relaxed = !r.allocation.relaxed_bits.empty();
   size_t width = 5;
@@ -237,6 +283,10 @@ void print_result(const solver::SearchOptions& o, const solver::SearchResult& r,
         "(over the budget: half-to-even rounding ignores it, as the reference's does; "
         "--rounding=dfs or --solver=ilp keep to it)\n");
   }
+}
+
+void print_search_times(const solver::SearchOptions& o, const solver::SearchResult& r,
+                        double load_s) {
   const solver::SearchTimings& t = r.timings;
   if (o.allocation.solver == solver::SolverKind::kProjection) {
     std::printf("time: solve %.3f s (data-free: no features, no ORM)\n", t.solve_s);
@@ -246,12 +296,47 @@ void print_result(const solver::SearchOptions& o, const solver::SearchResult& r,
               t.features_s, t.orm_s, t.solve_s, t.features_s + t.orm_s + t.solve_s, load_s);
 }
 
+// A baseline at the search's budget (no weights, no images), printed and written as a search
+// result is.
+absl::Status run_baseline(const nn::Model& model, const solver::SearchOptions& options,
+                          Allocation allocation, const std::string& bits_out) {
+  if (!absl::GetFlag(FLAGS_weights).empty() || !absl::GetFlag(FLAGS_data).empty()) {
+    std::fprintf(stderr, "ompq_search: the %s baseline reads neither --weights nor --data\n",
+                 absl::GetFlag(FLAGS_allocation).c_str());
+  }
+  solver::SearchResult result;
+  OMPQ_ASSIGN_OR_RETURN(result.space, search_space(model, options));
+  const double budget = options.allocation.budget_mib;
+  std::string summary;
+  if (allocation == Allocation::kUniform) {
+    OMPQ_ASSIGN_OR_RETURN(solver::UniformAllocation uniform,
+                          solver::uniform_allocation(result.space, options.allocation));
+    result.allocation = std::move(uniform.allocation);
+    summary = absl::StrCat("uniform: ", uniform.summary);
+  } else {
+    const uint64_t seed = absl::GetFlag(FLAGS_allocation_seed);
+    OMPQ_ASSIGN_OR_RETURN(result.allocation,
+                          solver::random_allocation(result.space, options.allocation, seed));
+    summary = absl::StrFormat("random: seed %d, %.4f MiB under the budget %.4f MiB", seed,
+                              budget - result.allocation.size_mib, budget);
+  }
+  print_allocation(options, result);
+  std::printf("%s\n", summary.c_str());
+  if (!bits_out.empty()) {
+    OMPQ_RETURN_IF_ERROR(
+        solver::write_text_proto(bits_out, bit_config(options, result, allocation)));
+    std::fprintf(stderr, "ompq_search: wrote %s\n", bits_out.c_str());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status run() {
   if (absl::GetFlag(FLAGS_model).empty()) {
     return invalid(
         absl::StrCat("--model is required (one of: ", absl::StrJoin(nn::model_names(), ", "), ")"));
   }
   OMPQ_ASSIGN_OR_RETURN(solver::SearchOptions options, search_options());
+  OMPQ_ASSIGN_OR_RETURN(Allocation allocation, parse_allocation(absl::GetFlag(FLAGS_allocation)));
   OMPQ_ASSIGN_OR_RETURN(Device device, parse_device(absl::GetFlag(FLAGS_device)));
   if (device.is_cuda() && !cuda_available()) {
     return absl::FailedPreconditionError(absl::StrCat("--device=", absl::GetFlag(FLAGS_device),
@@ -262,14 +347,14 @@ absl::Status run() {
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   Generator gen(seed);
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, nn::make_model(model_spec(), gen));
-  OMPQ_RETURN_IF_ERROR(with_model_name(check_search_space(*model, options), options.model_name));
-
   const std::string bits_out = absl::GetFlag(FLAGS_bits_out);
-  const fs::path bits_folder = fs::path(bits_out).parent_path();
-  if (!bits_folder.empty() && !fs::is_directory(bits_folder)) {
-    return invalid(absl::StrCat("--bits_out=", bits_out, ": folder ", bits_folder.string(),
-                                " does not exist"));
+  if (allocation != Allocation::kOmpq) {
+    OMPQ_RETURN_IF_ERROR(check_bits_folder(bits_out));
+    return with_model_name(run_baseline(*model, options, allocation, bits_out),
+                           options.model_name);
   }
+  OMPQ_RETURN_IF_ERROR(with_model_name(check_search_space(*model, options), options.model_name));
+  OMPQ_RETURN_IF_ERROR(check_bits_folder(bits_out));
   const bool data_free = options.allocation.solver == solver::SolverKind::kProjection;
   const std::string weights = absl::GetFlag(FLAGS_weights);
   const std::string data = absl::GetFlag(FLAGS_data);
@@ -308,9 +393,11 @@ absl::Status run() {
   const double load_s = seconds_since(load_start);
 
   OMPQ_ASSIGN_OR_RETURN(solver::SearchResult result, solver::search(*model, images, options));
-  print_result(options, result, load_s);
+  print_allocation(options, result);
+  print_search_times(options, result, load_s);
   if (!bits_out.empty()) {
-    OMPQ_RETURN_IF_ERROR(solver::write_text_proto(bits_out, bit_config(options, result)));
+    OMPQ_RETURN_IF_ERROR(
+        solver::write_text_proto(bits_out, bit_config(options, result, Allocation::kOmpq)));
     std::fprintf(stderr, "ompq_search: wrote %s\n", bits_out.c_str());
   }
   return absl::OkStatus();
@@ -324,7 +411,9 @@ int main(int argc, char** argv) {
       "Searches per-layer weight bit-widths with OMPQ.\n"
       "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB [--weights=W.safetensors]\n"
       "              --data=IMAGENET_DIR|fashion-mnist[:DIR] [--bits_out=FILE]\n"
-      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --solver=projection");
+      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --solver=projection\n"
+      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --allocation=uniform|random\n"
+      "              [--allocation_seed=N]");
   absl::ParseCommandLine(argc, argv);
   return ompq::run_app("ompq_search", ompq::run);
 }

@@ -7,6 +7,9 @@
 #    (when installed) and with a tiny ImageNet-layout folder (when /usr/bin/python3 has PIL):
 #    bits within 4..8, at most one layer strictly between them before rounding (an LP vertex),
 #    the same bits on a rerun, the time of every phase printed;
+#  - the baselines (--allocation=uniform|random) at the ResNet-18 QAT budget of 6.7 MiB: uniform
+#    says between which uniform sizes the budget lies; random stays within the budget, differs
+#    across seeds and repeats for a seed; both bit configs name the baseline as their solver;
 #  - every bad input ends with one clear message and a non-zero exit, writes no --bits_out file and
 #    leaves an existing one untouched.
 #   search_smoke.sh OMPQ_SEARCH PROTOC PROTO_FILE PARITY_DIR
@@ -51,6 +54,37 @@ parses "$out/qat.pbtxt"
 [ "$(awk '/^fixed \{/ { getline; print $2 }' "$out/qat.pbtxt" | tr -d '"' | tr '\n' ' ')" = "conv1 fc " ] \
   || fail "QAT fixed layers should be conv1 and fc"
 awk -v s="$(field "$out/qat.pbtxt" size_mib)" 'BEGIN { exit !(s <= 6.7 && s > 6.6) }' || fail "QAT size $(field "$out/qat.pbtxt" size_mib)"
+
+# Baselines, ResNet-18 QAT at 6.7 MiB: uniform 4 bits (the 5-bit size is over), random per seed.
+"$search" --model=resnet18 --quant=qat --budget_mb=6.7 --allocation=uniform \
+  --bits_out="$out/uniform.pbtxt" > "$out/result" 2> "$out/log" || { cat "$out/log"; fail "uniform exited non-zero"; }
+cat "$out/result"
+parses "$out/uniform.pbtxt"
+[ "$(bits_in "$out/uniform.pbtxt")" = "4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4" ] || fail "uniform bits $(bits_in "$out/uniform.pbtxt")"
+grep -q '^uniform: the budget 6.7000 MiB lies between the uniform 4-bit size 5.8232 MiB and the 5-bit size 7.1544 MiB: 4 bits' "$out/result" \
+  || fail "uniform does not say where the budget lies"
+[ "$(field "$out/uniform.pbtxt" solver)|$(field "$out/uniform.pbtxt" rounding)|$(field "$out/uniform.pbtxt" size_mib)" = "uniform||5.8231582641601562" ] \
+  || fail "uniform bit config: solver, rounding or size wrong"
+[ "$(awk '/^fixed \{/ { getline; print $2 }' "$out/uniform.pbtxt" | tr -d '"' | tr '\n' ' ')" = "conv1 fc " ] \
+  || fail "uniform: stem and classifier not fixed at 8 bits"
+for seed in 1 2 3; do
+  "$search" --model=resnet18 --quant=qat --budget_mb=6.7 --allocation=random --allocation_seed=$seed \
+    --bits_out="$out/random$seed.pbtxt" > "$out/result" 2> "$out/log" || { cat "$out/log"; fail "random seed $seed exited non-zero"; }
+  parses "$out/random$seed.pbtxt"
+  grep -q "^random: seed $seed, 0.00[0-4][0-9] MiB under the budget 6.7000 MiB" "$out/result" \
+    || { cat "$out/result"; fail "random seed $seed: not within 0.005 MiB of the budget (one bit of a layer1 conv is 0.0044 MiB)"; }
+  [ "$(field "$out/random$seed.pbtxt" solver) $(field "$out/random$seed.pbtxt" seed)" = "random $seed" ] \
+    || fail "random seed $seed: solver or seed not recorded"
+  awk -v s="$(field "$out/random$seed.pbtxt" size_mib)" 'BEGIN { exit !(s <= 6.7) }' || fail "random seed $seed over the budget"
+  bits=$(bits_in "$out/random$seed.pbtxt")
+  [ "$(echo "$bits" | wc -w)" -eq 16 ] || fail "random seed $seed: not 16 layers"
+  for b in $bits; do [ "$b" -ge 4 ] && [ "$b" -le 8 ] || fail "random seed $seed: bits $b outside 4..8"; done
+done
+[ "$(for seed in 1 2 3; do bits_in "$out/random$seed.pbtxt"; echo; done | sort -u | wc -l)" -eq 3 ] \
+  || fail "three seeds gave fewer than three random allocations"
+"$search" --model=resnet18 --quant=qat --budget_mb=6.7 --allocation=random --allocation_seed=2 \
+  --bits_out="$out/random2_again.pbtxt" > /dev/null 2>&1 || fail "random rerun exited non-zero"
+cmp -s "$out/random2.pbtxt" "$out/random2_again.pbtxt" || fail "random seed 2 differs on a rerun"
 
 # lp on data: checks the run's output and bit config.
 check_lp_run() {  # check_lp_run FILE LABEL
@@ -127,6 +161,15 @@ expect_error '--model is required' --budget_mb=7 --solver=projection "$bad"
 expect_error 'unknown solver "simplex" (known: lp, ilp, projection)' "${small[@]}" --solver=simplex "$bad"
 expect_error 'unknown rounding "up" (known: dfs, nearest)' "${small[@]}" --rounding=up "$bad"
 expect_error '--quant=int8 (expected qat or ptq)' "${small[@]}" --quant=int8 "$bad"
+expect_error '--allocation=greedy (expected ompq, uniform or random)' "${small[@]}" --allocation=greedy "$bad"
+expect_error 'resnet20: the random baseline has the size budget only (BOPs budget 2 G' \
+  "${small[@]}" --allocation=random --bops_budget_g=2 "$bad"
+expect_error 'resnet18: model size budget 5.000000 MiB is outside the feasible range [5.823158, 11.147987] MiB for qat' \
+  "${proj[@]}" --allocation=uniform --budget_mb=5 "$bad"
+expect_error 'resnet20: --budget_mb is required (model size in MiB; feasible for qat: [0.191826, 0.321220])' \
+  --model=resnet20 --allocation=random "$bad"
+expect_error "--bits_out=$out/nodir/bits.pbtxt: folder $out/nodir does not exist" \
+  "${small[@]}" --allocation=uniform --bits_out="$out/nodir/bits.pbtxt"
 expect_error '--beta -1 (expected finite and >= 0)' "${lp[@]}" --beta=-1 --data="$imagenet" "$bad"
 expect_error 'a BOPs budget needs the ilp solver (the projection solver has the size budget only)' \
   "${small[@]}" --bops_budget_g=2 "$bad"
