@@ -4,6 +4,7 @@
 #include "core/allocator.h"
 #include "cuda/allocator.h"
 #include "cuda/arch.h"
+#include "cuda/nccl_communicator.h"
 #include "cuda/register.h"
 #include "cuda/runtime.h"
 
@@ -70,6 +71,10 @@ int register_backend(std::string* status) {
   register_softmax_kernels();
   register_quant_kernels();
   register_lowbit_kernels();
+#if OMPQ_WITH_NCCL
+  set_gpu_communicator_factory(
+      [](Communicator& bootstrap, int gpu) { return make_nccl_communicator(bootstrap, gpu); });
+#endif
   return device_count();
 }
 
