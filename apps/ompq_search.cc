@@ -6,7 +6,7 @@
 //   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --beta=10 --weights=W.safetensors
 //               --data=/data/imagenet --bits_out=bits.pbtxt
 //   ompq_search --model=resnet18 --quant=ptq --budget_mb=3 --solver=projection   (data-free)
-//   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --allocation=random --allocation_seed=2
+//   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --allocation=random   (a baseline)
 //
 // Baselines (--allocation=uniform|random, solver/baselines.h): the same budget met by uniform
 // bits or by random bits; data-free like projection. Their bit config names the baseline as its
@@ -23,7 +23,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -35,7 +34,6 @@
 #include "absl/strings/str_join.h"
 #include "core/parallel.h"
 #include "core/proto/ompq.pb.h"
-#include "data/dataloader.h"
 #include "data/imagenet.h"
 #include "data/mnist.h"
 #include "layers/models/registry.h"
@@ -45,6 +43,7 @@
 #include "solver/bit_config.h"
 #include "solver/cost_model.h"
 #include "solver/proto_io.h"
+#include "solver/sample_batch.h"
 #include "solver/search.h"
 
 ABSL_FLAG(std::string, model, "",
@@ -202,23 +201,6 @@ absl::StatusOr<std::shared_ptr<const data::Dataset>> open_search_data(const Shap
   return std::shared_ptr<const data::Dataset>(std::move(dataset));
 }
 
-// The first batch of num_images of the dataset shuffled by seed.
-absl::StatusOr<Tensor> search_images(const std::shared_ptr<const data::Dataset>& dataset,
-                                     int64_t num_images, uint64_t seed) {
-  if (num_images > dataset->size()) {
-    return invalid(absl::StrCat("--num_images ", num_images, " but ", dataset->name(), " has only ",
-                                dataset->size(), " images"));
-  }
-  data::DataLoaderOptions options;
-  options.batch_size = num_images;
-  options.shuffle = true;
-  options.seed = seed;
-  data::DataLoader loader(dataset, options);
-  std::optional<data::Batch> batch = loader.batches().next();
-  OMPQ_CHECK(batch.has_value(), dataset->name(), ": no batch of ", num_images, " images");
-  return batch->inputs;
-}
-
 // The bit config with this run's model variant and search inputs.
 proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::SearchResult& r,
                             Allocation allocation) {
@@ -350,8 +332,7 @@ absl::Status run() {
   const std::string bits_out = absl::GetFlag(FLAGS_bits_out);
   if (allocation != Allocation::kOmpq) {
     OMPQ_RETURN_IF_ERROR(check_bits_folder(bits_out));
-    return with_model_name(run_baseline(*model, options, allocation, bits_out),
-                           options.model_name);
+    return with_model_name(run_baseline(*model, options, allocation, bits_out), options.model_name);
   }
   OMPQ_RETURN_IF_ERROR(with_model_name(check_search_space(*model, options), options.model_name));
   OMPQ_RETURN_IF_ERROR(check_bits_folder(bits_out));
@@ -383,7 +364,8 @@ absl::Status run() {
       OMPQ_RETURN_IF_ERROR(nn::load_model_weights(*model, weights, absl::GetFlag(FLAGS_model)));
     }
     OMPQ_ASSIGN_OR_RETURN(auto dataset, open_search_data(model->input_shape()));
-    OMPQ_ASSIGN_OR_RETURN(images, search_images(dataset, num_images, seed));
+    OMPQ_ASSIGN_OR_RETURN(images,
+                          solver::first_shuffled_batch(dataset, num_images, seed, "--num_images"));
     std::fprintf(stderr, "ompq_search: %s, %lld images of %s, %d threads, %s\n",
                  options.model_name.c_str(), static_cast<long long>(num_images),
                  dataset->name().c_str(), num_threads(), device.str().c_str());

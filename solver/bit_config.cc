@@ -2,7 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "solver/cost_model.h"
 
 namespace ompq::solver {
 namespace {
@@ -84,14 +83,13 @@ absl::StatusOr<LayerBitsPlan> plan_from_bit_config(const proto::BitConfig& confi
                             " searched and ", space->fixed.size(), " fixed units in ",
                             config.quant(), " mode"));
   }
-  std::vector<int> bits;
   for (int i = 0; i < config.layer_size(); ++i) {
     const proto::LayerBits& entry = config.layer(i);
     absl::Status status = check_entry(entry, space->units[i], space->min_bits, space->max_bits,
                                       absl::StrCat("layer ", i));
     if (!status.ok()) return bad(std::string(status.message()));
     for (const std::string& name : space->units[i].layers) plan.weight_bits[name] = entry.bits();
-    bits.push_back(entry.bits());
+    plan.unit_bits.push_back(entry.bits());
   }
   for (int i = 0; i < config.fixed_size(); ++i) {
     absl::Status status = check_entry(config.fixed(i), space->fixed[i], SearchSpace::kFixedBits,
@@ -102,7 +100,7 @@ absl::StatusOr<LayerBitsPlan> plan_from_bit_config(const proto::BitConfig& confi
       plan.edge_layers.insert(name);
     }
   }
-  plan.size_mib = model_size_mib(*space, bits);
+  plan.space = std::move(*space);
   return plan;
 }
 

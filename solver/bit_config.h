@@ -24,7 +24,8 @@ struct LayerBitsPlan {
   QuantMode mode = QuantMode::kQat;
   std::map<std::string, int> weight_bits;  // every conv/linear of every unit, fixed ones included
   std::set<std::string> edge_layers;       // the fixed units' layers (QAT: stem and classifier)
-  double size_mib = 0.0;                   // the model size these bits give
+  SearchSpace space;                       // the model's, in the config's mode
+  std::vector<int> unit_bits;              // one per space.units entry
 };
 
 // The config's units must be exactly the search space of `model` in the config's quant mode

@@ -59,7 +59,8 @@ absl::Status write_text_proto(const std::string& path, const google::protobuf::M
   return write_text_atomically(path, to_text_format(message));
 }
 
-absl::Status read_text_proto(const std::string& path, google::protobuf::Message* message) {
+absl::Status read_text_proto(const std::string& path, google::protobuf::Message* message,
+                             bool merge) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   std::stringstream text;
@@ -67,7 +68,9 @@ absl::Status read_text_proto(const std::string& path, google::protobuf::Message*
   FirstError errors;
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text.str(), message)) {
+  const bool parsed = merge ? parser.MergeFromString(text.str(), message)
+                            : parser.ParseFromString(text.str(), message);
+  if (!parsed) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a valid ",
                                                    message->GetDescriptor()->name(),
                                                    " in protobuf text format (", errors.error(), ")"));

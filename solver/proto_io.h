@@ -15,8 +15,10 @@ absl::Status write_text_atomically(const std::string& path, const std::string& t
 // The message in text format (google::protobuf::TextFormat).
 std::string to_text_format(const google::protobuf::Message& message);
 absl::Status write_text_proto(const std::string& path, const google::protobuf::Message& message);
-// Replaces `message` with the file's contents; a missing file is NotFound, a malformed one
-// InvalidArgument naming the file and the parser's line and column.
-absl::Status read_text_proto(const std::string& path, google::protobuf::Message* message);
+// Replaces `message` with the file's contents (`merge`: sets only the fields the file names,
+// keeping the others); a missing file is NotFound, a malformed one InvalidArgument naming the
+// file and the parser's line and column.
+absl::Status read_text_proto(const std::string& path, google::protobuf::Message* message,
+                             bool merge = false);
 
 }  // namespace ompq::solver

@@ -1,0 +1,807 @@
+#include "solver/experiment.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "core/safetensors.h"
+#include "data/dataloader.h"
+#include "data/mnist.h"
+#include "data/subset.h"
+#include "layers/lr_schedule.h"
+#include "layers/models/registry.h"
+#include "layers/optim.h"
+#include "layers/quant/packed_model.h"
+#include "layers/quant/quantize_model.h"
+#include "solver/bit_config.h"
+#include "solver/checkpoint.h"
+#include "solver/cost_model.h"
+#include "solver/metrics.h"
+#include "solver/proto_io.h"
+#include "solver/ptq.h"
+#include "solver/qat.h"
+#include "solver/report.h"
+#include "solver/sample_batch.h"
+#include "solver/search.h"
+#include "solver/stages.h"
+#include "solver/trainer.h"
+
+namespace ompq::solver {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using proto::ExperimentConfig;
+
+// Fashion-MNIST and MNIST have ten classes.
+constexpr int64_t kIdxClasses = 10;
+
+constexpr char kConfigFile[] = "config.pbtxt";
+constexpr char kMetricsFile[] = "metrics.csv";
+constexpr char kFp32File[] = "fp32.safetensors";
+constexpr char kPretrainCheckpoint[] = "pretrain_checkpoint.safetensors";
+constexpr char kBitsFile[] = "bits.pbtxt";
+constexpr char kSearchFile[] = "search.safetensors";
+constexpr char kQatCheckpoint[] = "qat_checkpoint.safetensors";
+constexpr char kQuantizedFile[] = "quantized.safetensors";
+constexpr char kPackedFile[] = "packed.safetensors";
+constexpr char kReportJson[] = "report.json";
+constexpr char kReportHtml[] = "report.html";
+constexpr char kStagesFile[] = "stages.pbtxt";
+
+const std::vector<std::string>& metrics_columns() {
+  static const std::vector<std::string> columns = {
+      "stage",     "epoch",     "train_loss",        "train_top1",   "test_loss",
+      "test_top1", "test_top5", "images_per_second", "epoch_seconds"};
+  return columns;
+}
+
+absl::Status invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string fixed(double value, int digits) { return absl::StrFormat("%.*f", digits, value); }
+
+// One training stage's loop, shared by pretraining and QAT: resume from its checkpoint, train the
+// remaining epochs (checkpointing every checkpoint_steps steps and at each epoch's end), evaluate
+// after each epoch, one metrics row per epoch.
+struct TrainingLoop {
+  std::string stage;
+  fs::path checkpoint;
+  int64_t epochs = 0;
+  int64_t checkpoint_steps = 0;
+  nn::Module* model = nullptr;
+  nn::Optimizer* optimizer = nullptr;
+  Generator* gen = nullptr;
+  std::function<absl::StatusOr<EpochResult>(int64_t epoch, int64_t start_step)> train_epoch;
+  std::function<EvalResult()> evaluate;
+};
+
+class Experiment {
+ public:
+  Experiment(ExperimentConfig config, ExperimentRuntime runtime)
+      : config_(std::move(config)), runtime_(runtime), dir_(config_.output_dir()) {}
+
+  absl::Status run();
+
+ private:
+  bool writes() const { return runtime_.rank == 0; }
+  fs::path path(const char* file) const { return dir_ / file; }
+  std::string fp32_weights() const {
+    return config_.weights().empty() ? path(kFp32File).string() : config_.weights();
+  }
+  bool quantizes() const { return config_.quant() != "none"; }
+
+  absl::Status prepare();
+  absl::Status claim_folder();
+  absl::StatusOr<std::shared_ptr<nn::Model>> new_model(Generator& gen) const;
+  absl::StatusOr<std::shared_ptr<nn::Model>> fp32_model(Generator& gen) const;
+  absl::StatusOr<std::shared_ptr<nn::Model>> quantized_model(Generator& gen,
+                                                             nn::QuantizedLayers* layers) const;
+  absl::StatusOr<std::shared_ptr<const data::Dataset>> open_split(data::Split split,
+                                                                  int64_t limit) const;
+  data::DataLoader train_loader() const;
+  data::DataLoader test_loader() const;
+  absl::StatusOr<LayerBitsPlan> bits_plan() const;
+
+  // Runs `body` unless the stage finished; `body` fills the record (outputs, accuracy).
+  absl::Status stage(const std::string& name,
+                     const std::function<absl::Status(proto::StageRecord&)>& body);
+  absl::Status skip_stage(const std::string& name, const std::string& why);
+  absl::Status run_training(TrainingLoop& loop);
+  absl::Status append_metrics(const std::string& stage, const std::string& epoch,
+                              const EpochResult* train, const EvalResult& test);
+
+  absl::Status pretrain(proto::StageRecord& record);
+  absl::Status search_bits(proto::StageRecord& record);
+  absl::Status qat(proto::StageRecord& record);
+  absl::Status ptq(proto::StageRecord& record);
+  absl::Status eval(proto::StageRecord& record);
+  absl::Status export_packed(proto::StageRecord& record);
+  absl::Status report(proto::StageRecord& record);
+
+  ExperimentConfig config_;
+  ExperimentRuntime runtime_;
+  fs::path dir_;
+  Shape input_shape_;
+  std::shared_ptr<const data::Dataset> train_set_, test_set_;
+  std::optional<proto::BitConfig> given_bits_;
+  std::optional<StageLedger> ledger_;
+  std::optional<MetricsCsv> metrics_;
+};
+
+absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::new_model(Generator& gen) const {
+  nn::ModelSpec spec;
+  spec.name = config_.model();
+  spec.num_classes = kIdxClasses;
+  spec.small_input = config_.small_input();
+  spec.width_mult = config_.width_mult() > 0 ? config_.width_mult() : 1.0;
+  return nn::make_model(spec, gen);
+}
+
+absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::fp32_model(Generator& gen) const {
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
+  OMPQ_RETURN_IF_ERROR(nn::load_model_weights(*model, fp32_weights(), config_.model()));
+  model->to(runtime_.device);
+  return model;
+}
+
+absl::StatusOr<LayerBitsPlan> Experiment::bits_plan() const {
+  proto::BitConfig bits;
+  OMPQ_RETURN_IF_ERROR(read_text_proto(path(kBitsFile).string(), &bits));
+  Generator gen(config_.seed());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
+  return plan_from_bit_config(bits, *model, path(kBitsFile).string());
+}
+
+// The FP32 model quantized with bits.pbtxt for config.quant, with quantized.safetensors loaded
+// when `layers` is null (a finished quantization stage), or fresh quantizers otherwise.
+absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::quantized_model(
+    Generator& gen, nn::QuantizedLayers* layers) const {
+  OMPQ_ASSIGN_OR_RETURN(LayerBitsPlan plan, bits_plan());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, fp32_model(gen));
+  nn::QuantizedLayers quantized;
+  if (config_.quant() == "qat") {
+    quantized = quantize_for_qat(*model, plan.weight_bits, plan.edge_layers, config_.act_bits());
+  } else {
+    quantized = nn::quantize_model(*model, plan.weight_bits,
+                                   ptq_quantize_options(*model, config_.act_bits()));
+  }
+  model->to(runtime_.device);
+  if (layers != nullptr) {
+    *layers = std::move(quantized);
+  } else {
+    OMPQ_RETURN_IF_ERROR(model->load(path(kQuantizedFile).string()));
+  }
+  return model;
+}
+
+absl::StatusOr<std::shared_ptr<const data::Dataset>> Experiment::open_split(data::Split split,
+                                                                            int64_t limit) const {
+  OMPQ_ASSIGN_OR_RETURN(data::MnistOptions options,
+                        data::mnist_options_for_input(input_shape_, config_.model()));
+  options.folder = config_.data().dir();
+  options.split = split;
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<const data::Dataset> dataset,
+                        data::MnistDataset::open(options));
+  if (limit > 0 && limit < dataset->size()) {
+    dataset = std::make_shared<data::Prefix>(dataset, limit);
+  }
+  return dataset;
+}
+
+data::DataLoader Experiment::train_loader() const {
+  data::DataLoaderOptions options;
+  options.batch_size = config_.train().batch_size();
+  options.shuffle = true;
+  options.drop_last = true;
+  options.seed = config_.seed();
+  options.num_workers = config_.data().workers();
+  options.rank = runtime_.rank;
+  options.world_size = runtime_.world_size;
+  return data::DataLoader(train_set_, options);
+}
+
+data::DataLoader Experiment::test_loader() const {
+  data::DataLoaderOptions options;
+  options.batch_size = config_.train().eval_batch_size();
+  options.num_workers = config_.data().workers();
+  options.rank = runtime_.rank;
+  options.world_size = runtime_.world_size;
+  return data::DataLoader(test_set_, options);
+}
+
+// Everything that can fail without running a stage, before anything is written.
+absl::Status Experiment::prepare() {
+  OMPQ_RETURN_IF_ERROR(validate_experiment_config(config_));
+  Generator gen(config_.seed());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
+  input_shape_ = model->input_shape();
+  OMPQ_ASSIGN_OR_RETURN(train_set_, open_split(data::Split::kTrain, config_.data().train_limit()));
+  OMPQ_ASSIGN_OR_RETURN(test_set_, open_split(data::Split::kTest, config_.data().test_limit()));
+  if (train_loader().num_batches() == 0) {
+    return invalid(absl::StrCat("batch_size ", config_.train().batch_size(), " exceeds the ",
+                                train_set_->size(), " training examples"));
+  }
+  if (!config_.weights().empty()) {
+    OMPQ_RETURN_IF_ERROR(nn::load_model_weights(*model, config_.weights(), config_.model()));
+  }
+  if (!quantizes()) return absl::OkStatus();
+  const QuantMode mode = config_.quant() == "qat" ? QuantMode::kQat : QuantMode::kPtq;
+  OMPQ_ASSIGN_OR_RETURN(SearchSpace space, build_search_space(*model, mode, input_shape_[1],
+                                                              input_shape_[2]));
+  const std::string& bits_path = config_.search().bits();
+  if (!bits_path.empty()) {
+    proto::BitConfig bits;
+    OMPQ_RETURN_IF_ERROR(read_text_proto(bits_path, &bits));
+    if (bits.quant() != config_.quant()) {
+      return invalid(absl::StrCat(bits_path, ": a bit config for quant \"", bits.quant(),
+                                  "\", but this run quantizes with ", config_.quant()));
+    }
+    OMPQ_RETURN_IF_ERROR(plan_from_bit_config(bits, *model, bits_path).status());
+    given_bits_ = bits;
+    return absl::OkStatus();
+  }
+  // Resolve the budget now so that an infeasible one fails before pretraining.
+  if (config_.search().budget_mb() == 0) {
+    std::vector<int> eight(space.units.size(), 8);
+    config_.mutable_search()->set_budget_mb(config_.search().budget_fraction() *
+                                            model_size_mib(space, eight));
+  }
+  AllocationOptions allocation;
+  OMPQ_ASSIGN_OR_RETURN(allocation.solver, parse_solver(config_.search().solver()));
+  if (!config_.search().rounding().empty()) {
+    OMPQ_ASSIGN_OR_RETURN(allocation.rounding, parse_rounding(config_.search().rounding()));
+  }
+  allocation.budget_mib = config_.search().budget_mb();
+  allocation.act_bits = config_.act_bits();
+  absl::Status status = check_allocation_options(space, allocation);
+  if (!status.ok()) return absl::Status(status.code(), absl::StrCat(config_.model(), ": ",
+                                                                    status.message()));
+  return absl::OkStatus();
+}
+
+// The folder is this run's: empty, or holding a run of the same config (or `fresh`).
+absl::Status Experiment::claim_folder() {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat(dir_.string(), ": ", ec.message()));
+  const std::string text = to_text_format(config_);
+  if (runtime_.fresh && writes()) {
+    for (const char* file : {kConfigFile, kMetricsFile, kFp32File, kPretrainCheckpoint, kBitsFile,
+                             kSearchFile, kQatCheckpoint, kQuantizedFile, kPackedFile, kReportJson,
+                             kReportHtml, kStagesFile}) {
+      fs::remove(path(file), ec);
+    }
+  } else if (fs::exists(path(kConfigFile))) {
+    std::ifstream in(path(kConfigFile));
+    std::stringstream previous;
+    previous << in.rdbuf();
+    if (previous.str() != text) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          dir_.string(), " holds a run of another config (", path(kConfigFile).string(),
+          "); pass --fresh to start over there, or choose another --output_dir"));
+    }
+  }
+  if (writes()) OMPQ_RETURN_IF_ERROR(write_text_atomically(path(kConfigFile).string(), text));
+  OMPQ_ASSIGN_OR_RETURN(StageLedger ledger, StageLedger::open(dir_.string(), writes()));
+  ledger_.emplace(std::move(ledger));
+  if (writes()) {
+    OMPQ_ASSIGN_OR_RETURN(MetricsCsv metrics,
+                          MetricsCsv::open(path(kMetricsFile).string(), metrics_columns()));
+    metrics_.emplace(std::move(metrics));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Experiment::stage(const std::string& name,
+                               const std::function<absl::Status(proto::StageRecord&)>& body) {
+  if (const proto::StageRecord* done = ledger_->finished(name)) {
+    std::fprintf(stderr, "[%s] finished earlier (%s, %.1f s), skipped\n", name.c_str(),
+                 done->status().c_str(), done->seconds());
+    return absl::OkStatus();
+  }
+  if (writes()) OMPQ_RETURN_IF_ERROR(ledger_->begin(name));
+  std::fprintf(stderr, "[%s] starting\n", name.c_str());
+  const Clock::time_point start = Clock::now();
+  proto::StageRecord record;
+  record.set_name(name);
+  record.set_status("done");
+  absl::Status status = body(record);
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("stage ", name, ": ", status.message()));
+  }
+  record.set_seconds(seconds_since(start));
+  std::fprintf(stderr, "[%s] done in %.1f s\n", name.c_str(), record.seconds());
+  return writes() ? ledger_->finish(record) : absl::OkStatus();
+}
+
+absl::Status Experiment::skip_stage(const std::string& name, const std::string& why) {
+  if (ledger_->finished(name) != nullptr) return absl::OkStatus();
+  std::fprintf(stderr, "[%s] skipped: %s\n", name.c_str(), why.c_str());
+  proto::StageRecord record;
+  record.set_name(name);
+  record.set_status("skipped");
+  return writes() ? ledger_->finish(record) : absl::OkStatus();
+}
+
+absl::Status Experiment::append_metrics(const std::string& stage, const std::string& epoch,
+                                        const EpochResult* train, const EvalResult& test) {
+  if (!metrics_) return absl::OkStatus();
+  auto train_value = [&](double EpochResult::*field, int digits) {
+    return train != nullptr ? fixed(train->*field, digits) : std::string();
+  };
+  return metrics_->append({stage, epoch, train_value(&EpochResult::loss, 6),
+                           train_value(&EpochResult::top1, 4), fixed(test.loss, 6),
+                           fixed(test.top1, 4), fixed(test.top5, 4),
+                           train_value(&EpochResult::images_per_second, 1),
+                           train_value(&EpochResult::seconds, 2)});
+}
+
+absl::Status Experiment::run_training(TrainingLoop& loop) {
+  int64_t first_epoch = 0, start_step = 0;
+  if (fs::exists(loop.checkpoint)) {
+    OMPQ_ASSIGN_OR_RETURN(CheckpointState state,
+                          load_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer));
+    first_epoch = state.epochs_done;
+    start_step = state.steps_done;
+    loop.gen->set_state(state.rng_seed, state.rng_offset);
+    std::fprintf(stderr, "[%s] resuming from %s at epoch %lld step %lld\n", loop.stage.c_str(),
+                 loop.checkpoint.c_str(), static_cast<long long>(first_epoch + 1),
+                 static_cast<long long>(start_step));
+  }
+  for (int64_t epoch = first_epoch; epoch < loop.epochs; ++epoch) {
+    absl::StatusOr<EpochResult> train = loop.train_epoch(epoch, start_step);
+    start_step = 0;
+    if (!train.ok()) {
+      std::string kept = fs::exists(loop.checkpoint)
+                             ? absl::StrCat("the last good checkpoint, ", loop.checkpoint.string(),
+                                            ", is kept")
+                             : "no checkpoint was written yet";
+      return absl::Status(train.status().code(),
+                          absl::StrCat(train.status().message(), "; ", kept));
+    }
+    EvalResult test = loop.evaluate();
+    std::fprintf(stderr,
+                 "[%s] epoch %lld/%lld: train loss %.4f top-1 %.2f%% | test loss %.4f top-1 "
+                 "%.2f%% top-5 %.2f%% | %.0f img/s, %.1f s\n",
+                 loop.stage.c_str(), static_cast<long long>(epoch + 1),
+                 static_cast<long long>(loop.epochs), train->loss, train->top1, test.loss,
+                 test.top1, test.top5, train->images_per_second, train->seconds);
+    OMPQ_RETURN_IF_ERROR(append_metrics(loop.stage, absl::StrCat(epoch + 1), &*train, test));
+    if (writes()) {
+      OMPQ_RETURN_IF_ERROR(save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
+                                           {epoch + 1, 0, loop.gen->seed(), loop.gen->offset()}));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Checkpoints every `every` steps of an epoch, for TrainOptions::after_step.
+std::function<absl::Status(int64_t, int64_t)> step_checkpointer(const TrainingLoop& loop,
+                                                                 int64_t every, bool writes) {
+  if (every <= 0 || !writes) return nullptr;
+  return [&loop, every](int64_t epoch, int64_t steps_done) {
+    if (steps_done % every != 0) return absl::OkStatus();
+    return save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
+                           {epoch, steps_done, loop.gen->seed(), loop.gen->offset()});
+  };
+}
+
+absl::Status Experiment::pretrain(proto::StageRecord& record) {
+  const proto::TrainConfig& tc = config_.train();
+  Generator gen(config_.seed());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
+  model->to(runtime_.device);
+  data::DataLoader train = train_loader(), test = test_loader();
+  SgdOptions sgd;
+  sgd.lr = tc.lr();
+  sgd.momentum = tc.momentum();
+  sgd.nesterov = tc.nesterov();
+  sgd.weight_decay = tc.weight_decay();
+  nn::SGD optimizer(model->parameters(), sgd);
+  const int64_t total_iterations = static_cast<int64_t>(tc.epochs()) * train.num_batches();
+  if (tc.warmup_iterations() < 0 || tc.warmup_iterations() >= total_iterations) {
+    return invalid(absl::StrCat("warmup_iterations must be in [0, ", total_iterations,
+                                ") (the run's ", tc.epochs(), " epochs x ", train.num_batches(),
+                                " steps), got ", tc.warmup_iterations()));
+  }
+  auto cosine = std::make_shared<nn::CosineLr>(total_iterations - tc.warmup_iterations());
+  std::shared_ptr<const nn::LrSchedule> schedule = cosine;
+  if (tc.warmup_iterations() > 0) {
+    schedule = std::make_shared<nn::WarmupLr>(tc.warmup_iterations(), 0.0, cosine);
+  }
+  TrainingLoop loop;
+  loop.stage = "pretrain";
+  loop.checkpoint = path(kPretrainCheckpoint);
+  loop.epochs = tc.epochs();
+  loop.model = model.get();
+  loop.optimizer = &optimizer;
+  loop.gen = &gen;
+  TrainOptions options;
+  options.label_smoothing = tc.label_smoothing();
+  options.log_interval = tc.log_interval();
+  options.device = runtime_.device;
+  options.after_step = step_checkpointer(loop, tc.checkpoint_steps(), writes());
+  Trainer trainer(*model, optimizer, *schedule, options);
+  loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
+    train.set_epoch(epoch);
+    return trainer.train_epoch(train, epoch, tc.epochs(), start_step);
+  };
+  EvalResult last;
+  loop.evaluate = [&] { return last = evaluate(*model, test, runtime_.device); };
+  OMPQ_RETURN_IF_ERROR(run_training(loop));
+  if (writes()) OMPQ_RETURN_IF_ERROR(model->save(path(kFp32File).string()));
+  record.add_outputs(kFp32File);
+  return absl::OkStatus();
+}
+
+absl::Status Experiment::search_bits(proto::StageRecord& record) {
+  record.add_outputs(kBitsFile);
+  if (given_bits_) {
+    record.set_status("given");
+    std::fprintf(stderr, "[search] bits from %s\n", config_.search().bits().c_str());
+    return writes() ? write_text_proto(path(kBitsFile).string(), *given_bits_) : absl::OkStatus();
+  }
+  const proto::SearchConfig& sc = config_.search();
+  SearchOptions options;
+  options.model_name = config_.model();
+  options.mode = config_.quant() == "qat" ? QuantMode::kQat : QuantMode::kPtq;
+  options.beta = sc.beta();
+  OMPQ_ASSIGN_OR_RETURN(options.allocation.solver, parse_solver(sc.solver()));
+  options.allocation.rounding = reference_rounding(config_.model());
+  if (!sc.rounding().empty()) {
+    OMPQ_ASSIGN_OR_RETURN(options.allocation.rounding, parse_rounding(sc.rounding()));
+  }
+  options.allocation.budget_mib = sc.budget_mb();
+  options.allocation.act_bits = config_.act_bits();
+  Generator gen(config_.seed());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, fp32_model(gen));
+  Tensor images;
+  const bool data_free = options.allocation.solver == SolverKind::kProjection;
+  if (!data_free) {
+    OMPQ_ASSIGN_OR_RETURN(images, first_shuffled_batch(train_set_, sc.images(), config_.seed(),
+                                                       "search images"));
+    images = images.to(runtime_.device);
+  }
+  OMPQ_ASSIGN_OR_RETURN(SearchResult result, search(*model, images, options));
+  std::fprintf(stderr,
+               "[search] %s %s: %.4f MiB (budget %.4f), %.4f G BOPs; features %.2f s, ORM %.2f s, "
+               "solve %.3f s\n",
+               solver_name(options.allocation.solver), quant_mode_name(options.mode),
+               result.allocation.size_mib, sc.budget_mb(), result.allocation.bops_g,
+               result.timings.features_s, result.timings.orm_s, result.timings.solve_s);
+  proto::BitConfig bits = make_bit_config(options, result);
+  bits.set_num_classes(kIdxClasses);
+  bits.set_small_input(config_.small_input());
+  bits.set_width_mult(config_.width_mult());
+  bits.set_seed(config_.seed());
+  if (!data_free) {
+    bits.set_weights(fp32_weights());
+    bits.set_data(absl::StrCat("fashion-mnist:", config_.data().dir()));
+    bits.set_num_images(sc.images());
+  }
+  if (!writes()) return absl::OkStatus();
+  if (result.orm.defined()) {
+    const int64_t units = static_cast<int64_t>(result.log_theta.size());
+    OMPQ_RETURN_IF_ERROR(save_safetensors(
+        path(kSearchFile).string(),
+        {{"orm", result.orm.to(Device::cpu())},
+         {"log_theta", Tensor::from_vector<double>(result.log_theta, {units})}}));
+    record.add_outputs(kSearchFile);
+  }
+  return write_text_proto(path(kBitsFile).string(), bits);
+}
+
+absl::Status Experiment::qat(proto::StageRecord& record) {
+  Generator gen(config_.seed());
+  nn::QuantizedLayers layers;
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, &layers));
+  data::DataLoader train = train_loader(), test = test_loader();
+  const proto::QatConfig& qc = config_.qat();
+  TrainingLoop loop;
+  loop.stage = "qat";
+  loop.checkpoint = path(kQatCheckpoint);
+  loop.epochs = qc.epochs();
+  loop.model = model.get();
+  loop.gen = &gen;
+  QatOptions options;
+  options.epochs = qc.epochs();
+  options.lr = qc.lr();
+  options.momentum = qc.momentum();
+  options.weight_decay = qc.weight_decay();
+  options.train.log_interval = config_.train().log_interval();
+  options.train.device = runtime_.device;
+  options.train.after_step = step_checkpointer(loop, config_.train().checkpoint_steps(), writes());
+  QatTrainer trainer(*model, train.num_batches(), options);
+  loop.optimizer = &trainer.optimizer();
+  loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
+    train.set_epoch(epoch);
+    return trainer.train_epoch(train, epoch, start_step);
+  };
+  loop.evaluate = [&] { return trainer.evaluate(test); };
+  OMPQ_RETURN_IF_ERROR(run_training(loop));
+  // Saved with the ranges frozen as evaluation and export see them.
+  nn::set_quantizers_frozen(*model, true);
+  if (writes()) OMPQ_RETURN_IF_ERROR(model->save(path(kQuantizedFile).string()));
+  record.add_outputs(kQuantizedFile);
+  return absl::OkStatus();
+}
+
+absl::Status Experiment::ptq(proto::StageRecord& record) {
+  Generator gen(config_.seed());
+  nn::QuantizedLayers layers;
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, &layers));
+  const proto::PtqConfig& pc = config_.ptq();
+  OMPQ_ASSIGN_OR_RETURN(Tensor images, first_shuffled_batch(train_set_, pc.calibration_images(),
+                                                            config_.seed(), "calibration images"));
+  PtqOptions options;
+  options.weight_iterations = pc.iters();
+  // The default ratio of the two phases' iterations (500 : 200).
+  options.activation_iterations = std::max<int64_t>(1, pc.iters() * 2 / 5);
+  options.batch_size = std::min<int64_t>(options.batch_size, pc.calibration_images());
+  options.init_images = std::min<int64_t>(options.init_images, pc.calibration_images());
+  options.progress_interval = std::max(1, config_.train().log_interval());
+  options.on_progress = [](const PtqProgress& p) {
+    std::fprintf(stderr, "[ptq] phase %d unit %lld/%lld %s: iteration %lld/%lld, loss %.4g%s\n",
+                 p.phase, static_cast<long long>(p.unit_index + 1),
+                 static_cast<long long>(p.num_units), p.unit.c_str(),
+                 static_cast<long long>(p.iteration), static_cast<long long>(p.iterations),
+                 p.reconstruction_loss,
+                 p.phase == 1 ? absl::StrFormat(" + rounding %.4g", p.rounding_loss).c_str() : "");
+  };
+  OMPQ_ASSIGN_OR_RETURN(PtqResult result, reconstruct_ptq(*model, layers,
+                                                          images.to(runtime_.device), options));
+  for (const PtqUnitResult& unit : result.units) {
+    std::fprintf(stderr, "[ptq] %s: error %.4g nearest -> %.4g AdaRound (%.1f s)\n",
+                 unit.name.c_str(), unit.nearest_error, unit.adaround_error, unit.seconds);
+  }
+  if (writes()) OMPQ_RETURN_IF_ERROR(model->save(path(kQuantizedFile).string()));
+  record.add_outputs(kQuantizedFile);
+  return absl::OkStatus();
+}
+
+absl::Status Experiment::eval(proto::StageRecord& record) {
+  data::DataLoader test = test_loader();
+  Generator gen(config_.seed());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> fp32, fp32_model(gen));
+  EvalResult fp32_result = evaluate(*fp32, test, runtime_.device);
+  std::fprintf(stderr, "[eval] fp32: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
+               fp32_result.loss, fp32_result.top1, fp32_result.top5);
+  OMPQ_RETURN_IF_ERROR(append_metrics("eval_fp32", "", nullptr, fp32_result));
+  record.set_fp32_top1(fp32_result.top1);
+  record.set_fp32_top5(fp32_result.top5);
+  EvalResult result = fp32_result;
+  if (quantizes()) {
+    OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, nullptr));
+    result = evaluate_quantized(*model, test, runtime_.device);
+    std::fprintf(stderr, "[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
+                 config_.quant().c_str(), result.loss, result.top1, result.top5);
+    OMPQ_RETURN_IF_ERROR(append_metrics(absl::StrCat("eval_", config_.quant()), "", nullptr,
+                                        result));
+  }
+  record.set_test_top1(result.top1);
+  record.set_test_top5(result.top5);
+  record.set_test_loss(result.loss);
+  return absl::OkStatus();
+}
+
+absl::Status Experiment::export_packed(proto::StageRecord& record) {
+  Generator gen(config_.seed());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, nullptr));
+  model->to(Device::cpu());
+  nn::PackedModel packed = nn::pack_model(*model);
+  if (writes()) OMPQ_RETURN_IF_ERROR(nn::save_packed(path(kPackedFile).string(), packed));
+  std::fprintf(stderr, "[export] %zu packed layers -> %s (%.1f KiB)\n", packed.layers.size(),
+               path(kPackedFile).c_str(),
+               writes() ? fs::file_size(path(kPackedFile)) / 1024.0 : 0.0);
+  record.add_outputs(kPackedFile);
+  return absl::OkStatus();
+}
+
+// metrics.csv rows back as report rows (empty cells: NaN).
+absl::StatusOr<std::vector<ReportMetrics>> read_metrics(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) return absl::NotFoundError(absl::StrCat(file.string(), ": cannot open"));
+  auto number = [](absl::string_view cell) {
+    double value = std::numeric_limits<double>::quiet_NaN();
+    if (!cell.empty() && !absl::SimpleAtod(cell, &value)) value = std::nan("");
+    return value;
+  };
+  std::vector<ReportMetrics> rows;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<absl::string_view> cells = absl::StrSplit(line, ',');
+    if (cells.size() != metrics_columns().size()) {
+      return absl::DataLossError(absl::StrCat(file.string(), ": row \"", line, "\" has ",
+                                              cells.size(), " cells, expected ",
+                                              metrics_columns().size()));
+    }
+    ReportMetrics row;
+    row.stage = std::string(cells[0]);
+    double epoch = number(cells[1]);
+    row.epoch = std::isnan(epoch) ? 0 : static_cast<int64_t>(epoch);
+    row.train_loss = number(cells[2]);
+    row.train_top1 = number(cells[3]);
+    row.test_loss = number(cells[4]);
+    row.test_top1 = number(cells[5]);
+    row.test_top5 = number(cells[6]);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+absl::Status Experiment::report(proto::StageRecord& record) {
+  const proto::StageRecord* eval_record = ledger_->finished("eval");
+  if (eval_record == nullptr) return absl::FailedPreconditionError("the eval stage has not run");
+  ExperimentReport report;
+  report.model = config_.model();
+  report.quant = config_.quant();
+  report.act_bits = config_.act_bits();
+  Generator gen(config_.seed());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
+  const QuantMode mode = config_.quant() == "ptq" ? QuantMode::kPtq : QuantMode::kQat;
+  // Models outside the search (quant none) have no size by the spec's counting rules.
+  absl::StatusOr<SearchSpace> space =
+      build_search_space(*model, mode, input_shape_[1], input_shape_[2]);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  report.results.push_back({"fp32", space.ok() ? fp32_size_mib(*space) : nan, nan,
+                            eval_record->fp32_top1(), eval_record->fp32_top5()});
+  if (quantizes()) {
+    proto::BitConfig bits;
+    OMPQ_RETURN_IF_ERROR(read_text_proto(path(kBitsFile).string(), &bits));
+    OMPQ_ASSIGN_OR_RETURN(LayerBitsPlan plan, bits_plan());
+    report.solver = bits.solver();
+    report.budget_mib = bits.budget_mb();
+    std::vector<double> log_theta;
+    if (fs::exists(path(kSearchFile)) && !given_bits_) {
+      OMPQ_ASSIGN_OR_RETURN(SafetensorsContents search, load_safetensors(path(kSearchFile).string()));
+      const Tensor& orm = search.tensors.at("orm");
+      const int64_t n = orm.size(0);
+      std::vector<double> values = orm.to_vector<double>();
+      for (int64_t i = 0; i < n; ++i) {
+        report.orm.emplace_back(values.begin() + i * n, values.begin() + (i + 1) * n);
+      }
+      log_theta = search.tensors.at("log_theta").to_vector<double>();
+    }
+    auto add_layer = [&](const proto::LayerBits& entry, bool fixed_layer,
+                         std::optional<double> theta) {
+      report.layers.push_back(
+          {entry.name(), entry.bits(), entry.params(), fixed_layer, theta});
+    };
+    // Execution order: QAT's stem first, the searched units, then the classifier.
+    if (bits.fixed_size() > 0) add_layer(bits.fixed(0), true, std::nullopt);
+    for (int i = 0; i < bits.layer_size(); ++i) {
+      std::optional<double> theta;
+      if (i < static_cast<int>(log_theta.size())) theta = log_theta[i];
+      add_layer(bits.layer(i), false, theta);
+    }
+    for (int i = 1; i < bits.fixed_size(); ++i) add_layer(bits.fixed(i), true, std::nullopt);
+    report.results.push_back(
+        {absl::StrCat("OMPQ ", config_.quant(), " (", bits.solver(), ")"),
+         model_size_mib(plan.space, plan.unit_bits),
+         bops_g(plan.space, plan.unit_bits, config_.act_bits(), false), eval_record->test_top1(),
+         eval_record->test_top5()});
+  }
+  for (const proto::StageRecord& stage : ledger_->state().stage()) {
+    if (stage.status() != "skipped") report.timings.push_back({stage.name(), stage.seconds()});
+  }
+  OMPQ_ASSIGN_OR_RETURN(report.metrics, read_metrics(path(kMetricsFile)));
+  if (writes()) OMPQ_RETURN_IF_ERROR(write_report(report, dir_.string()));
+  record.add_outputs(kReportJson);
+  record.add_outputs(kReportHtml);
+  return absl::OkStatus();
+}
+
+absl::Status Experiment::run() {
+  OMPQ_RETURN_IF_ERROR(prepare());
+  OMPQ_RETURN_IF_ERROR(claim_folder());
+  std::fprintf(stderr, "ompq experiment: %s on %s (%lld train / %lld test), quant %s, %s, into %s\n",
+               config_.model().c_str(), train_set_->name().c_str(),
+               static_cast<long long>(train_set_->size()), static_cast<long long>(test_set_->size()),
+               config_.quant().c_str(), runtime_.device.str().c_str(), dir_.c_str());
+  using Body = absl::Status (Experiment::*)(proto::StageRecord&);
+  auto run_stage = [this](const std::string& name, Body body) {
+    return stage(name, [this, body](proto::StageRecord& r) { return (this->*body)(r); });
+  };
+  if (config_.weights().empty()) {
+    OMPQ_RETURN_IF_ERROR(run_stage("pretrain", &Experiment::pretrain));
+  } else {
+    OMPQ_RETURN_IF_ERROR(skip_stage("pretrain", "FP32 weights given"));
+  }
+  if (quantizes()) {
+    OMPQ_RETURN_IF_ERROR(run_stage("search", &Experiment::search_bits));
+    OMPQ_RETURN_IF_ERROR(config_.quant() == "qat" ? run_stage("qat", &Experiment::qat)
+                                                  : run_stage("ptq", &Experiment::ptq));
+  }
+  OMPQ_RETURN_IF_ERROR(run_stage("eval", &Experiment::eval));
+  if (quantizes()) {
+    OMPQ_RETURN_IF_ERROR(run_stage("export", &Experiment::export_packed));
+  } else {
+    OMPQ_RETURN_IF_ERROR(skip_stage("export", "quant none"));
+  }
+  OMPQ_RETURN_IF_ERROR(run_stage("report", &Experiment::report));
+  std::fprintf(stderr, "wrote %s\n", dir_.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status validate_experiment_config(const ExperimentConfig& c) {
+  const proto::TrainConfig& t = c.train();
+  if (c.output_dir().empty()) return invalid("output_dir must not be empty");
+  if (c.data().train_limit() < 0 || c.data().test_limit() < 0 || c.data().workers() < 0) {
+    return invalid("train_limit, test_limit and workers must not be negative");
+  }
+  if (t.batch_size() <= 0) return invalid(absl::StrCat("batch_size must be positive, got ", t.batch_size()));
+  if (t.eval_batch_size() <= 0) {
+    return invalid(absl::StrCat("eval_batch_size must be positive, got ", t.eval_batch_size()));
+  }
+  if (t.checkpoint_steps() < 0) {
+    return invalid(absl::StrCat("checkpoint_steps must not be negative, got ", t.checkpoint_steps()));
+  }
+  if (c.weights().empty()) {
+    if (t.epochs() <= 0) return invalid(absl::StrCat("epochs must be positive, got ", t.epochs()));
+    if (!(t.lr() > 0)) return invalid(absl::StrCat("lr must be positive, got ", t.lr()));
+    if (t.label_smoothing() < 0 || t.label_smoothing() >= 1) {
+      return invalid(absl::StrCat("label_smoothing must be in [0, 1), got ", t.label_smoothing()));
+    }
+  }
+  if (c.quant() != "qat" && c.quant() != "ptq" && c.quant() != "none") {
+    return invalid(absl::StrCat("quant \"", c.quant(), "\" (expected qat, ptq or none)"));
+  }
+  if (c.quant() == "none") return absl::OkStatus();
+  if (c.act_bits() < 2 || c.act_bits() > 8) {
+    return invalid(absl::StrCat("act_bits ", c.act_bits(), " (expected 2..8)"));
+  }
+  const proto::SearchConfig& s = c.search();
+  if (s.bits().empty()) {
+    if (s.budget_mb() < 0 || s.budget_fraction() < 0 || (s.budget_mb() == 0 && s.budget_fraction() == 0)) {
+      return invalid(absl::StrCat("budget_mb ", s.budget_mb(), " and budget_fraction ",
+                                  s.budget_fraction(), " (expected one of them positive)"));
+    }
+    if (!(std::isfinite(s.beta()) && s.beta() >= 0)) {
+      return invalid(absl::StrCat("beta ", s.beta(), " (expected finite and >= 0)"));
+    }
+    if (s.solver() != "projection" && s.images() < 2) {
+      return invalid(absl::StrCat("search_images ", s.images(), " (expected >= 2)"));
+    }
+  }
+  if (c.quant() == "qat") {
+    const proto::QatConfig& q = c.qat();
+    if (q.epochs() <= 0) return invalid(absl::StrCat("qat_epochs must be positive, got ", q.epochs()));
+    if (!(q.lr() > 0)) return invalid(absl::StrCat("qat_lr must be positive, got ", q.lr()));
+    if (q.momentum() < 0 || q.weight_decay() < 0) {
+      return invalid("qat momentum and weight_decay must not be negative");
+    }
+  } else {
+    if (c.ptq().iters() <= 0) {
+      return invalid(absl::StrCat("ptq_iters must be positive, got ", c.ptq().iters()));
+    }
+    if (c.ptq().calibration_images() <= 0) {
+      return invalid(absl::StrCat("calibration_images must be positive, got ",
+                                  c.ptq().calibration_images()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status run_experiment(const ExperimentConfig& config, const ExperimentRuntime& runtime) {
+  Experiment experiment(config, runtime);
+  return experiment.run();
+}
+
+}  // namespace ompq::solver

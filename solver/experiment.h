@@ -1,0 +1,42 @@
+// The OMPQ experiment of ompq_train (OMPQ_SPEC.md section 0) as resumable stages, each writing its
+// outputs into one folder and its record into stages.pbtxt (stages.h):
+//   pretrain  (no `weights`) trains the FP32 model: fp32.safetensors, pretrain_checkpoint.safetensors
+//   search    the bit config: bits.pbtxt (given by search.bits, or searched on the FP32 model) and,
+//             for lp/ilp, search.safetensors (the ORM matrix and log theta of every searched unit)
+//   qat|ptq   the quantized model: quantized.safetensors (its state_dict, quantizers included);
+//             QAT also qat_checkpoint.safetensors
+//   eval      FP32 and quantized test accuracy (into stages.pbtxt and metrics.csv)
+//   export    packed.safetensors (layers/quant/packed_model.h)
+//   report    report.json and report.html (solver/report.h)
+// with config.pbtxt (the resolved config) and metrics.csv (one row per epoch per training stage
+// and one per evaluation, with a `stage` column). quant "none" stops after pretrain and eval.
+//
+// Rerunning with the same config skips finished stages; a training stage resumes from its
+// checkpoint, written atomically at every epoch's end and every `checkpoint_steps` steps. A folder
+// that holds a run of another config is refused unless `fresh`. Every check that can fail before
+// the first stage (config values, model, data, a given bit config) runs before anything is
+// written, so a bad command leaves an existing folder as it was. A NaN/Inf training loss stops the
+// run with an error that names the last good checkpoint, which stays in place.
+#pragma once
+
+#include "absl/status/status.h"
+#include "core/device.h"
+#include "core/proto/ompq.pb.h"
+
+namespace ompq::solver {
+
+struct ExperimentRuntime {
+  Device device = Device::cpu();
+  // This process among those of a multi-process run: each trains on its shard; rank 0 writes.
+  int rank = 0;
+  int world_size = 1;
+  // Start over: delete this pipeline's outputs in the folder first.
+  bool fresh = false;
+};
+
+// Checks every value of `config` that needs no file: an InvalidArgument error naming the field.
+absl::Status validate_experiment_config(const proto::ExperimentConfig& config);
+
+absl::Status run_experiment(const proto::ExperimentConfig& config, const ExperimentRuntime& runtime);
+
+}  // namespace ompq::solver

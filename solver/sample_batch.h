@@ -1,0 +1,18 @@
+// The images a search or a PTQ calibration reads: the first batch of `count` examples of a dataset
+// shuffled by `seed`, as the reference takes the first batch of a shuffled reader (spec 1.2, 4.1).
+// A pure function of (dataset, count, seed).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "data/dataset.h"
+
+namespace ompq::solver {
+
+// [count, C, H, W] on the CPU. `what` names the request in errors ("--num_images").
+absl::StatusOr<Tensor> first_shuffled_batch(const std::shared_ptr<const data::Dataset>& dataset,
+                                            int64_t count, uint64_t seed, const std::string& what);
+
+}  // namespace ompq::solver
