@@ -57,6 +57,7 @@ Tensor QuantizedLayer::quantized_weight() {
 }
 
 Tensor QuantizedLayer::forward(const Tensor& x) {
+  if (input_observer_) input_observer_(x);
   const FoldedWeights w = weight_and_bias();
   const Tensor xq = input_quantizer_ ? input_quantizer_->forward(x) : x;
   return apply(xq, weight_quantizer_->forward(w.weight), w.bias);

@@ -6,6 +6,7 @@
 // layer whose input stays real-valued (PTQ's first layer) has no input quantizer.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -50,6 +51,12 @@ class QuantizedLayer : public Module {
   ActivationQuantizer* input_quantizer() const { return input_quantizer_.get(); }
   const std::shared_ptr<BatchNorm>& folded_batch_norm() const { return bn_; }
 
+  // Called with the real-valued input at the start of every forward (PTQ reconstruction caches
+  // block inputs with it); an empty function removes it.
+  void set_input_observer(std::function<void(const Tensor&)> observer) {
+    input_observer_ = std::move(observer);
+  }
+
  protected:
   QuantizedLayer(Tensor weight, Tensor bias, const LayerQuantConfig& config,
                  std::shared_ptr<BatchNorm> bn);
@@ -61,6 +68,7 @@ class QuantizedLayer : public Module {
   std::shared_ptr<BatchNorm> bn_;
   std::shared_ptr<WeightQuantizer> weight_quantizer_;
   std::shared_ptr<ActivationQuantizer> input_quantizer_;
+  std::function<void(const Tensor&)> input_observer_;
 };
 
 class QConv2d final : public QuantizedLayer {

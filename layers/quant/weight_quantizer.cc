@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "core/autograd.h"
+#include "core/functional/adaround.h"
+#include "core/ops/adaround.h"
 #include "layers/quant/mse_range.h"
 
 namespace ompq::nn {
@@ -45,8 +48,44 @@ void WeightQuantizer::calibrate(const Tensor& w) {
 
 Tensor WeightQuantizer::forward(const Tensor& w) {
   if (!enabled_) return w;
-  if (range_ == WeightRange::kMinMax || !calibrated()) calibrate(w);
-  return fake_quantize(w, spec_in_dtype(spec_, w.dtype()));
+  if (!adaptive_rounding()) {
+    if (range_ == WeightRange::kMinMax || !calibrated()) calibrate(w);
+    return fake_quantize(w, spec_in_dtype(spec_, w.dtype()));
+  }
+  OMPQ_CHECK(w.shape() == alpha_.shape(), "WeightQuantizer: weight of shape ",
+             shape_str(w.shape()), " for adaptive rounding started on a weight of shape ",
+             shape_str(alpha_.shape()));
+  const QuantSpec spec = spec_in_dtype(spec_, w.dtype());
+  return adaround_quantize(w, alpha_.to(w.dtype()), spec.scale, spec.zero_point, spec.axis,
+                           spec.range(), hard_);
+}
+
+void WeightQuantizer::start_adaptive_rounding(const Tensor& w) {
+  // A min/max range moves with the weights at every forward; AdaRound needs a fixed grid.
+  OMPQ_CHECK(range_ == WeightRange::kMse,
+             "WeightQuantizer: adaptive rounding needs a fixed (MSE-searched) range, not min/max");
+  NoGradGuard no_grad;
+  if (!calibrated()) calibrate(w);
+  alpha_ = ops::adaround_init(w.detach(), spec_in_dtype(spec_, w.dtype()).scale, spec_.axis)
+               .to(spec_.scale.dtype());
+  alpha_.set_requires_grad(true);
+  hard_ = false;
+}
+
+void WeightQuantizer::set_rounding_hard(bool hard) {
+  OMPQ_CHECK(adaptive_rounding(), "WeightQuantizer: set_rounding_hard without adaptive rounding");
+  hard_ = hard;
+}
+
+void WeightQuantizer::stop_adaptive_rounding() {
+  alpha_ = Tensor();
+  hard_ = false;
+}
+
+Tensor WeightQuantizer::rounding_regularizer(double beta) const {
+  OMPQ_CHECK(adaptive_rounding(),
+             "WeightQuantizer: rounding_regularizer without adaptive rounding");
+  return adaround_regularizer(alpha_, beta);
 }
 
 }  // namespace ompq::nn

@@ -5,6 +5,13 @@
 //   kMse    (PTQ, BRECQ):   BRECQ's Lp-2.4 range search (mse_range.h) at the first forward (or an
 //           explicit calibrate()), then fixed; a loaded checkpoint's positive scale counts as done.
 // The weight's gradient is the clipped straight-through estimate; the range gets none.
+//
+// Rounding is to the nearest grid point, or, between start_adaptive_rounding() and
+// stop_adaptive_rounding() (PTQ reconstruction, adaround.h), AdaRound's learned rounding: each
+// element of the weight given at the start rounds down or up by its rounding variable alpha,
+// softly (differentiable in alpha, not in the weight) or, once hardened, by the sign of alpha. The
+// rounding variables are not module state: a reconstruction bakes its decisions into the layer's
+// weight (bake_adaptive_rounding in adaround.h) before the state is saved.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +41,21 @@ class WeightQuantizer : public Module {
   void set_enabled(bool enabled) { enabled_ = enabled; }
   bool enabled() const { return enabled_; }
 
+  // Starts AdaRound for weight w (the one forward() will be given, calibrating first if needed):
+  // soft rounding with alpha initialized so that it reproduces w's own position between its grid
+  // points (h(alpha) = w / scale - floor(w / scale)). alpha requires grad.
+  void start_adaptive_rounding(const Tensor& w);
+  // Hard rounding (up where alpha >= 0) instead of soft.
+  void set_rounding_hard(bool hard);
+  // Back to rounding to nearest; alpha is dropped.
+  void stop_adaptive_rounding();
+  bool adaptive_rounding() const { return alpha_.defined(); }
+  bool rounding_hard() const { return hard_; }
+  // The rounding variables (undefined without adaptive rounding).
+  const Tensor& rounding_variables() const { return alpha_; }
+  // AdaRound's regularizer sum(1 - |2 h(alpha) - 1|^beta) of this weight, differentiable in alpha.
+  Tensor rounding_regularizer(double beta) const;
+
  private:
   bool calibrated();
 
@@ -41,6 +63,8 @@ class WeightQuantizer : public Module {
   WeightRange range_;
   bool enabled_ = true;
   bool calibrated_ = false;
+  Tensor alpha_;  // AdaRound's rounding variables, the weight's shape; undefined: nearest
+  bool hard_ = false;
 };
 
 }  // namespace ompq::nn
