@@ -65,7 +65,8 @@ std::vector<ReconstructionUnit> reconstruction_units(const nn::Model& model,
     if (!in_block && !parents.empty() &&
         dynamic_cast<const nn::Sequential*>(modules.at(parents[0]).get())) {
       int quantized_inside = 0;
-      for (const auto& [other, unused] : layers) quantized_inside += is_prefix_path(parents[0], other);
+      for (const auto& [other, unused] : layers)
+        quantized_inside += is_prefix_path(parents[0], other);
       if (quantized_inside == 1) unit_name = parents[0];
     }
     if (units.empty() || units.back().name != unit_name) {

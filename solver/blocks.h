@@ -19,9 +19,9 @@
 namespace ompq::solver {
 
 struct ReconstructionUnit {
-  std::string name;                     // the module's path: "layer1.0", "features.18", "fc"
-  std::shared_ptr<nn::Module> module;   // runs the unit
-  nn::QuantizedLayers layers;           // its quantized layers, in execution order
+  std::string name;                    // the module's path: "layer1.0", "features.18", "fc"
+  std::shared_ptr<nn::Module> module;  // runs the unit
+  nn::QuantizedLayers layers;          // its quantized layers, in execution order
 };
 
 // The units of `model` holding `layers` (quantize_model's result for it), in network order.

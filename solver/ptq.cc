@@ -8,10 +8,11 @@
 #include <random>
 #include <utility>
 
+// clang-format off
 // layers/optim.h before the functional headers: core/ops/optim_math.h calls sqrt unqualified,
 // which the Tensor overloads of core/functional/elementwise.h would hide.
 #include "layers/optim.h"
-
+// clang-format on
 #include "absl/strings/str_cat.h"
 #include "core/autograd.h"
 #include "core/functional/concat.h"
@@ -180,8 +181,8 @@ absl::Status check_options(const PtqOptions& o) {
                ", progress_interval ", o.progress_interval, " (expected >= 1)");
   }
   if (!(o.weight_lr > 0) || !(o.activation_lr > 0)) {
-    return bad("reconstruct_ptq: learning rates ", o.weight_lr, " (weights) and ",
-               o.activation_lr, " (activations) (expected > 0)");
+    return bad("reconstruct_ptq: learning rates ", o.weight_lr, " (weights) and ", o.activation_lr,
+               " (activations) (expected > 0)");
   }
   if (!(o.rounding_loss_weight >= 0) || !(o.activation_p > 0)) {
     return bad("reconstruct_ptq: rounding_loss_weight ", o.rounding_loss_weight,
@@ -224,8 +225,8 @@ absl::Status check_inputs(const nn::Model& model, const nn::QuantizedLayers& lay
   }
   const std::vector<Tensor> params = model.parameters();
   if (!params.empty() && params[0].device() != images.device()) {
-    return bad("reconstruct_ptq: calibration images on ", images.device().str(),
-               " for a model on ", params[0].device().str());
+    return bad("reconstruct_ptq: calibration images on ", images.device().str(), " for a model on ",
+               params[0].device().str());
   }
   return absl::OkStatus();
 }
@@ -240,13 +241,11 @@ void report(const PtqOptions& options, PtqProgress progress) {
 
 // Phase 1 for one unit: AdaRound of all its layers' weights, then hard rounding.
 void reconstruct_weights(nn::Model& model, const ReconstructionUnit& unit, const Tensor& images,
-                         const PtqOptions& options, PtqProgress progress,
-                         PtqUnitResult& result) {
+                         const PtqOptions& options, PtqProgress progress, PtqUnitResult& result) {
   nn::QuantizedLayer& first = *unit.layers.front().second;
   nn::set_quantization_enabled(model, /*weights=*/false, /*activations=*/false);
-  const Tensor targets =
-      run_unit(*unit.module, capture_inputs(model, first, images, options.batch_size),
-               options.batch_size);
+  const Tensor targets = run_unit(
+      *unit.module, capture_inputs(model, first, images, options.batch_size), options.batch_size);
   nn::set_quantization_enabled(model, /*weights=*/true, /*activations=*/false);
   const Tensor inputs = capture_inputs(model, first, images, options.batch_size);
   result.nearest_error =
@@ -261,8 +260,8 @@ void reconstruct_weights(nn::Model& model, const ReconstructionUnit& unit, const
   AdamOptions adam;
   adam.lr = options.weight_lr;
   nn::Adam optimizer(alphas, adam);
-  const nn::AdaRoundSchedule schedule{options.weight_iterations, options.warmup,
-                                      options.beta_start, options.beta_end};
+  const nn::AdaRoundSchedule schedule{options.weight_iterations, options.warmup, options.beta_start,
+                                      options.beta_end};
   BatchSampler sampler(inputs.size(0), options.batch_size, options.seed + progress.unit_index);
   progress.iterations = options.weight_iterations;
   for (int64_t t = 1; t <= options.weight_iterations; ++t) {
@@ -296,9 +295,8 @@ void reconstruct_weights(nn::Model& model, const ReconstructionUnit& unit, const
 }
 
 // Phase 2 for one unit: the step sizes of its layers' input quantizers.
-void reconstruct_activations(nn::Model& model, const ReconstructionUnit& unit,
-                             const Tensor& images, const PtqOptions& options,
-                             PtqProgress progress) {
+void reconstruct_activations(nn::Model& model, const ReconstructionUnit& unit, const Tensor& images,
+                             const PtqOptions& options, PtqProgress progress) {
   std::vector<Tensor> steps;
   for (const auto& [name, layer] : unit.layers) {
     if (nn::ActivationQuantizer* q = layer->input_quantizer()) steps.push_back(q->spec().scale);

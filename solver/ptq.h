@@ -55,10 +55,10 @@ struct PtqOptions {
   int64_t weight_iterations = 500;      // per unit; reference 20000
   int64_t activation_iterations = 200;  // per unit; reference 5000
   int64_t batch_size = 32;
-  double weight_lr = 1e-2;              // Adam on the AdaRound variables; reference 1e-3
-  double activation_lr = 4e-4;          // Adam on the step sizes, cosine-annealed to 0
-  double rounding_loss_weight = 0.01;   // lambda: reference 0.01 (ResNet), 0.1 (MobileNetV2)
-  double warmup = 0.2;                  // fraction of weight iterations without rounding loss
+  double weight_lr = 1e-2;             // Adam on the AdaRound variables; reference 1e-3
+  double activation_lr = 4e-4;         // Adam on the step sizes, cosine-annealed to 0
+  double rounding_loss_weight = 0.01;  // lambda: reference 0.01 (ResNet), 0.1 (MobileNetV2)
+  double warmup = 0.2;                 // fraction of weight iterations without rounding loss
   double beta_start = 20.0, beta_end = 2.0;
   double activation_p = 2.4;            // Lp norm of the phase-2 loss
   bool reconstruct_activations = true;  // phase 2 (needs quantized inputs)

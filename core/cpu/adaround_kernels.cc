@@ -32,7 +32,8 @@ void for_each_channel_run(const ChannelLayout& layout, int64_t lo, int64_t hi, c
 template <typename Fn>
 void parallel_channel_runs(const ChannelLayout& layout, const Fn& fn) {
   const int64_t n = layout.outer * layout.channels * layout.inner;
-  parallel_for(0, n, kBlock, [&](int64_t lo, int64_t hi) { for_each_channel_run(layout, lo, hi, fn); });
+  parallel_for(0, n, kBlock,
+               [&](int64_t lo, int64_t hi) { for_each_channel_run(layout, lo, hi, fn); });
 }
 
 template <typename T>
@@ -182,8 +183,7 @@ void register_adaround_kernels() {
   adaround_quantize_stub.register_kernel(DeviceType::kCPU, quantize_kernel);
   adaround_quantize_backward_stub.register_kernel(DeviceType::kCPU, quantize_backward_kernel);
   adaround_regularizer_stub.register_kernel(DeviceType::kCPU, regularizer_kernel);
-  adaround_regularizer_backward_stub.register_kernel(DeviceType::kCPU,
-                                                     regularizer_backward_kernel);
+  adaround_regularizer_backward_stub.register_kernel(DeviceType::kCPU, regularizer_backward_kernel);
 }
 
 }  // namespace ompq::cpu

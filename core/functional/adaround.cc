@@ -15,9 +15,8 @@ Tensor adaround_quantize(const Tensor& w, const Tensor& alpha, const Tensor& sca
                 [w = w.detach(), alpha = alpha.detach(), scale = scale.detach().clone(),
                  zero_point = zero_point.defined() ? zero_point.detach().clone() : Tensor(), axis,
                  range](const Tensor& grad) {
-                  return std::vector<Tensor>{
-                      ops::adaround_quantize_backward(grad, w, alpha, scale, zero_point, axis,
-                                                      range)};
+                  return std::vector<Tensor>{ops::adaround_quantize_backward(
+                      grad, w, alpha, scale, zero_point, axis, range)};
                 });
 }
 

@@ -84,8 +84,8 @@ Tensor adaround_quantize_backward(const Tensor& grad_output, const Tensor& w, co
   if (w.numel() == 0) return grad_alpha;
   adaround_quantize_backward_stub(w.device(), grad_alpha, grad_output.detach().contiguous(),
                                   w.detach().contiguous(), alpha.detach().contiguous(),
-                                  scale.detach().contiguous(),
-                                  contiguous_or_undefined(zero_point), layout, range);
+                                  scale.detach().contiguous(), contiguous_or_undefined(zero_point),
+                                  layout, range);
   return grad_alpha;
 }
 

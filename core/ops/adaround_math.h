@@ -30,7 +30,8 @@ OMPQ_HD inline T adaround_sigmoid(T alpha) {
 
 template <typename T>
 OMPQ_HD inline T rectified_sigmoid(T alpha) {
-  const T stretched = adaround_sigmoid(alpha) * T(kAdaRoundZeta - kAdaRoundGamma) + T(kAdaRoundGamma);
+  const T stretched =
+      adaround_sigmoid(alpha) * T(kAdaRoundZeta - kAdaRoundGamma) + T(kAdaRoundGamma);
   return quant_clamp(stretched, T(0), T(1));
 }
 
@@ -39,8 +40,9 @@ template <typename T>
 OMPQ_HD inline T rectified_sigmoid_grad(T alpha) {
   const T s = adaround_sigmoid(alpha);
   const T stretched = s * T(kAdaRoundZeta - kAdaRoundGamma) + T(kAdaRoundGamma);
-  return (stretched >= T(0) && stretched <= T(1)) ? s * (T(1) - s) * T(kAdaRoundZeta - kAdaRoundGamma)
-                                                  : T(0);
+  return (stretched >= T(0) && stretched <= T(1))
+             ? s * (T(1) - s) * T(kAdaRoundZeta - kAdaRoundGamma)
+             : T(0);
 }
 
 // The alpha with h(alpha) = rest, for rest = w / scale - floor(w / scale) in [0, 1] (BRECQ's
@@ -67,8 +69,7 @@ OMPQ_HD inline T adaround_weight_value(T w, T h, T scale, T zero_point, T qmin, 
 
 // d w^ / d alpha in soft mode, times `grad`.
 template <typename T>
-OMPQ_HD inline T adaround_weight_grad(T grad, T w, T alpha, T scale, T zero_point, T qmin,
-                                      T qmax) {
+OMPQ_HD inline T adaround_weight_grad(T grad, T w, T alpha, T scale, T zero_point, T qmin, T qmax) {
   const T code = std::floor(w / scale) + rectified_sigmoid(alpha) + zero_point;
   const bool inside = code >= qmin && code <= qmax;
   return inside ? grad * scale * rectified_sigmoid_grad(alpha) : T(0);

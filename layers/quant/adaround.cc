@@ -25,7 +25,8 @@ bool AdaRoundSchedule::regularized(int64_t t) const {
 double AdaRoundSchedule::beta(int64_t t) const {
   const double start = warmup * static_cast<double>(iterations);
   if (static_cast<double>(t) < start) return beta_start;
-  const double progress = (static_cast<double>(t) - start) / (static_cast<double>(iterations) - start);
+  const double progress =
+      (static_cast<double>(t) - start) / (static_cast<double>(iterations) - start);
   return beta_end + (beta_start - beta_end) * std::max(0.0, 1.0 - progress);
 }
 
@@ -49,7 +50,8 @@ void bake_adaptive_rounding(QuantizedLayer& layer, const Tensor& weight) {
     Shape column(weight.dim(), 1);
     column[0] = weight.size(0);
     const Tensor factor =
-        fold_batch_norm(Tensor::ones(column, weight.dtype(), weight.device()), Tensor(), *bn).weight;
+        fold_batch_norm(Tensor::ones(column, weight.dtype(), weight.device()), Tensor(), *bn)
+            .weight;
     const Tensor dead = ops::eq(factor, Tensor::zeros({}, factor.dtype(), factor.device()));
     stored = ops::where(dead, weight, ops::div(target, factor));
   }

@@ -52,9 +52,8 @@ Tensor WeightQuantizer::forward(const Tensor& w) {
     if (range_ == WeightRange::kMinMax || !calibrated()) calibrate(w);
     return fake_quantize(w, spec_in_dtype(spec_, w.dtype()));
   }
-  OMPQ_CHECK(w.shape() == alpha_.shape(), "WeightQuantizer: weight of shape ",
-             shape_str(w.shape()), " for adaptive rounding started on a weight of shape ",
-             shape_str(alpha_.shape()));
+  OMPQ_CHECK(w.shape() == alpha_.shape(), "WeightQuantizer: weight of shape ", shape_str(w.shape()),
+             " for adaptive rounding started on a weight of shape ", shape_str(alpha_.shape()));
   const QuantSpec spec = spec_in_dtype(spec_, w.dtype());
   return adaround_quantize(w, alpha_.to(w.dtype()), spec.scale, spec.zero_point, spec.axis,
                            spec.range(), hard_);

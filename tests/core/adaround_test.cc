@@ -1,13 +1,14 @@
 // AdaRound ops: the rectified sigmoid and its derivative, the init that reproduces each weight's
 // position between grid points, soft and hard rounding against their definitions, the regularizer,
 // finite-difference gradients (f64) and bad arguments.
+#include "core/functional/adaround.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
-#include "core/functional/adaround.h"
 #include "core/ops/adaround.h"
 #include "core/ops/adaround_math.h"
 #include "core/ops/elementwise.h"
@@ -22,7 +23,7 @@ using ::testing::ThrowsMessage;
 
 TEST(AdaRoundMath, RectifiedSigmoidStretchesAndClips) {
   EXPECT_DOUBLE_EQ(rectified_sigmoid(0.0), 0.5);
-  EXPECT_DOUBLE_EQ(rectified_sigmoid(10.0), 1.0);   // 1.2 * sigmoid(10) - 0.1 > 1
+  EXPECT_DOUBLE_EQ(rectified_sigmoid(10.0), 1.0);  // 1.2 * sigmoid(10) - 0.1 > 1
   EXPECT_DOUBLE_EQ(rectified_sigmoid(-10.0), 0.0);
   EXPECT_NEAR(rectified_sigmoid(1.0), 1.2 / (1 + std::exp(-1.0)) - 0.1, 1e-15);
   // Derivative: central differences inside, 0 where clipped.
@@ -39,9 +40,9 @@ TEST(AdaRoundMath, RectifiedSigmoidStretchesAndClips) {
   for (double beta : {2.0, 7.5, 20.0}) {
     for (double a : {-1.5, -0.2, 0.4, 2.0}) {
       const double eps = 1e-6;
-      const double numerical = (adaround_regularizer_term(a + eps, beta) -
-                                adaround_regularizer_term(a - eps, beta)) /
-                               (2 * eps);
+      const double numerical =
+          (adaround_regularizer_term(a + eps, beta) - adaround_regularizer_term(a - eps, beta)) /
+          (2 * eps);
       EXPECT_NEAR(adaround_regularizer_grad(a, beta), numerical, 1e-7) << a << " " << beta;
     }
   }
@@ -97,7 +98,8 @@ TEST(AdaRoundOps, HardRoundingLandsOnGridPointsAndSoftMatchesItsDefinition) {
     const float expected_code = std::min(7.0f, std::max(0.0f, down + (av[i] >= 0 ? 1.0f : 0.0f)));
     EXPECT_FLOAT_EQ(hard[i], (expected_code - 2.0f) * 0.3f) << i;
     const float h = 1.2f / (1 + std::exp(-av[i])) - 0.1f;
-    const float soft_code = std::min(7.0f, std::max(0.0f, down + std::min(1.0f, std::max(0.0f, h))));
+    const float soft_code =
+        std::min(7.0f, std::max(0.0f, down + std::min(1.0f, std::max(0.0f, h))));
     EXPECT_NEAR(soft[i], (soft_code - 2.0f) * 0.3f, 1e-6) << i;
   }
 }
@@ -166,15 +168,25 @@ TEST(AdaRoundGrad, HardRoundingRecordsNothing) {
 TEST(AdaRoundOps, BadArguments) {
   const Tensor w = Tensor::zeros({4, 3});
   const Tensor scale = Tensor::full({4}, 0.1);
-  EXPECT_THAT([&] { ops::adaround_quantize(w, Tensor::zeros({3, 4}), scale, Tensor(), 0, {0, 3}, false); },
-              ThrowsMessage<Error>(HasSubstr(
-                  "adaround_quantize: alpha of shape [3, 4] for a weight of shape [4, 3]")));
+  EXPECT_THAT(
+      [&] {
+        ops::adaround_quantize(w, Tensor::zeros({3, 4}), scale, Tensor(), 0, {0, 3}, false);
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("adaround_quantize: alpha of shape [3, 4] for a weight of shape [4, 3]")));
   EXPECT_THAT([&] { ops::adaround_init(w, Tensor::full({3}, 0.1), 0); },
               ThrowsMessage<Error>(HasSubstr("adaround_init: per-channel scale of shape [3]")));
-  EXPECT_THAT([&] { ops::adaround_quantize(w, Tensor::zeros({4, 3}, DType::kF64), scale, Tensor(), 0, {0, 3}, false); },
-              ThrowsMessage<Error>(HasSubstr("adaround_quantize")));
-  EXPECT_THAT([&] { ops::adaround_quantize(w, Tensor::zeros({4, 3}), scale, Tensor(), 0, {3, 3}, false); },
-              ThrowsMessage<Error>(HasSubstr("adaround_quantize: empty code range [3, 3]")));
+  EXPECT_THAT(
+      [&] {
+        ops::adaround_quantize(w, Tensor::zeros({4, 3}, DType::kF64), scale, Tensor(), 0, {0, 3},
+                               false);
+      },
+      ThrowsMessage<Error>(HasSubstr("adaround_quantize")));
+  EXPECT_THAT(
+      [&] {
+        ops::adaround_quantize(w, Tensor::zeros({4, 3}), scale, Tensor(), 0, {3, 3}, false);
+      },
+      ThrowsMessage<Error>(HasSubstr("adaround_quantize: empty code range [3, 3]")));
   EXPECT_THAT([&] { ops::adaround_regularizer(w, 0.5); },
               ThrowsMessage<Error>(HasSubstr("adaround_regularizer: beta 0.5 (expected >= 1)")));
   EXPECT_THAT([&] { ops::adaround_regularizer_backward(Tensor::zeros({2}), w, 2.0); },

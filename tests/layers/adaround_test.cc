@@ -1,6 +1,8 @@
 // AdaRound in the weight quantizer: the schedule (warm-up, beta annealing), soft/hard/nearest
 // switching, and baking the learned rounding into a layer's weight so that a plain quantized model
 // (and a state_dict round trip) reproduces it exactly.
+#include "layers/quant/adaround.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,7 +15,6 @@
 #include "core/ops/reduce.h"
 #include "core/random.h"
 #include "layers/models/resnet.h"
-#include "layers/quant/adaround.h"
 #include "layers/quant/quantize_model.h"
 
 namespace ompq::nn {
@@ -52,8 +53,9 @@ TEST(AdaRoundSchedule, BadSettings) {
   s.warmup = 0.2;
   s.beta_start = 2;
   s.beta_end = 20;
-  EXPECT_THAT([&] { s.check(); },
-              ThrowsMessage<Error>(HasSubstr("beta from 2 to 20 (expected beta_start >= beta_end")));
+  EXPECT_THAT(
+      [&] { s.check(); },
+      ThrowsMessage<Error>(HasSubstr("beta from 2 to 20 (expected beta_start >= beta_end")));
 }
 
 TEST(WeightQuantizerAdaRound, SoftStartsAtTheWeightHardStartsAtNearest) {
@@ -96,15 +98,21 @@ TEST(WeightQuantizerAdaRound, SoftStartsAtTheWeightHardStartsAtNearest) {
 
 TEST(WeightQuantizerAdaRound, BadUse) {
   WeightQuantizer minmax(qat_weight_spec(4), WeightRange::kMinMax, 2);
-  EXPECT_THAT([&] { minmax.start_adaptive_rounding(Tensor::ones({2, 3})); },
-              ThrowsMessage<Error>(HasSubstr("adaptive rounding needs a fixed (MSE-searched) range")));
+  EXPECT_THAT(
+      [&] {
+        minmax.start_adaptive_rounding(Tensor::ones({2, 3}));
+      },
+      ThrowsMessage<Error>(HasSubstr("adaptive rounding needs a fixed (MSE-searched) range")));
   WeightQuantizer q(ptq_weight_spec(4), WeightRange::kMse, 2);
   EXPECT_THAT([&] { q.set_rounding_hard(true); },
               ThrowsMessage<Error>(HasSubstr("set_rounding_hard without adaptive rounding")));
   q.start_adaptive_rounding(Tensor::ones({2, 3}));
-  EXPECT_THAT([&] { q.forward(Tensor::ones({2, 4})); },
-              ThrowsMessage<Error>(HasSubstr(
-                  "weight of shape [2, 4] for adaptive rounding started on a weight of shape [2, 3]")));
+  EXPECT_THAT(
+      [&] {
+        q.forward(Tensor::ones({2, 4}));
+      },
+      ThrowsMessage<Error>(HasSubstr(
+          "weight of shape [2, 4] for adaptive rounding started on a weight of shape [2, 3]")));
 }
 
 // A resnet20 quantized for PTQ with random BN statistics, so that every conv's BN fold matters.

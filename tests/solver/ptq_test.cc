@@ -114,11 +114,11 @@ TEST(ReconstructionUnits, FashionCnnLayers) {
 
 TEST(ReconstructionUnits, LayersOfAnotherModelAreRejected) {
   auto a = nn::resnet20(10), b = nn::resnet20(10);
-  nn::QuantizedLayers layers = nn::quantize_model(*a, uniform_bits(*a, 4),
-                                                  ptq_quantize_options(*a, 8));
+  nn::QuantizedLayers layers =
+      nn::quantize_model(*a, uniform_bits(*a, 4), ptq_quantize_options(*a, 8));
   EXPECT_THAT([&] { reconstruction_units(*b, layers); },
-              testing::ThrowsMessage<Error>(
-                  HasSubstr("reconstruction_units: \"conv1\" is not a quantized layer of the model")));
+              testing::ThrowsMessage<Error>(HasSubstr(
+                  "reconstruction_units: \"conv1\" is not a quantized layer of the model")));
 }
 
 // Every quantized weight is a grid point of its quantizer: (w / s + z) is an integer in range.
@@ -205,14 +205,16 @@ TEST(ReconstructPtq, ActivationPhaseMovesTheStepSizes) {
   ASSERT_TRUE(reconstruct_ptq(*model, layers, images, options).ok());
   std::vector<float> initial;
   for (const auto& [name, layer] : layers) {
-    if (layer->input_quantizer()) initial.push_back(layer->input_quantizer()->spec().scale.item<float>());
+    if (layer->input_quantizer())
+      initial.push_back(layer->input_quantizer()->spec().scale.item<float>());
   }
   options.activation_iterations = 40;
   options.activation_lr = 1e-2;
   ASSERT_TRUE(reconstruct_ptq(*model, layers, images, options).ok());
   std::vector<float> learned;
   for (const auto& [name, layer] : layers) {
-    if (layer->input_quantizer()) learned.push_back(layer->input_quantizer()->spec().scale.item<float>());
+    if (layer->input_quantizer())
+      learned.push_back(layer->input_quantizer()->spec().scale.item<float>());
   }
   ASSERT_EQ(learned.size(), initial.size());
   int moved = 0;
@@ -234,7 +236,8 @@ TEST(ReconstructPtq, BadInputs) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
     return std::string(r.status().message());
   };
-  EXPECT_THAT(message(Tensor(), options, layers), HasSubstr("reconstruct_ptq: no calibration images"));
+  EXPECT_THAT(message(Tensor(), options, layers),
+              HasSubstr("reconstruct_ptq: no calibration images"));
   EXPECT_THAT(message(Tensor::zeros({0, 3, 8, 8}), options, layers),
               HasSubstr("no calibration images"));
   EXPECT_THAT(message(random_images(4, 1, 8, 6), options, layers),
@@ -248,7 +251,8 @@ TEST(ReconstructPtq, BadInputs) {
   EXPECT_THAT(message(images, bad, layers), HasSubstr("batch_size 0"));
   bad = options;
   bad.warmup = 1.5;
-  EXPECT_THAT(message(images, bad, layers), HasSubstr("warmup 1.5 (expected a fraction in [0, 1))"));
+  EXPECT_THAT(message(images, bad, layers),
+              HasSubstr("warmup 1.5 (expected a fraction in [0, 1))"));
   bad = options;
   bad.beta_end = 0.5;
   EXPECT_THAT(message(images, bad, layers), HasSubstr("beta from 20 to 0.5"));
