@@ -61,7 +61,7 @@ struct PtqOptions {
   double warmup = 0.2;                 // fraction of weight iterations without rounding loss
   double beta_start = 20.0, beta_end = 2.0;
   double activation_p = 2.4;            // Lp norm of the phase-2 loss
-  bool reconstruct_activations = true;  // phase 2 (needs quantized inputs)
+  bool reconstruct_activations = true;  // false: step sizes keep their MSE init
   bool reconstruct_stem = false;        // the reference never reconstructs the first layer
   int64_t init_images = 64;             // images of the range-setting forwards
   uint64_t seed = 1005;                 // mini-batch sampling
