@@ -69,6 +69,8 @@ int register_backend(std::string* status) {
   register_norm_kernels();
   register_pool_kernels();
   register_softmax_kernels();
+  register_optim_kernels();
+  register_dropout_kernels();
   register_quant_kernels();
   register_lowbit_kernels();
 #if OMPQ_WITH_NCCL

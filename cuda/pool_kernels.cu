@@ -22,12 +22,8 @@ namespace {
 struct FixedAxis {
   int64_t kernel, stride, pad, in, out;
   __device__ PoolWindow at(int64_t o) const { return pool_window(o, kernel, stride, pad, in); }
-  // The outputs [*first, *last] whose unclipped windows can contain input i.
   __device__ void candidates(int64_t i, int64_t* first, int64_t* last) const {
-    const int64_t lowest = i + pad - kernel + 1;  // o * stride >= lowest
-    *first = lowest <= 0 ? 0 : (lowest + stride - 1) / stride;
-    const int64_t highest = (i + pad) / stride;
-    *last = highest < out - 1 ? highest : out - 1;
+    pool_outputs_covering(i, kernel, stride, pad, out, first, last);
   }
 };
 
@@ -39,9 +35,7 @@ struct AdaptiveAxis {
     return {begin, end, end - begin};
   }
   __device__ void candidates(int64_t i, int64_t* first, int64_t* last) const {
-    *first = (i * out) / in;
-    const int64_t highest = ((i + 1) * out - 1) / in;
-    *last = highest < out - 1 ? highest : out - 1;
+    adaptive_outputs_covering(i, in, out, first, last);
   }
 };
 

@@ -13,6 +13,8 @@ void register_cublaslt_gemm_kernels();
 void register_norm_kernels();
 void register_pool_kernels();
 void register_softmax_kernels();
+void register_optim_kernels();
+void register_dropout_kernels();
 void register_quant_kernels();
 void register_lowbit_kernels();
 

@@ -8,28 +8,20 @@
 namespace ompq::cpu {
 namespace {
 
-// One Philox call yields the words of four consecutive stream positions, so the loop runs over
-// counters (position / 4) and uses all four words, skipping the positions outside the draw.
+// The loop runs over Philox counters (position / 4), each giving four positions' words.
 template <typename T>
 void apply_dropout(const Tensor& out, const Tensor& in, double p, uint64_t seed,
                    uint64_t stream_start) {
-  const T* __restrict__ src = static_cast<const T*>(in.data_ptr());
-  T* __restrict__ dst = static_cast<T*>(out.data_ptr());
+  const T* src = static_cast<const T*>(in.data_ptr());
+  T* dst = static_cast<T*>(out.data_ptr());
   const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
   const uint64_t end = stream_start + static_cast<uint64_t>(in.numel());
   const uint64_t first_counter = stream_start / 4, last_counter = (end - 1) / 4;
   parallel_for(0, static_cast<int64_t>(last_counter - first_counter + 1), 1024,
                [&](int64_t lo, int64_t hi) {
                  for (int64_t c = lo; c < hi; ++c) {
-                   const uint64_t counter = first_counter + c;
-                   const Philox4x32 words = philox4x32(counter, seed);
-                   for (uint64_t lane = 0; lane < 4; ++lane) {
-                     const uint64_t position = counter * 4 + lane;
-                     if (position < stream_start || position >= end) continue;
-                     const uint64_t i = position - stream_start;
-                     dst[i] = src[i] * dropout_factor(philox_word_to_uniform(words.v[lane]), p,
-                                                      keep_scale);
-                   }
+                   dropout_counter(dst, src, first_counter + c, seed, stream_start, end, p,
+                                   keep_scale);
                  }
                });
 }

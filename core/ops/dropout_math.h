@@ -21,4 +21,20 @@ OMPQ_HD inline T dropout_factor_at(uint64_t seed, uint64_t index, double p, T ke
   return dropout_factor(philox_uniform(seed, index), p, keep_scale);
 }
 
+// Applies the mask to the elements of one Philox counter: one call yields the words of the four
+// stream positions 4 * counter .. 4 * counter + 3, and those inside the draw [start, end) give
+// dst[i] = src[i] * factor for i = position - start.
+template <typename T>
+OMPQ_HD inline void dropout_counter(T* __restrict__ dst, const T* __restrict__ src,
+                                    uint64_t counter, uint64_t seed, uint64_t start, uint64_t end,
+                                    double p, T keep_scale) {
+  const Philox4x32 words = philox4x32(counter, seed);
+  for (uint64_t lane = 0; lane < 4; ++lane) {
+    const uint64_t position = counter * 4 + lane;
+    if (position < start || position >= end) continue;
+    const uint64_t i = position - start;
+    dst[i] = src[i] * dropout_factor(philox_word_to_uniform(words.v[lane]), p, keep_scale);
+  }
+}
+
 }  // namespace ompq
