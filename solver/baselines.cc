@@ -62,7 +62,9 @@ absl::StatusOr<UniformAllocation> uniform_allocation(const SearchSpace& space,
                                                      const AllocationOptions& options) {
   OMPQ_RETURN_IF_ERROR(check_baseline_options(space, options, "uniform"));
   const double budget = options.budget_mib;
-  auto size_at = [&](int b) { return model_size_mib(space, std::vector<int>(space.units.size(), b)); };
+  auto size_at = [&](int b) {
+    return model_size_mib(space, std::vector<int>(space.units.size(), b));
+  };
   int bits = space.max_bits;
   while (size_at(bits) > budget) --bits;  // stops at min_bits: the budget is feasible
 
@@ -72,8 +74,8 @@ absl::StatusOr<UniformAllocation> uniform_allocation(const SearchSpace& space,
   const double size = u.allocation.size_mib;
   if (bits == space.max_bits) {
     u.summary = absl::StrFormat(
-        "every searched layer at the largest bit-width, %d: %.4f MiB (budget %.4f MiB)", bits,
-        size, budget);
+        "every searched layer at the largest bit-width, %d: %.4f MiB (budget %.4f MiB)", bits, size,
+        budget);
   } else if (size == budget) {
     u.summary = absl::StrFormat(
         "the budget %.4f MiB is the size with every searched layer at %d bits", budget, bits);
@@ -100,7 +102,8 @@ absl::StatusOr<BitAllocation> random_allocation(const SearchSpace& space,
   // Sizes come from model_size_mib itself, so that "within the budget" means what the reports
   // and check_allocation_options compute, to the last bit of the double.
   while (model_size_mib(space, bits) > budget) {
-    step_random_unit(bits, -1, [&](size_t i) { return bits[i] > space.min_bits; }, draws);
+    step_random_unit(
+        bits, -1, [&](size_t i) { return bits[i] > space.min_bits; }, draws);
   }
   auto fits_one_more = [&](size_t i) {
     if (bits[i] == space.max_bits) return false;

@@ -61,10 +61,16 @@ json report_json(const ExperimentReport& r) {
                        {"test_top1", number(m.test_top1)},
                        {"test_top5", number(m.test_top5)}});
   }
-  return {{"model", r.model},       {"quant", r.quant},     {"solver", r.solver},
-          {"budget_mib", number(r.budget_mib)},             {"act_bits", r.act_bits},
-          {"layers", layers},       {"orm", orm},           {"results", results},
-          {"timings", timings},     {"metrics", metrics}};
+  return {{"model", r.model},
+          {"quant", r.quant},
+          {"solver", r.solver},
+          {"budget_mib", number(r.budget_mib)},
+          {"act_bits", r.act_bits},
+          {"layers", layers},
+          {"orm", orm},
+          {"results", results},
+          {"timings", timings},
+          {"metrics", metrics}};
 }
 
 // ---- report.html ----------------------------------------------------------------------------
@@ -74,19 +80,30 @@ std::string escape_html(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
 }
 
 constexpr int kFontPx = 11;
-constexpr double kCharPx = 7.0;  // advance of an 11 px sans-serif character, rounded up
+constexpr double kCharPx = 7.0;         // advance of an 11 px sans-serif character, rounded up
 constexpr double kLabelSlope = 0.7071;  // labels under an axis run at 45 degrees
 
 double longest_label_px(const std::vector<std::string>& names) {
@@ -137,13 +154,13 @@ std::string bits_chart(const ExperimentReport& r) {
     const ReportLayer& l = r.layers[i];
     const double x = left + step * static_cast<double>(i) + (step - bar) / 2;
     const double h = std::clamp(l.bits, 0, max_bits) * unit;
-    absl::StrAppendFormat(
-        &svg,
-        "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"%s\">"
-        "<title>%s: %d bits, %d params%s</title></rect>"
-        "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n",
-        x, top + plot_h - h, bar, h, l.fixed ? "fixed" : "searched", escape_html(l.name), l.bits,
-        l.params, l.fixed ? " (fixed)" : "", x + bar / 2, top + plot_h - h - 4, l.bits);
+    absl::StrAppendFormat(&svg,
+                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"%s\">"
+                          "<title>%s: %d bits, %d params%s</title></rect>"
+                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n",
+                          x, top + plot_h - h, bar, h, l.fixed ? "fixed" : "searched",
+                          escape_html(l.name), l.bits, l.params, l.fixed ? " (fixed)" : "",
+                          x + bar / 2, top + plot_h - h - 4, l.bits);
     centers.push_back(x + bar / 2);
   }
   append_slanted_labels(svg, names, centers, top + plot_h + 14);
@@ -175,7 +192,8 @@ std::string viridis(double t) {
   const double f = t - static_cast<double>(i);
   int rgb[3];
   for (int c = 0; c < 3; ++c) {
-    rgb[c] = static_cast<int>(std::lround(kViridis[i][c] + f * (kViridis[i + 1][c] - kViridis[i][c])));
+    rgb[c] =
+        static_cast<int>(std::lround(kViridis[i][c] + f * (kViridis[i + 1][c] - kViridis[i][c])));
   }
   return absl::StrFormat("#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
 }
@@ -200,7 +218,8 @@ std::string orm_heat_map(const ExperimentReport& r) {
   const double left = name_px + 8, top = 8;
   const double grid = size * n;
   const double bar_x = left + grid + 24, bar_h = std::max(grid, 120.0);
-  const double width = bar_x + 60, height = top + std::max(grid + name_px * kLabelSlope + 20, bar_h + 16);
+  const double width = bar_x + 60,
+               height = top + std::max(grid + name_px * kLabelSlope + 20, bar_h + 16);
   std::string svg = absl::StrFormat(
       "<svg class=\"chart\" width=\"%.0f\" height=\"%.0f\" role=\"img\" "
       "aria-label=\"ORM matrix\" font-size=\"%d\">\n",
@@ -287,7 +306,9 @@ std::string accuracy_chart(const ExperimentReport& r) {
   const std::vector<double> ys = nice_ticks((*min_top1)->top1, (*max_top1)->top1, 4);
   const double left = 56, top = 12, plot_w = 420, plot_h = 220, right = 140;
   auto px = [&](double v) { return left + plot_w * (v - xs.front()) / (xs.back() - xs.front()); };
-  auto py = [&](double v) { return top + plot_h - plot_h * (v - ys.front()) / (ys.back() - ys.front()); };
+  auto py = [&](double v) {
+    return top + plot_h - plot_h * (v - ys.front()) / (ys.back() - ys.front());
+  };
   std::string svg = absl::StrFormat(
       "<svg class=\"chart\" width=\"%.0f\" height=\"%.0f\" role=\"img\" "
       "aria-label=\"top-1 accuracy against model size\" font-size=\"%d\">\n",
@@ -359,8 +380,9 @@ std::string report_html(const ExperimentReport& r) {
     html += "<div class=\"scroll\">\n" + orm_heat_map(r) + "</div>\n";
   }
 
-  html += "<h2>Results</h2>\n<table>\n<tr><th>model</th><th>size (MiB)</th><th>BOPs (G)</th>"
-          "<th>top-1 (%)</th><th>top-5 (%)</th></tr>\n";
+  html +=
+      "<h2>Results</h2>\n<table>\n<tr><th>model</th><th>size (MiB)</th><th>BOPs (G)</th>"
+      "<th>top-1 (%)</th><th>top-5 (%)</th></tr>\n";
   for (const ReportResult& x : r.results) {
     absl::StrAppend(&html, "<tr><td>", escape_html(x.label), "</td><td>",
                     number_cell(x.size_mib, 4), "</td><td>", number_cell(x.bops_g, 3), "</td><td>",
@@ -372,12 +394,13 @@ std::string report_html(const ExperimentReport& r) {
 
   html += "<h2>Stage times</h2>\n<table>\n<tr><th>stage</th><th>seconds</th></tr>\n";
   for (const ReportTiming& t : r.timings) {
-    absl::StrAppend(&html, "<tr><td>", escape_html(t.stage), "</td><td>",
-                    number_cell(t.seconds, 2), "</td></tr>\n");
+    absl::StrAppend(&html, "<tr><td>", escape_html(t.stage), "</td><td>", number_cell(t.seconds, 2),
+                    "</td></tr>\n");
   }
-  html += "</table>\n<h2>Metrics</h2>\n<table>\n<tr><th>stage</th><th>epoch</th>"
-          "<th>train loss</th><th>train top-1 (%)</th><th>test loss</th><th>test top-1 (%)</th>"
-          "<th>test top-5 (%)</th></tr>\n";
+  html +=
+      "</table>\n<h2>Metrics</h2>\n<table>\n<tr><th>stage</th><th>epoch</th>"
+      "<th>train loss</th><th>train top-1 (%)</th><th>test loss</th><th>test top-1 (%)</th>"
+      "<th>test top-5 (%)</th></tr>\n";
   for (const ReportMetrics& m : r.metrics) {
     absl::StrAppend(&html, "<tr><td>", escape_html(m.stage), "</td><td>", m.epoch, "</td><td>",
                     number_cell(m.train_loss, 4), "</td><td>", number_cell(m.train_top1, 2),
@@ -455,8 +478,8 @@ absl::Status write_report(const ExperimentReport& report, const std::string& dir
     if (std::rename(written[i].c_str(), files[i].first.c_str()) != 0) {
       const std::string reason = std::strerror(errno);
       remove_written();
-      return absl::InternalError(absl::StrCat("write_report: cannot rename '", written[i],
-                                              "' to '", files[i].first, "': ", reason));
+      return absl::InternalError(absl::StrCat("write_report: cannot rename '", written[i], "' to '",
+                                              files[i].first, "': ", reason));
     }
   }
   return absl::OkStatus();

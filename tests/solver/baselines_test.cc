@@ -97,7 +97,9 @@ TEST(UniformAllocation, LargestBitsThatFitOnAToySpace) {
 // gives 5 bits.
 TEST(UniformAllocation, ResNet18QatBetweenTwoUniformSizes) {
   const SearchSpace& space = resnet18_space(QuantMode::kQat);
-  auto size_at = [&](int b) { return model_size_mib(space, std::vector<int>(space.units.size(), b)); };
+  auto size_at = [&](int b) {
+    return model_size_mib(space, std::vector<int>(space.units.size(), b));
+  };
   const double budget_mib = (size_at(5) + size_at(6)) / 2;
   absl::StatusOr<UniformAllocation> u = uniform_allocation(space, budget(budget_mib));
   ASSERT_TRUE(u.ok()) << u.status();
@@ -117,10 +119,12 @@ TEST(Baselines, RejectInfeasibleAndBopsBudgets) {
   for (double mib : {5.0, 12.0}) {
     absl::StatusOr<UniformAllocation> u = uniform_allocation(space, budget(mib));
     ASSERT_FALSE(u.ok());
-    EXPECT_THAT(u.status().message(), HasSubstr("outside the feasible range [5.823158, 11.147987]"));
+    EXPECT_THAT(u.status().message(),
+                HasSubstr("outside the feasible range [5.823158, 11.147987]"));
     absl::StatusOr<BitAllocation> r = random_allocation(space, budget(mib), 1);
     ASSERT_FALSE(r.ok());
-    EXPECT_THAT(r.status().message(), HasSubstr("outside the feasible range [5.823158, 11.147987]"));
+    EXPECT_THAT(r.status().message(),
+                HasSubstr("outside the feasible range [5.823158, 11.147987]"));
   }
   AllocationOptions o = budget(6.7);
   o.bops_budget_g = 30;
@@ -158,8 +162,10 @@ TEST(RandomAllocation, NeverOverBudgetAndWithinOneStepOfIt) {
   const Range qat_range = size_range_mib(qat), ptq_range = size_range_mib(ptq);
   for (uint64_t seed = 0; seed < 6; ++seed) {
     for (double f : {0.0, 0.1, 0.5, 0.75, 0.99, 1.0}) {
-      expect_random_allocation_fills(qat, qat_range.min + f * (qat_range.max - qat_range.min), seed);
-      expect_random_allocation_fills(ptq, ptq_range.min + f * (ptq_range.max - ptq_range.min), seed);
+      expect_random_allocation_fills(qat, qat_range.min + f * (qat_range.max - qat_range.min),
+                                     seed);
+      expect_random_allocation_fills(ptq, ptq_range.min + f * (ptq_range.max - ptq_range.min),
+                                     seed);
     }
     expect_random_allocation_fills(resnet20_space(), 0.25, seed);
     expect_random_allocation_fills(toy_space(), 1.3, seed);

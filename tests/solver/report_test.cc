@@ -64,7 +64,8 @@ ExperimentReport sample_report() {
   r.orm = {{1.0, 0.8125, 0.25}, {0.8125, 1.0, 0.5}, {0.25, 0.5, 1.0}};
   r.results = {{"fp32", 1.0703, 0.0, 91.25, 99.5}, {"OMPQ qat", 0.2371, 2.875, 90.5, 99.25}};
   r.timings = {{"pretrain", 120.5}, {"search", 1.75}};
-  r.metrics = {{"pretrain", 0, 0.61, 78.5, 0.42, 85.0, 99.0}, {"qat", 1, 0.33, 88.0, 0.3, 90.5, 99.25}};
+  r.metrics = {{"pretrain", 0, 0.61, 78.5, 0.42, 85.0, 99.0},
+               {"qat", 1, 0.33, 88.0, 0.3, 90.5, 99.25}};
   return r;
 }
 
@@ -154,7 +155,8 @@ TEST(Report, NonFiniteNumbersAreJsonNull) {
   EXPECT_TRUE(j["layers"][1]["log_theta"].is_null());
   // The page shows them as "-" and leaves the unevaluated result out of the accuracy chart.
   const std::string html = read_text(dir / "report.html");
-  EXPECT_THAT(html, HasSubstr("<tr><td>fp32</td><td>1.0703</td><td>0.000</td><td>-</td><td>-</td>"));
+  EXPECT_THAT(html,
+              HasSubstr("<tr><td>fp32</td><td>1.0703</td><td>0.000</td><td>-</td><td>-</td>"));
   EXPECT_THAT(html, Not(HasSubstr("<title>fp32:")));
   EXPECT_THAT(html, HasSubstr("<title>OMPQ qat: 0.2371 MiB, top-1 90.50%</title>"));
   EXPECT_THAT(html, HasSubstr("<title>layer1.0.conv1 / layer2.0.conv2: not a number</title>"));
