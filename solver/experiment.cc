@@ -483,6 +483,11 @@ absl::Status Experiment::search_bits(proto::StageRecord& record) {
                solver_name(options.allocation.solver), quant_mode_name(options.mode),
                result.allocation.size_mib, sc.budget_mb(), result.allocation.bops_g,
                result.timings.features_s, result.timings.orm_s, result.timings.solve_s);
+  if (result.allocation.size_mib > sc.budget_mb()) {
+    std::fprintf(stderr,
+                 "[search] over the budget: half-to-even rounding ignores it, as the reference's "
+                 "does; --rounding=dfs or --solver=ilp keep to it\n");
+  }
   proto::BitConfig bits = make_bit_config(options, result);
   bits.set_num_classes(kIdxClasses);
   bits.set_small_input(config_.small_input());

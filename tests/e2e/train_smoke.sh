@@ -17,7 +17,8 @@ trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 # Every file of a folder with its checksum: what must not change.
 fingerprint() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 md5sum); }
-small=(--train_limit=1024 --test_limit=300 --batch_size=32 --eval_batch_size=100 --log_interval=8
+# One thread: the machine running the tests is often busy, and spinning OpenMP threads then crawl.
+small=(--threads=1 --train_limit=1024 --test_limit=300 --batch_size=32 --eval_batch_size=100 --log_interval=8
        --checkpoint_steps=4 --search_images=8)
 qat=("$train" --output_dir="$out/qat" "${small[@]}" --epochs=1 --warmup_iterations=4 --qat_epochs=3)
 
@@ -62,7 +63,7 @@ grep -q 'quant: "qat"' "$out/qat/bits.pbtxt" || fail "bits.pbtxt is not a QAT bi
 # 2. A rerun skips every stage and changes nothing.
 before=$(fingerprint "$out/qat")
 "${qat[@]}" > "$out/log3" 2>&1 || { cat "$out/log3"; fail "rerun exited non-zero"; }
-[ "$(grep -c 'finished earlier' "$out/log3")" -eq 7 ] || { cat "$out/log3"; fail "rerun redid a stage"; }
+[ "$(grep -c 'finished earlier' "$out/log3")" -eq 6 ] || { cat "$out/log3"; fail "rerun redid a stage"; }
 [ "$before" = "$(fingerprint "$out/qat")" ] || fail "a rerun of a finished run changed its files"
 
 # 3. The written bit config and config read back: QAT from given weights and bits, no search.
