@@ -14,7 +14,7 @@
 #   1. the `gpu` tests: the cuda_tests binary, which is exactly the tests ctest labels `gpu`
 #      (ctest itself cannot run there: its files hold this machine's absolute paths);
 #   2. the GPU benchmarks: ompq_bench --benchmark_filter=$OMPQ_GPU_BENCH_FILTER (default: the
-#      packed low-bit families and every family named Cuda/Gpu/Cudnn; add BM_TrainStep|BM_Infer
+#      packed low-bit families, BM_Gemm and every family named Cuda/Gpu/Cudnn; add BM_TrainStep|BM_Infer
 #      once they run on the GPU) at --batch=$OMPQ_GPU_BATCH (default 64), JSON output;
 #   3. scripts/bench_torch_gpu.py (PyTorch: ResNet-18/50, MobileNetV2, train and inference, bf16
 #      autocast, channels_last, cudnn.benchmark);
@@ -65,7 +65,7 @@ timeout 300 cuda_tests --gtest_output="json:$results/gtest.json" >> "$log" 2>&1 
   broken+=("cuda_tests (exit $?)")
 
 echo "== gpu benchmarks" | tee -a "$log"
-filter=${OMPQ_GPU_BENCH_FILTER:-BM_Packed|Cuda|Gpu|GPU|Cudnn|CuDNN}
+filter=${OMPQ_GPU_BENCH_FILTER:-BM_Packed|BM_Gemm|Cuda|Gpu|GPU|Cudnn|CuDNN}
 batch=${OMPQ_GPU_BATCH:-64}  # ompq's model benchmarks and PyTorch's, when both run
 timeout 240 ompq_bench "--batch=$batch" "--benchmark_filter=$filter" \
   --benchmark_out="$results/bench.json" \
