@@ -18,11 +18,16 @@ using Clock = std::chrono::steady_clock;
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return ncclFloat32;
-    case DType::kF64: return ncclFloat64;
-    case DType::kI32: return ncclInt32;
-    case DType::kI64: return ncclInt64;
-    default: throw Error(absl::StrCat("nccl: no NCCL type for dtype ", dtype_name(dtype)));
+    case DType::kF32:
+      return ncclFloat32;
+    case DType::kF64:
+      return ncclFloat64;
+    case DType::kI32:
+      return ncclInt32;
+    case DType::kI64:
+      return ncclInt64;
+    default:
+      throw Error(absl::StrCat("nccl: no NCCL type for dtype ", dtype_name(dtype)));
   }
 }
 
@@ -127,14 +132,15 @@ class NcclCommunicator final : public Communicator {
       ncclResult_t async_error = ncclSuccess;
       ncclCommGetAsyncError(comm_, &async_error);
       if (async_error != ncclSuccess) {
-        fail(absl::StrCat("nccl ", what, " on ", rank_str(*this), " failed: ",
-                          ncclGetErrorString(async_error), " (", ncclGetLastError(comm_),
-                          "); a peer process may have died"));
+        fail(absl::StrCat("nccl ", what, " on ", rank_str(*this),
+                          " failed: ", ncclGetErrorString(async_error), " (",
+                          ncclGetLastError(comm_), "); a peer process may have died"));
       }
       if (std::chrono::duration<double>(Clock::now() - start).count() > timeout_seconds_) {
-        fail(absl::StrFormat("nccl %s on %s did not complete within %g s: a peer process died "
-                             "or hangs (the MPI communicator's watchdog names it)",
-                             what, rank_str(*this), timeout_seconds_));
+        fail(
+            absl::StrFormat("nccl %s on %s did not complete within %g s: a peer process died "
+                            "or hangs (the MPI communicator's watchdog names it)",
+                            what, rank_str(*this), timeout_seconds_));
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -143,8 +149,8 @@ class NcclCommunicator final : public Communicator {
  private:
   void check(ncclResult_t result, const char* call) {
     if (result == ncclSuccess || result == ncclInProgress) return;
-    fail(absl::StrCat(call, " failed on ", rank_str(bootstrap_), " (cuda:", gpu_, "): ",
-                      ncclGetErrorString(result),
+    fail(absl::StrCat(call, " failed on ", rank_str(bootstrap_), " (cuda:", gpu_,
+                      "): ", ncclGetErrorString(result),
                       comm_ != nullptr ? absl::StrCat(" (", ncclGetLastError(comm_), ")") : ""));
   }
 
@@ -165,8 +171,7 @@ class NcclCommunicator final : public Communicator {
   bool broken_ = false;
 };
 
-NcclWork::NcclWork(NcclCommunicator* comm, std::string what)
-    : comm_(comm), what_(std::move(what)) {
+NcclWork::NcclWork(NcclCommunicator* comm, std::string what) : comm_(comm), what_(std::move(what)) {
   DeviceGuard guard(comm->gpu());
   OMPQ_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
   OMPQ_CUDA_CHECK(cudaEventRecord(event_, comm->stream()));

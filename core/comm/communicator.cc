@@ -76,8 +76,8 @@ void check_collective_tensor(const Communicator& comm, const Tensor& t, const ch
   OMPQ_CHECK(t.device() == comm.device(), backend, " ", op, ": tensor on ", t.device().str(),
              " but this communicator carries ", comm.device().str(), " tensors");
   if (std::string(op) != "allreduce") return;
-  OMPQ_CHECK(reducible(t.dtype()), backend, " allreduce: unsupported dtype ",
-             dtype_name(t.dtype()), " (expected f32, f64, i32 or i64)");
+  OMPQ_CHECK(reducible(t.dtype()), backend, " allreduce: unsupported dtype ", dtype_name(t.dtype()),
+             " (expected f32, f64, i32 or i64)");
   OMPQ_CHECK(reduce != ReduceOp::kAvg || is_floating(t.dtype()), backend,
              " allreduce: average of a ", dtype_name(t.dtype()),
              " tensor (integer division would truncate); reduce with kSum");
@@ -88,7 +88,8 @@ std::string rank_str(const Communicator& comm) {
 }
 
 LaunchInfo detect_launch(const EnvLookup& lookup) {
-  EnvLookup env = lookup ? lookup : [](const char* name) -> const char* { return std::getenv(name); };
+  EnvLookup env =
+      lookup ? lookup : [](const char* name) -> const char* { return std::getenv(name); };
   LaunchInfo info;
   auto take = [&](const char* launcher, const char* rank_var, const char* size_var) {
     int rank = env_int(env, rank_var);
@@ -102,8 +103,8 @@ LaunchInfo detect_launch(const EnvLookup& lookup) {
   // SLURM_PROCID alone does not mean srun: a batch script has it too. SLURM_STEP_NUM_TASKS is set
   // for the tasks of a job step, which only srun starts.
   take("mpirun", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE") ||
-      take("srun", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS") ||
-      take("pmi", "PMI_RANK", "PMI_SIZE") || take("pmix", "PMIX_RANK", nullptr);
+      take("srun", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS") || take("pmi", "PMI_RANK", "PMI_SIZE") ||
+      take("pmix", "PMIX_RANK", nullptr);
   return info;
 }
 
@@ -129,9 +130,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> make_communicator(DistMode mode,
                         : "started without a launcher";
   if (mode == DistMode::kNone) {
     if (launch.launched() && launch.size != 1) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "distributed mode none, but this process was ", where,
-          ": every rank would train alone on the whole data; use --dist=auto"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("distributed mode none, but this process was ", where,
+                       ": every rank would train alone on the whole data; use --dist=auto"));
     }
     return make_single_process_communicator();
   }
@@ -140,11 +141,13 @@ absl::StatusOr<std::unique_ptr<Communicator>> make_communicator(DistMode mode,
   try {
     return make_mpi_communicator(options);
   } catch (const Error& e) {
-    return absl::UnavailableError(absl::StrCat("cannot start MPI (process ", where, "): ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot start MPI (process ", where, "): ", e.what()));
   }
 #else
   return absl::FailedPreconditionError(absl::StrCat(
-      "MPI is needed (process ", where, ") but ompq was built without it; install OpenMPI "
+      "MPI is needed (process ", where,
+      ") but ompq was built without it; install OpenMPI "
       "(libopenmpi-dev) and reconfigure with -DOMPQ_MPI=ON, or run one process with --dist=none"));
 #endif
 }

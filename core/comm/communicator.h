@@ -102,13 +102,15 @@ struct CommOptions {
 
 // The communicator `mode` asks for. Fails with a message saying why: MPI requested or a launcher
 // detected in a build without MPI, a failing MPI_Init_thread, or kNone under a multi-rank launch.
-absl::StatusOr<std::unique_ptr<Communicator>> make_communicator(
-    DistMode mode, const CommOptions& options = {}, const EnvLookup& env = nullptr);
+absl::StatusOr<std::unique_ptr<Communicator>> make_communicator(DistMode mode,
+                                                                const CommOptions& options = {},
+                                                                const EnvLookup& env = nullptr);
 
 // Rank 0 of 1: every collective leaves its tensor as it is.
 std::unique_ptr<Communicator> make_single_process_communicator(Device device = Device::cpu());
 
-// ---- GPUs ----------------------------------------------------------------------------------------
+// ---- GPUs
+// ----------------------------------------------------------------------------------------
 
 // The GPU a rank drives: its local rank, when the node has enough visible GPUs for every local
 // rank (NCCL refuses two ranks on one GPU). The error names the counts and CUDA_VISIBLE_DEVICES.

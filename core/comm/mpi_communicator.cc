@@ -60,11 +60,16 @@ void initialize_mpi() {
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return MPI_FLOAT;
-    case DType::kF64: return MPI_DOUBLE;
-    case DType::kI32: return MPI_INT32_T;
-    case DType::kI64: return MPI_INT64_T;
-    default: throw Error(absl::StrCat("mpi: no MPI type for dtype ", dtype_name(dtype)));
+    case DType::kF32:
+      return MPI_FLOAT;
+    case DType::kF64:
+      return MPI_DOUBLE;
+    case DType::kI32:
+      return MPI_INT32_T;
+    case DType::kI64:
+      return MPI_INT64_T;
+    default:
+      throw Error(absl::StrCat("mpi: no MPI type for dtype ", dtype_name(dtype)));
   }
 }
 
@@ -82,9 +87,8 @@ void scale(T* __restrict__ p, int64_t count, T factor) {
 
 // t /= n for a CPU f32/f64 tensor (the average of a summed allreduce).
 void divide_in_place(const Tensor& t, int n) {
-  OMPQ_DISPATCH_FLOATING(t.dtype(), "allreduce average", [&] {
-    scale(t.data<scalar_t>(), t.numel(), scalar_t(1) / scalar_t(n));
-  });
+  OMPQ_DISPATCH_FLOATING(t.dtype(), "allreduce average",
+                         [&] { scale(t.data<scalar_t>(), t.numel(), scalar_t(1) / scalar_t(n)); });
 }
 
 class MpiCommunicator;
@@ -237,7 +241,8 @@ class MpiCommunicator final : public Communicator {
     for (;;) {
       int flag = 0;
       MPI_Status status;
-      if (MPI_Iprobe(MPI_ANY_SOURCE, kPingTag, ping_comm_, &flag, &status) != MPI_SUCCESS || !flag) {
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kPingTag, ping_comm_, &flag, &status) != MPI_SUCCESS ||
+          !flag) {
         return;
       }
       int payload = 0;
@@ -282,13 +287,13 @@ class MpiCommunicator final : public Communicator {
     for (int peer = 0; peer < size_; ++peer) {
       if (!answered[peer]) lost_.push_back(peer);
     }
-    const std::string head =
-        absl::StrFormat("mpi %s on %s did not complete within %g s", what, rank_str(*this),
-                        options_.timeout_seconds);
+    const std::string head = absl::StrFormat("mpi %s on %s did not complete within %g s", what,
+                                             rank_str(*this), options_.timeout_seconds);
     if (lost_.empty()) {
-      throw Error(absl::StrCat(head, "; every peer still answers, so the ranks did not all enter "
-                                     "this collective (a rank is slower than the timeout, or "
-                                     "the ranks call collectives in different orders)"));
+      throw Error(absl::StrCat(head,
+                               "; every peer still answers, so the ranks did not all enter "
+                               "this collective (a rank is slower than the timeout, or "
+                               "the ranks call collectives in different orders)"));
     }
     g_peer_lost = true;
     throw Error(absl::StrFormat(

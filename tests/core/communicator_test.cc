@@ -57,23 +57,28 @@ TEST(SingleProcessCommunicator, RejectsTensorsNoBackendCarries) {
   auto comm = make_single_process_communicator();
   EXPECT_THAT([&] { comm->allreduce(Tensor::zeros({2}, DType::kI64), ReduceOp::kAvg); },
               ThrowsMessage<Error>(HasSubstr("single allreduce: average of a i64 tensor")));
-  EXPECT_THAT([&] { comm->allreduce(Tensor::zeros({2}, DType::kBF16)); },
-              ThrowsMessage<Error>(HasSubstr("unsupported dtype bf16 (expected f32, f64, i32 or i64)")));
-  EXPECT_THAT([&] { comm->allreduce(Tensor::zeros({3, 2}).t()); },
-              ThrowsMessage<Error>(HasSubstr("tensor of shape [2, 3] is not contiguous")));
+  EXPECT_THAT(
+      [&] { comm->allreduce(Tensor::zeros({2}, DType::kBF16)); },
+      ThrowsMessage<Error>(HasSubstr("unsupported dtype bf16 (expected f32, f64, i32 or i64)")));
+  EXPECT_THAT(
+      [&] {
+        comm->allreduce(Tensor::zeros({3, 2}).t());
+      },
+      ThrowsMessage<Error>(HasSubstr("tensor of shape [2, 3] is not contiguous")));
   EXPECT_THAT([&] { comm->broadcast(Tensor(), 0); },
               ThrowsMessage<Error>(HasSubstr("single broadcast: undefined tensor")));
   EXPECT_THAT([&] { comm->broadcast(Tensor::zeros({1}), 1); },
               ThrowsMessage<Error>(HasSubstr("root 1 is not a rank of a 1-rank job")));
   auto gpu_comm = make_single_process_communicator(Device::cuda(0));
-  EXPECT_THAT([&] { gpu_comm->allreduce(Tensor::zeros({1})); },
-              ThrowsMessage<Error>(HasSubstr("tensor on cpu but this communicator carries cuda:0")));
+  EXPECT_THAT(
+      [&] { gpu_comm->allreduce(Tensor::zeros({1})); },
+      ThrowsMessage<Error>(HasSubstr("tensor on cpu but this communicator carries cuda:0")));
 }
 
 TEST(Launch, DetectsEachLauncherFromItsEnvironment) {
   EXPECT_FALSE(detect_launch(fake_env({})).launched());
-  LaunchInfo mpirun = detect_launch(
-      fake_env({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "8"}}));
+  LaunchInfo mpirun =
+      detect_launch(fake_env({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "8"}}));
   EXPECT_EQ(mpirun.launcher, "mpirun");
   EXPECT_EQ(mpirun.rank, 3);
   EXPECT_EQ(mpirun.size, 8);
@@ -91,10 +96,10 @@ TEST(Launch, DetectsEachLauncherFromItsEnvironment) {
 TEST(Launch, ABatchScriptIsNotALaunch) {
   // sbatch exports the allocation's task count and PROCID 0 to the script itself: a process the
   // script starts directly is alone, not rank 0 of 16.
+  EXPECT_FALSE(detect_launch(fake_env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "16"}})).launched());
   EXPECT_FALSE(
-      detect_launch(fake_env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "16"}})).launched());
-  EXPECT_FALSE(detect_launch(fake_env({{"OMPI_COMM_WORLD_RANK", "x"}, {"OMPI_COMM_WORLD_SIZE", "2"}}))
-                   .launched());
+      detect_launch(fake_env({{"OMPI_COMM_WORLD_RANK", "x"}, {"OMPI_COMM_WORLD_SIZE", "2"}}))
+          .launched());
 }
 
 TEST(MakeCommunicator, WithoutALauncherIsSingleProcessAndNeedsNoMpi) {
@@ -107,8 +112,9 @@ TEST(MakeCommunicator, WithoutALauncherIsSingleProcessAndNeedsNoMpi) {
 }
 
 TEST(MakeCommunicator, NoneUnderAMultiRankLaunchIsRefused) {
-  auto comm = make_communicator(
-      DistMode::kNone, {}, fake_env({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}}));
+  auto comm =
+      make_communicator(DistMode::kNone, {},
+                        fake_env({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}}));
   EXPECT_THAT(comm.status().message(),
               HasSubstr("started by mpirun as rank 1 of 2: every rank would train alone"));
 }

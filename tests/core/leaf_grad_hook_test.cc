@@ -21,7 +21,9 @@ TEST(LeafGradHook, RunsOncePerLeafWithItsFinalGradientBeforeBackwardEnds) {
   Tensor loss = sum(hidden * b) + sum(a * a);
   std::vector<std::pair<std::string, std::vector<double>>> seen;
   int64_t id = add_leaf_grad_hook([&](const Tensor& leaf) {
-    seen.emplace_back(leaf.same(a) ? "a" : leaf.same(b) ? "b" : "other",
+    seen.emplace_back(leaf.same(a)   ? "a"
+                      : leaf.same(b) ? "b"
+                                     : "other",
                       leaf.grad().to_vector<double>());
   });
   loss.backward();

@@ -90,7 +90,8 @@ TEST(MpiCommunicator, BroadcastsFromEveryRoot) {
       for (int64_t n : kSizes) {
         Tensor t = rank_pattern(n, DType::kF64, comm.rank()).to(dtype);
         comm.broadcast(t, root);
-        EXPECT_EQ(t.to_vector<double>(), rank_pattern(n, DType::kF64, root).to(dtype).to_vector<double>())
+        EXPECT_EQ(t.to_vector<double>(),
+                  rank_pattern(n, DType::kF64, root).to(dtype).to_vector<double>())
             << "root " << root << " " << dtype_name(dtype) << " x " << n;
       }
     }
@@ -113,8 +114,11 @@ TEST(MpiCommunicator, AllgathersInRankOrder) {
 
 TEST(MpiCommunicator, RejectsTensorsElsewhereThanTheCpu) {
   Communicator& comm = world();
-  EXPECT_THAT([&] { comm.allreduce(Tensor::zeros({4, 2}).t()); },
-              ThrowsMessage<Error>(HasSubstr("mpi allreduce: tensor of shape [2, 4] is not contiguous")));
+  EXPECT_THAT(
+      [&] {
+        comm.allreduce(Tensor::zeros({4, 2}).t());
+      },
+      ThrowsMessage<Error>(HasSubstr("mpi allreduce: tensor of shape [2, 4] is not contiguous")));
   comm.barrier();
 }
 

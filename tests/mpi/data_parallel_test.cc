@@ -1,6 +1,8 @@
 // Data-parallel training under mpirun: k steps of W ranks x batch B equal k steps of one process
 // x batch W*B (the equivalence), with the model broadcast from rank 0, frozen batch norm,
 // evaluation summed over the ranks, and a non-finite loss on one rank stopping every rank.
+#include "solver/data_parallel.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,7 +19,6 @@
 #include "layers/norm.h"
 #include "layers/pooling.h"
 #include "layers/sequential.h"
-#include "solver/data_parallel.h"
 #include "solver/trainer.h"
 #include "tests/mpi/world.h"
 
@@ -36,7 +37,8 @@ std::shared_ptr<nn::Sequential> small_cnn(uint64_t seed, bool batch_norm) {
   Conv2dParams same;
   same.padding = {1, 1};
   auto model = std::make_shared<nn::Sequential>();
-  model->push_back(std::make_shared<nn::Conv2d>(2, 4, std::array<int64_t, 2>{3, 3}, same, true, gen));
+  model->push_back(
+      std::make_shared<nn::Conv2d>(2, 4, std::array<int64_t, 2>{3, 3}, same, true, gen));
   if (batch_norm) {
     auto bn = std::make_shared<nn::BatchNorm2d>(4);
     // Frozen statistics that are not the identity, so that the test would see them misused.
@@ -45,7 +47,8 @@ std::shared_ptr<nn::Sequential> small_cnn(uint64_t seed, bool batch_norm) {
     model->push_back(bn);
   }
   model->push_back(std::make_shared<nn::ReLU>());
-  model->push_back(std::make_shared<nn::Conv2d>(4, 4, std::array<int64_t, 2>{3, 3}, same, true, gen));
+  model->push_back(
+      std::make_shared<nn::Conv2d>(4, 4, std::array<int64_t, 2>{3, 3}, same, true, gen));
   model->push_back(std::make_shared<nn::AdaptiveAvgPool2d>(std::array<int64_t, 2>{1, 1}));
   model->push_back(std::make_shared<nn::Flatten>());
   model->push_back(std::make_shared<nn::Linear>(4, 3, true, gen));

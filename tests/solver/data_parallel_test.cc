@@ -100,10 +100,14 @@ TEST(DataParallel, RejectsMisuse) {
   EXPECT_THAT([&] { loss.backward(); },
               ThrowsMessage<Error>(HasSubstr("received a second gradient in one step")));
   auto gpu_comm = make_single_process_communicator(Device::cuda(0));
-  EXPECT_THAT([&] { DataParallel(*model, *gpu_comm); },
-              ThrowsMessage<Error>(HasSubstr("is on cpu but the single communicator carries cuda:0")));
-  EXPECT_THAT([&] { DataParallel(*model, *comm, {0, 1}); },
-              ThrowsMessage<Error>(HasSubstr("bucket sizes must be positive")));
+  EXPECT_THAT(
+      [&] { DataParallel(*model, *gpu_comm); },
+      ThrowsMessage<Error>(HasSubstr("is on cpu but the single communicator carries cuda:0")));
+  EXPECT_THAT(
+      [&] {
+        DataParallel(*model, *comm, {0, 1});
+      },
+      ThrowsMessage<Error>(HasSubstr("bucket sizes must be positive")));
 }
 
 TEST(DataParallelTrainer, OneRankTrainsExactlyAsWithoutACommunicator) {

@@ -44,10 +44,14 @@ Flags parse_flags(int argc, char** argv) {
       size_t n = std::strlen(name);
       return arg.compare(0, n, name) == 0 ? arg.c_str() + n : nullptr;
     };
-    if (const char* v = value("--model=")) flags.model = v;
-    else if (const char* v = value("--batch=")) flags.batch = std::atoll(v);
-    else if (const char* v = value("--steps=")) flags.steps = std::atoi(v);
-    else if (const char* v = value("--max_bytes=")) flags.max_bytes = std::atoll(v);
+    if (const char* v = value("--model="))
+      flags.model = v;
+    else if (const char* v = value("--batch="))
+      flags.batch = std::atoll(v);
+    else if (const char* v = value("--steps="))
+      flags.steps = std::atoi(v);
+    else if (const char* v = value("--max_bytes="))
+      flags.max_bytes = std::atoll(v);
     else {
       std::fprintf(stderr, "mpi_bench: unknown argument %s\n", argv[i]);
       std::exit(2);
@@ -69,7 +73,8 @@ void bench_allreduce(Communicator& comm, const Flags& flags) {
   for (int64_t bytes = 4096; bytes <= flags.max_bytes; bytes *= 4) {
     Tensor t = Tensor::ones({bytes / 4});
     // Same iteration count on every rank (collectives must match): about 1 GiB moved per size.
-    const int iterations = static_cast<int>(std::clamp<int64_t>((int64_t{1} << 30) / bytes, 5, 2000));
+    const int iterations =
+        static_cast<int>(std::clamp<int64_t>((int64_t{1} << 30) / bytes, 5, 2000));
     for (int i = 0; i < 3; ++i) comm.allreduce(t);
     comm.barrier();
     const Clock::time_point start = Clock::now();
@@ -80,8 +85,7 @@ void bench_allreduce(Communicator& comm, const Flags& flags) {
     const double algbw = bytes / per_op / 1e9;
     if (comm.rank() == 0) {
       std::printf("BM_Allreduce/%-10lld ranks:%d %10.1f us  algbw %7.3f GB/s  busbw %7.3f GB/s\n",
-                  static_cast<long long>(bytes), n, per_op * 1e6, algbw,
-                  algbw * 2.0 * (n - 1) / n);
+                  static_cast<long long>(bytes), n, per_op * 1e6, algbw, algbw * 2.0 * (n - 1) / n);
     }
   }
 }
@@ -122,11 +126,12 @@ int bench_train_step(Communicator& comm, const Flags& flags) {
       max_over_ranks(comm, std::chrono::duration<double>(Clock::now() - start).count());
   if (comm.rank() == 0) {
     const double images = static_cast<double>(flags.batch) * flags.steps * comm.size();
-    std::printf("BM_TrainStep/%s/ranks:%d  batch %lld/rank  %d threads/rank  %8.1f img/s  "
-                "%.1f ms/step  buckets %zu, %d launched during backward\n",
-                flags.model.c_str(), comm.size(), static_cast<long long>(flags.batch),
-                num_threads(), images / seconds, 1e3 * seconds / flags.steps,
-                dp.bucket_bytes().size(), dp.launched_during_backward());
+    std::printf(
+        "BM_TrainStep/%s/ranks:%d  batch %lld/rank  %d threads/rank  %8.1f img/s  "
+        "%.1f ms/step  buckets %zu, %d launched during backward\n",
+        flags.model.c_str(), comm.size(), static_cast<long long>(flags.batch), num_threads(),
+        images / seconds, 1e3 * seconds / flags.steps, dp.bucket_bytes().size(),
+        dp.launched_during_backward());
   }
   return 0;
 }
