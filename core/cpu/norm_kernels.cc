@@ -1,14 +1,19 @@
-// CPU batch-norm kernels on contiguous [N, C, S] data (S = 1 for [N, C] input).
-// Work is split into channel groups, threaded with parallel_for: one channel when S > 1, a run of
-// kGroupChannels adjacent channels when S = 1 (so that inner loops still run along memory). Each
-// group is reduced and then rewritten by the same thread while its data is still in cache, so a
-// training step reads x (and dy) from memory about once per phase. Per-channel sums (see
-// channel_sums) run in a fixed order whatever the thread count, so results do not depend on it.
+// CPU batch-norm kernels. x (and dy, y, dx, which share its layout) is one of
+//  - planar: contiguous [N, C, S] with S > 1 (NCHW). Work is split into channel groups, threaded
+//    with parallel_for; a training pass reduces one channel and then rewrites it while it is still
+//    in cache, so a step reads x (and dy) from memory about once per phase.
+//  - interleaved: rows of C channels, [R, C] in memory: [N, C] input (R = N) and channels_last
+//    [N, C, H, W] (NHWC, R = N*H*W). The channels are the vector lanes of every loop; rows are
+//    split into fixed blocks, reduced block by block into per-channel partial sums, then rewritten
+//    in a second pass over rows.
+// Per-channel sums run in an order fixed by the shape alone (never by the thread count), so
+// results do not depend on it.
 #include <algorithm>
-#include <array>
 #include <cmath>
+#include <vector>
 
 #include "core/cpu/register.h"
+#include "core/ops/conv.h"
 #include "core/ops/norm.h"
 #include "core/ops/norm_math.h"
 #include "core/parallel.h"
@@ -17,25 +22,26 @@ namespace ompq::cpu {
 namespace {
 
 constexpr int64_t kGrainElements = 32768;
-constexpr int64_t kGroupChannels = 128;
 constexpr int64_t kLanes = 16;
+// Values summed in the tensor's type before the partial sum moves to double (vectorizable and
+// still accurate for any count).
 constexpr int64_t kSumChunk = 256;
 
 struct ChannelLayout {
   int64_t batch, channels, spatial;
+  bool interleaved;
 
   explicit ChannelLayout(const Tensor& x)
       : batch(x.size(0)),
         channels(x.size(1)),
-        spatial(batch * channels == 0 ? 0 : x.numel() / (batch * channels)) {}
-  int64_t count() const { return batch * spatial; }  // values per channel
+        spatial(batch * channels == 0 ? 0 : x.numel() / (batch * channels)),
+        interleaved(spatial == 1 || is_channels_last(x)) {}
+  int64_t count() const { return batch * spatial; }  // values per channel; rows when interleaved
 };
 
-// Channels per group for passes that reduce: one channel when S > 1, so that a channel is
-// rewritten right after it was summed, while it is still in cache.
-int64_t reduction_group(const ChannelLayout& l) { return l.spatial == 1 ? kGroupChannels : 1; }
+// ---- planar [N, C, S] ---------------------------------------------------------------------------
 
-// Calls fn(c0, c1) for every group [c0, c1) of `group` channels (<= kGroupChannels), threaded.
+// Calls fn(c0, c1) for every group [c0, c1) of `group` channels, threaded.
 template <typename Fn>
 void for_each_channel_group(const ChannelLayout& l, int64_t group, const Fn& fn) {
   const int64_t num_groups = (l.channels + group - 1) / group;
@@ -46,86 +52,53 @@ void for_each_channel_group(const ChannelLayout& l, int64_t group, const Fn& fn)
   });
 }
 
-// For channels [c0, c1) of one group: sum_a[c - c0] and sum_b[c - c0] are the sums over the
-// channel's elements k of the two values (of type T) term(k, c, &a, &b) writes. Values are summed
-// in T within chunks of at most kSumChunk (a loop that vectorizes; kLanes independent partial sums
-// so that it does not wait on the latency of each add) and in double across chunks, which keeps
-// the sum accurate for any count.
+// *sum_a and *sum_b: the sums over channel c's elements k of the two values (of type T) that
+// term(k, c, a, b) writes. Summed in T within chunks of at most kSumChunk (kLanes independent
+// partial sums, so that the loop vectorizes and does not wait on the latency of each add) and in
+// double across chunks.
 template <typename T, typename Term>
-void channel_sums(const ChannelLayout& l, int64_t c0, int64_t c1, const Term& term, double* sum_a,
-                  double* sum_b) {
-  if (l.spatial == 1) {  // rows of C channels: the channels are the lanes
-    std::fill(sum_a, sum_a + (c1 - c0), 0.0);
-    std::fill(sum_b, sum_b + (c1 - c0), 0.0);
-    for (int64_t n0 = 0; n0 < l.batch; n0 += kSumChunk) {
-      T pa[kGroupChannels] = {}, pb[kGroupChannels] = {};
-      for (int64_t n = n0; n < std::min(l.batch, n0 + kSumChunk); ++n) {
-        const int64_t row = n * l.channels;
+void planar_sums(const ChannelLayout& l, int64_t c, const Term& term, double* sum_a,
+                 double* sum_b) {
+  double da[kLanes] = {}, db[kLanes] = {};
+  for (int64_t n = 0; n < l.batch; ++n) {
+    const int64_t block = (n * l.channels + c) * l.spatial;
+    for (int64_t i0 = 0; i0 < l.spatial; i0 += kSumChunk) {
+      const int64_t i1 = std::min(l.spatial, i0 + kSumChunk);
+      T pa[kLanes] = {}, pb[kLanes] = {};
+      int64_t i = i0;
+      for (; i + kLanes <= i1; i += kLanes) {
 #pragma omp simd
-        for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t j = 0; j < kLanes; ++j) {
           T a, b;
-          term(row + c, c, a, b);
-          pa[c - c0] += a;
-          pb[c - c0] += b;
-        }
-      }
-      for (int64_t c = 0; c < c1 - c0; ++c) {
-        sum_a[c] += pa[c];
-        sum_b[c] += pb[c];
-      }
-    }
-    return;
-  }
-  for (int64_t c = c0; c < c1; ++c) {
-    double da[kLanes] = {}, db[kLanes] = {};
-    for (int64_t n = 0; n < l.batch; ++n) {
-      const int64_t block = (n * l.channels + c) * l.spatial;
-      for (int64_t i0 = 0; i0 < l.spatial; i0 += kSumChunk) {
-        const int64_t i1 = std::min(l.spatial, i0 + kSumChunk);
-        T pa[kLanes] = {}, pb[kLanes] = {};
-        int64_t i = i0;
-        for (; i + kLanes <= i1; i += kLanes) {
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; ++j) {
-            T a, b;
-            term(block + i + j, c, a, b);
-            pa[j] += a;
-            pb[j] += b;
-          }
-        }
-        for (int64_t j = 0; i < i1; ++i, ++j) {
-          T a, b;
-          term(block + i, c, a, b);
+          term(block + i + j, c, a, b);
           pa[j] += a;
           pb[j] += b;
         }
+      }
+      for (int64_t j = 0; i < i1; ++i, ++j) {
+        T a, b;
+        term(block + i, c, a, b);
+        pa[j] += a;
+        pb[j] += b;
+      }
 #pragma omp simd
-        for (int64_t j = 0; j < kLanes; ++j) {
-          da[j] += pa[j];
-          db[j] += pb[j];
-        }
+      for (int64_t j = 0; j < kLanes; ++j) {
+        da[j] += pa[j];
+        db[j] += pb[j];
       }
     }
-    double sa = 0, sb = 0;
-    for (int64_t j = 0; j < kLanes; ++j) {
-      sa += da[j];
-      sb += db[j];
-    }
-    sum_a[c - c0] = sa;
-    sum_b[c - c0] = sb;
+  }
+  *sum_a = *sum_b = 0;
+  for (int64_t j = 0; j < kLanes; ++j) {
+    *sum_a += da[j];
+    *sum_b += db[j];
   }
 }
 
 // Calls fn(k, c) for every element k of channels [c0, c1), in memory order.
 template <typename Fn>
-void channel_map(const ChannelLayout& l, int64_t c0, int64_t c1, const Fn& fn) {
+void planar_map(const ChannelLayout& l, int64_t c0, int64_t c1, const Fn& fn) {
   for (int64_t n = 0; n < l.batch; ++n) {
-    if (l.spatial == 1) {
-      const int64_t row = n * l.channels;
-#pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) fn(row + c, c);
-      continue;
-    }
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t block = (n * l.channels + c) * l.spatial;
 #pragma omp simd
@@ -134,68 +107,170 @@ void channel_map(const ChannelLayout& l, int64_t c0, int64_t c1, const Fn& fn) {
   }
 }
 
+// ---- interleaved [R, C] -------------------------------------------------------------------------
+
+// sum_a[c] and sum_b[c] (C each): the sums over the rows of the two values term(k, c, a, b)
+// writes for element k = row * C + c. Each block of at most kSumChunk rows is summed in T along
+// the channel lanes, then the blocks' sums are added in double, in block order.
+template <typename T, typename Term>
+void interleaved_sums(const ChannelLayout& l, const Term& term, double* sum_a, double* sum_b) {
+  const int64_t channels = l.channels, rows = l.count();
+  const int64_t block_rows = std::clamp<int64_t>(kGrainElements / channels, 1, kSumChunk);
+  const int64_t blocks = (rows + block_rows - 1) / block_rows;
+  std::vector<double> partial(2 * blocks * channels);  // [block][a, b][C]
+  parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<T> block_a(channels), block_b(channels);
+    T* __restrict pa = block_a.data();
+    T* __restrict pb = block_b.data();
+    for (int64_t block = b0; block < b1; ++block) {
+      std::fill(pa, pa + channels, T(0));
+      std::fill(pb, pb + channels, T(0));
+      for (int64_t r = block * block_rows; r < std::min(rows, (block + 1) * block_rows); ++r) {
+        const int64_t row = r * channels;
+#pragma omp simd
+        for (int64_t c = 0; c < channels; ++c) {
+          T a, b;
+          term(row + c, c, a, b);
+          pa[c] += a;
+          pb[c] += b;
+        }
+      }
+      double* out = partial.data() + 2 * block * channels;
+      std::copy(pa, pa + channels, out);
+      std::copy(pb, pb + channels, out + channels);
+    }
+  });
+  std::fill(sum_a, sum_a + channels, 0.0);
+  std::fill(sum_b, sum_b + channels, 0.0);
+  for (int64_t block = 0; block < blocks; ++block) {
+    const double* in = partial.data() + 2 * block * channels;
+#pragma omp simd
+    for (int64_t c = 0; c < channels; ++c) {
+      sum_a[c] += in[c];
+      sum_b[c] += in[channels + c];
+    }
+  }
+}
+
+// Calls fn(k, c) for every element k = row * C + c, threaded over rows.
+template <typename Fn>
+void interleaved_map(const ChannelLayout& l, const Fn& fn) {
+  const int64_t channels = l.channels;
+  parallel_for(0, l.count(), std::max<int64_t>(1, kGrainElements / channels),
+               [&](int64_t r0, int64_t r1) {
+                 for (int64_t r = r0; r < r1; ++r) {
+                   const int64_t row = r * channels;
+#pragma omp simd
+                   for (int64_t c = 0; c < channels; ++c) fn(row + c, c);
+                 }
+               });
+}
+
+// ---- per-channel coefficients
+// --------------------------------------------------------------------
+
+// BatchNormAffine per channel as separate arrays, so that loops over channel lanes load them
+// with plain vector loads.
+template <typename T>
+struct ChannelAffine {
+  std::vector<T> mean, scale, bias;
+  explicit ChannelAffine(int64_t channels) : mean(channels), scale(channels), bias(channels) {}
+  void set(int64_t c, const BatchNormAffine<T>& a) {
+    mean[c] = a.mean;
+    scale[c] = a.scale;
+    bias[c] = a.bias;
+  }
+};
+
+template <typename T>
+struct ChannelGradCoeffs {
+  std::vector<T> mean, scale, mean_dy, xmu_scale;
+  explicit ChannelGradCoeffs(int64_t channels)
+      : mean(channels), scale(channels), mean_dy(channels), xmu_scale(channels) {}
+  void set(int64_t c, const BatchNormGradCoeffs<T>& g) {
+    mean[c] = g.mean;
+    scale[c] = g.scale;
+    mean_dy[c] = g.mean_dy;
+    xmu_scale[c] = g.xmu_scale;
+  }
+};
+
 template <typename T>
 T* data_or_null(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
 }
 
-// Training: per-channel statistics, then y, group by group. The values are shifted by the channel's
-// first value before x and x^2 are summed, which keeps E[x^2] - E[x]^2 free of cancellation when
-// |mean| is large against the spread. Eval: y from the given statistics.
+// ---- forward and backward ----------------------------------------------------------------------
+
+// Training: per-channel statistics, then y. The values are shifted by the channel's first value
+// before x and x^2 are summed, which keeps E[x^2] - E[x]^2 free of cancellation when |mean| is
+// large against the spread. Eval: y from the given statistics.
 template <typename T>
 void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
              const Tensor& mean, const Tensor& var, const Tensor& running_mean,
              const Tensor& running_var, bool training, double momentum, double eps) {
   const ChannelLayout l(x);
   const double count = static_cast<double>(l.count());
-  const T* __restrict__ xp = static_cast<const T*>(x.data_ptr());
-  T* __restrict__ yp = static_cast<T*>(y.data_ptr());
+  const T* __restrict xp = static_cast<const T*>(x.data_ptr());
+  T* __restrict yp = static_cast<T*>(y.data_ptr());
   const T* w_p = data_or_null<const T>(weight);
   const T* b_p = data_or_null<const T>(bias);
   T* mean_p = static_cast<T*>(mean.data_ptr());
   T* var_p = static_cast<T*>(var.data_ptr());
   T* rmean_p = data_or_null<T>(running_mean);
   T* rvar_p = data_or_null<T>(running_var);
-  // Eval has nothing to reduce: groups as large as keeps every thread busy, read in memory order.
-  const int64_t group =
-      training ? reduction_group(l)
-               : std::clamp<int64_t>((l.channels + num_threads() - 1) / num_threads(), 1, kGroupChannels);
-  for_each_channel_group(l, group, [&](int64_t c0, int64_t c1) {
+  // The channel's first value: x[n = 0, c, s = 0] in either layout.
+  const int64_t first_stride = l.interleaved ? 1 : l.spatial;
+  ChannelAffine<T> affine(l.channels);
+  // Channel c's statistics (training) and affine coefficients, from the sums of the shifted
+  // values.
+  auto finish_channel = [&](int64_t c, double sum, double sum_sq) {
     if (training) {
-      std::array<T, kGroupChannels> shift;
-      std::array<double, kGroupChannels> sum, sum_sq;
-      for (int64_t c = c0; c < c1; ++c) shift[c - c0] = xp[c * l.spatial];
-      channel_sums<T>(
-          l, c0, c1,
-          [&](int64_t k, int64_t c, T& a, T& b) {
-            a = xp[k] - shift[c - c0];
-            b = a * a;
-          },
-          sum.data(), sum_sq.data());
-      for (int64_t c = c0; c < c1; ++c) {
-        const BatchNormStats stats =
-            batch_norm_stats(shift[c - c0], sum[c - c0], sum_sq[c - c0], count);
-        mean_p[c] = static_cast<T>(stats.mean);
-        var_p[c] = static_cast<T>(stats.var);
-        if (rmean_p != nullptr) {
-          rmean_p[c] = static_cast<T>(batch_norm_running_update(rmean_p[c], stats.mean, momentum));
-          rvar_p[c] = static_cast<T>(batch_norm_running_update(
-              rvar_p[c], batch_norm_unbiased_var(stats.var, count), momentum));
-        }
+      const BatchNormStats stats = batch_norm_stats(xp[c * first_stride], sum, sum_sq, count);
+      mean_p[c] = static_cast<T>(stats.mean);
+      var_p[c] = static_cast<T>(stats.var);
+      if (rmean_p != nullptr) {
+        rmean_p[c] = static_cast<T>(batch_norm_running_update(rmean_p[c], stats.mean, momentum));
+        rvar_p[c] = static_cast<T>(batch_norm_running_update(
+            rvar_p[c], batch_norm_unbiased_var(stats.var, count), momentum));
       }
     }
-    std::array<BatchNormAffine<T>, kGroupChannels> affine;
+    affine.set(
+        c, batch_norm_affine<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0, b_p ? b_p[c] : 0.0));
+  };
+  auto shifted_terms = [&](int64_t k, int64_t c, T& a, T& b) {
+    a = xp[k] - xp[c * first_stride];
+    b = a * a;
+  };
+  const T* __restrict a_mean = affine.mean.data();
+  const T* __restrict a_scale = affine.scale.data();
+  const T* __restrict a_bias = affine.bias.data();
+  auto apply = [&](int64_t k, int64_t c) {
+    yp[k] = batch_norm_apply(xp[k], BatchNormAffine<T>{a_mean[c], a_scale[c], a_bias[c]});
+  };
+
+  if (l.interleaved) {
+    std::vector<double> sum(l.channels), sum_sq(l.channels);
+    if (training) interleaved_sums<T>(l, shifted_terms, sum.data(), sum_sq.data());
+    for (int64_t c = 0; c < l.channels; ++c) finish_channel(c, sum[c], sum_sq[c]);
+    interleaved_map(l, apply);
+    return;
+  }
+  // Eval has nothing to reduce: groups as large as keeps every thread busy, read in memory order.
+  const int64_t group =
+      training ? 1 : std::max<int64_t>(1, (l.channels + num_threads() - 1) / num_threads());
+  for_each_channel_group(l, group, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      affine[c - c0] = batch_norm_affine<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0,
-                                            b_p ? b_p[c] : 0.0);
+      double sum = 0, sum_sq = 0;
+      if (training) planar_sums<T>(l, c, shifted_terms, &sum, &sum_sq);
+      finish_channel(c, sum, sum_sq);
     }
-    channel_map(l, c0, c1,
-                [&](int64_t k, int64_t c) { yp[k] = batch_norm_apply(xp[k], affine[c - c0]); });
+    planar_map(l, c0, c1, apply);
   });
 }
 
-// Per group: sum(dy) and sum(dy * (x - mean)) per channel, which give grad_bias, grad_weight and
-// the input-gradient coefficients; then dx = (dy - mean_dy) * scale + (x - mean) * xmu_scale.
+// sum(dy) and sum(dy * (x - mean)) per channel give grad_bias, grad_weight and the input-gradient
+// coefficients; then dx = (dy - mean_dy) * scale + (x - mean) * xmu_scale.
 template <typename T>
 void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, const Tensor& mean,
               const Tensor& var, double eps, bool training, const Tensor& grad_input,
@@ -203,37 +278,46 @@ void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, 
   const ChannelLayout l(x);
   const double count = static_cast<double>(l.count());
   const bool need_sums = training || grad_weight.defined() || grad_bias.defined();
-  const T* __restrict__ xp = static_cast<const T*>(x.data_ptr());
-  const T* __restrict__ dyp = static_cast<const T*>(grad_output.data_ptr());
-  T* __restrict__ dxp = data_or_null<T>(grad_input);
+  const T* __restrict xp = static_cast<const T*>(x.data_ptr());
+  const T* __restrict dyp = static_cast<const T*>(grad_output.data_ptr());
+  T* __restrict dxp = data_or_null<T>(grad_input);
   const T* mean_p = static_cast<const T*>(mean.data_ptr());
   const T* var_p = static_cast<const T*>(var.data_ptr());
   const T* w_p = data_or_null<const T>(weight);
   T* gw_p = data_or_null<T>(grad_weight);
   T* gb_p = data_or_null<T>(grad_bias);
-  for_each_channel_group(l, reduction_group(l), [&](int64_t c0, int64_t c1) {
-    std::array<double, kGroupChannels> sum_dy{}, sum_dy_xmu{};
-    if (need_sums) {
-      channel_sums<T>(
-          l, c0, c1,
-          [&](int64_t k, int64_t c, T& a, T& b) {
-            a = dyp[k];
-            b = dyp[k] * (xp[k] - mean_p[c]);
-          },
-          sum_dy.data(), sum_dy_xmu.data());
-    }
-    std::array<BatchNormGradCoeffs<T>, kGroupChannels> coeffs;
-    for (int64_t c = c0; c < c1; ++c) {
-      const double sdy = sum_dy[c - c0], sdx = sum_dy_xmu[c - c0];
-      if (gw_p != nullptr) gw_p[c] = static_cast<T>(sdx * batch_norm_invstd(var_p[c], eps));
-      if (gb_p != nullptr) gb_p[c] = static_cast<T>(sdy);
-      coeffs[c - c0] = batch_norm_grad_coeffs<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0, sdy,
-                                                 sdx, count, training);
-    }
-    if (dxp == nullptr) return;
-    channel_map(l, c0, c1, [&](int64_t k, int64_t c) {
-      dxp[k] = batch_norm_input_grad(dyp[k], xp[k], coeffs[c - c0]);
-    });
+  ChannelGradCoeffs<T> coeffs(l.channels);
+  auto finish_channel = [&](int64_t c, double sum_dy, double sum_dy_xmu) {
+    if (gw_p != nullptr) gw_p[c] = static_cast<T>(sum_dy_xmu * batch_norm_invstd(var_p[c], eps));
+    if (gb_p != nullptr) gb_p[c] = static_cast<T>(sum_dy);
+    coeffs.set(c, batch_norm_grad_coeffs<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0, sum_dy,
+                                            sum_dy_xmu, count, training));
+  };
+  auto grad_terms = [&](int64_t k, int64_t c, T& a, T& b) {
+    a = dyp[k];
+    b = dyp[k] * (xp[k] - mean_p[c]);
+  };
+  const T* __restrict g_mean = coeffs.mean.data();
+  const T* __restrict g_scale = coeffs.scale.data();
+  const T* __restrict g_mean_dy = coeffs.mean_dy.data();
+  const T* __restrict g_xmu_scale = coeffs.xmu_scale.data();
+  auto input_grad = [&](int64_t k, int64_t c) {
+    dxp[k] = batch_norm_input_grad(
+        dyp[k], xp[k], BatchNormGradCoeffs<T>{g_mean[c], g_scale[c], g_mean_dy[c], g_xmu_scale[c]});
+  };
+
+  if (l.interleaved) {
+    std::vector<double> sum_dy(l.channels), sum_dy_xmu(l.channels);
+    if (need_sums) interleaved_sums<T>(l, grad_terms, sum_dy.data(), sum_dy_xmu.data());
+    for (int64_t c = 0; c < l.channels; ++c) finish_channel(c, sum_dy[c], sum_dy_xmu[c]);
+    if (dxp != nullptr) interleaved_map(l, input_grad);
+    return;
+  }
+  for_each_channel_group(l, 1, [&](int64_t c, int64_t) {
+    double sum_dy = 0, sum_dy_xmu = 0;
+    if (need_sums) planar_sums<T>(l, c, grad_terms, &sum_dy, &sum_dy_xmu);
+    finish_channel(c, sum_dy, sum_dy_xmu);
+    if (dxp != nullptr) planar_map(l, c, c + 1, input_grad);
   });
 }
 
@@ -250,6 +334,7 @@ void batch_norm_backward_kernel(const Tensor& grad_output, const Tensor& x, cons
                                 const Tensor& mean, const Tensor& var, double eps, bool training,
                                 const Tensor& grad_input, const Tensor& grad_weight,
                                 const Tensor& grad_bias) {
+  if (x.size(1) == 0) return;
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm_backward", [&] {
     backward<scalar_t>(grad_output, x, weight, mean, var, eps, training, grad_input, grad_weight,
                        grad_bias);

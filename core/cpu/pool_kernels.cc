@@ -1,12 +1,17 @@
-// CPU pooling: max, average (count_include_pad) and adaptive average, forward and backward.
-// Every tensor is contiguous NCHW; work is split by (n, c) plane, so each task reads and writes
-// its own planes only and the backward scatters need no atomics.
+// CPU pooling: max, average (count_include_pad) and adaptive average, forward and backward, on
+// tensors that are all contiguous NCHW or all channels_last (NHWC in memory).
+// NCHW: work is split by (n, c) plane, so each task reads and writes its own planes only and the
+// backward scatters need no atomics. NHWC: the channels are the vector lanes of every loop; the
+// forward passes are split by output row (n, oh), the backward ones by image, so that again no
+// two tasks write the same input pixel. Both layouts meet each window in row-major order and
+// scatter each input pixel's gradients in output order, so they give the same bits.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "core/cpu/register.h"
+#include "core/ops/conv.h"
 #include "core/ops/pool.h"
 #include "core/ops/pool_math.h"
 #include "core/parallel.h"
@@ -14,15 +19,36 @@
 namespace ompq::cpu {
 namespace {
 
+constexpr int64_t kGrainElements = 16384;
+
 struct PlaneDims {
-  int64_t planes, in_h, in_w, out_h, out_w;
+  int64_t batch, channels, planes, in_h, in_w, out_h, out_w;
   PlaneDims(const Shape& in, const Shape& out)
-      : planes(in[0] * in[1]), in_h(in[2]), in_w(in[3]), out_h(out[2]), out_w(out[3]) {}
+      : batch(in[0]),
+        channels(in[1]),
+        planes(in[0] * in[1]),
+        in_h(in[2]),
+        in_w(in[3]),
+        out_h(out[2]),
+        out_w(out[3]) {}
   int64_t in_size() const { return in_h * in_w; }
   int64_t out_size() const { return out_h * out_w; }
-  // Enough planes per task that tiny planes are not scheduled one by one.
-  int64_t grain() const { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, in_size())); }
+  // Enough planes (NCHW) or images (NHWC) per task that tiny ones are not scheduled one by one.
+  int64_t grain() const {
+    return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, in_size()));
+  }
+  int64_t image_grain() const {
+    return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, in_size() * channels));
+  }
+  // Output rows (n, oh) per NHWC forward task.
+  int64_t row_grain() const {
+    return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(1, out_w * channels));
+  }
 };
+
+// Whether a kernel's tensors are channels_last: one of them (`a` or `b`) says so unless both have
+// 1x1 planes, where the two layouts are the same memory.
+bool nhwc(const Tensor& a, const Tensor& b) { return is_channels_last(a) || is_channels_last(b); }
 
 // The windows of every output row (or column) along one axis, computed once per call.
 std::vector<PoolWindow> windows(int64_t out, int64_t kernel, int64_t stride, int64_t pad,
@@ -64,8 +90,8 @@ ColumnSpan kernel_column_span(int64_t j, int64_t stride, int64_t pad, int64_t in
 // vectorizing). Each output still meets its window in row-major order, so the first maximum wins
 // (and a NaN wins), as in PyTorch.
 template <typename T>
-void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
-                        const Pool2dParams& p) {
+void max_pool2d_forward_nchw(const Tensor& out, const Tensor& indices, const Tensor& x,
+                             const Pool2dParams& p) {
   const PlaneDims d(x.shape(), out.shape());
   OMPQ_CHECK(d.in_size() < (int64_t{1} << 31), "max_pool2d: input planes of ", d.in_size(),
              " elements exceed the 2^31 positions the kernel tracks");
@@ -116,8 +142,60 @@ void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& 
   });
 }
 
+// NHWC: running maxima and their positions for the C channels of one output pixel, updated by
+// each window pixel in row-major order (int32 positions share vector lanes with f32 values).
 template <typename T>
-void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) {
+void max_pool2d_forward_nhwc(const Tensor& out, const Tensor& indices, const Tensor& x,
+                             const Pool2dParams& p) {
+  const PlaneDims d(x.shape(), out.shape());
+  OMPQ_CHECK(d.in_size() < (int64_t{1} << 31), "max_pool2d: input planes of ", d.in_size(),
+             " elements exceed the 2^31 positions the kernel tracks");
+  const auto rows = windows(d.out_h, p.kernel[0], p.stride[0], p.padding[0], d.in_h);
+  const auto cols = windows(d.out_w, p.kernel[1], p.stride[1], p.padding[1], d.in_w);
+  const int64_t channels = d.channels;
+  const T* X = x.data<T>();
+  T* Y = out.data<T>();
+  int64_t* I = indices.data<int64_t>();
+  parallel_for(0, d.batch * d.out_h, d.row_grain(), [&](int64_t lo, int64_t hi) {
+    std::vector<int32_t> position(channels);
+    int32_t* __restrict pos = position.data();
+    for (int64_t row = lo; row < hi; ++row) {
+      const int64_t n = row / d.out_h, oh = row % d.out_h;
+      const PoolWindow& r = rows[oh];
+      const T* image = X + n * d.in_size() * channels;
+      for (int64_t ow = 0; ow < d.out_w; ++ow) {
+        const PoolWindow& c = cols[ow];
+        const int64_t o = row * d.out_w + ow;
+        T* __restrict best = Y + o * channels;
+        const T* first = image + (r.begin * d.in_w + c.begin) * channels;
+        const int32_t first_position = static_cast<int32_t>(r.begin * d.in_w + c.begin);
+#pragma omp simd
+        for (int64_t k = 0; k < channels; ++k) {
+          best[k] = first[k];
+          pos[k] = first_position;
+        }
+        for (int64_t ih = r.begin; ih < r.end; ++ih) {
+          for (int64_t iw = c.begin; iw < c.end; ++iw) {
+            const int32_t here = static_cast<int32_t>(ih * d.in_w + iw);
+            const T* __restrict pixel = image + here * channels;
+#pragma omp simd
+            for (int64_t k = 0; k < channels; ++k) {
+              const T v = pixel[k];
+              const bool take = v > best[k] || v != v;
+              best[k] = take ? v : best[k];
+              pos[k] = take ? here : pos[k];
+            }
+          }
+        }
+        int64_t* best_index = I + o * channels;
+        for (int64_t k = 0; k < channels; ++k) best_index[k] = pos[k];
+      }
+    }
+  });
+}
+
+template <typename T>
+void max_pool2d_backward_nchw(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) {
   const PlaneDims d(grad_x.shape(), grad_out.shape());
   const T* G = grad_out.data<T>();
   const int64_t* I = indices.data<int64_t>();
@@ -133,12 +211,33 @@ void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Ten
   });
 }
 
+// NHWC: grad_x[n, indices[o, k], k] += grad_out[o, k], image by image, in output order.
+template <typename T>
+void max_pool2d_backward_nhwc(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) {
+  const PlaneDims d(grad_x.shape(), grad_out.shape());
+  const int64_t channels = d.channels;
+  const T* G = grad_out.data<T>();
+  const int64_t* I = indices.data<int64_t>();
+  T* GX = grad_x.data<T>();
+  parallel_for(0, d.batch, d.image_grain(), [&](int64_t lo, int64_t hi) {
+    for (int64_t n = lo; n < hi; ++n) {
+      T* gx = GX + n * d.in_size() * channels;
+      std::fill(gx, gx + d.in_size() * channels, T(0));
+      for (int64_t o = n * d.out_size(); o < (n + 1) * d.out_size(); ++o) {
+        const T* g = G + o * channels;
+        const int64_t* ip = I + o * channels;
+        for (int64_t k = 0; k < channels; ++k) gx[ip[k] * channels + k] += g[k];
+      }
+    }
+  });
+}
+
 // ---- average (fixed windows or adaptive bins) ---------------------------------------------------
 
 // out = sum over each window / (its divisor extents' product).
 template <typename T>
-void average_forward(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
-                     const std::vector<PoolWindow>& cols) {
+void average_forward_nchw(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
+                          const std::vector<PoolWindow>& cols) {
   const PlaneDims d(x.shape(), out.shape());
   const T* X = x.data<T>();
   T* Y = out.data<T>();
@@ -163,10 +262,43 @@ void average_forward(const Tensor& out, const Tensor& x, const std::vector<PoolW
   });
 }
 
+// NHWC: the window's pixels summed along the channel lanes, in row-major order.
+template <typename T>
+void average_forward_nhwc(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
+                          const std::vector<PoolWindow>& cols) {
+  const PlaneDims d(x.shape(), out.shape());
+  const int64_t channels = d.channels;
+  const T* X = x.data<T>();
+  T* Y = out.data<T>();
+  parallel_for(0, d.batch * d.out_h, d.row_grain(), [&](int64_t lo, int64_t hi) {
+    for (int64_t row = lo; row < hi; ++row) {
+      const int64_t n = row / d.out_h, oh = row % d.out_h;
+      const PoolWindow& r = rows[oh];
+      const T* image = X + n * d.in_size() * channels;
+      for (int64_t ow = 0; ow < d.out_w; ++ow) {
+        const PoolWindow& c = cols[ow];
+        T* __restrict sum = Y + (row * d.out_w + ow) * channels;
+        std::fill(sum, sum + channels, T(0));
+        for (int64_t ih = r.begin; ih < r.end; ++ih) {
+          for (int64_t iw = c.begin; iw < c.end; ++iw) {
+            const T* __restrict pixel = image + (ih * d.in_w + iw) * channels;
+#pragma omp simd
+            for (int64_t k = 0; k < channels; ++k) sum[k] += pixel[k];
+          }
+        }
+        const T divisor = static_cast<T>(r.divisor_extent * c.divisor_extent);
+#pragma omp simd
+        for (int64_t k = 0; k < channels; ++k) sum[k] = sum[k] / divisor;
+      }
+    }
+  });
+}
+
 // grad_x[pixel] = sum over the windows containing it of grad_out / divisor.
 template <typename T>
-void average_backward(const Tensor& grad_x, const Tensor& grad_out,
-                      const std::vector<PoolWindow>& rows, const std::vector<PoolWindow>& cols) {
+void average_backward_nchw(const Tensor& grad_x, const Tensor& grad_out,
+                           const std::vector<PoolWindow>& rows,
+                           const std::vector<PoolWindow>& cols) {
   const PlaneDims d(grad_x.shape(), grad_out.shape());
   const T* G = grad_out.data<T>();
   T* GX = grad_x.data<T>();
@@ -192,19 +324,74 @@ void average_backward(const Tensor& grad_x, const Tensor& grad_out,
   });
 }
 
-// ---- dtype dispatch
+// NHWC: the same scatter, image by image, the shares of one output pixel along the channel lanes.
+template <typename T>
+void average_backward_nhwc(const Tensor& grad_x, const Tensor& grad_out,
+                           const std::vector<PoolWindow>& rows,
+                           const std::vector<PoolWindow>& cols) {
+  const PlaneDims d(grad_x.shape(), grad_out.shape());
+  const int64_t channels = d.channels;
+  const T* G = grad_out.data<T>();
+  T* GX = grad_x.data<T>();
+  parallel_for(0, d.batch, d.image_grain(), [&](int64_t lo, int64_t hi) {
+    std::vector<T> shares(channels);
+    T* __restrict share = shares.data();
+    for (int64_t n = lo; n < hi; ++n) {
+      T* gx = GX + n * d.in_size() * channels;
+      std::fill(gx, gx + d.in_size() * channels, T(0));
+      for (int64_t oh = 0; oh < d.out_h; ++oh) {
+        const PoolWindow& r = rows[oh];
+        for (int64_t ow = 0; ow < d.out_w; ++ow) {
+          const PoolWindow& c = cols[ow];
+          const T* g = G + ((n * d.out_h + oh) * d.out_w + ow) * channels;
+          const T divisor = static_cast<T>(r.divisor_extent * c.divisor_extent);
+#pragma omp simd
+          for (int64_t k = 0; k < channels; ++k) share[k] = g[k] / divisor;
+          for (int64_t ih = r.begin; ih < r.end; ++ih) {
+            for (int64_t iw = c.begin; iw < c.end; ++iw) {
+              T* __restrict pixel = gx + (ih * d.in_w + iw) * channels;
+#pragma omp simd
+              for (int64_t k = 0; k < channels; ++k) pixel[k] += share[k];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void average_forward(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
+                     const std::vector<PoolWindow>& cols) {
+  if (nhwc(x, out)) return average_forward_nhwc<T>(out, x, rows, cols);
+  average_forward_nchw<T>(out, x, rows, cols);
+}
+
+template <typename T>
+void average_backward(const Tensor& grad_x, const Tensor& grad_out,
+                      const std::vector<PoolWindow>& rows, const std::vector<PoolWindow>& cols) {
+  if (nhwc(grad_x, grad_out)) return average_backward_nhwc<T>(grad_x, grad_out, rows, cols);
+  average_backward_nchw<T>(grad_x, grad_out, rows, cols);
+}
+
+// ---- layout and dtype dispatch
 // ------------------------------------------------------------------------------
 
 void max_pool2d_kernel(const Tensor& out, const Tensor& indices, const Tensor& x,
                        const Pool2dParams& p) {
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "max_pool2d",
-                         [&] { max_pool2d_forward<scalar_t>(out, indices, x, p); });
+  OMPQ_DISPATCH_FLOATING(x.dtype(), "max_pool2d", [&] {
+    if (nhwc(x, out)) return max_pool2d_forward_nhwc<scalar_t>(out, indices, x, p);
+    max_pool2d_forward_nchw<scalar_t>(out, indices, x, p);
+  });
 }
 
 void max_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
                                 const Tensor& indices) {
-  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "max_pool2d_backward",
-                         [&] { max_pool2d_backward<scalar_t>(grad_x, grad_out, indices); });
+  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "max_pool2d_backward", [&] {
+    if (nhwc(grad_x, grad_out))
+      return max_pool2d_backward_nhwc<scalar_t>(grad_x, grad_out, indices);
+    max_pool2d_backward_nchw<scalar_t>(grad_x, grad_out, indices);
+  });
 }
 
 void avg_pool2d_kernel(const Tensor& out, const Tensor& x, const Pool2dParams& p) {

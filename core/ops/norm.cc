@@ -1,5 +1,8 @@
 #include "core/ops/norm.h"
 
+#include "core/ops/conv.h"
+#include "core/ops/memory_format.h"
+
 namespace ompq {
 
 DispatchStub<BatchNormKernel> batch_norm_stub("batch_norm");
@@ -58,12 +61,13 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
     result.mean = running_mean.detach();
     result.var = running_var.detach();
   }
-  result.output = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const bool channels_last = kernels_take_channels_last(x.device()) && is_channels_last(x);
+  result.output = empty_nchw(x.shape(), channels_last, x.dtype(), x.device());
   if (x.numel() == 0) return result;
   const bool update_running = training && running_mean.defined();
-  batch_norm_stub(x.device(), result.output, x.detach().contiguous(), w, b, result.mean, result.var,
-                  update_running ? running_mean : Tensor(), update_running ? running_var : Tensor(),
-                  training, momentum, eps);
+  batch_norm_stub(x.device(), result.output, in_memory_format(x, channels_last), w, b, result.mean,
+                  result.var, update_running ? running_mean : Tensor(),
+                  update_running ? running_var : Tensor(), training, momentum, eps);
   if (update_running) {
     running_mean.bump_version();
     running_var.bump_version();
@@ -71,9 +75,9 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
   return result;
 }
 
-BatchNormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& x,
-                                   const Tensor& weight, const Tensor& mean, const Tensor& var,
-                                   double eps, bool training, std::array<bool, 3> needed) {
+BatchNormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight,
+                                   const Tensor& mean, const Tensor& var, double eps, bool training,
+                                   std::array<bool, 3> needed) {
   const char* op = "batch_norm_backward";
   check_input(x, op);
   OMPQ_CHECK(grad_output.shape() == x.shape(), op, ": grad_output of shape ",
@@ -84,13 +88,17 @@ BatchNormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& x,
   Tensor m = checked_channel_vector(mean, "mean", x, op);
   Tensor v = checked_channel_vector(var, "var", x, op);
   const int64_t channels = x.size(1);
+  // grad_output is brought to x's layout; grad_input takes it.
+  const bool channels_last = kernels_take_channels_last(x.device()) && is_channels_last(x);
   BatchNormGrads grads;
-  if (needed[0]) grads.input = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (needed[1] && weight.defined()) grads.weight = Tensor::empty({channels}, x.dtype(), x.device());
+  if (needed[0]) grads.input = empty_nchw(x.shape(), channels_last, x.dtype(), x.device());
+  if (needed[1] && weight.defined())
+    grads.weight = Tensor::empty({channels}, x.dtype(), x.device());
   if (needed[2]) grads.bias = Tensor::empty({channels}, x.dtype(), x.device());
   if (!grads.input.defined() && !grads.weight.defined() && !grads.bias.defined()) return grads;
-  batch_norm_backward_stub(x.device(), grad_output.detach().contiguous(), x.detach().contiguous(),
-                           w, m, v, eps, training, grads.input, grads.weight, grads.bias);
+  batch_norm_backward_stub(x.device(), in_memory_format(grad_output, channels_last),
+                           in_memory_format(x, channels_last), w, m, v, eps, training, grads.input,
+                           grads.weight, grads.bias);
   return grads;
 }
 

@@ -1,5 +1,7 @@
 // Batch normalization (raw: no autograd). Inputs are [N, C, ...]; kernels see x as a contiguous
-// [N, C, S] array (S = product of the spatial dims, 1 for [N, C]) and per-channel [C] vectors.
+// [N, C, S] array (S = product of the spatial dims, 1 for [N, C]), or as a channels_last
+// [N, C, H, W] tensor (NHWC in memory) on devices whose kernels take it (core/ops/memory_format.h),
+// and per-channel [C] vectors. The output and the input gradient take x's layout.
 // The statistics that normalized x travel as (mean, biased var) so that training and eval share
 // one forward and one backward kernel: eval passes the running statistics in their place.
 #pragma once
@@ -21,7 +23,7 @@ using BatchNormKernel = void(const Tensor& y, const Tensor& x, const Tensor& wei
                              const Tensor& running_mean, const Tensor& running_var, bool training,
                              double momentum, double eps);
 // Gradients of the normalization (and, when `training`, of the batch statistics) w.r.t. x, weight and
-// bias; an undefined output is not computed. grad_output and x are contiguous [N, C, S].
+// bias; an undefined output is not computed. grad_output, x and grad_input share one layout.
 using BatchNormBackwardKernel = void(const Tensor& grad_output, const Tensor& x,
                                      const Tensor& weight, const Tensor& mean, const Tensor& var,
                                      double eps, bool training, const Tensor& grad_input,

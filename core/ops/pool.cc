@@ -1,5 +1,8 @@
 #include "core/ops/pool.h"
 
+#include "core/ops/conv.h"
+#include "core/ops/memory_format.h"
+
 namespace ompq {
 
 DispatchStub<MaxPool2dKernel> max_pool2d_stub("max_pool2d");
@@ -36,7 +39,10 @@ Shape pool_output_shape(const Shape& x, const Pool2dParams& p, const char* op) {
   return out;
 }
 
-Tensor contiguous_input(const Tensor& x) { return x.detach().contiguous(); }
+// Whether the kernels run channels_last on `device` for a tensor of that layout (`requested`).
+bool run_channels_last(bool requested, Device device) {
+  return requested && kernels_take_channels_last(device);
+}
 
 void check_grad_shape(const Tensor& grad_out, const Shape& expected, const char* op) {
   OMPQ_CHECK(grad_out.shape() == expected, op, ": grad_out of shape ", shape_str(grad_out.shape()),
@@ -49,38 +55,46 @@ namespace ops {
 
 MaxPool2dResult max_pool2d(const Tensor& x, const Pool2dParams& p) {
   Shape out_shape = pool_output_shape(x.shape(), p, "max_pool2d");
-  MaxPool2dResult r{Tensor::empty(out_shape, x.dtype(), x.device()),
-                    Tensor::empty(out_shape, DType::kI64, x.device())};
-  if (r.output.numel() > 0)
-    max_pool2d_stub(x.device(), r.output, r.indices, contiguous_input(x), p);
+  const bool channels_last = run_channels_last(is_channels_last(x), x.device());
+  MaxPool2dResult r{empty_nchw(out_shape, channels_last, x.dtype(), x.device()),
+                    empty_nchw(out_shape, channels_last, DType::kI64, x.device())};
+  if (r.output.numel() > 0) {
+    max_pool2d_stub(x.device(), r.output, r.indices, in_memory_format(x, channels_last), p);
+  }
   return r;
 }
 
-Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& x_shape) {
+Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& x_shape,
+                           bool channels_last) {
   check_input(x_shape, "max_pool2d_backward");
   OMPQ_CHECK(indices.dtype() == DType::kI64 && indices.shape() == grad_out.shape(),
              "max_pool2d_backward: indices of shape ", shape_str(indices.shape()), " (",
              dtype_name(indices.dtype()), ") do not match grad_out of shape ",
              shape_str(grad_out.shape()), " (expected i64 of the same shape)");
-  Tensor grad_x = Tensor::empty(x_shape, grad_out.dtype(), grad_out.device());
+  channels_last = run_channels_last(channels_last, grad_out.device());
+  Tensor grad_x = empty_nchw(x_shape, channels_last, grad_out.dtype(), grad_out.device());
   if (grad_x.numel() == 0) return grad_x;
-  max_pool2d_backward_stub(grad_out.device(), grad_x, contiguous_input(grad_out),
-                           contiguous_input(indices));
+  max_pool2d_backward_stub(grad_out.device(), grad_x, in_memory_format(grad_out, channels_last),
+                           in_memory_format(indices, channels_last));
   return grad_x;
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
-  Tensor out = Tensor::empty(pool_output_shape(x.shape(), p, "avg_pool2d"), x.dtype(), x.device());
-  if (out.numel() > 0) avg_pool2d_stub(x.device(), out, contiguous_input(x), p);
+  const bool channels_last = run_channels_last(is_channels_last(x), x.device());
+  Tensor out = empty_nchw(pool_output_shape(x.shape(), p, "avg_pool2d"), channels_last, x.dtype(),
+                          x.device());
+  if (out.numel() > 0) avg_pool2d_stub(x.device(), out, in_memory_format(x, channels_last), p);
   return out;
 }
 
-Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape, const Pool2dParams& p) {
+Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape, const Pool2dParams& p,
+                           bool channels_last) {
   check_grad_shape(grad_out, pool_output_shape(x_shape, p, "avg_pool2d_backward"),
                    "avg_pool2d_backward");
-  Tensor grad_x = Tensor::empty(x_shape, grad_out.dtype(), grad_out.device());
+  channels_last = run_channels_last(channels_last, grad_out.device());
+  Tensor grad_x = empty_nchw(x_shape, channels_last, grad_out.dtype(), grad_out.device());
   if (grad_x.numel() == 0) return grad_x;
-  avg_pool2d_backward_stub(grad_out.device(), grad_x, contiguous_input(grad_out), p);
+  avg_pool2d_backward_stub(grad_out.device(), grad_x, in_memory_format(grad_out, channels_last), p);
   return grad_x;
 }
 
@@ -91,21 +105,27 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
              output_size[1], "]");
   OMPQ_CHECK(x.size(2) > 0 && x.size(3) > 0, "adaptive_avg_pool2d: empty spatial dims in input ",
              "of shape ", shape_str(x.shape()));
-  Tensor out =
-      Tensor::empty({x.size(0), x.size(1), output_size[0], output_size[1]}, x.dtype(), x.device());
-  if (out.numel() > 0) adaptive_avg_pool2d_stub(x.device(), out, contiguous_input(x));
+  const bool channels_last = run_channels_last(is_channels_last(x), x.device());
+  Tensor out = empty_nchw({x.size(0), x.size(1), output_size[0], output_size[1]}, channels_last,
+                          x.dtype(), x.device());
+  if (out.numel() > 0) {
+    adaptive_avg_pool2d_stub(x.device(), out, in_memory_format(x, channels_last));
+  }
   return out;
 }
 
-Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape) {
+Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape,
+                                    bool channels_last) {
   check_input(x_shape, "adaptive_avg_pool2d_backward");
   OMPQ_CHECK(
       grad_out.dim() == 4 && grad_out.size(0) == x_shape[0] && grad_out.size(1) == x_shape[1],
       "adaptive_avg_pool2d_backward: grad_out of shape ", shape_str(grad_out.shape()),
       " for an input of shape ", shape_str(x_shape));
-  Tensor grad_x = Tensor::empty(x_shape, grad_out.dtype(), grad_out.device());
+  channels_last = run_channels_last(channels_last, grad_out.device());
+  Tensor grad_x = empty_nchw(x_shape, channels_last, grad_out.dtype(), grad_out.device());
   if (grad_x.numel() == 0) return grad_x;
-  adaptive_avg_pool2d_backward_stub(grad_out.device(), grad_x, contiguous_input(grad_out));
+  adaptive_avg_pool2d_backward_stub(grad_out.device(), grad_x,
+                                    in_memory_format(grad_out, channels_last));
   return grad_x;
 }
 

@@ -1,6 +1,8 @@
 // 2-D pooling (raw: no autograd) with PyTorch semantics (floor-mode output sizes, zero padding
-// ignored by max, counted by average: count_include_pad=true). Inputs are [N, C, H, W]; kernels
-// see contiguous NCHW tensors and work plane by plane.
+// ignored by max, counted by average: count_include_pad=true). Inputs are [N, C, H, W]. The
+// tensors a kernel gets are all NCHW-contiguous or, on devices whose kernels take it
+// (core/ops/memory_format.h), all channels_last (NHWC in memory); a forward output takes the
+// layout of x, and an input gradient the layout x had (the backward ops' `channels_last`).
 #pragma once
 
 #include <array>
@@ -19,7 +21,8 @@ struct Pool2dParams {
 // (the first one on ties; a NaN wins).
 using MaxPool2dKernel = void(const Tensor& out, const Tensor& indices, const Tensor& x,
                              const Pool2dParams& p);
-// grad_x[plane][indices[o]] += grad_out[o].
+// grad_x[plane][indices[o]] += grad_out[o]. (A kernel tells the layout from the strides: for a
+// tensor with 1x1 planes both layouts are the same memory.)
 using MaxPool2dBackwardKernel = void(const Tensor& grad_x, const Tensor& grad_out,
                                      const Tensor& indices);
 using AvgPool2dKernel = void(const Tensor& out, const Tensor& x, const Pool2dParams& p);
@@ -41,14 +44,21 @@ struct MaxPool2dResult {
   Tensor output;
   Tensor indices;  // i64, same shape as output
 };
+// Forward outputs (and max indices) are channels_last when x is and the device's kernels take it.
+// The backward ops return grad_x channels_last when `channels_last` (x's layout in the forward
+// pass; the functional API passes it) and the device's kernels take it, else NCHW-contiguous;
+// grad_out and indices may come in either layout.
 MaxPool2dResult max_pool2d(const Tensor& x, const Pool2dParams& p);
-Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& x_shape);
+Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const Shape& x_shape,
+                           bool channels_last = false);
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p);
-Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape, const Pool2dParams& p);
+Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape, const Pool2dParams& p,
+                           bool channels_last = false);
 
 Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
-Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape);
+Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape,
+                                    bool channels_last = false);
 
 }  // namespace ops
 }  // namespace ompq

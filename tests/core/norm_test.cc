@@ -1,13 +1,17 @@
 // Batch norm: forward against a naive reference and PyTorch 1.13 golden values, running-stat
-// updates, f64 finite-difference gradients in train and eval mode, and bad inputs.
+// updates, f64 finite-difference gradients in train and eval mode, channels_last inputs against
+// the NCHW results, and bad inputs.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/autograd.h"
 #include "core/functional/norm.h"
+#include "core/ops/conv.h"
+#include "core/ops/norm.h"
 #include "core/parallel.h"
 #include "core/random.h"
 #include "tests/gradcheck.h"
@@ -21,6 +25,11 @@ void expect_near_vectors(const std::vector<double>& actual, const std::vector<do
                          double tol) {
   ASSERT_EQ(actual.size(), expected.size());
   for (size_t i = 0; i < actual.size(); ++i) EXPECT_NEAR(actual[i], expected[i], tol) << "at " << i;
+}
+
+// The same values in channels_last memory (autograd-aware: gradients flow back to t).
+Tensor to_channels_last(const Tensor& t) {
+  return t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
 }
 
 // x[i] = 2 sin(0.37 i) + offset[c] for a [2, 3, 2, 2] tensor: the input of the golden values below.
@@ -111,13 +120,17 @@ TEST(BatchNorm, TrainAndEvalMatchNaiveReference) {
 }
 
 TEST(BatchNorm, SameBitsForAnyThreadCount) {
-  // Large enough that the kernels split the channels between threads.
-  for (Shape shape : {Shape{8, 6, 64, 64}, Shape{4096, 256}}) {
+  // Large enough that the kernels split the channels (NCHW) or the rows ([N, C], channels_last)
+  // between threads.
+  for (Shape shape : {Shape{8, 6, 64, 64}, Shape{4096, 256}, Shape{8, 24, 32, 32}}) {
     Generator gen(12);
+    const bool channels_last = shape[1] == 24;
     Tensor x = randn(shape, gen), dy = randn(shape, gen), w = randn({shape[1]}, gen);
+    if (channels_last) dy = to_channels_last(dy);
     auto run = [&](int threads) {
       set_num_threads(threads);
-      Tensor xr = x.clone(), wr = w.clone();
+      Tensor xr = channels_last ? to_channels_last(x) : x.clone(), wr = w.clone();
+      EXPECT_EQ(is_channels_last(xr), channels_last);
       xr.set_requires_grad(true);
       wr.set_requires_grad(true);
       Tensor y = batch_norm(xr, wr, Tensor(), Tensor(), Tensor(), /*training=*/true);
@@ -130,6 +143,71 @@ TEST(BatchNorm, SameBitsForAnyThreadCount) {
     auto three = run(3);
     set_num_threads(threads);
     EXPECT_TRUE(one == three) << shape_str(shape);
+  }
+}
+
+// The interleaved kernels (channels as vector lanes, rows in fixed blocks) against the planar
+// ones on the same values: outputs, running statistics and all three gradients, in f32 and f64,
+// with grad_output in either layout. Shapes: few channels, channel counts off the vector width,
+// more rows than one block, and many channels with few rows.
+TEST(BatchNorm, ChannelsLastMatchesNchw) {
+  Generator gen(31);
+  for (DType dtype : {DType::kF64, DType::kF32}) {
+    const double tol = dtype == DType::kF64 ? 1e-12 : 2e-5;
+    for (Shape shape : {Shape{4, 3, 5, 7}, Shape{3, 70, 2, 3}, Shape{2, 13, 30, 30},
+                        Shape{2, 300, 3, 2}}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape));
+      const int64_t c = shape[1];
+      Tensor x = randn(shape, gen, dtype), dy = randn(shape, gen, dtype);
+      Tensor w = randn({c}, gen, dtype), b = randn({c}, gen, dtype);
+      Tensor x_cl = to_channels_last(x);
+      ASSERT_TRUE(is_channels_last(x_cl));
+      for (bool training : {true, false}) {
+        SCOPED_TRACE(training ? "train" : "eval");
+        Tensor rm = randn({c}, gen, dtype), rv = rand({c}, gen, dtype);
+        Tensor rm_cl = rm.clone(), rv_cl = rv.clone();
+        auto nchw = ops::batch_norm(x, w, b, rm, rv, training, 0.3, 1e-5);
+        auto cl = ops::batch_norm(x_cl, w, b, rm_cl, rv_cl, training, 0.3, 1e-5);
+        EXPECT_TRUE(is_channels_last(cl.output));
+        expect_near_vectors(cl.output.to_vector<double>(), nchw.output.to_vector<double>(), tol);
+        expect_near_vectors(cl.mean.to_vector<double>(), nchw.mean.to_vector<double>(), tol);
+        expect_near_vectors(cl.var.to_vector<double>(), nchw.var.to_vector<double>(), tol);
+        expect_near_vectors(rm_cl.to_vector<double>(), rm.to_vector<double>(), tol);
+        expect_near_vectors(rv_cl.to_vector<double>(), rv.to_vector<double>(), tol);
+
+        auto grads = ops::batch_norm_backward(dy, x, w, nchw.mean, nchw.var, 1e-5, training,
+                                              {true, true, true});
+        for (const Tensor& dy_any : {to_channels_last(dy), dy}) {
+          auto grads_cl = ops::batch_norm_backward(dy_any, x_cl, w, nchw.mean, nchw.var, 1e-5,
+                                                   training, {true, true, true});
+          EXPECT_TRUE(is_channels_last(grads_cl.input));
+          // Sums over up to 1800 values: tolerances scale with the count.
+          const double sum_tol = tol * static_cast<double>(x.numel() / c);
+          expect_near_vectors(grads_cl.input.to_vector<double>(), grads.input.to_vector<double>(),
+                              tol * 10);
+          expect_near_vectors(grads_cl.weight.to_vector<double>(),
+                              grads.weight.to_vector<double>(), sum_tol);
+          expect_near_vectors(grads_cl.bias.to_vector<double>(), grads.bias.to_vector<double>(),
+                              sum_tol);
+        }
+      }
+    }
+  }
+}
+
+TEST(BatchNorm, ChannelsLastGradientsInTrainAndEvalMode) {
+  Generator gen(32);
+  Tensor rm = randn({5}, gen, DType::kF64), rv = rand({5}, gen, DType::kF64);
+  for (bool training : {true, false}) {
+    SCOPED_TRACE(training ? "train" : "eval");
+    auto fn = [&](const std::vector<Tensor>& in) {
+      return batch_norm(to_channels_last(in[0]), in[1], in[2], training ? Tensor() : rm,
+                        training ? Tensor() : rv, training);
+    };
+    std::vector<Tensor> inputs = {randn({3, 5, 3, 4}, gen, DType::kF64),
+                                  randn({5}, gen, DType::kF64), randn({5}, gen, DType::kF64)};
+    EXPECT_TRUE(is_channels_last(fn(inputs)));
+    testing::expect_gradients_match(fn, inputs);
   }
 }
 
