@@ -292,6 +292,13 @@ void reconstruct_weights(nn::Model& model, const ReconstructionUnit& unit, const
   for (const auto& [name, layer] : unit.layers) layer->weight_quantizer().set_rounding_hard(true);
   result.adaround_error =
       reconstruction_error(*unit.module, inputs, targets, options.batch_size, 2.0);
+  // Too few iterations can leave the hard decisions worse than nearest rounding on the very
+  // objective they were learned for; then the unit keeps nearest rounding.
+  if (result.adaround_error > result.nearest_error) {
+    for (const auto& [name, layer] : unit.layers)
+      layer->weight_quantizer().stop_adaptive_rounding();
+    result.kept_nearest = true;
+  }
 }
 
 // Phase 2 for one unit: the step sizes of its layers' input quantizers.

@@ -9,7 +9,8 @@
 //      make the unit reproduce the float model's unit output on the calibration images, from the
 //      inputs the weight-quantized model (earlier units hard-rounded, activations real) gives it;
 //      loss = mean over images and pixels of sum over channels of (y^ - y)^2 plus the annealed
-//      rounding regularizer; the unit is then hard-rounded;
+//      rounding regularizer; the unit is then hard-rounded (or, should that reconstruct worse
+//      than rounding to nearest, keeps nearest rounding);
 //   2. activations: one forward of the first 64 images with everything quantized sets the
 //      activation ranges (MSE search); then, per unit again, the step sizes of its layers' input
 //      quantizers are learned with Adam (cosine lr) on the Lp-2.4 reconstruction error from the
@@ -79,6 +80,8 @@ struct PtqUnitResult {
   // with the weights rounded to nearest and with the learned rounding.
   double nearest_error = 0.0;
   double adaround_error = 0.0;
+  // The learned rounding did worse than nearest rounding, which the unit then keeps.
+  bool kept_nearest = false;
   double seconds = 0.0;  // both phases
 };
 

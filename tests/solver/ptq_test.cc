@@ -194,6 +194,37 @@ TEST(ReconstructPtq, BeatsNearestRoundingAndLeavesAPlainQuantizedModel) {
   EXPECT_EQ(fresh->forward(images).to_vector<float>(), logits);
 }
 
+TEST(ReconstructPtq, KeepsNearestRoundingWhereTheLearnedRoundingIsWorse) {
+  auto model = tiny_resnet(8);
+  const nn::QuantizedLayers layers =
+      nn::quantize_model(*model, uniform_bits(*model, 4), ptq_quantize_options(*model, 8));
+  PtqOptions options;
+  options.weight_iterations = 10;
+  options.weight_lr = 5.0;  // scrambles the rounding variables
+  options.warmup = 0.0;
+  options.activation_iterations = 0;
+  absl::StatusOr<PtqResult> result =
+      reconstruct_ptq(*model, layers, random_images(32, 3, 8, 9), options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  int kept = 0;
+  for (const PtqUnitResult& u : result->units) {
+    EXPECT_EQ(u.kept_nearest, u.adaround_error > u.nearest_error) << u.name;
+    kept += u.kept_nearest;
+  }
+  ASSERT_GT(kept, 0);
+  // Those units' weights are rounded to nearest.
+  for (const PtqUnitResult& u : result->units) {
+    if (!u.kept_nearest) continue;
+    for (const auto& [name, layer] : layers) {
+      if (name.rfind(u.name, 0) != 0) continue;
+      const Tensor folded = layer->weight_and_bias().weight;
+      EXPECT_EQ(layer->quantized_weight().to_vector<float>(),
+                nn::fake_quantize(folded, layer->weight_quantizer().spec()).to_vector<float>())
+          << name;
+    }
+  }
+}
+
 TEST(ReconstructPtq, ActivationPhaseMovesTheStepSizes) {
   auto model = tiny_resnet(3);
   const nn::QuantizedLayers layers =
