@@ -2,7 +2,7 @@
 // -> search (unless --bits) -> QAT or PTQ -> eval -> export -> report, into one output folder.
 // Rerunning the same command skips finished stages and resumes an interrupted training stage from
 // its checkpoint. With no flags: ResNet-20 on Fashion-MNIST, 3 epochs of pretraining, an lp search
-// (QAT mode, 4..8 bits) at 75% of the all-8-bit size, one epoch of QAT, evaluation and export.
+// (QAT mode, 4..8 bits, DFS rounding) at 75% of the all-8-bit size, one epoch of QAT, evaluation and export.
 //
 // Every flag maps onto one field of proto::ExperimentConfig; --config=FILE sets fields first and
 // the flags given on the command line override them. The resolved config is config.pbtxt.
@@ -58,10 +58,13 @@ ABSL_FLAG(int32_t, checkpoint_steps, 100,
 ABSL_FLAG(std::string, quant, "qat", "qat, ptq or none (stop at the FP32 model)");
 ABSL_FLAG(std::string, bits, "", "a bit config (bits.pbtxt, as ompq_search writes it): no search");
 ABSL_FLAG(double, budget_mb, 0.0, "model-size budget of the search in MiB (0: --budget_fraction)");
-ABSL_FLAG(double, budget_fraction, 0.75,
-          "model-size budget as a fraction of the size with every layer at 8 bits");
+ABSL_FLAG(double, budget_fraction, 0.0,
+          "model-size budget as a fraction of the size with every layer at 8 bits "
+          "(0: 0.75 for qat, 0.375 for ptq)");
 ABSL_FLAG(std::string, solver, "lp", "search solver: lp, ilp or projection (data-free)");
-ABSL_FLAG(std::string, rounding, "", "dfs or nearest (default: the reference's for the model)");
+ABSL_FLAG(std::string, rounding, "dfs",
+          "lp rounding: dfs (the closest allocation within the budget) or nearest (half to even, "
+          "the reference's for models other than ResNet-18; may exceed the budget)");
 ABSL_FLAG(double, beta, 1.0, "importance theta = exp(-beta * gamma)");
 ABSL_FLAG(int32_t, search_images, 32, "training images of the search's forward pass");
 ABSL_FLAG(int32_t, act_bits, 8, "activation bits of the quantized model");

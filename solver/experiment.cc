@@ -59,6 +59,15 @@ constexpr char kReportJson[] = "report.json";
 constexpr char kReportHtml[] = "report.html";
 constexpr char kStagesFile[] = "stages.pbtxt";
 
+// The results-table label of the quantized model: OMPQ's allocations name their solver; the
+// baselines of ompq_search --allocation are not OMPQ and say which they are.
+std::string allocation_label(const proto::BitConfig& bits, const std::string& quant) {
+  if (bits.solver() == "uniform" || bits.solver() == "random") {
+    return absl::StrCat(bits.solver(), " ", quant);
+  }
+  return absl::StrCat("OMPQ ", quant, " (", bits.solver(), ")");
+}
+
 const std::vector<std::string>& metrics_columns() {
   static const std::vector<std::string> columns = {
       "stage",     "epoch",     "train_loss",        "train_top1",   "test_loss",
@@ -256,6 +265,10 @@ absl::Status Experiment::prepare() {
   }
   // Resolve the budget now so that an infeasible one fails before pretraining.
   if (config_.search().budget_mb() == 0) {
+    if (config_.search().budget_fraction() == 0) {
+      // A quarter off the 8-bit size sits inside QAT's 4..8-bit range; PTQ's 2..4 bits need 3/8.
+      config_.mutable_search()->set_budget_fraction(mode == QuantMode::kQat ? 0.75 : 0.375);
+    }
     std::vector<int> eight(space.units.size(), 8);
     config_.mutable_search()->set_budget_mb(config_.search().budget_fraction() *
                                             model_size_mib(space, eight));
@@ -696,7 +709,7 @@ absl::Status Experiment::report(proto::StageRecord& record) {
     }
     for (int i = 1; i < bits.fixed_size(); ++i) add_layer(bits.fixed(i), true, std::nullopt);
     report.results.push_back(
-        {absl::StrCat("OMPQ ", config_.quant(), " (", bits.solver(), ")"),
+        {allocation_label(bits, config_.quant()),
          model_size_mib(plan.space, plan.unit_bits),
          bops_g(plan.space, plan.unit_bits, config_.act_bits(), false), eval_record->test_top1(),
          eval_record->test_top5()});
@@ -774,9 +787,9 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
   }
   const proto::SearchConfig& s = c.search();
   if (s.bits().empty()) {
-    if (s.budget_mb() < 0 || s.budget_fraction() < 0 || (s.budget_mb() == 0 && s.budget_fraction() == 0)) {
+    if (s.budget_mb() < 0 || s.budget_fraction() < 0) {
       return invalid(absl::StrCat("budget_mb ", s.budget_mb(), " and budget_fraction ",
-                                  s.budget_fraction(), " (expected one of them positive)"));
+                                  s.budget_fraction(), " (expected >= 0)"));
     }
     if (!(std::isfinite(s.beta()) && s.beta() >= 0)) {
       return invalid(absl::StrCat("beta ", s.beta(), " (expected finite and >= 0)"));
