@@ -6,11 +6,13 @@
 // BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
 // same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
 //
-//   ./build/apps/ompq_bench [--batch=32] [--model_iterations=N] [--benchmark_filter=Conv]
-//       [--benchmark_format=json]
-// --model_iterations replaces the default iteration counts of BM_TrainStep and BM_Infer.
+//   ./build/apps/ompq_bench [--batch=32] [--model_iterations=N] [--model_layout=nchw]
+//       [--benchmark_filter=Conv] [--benchmark_format=json]
+// --model_iterations replaces the default iteration counts of BM_TrainStep and BM_Infer;
+// --model_layout=nchw runs them NCHW instead of channels_last (for comparing the two).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -143,11 +145,13 @@ void max_pool(benchmark::State& state, int64_t batch) {
   set_bytes(state, batch * 64 * (112 * 112 * 4.0 + 56 * 56 * (4.0 + 8.0)));
 }
 
-// A whole model on random images of one size. The input stays NCHW: batch norm and pooling still
-// take NCHW (see docs/PERF.md), so that is the layout a whole network runs fastest in today.
+// A whole model on random images of one size. The images are NCHW, as a data loader gives them;
+// with channels_last the model copies them to that layout in every step (inside the timing), and
+// the whole network then runs channels_last, its fastest layout on the CPU (docs/PERF.md).
 struct ModelCase {
   std::string model;
   int64_t batch, resolution;
+  bool channels_last;
 
   int64_t num_classes() const { return model == "resnet20" ? 10 : 1000; }
   std::string name() const { return absl::StrCat(model, "/", batch, "/", resolution); }
@@ -157,6 +161,7 @@ struct ModelCase {
     spec.num_classes = num_classes();
     absl::StatusOr<std::shared_ptr<nn::Model>> m = nn::make_model(spec, gen);
     OMPQ_CHECK(m.ok(), "ompq_bench: ", m.status().message());
+    (*m)->set_channels_last(channels_last);
     return *m;
   }
   Tensor images(Generator& gen) const { return randn({batch, 3, resolution, resolution}, gen); }
@@ -205,13 +210,13 @@ void infer(benchmark::State& state, ModelCase c) {
   set_images_per_second(state, c.batch);
 }
 
-void register_model_benchmarks(int64_t batch, int64_t iterations) {
+void register_model_benchmarks(int64_t batch, int64_t iterations, bool channels_last) {
   // Seconds per step on two cores: a fixed iteration count after one untimed warm-up step keeps a
   // case to tens of seconds.
-  const ModelCase cases[] = {{"resnet20", batch, 32},
-                             {"resnet18", batch, 224},
-                             {"resnet50", batch, 224},
-                             {"mobilenet_v2", batch, 224}};
+  const ModelCase cases[] = {{"resnet20", batch, 32, channels_last},
+                             {"resnet18", batch, 224, channels_last},
+                             {"resnet50", batch, 224, channels_last},
+                             {"mobilenet_v2", batch, 224, channels_last}};
   for (const ModelCase& c : cases) {
     benchmark::RegisterBenchmark(("BM_TrainStep/" + c.name()).c_str(), train_step, c)
         ->Unit(benchmark::kMillisecond)
@@ -224,7 +229,7 @@ void register_model_benchmarks(int64_t batch, int64_t iterations) {
   }
 }
 
-void register_benchmarks(int64_t batch, int64_t model_iterations) {
+void register_benchmarks(int64_t batch, int64_t model_iterations, bool model_channels_last) {
   for (bool channels_last : {false, true}) {
     for (const ConvShape& s : kConvShapes) {
       ConvCase c{batch, s, channels_last};
@@ -257,7 +262,7 @@ void register_benchmarks(int64_t batch, int64_t model_iterations) {
                                max_pool, batch)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
-  register_model_benchmarks(batch, model_iterations);
+  register_model_benchmarks(batch, model_iterations, model_channels_last);
 }
 
 }  // namespace
@@ -265,14 +270,24 @@ void register_benchmarks(int64_t batch, int64_t model_iterations) {
 
 int main(int argc, char** argv) {
   ompq::init();
-  // --batch=N and --model_iterations=N (ours) are taken out before Google Benchmark parses the rest.
+  // --batch=N, --model_iterations=N and --model_layout=L (ours) are taken out before Google
+  // Benchmark parses the rest.
   int64_t batch = 32, model_iterations = 0;
+  bool model_channels_last = true;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--batch=", 8) == 0) {
       batch = std::atoll(argv[i] + 8);
     } else if (std::strncmp(argv[i], "--model_iterations=", 19) == 0) {
       model_iterations = std::atoll(argv[i] + 19);
+    } else if (std::strncmp(argv[i], "--model_layout=", 15) == 0) {
+      const std::string layout = argv[i] + 15;
+      if (layout != "nchw" && layout != "channels_last") {
+        std::fprintf(stderr, "ompq_bench: --model_layout=%s (expected nchw or channels_last)\n",
+                     layout.c_str());
+        return 1;
+      }
+      model_channels_last = layout == "channels_last";
     } else {
       args.push_back(argv[i]);
     }
@@ -280,7 +295,7 @@ int main(int argc, char** argv) {
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-  ompq::register_benchmarks(batch, model_iterations);
+  ompq::register_benchmarks(batch, model_iterations, model_channels_last);
   ompq::register_data_benchmarks();
 #if defined(OMPQ_WITH_CUDA)
   ompq::register_cuda_benchmarks();

@@ -110,7 +110,7 @@ MobileNetV2::MobileNetV2(const MobileNetV2Options& options, Generator& gen) : op
 }
 
 Tensor MobileNetV2::forward(const Tensor& x) {
-  Tensor h = features_->forward(x);
+  Tensor h = features_->forward(in_model_layout(x));
   return classifier_->forward(adaptive_avg_pool2d(h, {1, 1}).flatten(1));
 }
 

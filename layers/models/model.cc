@@ -1,5 +1,6 @@
 #include "layers/models/model.h"
 
+#include "core/ops/conv.h"
 #include "layers/conv.h"
 #include "layers/linear.h"
 
@@ -15,6 +16,12 @@ std::vector<QuantizableLayer> Model::quantizable_layers() const {
     }
   }
   return layers;
+}
+
+Tensor Model::in_model_layout(const Tensor& x) const {
+  if (!channels_last_ || x.dim() != 4 || is_channels_last(x)) return x;
+  // Autograd-aware, so that a gradient w.r.t. the input still reaches it.
+  return x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
 }
 
 }  // namespace ompq::nn

@@ -33,6 +33,22 @@ class Model : public Module {
   // A residual block's projection shortcut ("<block>.downsample.0") comes right after the block's
   // last main-branch conv, whose output it is added to (as in torchvision, where it runs last).
   std::vector<QuantizableLayer> quantizable_layers() const;
+
+  // Memory layout of the activations (off by default): with channels_last on, the forward() of
+  // ResNet and MobileNetV2 copies an NCHW image batch to channels_last (NHWC in memory) once, and
+  // every layer after it (conv, batch norm, pooling, activations, residual adds) keeps that
+  // layout up to the global pool, in the backward pass too. Results are the same up to rounding.
+  // On the CPU this is the faster layout for whole networks (docs/PERF.md). An input that is
+  // channels_last already is taken as it is, switch or not.
+  void set_channels_last(bool on) { channels_last_ = on; }
+  bool channels_last() const { return channels_last_; }
+
+ protected:
+  // The model's input in the layout set_channels_last() asked for; forward() starts with it.
+  Tensor in_model_layout(const Tensor& x) const;
+
+ private:
+  bool channels_last_ = false;
 };
 
 }  // namespace ompq::nn

@@ -102,7 +102,7 @@ ResNet::ResNet(const ResNetConfig& config, Generator& gen) : config_(config) {
 }
 
 Tensor ResNet::forward(const Tensor& x) {
-  Tensor h = relu(bn1_->forward(conv1_->forward(x)));
+  Tensor h = relu(bn1_->forward(conv1_->forward(in_model_layout(x))));
   if (!config_.small_stem) {
     Pool2dParams pool;
     pool.kernel = {3, 3};

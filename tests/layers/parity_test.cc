@@ -5,7 +5,8 @@
 // fp32 error: relative error max|ours - torch| / max|torch| <= 1e-4 for logits, loss and running
 // statistics, <= 1e-3 for gradients. Each model has a "centred" golden (realistic BN, gradients of
 // the classifier only) and a "shifted" one (ReLU inputs kept away from the kink, gradients down to
-// the stem); the generator's docstring explains why.
+// the stem); the generator's docstring explains why. The shifted goldens also run with the model
+// switched to channels_last (Model::set_channels_last), against the same goldens.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -86,18 +87,19 @@ std::shared_ptr<Model> mobilenet(double width_mult, bool small_input) {
   return std::make_shared<MobileNetV2>(options);
 }
 
-// (case, file suffix of the golden variant: "" centred or "_shifted").
-using ParityParam = std::tuple<ParityCase, std::string>;
+// (case, file suffix of the golden variant: "" centred or "_shifted", channels_last).
+using ParityParam = std::tuple<ParityCase, std::string, bool>;
 
 class ParityTest : public ::testing::TestWithParam<ParityParam> {
  protected:
   void SetUp() override {
-    const auto& [parity_case, variant] = GetParam();
+    const auto& [parity_case, variant, channels_last] = GetParam();
     file_ = std::string(parity_case.file) + variant + ".safetensors";
     auto contents = load_safetensors(std::string(OMPQ_SOURCE_DIR) + "/tests/data/parity/" + file_);
     ASSERT_TRUE(contents.ok()) << contents.status();
     golden_ = std::move(contents->tensors);
     model_ = parity_case.make();
+    model_->set_channels_last(channels_last);
     // 0-D and 1-D tensors come from the golden, conv and linear weights are synthesized.
     TensorMap state;
     size_t from_golden = 0;
@@ -167,22 +169,33 @@ TEST_P(ParityTest, TrainModeMatchesTorchAndUpdatesRunningStats) {
   EXPECT_GT(checked, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, ParityTest,
-    ::testing::Combine(
-        ::testing::Values(
-            ParityCase{"resnet18", "resnet18_64px", [] { return resnet18(10); }},
-            ParityCase{"resnet50", "resnet50_64px", [] { return resnet50(10); }},
-            ParityCase{"resnet18_small", "resnet18_small_32px", [] { return resnet18(10, true); }},
-            ParityCase{"resnet20", "resnet20_32px", [] { return resnet20(10); }},
-            ParityCase{"mobilenet_v2", "mobilenet_v2_64px", [] { return mobilenet(1.0, false); }},
-            ParityCase{"mobilenet_v2_small_w05", "mobilenet_v2_small_w0.5_32px",
-                       [] { return mobilenet(0.5, true); }}),
-        ::testing::Values(std::string(), std::string("_shifted"))),
-    [](const ::testing::TestParamInfo<ParityParam>& info) {
-      const std::string& variant = std::get<1>(info.param);
-      return std::get<0>(info.param).label + (variant.empty() ? std::string("_centred") : variant);
-    });
+const ParityCase kParityCases[] = {
+    {"resnet18", "resnet18_64px", [] { return resnet18(10); }},
+    {"resnet50", "resnet50_64px", [] { return resnet50(10); }},
+    {"resnet18_small", "resnet18_small_32px", [] { return resnet18(10, true); }},
+    {"resnet20", "resnet20_32px", [] { return resnet20(10); }},
+    {"mobilenet_v2", "mobilenet_v2_64px", [] { return mobilenet(1.0, false); }},
+    {"mobilenet_v2_small_w05", "mobilenet_v2_small_w0.5_32px", [] { return mobilenet(0.5, true); }},
+};
+
+std::string parity_name(const ::testing::TestParamInfo<ParityParam>& info) {
+  const auto& [parity_case, variant, channels_last] = info.param;
+  return parity_case.label + (variant.empty() ? std::string("_centred") : variant) +
+         (channels_last ? "_channels_last" : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ParityTest,
+                         ::testing::Combine(::testing::ValuesIn(kParityCases),
+                                            ::testing::Values(std::string(),
+                                                              std::string("_shifted")),
+                                            ::testing::Values(false)),
+                         parity_name);
+
+INSTANTIATE_TEST_SUITE_P(ChannelsLast, ParityTest,
+                         ::testing::Combine(::testing::ValuesIn(kParityCases),
+                                            ::testing::Values(std::string("_shifted")),
+                                            ::testing::Values(true)),
+                         parity_name);
 
 }  // namespace
 }  // namespace ompq::nn
