@@ -6,6 +6,7 @@
 //
 // Every flag maps onto one field of proto::ExperimentConfig; --config=FILE sets fields first and
 // the flags given on the command line override them. The resolved config is config.pbtxt.
+// Started by mpirun or srun, every rank runs the experiment data parallel (--dist).
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "apps/app_main.h"
+#include "core/comm/communicator.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/proto/ompq.pb.h"
@@ -75,6 +77,10 @@ ABSL_FLAG(double, qat_weight_decay, 1e-4, "QAT weight decay");
 ABSL_FLAG(int32_t, ptq_iters, 500, "PTQ AdaRound iterations per block (step sizes: 2/5 of it)");
 ABSL_FLAG(int32_t, calibration_images, 1024, "PTQ calibration images (from the training set)");
 ABSL_FLAG(bool, fresh, false, "discard this pipeline's outputs already in output_dir");
+ABSL_FLAG(std::string, dist, "auto",
+          "auto: data parallel over the ranks when mpirun or srun started this process; none: "
+          "this process alone; mpi: require a launcher. Not part of the config: a run resumes "
+          "on any number of ranks");
 
 namespace ompq {
 namespace {
@@ -167,11 +173,27 @@ absl::StatusOr<ExperimentConfig> resolve_config() {
 
 absl::Status run() {
   OMPQ_ASSIGN_OR_RETURN(ExperimentConfig config, resolve_config());
+  OMPQ_ASSIGN_OR_RETURN(DistMode dist, parse_dist_mode(absl::GetFlag(FLAGS_dist)));
+  OMPQ_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_communicator(dist));
   solver::ExperimentRuntime runtime;
   OMPQ_ASSIGN_OR_RETURN(runtime.device, parse_device(config.device()));
   if (runtime.device.is_cuda() && !cuda_available()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "--device=", config.device(), " but no GPU is usable (", runtime_info().cuda_status, ")"));
+  }
+  // Several ranks: each drives the GPU of its local rank (MPI carries CPU tensors, NCCL the GPU
+  // ones) or, on CPU, its share of the node's cores.
+  std::unique_ptr<Communicator> gpu_comm;
+  if (comm->size() > 1) {
+    if (runtime.device.is_cuda()) {
+      OMPQ_ASSIGN_OR_RETURN(int gpu, gpu_for_local_rank(comm->local_rank(), comm->local_size(),
+                                                        runtime_info().cuda_device_count));
+      runtime.device = Device::cuda(gpu);
+      OMPQ_ASSIGN_OR_RETURN(gpu_comm, make_gpu_communicator(*comm, gpu));
+    } else if (config.threads() == 0) {
+      set_num_threads(num_threads() / comm->local_size());
+    }
+    runtime.comm = gpu_comm != nullptr ? gpu_comm.get() : comm.get();
   }
   if (config.threads() > 0) set_num_threads(config.threads());
   runtime.fresh = absl::GetFlag(FLAGS_fresh);
@@ -186,7 +208,8 @@ int main(int argc, char** argv) {
       "Runs the OMPQ experiment end to end: pretrain -> search -> qat|ptq -> eval -> export.\n"
       "  ompq_train [--model=resnet20] [--quant=qat|ptq|none] [--budget_fraction=0.75]\n"
       "             [--weights=FP32.safetensors] [--bits=bits.pbtxt] [--output_dir=out/train]\n"
-      "A rerun with the same flags skips finished stages and resumes an interrupted one.");
+      "A rerun with the same flags skips finished stages and resumes an interrupted one.\n"
+      "Data parallel: mpirun -np N ompq_train ... (or srun); --batch_size is per rank.");
   ompq::collect_given_flags(argc, argv);
   absl::ParseCommandLine(argc, argv);
   return ompq::run_app("ompq_train", ompq::run);

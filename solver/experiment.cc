@@ -106,7 +106,23 @@ class Experiment {
   absl::Status run();
 
  private:
-  bool writes() const { return runtime_.rank == 0; }
+  int rank() const { return runtime_.comm != nullptr ? runtime_.comm->rank() : 0; }
+  int world_size() const { return runtime_.comm != nullptr ? runtime_.comm->size() : 1; }
+  bool writes() const { return rank() == 0; }
+  // Every rank waits until rank 0's writes so far are on disk.
+  void wait_for_writes() const {
+    if (world_size() > 1) runtime_.comm->barrier();
+  }
+  // Progress and results go to stderr from rank 0 only.
+  template <typename... Args>
+  void say(const char* format, Args... args) const {
+    if (writes()) std::fprintf(stderr, format, args...);
+  }
+  CheckpointState checkpoint_state(int64_t epochs_done, int64_t steps_done,
+                                   const Generator& gen) const {
+    return {epochs_done, steps_done, gen.seed(), gen.offset(), world_size(),
+            config_.train().batch_size()};
+  }
   fs::path path(const char* file) const { return dir_ / file; }
   std::string fp32_weights() const {
     return config_.weights().empty() ? path(kFp32File).string() : config_.weights();
@@ -129,6 +145,9 @@ class Experiment {
   absl::Status stage(const std::string& name,
                      const std::function<absl::Status(proto::StageRecord&)>& body);
   absl::Status skip_stage(const std::string& name, const std::string& why);
+  // Checkpoints every `every` steps of an epoch, for TrainOptions::after_step (rank 0).
+  std::function<absl::Status(int64_t, int64_t)> step_checkpointer(const TrainingLoop& loop,
+                                                                 int64_t every) const;
   absl::Status run_training(TrainingLoop& loop);
   absl::Status append_metrics(const std::string& stage, const std::string& epoch,
                               const EpochResult* train, const EvalResult& test);
@@ -218,8 +237,8 @@ data::DataLoader Experiment::train_loader() const {
   options.drop_last = true;
   options.seed = config_.seed();
   options.num_workers = config_.data().workers();
-  options.rank = runtime_.rank;
-  options.world_size = runtime_.world_size;
+  options.rank = rank();
+  options.world_size = world_size();
   return data::DataLoader(train_set_, options);
 }
 
@@ -227,8 +246,8 @@ data::DataLoader Experiment::test_loader() const {
   data::DataLoaderOptions options;
   options.batch_size = config_.train().eval_batch_size();
   options.num_workers = config_.data().workers();
-  options.rank = runtime_.rank;
-  options.world_size = runtime_.world_size;
+  options.rank = rank();
+  options.world_size = world_size();
   return data::DataLoader(test_set_, options);
 }
 
@@ -292,7 +311,9 @@ absl::Status Experiment::claim_folder() {
   fs::create_directories(dir_, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat(dir_.string(), ": ", ec.message()));
   const std::string text = to_text_format(config_);
-  if (runtime_.fresh && writes()) {
+  if (!writes()) {
+    // Rank 0 checks the folder against this config and clears it under --fresh.
+  } else if (runtime_.fresh) {
     for (const char* file : {kConfigFile, kMetricsFile, kFp32File, kPretrainCheckpoint, kBitsFile,
                              kSearchFile, kQatCheckpoint, kQuantizedFile, kPackedFile, kReportJson,
                              kReportHtml, kStagesFile}) {
@@ -309,6 +330,7 @@ absl::Status Experiment::claim_folder() {
     }
   }
   if (writes()) OMPQ_RETURN_IF_ERROR(write_text_atomically(path(kConfigFile).string(), text));
+  wait_for_writes();
   OMPQ_ASSIGN_OR_RETURN(StageLedger ledger, StageLedger::open(dir_.string(), writes()));
   ledger_.emplace(std::move(ledger));
   if (writes()) {
@@ -322,12 +344,12 @@ absl::Status Experiment::claim_folder() {
 absl::Status Experiment::stage(const std::string& name,
                                const std::function<absl::Status(proto::StageRecord&)>& body) {
   if (const proto::StageRecord* done = ledger_->finished(name)) {
-    std::fprintf(stderr, "[%s] finished earlier (%s, %.1f s), skipped\n", name.c_str(),
+    say("[%s] finished earlier (%s, %.1f s), skipped\n", name.c_str(),
                  done->status().c_str(), done->seconds());
     return absl::OkStatus();
   }
-  if (writes()) OMPQ_RETURN_IF_ERROR(ledger_->begin(name));
-  std::fprintf(stderr, "[%s] starting\n", name.c_str());
+  OMPQ_RETURN_IF_ERROR(ledger_->begin(name));
+  say("[%s] starting\n", name.c_str());
   const Clock::time_point start = Clock::now();
   proto::StageRecord record;
   record.set_name(name);
@@ -337,17 +359,21 @@ absl::Status Experiment::stage(const std::string& name,
     return absl::Status(status.code(), absl::StrCat("stage ", name, ": ", status.message()));
   }
   record.set_seconds(seconds_since(start));
-  std::fprintf(stderr, "[%s] done in %.1f s\n", name.c_str(), record.seconds());
-  return writes() ? ledger_->finish(record) : absl::OkStatus();
+  say("[%s] done in %.1f s\n", name.c_str(), record.seconds());
+  OMPQ_RETURN_IF_ERROR(ledger_->finish(record));  // only rank 0's ledger writes the file
+  wait_for_writes();
+  return absl::OkStatus();
 }
 
 absl::Status Experiment::skip_stage(const std::string& name, const std::string& why) {
   if (ledger_->finished(name) != nullptr) return absl::OkStatus();
-  std::fprintf(stderr, "[%s] skipped: %s\n", name.c_str(), why.c_str());
+  say("[%s] skipped: %s\n", name.c_str(), why.c_str());
   proto::StageRecord record;
   record.set_name(name);
   record.set_status("skipped");
-  return writes() ? ledger_->finish(record) : absl::OkStatus();
+  OMPQ_RETURN_IF_ERROR(ledger_->finish(record));
+  wait_for_writes();
+  return absl::OkStatus();
 }
 
 absl::Status Experiment::append_metrics(const std::string& stage, const std::string& epoch,
@@ -369,11 +395,13 @@ absl::Status Experiment::run_training(TrainingLoop& loop) {
     OMPQ_ASSIGN_OR_RETURN(CheckpointState state,
                           load_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer));
     first_epoch = state.epochs_done;
-    start_step = state.steps_done;
+    const ResumePoint resume = resume_point(state, world_size(), config_.train().batch_size());
+    start_step = resume.step;
     loop.gen->set_state(state.rng_seed, state.rng_offset);
-    std::fprintf(stderr, "[%s] resuming from %s at epoch %lld step %lld\n", loop.stage.c_str(),
-                 loop.checkpoint.c_str(), static_cast<long long>(first_epoch + 1),
-                 static_cast<long long>(start_step));
+    say("[%s] resuming from %s at epoch %lld step %lld\n", loop.stage.c_str(),
+        loop.checkpoint.c_str(), static_cast<long long>(first_epoch + 1),
+        static_cast<long long>(start_step));
+    if (!resume.note.empty()) say("[%s] resuming: %s\n", loop.stage.c_str(), resume.note.c_str());
   }
   for (int64_t epoch = first_epoch; epoch < loop.epochs; ++epoch) {
     absl::StatusOr<EpochResult> train = loop.train_epoch(epoch, start_step);
@@ -387,7 +415,7 @@ absl::Status Experiment::run_training(TrainingLoop& loop) {
                           absl::StrCat(train.status().message(), "; ", kept));
     }
     EvalResult test = loop.evaluate();
-    std::fprintf(stderr,
+    say(
                  "[%s] epoch %lld/%lld: train loss %.4f top-1 %.2f%% | test loss %.4f top-1 "
                  "%.2f%% top-5 %.2f%% | %.0f img/s, %.1f s\n",
                  loop.stage.c_str(), static_cast<long long>(epoch + 1),
@@ -396,20 +424,19 @@ absl::Status Experiment::run_training(TrainingLoop& loop) {
     OMPQ_RETURN_IF_ERROR(append_metrics(loop.stage, absl::StrCat(epoch + 1), &*train, test));
     if (writes()) {
       OMPQ_RETURN_IF_ERROR(save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
-                                           {epoch + 1, 0, loop.gen->seed(), loop.gen->offset()}));
+                                           checkpoint_state(epoch + 1, 0, *loop.gen)));
     }
   }
   return absl::OkStatus();
 }
 
-// Checkpoints every `every` steps of an epoch, for TrainOptions::after_step.
-std::function<absl::Status(int64_t, int64_t)> step_checkpointer(const TrainingLoop& loop,
-                                                                 int64_t every, bool writes) {
-  if (every <= 0 || !writes) return nullptr;
-  return [&loop, every](int64_t epoch, int64_t steps_done) {
+std::function<absl::Status(int64_t, int64_t)> Experiment::step_checkpointer(
+    const TrainingLoop& loop, int64_t every) const {
+  if (every <= 0 || !writes()) return nullptr;
+  return [this, &loop, every](int64_t epoch, int64_t steps_done) {
     if (steps_done % every != 0) return absl::OkStatus();
     return save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
-                           {epoch, steps_done, loop.gen->seed(), loop.gen->offset()});
+                           checkpoint_state(epoch, steps_done, *loop.gen));
   };
 }
 
@@ -447,14 +474,15 @@ absl::Status Experiment::pretrain(proto::StageRecord& record) {
   options.label_smoothing = tc.label_smoothing();
   options.log_interval = tc.log_interval();
   options.device = runtime_.device;
-  options.after_step = step_checkpointer(loop, tc.checkpoint_steps(), writes());
+  options.comm = runtime_.comm;
+  options.after_step = step_checkpointer(loop, tc.checkpoint_steps());
   Trainer trainer(*model, optimizer, *schedule, options);
   loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
     train.set_epoch(epoch);
     return trainer.train_epoch(train, epoch, tc.epochs(), start_step);
   };
   EvalResult last;
-  loop.evaluate = [&] { return last = evaluate(*model, test, runtime_.device); };
+  loop.evaluate = [&] { return last = evaluate(*model, test, runtime_.device, runtime_.comm); };
   OMPQ_RETURN_IF_ERROR(run_training(loop));
   if (writes()) OMPQ_RETURN_IF_ERROR(model->save(path(kFp32File).string()));
   record.add_outputs(kFp32File);
@@ -465,7 +493,7 @@ absl::Status Experiment::search_bits(proto::StageRecord& record) {
   record.add_outputs(kBitsFile);
   if (given_bits_) {
     record.set_status("given");
-    std::fprintf(stderr, "[search] bits from %s\n", config_.search().bits().c_str());
+    say("[search] bits from %s\n", config_.search().bits().c_str());
     return writes() ? write_text_proto(path(kBitsFile).string(), *given_bits_) : absl::OkStatus();
   }
   const proto::SearchConfig& sc = config_.search();
@@ -490,14 +518,14 @@ absl::Status Experiment::search_bits(proto::StageRecord& record) {
     images = images.to(runtime_.device);
   }
   OMPQ_ASSIGN_OR_RETURN(SearchResult result, search(*model, images, options));
-  std::fprintf(stderr,
+  say(
                "[search] %s %s: %.4f MiB (budget %.4f), %.4f G BOPs; features %.2f s, ORM %.2f s, "
                "solve %.3f s\n",
                solver_name(options.allocation.solver), quant_mode_name(options.mode),
                result.allocation.size_mib, sc.budget_mb(), result.allocation.bops_g,
                result.timings.features_s, result.timings.orm_s, result.timings.solve_s);
   if (result.allocation.size_mib > sc.budget_mb()) {
-    std::fprintf(stderr,
+    say(
                  "[search] over the budget: half-to-even rounding ignores it, as the reference's "
                  "does; --rounding=dfs or --solver=ilp keep to it\n");
   }
@@ -542,7 +570,8 @@ absl::Status Experiment::qat(proto::StageRecord& record) {
   options.weight_decay = qc.weight_decay();
   options.train.log_interval = config_.train().log_interval();
   options.train.device = runtime_.device;
-  options.train.after_step = step_checkpointer(loop, config_.train().checkpoint_steps(), writes());
+  options.train.comm = runtime_.comm;
+  options.train.after_step = step_checkpointer(loop, config_.train().checkpoint_steps());
   QatTrainer trainer(*model, train.num_batches(), options);
   loop.optimizer = &trainer.optimizer();
   loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
@@ -572,8 +601,8 @@ absl::Status Experiment::ptq(proto::StageRecord& record) {
   options.batch_size = std::min<int64_t>(options.batch_size, pc.calibration_images());
   options.init_images = std::min<int64_t>(options.init_images, pc.calibration_images());
   options.progress_interval = std::max(1, config_.train().log_interval());
-  options.on_progress = [](const PtqProgress& p) {
-    std::fprintf(stderr, "[ptq] phase %d unit %lld/%lld %s: iteration %lld/%lld, loss %.4g%s\n",
+  options.on_progress = [this](const PtqProgress& p) {
+    say("[ptq] phase %d unit %lld/%lld %s: iteration %lld/%lld, loss %.4g%s\n",
                  p.phase, static_cast<long long>(p.unit_index + 1),
                  static_cast<long long>(p.num_units), p.unit.c_str(),
                  static_cast<long long>(p.iteration), static_cast<long long>(p.iterations),
@@ -583,7 +612,7 @@ absl::Status Experiment::ptq(proto::StageRecord& record) {
   OMPQ_ASSIGN_OR_RETURN(PtqResult result, reconstruct_ptq(*model, layers,
                                                           images.to(runtime_.device), options));
   for (const PtqUnitResult& unit : result.units) {
-    std::fprintf(stderr, "[ptq] %s: error %.4g nearest -> %.4g AdaRound (%.1f s)\n",
+    say("[ptq] %s: error %.4g nearest -> %.4g AdaRound (%.1f s)\n",
                  unit.name.c_str(), unit.nearest_error, unit.adaround_error, unit.seconds);
   }
   if (writes()) OMPQ_RETURN_IF_ERROR(model->save(path(kQuantizedFile).string()));
@@ -595,8 +624,8 @@ absl::Status Experiment::eval(proto::StageRecord& record) {
   data::DataLoader test = test_loader();
   Generator gen(config_.seed());
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> fp32, fp32_model(gen));
-  EvalResult fp32_result = evaluate(*fp32, test, runtime_.device);
-  std::fprintf(stderr, "[eval] fp32: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
+  EvalResult fp32_result = evaluate(*fp32, test, runtime_.device, runtime_.comm);
+  say("[eval] fp32: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
                fp32_result.loss, fp32_result.top1, fp32_result.top5);
   OMPQ_RETURN_IF_ERROR(append_metrics("eval_fp32", "", nullptr, fp32_result));
   record.set_fp32_top1(fp32_result.top1);
@@ -604,8 +633,8 @@ absl::Status Experiment::eval(proto::StageRecord& record) {
   EvalResult result = fp32_result;
   if (quantizes()) {
     OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, nullptr));
-    result = evaluate_quantized(*model, test, runtime_.device);
-    std::fprintf(stderr, "[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
+    result = evaluate_quantized(*model, test, runtime_.device, runtime_.comm);
+    say("[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
                  config_.quant().c_str(), result.loss, result.top1, result.top5);
     OMPQ_RETURN_IF_ERROR(append_metrics(absl::StrCat("eval_", config_.quant()), "", nullptr,
                                         result));
@@ -622,7 +651,7 @@ absl::Status Experiment::export_packed(proto::StageRecord& record) {
   model->to(Device::cpu());
   nn::PackedModel packed = nn::pack_model(*model);
   if (writes()) OMPQ_RETURN_IF_ERROR(nn::save_packed(path(kPackedFile).string(), packed));
-  std::fprintf(stderr, "[export] %zu packed layers -> %s (%.1f KiB)\n", packed.layers.size(),
+  say("[export] %zu packed layers -> %s (%.1f KiB)\n", packed.layers.size(),
                path(kPackedFile).c_str(),
                writes() ? fs::file_size(path(kPackedFile)) / 1024.0 : 0.0);
   record.add_outputs(kPackedFile);
@@ -727,7 +756,7 @@ absl::Status Experiment::report(proto::StageRecord& record) {
 absl::Status Experiment::run() {
   OMPQ_RETURN_IF_ERROR(prepare());
   OMPQ_RETURN_IF_ERROR(claim_folder());
-  std::fprintf(stderr, "ompq experiment: %s on %s (%lld train / %lld test), quant %s, %s, into %s\n",
+  say("ompq experiment: %s on %s (%lld train / %lld test), quant %s, %s, into %s\n",
                config_.model().c_str(), train_set_->name().c_str(),
                static_cast<long long>(train_set_->size()), static_cast<long long>(test_set_->size()),
                config_.quant().c_str(), runtime_.device.str().c_str(), dir_.c_str());
@@ -752,7 +781,7 @@ absl::Status Experiment::run() {
     OMPQ_RETURN_IF_ERROR(skip_stage("export", "quant none"));
   }
   OMPQ_RETURN_IF_ERROR(run_stage("report", &Experiment::report));
-  std::fprintf(stderr, "wrote %s\n", dir_.c_str());
+  say("wrote %s\n", dir_.c_str());
   return absl::OkStatus();
 }
 

@@ -20,6 +20,7 @@
 #pragma once
 
 #include "absl/status/status.h"
+#include "core/comm/communicator.h"
 #include "core/device.h"
 #include "core/proto/ompq.pb.h"
 
@@ -27,9 +28,12 @@ namespace ompq::solver {
 
 struct ExperimentRuntime {
   Device device = Device::cpu();
-  // This process among those of a multi-process run: each trains on its shard; rank 0 writes.
-  int rank = 0;
-  int world_size = 1;
+  // The processes of a multi-process run (null: this one alone). Each rank trains on its shard of
+  // every global batch with gradients averaged over the ranks (solver/data_parallel.h) and
+  // evaluates its shard of the test set, summed over the ranks. The search and PTQ run on every
+  // rank on the same images (the same result everywhere, no traffic). Rank 0 alone logs and
+  // writes; every rank waits for its writes at the end of each stage.
+  Communicator* comm = nullptr;
   // Start over: delete this pipeline's outputs in the folder first.
   bool fresh = false;
 };

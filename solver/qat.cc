@@ -54,14 +54,16 @@ absl::StatusOr<EpochResult> QatTrainer::train_epoch(const data::DataLoader& load
 }
 
 EvalResult QatTrainer::evaluate(const data::DataLoader& loader) {
-  EvalResult result = evaluate_quantized(model_, loader, options_.train.device);
+  EvalResult result =
+      evaluate_quantized(model_, loader, options_.train.device, options_.train.comm);
   nn::set_quantizers_frozen(model_, false);
   return result;
 }
 
-EvalResult evaluate_quantized(nn::Model& model, const data::DataLoader& loader, Device device) {
+EvalResult evaluate_quantized(nn::Model& model, const data::DataLoader& loader, Device device,
+                              Communicator* comm) {
   nn::set_quantizers_frozen(model, true);
-  return solver::evaluate(model, loader, device);
+  return solver::evaluate(model, loader, device, comm);
 }
 
 }  // namespace ompq::solver

@@ -67,7 +67,9 @@ class QatTrainer {
   Trainer trainer_;
 };
 
-// Evaluation of a quantized model with its activation ranges frozen (the model stays frozen).
-EvalResult evaluate_quantized(nn::Model& model, const data::DataLoader& loader, Device device);
+// Evaluation of a quantized model with its activation ranges frozen (the model stays frozen),
+// summed over the ranks of `comm` when given.
+EvalResult evaluate_quantized(nn::Model& model, const data::DataLoader& loader, Device device,
+                              Communicator* comm = nullptr);
 
 }  // namespace ompq::solver

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# ompq_train data parallel under mpirun -np 2 on a Fashion-MNIST slice: every stage runs, rank 0
+# alone logs and writes; killed during QAT, the same command on ONE process resumes from the
+# 2-rank checkpoint, recomputes its place in the epoch and says so.
+#   train_mpi_smoke.sh MPIEXEC PATH_TO_OMPQ_TRAIN
+set -euo pipefail
+mpiexec=$1
+train=$2
+data=/usr/share/datasets/fashion-mnist
+if [ ! -e "$data/train-images-idx3-ubyte.gz" ]; then
+  echo "SKIP: $data is missing (Debian package dataset-fashion-mnist)"
+  exit 0
+fi
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+flags=(--output_dir="$out/run" --threads=1 --train_limit=1024 --test_limit=300 --batch_size=32
+       --eval_batch_size=100 --log_interval=8 --checkpoint_steps=4 --search_images=8 --epochs=1
+       --warmup_iterations=4 --qat_epochs=4)
+mpirun=("$mpiexec" -np 2 --allow-run-as-root --oversubscribe)
+
+# 1. Two ranks, killed once the first QAT checkpoint exists.
+"${mpirun[@]}" "$train" "${flags[@]}" > "$out/log1" 2>&1 &
+pid=$!
+for _ in $(seq 900); do
+  [ -e "$out/run/qat_checkpoint.safetensors" ] && break
+  kill -0 "$pid" 2> /dev/null || break
+  sleep 0.1
+done
+kill -KILL "$pid" 2> /dev/null || { cat "$out/log1"; fail "the 2-rank run ended before it could be killed"; }
+wait "$pid" || true
+pkill -KILL -f -- "--output_dir=$out/run" || true  # ranks mpirun leaves behind after its SIGKILL
+[ -e "$out/run/qat_checkpoint.safetensors" ] || { cat "$out/log1"; fail "no QAT checkpoint"; }
+[ "$(grep -c '^ompq experiment:' "$out/log1")" = 1 ] \
+  || { cat "$out/log1"; fail "expected the experiment line from rank 0 only"; }
+grep -q '\[pretrain\] done' "$out/log1" || { cat "$out/log1"; fail "2-rank pretraining did not finish"; }
+
+# 2. The same command on one process resumes from the 2-rank checkpoint.
+"$train" "${flags[@]}" --dist=none > "$out/log2" 2>&1 || { cat "$out/log2"; fail "resume exited non-zero"; }
+grep -q '\[pretrain\] finished earlier' "$out/log2" || { cat "$out/log2"; fail "pretraining ran again"; }
+grep -q '\[qat\] resuming: the checkpoint was written by 2 rank' "$out/log2" \
+  || { cat "$out/log2"; fail "no note that the world size changed"; }
+for f in bits.pbtxt quantized.safetensors packed.safetensors report.json; do
+  [ -s "$out/run/$f" ] || fail "missing output $f"
+done
+
+# 3. A finished folder: two ranks skip every stage and change nothing.
+before=$(cd "$out/run" && md5sum stages.pbtxt metrics.csv report.json)
+"${mpirun[@]}" "$train" "${flags[@]}" > "$out/log3" 2>&1 || { cat "$out/log3"; fail "rerun exited non-zero"; }
+[ "$(grep -c 'finished earlier' "$out/log3")" -ge 5 ] || { cat "$out/log3"; fail "a stage ran again"; }
+[ "$before" = "$(cd "$out/run" && md5sum stages.pbtxt metrics.csv report.json)" ] \
+  || fail "the rerun changed the outputs"
+echo PASS
