@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the main job: ompq_train on Fashion-MNIST, writing
-# its outputs under out/demo. Extra arguments go to ompq_train.
+# Installs what is missing, builds, and runs the main job: the default OMPQ experiment of ompq_train
+# (ResNet-20 on Fashion-MNIST: pretrain, search, QAT, eval, export, report) into out/demo. Extra
+# arguments go to ompq_train.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
