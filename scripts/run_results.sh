@@ -6,7 +6,8 @@
 # markdown table (also written to OUT/results.md). Reruns skip finished runs (ompq_train resumes).
 #   scripts/run_results.sh [OUT]          (default out/results)
 # Knobs (environment): BUILD (build), SEEDS ("1 2 3"), QAT_EPOCHS (1), PTQ_ITERS (500),
-# PTQ_BUDGETS ("0.3 0.375 0.45"), QAT_BUDGET (0.75), TRAIN_LIMIT (0: all), EXTRA (more flags).
+# PTQ_BUDGETS ("0.3 0.375 0.45"; empty: no PTQ), QAT_BUDGET (0.75; empty: no QAT), TRAIN_LIMIT
+# (0: all), WEIGHTS (FP32 weights to start from instead of training them), EXTRA (more flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/results}
@@ -16,8 +17,8 @@ train=("$build/apps/ompq_train" --model=resnet20 --train_limit="${TRAIN_LIMIT:-0
 search=("$build/apps/ompq_search" --model=resnet20 --num_classes=10)
 mkdir -p "$out"
 
-"${train[@]}" --quant=none --output_dir="$out/fp32"
-weights=$out/fp32/fp32.safetensors
+weights=${WEIGHTS:-$out/fp32/fp32.safetensors}
+[ -n "${WEIGHTS:-}" ] || "${train[@]}" --quant=none --output_dir="$out/fp32"
 
 # run QUANT NAME FLAGS...: one quantized run from the FP32 weights.
 run() {
@@ -45,8 +46,8 @@ matrix() {
   done
 }
 
-matrix qat "${QAT_BUDGET:-0.75}"
-for fraction in ${PTQ_BUDGETS:-0.3 0.375 0.45}; do matrix ptq "$fraction"; done
+for fraction in ${QAT_BUDGET-0.75}; do matrix qat "$fraction"; done
+for fraction in ${PTQ_BUDGETS-0.3 0.375 0.45}; do matrix ptq "$fraction"; done
 
 /usr/bin/python3 - "$out" << 'PY' | tee "$out/results.md"
 import json, pathlib, sys

@@ -8,11 +8,6 @@
 #include <random>
 #include <utility>
 
-// clang-format off
-// layers/optim.h before the functional headers: core/ops/optim_math.h calls sqrt unqualified,
-// which the Tensor overloads of core/functional/elementwise.h would hide.
-#include "layers/optim.h"
-// clang-format on
 #include "absl/strings/str_cat.h"
 #include "core/autograd.h"
 #include "core/functional/concat.h"
@@ -21,6 +16,7 @@
 #include "layers/conv.h"
 #include "layers/linear.h"
 #include "layers/lr_schedule.h"
+#include "layers/optim.h"
 #include "layers/quant/adaround.h"
 #include "solver/blocks.h"
 

@@ -91,8 +91,9 @@ AdamCoefficients<T> adam_coefficients(const AdamOptions& o, int64_t step) {
           static_cast<T>(std::sqrt(bias_correction2))};
 }
 
-OMPQ_HD inline float optim_sqrt(float x) { return sqrtf(x); }
-OMPQ_HD inline double optim_sqrt(double x) { return sqrt(x); }
+// Qualified: inside namespace ompq the Tensor op ompq::sqrt would hide the C function.
+OMPQ_HD inline float optim_sqrt(float x) { return ::sqrtf(x); }
+OMPQ_HD inline double optim_sqrt(double x) { return ::sqrt(x); }
 
 // One Adam/AdamW step of one element.
 template <typename T>
