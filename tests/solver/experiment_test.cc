@@ -210,8 +210,14 @@ TEST(ExperimentConfig, AcceptsAValidConfigAndNamesTheBadField) {
   EXPECT_THAT(message([](auto& c) { c.set_act_bits(1); }), HasSubstr("act_bits 1"));
   EXPECT_THAT(message([](auto& c) { c.mutable_qat()->set_epochs(0); }),
               HasSubstr("qat_epochs must be positive"));
-  EXPECT_THAT(message([](auto& c) { c.mutable_search()->set_budget_fraction(0); }),
-              HasSubstr("budget_mb 0 and budget_fraction 0"));
+  // Both zero: the mode's default fraction (0.75 QAT, 0.375 PTQ); negative is an error.
+  EXPECT_EQ(message([](auto& c) {
+              c.mutable_search()->set_budget_mb(0);
+              c.mutable_search()->set_budget_fraction(0);
+            }),
+            "");
+  EXPECT_THAT(message([](auto& c) { c.mutable_search()->set_budget_fraction(-0.5); }),
+              HasSubstr("budget_fraction -0.5 (expected >= 0)"));
   EXPECT_THAT(message([](auto& c) { c.mutable_search()->set_images(1); }),
               HasSubstr("search_images 1"));
   EXPECT_THAT(message([](auto& c) { c.mutable_train()->set_epochs(0); }),
