@@ -51,14 +51,16 @@ expect_error '--dataset=imagenet needs --data_dir' "${resnet20[@]}" --dataset=im
 
 fashion=/usr/share/datasets/fashion-mnist
 if [ -n "$train" ] && [ -e "$fashion/t10k-images-idx3-ubyte.gz" ]; then
-  "$train" --output_dir="$out/train" --train_limit=1024 --test_limit=500 --epochs=1 --warmup_iterations=2 > "$out/log" 2>&1 \
+  "$train" --quant=none --model=fashion_cnn --output_dir="$out/train" --train_limit=1024 --test_limit=500 \
+    --epochs=1 --warmup_iterations=2 > "$out/log" 2>&1 \
     || { cat "$out/log"; fail "ompq_train exited non-zero"; }
-  "$eval_bin" --model=fashion_cnn --num_classes=10 --weights="$out/train/model.safetensors" \
+  "$eval_bin" --model=fashion_cnn --num_classes=10 --weights="$out/train/fp32.safetensors" \
     --dataset=fashion_mnist --limit=500 > "$out/result" 2> "$out/log" || { cat "$out/log"; fail "dataset mode exited non-zero"; }
   cat "$out/result"
   grep -q 'over 500 images' "$out/result" || fail "dataset mode did not evaluate 500 images"
-  # ompq_train evaluated the same 500 test images with the same weights after its last epoch.
-  IFS=, read -r _ _ _ loss top1 top5 _ < <(tail -1 "$out/train/metrics.csv")
+  # ompq_train's eval stage measured the same 500 test images with the same weights (the last row:
+  # stage eval_fp32, no epoch, no training columns).
+  IFS=, read -r _ _ _ _ loss top1 top5 _ < <(tail -1 "$out/train/metrics.csv")
   for v in "top-1 $(printf %.2f "$top1")%" "top-5 $(printf %.2f "$top5")%" "loss $(printf %.4f "$loss")"; do
     grep -qF "$v" "$out/result" || fail "ompq_train measured $v"
   done
