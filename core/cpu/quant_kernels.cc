@@ -38,12 +38,14 @@ const T* data_or_null(const Tensor& t) {
   return t.defined() ? static_cast<const T*>(t.data_ptr()) : nullptr;
 }
 
-// out = fake_quantize_value(x) with row channel c's scale and zero point.
-template <typename T>
-void fake_quantize_impl(const Tensor& out, const Tensor& x, const Tensor& scale,
-                        const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
+// out[i] = element(x[i], scale, zero point, qmin, qmax) with row channel c's scale and zero point:
+// the loop shared by fake-quantization (Out = T) and quantization to integer codes.
+template <typename T, typename Out, typename Element>
+void map_per_channel(const Tensor& out, const Tensor& x, const Tensor& scale,
+                     const Tensor& zero_point, const ChannelLayout& layout, QuantRange range,
+                     Element element) {
   const T* __restrict__ src = static_cast<const T*>(x.data_ptr());
-  T* __restrict__ dst = static_cast<T*>(out.data_ptr());
+  Out* __restrict__ dst = static_cast<Out*>(out.data_ptr());
   const T* s = static_cast<const T*>(scale.data_ptr());
   const T* z = data_or_null<T>(zero_point);
   const T qmin = static_cast<T>(range.qmin), qmax = static_cast<T>(range.qmax);
@@ -51,9 +53,11 @@ void fake_quantize_impl(const Tensor& out, const Tensor& x, const Tensor& scale,
     const int64_t c = row % layout.channels;
     const T sc = s[c], zp = z ? z[c] : T(0);
     const T* __restrict__ xr = src + row * layout.inner;
-    T* __restrict__ yr = dst + row * layout.inner;
+    Out* __restrict__ yr = dst + row * layout.inner;
 #pragma omp simd
-    for (int64_t i = begin; i < end; ++i) yr[i] = fake_quantize_value(xr[i], sc, zp, qmin, qmax);
+    for (int64_t i = begin; i < end; ++i) {
+      yr[i] = static_cast<Out>(element(xr[i], sc, zp, qmin, qmax));
+    }
   });
 }
 
@@ -150,25 +154,6 @@ void fake_quantize_error_impl(const Tensor& errors, const Tensor& x, const Tenso
   }
 }
 
-template <typename T, typename Code>
-void quantize_impl(const Tensor& codes, const Tensor& x, const Tensor& scale,
-                   const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
-  const T* __restrict__ src = static_cast<const T*>(x.data_ptr());
-  Code* __restrict__ dst = static_cast<Code*>(codes.data_ptr());
-  const T* s = static_cast<const T*>(scale.data_ptr());
-  const T* z = data_or_null<T>(zero_point);
-  const T qmin = static_cast<T>(range.qmin), qmax = static_cast<T>(range.qmax);
-  for_each_segment(layout, [&](int64_t row, int64_t, int64_t begin, int64_t end) {
-    const int64_t c = row % layout.channels;
-    const T sc = s[c], zp = z ? z[c] : T(0);
-    const T* __restrict__ xr = src + row * layout.inner;
-    Code* __restrict__ qr = dst + row * layout.inner;
-#pragma omp simd
-    for (int64_t i = begin; i < end; ++i) {
-      qr[i] = static_cast<Code>(quantize_value(xr[i], sc, zp, qmin, qmax));
-    }
-  });
-}
 
 template <typename T, typename Code>
 void dequantize_impl(const Tensor& out, const Tensor& codes, const Tensor& scale,
@@ -215,7 +200,11 @@ void requantize_impl(const Tensor& codes, const Tensor& acc, const Tensor& multi
 void fake_quantize_kernel(const Tensor& out, const Tensor& x, const Tensor& scale,
                           const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "fake_quantize", [&] {
-    fake_quantize_impl<scalar_t>(out, x, scale, zero_point, layout, range);
+    map_per_channel<scalar_t, scalar_t>(
+        out, x, scale, zero_point, layout, range,
+        [](scalar_t v, scalar_t sc, scalar_t zp, scalar_t lo, scalar_t hi) {
+          return fake_quantize_value(v, sc, zp, lo, hi);
+        });
   });
 }
 
@@ -241,7 +230,11 @@ void quantize_kernel(const Tensor& codes, const Tensor& x, const Tensor& scale,
                      const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "quantize", [&] {
     dispatch_code_dtype(codes.dtype(), "quantize", [&](auto code) {
-      quantize_impl<scalar_t, decltype(code)>(codes, x, scale, zero_point, layout, range);
+      map_per_channel<scalar_t, decltype(code)>(
+          codes, x, scale, zero_point, layout, range,
+          [](scalar_t v, scalar_t sc, scalar_t zp, scalar_t lo, scalar_t hi) {
+            return quantize_value(v, sc, zp, lo, hi);
+          });
     });
   });
 }
