@@ -8,9 +8,8 @@ see the same machine load. The step is the same on both sides:
          momentum 0.9, weight decay 1e-4);
   infer: forward in eval mode without grad.
 Each side does one untimed warm-up step, then --iterations timed steps (ompq_bench's default
-counts when not given); images/s = batch * iterations / wall time. PyTorch runs channels_last with
---threads threads; ompq runs NCHW (its fastest whole-network layout today, see docs/PERF.md) with
-OMP_NUM_THREADS=--threads.
+counts when not given); images/s = batch * iterations / wall time. Both run channels_last (ompq_bench's
+default --model_layout) with --threads threads (OMP_NUM_THREADS for ompq).
 
   /usr/bin/python3 scripts/bench_torch_models.py [--bench build/apps/ompq_bench] [--batch 32]
       [--filter REGEX] [--iterations N] [--threads 2]

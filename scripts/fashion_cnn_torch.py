@@ -4,7 +4,8 @@ and time can be compared side by side on one machine. --model fashion_cnn (defau
 torchvision_to_safetensors.build_model (e.g. resnet20); images are padded to 32 px and replicated to
 3 channels for those, as ompq_train does for a [3, 32, 32] model.
 
-    /usr/bin/python3 scripts/fashion_cnn_torch.py [--model resnet20] [--epochs 2] [--threads 2]
+    /usr/bin/python3 scripts/fashion_cnn_torch.py [--model resnet20] [--small_input] [--epochs 2]
+        [--threads 2]
 """
 import argparse
 import gzip
@@ -58,6 +59,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--model", default="fashion_cnn")
+    p.add_argument("--small_input", action="store_true",
+                   help="the 32 px variant of resnet18/34/50 or mobilenet_v2 (ompq_train --small_input)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.02)
@@ -84,7 +87,7 @@ def main():
         import sys
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from torchvision_to_safetensors import build_model
-        model = build_model(a.model, num_classes=10)
+        model = build_model(a.model, num_classes=10, small_input=a.small_input)
         xtr, xte = pad_to_32_rgb(xtr, 0.2860, 0.3530), pad_to_32_rgb(xte, 0.2860, 0.3530)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum,
                           weight_decay=a.weight_decay, nesterov=True)
