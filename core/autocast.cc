@@ -1,6 +1,11 @@
 #include "core/autocast.h"
 
+#include <memory>
+
+#include "core/autograd.h"
 #include "core/error.h"
+#include "core/ops/copy.h"
+#include "core/ops/elementwise.h"
 
 namespace ompq {
 namespace {
@@ -12,6 +17,31 @@ thread_local DType g_autocast_dtype = DType::kF32;
 bool autocast_enabled() { return g_autocast_dtype != DType::kF32; }
 
 DType autocast_dtype() { return g_autocast_dtype; }
+
+Tensor autocast_cast(const Tensor& t) {
+  const DType target = g_autocast_dtype;
+  if (target == DType::kF32 || !t.defined() || t.dtype() == target || t.dtype() == DType::kF64 ||
+      !is_floating(t.dtype())) {
+    return t;
+  }
+  // Tensor::to() would make a channels_last activation NCHW-contiguous: keep its memory order.
+  Tensor out;
+  if (!t.is_contiguous() && is_dense(t)) {
+    auto storage = std::make_shared<Storage>(t.numel() * dtype_size(target), t.device());
+    out = Tensor::from_storage(std::move(storage), 0, t.shape(), t.strides(), target);
+  } else {
+    out = Tensor::empty(t.shape(), target, t.device());
+  }
+  ops::copy_(out, t);
+  const DType source = t.dtype();
+  return record(out, {t}, "AutocastBackward", [source](const Tensor& grad) {
+    return std::vector<Tensor>{grad.to(source)};
+  });
+}
+
+DType autocast_output_dtype(DType operands) {
+  return autocast_enabled() && operands == g_autocast_dtype ? DType::kF32 : operands;
+}
 
 AutocastGuard::AutocastGuard(DType dtype) : previous_(g_autocast_dtype) {
   OMPQ_CHECK(dtype == DType::kBF16 || dtype == DType::kF16 || dtype == DType::kF32,

@@ -73,6 +73,7 @@ int register_backend(std::string* status) {
   register_dropout_kernels();
   register_quant_kernels();
   register_lowbit_kernels();
+  register_amp_kernels();
 #if OMPQ_WITH_NCCL
   set_gpu_communicator_factory(
       [](Communicator& bootstrap, int gpu) { return make_nccl_communicator(bootstrap, gpu); });

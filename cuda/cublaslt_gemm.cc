@@ -77,8 +77,16 @@ GemmTypes gemm_types(DType in, DType out, bool allow_tf32) {
   if (in == DType::kI8 && out == DType::kI32) {
     return {CUDA_R_8I, CUDA_R_32I, CUDA_R_32I, CUBLAS_COMPUTE_32I};
   }
+  // Mixed precision: bf16/f16 operands, f32 accumulation and an f32 output (C and D), which
+  // cuBLASLt supports directly.
+  if ((in == DType::kBF16 || in == DType::kF16) && out == DType::kF32) {
+    return {in == DType::kBF16 ? CUDA_R_16BF : CUDA_R_16F, CUDA_R_32F, CUDA_R_32F,
+            CUBLAS_COMPUTE_32F};
+  }
   OMPQ_CHECK(in == out, "matmul on CUDA: operands of dtype ", dtype_name(in), " with an output of ",
-             dtype_name(out), " (expected one floating dtype, or i8 operands and an i32 output)");
+             dtype_name(out),
+             " (expected one floating dtype, bf16/f16 operands with an f32 output, or i8 operands "
+             "and an i32 output)");
   switch (in) {
     case DType::kF32:
       return {CUDA_R_32F, CUDA_R_32F, CUDA_R_32F,

@@ -29,9 +29,10 @@ int64_t cublaslt_heuristic_queries();
 
 // out[b] = a[b] @ w[b] (+ bias[n] on every row) on cuda. a [B, M, K] and w [B, K, N] are row-
 // or column-major in their last two dims with densely packed batches, out [B, M, N] contiguous,
-// bias [N] contiguous or undefined. Types: a, w, out and bias all f32, f64, bf16 or f16; or a, w
-// i8 with out and bias i32, where cuBLASLt requires w column-major (a transposed [N, K] matrix,
-// as linear's weight) and a row-major.
+// bias [N] contiguous or undefined. Types: a, w, out and bias all f32, f64, bf16 or f16; a, w
+// bf16 or f16 with out and bias f32 (mixed precision: f32 accumulation, unrounded output); or
+// a, w i8 with out and bias i32, where cuBLASLt requires w column-major (a transposed [N, K]
+// matrix, as linear's weight) and a row-major.
 void cublaslt_matmul(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias);
 
 }  // namespace ompq::cuda

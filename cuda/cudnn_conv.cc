@@ -347,23 +347,44 @@ Tensor weight_in_format(const Tensor& w, bool channels_last) {
   return nhwc;
 }
 
+// t in `dtype` (t itself when it has it); a converted copy is NCHW, or channels_last when asked.
+Tensor in_dtype(const Tensor& t, DType dtype, bool channels_last) {
+  if (t.dtype() == dtype) return t;
+  Tensor out = empty_nchw(t.shape(), channels_last, dtype, t.device());
+  out.copy_(t);
+  return out;
+}
+
+// Where cuDNN writes `result` (which has the plan's memory format): result itself when it has
+// the compute dtype, else a new tensor of that dtype to be converted into result.
+Tensor compute_target(const Tensor& result, DType compute, bool channels_last) {
+  if (result.dtype() == compute) return result;
+  return empty_nchw(result.shape(), channels_last, compute, result.device());
+}
+
+// Mixed precision (bf16/f16 operands with an f32 output): cuDNN's legacy API writes the operands'
+// dtype (with f32 accumulation inside), so the output is computed in it and converted to f32 by
+// the copy kernel: the f32 output carries the low-precision rounding, as PyTorch's autocast
+// output does.
 void conv2d_forward_cudnn(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                           const Conv2dParams& p) {
   const int device = x.device().index;
   const bool channels_last = is_channels_last(x) || is_channels_last(out);
   DeviceGuard guard(device);
   const Tensor weight = weight_in_format(w, channels_last);
+  const Tensor y = compute_target(out, x.dtype(), channels_last);
   CudnnDevice& dev = cudnn_device(device);
   std::lock_guard<std::mutex> lock(dev.mutex);
   ConvPlan& plan =
       plan_for(device, x.dtype(), channels_last, x.shape(), w.shape(), out.shape(), p);
-  const ConvData data = {x.data_ptr(), weight.data_ptr(), out.data_ptr()};
+  const ConvData data = {x.data_ptr(), weight.data_ptr(), y.data_ptr()};
   // The bias goes in first and the convolution accumulates onto it (beta = 1): one pass of our
   // broadcasting copy kernel, for every dtype and layout (cudnnAddTensor is slow on NHWC). The
   // ranking comes first because measuring the algorithms overwrites the output.
   ranked_candidates<ForwardOps>(dev, plan, data, device);
-  if (bias.defined()) Tensor(out).copy_(bias.view({1, bias.size(0), 1, 1}));
+  if (bias.defined()) Tensor(y).copy_(bias.view({1, bias.size(0), 1, 1}));
   run_direction<ForwardOps>(dev, plan, data, device, bias.defined() ? 1.0 : 0.0);
+  if (!y.same(out)) Tensor(out).copy_(y);
 }
 
 // grad_bias[o] = sum over n, h, w of grad_out[n, o, h, w], through the CUDA reduction (which
@@ -373,6 +394,9 @@ void bias_gradient(Tensor grad_bias, const Tensor& grad_out) {
   grad_bias.copy_(ops::sum(wide ? grad_out : grad_out.to(DType::kF32), {0, 2, 3}, false));
 }
 
+// Mixed precision (bf16/f16 operands, f32 grad_out and gradients): grad_out is rounded to the
+// operands' dtype, cuDNN computes the gradients in it and they are converted to f32; the bias
+// gradient sums the unrounded f32 grad_out.
 void conv2d_backward_cudnn(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
                            const Tensor& w, const Conv2dParams& p) {
   const int device = grad_out.device().index;
@@ -380,14 +404,17 @@ void conv2d_backward_cudnn(const Conv2dGrads& grads, const Tensor& grad_out, con
                              (grads.input.defined() && is_channels_last(grads.input));
   const Shape& x_shape = grads.input.defined() ? grads.input.shape() : x.shape();
   const Shape& w_shape = grads.weight.defined() ? grads.weight.shape() : w.shape();
-  const DType dtype = grad_out.dtype();
+  const DType dtype = x.defined() ? x.dtype() : w.dtype();
   {
     DeviceGuard guard(device);
+    const Tensor dy = in_dtype(grad_out, dtype, channels_last);
     const Tensor weight = grads.input.defined() ? weight_in_format(w, channels_last) : Tensor();
+    const Tensor grad_input =
+        grads.input.defined() ? compute_target(grads.input, dtype, channels_last) : Tensor();
     // cuDNN writes the filter gradient in the plan's filter format.
     const Tensor grad_weight =
-        grads.weight.defined() && channels_last
-            ? empty_nchw(w_shape, /*channels_last=*/true, dtype, grad_out.device())
+        grads.weight.defined() && (channels_last || grads.weight.dtype() != dtype)
+            ? empty_nchw(w_shape, channels_last, dtype, grad_out.device())
             : grads.weight;
     CudnnDevice& dev = cudnn_device(device);
     std::lock_guard<std::mutex> lock(dev.mutex);
@@ -395,11 +422,12 @@ void conv2d_backward_cudnn(const Conv2dGrads& grads, const Tensor& grad_out, con
         plan_for(device, dtype, channels_last, x_shape, w_shape, grad_out.shape(), p);
     if (grads.input.defined()) {
       run_direction<BackwardDataOps>(
-          dev, plan, {grads.input.data_ptr(), weight.data_ptr(), grad_out.data_ptr()}, device);
+          dev, plan, {grad_input.data_ptr(), weight.data_ptr(), dy.data_ptr()}, device);
+      if (!grad_input.same(grads.input)) Tensor(grads.input).copy_(grad_input);
     }
     if (grads.weight.defined()) {
       run_direction<BackwardFilterOps>(
-          dev, plan, {x.data_ptr(), grad_weight.data_ptr(), grad_out.data_ptr()}, device);
+          dev, plan, {x.data_ptr(), grad_weight.data_ptr(), dy.data_ptr()}, device);
       if (!grad_weight.same(grads.weight)) Tensor(grads.weight).copy_(grad_weight);
     }
   }

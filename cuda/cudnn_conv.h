@@ -11,7 +11,9 @@
 // accumulates onto it; its gradient is the CUDA sum over N, H, W.
 //
 // f32 runs without TF32 unless allowed (results then match the CPU's to f32 rounding); bf16 and
-// f16 run on tensor cores with f32 accumulation.
+// f16 run on tensor cores with f32 accumulation. Mixed precision (bf16/f16 operands with an f32
+// output or grad_out, core/ops/conv.h): cuDNN computes in the operands' dtype and our copy kernel
+// converts between it and f32 (the f32 results carry one low-precision rounding).
 #pragma once
 
 #include <cstdint>

@@ -17,5 +17,6 @@ void register_optim_kernels();
 void register_dropout_kernels();
 void register_quant_kernels();
 void register_lowbit_kernels();
+void register_amp_kernels();
 
 }  // namespace ompq::cuda

@@ -1,11 +1,14 @@
-// CPU 2-D convolution. f32 runs on oneDNN (forward, backward data, backward weights + bias), with
-// primitives cached per shape and parameters; f64 runs direct loops that serve finite-difference
-// gradient checks and are the reference the f32 path is tested against. Activations are NCHW or
+// CPU 2-D convolution. f32 and bf16 run on oneDNN (forward, backward data, backward weights +
+// bias), with primitives cached per shape, parameters and data types; bf16 operands may give f32
+// outputs and gradients (f32 accumulation either way). f16 is widened to f32 and runs the f32
+// primitives (see conv2d_forward_f16). f64 runs direct loops that serve finite-difference gradient
+// checks and are the reference the oneDNN path is tested against. Activations are NCHW or
 // channels_last (the tensors' strides say which); weights are contiguous [O, C/groups, kh, kw].
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "core/cpu/dnnl_context.h"
 #include "core/cpu/register.h"
 #include "core/ops/conv.h"
@@ -16,9 +19,8 @@ namespace {
 
 using dnnl::memory;
 using Tag = memory::format_tag;
-constexpr memory::data_type kF32 = memory::data_type::f32;
 
-// ---- oneDNN (f32) ------------------------------------------------------------------------------
+// ---- oneDNN (f32, bf16) --------------------------------------------------------------------------
 
 // The layout oneDNN computes activations in. Measured with oneDNN 2.6 on AVX-512 at batch 32
 // (ResNet-18 / MobileNetV2 shapes): for NCHW tensors, the blocked layouts that format `any`
@@ -43,30 +45,39 @@ ComputeLayout choose_layout(const Shape& x_shape, const Shape& w_shape, bool cha
   return ComputeLayout::kBlocked;
 }
 
-memory::desc compute_desc(const Tensor& t, ComputeLayout layout) {
+// The data types of one convolution: `compute` for x, the weights and (in backward) grad_out as
+// the primitives read them; `result` for the output, the bias and the gradients.
+struct ConvTypes {
+  memory::data_type compute, result;
+};
+
+// A primitive's descriptor for tensor t (its dims; its strides when `layout` keeps them).
+memory::desc compute_desc(const Tensor& t, ComputeLayout layout, memory::data_type type) {
   switch (layout) {
     case ComputeLayout::kBlocked:
-      return memory::desc(t.shape(), kF32, Tag::any);
+      return memory::desc(t.shape(), type, Tag::any);
     case ComputeLayout::kNhwc:
-      return memory::desc(t.shape(), kF32, Tag::nhwc);
+      return memory::desc(t.shape(), type, Tag::nhwc);
     case ComputeLayout::kAsGiven:
       break;
   }
-  return dnnl_desc(t);
+  return memory::desc(t.shape(), type, t.strides());
 }
 
 memory::desc user_weights_desc(const Tensor& w, int64_t groups) {
   return groups == 1 ? dnnl_desc(w) : dnnl_grouped_weights_desc(w, groups);
 }
 
-memory::desc any_weights_desc(const Tensor& w, int64_t groups) {
+memory::desc any_weights_desc(const Tensor& w, int64_t groups, memory::data_type type) {
   const Shape& s = w.shape();
   memory::dims dims =
       groups == 1 ? memory::dims(s) : memory::dims{groups, s[0] / groups, s[1], s[2], s[3]};
-  return memory::desc(dims, kF32, Tag::any);
+  return memory::desc(dims, type, Tag::any);
 }
 
-memory::desc bias_desc(int64_t channels) { return memory::desc({channels}, kF32, Tag::a); }
+memory::desc bias_desc(int64_t channels, memory::data_type type) {
+  return memory::desc({channels}, type, Tag::a);
+}
 
 struct ConvGeometry {
   memory::dims strides, dilates, padding;
@@ -95,9 +106,11 @@ dnnl::convolution_forward::primitive_desc forward_pd(const memory::desc& src,
 
 // Each kind of primitive has its own cache; the layouts of the tensors not in the key follow from
 // those in it (outputs take their inputs' memory format).
-PrimitiveKey conv_key(ComputeLayout layout, const Tensor& activation, const Tensor& other,
-                      const Shape& out_shape, bool with_bias, const Conv2dParams& p) {
-  PrimitiveKey key = {static_cast<int64_t>(layout), with_bias, p.groups};
+PrimitiveKey conv_key(ComputeLayout layout, const ConvTypes& types, const Tensor& activation,
+                      const Tensor& other, const Shape& out_shape, bool with_bias,
+                      const Conv2dParams& p) {
+  PrimitiveKey key = {static_cast<int64_t>(layout), static_cast<int64_t>(types.compute),
+                      static_cast<int64_t>(types.result), with_bias, p.groups};
   for (int i = 0; i < 2; ++i) {
     key.insert(key.end(), {p.stride[i], p.padding[i], p.dilation[i]});
   }
@@ -120,18 +133,21 @@ struct ConvBackwardWeights {
   dnnl::convolution_backward_weights primitive;
 };
 
-void conv2d_forward_f32(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
-                        const Conv2dParams& p) {
+void conv2d_forward_onednn(const Tensor& out, const Tensor& x, const Tensor& w,
+                           const Tensor& bias, const Conv2dParams& p) {
   static PrimitiveCache<ConvForward> cache;
   const ComputeLayout layout = choose_layout(x.shape(), w.shape(), is_channels_last(x), p);
+  const ConvTypes types = {dnnl_data_type(x.dtype()), dnnl_data_type(out.dtype())};
   const memory::desc user_x = dnnl_desc(x), user_w = user_weights_desc(w, p.groups),
-                     user_out = dnnl_desc(out);
-  const ConvForward& conv = cache.get(conv_key(layout, x, w, out.shape(), bias.defined(), p), [&] {
-    memory::desc b = bias_desc(w.size(0));
-    auto pd = forward_pd(compute_desc(x, layout), any_weights_desc(w, p.groups),
-                         bias.defined() ? &b : nullptr, compute_desc(out, layout), geometry(p));
-    return ConvForward{pd, dnnl::convolution_forward(pd)};
-  });
+                     user_out = dnnl_desc(out), user_bias = bias_desc(w.size(0), types.result);
+  const ConvForward& conv =
+      cache.get(conv_key(layout, types, x, w, out.shape(), bias.defined(), p), [&] {
+        auto pd = forward_pd(compute_desc(x, layout, types.compute),
+                             any_weights_desc(w, p.groups, types.compute),
+                             bias.defined() ? &user_bias : nullptr,
+                             compute_desc(out, layout, types.result), geometry(p));
+        return ConvForward{pd, dnnl::convolution_forward(pd)};
+      });
   Tensor x_scratch, w_scratch, out_scratch;
   memory src = reorder_to(dnnl_memory(user_x, x), conv.pd.src_desc(), &x_scratch);
   memory weights = reorder_to(dnnl_memory(user_w, w), conv.pd.weights_desc(), &w_scratch);
@@ -139,15 +155,15 @@ void conv2d_forward_f32(const Tensor& out, const Tensor& x, const Tensor& w, con
   memory dst = output_as(dst_user, conv.pd.dst_desc(), &out_scratch);
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-  if (bias.defined()) args[DNNL_ARG_BIAS] = dnnl_memory(bias_desc(w.size(0)), bias);
+  if (bias.defined()) args[DNNL_ARG_BIAS] = dnnl_memory(user_bias, bias);
   Tensor scratchpad;
   add_scratchpad(conv.pd, &args, &scratchpad);
   conv.primitive.execute(dnnl_stream(), args);
   finish_output(dst, dst_user);
 }
 
-// grad_out as oneDNN memory, reordered at most once for the primitives that read it (backward
-// data and backward weights usually want the same blocked layout).
+// grad_out as oneDNN memory, reordered (and converted to the compute type) at most once for the
+// primitives that read it (backward data and backward weights usually want the same layout).
 class SharedReorder {
  public:
   explicit SharedReorder(const Tensor& t) : tensor_(t), user_(dnnl_memory(dnnl_desc(t), t)) {}
@@ -165,17 +181,19 @@ class SharedReorder {
   Tensor scratch_;
 };
 
-void conv2d_backward_data_f32(const Tensor& grad_x, SharedReorder& grad_out, const Tensor& w,
-                              ComputeLayout layout, const Conv2dParams& p) {
+void conv2d_backward_data_onednn(const Tensor& grad_x, SharedReorder& grad_out, const Tensor& w,
+                                 ComputeLayout layout, const ConvTypes& types,
+                                 const Conv2dParams& p) {
   static PrimitiveCache<ConvBackwardData> cache;
   const memory::desc user_gx = dnnl_desc(grad_x), user_w = user_weights_desc(w, p.groups);
   const ConvBackwardData& conv =
-      cache.get(conv_key(layout, grad_out.tensor(), w, grad_x.shape(), false, p), [&] {
-        memory::desc gx = compute_desc(grad_x, layout),
-                     gout = compute_desc(grad_out.tensor(), layout),
-                     wd = any_weights_desc(w, p.groups);
+      cache.get(conv_key(layout, types, grad_out.tensor(), w, grad_x.shape(), false, p), [&] {
+        memory::desc gx = compute_desc(grad_x, layout, types.result),
+                     gout = compute_desc(grad_out.tensor(), layout, types.compute),
+                     wd = any_weights_desc(w, p.groups, types.compute);
         ConvGeometry g = geometry(p);
-        auto hint = forward_pd(gx, wd, nullptr, gout, g);
+        // The hint is the forward convolution in the compute type, whose layouts backward follows.
+        auto hint = forward_pd(compute_desc(grad_x, layout, types.compute), wd, nullptr, gout, g);
         dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, gx, wd,
                                                    gout, g.strides, g.dilates, g.padding,
                                                    g.padding);
@@ -196,18 +214,23 @@ void conv2d_backward_data_f32(const Tensor& grad_x, SharedReorder& grad_out, con
   finish_output(diff_src, diff_src_user);
 }
 
-void conv2d_backward_weights_f32(const Tensor& grad_w, const Tensor& grad_bias,
-                                 SharedReorder& grad_out, const Tensor& x, ComputeLayout layout,
-                                 const Conv2dParams& p) {
+void conv2d_backward_weights_onednn(const Tensor& grad_w, const Tensor& grad_bias,
+                                    SharedReorder& grad_out, const Tensor& x,
+                                    ComputeLayout layout, const ConvTypes& types,
+                                    const Conv2dParams& p) {
   static PrimitiveCache<ConvBackwardWeights> cache;
   const bool with_bias = grad_bias.defined();
-  const memory::desc user_x = dnnl_desc(x), user_gw = user_weights_desc(grad_w, p.groups);
+  const memory::desc user_x = dnnl_desc(x), user_gw = user_weights_desc(grad_w, p.groups),
+                     user_gb = bias_desc(grad_w.size(0), types.result);
   const ConvBackwardWeights& conv =
-      cache.get(conv_key(layout, x, grad_out.tensor(), grad_w.shape(), with_bias, p), [&] {
-        memory::desc src = compute_desc(x, layout), gout = compute_desc(grad_out.tensor(), layout),
-                     gw = any_weights_desc(grad_w, p.groups), gb = bias_desc(grad_w.size(0));
+      cache.get(conv_key(layout, types, x, grad_out.tensor(), grad_w.shape(), with_bias, p), [&] {
+        memory::desc src = compute_desc(x, layout, types.compute),
+                     gout = compute_desc(grad_out.tensor(), layout, types.compute),
+                     gw = any_weights_desc(grad_w, p.groups, types.result), gb = user_gb,
+                     hint_bias = bias_desc(grad_w.size(0), types.compute);
         ConvGeometry g = geometry(p);
-        auto hint = forward_pd(src, gw, with_bias ? &gb : nullptr, gout, g);
+        auto hint = forward_pd(src, any_weights_desc(grad_w, p.groups, types.compute),
+                               with_bias ? &hint_bias : nullptr, gout, g);
         using Bwd = dnnl::convolution_backward_weights;
         auto desc = with_bias ? Bwd::desc(dnnl::algorithm::convolution_direct, src, gw, gb, gout,
                                           g.strides, g.dilates, g.padding, g.padding)
@@ -223,23 +246,71 @@ void conv2d_backward_weights_f32(const Tensor& grad_w, const Tensor& grad_bias,
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
                                           {DNNL_ARG_DIFF_DST, grad_out.as(conv.pd.diff_dst_desc())},
                                           {DNNL_ARG_DIFF_WEIGHTS, diff_w}};
-  if (with_bias) args[DNNL_ARG_DIFF_BIAS] = dnnl_memory(bias_desc(grad_w.size(0)), grad_bias);
+  if (with_bias) args[DNNL_ARG_DIFF_BIAS] = dnnl_memory(user_gb, grad_bias);
   Tensor scratchpad;
   add_scratchpad(conv.pd, &args, &scratchpad);
   conv.primitive.execute(dnnl_stream(), args);
   finish_output(diff_w, diff_w_user);
 }
 
-void conv2d_backward_f32(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
-                         const Tensor& w, const Conv2dParams& p) {
+void conv2d_backward_onednn(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
+                            const Tensor& w, const Conv2dParams& p) {
   const Shape& x_shape = grads.input.defined() ? grads.input.shape() : x.shape();
   const Shape& w_shape = w.defined() ? w.shape() : grads.weight.shape();
   const ComputeLayout layout = choose_layout(x_shape, w_shape, is_channels_last(grad_out), p);
+  const ConvTypes types = {dnnl_data_type(x.defined() ? x.dtype() : w.dtype()),
+                           dnnl_data_type(grad_out.dtype())};
   SharedReorder shared_grad_out(grad_out);
-  if (grads.input.defined()) conv2d_backward_data_f32(grads.input, shared_grad_out, w, layout, p);
-  if (grads.weight.defined()) {
-    conv2d_backward_weights_f32(grads.weight, grads.bias, shared_grad_out, x, layout, p);
+  if (grads.input.defined()) {
+    conv2d_backward_data_onednn(grads.input, shared_grad_out, w, layout, types, p);
   }
+  if (grads.weight.defined()) {
+    conv2d_backward_weights_onednn(grads.weight, grads.bias, shared_grad_out, x, layout, types, p);
+  }
+}
+
+// ---- f16 (widened to f32) --------------------------------------------------------------------
+//
+// oneDNN 2.6 has f16 convolutions only on CPUs with AVX512-FP16. Widening f16 to f32 is exact, so
+// the f32 primitives form the products an f16 tensor core forms, accumulated in f32; an f16
+// output or gradient is rounded once from the f32 result, and an f32 grad_out is first rounded to
+// f16 like the operands.
+
+// t in `dtype` (t itself when it has it), in t's memory format.
+Tensor in_dtype(const Tensor& t, DType dtype) {
+  if (!t.defined() || t.dtype() == dtype) return t;
+  Tensor out = empty_nchw(t.shape(), is_channels_last(t), dtype, t.device());
+  out.copy_(t);
+  return out;
+}
+
+// Where an f32 computation of `result` writes: result itself when it is f32, else a new tensor.
+Tensor f32_target(const Tensor& result) {
+  if (!result.defined() || result.dtype() == DType::kF32) return result;
+  return empty_nchw(result.shape(), is_channels_last(result), DType::kF32, result.device());
+}
+
+void store(const Tensor& result, const Tensor& computed) {
+  if (result.defined() && !result.same(computed)) Tensor(result).copy_(computed);
+}
+
+void conv2d_forward_f16(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                        const Conv2dParams& p) {
+  const Tensor out32 = f32_target(out);
+  conv2d_forward_onednn(out32, in_dtype(x, DType::kF32), in_dtype(w, DType::kF32),
+                        in_dtype(bias, DType::kF32), p);
+  store(out, out32);
+}
+
+void conv2d_backward_f16(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
+                         const Tensor& w, const Conv2dParams& p) {
+  const Conv2dGrads grads32 = {f32_target(grads.input), f32_target(grads.weight),
+                               f32_target(grads.bias)};
+  conv2d_backward_onednn(grads32, in_dtype(in_dtype(grad_out, DType::kF16), DType::kF32),
+                         in_dtype(x, DType::kF32), in_dtype(w, DType::kF32), p);
+  store(grads.input, grads32.input);
+  store(grads.weight, grads32.weight);
+  store(grads.bias, grads32.bias);
 }
 
 // ---- direct loops (f64) ----------------------------------------------------------------------
@@ -395,32 +466,46 @@ void conv2d_backward_weight_direct(const Tensor& grad_w, const Tensor& grad_bias
   });
 }
 
-// ---- dtype dispatch
-// ------------------------------------------------------------------------------
+// ---- dtype dispatch (on the compute dtype of x and the weights) ----------------------------------
+
+[[noreturn]] void unsupported(const char* op, DType dtype) {
+  throw Error(absl::StrCat(op, " on CPU: unsupported dtype ", dtype_name(dtype),
+                           " (expected f32, f64, bf16 or f16)"));
+}
 
 void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                            const Conv2dParams& p) {
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "conv2d", [&] {
-    if constexpr (std::is_same_v<scalar_t, float>)
-      conv2d_forward_f32(out, x, w, bias, p);
-    else
-      conv2d_forward_direct<scalar_t>(out, x, w, bias, p);
-  });
+  switch (x.dtype()) {
+    case DType::kF32:
+    case DType::kBF16:
+      return conv2d_forward_onednn(out, x, w, bias, p);
+    case DType::kF16:
+      return conv2d_forward_f16(out, x, w, bias, p);
+    case DType::kF64:
+      return conv2d_forward_direct<double>(out, x, w, bias, p);
+    default:
+      unsupported("conv2d", x.dtype());
+  }
 }
 
 void conv2d_backward_kernel(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
                             const Tensor& w, const Conv2dParams& p) {
-  OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "conv2d_backward", [&] {
-    if constexpr (std::is_same_v<scalar_t, float>) {
-      conv2d_backward_f32(grads, grad_out, x, w, p);
-    } else {
-      if (grads.input.defined())
-        conv2d_backward_input_direct<scalar_t>(grads.input, grad_out, w, p);
+  const DType compute = x.defined() ? x.dtype() : w.dtype();
+  switch (compute) {
+    case DType::kF32:
+    case DType::kBF16:
+      return conv2d_backward_onednn(grads, grad_out, x, w, p);
+    case DType::kF16:
+      return conv2d_backward_f16(grads, grad_out, x, w, p);
+    case DType::kF64:
+      if (grads.input.defined()) conv2d_backward_input_direct<double>(grads.input, grad_out, w, p);
       if (grads.weight.defined()) {
-        conv2d_backward_weight_direct<scalar_t>(grads.weight, grads.bias, grad_out, x, p);
+        conv2d_backward_weight_direct<double>(grads.weight, grads.bias, grad_out, x, p);
       }
-    }
-  });
+      return;
+    default:
+      unsupported("conv2d_backward", compute);
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "core/cpu/dnnl_context.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace ompq::cpu {
 
 dnnl::engine& dnnl_engine() {
@@ -12,10 +14,22 @@ dnnl::stream& dnnl_stream() {
   return stream;
 }
 
+dnnl::memory::data_type dnnl_data_type(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return dnnl::memory::data_type::f32;
+    case DType::kBF16:
+      return dnnl::memory::data_type::bf16;
+    case DType::kF16:
+      return dnnl::memory::data_type::f16;
+    default:
+      throw Error(absl::StrCat("oneDNN path: unsupported dtype ", dtype_name(dtype),
+                               " (expected f32, bf16 or f16)"));
+  }
+}
+
 dnnl::memory::desc dnnl_desc(const Tensor& t) {
-  OMPQ_CHECK(t.dtype() == DType::kF32, "oneDNN path: expected an f32 tensor, got ",
-             dtype_name(t.dtype()), " with shape ", shape_str(t.shape()));
-  return dnnl::memory::desc(t.shape(), dnnl::memory::data_type::f32, t.strides());
+  return dnnl::memory::desc(t.shape(), dnnl_data_type(t.dtype()), t.strides());
 }
 
 dnnl::memory::desc dnnl_grouped_weights_desc(const Tensor& w, int64_t groups) {
@@ -23,7 +37,7 @@ dnnl::memory::desc dnnl_grouped_weights_desc(const Tensor& w, int64_t groups) {
   const Shape& st = w.strides();
   dnnl::memory::dims dims = {groups, s[0] / groups, s[1], s[2], s[3]};
   dnnl::memory::dims strides = {s[0] / groups * st[0], st[0], st[1], st[2], st[3]};
-  return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, strides);
+  return dnnl::memory::desc(dims, dnnl_data_type(w.dtype()), strides);
 }
 
 dnnl::memory dnnl_memory(const dnnl::memory::desc& desc, const Tensor& t) {

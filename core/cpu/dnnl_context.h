@@ -21,7 +21,9 @@ dnnl::engine& dnnl_engine();
 // on different threads (data loaders, tests) from sharing stream state.
 dnnl::stream& dnnl_stream();
 
-// A plain descriptor with the tensor's dims and strides (f32 only).
+// oneDNN's data type for f32, bf16 or f16 (any other dtype throws).
+dnnl::memory::data_type dnnl_data_type(DType dtype);
+// A plain descriptor with the tensor's dims, strides and data type (f32, bf16 or f16).
 dnnl::memory::desc dnnl_desc(const Tensor& t);
 // The same descriptor with dims regrouped as oneDNN's grouped-weights layout
 // [groups, O/groups, C/groups, kh, kw] for a weight tensor [O, C/groups, kh, kw].

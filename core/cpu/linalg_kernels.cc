@@ -1,7 +1,11 @@
-// CPU matrix products: f32 on oneDNN's matmul (transposed operands described by their strides,
-// bias fused), f64 on plain loops (gradient checks and the reference for the f32 path).
+// CPU matrix products: f32 and bf16 on oneDNN's matmul (transposed operands described by their
+// strides, bias fused; bf16 operands may give an f32 output), f16 widened to f32 (oneDNN 2.6 has
+// f16 matmul only on AVX512-FP16 CPUs; widening is exact, so the products are an f16 tensor
+// core's with f32 accumulation), f64 on plain loops (gradient checks and the reference for the
+// oneDNN path).
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "core/cpu/dnnl_context.h"
 #include "core/cpu/register.h"
 #include "core/ops/linalg.h"
@@ -15,19 +19,21 @@ struct Matmul {
   dnnl::matmul primitive;
 };
 
-dnnl::memory::desc bias_row_desc(int64_t n) {
-  return dnnl::memory::desc({1, 1, n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::abc);
+// The bias as a [1, 1, n] row of the output's data type.
+dnnl::memory::desc bias_row_desc(int64_t n, DType dtype) {
+  return dnnl::memory::desc({1, 1, n}, dnnl_data_type(dtype), dnnl::memory::format_tag::abc);
 }
 
-void matmul_f32(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
+void matmul_onednn(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
   static PrimitiveCache<Matmul> cache;
-  PrimitiveKey key = {bias.defined()};
+  PrimitiveKey key = {bias.defined(), static_cast<int64_t>(a.dtype()),
+                      static_cast<int64_t>(out.dtype())};
   append_layout(&key, a);
   append_layout(&key, w);
   const dnnl::memory::desc a_desc = dnnl_desc(a), w_desc = dnnl_desc(w), out_desc = dnnl_desc(out);
-  const int64_t n = out.size(2);
+  const dnnl::memory::desc bias_desc = bias_row_desc(out.size(2), out.dtype());
   const Matmul& mm = cache.get(key, [&] {
-    auto desc = bias.defined() ? dnnl::matmul::desc(a_desc, w_desc, bias_row_desc(n), out_desc)
+    auto desc = bias.defined() ? dnnl::matmul::desc(a_desc, w_desc, bias_desc, out_desc)
                                : dnnl::matmul::desc(a_desc, w_desc, out_desc);
     dnnl::matmul::primitive_desc pd(desc, primitive_attr(), dnnl_engine());
     return Matmul{pd, dnnl::matmul(pd)};
@@ -35,7 +41,7 @@ void matmul_f32(const Tensor& out, const Tensor& a, const Tensor& w, const Tenso
   std::unordered_map<int, dnnl::memory> args = {{DNNL_ARG_SRC, dnnl_memory(a_desc, a)},
                                                 {DNNL_ARG_WEIGHTS, dnnl_memory(w_desc, w)},
                                                 {DNNL_ARG_DST, dnnl_memory(out_desc, out)}};
-  if (bias.defined()) args[DNNL_ARG_BIAS] = dnnl_memory(bias_row_desc(n), bias);
+  if (bias.defined()) args[DNNL_ARG_BIAS] = dnnl_memory(bias_desc, bias);
   Tensor scratchpad;
   add_scratchpad(mm.pd, &args, &scratchpad);
   mm.primitive.execute(dnnl_stream(), args);
@@ -67,13 +73,27 @@ void matmul_loops(const Tensor& out, const Tensor& a, const Tensor& w, const Ten
   });
 }
 
+// f16 operands widened to f32; an f16 output is rounded once from the f32 product.
+void matmul_f16(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
+  const Tensor out32 = out.dtype() == DType::kF32 ? out : Tensor::empty(out.shape());
+  matmul_onednn(out32, a.to(DType::kF32), w.to(DType::kF32),
+                bias.defined() ? bias.to(DType::kF32) : Tensor());
+  if (!out32.same(out)) Tensor(out).copy_(out32);
+}
+
 void matmul_kernel(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
-  OMPQ_DISPATCH_FLOATING(a.dtype(), "matmul", [&] {
-    if constexpr (std::is_same_v<scalar_t, float>)
-      matmul_f32(out, a, w, bias);
-    else
-      matmul_loops<scalar_t>(out, a, w, bias);
-  });
+  switch (a.dtype()) {
+    case DType::kF32:
+    case DType::kBF16:
+      return matmul_onednn(out, a, w, bias);
+    case DType::kF16:
+      return matmul_f16(out, a, w, bias);
+    case DType::kF64:
+      return matmul_loops<double>(out, a, w, bias);
+    default:
+      throw Error(absl::StrCat("matmul on CPU: unsupported dtype ", dtype_name(a.dtype()),
+                               " (expected f32, f64, bf16 or f16)"));
+  }
 }
 
 }  // namespace

@@ -19,6 +19,7 @@ void register_quant_kernels();
 void register_pack_kernels();
 void register_integer_kernels();
 void register_adaround_kernels();
+void register_amp_kernels();
 
 inline void register_all_kernels() {
   register_copy_kernels();
@@ -36,6 +37,7 @@ inline void register_all_kernels() {
   register_pack_kernels();
   register_integer_kernels();
   register_adaround_kernels();
+  register_amp_kernels();
 }
 
 }  // namespace ompq::cpu

@@ -1,11 +1,16 @@
 #include "core/functional/conv.h"
 
+#include "core/autocast.h"
 #include "core/autograd.h"
 
 namespace ompq {
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
-  Tensor out = ops::conv2d(x, weight, bias, p);
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
+              const Conv2dParams& p) {
+  // Under autocast x and weight are cast to the low-precision dtype (autograd-aware: their
+  // gradients come back in their own dtype), the bias stays f32 and the output is f32.
+  const Tensor x = autocast_cast(x_in), weight = autocast_cast(weight_in);
+  Tensor out = ops::conv2d(x, weight, bias, p, autocast_output_dtype(x.dtype()));
   if (!any_requires_grad({x, weight, bias})) return out;
   // The input gradient of a first layer is never needed: skip its (large) transposed convolution.
   const bool need_weight = weight.requires_grad() || (bias.defined() && bias.requires_grad());

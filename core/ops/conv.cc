@@ -1,5 +1,7 @@
 #include "core/ops/conv.h"
 
+#include "core/ops/amp.h"
+
 namespace ompq {
 
 DispatchStub<Conv2dForwardKernel> conv2d_forward_stub("conv2d");
@@ -56,8 +58,8 @@ Conv2dGrads conv2d_backward_impl(const char* op, const Tensor& grad_out, const T
   OMPQ_CHECK(grad_out.shape() == out_shape, op, ": grad_out of shape ", shape_str(grad_out.shape()),
              " for an output of shape ", shape_str(out_shape));
   OMPQ_CHECK(!needed[2] || needed[1], op, ": the bias gradient comes with the weight gradient");
-  if (x.defined()) check_same_dtype(grad_out, x, op);
-  if (weight.defined()) check_same_dtype(grad_out, weight, op);
+  if (x.defined() && weight.defined()) check_same_dtype(x, weight, op);
+  check_product_dtypes(op, x.defined() ? x.dtype() : weight.dtype(), grad_out.dtype());
   const DType dtype = grad_out.dtype();
   const Device device = grad_out.device();
   Conv2dGrads grads;
@@ -104,19 +106,26 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p)
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+  return conv2d(x, weight, bias, p, x.dtype());
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+              DType out_dtype) {
   Shape out_shape = conv2d_output_shape(x.shape(), weight.shape(), p);
   check_same_dtype(x, weight, "conv2d");
+  check_product_dtypes("conv2d", x.dtype(), out_dtype);
   check_same_device(x, weight, "conv2d");
   if (bias.defined()) {
     OMPQ_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "conv2d: bias of shape ",
                shape_str(bias.shape()), " does not match weight of shape ",
                shape_str(weight.shape()), " (expected [", weight.size(0), "])");
-    check_same_dtype(x, bias, "conv2d");
+    OMPQ_CHECK(bias.dtype() == out_dtype, "conv2d: bias of dtype ", dtype_name(bias.dtype()),
+               " for an output of dtype ", dtype_name(out_dtype), " (the bias takes the output's)");
     check_same_device(x, bias, "conv2d");
   }
   const bool channels_last = is_channels_last(x);
   Tensor xc = in_format(x, channels_last);
-  Tensor out = empty_nchw(out_shape, channels_last, x.dtype(), x.device());
+  Tensor out = empty_nchw(out_shape, channels_last, out_dtype, x.device());
   if (out.numel() == 0) return out;
   conv2d_forward_stub(x.device(), out, xc, weight.detach().contiguous(),
                       bias.defined() ? bias.detach().contiguous() : Tensor(), p);

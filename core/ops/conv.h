@@ -3,6 +3,14 @@
 // 1)/stride + 1. Tensors are NCHW-contiguous, or channels_last (NHWC in memory, NCHW logical
 // shape); outputs and input gradients take the memory format of x. Anything else is made
 // NCHW-contiguous first.
+//
+// Dtypes: x and weight share one "compute" dtype, f32, f64, bf16 or f16. The output (and the bias)
+// has that dtype, or f32 for bf16/f16 operands: low-precision products accumulated in f32
+// (autocast's mixed precision, core/autocast.h); the CPU returns that f32 result unrounded, cuDNN
+// writes the operands' dtype which is then converted. In backward, grad_out has either dtype and
+// the gradients take grad_out's (an f32 grad_out is rounded to the compute dtype for the
+// products). The CPU runs bf16 natively on oneDNN; f16 is widened to f32 there (exact) and
+// computed by the f32 primitives, the products an f16 tensor core would form.
 #pragma once
 
 #include <array>
@@ -43,6 +51,9 @@ namespace ops {
 Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dParams& p);
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
+// The same with an output (and bias) of dtype `out_dtype`: x's dtype, or f32 for bf16/f16 x.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+              DType out_dtype);
 // The gradients selected by needed = {input, weight, bias} (bias needs weight) in one call: on
 // oneDNN's blocked layouts grad_out is then reordered once for both primitives. The input
 // gradient takes the memory format of x.
