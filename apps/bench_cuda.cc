@@ -3,40 +3,21 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "apps/bench_gpu.h"
 #include "core/ops/conv.h"
+#include "core/ops/norm.h"
+#include "core/ops/quant.h"
 #include "core/random.h"
 #include "cuda/cublaslt_gemm.h"
-#include "cuda/runtime.h"
 #include "runtime/init.h"
 
 namespace ompq {
 namespace {
-
-constexpr int kLaunchesPerSync = 10;
-
-// Per-launch time of `launch` (called kLaunchesPerSync times, then the device drained).
-template <typename Launch>
-void time_launches(benchmark::State& state, const Launch& launch) {
-  launch();  // untimed: plan creation, algorithm choice, first allocations
-  cuda::synchronize(0);
-  for (auto _ : state) {
-    const auto start = std::chrono::steady_clock::now();
-    for (int i = 0; i < kLaunchesPerSync; ++i) launch();
-    cuda::synchronize(0);
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    state.SetIterationTime(elapsed.count() / kLaunchesPerSync);
-  }
-}
-
-void set_rate(benchmark::State& state, const char* name, double per_launch, double scale) {
-  state.counters[name] = benchmark::Counter(per_launch * state.iterations() / scale,
-                                            benchmark::Counter::kIsRate);
-}
 
 // One convolution layer at 224x224 input resolution (square inputs and kernels).
 struct ConvLayer {
@@ -102,86 +83,171 @@ std::vector<ConvLayer> model_conv_layers() {
   return layers;
 }
 
-// bf16, channels_last: the layout and precision of PyTorch's AMP training with channels_last.
-Tensor gpu_bf16(const Shape& shape, bool channels_last, uint64_t seed) {
+// Standard normal values drawn on the GPU (drawing the batch-256 activations on the host would
+// take longer than timing them).
+Tensor gpu_randn(const Shape& shape, DType dtype, bool channels_last, uint64_t seed) {
   Generator gen(seed);
-  Tensor t = randn(shape, gen).to(DType::kBF16).to(Device::cuda());
-  return channels_last ? t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2}) : t;
+  if (!channels_last) return randn(shape, gen, dtype, Device::cuda());
+  const Shape nhwc = {shape[0], shape[2], shape[3], shape[1]};
+  return randn(nhwc, gen, dtype, Device::cuda()).permute({0, 3, 1, 2});
 }
 
-void conv(benchmark::State& state, int64_t batch, ConvLayer l, bool with_backward) {
+// bf16, channels_last: the layout and precision of PyTorch's AMP training with channels_last.
+void conv_bench(benchmark::State& state, int64_t batch, ConvLayer l, bool with_backward) {
   Conv2dParams p;
   p.stride = {l.stride, l.stride};
   p.padding = {l.padding, l.padding};
   p.groups = l.groups;
-  const Tensor x = gpu_bf16({batch, l.channels, l.height, l.height}, true, 1);
-  const Tensor w = gpu_bf16({l.out_channels, l.channels / l.groups, l.kernel, l.kernel}, false, 2);
+  const DType bf16 = DType::kBF16;
+  const Tensor x = gpu_randn({batch, l.channels, l.height, l.height}, bf16, true, 1);
+  const Tensor w =
+      gpu_randn({l.out_channels, l.channels / l.groups, l.kernel, l.kernel}, bf16, false, 2);
   const Tensor grad =
-      gpu_bf16({batch, l.out_channels, l.out_height(), l.out_height()}, true, 3);
-  time_launches(state, [&] {
-    benchmark::DoNotOptimize(ops::conv2d(x, w, Tensor(), p).data_ptr());
-    if (with_backward) ops::conv2d_backward(grad, x, w, {true, true, false}, p);
+      gpu_randn({batch, l.out_channels, l.out_height(), l.out_height()}, bf16, true, 3);
+  time_gpu_launches(state, [&] {
+    Tensor out = ops::conv2d(x, w, Tensor(), p);
+    if (with_backward) out = ops::conv2d_backward(grad, x, w, {true, true, false}, p).input;
+    return out;
   });
   const double flops = 2.0 * batch * l.out_channels * (l.channels / l.groups) * l.kernel *
                        l.kernel * l.out_height() * l.out_height() * (with_backward ? 3 : 1);
-  set_rate(state, "TFLOPS", flops, 1e12);
-  set_rate(state, "peak_fraction", flops, GpuPeaks::kBf16Flops);
+  set_gpu_rate(state, "TFLOPS", flops, 1e12);
+  set_gpu_rate(state, "peak_fraction", flops, GpuPeaks::kBf16Flops);
+}
+
+// Operands of random values in [-lim, lim] drawn on the GPU and converted there.
+Tensor gpu_uniform(const Shape& shape, DType dtype, double lim, uint64_t seed) {
+  Generator gen(seed);
+  Tensor t = Tensor::empty(shape, DType::kF32, Device::cuda());
+  ops::uniform_(t, -lim, lim, gen);
+  return t.to(dtype);
 }
 
 // out [M, N] = x [M, K] @ w^T with w a row-major [N, K] (linear's weight): bf16 -> bf16 or
-// int8 -> int32.
-void gemm(benchmark::State& state, bool int8, int64_t m, int64_t k, int64_t n) {
+// int8 -> int32. Bytes: the operands read and the output written once each.
+void gemm_bench(benchmark::State& state, bool int8, int64_t m, int64_t k, int64_t n) {
   const DType in = int8 ? DType::kI8 : DType::kBF16, out_dtype = int8 ? DType::kI32 : DType::kBF16;
-  Generator gen(4);
-  auto operand = [&](const Shape& shape) {
-    Tensor t = Tensor::empty(shape, DType::kF32);
-    ops::uniform_(t, int8 ? -127.0 : -1.0, int8 ? 127.0 : 1.0, gen);
-    return t.to(in).to(Device::cuda());
-  };
-  const Tensor x = operand({1, m, k});
-  const Tensor w_rows = operand({n, k});
+  const double lim = int8 ? 127.0 : 1.0;
+  const Tensor x = gpu_uniform({1, m, k}, in, lim, 4);
+  const Tensor w_rows = gpu_uniform({n, k}, in, lim, 5);
   const Tensor w = as_strided(w_rows, {1, k, n}, {k * n, 1, k}, 0);
   const Tensor out = Tensor::empty({1, m, n}, out_dtype, Device::cuda());
-  time_launches(state, [&] { cuda::cublaslt_matmul(out, x, w, Tensor()); });
+  time_gpu_launches(state, [&] {
+    cuda::cublaslt_matmul(out, x, w, Tensor());
+    return out;
+  });
   const double flops = 2.0 * m * k * n;
   const double bytes =
       static_cast<double>((m * k + k * n) * dtype_size(in) + m * n * dtype_size(out_dtype));
-  set_rate(state, "TFLOPS", flops, 1e12);
-  set_rate(state, "peak_fraction", flops, int8 ? GpuPeaks::kInt8Ops : GpuPeaks::kBf16Flops);
-  set_rate(state, "GBps", bytes, 1e9);
-  set_rate(state, "hbm_fraction", bytes, GpuPeaks::kHbmBytesPerSecond);
+  set_gpu_rate(state, "TFLOPS", flops, 1e12);
+  set_gpu_rate(state, "peak_fraction", flops, int8 ? GpuPeaks::kInt8Ops : GpuPeaks::kBf16Flops);
+  set_gpu_rate(state, "GBps", bytes, 1e9);
+  set_gpu_rate(state, "hbm_fraction", bytes, GpuPeaks::kHbmBytesPerSecond);
+}
+
+// A ResNet activation [N, C, H, H] (far larger than the L2, so that the kernels stream from HBM).
+struct Activation {
+  int64_t batch, channels, height;
+  Shape shape() const { return {batch, channels, height, height}; }
+  double numel() const { return static_cast<double>(batch) * channels * height * height; }
+  std::string name() const { return absl::StrCat("N", batch, "_C", channels, "_H", height); }
+};
+
+void set_bandwidth(benchmark::State& state, double bytes) {
+  set_gpu_rate(state, "GBps", bytes, 1e9);
+  set_gpu_rate(state, "hbm_fraction", bytes, GpuPeaks::kHbmBytesPerSecond);
+}
+
+// Fake-quant as QAT runs it: per tensor as an activation quantizer (unsigned 8 bits, zero point
+// 0), per channel (axis 1) as a weight quantizer (signed 4 bits, symmetric). backward: the clipped
+// STE input gradient and the step-size gradient. Bytes: forward reads x and writes the output;
+// backward reads the output gradient and x and writes the input gradient (the [C] scale gradient
+// is negligible).
+void fake_quant_bench(benchmark::State& state, Activation a, bool per_channel, bool backward) {
+  const Tensor x = gpu_randn(a.shape(), DType::kF32, false, 6);
+  const Tensor grad = gpu_randn(a.shape(), DType::kF32, false, 7);
+  const std::optional<int64_t> axis = per_channel ? std::optional<int64_t>(1) : std::nullopt;
+  const Tensor scale = per_channel ? Tensor::full({a.channels}, 0.25, DType::kF32, Device::cuda())
+                                   : Tensor::scalar(0.02, DType::kF32, Device::cuda());
+  const QuantRange range = per_channel ? QuantRange{-8, 7} : QuantRange{0, 255};
+  time_gpu_launches(state, [&] {
+    if (!backward) return ops::fake_quantize(x, scale, Tensor(), axis, range);
+    return ops::fake_quantize_backward(grad, x, scale, Tensor(), axis, range, /*clip=*/true,
+                                       /*need_input=*/true, /*need_scale=*/true)
+        .input;
+  });
+  set_bandwidth(state, (backward ? 3 : 2) * a.numel() * sizeof(float));
+}
+
+// Batch norm in training mode (batch statistics, running buffers updated; backward: input, weight
+// and bias gradients), NCHW or channels_last. Bytes, for the two passes a kernel needs when x does
+// not fit on chip: forward reads x for the statistics, then reads it again and writes y (3 per
+// element); backward reads grad and x for the two channel sums, then again to write the input
+// gradient (5 per element).
+void batch_norm_bench(benchmark::State& state, Activation a, bool channels_last, bool backward) {
+  const Tensor x = gpu_randn(a.shape(), DType::kF32, channels_last, 8);
+  const Tensor grad = gpu_randn(a.shape(), DType::kF32, channels_last, 9);
+  const Tensor weight = Tensor::ones({a.channels}, DType::kF32, Device::cuda());
+  const Tensor bias = Tensor::zeros({a.channels}, DType::kF32, Device::cuda());
+  const Tensor running_mean = Tensor::zeros({a.channels}, DType::kF32, Device::cuda());
+  const Tensor running_var = Tensor::ones({a.channels}, DType::kF32, Device::cuda());
+  constexpr double kMomentum = 0.1, kEps = 1e-5;
+  const ops::BatchNormResult stats =
+      ops::batch_norm(x, weight, bias, running_mean, running_var, true, kMomentum, kEps);
+  time_gpu_launches(state, [&] {
+    if (!backward) {
+      return ops::batch_norm(x, weight, bias, running_mean, running_var, true, kMomentum, kEps)
+          .output;
+    }
+    return ops::batch_norm_backward(grad, x, weight, stats.mean, stats.var, kEps, true,
+                                    {true, true, true})
+        .input;
+  });
+  set_bandwidth(state, (backward ? 5 : 3) * a.numel() * sizeof(float));
 }
 
 }  // namespace
 
 void register_cuda_benchmarks() {
   if (!cuda_available()) return;
+  auto add = [](const std::string& name, auto&& fn, auto... args) {
+    benchmark::RegisterBenchmark(name.c_str(), fn, args...)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond)
+        ->Iterations(kGpuBenchIterations);
+  };
   for (int64_t batch : {32, 256}) {
     for (const ConvLayer& l : model_conv_layers()) {
       const std::string name =
           absl::StrCat("BM_CudnnConv/N", batch, "_C", l.channels, "_H", l.height, "_O",
                        l.out_channels, "_K", l.kernel, "_S", l.stride, "_P", l.padding, "_G",
                        l.groups, "_CL");
-      for (bool with_backward : {false, true}) {
-        benchmark::RegisterBenchmark((name + (with_backward ? "/fwdbwd" : "/fwd")).c_str(), conv,
-                                     batch, l, with_backward)
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond)
-            ->MinTime(0.2);
+      add(name + "/fwd", conv_bench, batch, l, false);
+      add(name + "/fwdbwd", conv_bench, batch, l, true);
+    }
+  }
+  for (bool int8 : {false, true}) {
+    for (const auto& [k, n] : kGpuLinearShapes) {
+      for (int64_t m : kGpuLinearBatches) {
+        add(absl::StrCat("BM_Gemm/", int8 ? "int8" : "bf16", "/M", m, "_K", k, "_N", n), gemm_bench,
+            int8, m, k, n);
       }
     }
   }
-  // ResNet-50's classifier, a square projection, and a 3x3 convolution of 512 channels as a GEMM.
-  const int64_t shapes[][2] = {{2048, 1000}, {4096, 4096}, {4608, 512}};  // K, N
-  for (bool int8 : {false, true}) {
-    for (const auto& [k, n] : shapes) {
-      for (int64_t m = 1; m <= 256; m *= 2) {
-        benchmark::RegisterBenchmark(
-            absl::StrCat("BM_Gemm/", int8 ? "int8" : "bf16", "/M", m, "_K", k, "_N", n).c_str(),
-            gemm, int8, m, k, n)
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond)
-            ->MinTime(0.1);
+  // ResNet-18's and ResNet-50's first-stage activations at batch 256 (205 MB and 822 MB in f32).
+  for (const Activation& a : {Activation{256, 64, 56}, Activation{256, 256, 56}}) {
+    for (bool per_channel : {false, true}) {
+      for (bool backward : {false, true}) {
+        add(absl::StrCat("BM_CudaFakeQuant/", per_channel ? "per_channel" : "per_tensor",
+                         backward ? "/bwd/" : "/fwd/", a.name()),
+            fake_quant_bench, a, per_channel, backward);
+      }
+    }
+    for (bool channels_last : {false, true}) {
+      for (bool backward : {false, true}) {
+        add(absl::StrCat("BM_CudaBatchNorm/", backward ? "train_bwd/" : "train_fwd/", a.name(),
+                         channels_last ? "_CL" : ""),
+            batch_norm_bench, a, channels_last, backward);
       }
     }
   }

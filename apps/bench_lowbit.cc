@@ -3,12 +3,12 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <chrono>
 #include <map>
 #include <string>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "apps/bench_gpu.h"
 #include "core/ops/integer.h"
 #include "core/ops/pack.h"
 #include "core/random.h"
@@ -16,10 +16,6 @@
 
 namespace ompq {
 namespace {
-
-constexpr double kHbmBytesPerSecond = 3.35e12;  // H100 SXM HBM3
-constexpr double kInt8OpsPerSecond = 1979e12;   // H100 SXM dense int8 tensor cores
-constexpr int kLaunchesPerSync = 10;
 
 // A GPU layer of random codes: signed `bits`-bit weights packed per output row, int8 activations
 // with zero point 0, requantized to int8 with a per-channel multiplier.
@@ -29,9 +25,11 @@ struct GpuLayer {
   Requantization requant;
 };
 
-Tensor random_codes(const Shape& shape, int64_t lo, int64_t hi, uint64_t seed) {
+// Drawn on `device`: the activations on the GPU (batch 256 would take seconds on the host), the
+// weights on the host, where they are packed.
+Tensor random_codes(const Shape& shape, int64_t lo, int64_t hi, uint64_t seed, Device device) {
   Generator gen(seed);
-  Tensor t = Tensor::empty(shape, DType::kF32);
+  Tensor t = Tensor::empty(shape, DType::kF32, device);
   ops::uniform_(t, static_cast<double>(lo), static_cast<double>(hi) + 0.999, gen);
   return t.to(DType::kI32);  // truncation: values in [lo, hi] (0 twice as likely when lo < 0)
 }
@@ -43,7 +41,7 @@ const Tensor& packed_weight(const Shape& w_shape, int bits) {
   Tensor& packed = cache[{w_shape, bits}];
   if (!packed.defined()) {
     const int64_t qmin = -(int64_t{1} << (bits - 1));
-    packed = ops::pack_codes(random_codes(w_shape, qmin, -qmin - 1, 2), bits, qmin)
+    packed = ops::pack_codes(random_codes(w_shape, qmin, -qmin - 1, 2, Device::cpu()), bits, qmin)
                  .to(Device::cuda());
   }
   return packed;
@@ -51,7 +49,7 @@ const Tensor& packed_weight(const Shape& w_shape, int bits) {
 
 GpuLayer make_layer(const Shape& x_shape, const Shape& w_shape, int bits) {
   GpuLayer l;
-  l.x = random_codes(x_shape, -128, 127, 1).to(DType::kI8).to(Device::cuda());
+  l.x = random_codes(x_shape, -128, 127, 1, Device::cuda()).to(DType::kI8);
   l.w.packed = packed_weight(w_shape, bits);
   l.w.shape = w_shape;
   l.w.bits = bits;
@@ -61,25 +59,14 @@ GpuLayer make_layer(const Shape& x_shape, const Shape& w_shape, int bits) {
   return l;
 }
 
-// Times `launch` (returning its output) per launch: runs of kLaunchesPerSync launches, each run
-// ended by copying one output element to the host, which waits for the GPU.
-template <typename Launch>
-void time_launches(benchmark::State& state, const Launch& launch, double ops, double bytes) {
-  launch().view({-1}).slice(0, 0, 1).to(Device::cpu());  // warm-up: allocations, first launch
-  for (auto _ : state) {
-    const auto start = std::chrono::steady_clock::now();
-    Tensor out;
-    for (int r = 0; r < kLaunchesPerSync; ++r) out = launch();
-    out.view({-1}).slice(0, 0, 1).to(Device::cpu());
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    state.SetIterationTime(elapsed.count() / kLaunchesPerSync);
-  }
-  using benchmark::Counter;
-  state.counters["TOPS"] = Counter(ops * 1e-12, Counter::kIsIterationInvariantRate);
-  state.counters["GBps"] = Counter(bytes * 1e-9, Counter::kIsIterationInvariantRate);
-  // roofline = (roofline time per launch) / (measured time per launch), as an inverse-time rate.
-  const double roofline_seconds = std::max(bytes / kHbmBytesPerSecond, ops / kInt8OpsPerSecond);
-  state.counters["roofline"] = Counter(roofline_seconds, Counter::kIsIterationInvariantRate);
+// TOPS (2 ops per multiply-add), GBps, and roofline: the roofline time per launch (the larger of
+// bytes / HBM bandwidth and ops / dense int8 peak) over the measured time per launch.
+void set_lowbit_counters(benchmark::State& state, double ops, double bytes) {
+  set_gpu_rate(state, "TOPS", ops, 1e12);
+  set_gpu_rate(state, "GBps", bytes, 1e9);
+  const double roofline_seconds =
+      std::max(bytes / GpuPeaks::kHbmBytesPerSecond, ops / GpuPeaks::kInt8Ops);
+  set_gpu_rate(state, "roofline", roofline_seconds, 1.0);
 }
 
 double packed_bytes(const PackedWeight& w) { return static_cast<double>(w.packed.numel()); }
@@ -88,7 +75,8 @@ void packed_linear_bench(benchmark::State& state, int64_t m, int64_t k, int64_t 
   const GpuLayer l = make_layer({m, k}, {o, k}, bits);
   const double ops = 2.0 * static_cast<double>(m) * k * o;
   const double bytes = packed_bytes(l.w) + static_cast<double>(m) * k + static_cast<double>(m) * o;
-  time_launches(state, [&] { return ops::packed_linear(l.x, 0, l.w, l.requant); }, ops, bytes);
+  time_gpu_launches(state, [&] { return ops::packed_linear(l.x, 0, l.w, l.requant); });
+  set_lowbit_counters(state, ops, bytes);
 }
 
 struct ConvShape {
@@ -107,41 +95,40 @@ void packed_conv_bench(benchmark::State& state, int64_t batch, ConvShape s, int 
                      out * out;
   const double bytes = packed_bytes(l.w) + static_cast<double>(l.x.numel()) +
                        static_cast<double>(batch * s.out_channels * out * out);
-  time_launches(state, [&] { return ops::packed_conv2d(l.x, 0, l.w, p, l.requant); }, ops, bytes);
+  time_gpu_launches(state, [&] { return ops::packed_conv2d(l.x, 0, l.w, p, l.requant); });
+  set_lowbit_counters(state, ops, bytes);
 }
 
 }  // namespace
 
 void register_lowbit_benchmarks() {
   if (!cuda_available()) return;
-  // ResNet-50's classifier, and a weight too large for the 50 MB L2 (an LLM MLP projection), the
-  // memory-bound case the W4A8 >= 1.5x W8A8 and 80%-of-HBM targets are about.
-  const int64_t linear_shapes[][2] = {{2048, 1000}, {8192, 28672}};
-  // ResNet-18's 3x3 stage convolutions, a 1x1 downsample and a MobileNetV2 depthwise layer.
-  const ConvShape conv_shapes[] = {{64, 56, 64, 3, 1, 1, 1},    {128, 28, 128, 3, 1, 1, 1},
-                                   {256, 14, 256, 3, 1, 1, 1},  {512, 7, 512, 3, 1, 1, 1},
-                                   {256, 14, 512, 1, 2, 0, 1},  {144, 56, 144, 3, 2, 1, 144}};
+  // ResNet-18's 3x3 stage convolutions and a 1x1 downsample, and three MobileNetV2 depthwise
+  // layers; each is a BM_CudnnConv shape (bench_cuda.h), whose batches 32 and 256 are here too.
+  const ConvShape conv_shapes[] = {
+      {64, 56, 64, 3, 1, 1, 1},     {128, 28, 128, 3, 1, 1, 1},   {256, 14, 256, 3, 1, 1, 1},
+      {512, 7, 512, 3, 1, 1, 1},    {256, 14, 512, 1, 2, 0, 1},   {32, 112, 32, 3, 1, 1, 32},
+      {144, 56, 144, 3, 2, 1, 144}, {576, 14, 576, 3, 1, 1, 576}};
+  auto add = [](const std::string& name, auto&& fn, auto... args) {
+    benchmark::RegisterBenchmark(name.c_str(), fn, args...)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond)
+        ->Iterations(kGpuBenchIterations);
+  };
   for (int bits : {4, 8}) {
     const std::string precision = absl::StrCat("W", bits, "A8");
-    for (const auto& s : linear_shapes) {
-      for (int64_t m : {1, 16, 64, 256}) {
-        benchmark::RegisterBenchmark(
-            absl::StrCat("BM_PackedLinear/", precision, "/M", m, "_K", s[0], "_O", s[1]).c_str(),
-            packed_linear_bench, m, s[0], s[1], bits)
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond);
+    for (const auto& [k, n] : kGpuLinearShapes) {
+      for (int64_t m : kGpuLinearBatches) {
+        add(absl::StrCat("BM_PackedLinear/", precision, "/M", m, "_K", k, "_N", n),
+            packed_linear_bench, m, k, n, bits);
       }
     }
     for (const ConvShape& s : conv_shapes) {
-      for (int64_t batch : {1, 16, 256}) {
-        benchmark::RegisterBenchmark(
-            absl::StrCat("BM_PackedConv2d/", precision, "/N", batch, "_C", s.channels, "_H",
+      for (int64_t batch : {1, 32, 256}) {
+        add(absl::StrCat("BM_PackedConv2d/", precision, "/N", batch, "_C", s.channels, "_H",
                          s.height, "_O", s.out_channels, "_K", s.kernel, "_S", s.stride, "_P",
-                         s.padding, "_G", s.groups)
-                .c_str(),
-            packed_conv_bench, batch, s, bits)
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond);
+                         s.padding, "_G", s.groups),
+            packed_conv_bench, batch, s, bits);
       }
     }
   }

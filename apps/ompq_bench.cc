@@ -1,7 +1,10 @@
 // Kernel benchmarks (Google Benchmark): CPU convolution forward and backward on the distinct
 // ResNet-18 layer shapes (and two MobileNetV2 depthwise ones), matmul, pooling and elementwise
 // ops, reporting FLOP/s or bytes/s; and whole-model training steps and inference (BM_TrainStep,
-// BM_Infer) reporting images/s.
+// BM_Infer) reporting images/s, on the CPU (BM_TrainStep/resnet18/32/224) and, when a GPU is
+// usable, on cuda:0 under bf16 autocast (BM_TrainStep/cuda/resnet18/64/224, the peer of
+// scripts/bench_torch_gpu.py's train/resnet18/64/224). The GPU kernel families are registered by
+// bench_cuda.cc and bench_lowbit.cc, the data pipeline's by bench_data.cc.
 // Benchmark names carry every parameter of the case (e.g.
 // BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
 // same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
@@ -15,13 +18,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "apps/bench_cuda.h"
 #include "apps/bench_data.h"
+#include "apps/bench_gpu.h"
 #include "apps/bench_lowbit.h"
+#include "core/autocast.h"
 #include "core/autograd.h"
 #include "core/functional/conv.h"
 #include "core/functional/softmax.h"
@@ -148,13 +154,19 @@ void max_pool(benchmark::State& state, int64_t batch) {
 // A whole model on random images of one size. The images are NCHW, as a data loader gives them;
 // with channels_last the model copies them to that layout in every step (inside the timing), and
 // the whole network then runs channels_last, its fastest layout on the CPU (docs/PERF.md).
+// On a GPU (cuda:0) the model's forward and loss run under bf16 autocast, as
+// scripts/bench_torch_gpu.py runs PyTorch's.
 struct ModelCase {
   std::string model;
   int64_t batch, resolution;
   bool channels_last;
+  Device device;
 
   int64_t num_classes() const { return model == "resnet20" ? 10 : 1000; }
-  std::string name() const { return absl::StrCat(model, "/", batch, "/", resolution); }
+  // "resnet18/32/224" on the CPU, "cuda/resnet18/64/224" on the GPU.
+  std::string name() const {
+    return absl::StrCat(device.is_cuda() ? "cuda/" : "", model, "/", batch, "/", resolution);
+  }
   std::shared_ptr<nn::Model> make(Generator& gen) const {
     nn::ModelSpec spec;
     spec.name = model;
@@ -162,9 +174,15 @@ struct ModelCase {
     absl::StatusOr<std::shared_ptr<nn::Model>> m = nn::make_model(spec, gen);
     OMPQ_CHECK(m.ok(), "ompq_bench: ", m.status().message());
     (*m)->set_channels_last(channels_last);
+    (*m)->to(device);
     return *m;
   }
-  Tensor images(Generator& gen) const { return randn({batch, 3, resolution, resolution}, gen); }
+  Tensor images(Generator& gen) const {
+    return randn({batch, 3, resolution, resolution}, gen, DType::kF32, device);
+  }
+  // Untimed steps before the timing: first-touch allocations and momentum buffers; on a GPU also
+  // cuDNN's per-shape plans and the caching allocator's segments.
+  int warmup_steps() const { return device.is_cuda() ? 3 : 1; }
 };
 
 void set_images_per_second(benchmark::State& state, int64_t batch) {
@@ -173,7 +191,8 @@ void set_images_per_second(benchmark::State& state, int64_t batch) {
 }
 
 // One SGD training step as in solver/trainer.cc: forward in train mode, cross-entropy, backward,
-// SGD with momentum 0.9 and weight decay (the optimizer's fused update kernel).
+// SGD with momentum 0.9 and weight decay (the optimizer's fused update kernel). On a GPU each step
+// ends waiting for the device, so the time is the device's, not the launches'.
 void train_step(benchmark::State& state, ModelCase c) {
   Generator gen(7);
   std::shared_ptr<nn::Model> model = c.make(gen);
@@ -186,15 +205,21 @@ void train_step(benchmark::State& state, ModelCase c) {
   const Tensor x = c.images(gen);
   std::vector<int64_t> classes(c.batch);
   for (int64_t i = 0; i < c.batch; ++i) classes[i] = i % c.num_classes();
-  const Tensor labels = Tensor::from_vector(classes, {c.batch});
+  const Tensor labels = Tensor::from_vector(classes, {c.batch}).to(c.device);
   auto step = [&] {
-    Tensor loss = cross_entropy((*model)(x), labels);
+    Tensor loss;
+    {
+      std::optional<AutocastGuard> autocast;
+      if (c.device.is_cuda()) autocast.emplace(DType::kBF16);
+      loss = cross_entropy((*model)(x), labels);
+    }
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();
     benchmark::DoNotOptimize(loss.data_ptr());
+    wait_for_device(loss);
   };
-  step();  // untimed warm-up: first-touch allocations, the momentum buffers
+  for (int i = 0; i < c.warmup_steps(); ++i) step();
   for (auto _ : state) step();
   set_images_per_second(state, c.batch);
 }
@@ -205,27 +230,41 @@ void infer(benchmark::State& state, ModelCase c) {
   model->eval();
   NoGradGuard no_grad;
   const Tensor x = c.images(gen);
-  benchmark::DoNotOptimize((*model)(x).data_ptr());  // untimed warm-up
-  for (auto _ : state) benchmark::DoNotOptimize((*model)(x).data_ptr());
+  auto step = [&] {
+    std::optional<AutocastGuard> autocast;
+    if (c.device.is_cuda()) autocast.emplace(DType::kBF16);
+    const Tensor logits = (*model)(x);
+    benchmark::DoNotOptimize(logits.data_ptr());
+    wait_for_device(logits);
+  };
+  for (int i = 0; i < c.warmup_steps(); ++i) step();
+  for (auto _ : state) step();
   set_images_per_second(state, c.batch);
 }
 
 void register_model_benchmarks(int64_t batch, int64_t iterations, bool channels_last) {
-  // Seconds per step on two cores: a fixed iteration count after one untimed warm-up step keeps a
-  // case to tens of seconds.
-  const ModelCase cases[] = {{"resnet20", batch, 32, channels_last},
-                             {"resnet18", batch, 224, channels_last},
-                             {"resnet50", batch, 224, channels_last},
-                             {"mobilenet_v2", batch, 224, channels_last}};
-  for (const ModelCase& c : cases) {
-    benchmark::RegisterBenchmark(("BM_TrainStep/" + c.name()).c_str(), train_step, c)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->Iterations(iterations > 0 ? iterations : c.resolution <= 32 ? 20 : 3);
-    benchmark::RegisterBenchmark(("BM_Infer/" + c.name()).c_str(), infer, c)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->Iterations(iterations > 0 ? iterations : c.resolution <= 32 ? 40 : 5);
+  std::vector<Device> devices = {Device::cpu()};
+  if (cuda_available()) devices.push_back(Device::cuda(0));
+  for (const Device& device : devices) {
+    const ModelCase cases[] = {{"resnet20", batch, 32, channels_last, device},
+                               {"resnet18", batch, 224, channels_last, device},
+                               {"resnet50", batch, 224, channels_last, device},
+                               {"mobilenet_v2", batch, 224, channels_last, device}};
+    for (const ModelCase& c : cases) {
+      // A fixed iteration count after the untimed warm-up keeps a case to tens of seconds on two
+      // cores (seconds per step) and to seconds on a GPU (scripts/gpu_check.sh counts on it).
+      const bool small = c.resolution <= 32, gpu = device.is_cuda();
+      const int64_t train_iterations = gpu ? 20 : small ? 20 : 3;
+      const int64_t infer_iterations = gpu ? 30 : small ? 40 : 5;
+      benchmark::RegisterBenchmark(("BM_TrainStep/" + c.name()).c_str(), train_step, c)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->Iterations(iterations > 0 ? iterations : train_iterations);
+      benchmark::RegisterBenchmark(("BM_Infer/" + c.name()).c_str(), infer, c)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->Iterations(iterations > 0 ? iterations : infer_iterations);
+    }
   }
 }
 

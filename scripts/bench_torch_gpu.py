@@ -7,7 +7,8 @@ scripts/bench_torch_models.py, named "<mode>/<model>/<batch>/<resolution>":
   train: forward in train mode under bf16 autocast, cross-entropy, zero_grad, backward, SGD step
          (lr 0.01, momentum 0.9, weight decay 1e-4) on fp32 master weights;
   infer: forward in eval mode under bf16 autocast without grad.
-Models resnet18, resnet50 and mobilenet_v2 (torchvision, 1000 classes, 224 px), channels_last,
+Models resnet20 (10 classes, 32 px; scripts/torchvision_to_safetensors.py's twin of ompq's) and
+resnet18, resnet50 and mobilenet_v2 (torchvision, 1000 classes, 224 px), channels_last,
 torch.backends.cudnn.benchmark on. --warmup untimed steps (cudnn.benchmark tunes there), then
 --iterations timed steps between two synchronizations; images/s = batch * iterations / time.
 
@@ -19,20 +20,26 @@ Prints one row per case; --json writes {"context": {...}, "benchmarks": [{"name"
 """
 import argparse
 import json
+import os
 import re
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
-import torchvision
 
-MODELS = [("resnet18", 224, 1000), ("resnet50", 224, 1000), ("mobilenet_v2", 224, 1000)]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torchvision_to_safetensors import build_model  # noqa: E402  (resnet20 and torchvision's)
+
+# (model, resolution, classes), in ompq_bench's registration order.
+MODELS = [("resnet20", 32, 10), ("resnet18", 224, 1000), ("resnet50", 224, 1000),
+          ("mobilenet_v2", 224, 1000)]
 
 
 def images_per_second(mode, model_name, batch, resolution, classes, warmup, iterations):
     torch.manual_seed(0)
     device = torch.device("cuda")
-    model = torchvision.models.get_model(model_name, weights=None, num_classes=classes)
+    model = build_model(model_name, num_classes=classes)
     model = model.to(device, memory_format=torch.channels_last)
     x = torch.randn(batch, 3, resolution, resolution, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
