@@ -87,6 +87,7 @@ class CpuPoolAllocator final : public Allocator {
 };
 
 Allocator* g_allocators[kNumDeviceTypes] = {nullptr, nullptr};
+Allocator* g_pinned_allocator = nullptr;
 
 }  // namespace
 
@@ -107,5 +108,9 @@ Allocator* allocator_for(DeviceType type) {
 void set_allocator(DeviceType type, Allocator* allocator) {
   g_allocators[static_cast<int>(type)] = allocator;
 }
+
+Allocator* pinned_allocator() { return g_pinned_allocator; }
+
+void set_pinned_allocator(Allocator* allocator) { g_pinned_allocator = allocator; }
 
 }  // namespace ompq

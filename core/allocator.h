@@ -36,4 +36,10 @@ Allocator* allocator_for(DeviceType type);
 // Installs the allocator of a backend (called by backend registration).
 void set_allocator(DeviceType type, Allocator* allocator);
 
+// Page-locked host memory, for CPU tensors that will be copied to a GPU (the data loader's
+// batches): the CUDA backend installs its allocator when a GPU is usable; nullptr otherwise. Its
+// blocks are CPU memory (allocate/deallocate take Device::cpu()).
+Allocator* pinned_allocator();
+void set_pinned_allocator(Allocator* allocator);
+
 }  // namespace ompq

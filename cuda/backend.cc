@@ -4,6 +4,7 @@
 #include "core/allocator.h"
 #include "cuda/allocator.h"
 #include "cuda/arch.h"
+#include "cuda/host_allocator.h"
 #include "cuda/nccl_communicator.h"
 #include "cuda/register.h"
 #include "cuda/runtime.h"
@@ -60,6 +61,7 @@ int register_backend(std::string* status) {
     return 0;
   }
   set_allocator(DeviceType::kCUDA, device_allocator());
+  set_pinned_allocator(pinned_host_allocator());
   register_copy_kernels();
   register_random_kernels();
   register_elementwise_kernels();

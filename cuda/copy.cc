@@ -5,6 +5,7 @@
 
 #include "core/ops/copy.h"
 #include "cuda/copy_kernels.h"
+#include "cuda/host_allocator.h"
 #include "cuda/register.h"
 #include "cuda/runtime.h"
 
@@ -47,14 +48,18 @@ Tensor dense_on_own_device(const Tensor& t, DType dtype) {
 // Raw bytes between two contiguous tensors of one dtype and shape on different devices. Returns
 // when `to` may be read by the host (D2H) or by later work on its device's stream (H2D, peer), and
 // `from` may be freed: a pageable host source is staged by the driver before cudaMemcpyAsync
-// returns (CPU tensors come from the pageable CPU pool).
+// returns (CPU tensors come from the pageable CPU pool); a page-locked one (the pinned allocator's,
+// cuda/host_allocator.h) is read while the copy runs, so the copy is recorded on its block, which
+// is not handed out again before the copy is done.
 void copy_bytes(const Tensor& to, const Tensor& from) {
   const size_t nbytes = to.nbytes();
   if (to.device().is_cuda() && from.device().is_cpu()) {
     const int device = to.device().index;
     DeviceGuard guard(device);
-    OMPQ_CUDA_CHECK(cudaMemcpyAsync(to.data_ptr(), from.data_ptr(), nbytes, cudaMemcpyHostToDevice,
-                                    default_stream(device).get()));
+    const cudaStream_t stream = default_stream(device).get();
+    OMPQ_CUDA_CHECK(
+        cudaMemcpyAsync(to.data_ptr(), from.data_ptr(), nbytes, cudaMemcpyHostToDevice, stream));
+    pinned_host_allocator()->record_use(from.data_ptr(), stream, device);
   } else if (to.device().is_cpu()) {
     const int device = from.device().index;
     DeviceGuard guard(device);

@@ -119,6 +119,32 @@ Stream::~Stream() {
 
 void Stream::synchronize() const { OMPQ_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+Event::Event(int device) : device_(device) {
+  DeviceGuard guard(device);
+  OMPQ_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+}
+
+Event::~Event() {
+  if (event_ != nullptr) cudaEventDestroy(event_);  // no throwing from a destructor
+}
+
+void Event::record(cudaStream_t stream) {
+  DeviceGuard guard(device_);
+  OMPQ_CUDA_CHECK(cudaEventRecord(event_, stream));
+}
+
+bool Event::query() const {
+  const cudaError_t err = cudaEventQuery(event_);
+  if (err == cudaErrorNotReady) {
+    cudaGetLastError();  // not an error: clear it so that the next check does not see it
+    return false;
+  }
+  OMPQ_CUDA_CHECK(err);
+  return true;
+}
+
+void Event::synchronize() const { OMPQ_CUDA_CHECK(cudaEventSynchronize(event_)); }
+
 Stream& default_stream(int device) {
   PerDevice& entry = per_device(device);
   std::call_once(entry.stream_once, [&] { entry.stream = std::make_unique<Stream>(device); });

@@ -84,6 +84,26 @@ class Stream {
   int device_;
 };
 
+// An event of one device, without timing: record() places it on a stream of that device after the
+// work queued so far; query() says whether the stream has run past it (throws Error when the
+// stream failed); synchronize() waits for that.
+class Event {
+ public:
+  explicit Event(int device);
+  ~Event();
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+
+  void record(cudaStream_t stream);
+  bool query() const;
+  void synchronize() const;
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+  int device_;
+};
+
 // The stream every ompq kernel and copy on `device` runs on, created on first use. It does not
 // synchronize with the legacy NULL stream, so never mix it with synchronous cudaMemcpy.
 Stream& default_stream(int device);

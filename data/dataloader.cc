@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "core/allocator.h"
 #include "data/seeding.h"
 
 namespace ompq::data {
@@ -28,6 +29,7 @@ struct BatchStreamState {
   int64_t end_step = 0;  // one past the last batch
   uint64_t transform_key = 0;
   int64_t max_in_flight = 1;  // claimed but not yet consumed
+  bool pin_memory = false;
 
   std::mutex mu;
   std::condition_variable batch_done;  // the consumer waits for its next batch
@@ -50,6 +52,19 @@ std::string exception_message(std::exception_ptr error) {
   }
 }
 
+// An uninitialized contiguous CPU tensor, in page-locked memory when `pinned` and a GPU backend
+// installed a pinned allocator (its block goes back to that allocator with the tensor's storage).
+Tensor empty_host(const Shape& shape, DType dtype, bool pinned) {
+  Allocator* allocator = pinned ? pinned_allocator() : nullptr;
+  if (allocator == nullptr) return Tensor::empty(shape, dtype);
+  const size_t nbytes = std::max<size_t>(1, shape_numel(shape) * dtype_size(dtype));
+  void* data = allocator->allocate(nbytes, Device::cpu());
+  auto storage = std::make_shared<Storage>(
+      data, nbytes, Device::cpu(),
+      [allocator, nbytes](void* p) { allocator->deallocate(p, nbytes, Device::cpu()); });
+  return Tensor::from_storage(std::move(storage), 0, shape, contiguous_strides(shape), dtype);
+}
+
 // Batch `step`, or nullopt when the stream is stopped while it is being built. Throws Error
 // naming the example whose loading failed.
 std::optional<Batch> build_batch(const BatchStreamState& s, int64_t step) {
@@ -64,8 +79,8 @@ std::optional<Batch> build_batch(const BatchStreamState& s, int64_t step) {
   Batch batch;
   batch.step = step;
   batch.indices.assign(s.indices.begin() + begin, s.indices.begin() + begin + count);
-  batch.inputs = Tensor::empty(batch_shape);
-  batch.labels = Tensor::empty({count}, DType::kI64);
+  batch.inputs = empty_host(batch_shape, DType::kF32, s.pin_memory);
+  batch.labels = empty_host({count}, DType::kI64, s.pin_memory);
   float* inputs = batch.inputs.data<float>();
   int64_t* labels = batch.labels.data<int64_t>();
   for (int64_t row = 0; row < count; ++row) {
@@ -171,6 +186,7 @@ BatchStream DataLoader::batches(int64_t start_step) const {
   state->end_step = steps;
   state->transform_key = derive_key(derive_key(options_.seed, epoch_), 1);
   state->max_in_flight = static_cast<int64_t>(options_.prefetch_factor) * options_.num_workers;
+  state->pin_memory = options_.pin_memory;
   state->next_to_claim = start_step;
   state->next_to_consume = start_step;
   const int workers = static_cast<int>(std::min<int64_t>(options_.num_workers, steps - start_step));

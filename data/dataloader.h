@@ -41,6 +41,10 @@ struct DataLoaderOptions {
   int prefetch_factor = 2;
   int rank = 0;
   int world_size = 1;
+  // Build the batches in page-locked host memory (core's pinned_allocator(), installed when a GPU
+  // is usable; ordinary memory otherwise), so that copying them to the GPU (Tensor::to) is an
+  // asynchronous DMA: the host goes on while it runs. Set it when the batches go to a GPU.
+  bool pin_memory = false;
 };
 
 struct Batch {

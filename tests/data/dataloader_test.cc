@@ -7,10 +7,13 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <string>
 #include <thread>
+
+#include "core/allocator.h"
 
 namespace ompq::data {
 namespace {
@@ -375,6 +378,92 @@ TEST(DataLoaderTest, RejectsBadArguments) {
               ::testing::ThrowsMessage<Error>(HasSubstr("start step 4 is outside [0, 3]")));
   EXPECT_THAT([&] { loader.set_epoch(-1); },
               ::testing::ThrowsMessage<Error>(HasSubstr("epoch -1 is negative")));
+}
+
+// A stand-in for page-locked memory (no GPU needed): ordinary CPU blocks, each one remembered
+// while it is handed out.
+class RecordingPinnedAllocator final : public Allocator {
+ public:
+  void* allocate(size_t nbytes, Device device) override {
+    EXPECT_TRUE(device.is_cpu());
+    void* p = cpu_allocator()->allocate(nbytes, device);
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.insert(p);
+    ++allocations_;
+    return p;
+  }
+  void deallocate(void* ptr, size_t nbytes, Device device) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      EXPECT_EQ(live_.erase(ptr), 1u) << "freed a block it did not hand out";
+    }
+    cpu_allocator()->deallocate(ptr, nbytes, device);
+  }
+  void empty_cache() override {}
+  AllocatorStats stats() const override { return {}; }
+
+  bool owns(const Tensor& t) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_.count(t.storage()->data()) == 1;
+  }
+  int allocations() const { return allocations_; }
+  size_t live() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<void*> live_;
+  std::atomic<int> allocations_{0};
+};
+
+// Installs a pinned allocator (or none) for a scope and restores the previous one after.
+class PinnedAllocatorScope {
+ public:
+  explicit PinnedAllocatorScope(Allocator* allocator) : previous_(pinned_allocator()) {
+    set_pinned_allocator(allocator);
+  }
+  ~PinnedAllocatorScope() { set_pinned_allocator(previous_); }
+
+ private:
+  Allocator* previous_;
+};
+
+TEST(DataLoaderTest, PinMemoryBuildsEachBatchInPinnedMemory) {
+  auto ds = std::make_shared<IndexDataset>(37);
+  DataLoaderOptions o;
+  o.batch_size = 4;
+  o.shuffle = true;
+  const std::vector<double> reference = contents(collect(make_loader(ds, o)));
+  RecordingPinnedAllocator pinned;
+  PinnedAllocatorScope scope(&pinned);
+  o.pin_memory = true;
+  for (int workers : {0, 2}) {
+    o.num_workers = workers;
+    const int before = pinned.allocations();
+    {
+      const std::vector<Batch> batches = collect(make_loader(ds, o));
+      ASSERT_EQ(batches.size(), 10u);
+      EXPECT_EQ(contents(batches), reference) << workers << " workers";
+      for (const Batch& b : batches) {
+        EXPECT_TRUE(pinned.owns(b.inputs) && pinned.owns(b.labels)) << "batch " << b.step;
+        EXPECT_TRUE(b.inputs.device().is_cpu());
+      }
+      EXPECT_EQ(pinned.allocations() - before, 20) << "inputs and labels of 10 batches";
+    }
+    EXPECT_EQ(pinned.live(), 0u) << "every block goes back with its batch";
+  }
+}
+
+TEST(DataLoaderTest, PinMemoryWithoutAPinnedAllocatorUsesOrdinaryMemory) {
+  auto ds = std::make_shared<IndexDataset>(9);
+  DataLoaderOptions o;
+  o.batch_size = 4;
+  const std::vector<double> reference = contents(collect(make_loader(ds, o)));
+  PinnedAllocatorScope scope(nullptr);  // what a machine without a usable GPU has
+  o.pin_memory = true;
+  EXPECT_EQ(contents(collect(make_loader(ds, o))), reference);
 }
 
 }  // namespace
