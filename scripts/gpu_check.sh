@@ -86,7 +86,8 @@ step() {
 }
 
 batch=${OMPQ_GPU_BATCH:-64}  # ompq's model benchmarks and PyTorch's
-step "gpu tests" 150 cuda_tests --gtest_output="json:$results/gtest.json"
+# By its full path: gtest's death tests re-execute argv[0].
+step "gpu tests" 150 "$(command -v cuda_tests)" --gtest_output="json:$results/gtest.json"
 step "ompq_bench" 130 ompq_bench "--batch=$batch" \
   "--benchmark_filter=${OMPQ_GPU_BENCH_FILTER:-BM_(TrainStep|Infer)/cuda/|BM_Packed|BM_Gemm/|BM_Cuda}" \
   --benchmark_out="$results/bench.json" --benchmark_out_format=json
