@@ -53,6 +53,10 @@ ABSL_FLAG(double, weight_decay, 5e-4, "pretraining L2 weight decay");
 ABSL_FLAG(double, label_smoothing, 0.0, "pretraining cross-entropy label smoothing");
 ABSL_FLAG(int32_t, warmup_iterations, 200,
           "linear learning-rate warm-up (from 0) before the pretraining cosine decay");
+ABSL_FLAG(std::string, precision, "f32",
+          "pretraining precision: f32, bf16 (autocast: conv/linear in bf16 with f32 accumulation "
+          "and f32 master weights) or f16 (the same with dynamic loss scaling); QAT, PTQ and the "
+          "search stay f32");
 ABSL_FLAG(int32_t, log_interval, 100, "steps between progress lines when not on a terminal");
 ABSL_FLAG(int32_t, eval_batch_size, 1000, "evaluation batch size");
 ABSL_FLAG(int32_t, checkpoint_steps, 100,
@@ -137,6 +141,7 @@ const std::vector<ConfigFlag>& config_flags() {
       OMPQ_FLAG_FIELD(weight_decay, mutable_train()->set_weight_decay),
       OMPQ_FLAG_FIELD(label_smoothing, mutable_train()->set_label_smoothing),
       OMPQ_FLAG_FIELD(warmup_iterations, mutable_train()->set_warmup_iterations),
+      OMPQ_FLAG_FIELD(precision, mutable_train()->set_precision),
       OMPQ_FLAG_FIELD(log_interval, mutable_train()->set_log_interval),
       OMPQ_FLAG_FIELD(eval_batch_size, mutable_train()->set_eval_batch_size),
       OMPQ_FLAG_FIELD(checkpoint_steps, mutable_train()->set_checkpoint_steps),

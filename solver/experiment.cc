@@ -476,13 +476,16 @@ absl::Status Experiment::pretrain(proto::StageRecord& record) {
   options.device = runtime_.device;
   options.comm = runtime_.comm;
   options.after_step = step_checkpointer(loop, tc.checkpoint_steps());
+  OMPQ_ASSIGN_OR_RETURN(options.precision, parse_precision(tc.precision()));
   Trainer trainer(*model, optimizer, *schedule, options);
   loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
     train.set_epoch(epoch);
     return trainer.train_epoch(train, epoch, tc.epochs(), start_step);
   };
   EvalResult last;
-  loop.evaluate = [&] { return last = evaluate(*model, test, runtime_.device, runtime_.comm); };
+  loop.evaluate = [&] {
+    return last = evaluate(*model, test, runtime_.device, runtime_.comm, options.precision);
+  };
   OMPQ_RETURN_IF_ERROR(run_training(loop));
   if (writes()) OMPQ_RETURN_IF_ERROR(model->save(path(kFp32File).string()));
   record.add_outputs(kFp32File);
@@ -800,6 +803,7 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
   if (t.checkpoint_steps() < 0) {
     return invalid(absl::StrCat("checkpoint_steps must not be negative, got ", t.checkpoint_steps()));
   }
+  OMPQ_RETURN_IF_ERROR(parse_precision(t.precision()).status());
   if (c.weights().empty()) {
     if (t.epochs() <= 0) return invalid(absl::StrCat("epochs must be positive, got ", t.epochs()));
     if (!(t.lr() > 0)) return invalid(absl::StrCat("lr must be positive, got ", t.lr()));

@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/autocast.h"
 #include "core/autograd.h"
 #include "core/functional/softmax.h"
 #include "solver/progress.h"
@@ -46,9 +48,18 @@ std::vector<double> sum_over_ranks(Communicator* comm, std::vector<double> value
 
 }  // namespace
 
+absl::StatusOr<DType> parse_precision(absl::string_view name) {
+  if (name.empty() || name == "f32") return DType::kF32;
+  if (name == "bf16") return DType::kBF16;
+  if (name == "f16") return DType::kF16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("precision must be f32, bf16 or f16, got \"", name, "\""));
+}
+
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device,
-                    Communicator* comm) {
+                    Communicator* comm, DType precision) {
   NoGradGuard no_grad;
+  AutocastGuard autocast(precision);
   model.eval();
   EvalResult result;
   double loss_sum = 0.0;
@@ -81,6 +92,12 @@ EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device de
 Trainer::Trainer(nn::Module& model, nn::Optimizer& optimizer, const nn::LrSchedule& schedule,
                  TrainOptions options)
     : model_(model), optimizer_(optimizer), schedule_(schedule), options_(options) {
+  OMPQ_CHECK(options_.precision == DType::kF32 || options_.precision == DType::kBF16 ||
+                 options_.precision == DType::kF16,
+             "Trainer: precision must be f32, bf16 or f16, got ", dtype_name(options_.precision));
+  if (options_.precision == DType::kF16) {
+    grad_scaler_ = std::make_unique<nn::GradScaler>(options_.grad_scaler);
+  }
   if (options_.comm != nullptr) {
     data_parallel_ = std::make_unique<DataParallel>(model_, *options_.comm, options_.data_parallel);
   }
@@ -103,15 +120,21 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
     schedule_.apply(optimizer_, iteration);
     Tensor inputs = batch.inputs.to(options_.device);
     Tensor labels = batch.labels.to(options_.device);
-    Tensor logits = model_(inputs);
-    Tensor loss = cross_entropy(logits, labels, options_.label_smoothing);
+    Tensor logits, loss;
+    {
+      AutocastGuard autocast(options_.precision);
+      logits = model_(inputs);
+      loss = cross_entropy(logits, labels, options_.label_smoothing);
+    }
     double loss_value = loss.item<double>();
+    // f16 backward starts from the scaled loss (so that small gradients survive in f16).
+    const Tensor backward_root = grad_scaler_ ? grad_scaler_->scale(loss) : loss;
     int64_t n = labels.size(0);
     int64_t step_hits = count_topk_hits(logits.detach(), labels).first;
     optimizer_.zero_grad();
     if (data_parallel_) {
       data_parallel_->begin_backward();
-      loss.backward();
+      backward_root.backward();
       data_parallel_->end_backward();
       // Whether to apply the step is decided on the global loss, so that all ranks decide alike.
       std::vector<double> global = sum_over_ranks(
@@ -126,16 +149,25 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
           "training loss became %f at epoch %d step %d (lr %g); stopping before the update",
           loss_value, epoch + 1, batch.step + 1, optimizer_.param_groups()[0].lr));
     }
-    if (!data_parallel_) loss.backward();
-    optimizer_.step();
+    if (!data_parallel_) backward_root.backward();
+    if (grad_scaler_) {
+      // Data parallel: the gradients are averaged over the ranks, so an overflow on any rank
+      // reaches every rank and all of them skip the same steps.
+      if (!grad_scaler_->step(optimizer_)) ++result.skipped_steps;
+      grad_scaler_->update();
+    } else {
+      optimizer_.step();
+    }
 
     loss_sum += loss_value;
     hits += step_hits;
     result.images += n;
     ++batches;
     if (root) {
-      progress.update(batch.step + 1, n, absl::StrFormat("loss %.4f lr %.4g", loss_value,
-                                                          optimizer_.param_groups()[0].lr));
+      std::string status =
+          absl::StrFormat("loss %.4f lr %.4g", loss_value, optimizer_.param_groups()[0].lr);
+      if (grad_scaler_) absl::StrAppendFormat(&status, " scale %g", grad_scaler_->scale_value());
+      progress.update(batch.step + 1, n, status);
     }
     if (options_.after_step) {
       absl::Status status = options_.after_step(epoch, batch.step + 1);

@@ -6,6 +6,11 @@
 // (DataLoaderOptions rank/world_size), gradients are averaged over the ranks
 // (solver/data_parallel.h), and the results (loss, top-1, images, rate) are the global ones, the
 // same on every rank. Only rank 0 prints progress.
+//
+// Mixed precision (TrainOptions::precision bf16 or f16): forward and loss run under an
+// AutocastGuard (core/autocast.h: conv2d/linear/matmul compute in the low dtype with f32
+// accumulation, everything else and the parameters stay f32); f16 also scales the loss with an
+// nn::GradScaler and skips steps whose gradients overflow. Evaluation takes the same precision.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +18,10 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/comm/communicator.h"
 #include "data/dataloader.h"
+#include "layers/grad_scaler.h"
 #include "layers/lr_schedule.h"
 #include "layers/module.h"
 #include "layers/optim.h"
@@ -32,8 +39,13 @@ struct EvalResult {
 // Evaluates `model` on every batch of `loader` and leaves it in eval mode. With `comm`, each rank
 // evaluates its loader's shard and the result sums over the ranks (the same on every rank; a
 // shard padded by the sampler counts its repeated examples, as torch's DistributedSampler).
+// `precision` as TrainOptions::precision.
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device,
-                    Communicator* comm = nullptr);
+                    Communicator* comm = nullptr, DType precision = DType::kF32);
+
+// The precision named by a config or flag: "f32" (or empty, for configs older than the field),
+// "bf16" or "f16"; anything else is an InvalidArgument error naming the value.
+absl::StatusOr<DType> parse_precision(absl::string_view name);
 
 struct TrainOptions {
   double label_smoothing = 0.0;
@@ -46,6 +58,10 @@ struct TrainOptions {
   // tensors of `device`); the Trainer broadcasts the model from rank 0 when it is made.
   Communicator* comm = nullptr;
   DataParallelOptions data_parallel;
+  // kF32, or kBF16 / kF16 for autocast mixed precision (kF16 with loss scaling).
+  DType precision = DType::kF32;
+  // The loss scaling of kF16.
+  nn::GradScalerOptions grad_scaler;
 };
 
 struct EpochResult {
@@ -54,6 +70,8 @@ struct EpochResult {
   int64_t images = 0;
   double seconds = 0.0;
   double images_per_second = 0.0;
+  // f16: optimizer steps skipped because a gradient overflowed (the loss scale then halves).
+  int64_t skipped_steps = 0;
 };
 
 class Trainer {
@@ -73,6 +91,7 @@ class Trainer {
   const nn::LrSchedule& schedule_;
   TrainOptions options_;
   std::unique_ptr<DataParallel> data_parallel_;  // when options_.comm is set
+  std::unique_ptr<nn::GradScaler> grad_scaler_;  // when options_.precision is kF16
 };
 
 // Counts, for each row of logits [N, C], whether the label is the arg-max (top-1) and among the

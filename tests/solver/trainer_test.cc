@@ -116,6 +116,53 @@ TEST(Trainer, LearnsASeparableProblemAndEvaluates) {
   EXPECT_FALSE(model->is_training());
 }
 
+TEST(Trainer, LearnsInBf16AndF16MixedPrecision) {
+  for (DType precision : {DType::kBF16, DType::kF16}) {
+    SCOPED_TRACE(dtype_name(precision));
+    Generator gen(7);
+    auto model = linear_classifier(16, 3, gen);
+    auto dataset = std::make_shared<data::SyntheticDataset>(small_synthetic(256));
+    data::DataLoaderOptions loader_options;
+    loader_options.batch_size = 32;
+    data::DataLoader loader(dataset, loader_options);
+    SgdOptions sgd;
+    sgd.lr = 0.1;
+    sgd.momentum = 0.9;
+    nn::SGD optimizer(model->parameters(), sgd);
+    nn::ConstantLr schedule;
+    TrainOptions options;
+    options.precision = precision;
+    Trainer trainer(*model, optimizer, schedule, options);
+    EvalResult before = evaluate(*model, loader, Device::cpu(), nullptr, precision);
+    for (int epoch = 0; epoch < 3; ++epoch) {
+      auto result = trainer.train_epoch(loader, epoch, 3);
+      ASSERT_TRUE(result.ok()) << result.status();
+      EXPECT_EQ(result->skipped_steps, 0) << "f16: no overflow at the initial scale here";
+    }
+    EvalResult after = evaluate(*model, loader, Device::cpu(), nullptr, precision);
+    EXPECT_LT(after.loss, 0.5 * before.loss);
+    EXPECT_GT(after.top1, 95.0);
+    for (const Tensor& p : model->parameters()) EXPECT_EQ(p.dtype(), DType::kF32);
+  }
+}
+
+TEST(Trainer, ParsesAndChecksThePrecision) {
+  EXPECT_EQ(*parse_precision(""), DType::kF32);
+  EXPECT_EQ(*parse_precision("f32"), DType::kF32);
+  EXPECT_EQ(*parse_precision("bf16"), DType::kBF16);
+  EXPECT_EQ(*parse_precision("f16"), DType::kF16);
+  EXPECT_THAT(parse_precision("fp16").status().message(),
+              HasSubstr("precision must be f32, bf16 or f16, got \"fp16\""));
+  Generator gen(1);
+  auto model = linear_classifier(16, 3, gen);
+  nn::SGD optimizer(model->parameters(), SgdOptions{});
+  nn::ConstantLr schedule;
+  TrainOptions options;
+  options.precision = DType::kF64;
+  EXPECT_THAT([&] { Trainer trainer(*model, optimizer, schedule, options); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("precision must be f32, bf16 or f16, got f64")));
+}
+
 // A dataset whose inputs are NaN: the loss is NaN from the first step.
 class NanDataset : public data::Dataset {
  public:
