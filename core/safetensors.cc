@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/atomic_file.h"
 
 // Tensor data is copied between file and memory byte for byte.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes a little-endian host");
@@ -49,12 +50,6 @@ class FileDescriptor {
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
   int get() const { return fd_; }
-  // Closes now and reports the error close() may return (a delayed write error).
-  int close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
 
  private:
   int fd_;
@@ -70,18 +65,6 @@ bool read_exact(int fd, void* buffer, size_t n, int64_t offset) {
     p += got;
     n -= static_cast<size_t>(got);
     offset += got;
-  }
-  return true;
-}
-
-bool write_all(int fd, const void* buffer, size_t n) {
-  const char* p = static_cast<const char*>(buffer);
-  while (n > 0) {
-    ssize_t put = ::write(fd, p, n);
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return false;
-    p += put;
-    n -= static_cast<size_t>(put);
   }
   return true;
 }
@@ -309,32 +292,18 @@ absl::Status save_safetensors(const std::string& path, const TensorMap& tensors,
   uint64_t header_length = header_text.size();
   for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(header_length >> (8 * i));
 
-  const std::string tmp_path = absl::StrCat(path, ".tmp.", ::getpid());
-  FileDescriptor fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) {
-    return absl::PermissionDeniedError(absl::StrCat("save_safetensors: cannot create '", tmp_path,
-                                                    "': ", std::strerror(errno)));
+  auto failed = [](const absl::Status& status) {
+    return absl::Status(status.code(), absl::StrCat("save_safetensors: ", status.message()));
+  };
+  absl::StatusOr<AtomicFile> file = AtomicFile::create(path);
+  if (!file.ok()) return failed(file.status());
+  absl::Status status = file->append(length_bytes, 8);
+  if (status.ok()) status = file->append(header_text);
+  for (size_t i = 0; status.ok() && i < data.size(); ++i) {
+    status = file->append(data[i].data_ptr(), data[i].nbytes());
   }
-  bool ok = write_all(fd.get(), length_bytes, 8) &&
-            write_all(fd.get(), header_text.data(), header_text.size());
-  for (size_t i = 0; ok && i < data.size(); ++i) {
-    ok = write_all(fd.get(), data[i].data_ptr(), data[i].nbytes());
-  }
-  ok = ok && ::fsync(fd.get()) == 0;
-  ok = fd.close() == 0 && ok;
-  if (!ok) {
-    std::string reason = std::strerror(errno);
-    ::unlink(tmp_path.c_str());
-    return absl::InternalError(absl::StrCat("save_safetensors: writing '", tmp_path, "' failed: ",
-                                            reason));
-  }
-  if (::rename(tmp_path.c_str(), path.c_str()) != 0) {
-    std::string reason = std::strerror(errno);
-    ::unlink(tmp_path.c_str());
-    return absl::InternalError(absl::StrCat("save_safetensors: cannot rename '", tmp_path, "' to '",
-                                            path, "': ", reason));
-  }
-  return absl::OkStatus();
+  if (status.ok()) status = file->commit();
+  return status.ok() ? status : failed(status);
 }
 
 }  // namespace ompq

@@ -31,8 +31,8 @@ struct SafetensorsContents {
 absl::StatusOr<SafetensorsContents> load_safetensors(const std::string& path);
 
 // Writes `tensors` (any device, layout and dtype; the names must not be empty or "__metadata__")
-// in name order. The file is written beside `path` as `path.tmp.<pid>` and renamed over `path`
-// only once complete, so a failed or interrupted save leaves any previous file intact.
+// in name order, atomically (core/atomic_file.h): a failed or interrupted save leaves any previous
+// file intact.
 absl::Status save_safetensors(const std::string& path, const TensorMap& tensors,
                               const MetadataMap& metadata = {});
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "core/atomic_file.h"
 #include "core/safetensors.h"
 #include "data/dataloader.h"
 #include "data/mnist.h"
@@ -329,7 +330,7 @@ absl::Status Experiment::claim_folder() {
           "); pass --fresh to start over there, or choose another --output_dir"));
     }
   }
-  if (writes()) OMPQ_RETURN_IF_ERROR(write_text_atomically(path(kConfigFile).string(), text));
+  if (writes()) OMPQ_RETURN_IF_ERROR(write_file_atomically(path(kConfigFile).string(), text));
   wait_for_writes();
   OMPQ_ASSIGN_OR_RETURN(StageLedger ledger, StageLedger::open(dir_.string(), writes()));
   ledger_.emplace(std::move(ledger));

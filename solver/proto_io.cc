@@ -3,16 +3,14 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "core/atomic_file.h"
 
 namespace ompq::solver {
 namespace {
-
-namespace fs = std::filesystem;
 
 // Keeps the parser's first complaint (with its line and column) instead of printing it.
 class FirstError : public google::protobuf::io::ErrorCollector {
@@ -29,26 +27,6 @@ class FirstError : public google::protobuf::io::ErrorCollector {
 
 }  // namespace
 
-absl::Status write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!(out << text) || !out.flush()) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write ", tmp));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, ": ", ec.message()));
-  }
-  return absl::OkStatus();
-}
-
 std::string to_text_format(const google::protobuf::Message& message) {
   std::string text;
   google::protobuf::TextFormat::PrintToString(message, &text);
@@ -56,7 +34,7 @@ std::string to_text_format(const google::protobuf::Message& message) {
 }
 
 absl::Status write_text_proto(const std::string& path, const google::protobuf::Message& message) {
-  return write_text_atomically(path, to_text_format(message));
+  return write_file_atomically(path, to_text_format(message));
 }
 
 absl::Status read_text_proto(const std::string& path, google::protobuf::Message* message,

@@ -1,5 +1,5 @@
 // Configs and bit configs on disk in protobuf text format: read with a message that names the file,
-// written atomically (PATH.tmp, then renamed: PATH is either the old file or the whole new one).
+// written atomically (core/atomic_file.h: PATH is either the old file or the whole new one).
 #pragma once
 
 #include <string>
@@ -9,8 +9,6 @@
 #include "absl/status/status.h"
 
 namespace ompq::solver {
-
-absl::Status write_text_atomically(const std::string& path, const std::string& text);
 
 // The message in text format (google::protobuf::TextFormat).
 std::string to_text_format(const google::protobuf::Message& message);

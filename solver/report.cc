@@ -2,15 +2,15 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace ompq::solver {
@@ -414,22 +414,6 @@ std::string report_html(const ExperimentReport& r) {
 
 // ---- writing --------------------------------------------------------------------------------
 
-absl::Status write_file(const std::string& path, const std::string& text) {
-  std::FILE* file = std::fopen(path.c_str(), "wb");
-  if (file == nullptr) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("write_report: cannot create '", path, "': ", std::strerror(errno)));
-  }
-  const bool written = std::fwrite(text.data(), 1, text.size(), file) == text.size();
-  const int saved_errno = errno;
-  if (std::fclose(file) != 0 || !written) {
-    std::remove(path.c_str());
-    return absl::InternalError(absl::StrCat("write_report: writing '", path, "' failed: ",
-                                            std::strerror(written ? errno : saved_errno)));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status check_orm_shape(const ExperimentReport& r) {
   if (r.orm.empty()) return absl::OkStatus();
   size_t searched = 0;
@@ -457,30 +441,22 @@ absl::Status write_report(const ExperimentReport& report, const std::string& dir
       report_json(report).dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   const std::string html_text = report_html(report);
 
-  // Both temporary files are complete before either is renamed: a failure changes neither report.
-  const std::array<std::pair<std::string, const std::string*>, 2> files = {
-      {{(fs::path(dir) / "report.json").string(), &json_text},
-       {(fs::path(dir) / "report.html").string(), &html_text}}};
-  std::vector<std::string> written;
-  auto remove_written = [&] {
-    for (const std::string& tmp : written) std::remove(tmp.c_str());
+  // Both files are complete on disk before either is renamed: a failure changes neither report.
+  auto failed = [](const absl::Status& status) {
+    return absl::Status(status.code(), absl::StrCat("write_report: ", status.message()));
   };
-  for (const auto& [path, text] : files) {
-    const std::string tmp = path + ".tmp";
-    absl::Status status = write_file(tmp, *text);
-    if (!status.ok()) {
-      remove_written();
-      return status;
-    }
-    written.push_back(tmp);
+  std::vector<AtomicFile> files;
+  for (const auto& [name, text] : {std::pair{"report.json", &json_text},
+                                   std::pair{"report.html", &html_text}}) {
+    absl::StatusOr<AtomicFile> file = AtomicFile::create((fs::path(dir) / name).string());
+    absl::Status status = file.status();
+    if (status.ok()) status = file->append(*text);
+    if (status.ok()) status = file->finish();
+    if (!status.ok()) return failed(status);
+    files.push_back(std::move(*file));
   }
-  for (size_t i = 0; i < files.size(); ++i) {
-    if (std::rename(written[i].c_str(), files[i].first.c_str()) != 0) {
-      const std::string reason = std::strerror(errno);
-      remove_written();
-      return absl::InternalError(absl::StrCat("write_report: cannot rename '", written[i], "' to '",
-                                              files[i].first, "': ", reason));
-    }
+  for (AtomicFile& file : files) {
+    if (absl::Status status = file.commit(); !status.ok()) return failed(status);
   }
   return absl::OkStatus();
 }

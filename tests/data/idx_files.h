@@ -10,17 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/temp_dir.h"
+
 namespace ompq::data::testing {
 
-// An empty folder named after the running test.
-inline std::string make_test_dir() {
-  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
-                              (std::string("ompq_") + info->test_suite_name() + "_" + info->name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+// Each test writes its files into a ScopedTempDir, removed when the test ends.
+using ompq::testing::ScopedTempDir;
 
 // The magic (type code, number of dims) and the big-endian dims.
 inline std::string idx_header(uint8_t type_code, const std::vector<uint32_t>& dims) {

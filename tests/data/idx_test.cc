@@ -13,21 +13,22 @@ namespace {
 using ::testing::HasSubstr;
 using testing::idx_header;
 using testing::idx_u8;
-using testing::make_test_dir;
 using testing::read_file;
+using testing::ScopedTempDir;
 using testing::write_file;
 
 // Every case runs on a plain and on a gzipped file: errors about the IDX content must not
 // depend on the compression.
 class IdxTest : public ::testing::TestWithParam<bool> {
  protected:
-  void SetUp() override { dir_ = make_test_dir(); }
+  void SetUp() override { dir_ = temp_.path().string(); }
   std::string write(const std::string& bytes) {
     std::string path = dir_ + "/file.idx";
     write_file(path, bytes, GetParam());
     return path;
   }
   absl::Status read_error(const std::string& bytes) { return read_idx(write(bytes)).status(); }
+  ScopedTempDir temp_;
   std::string dir_;
 };
 
@@ -117,7 +118,8 @@ INSTANTIATE_TEST_SUITE_P(PlainAndGzip, IdxTest, ::testing::Bool(),
                          });
 
 TEST(IdxFileTest, DetectsGzipByContentNotName) {
-  std::string dir = make_test_dir();
+  ScopedTempDir temp;
+  std::string dir = temp.path().string();
   std::vector<uint8_t> values = {7, 8, 9};
   write_file(dir + "/compressed.idx", idx_u8({3}, values), /*gzip=*/true);
   write_file(dir + "/plain.gz", idx_u8({3}, values), /*gzip=*/false);
@@ -129,7 +131,8 @@ TEST(IdxFileTest, DetectsGzipByContentNotName) {
 }
 
 TEST(IdxFileTest, ReportsMissingFile) {
-  std::string path = make_test_dir() + "/absent-idx1-ubyte";
+  ScopedTempDir temp;
+  std::string path = temp.file("absent-idx1-ubyte");
   absl::Status s = read_idx(path).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(s.message(), HasSubstr(path));
@@ -137,7 +140,8 @@ TEST(IdxFileTest, ReportsMissingFile) {
 }
 
 TEST(IdxFileTest, ReportsCorruptGzipStream) {
-  std::string dir = make_test_dir();
+  ScopedTempDir temp;
+  std::string dir = temp.path().string();
   std::vector<uint8_t> values(4096);
   for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<uint8_t>((i * 7919) >> 3);
   write_file(dir + "/good.gz", idx_u8({4096}, values), /*gzip=*/true);

@@ -19,12 +19,12 @@ using testing::encode_jpeg;
 using testing::encode_png;
 using ::testing::HasSubstr;
 using testing::make_pixels;
-using testing::make_test_dir;
+using testing::ScopedTempDir;
 
 // Small images on disk, each a different pattern (`seed`), in a per-test folder.
 class ImageFolderTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = make_test_dir(); }
+  void SetUp() override { dir_ = temp_.path().string(); }
 
   std::string jpeg(int seed) const {
     auto value = [seed](int64_t y, int64_t x, int64_t c) {
@@ -69,6 +69,7 @@ class ImageFolderTest : public ::testing::Test {
     write("val/v3.JPEG", jpeg(12));
   }
 
+  ScopedTempDir temp_;
   std::string dir_;
 };
 

@@ -15,7 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::idx_u8;
-using testing::make_test_dir;
+using testing::ScopedTempDir;
 using testing::write_file;
 
 // Pixel (y, x) of generated image n; not affine in (y, x), so resampling is really exercised.
@@ -37,7 +37,7 @@ float normalized(uint8_t p) { return (p / 255.0f - kFashionMnistMean) / kFashion
 class MnistFolderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = make_test_dir();
+    dir_ = temp_.path().string();
     write("train-images-idx3-ubyte", idx_u8({3, 28, 28}, images(3)), false);
     write("train-labels-idx1-ubyte", idx_u8({3}, {4, 0, 9}), false);
     write("t10k-images-idx3-ubyte.gz", idx_u8({2, 28, 28}, images(2)), true);
@@ -53,6 +53,7 @@ class MnistFolderTest : public ::testing::Test {
     return o;
   }
   absl::Status open_error(const MnistOptions& o) { return MnistDataset::open(o).status(); }
+  ScopedTempDir temp_;
   std::string dir_;
 };
 

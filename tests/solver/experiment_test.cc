@@ -4,7 +4,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -13,19 +12,13 @@
 #include "solver/bit_config.h"
 #include "solver/proto_io.h"
 #include "solver/stages.h"
+#include "tests/temp_dir.h"
 
 namespace ompq::solver {
 namespace {
 
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
-
-fs::path temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("ompq_experiment_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 void touch(const fs::path& file) { std::ofstream(file) << "x"; }
 
@@ -38,7 +31,8 @@ proto::StageRecord record(const std::string& name, const std::string& output) {
 }
 
 TEST(StageLedger, RemembersFinishedStagesAcrossOpens) {
-  const fs::path dir = temp_dir("ledger");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   {
     auto ledger = StageLedger::open(dir.string());
     ASSERT_TRUE(ledger.ok()) << ledger.status();
@@ -56,22 +50,22 @@ TEST(StageLedger, RemembersFinishedStagesAcrossOpens) {
   EXPECT_DOUBLE_EQ(reopened->finished("search")->seconds(), 1.5);
   EXPECT_NE(reopened->finished("pretrain"), nullptr);
   EXPECT_EQ(reopened->finished("qat"), nullptr);
-  fs::remove_all(dir);
 }
 
 TEST(StageLedger, AStageWithAMissingOutputIsNotFinished) {
-  const fs::path dir = temp_dir("missing");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   auto ledger = StageLedger::open(dir.string());
   touch(dir / "bits.pbtxt");
   ASSERT_TRUE(ledger->finish(record("search", "bits.pbtxt")).ok());
   ASSERT_NE(ledger->finished("search"), nullptr);
   fs::remove(dir / "bits.pbtxt");
   EXPECT_EQ(ledger->finished("search"), nullptr);
-  fs::remove_all(dir);
 }
 
 TEST(StageLedger, BeginningAStageForgetsItAndTheStagesAfterIt) {
-  const fs::path dir = temp_dir("begin");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   auto ledger = StageLedger::open(dir.string());
   for (const char* name : {"pretrain", "search", "qat", "eval"}) {
     ASSERT_TRUE(ledger->finish(record(name, "")).ok());
@@ -85,26 +79,25 @@ TEST(StageLedger, BeginningAStageForgetsItAndTheStagesAfterIt) {
   auto reopened = StageLedger::open(dir.string());
   ASSERT_EQ(reopened->state().stage_size(), 1);
   EXPECT_EQ(reopened->state().stage(0).name(), "pretrain");
-  fs::remove_all(dir);
 }
 
 TEST(StageLedger, AReadOnlyLedgerWritesNothing) {
-  const fs::path dir = temp_dir("readonly");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   auto ledger = StageLedger::open(dir.string(), /*writes=*/false);
   ASSERT_TRUE(ledger->finish(record("pretrain", "")).ok());
   EXPECT_NE(ledger->finished("pretrain"), nullptr);
   EXPECT_FALSE(fs::exists(ledger->path()));
-  fs::remove_all(dir);
 }
 
 TEST(StageLedger, ACorruptFileIsAnErrorNamingIt) {
-  const fs::path dir = temp_dir("corrupt");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   std::ofstream(dir / "stages.pbtxt") << "stage { name: 3 3 }";
   auto ledger = StageLedger::open(dir.string());
   ASSERT_FALSE(ledger.ok());
   EXPECT_THAT(std::string(ledger.status().message()), HasSubstr("stages.pbtxt"));
   EXPECT_THAT(std::string(ledger.status().message()), HasSubstr("line 1"));
-  fs::remove_all(dir);
 }
 
 // The bit config of resnet20 in QAT mode with every searched unit at `bits`.

@@ -16,6 +16,8 @@
 #include <regex>
 #include <sstream>
 
+#include "tests/temp_dir.h"
+
 namespace ompq::solver {
 namespace {
 
@@ -25,15 +27,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// A fresh empty folder per test.
-fs::path test_dir(const std::string& name) {
-  const fs::path dir =
-      fs::path(::testing::TempDir()) / ("ompq_report_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
@@ -72,7 +65,8 @@ ExperimentReport sample_report() {
 json read_json(const fs::path& dir) { return json::parse(read_text(dir / "report.json")); }
 
 TEST(Report, JsonRoundTripsEveryField) {
-  const fs::path dir = test_dir("roundtrip");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   const ExperimentReport r = sample_report();
   ASSERT_TRUE(write_report(r, dir.string()).ok());
   const json j = read_json(dir);
@@ -133,7 +127,8 @@ TEST(Report, JsonRoundTripsEveryField) {
 }
 
 TEST(Report, NonFiniteNumbersAreJsonNull) {
-  const fs::path dir = test_dir("nan");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   ExperimentReport r = sample_report();
   r.results[0].top1 = kNaN;  // not evaluated
   r.results[0].top5 = std::numeric_limits<double>::infinity();
@@ -163,7 +158,8 @@ TEST(Report, NonFiniteNumbersAreJsonNull) {
 }
 
 TEST(Report, HtmlHasOneSvgPerChartAndNoExternalResource) {
-  const fs::path dir = test_dir("html");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   ExperimentReport r = sample_report();
   ASSERT_TRUE(write_report(r, dir.string()).ok());
   std::string html = read_text(dir / "report.html");
@@ -204,7 +200,8 @@ TEST(Report, HtmlHasOneSvgPerChartAndNoExternalResource) {
 // The axes' ticks cover every point: each circle lies inside the plot area (x in [56, 476], y in
 // [12, 232] of the chart), whatever the range of sizes and accuracies.
 TEST(Report, AccuracyChartKeepsEveryPointInsideItsAxes) {
-  const fs::path dir = test_dir("axes");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   ExperimentReport r = sample_report();
   for (const auto& results : std::vector<std::vector<ReportResult>>{
            {{"fp32", 44.6, 0, 69.76, 89.1}, {"w4", 5.8, 60, 68.1, 88}, {"w8", 11.1, 90, 69.7, 89}},
@@ -228,7 +225,8 @@ TEST(Report, AccuracyChartKeepsEveryPointInsideItsAxes) {
 }
 
 TEST(Report, NamesAreEscapedInHtml) {
-  const fs::path dir = test_dir("escape");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   ExperimentReport r = sample_report();
   r.model = "net<script>alert(1)</script>";
   r.layers[1].name = "a&b<\"c\">'d'";
@@ -248,7 +246,8 @@ TEST(Report, NamesAreEscapedInHtml) {
 }
 
 TEST(Report, OrmOfTheWrongShapeIsAnError) {
-  const fs::path dir = test_dir("badorm");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   ExperimentReport r = sample_report();
   r.orm.pop_back();
   absl::Status status = write_report(r, dir.string());
@@ -264,7 +263,8 @@ TEST(Report, OrmOfTheWrongShapeIsAnError) {
 }
 
 TEST(Report, MissingFolderIsNamed) {
-  const fs::path dir = test_dir("missing") / "nowhere";
+  testing::ScopedTempDir temp;
+  const fs::path dir = temp.path() / "nowhere";
   absl::Status status = write_report(sample_report(), dir.string());
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(),
@@ -275,22 +275,25 @@ TEST(Report, MissingFolderIsNamed) {
 // too, unlike permissions) gives an error naming it, and the old report stays whole: no file is
 // renamed until both are written.
 TEST(Report, UnwritableFileIsNamedAndTheOldReportKept) {
-  const fs::path dir = test_dir("unwritable");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   ExperimentReport r = sample_report();
   ASSERT_TRUE(write_report(r, dir.string()).ok());
   const std::string old_json = read_text(dir / "report.json");
   const std::string old_html = read_text(dir / "report.html");
-  fs::create_directory(dir / "report.html.tmp");
+  const std::string pid = std::to_string(::getpid());
+  const fs::path taken = dir / ("report.html.tmp." + pid);
+  fs::create_directory(taken);
   r.model = "resnet56";
   absl::Status status = write_report(r, dir.string());
   EXPECT_FALSE(status.ok());
-  EXPECT_THAT(status.message(), HasSubstr("cannot create '" + (dir / "report.html.tmp").string()));
+  EXPECT_THAT(status.message(), HasSubstr("write_report: cannot create '" + taken.string()));
   EXPECT_THAT(status.message(), HasSubstr("Is a directory"));
   EXPECT_EQ(read_text(dir / "report.json"), old_json);
   EXPECT_EQ(read_text(dir / "report.html"), old_html);
-  EXPECT_FALSE(fs::exists(dir / "report.json.tmp"));
+  EXPECT_FALSE(fs::exists(dir / ("report.json.tmp." + pid)));
 
-  fs::remove(dir / "report.html.tmp");
+  fs::remove(taken);
   ASSERT_TRUE(write_report(r, dir.string()).ok());
   EXPECT_EQ(read_json(dir)["model"], "resnet56");
   std::vector<std::string> files;

@@ -14,19 +14,13 @@
 #include "solver/checkpoint.h"
 #include "solver/metrics.h"
 #include "solver/progress.h"
+#include "tests/temp_dir.h"
 
 namespace ompq::solver {
 namespace {
 
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
-
-fs::path temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("ompq_solver_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 std::shared_ptr<nn::Sequential> linear_classifier(int64_t features, int64_t classes, Generator& gen) {
   auto model = std::make_shared<nn::Sequential>();
@@ -58,7 +52,8 @@ TEST(Progress, FormatsDurations) {
 }
 
 TEST(MetricsCsv, AppendsAndRefusesAnotherHeader) {
-  fs::path dir = temp_dir("metrics");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   std::string path = (dir / "metrics.csv").string();
   {
     auto csv = MetricsCsv::open(path, {"epoch", "loss"});
@@ -196,7 +191,8 @@ TEST(Trainer, StopsOnANonFiniteLossWithoutUpdating) {
 }
 
 TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
-  fs::path dir = temp_dir("checkpoint");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   std::string path = (dir / "ckpt.safetensors").string();
   Generator gen(3);
   auto model = linear_classifier(16, 3, gen);
@@ -239,7 +235,8 @@ TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
 }
 
 TEST(Checkpoint, RejectsAModelFileAndLeavesTheModelAlone) {
-  fs::path dir = temp_dir("not_checkpoint");
+  testing::ScopedTempDir temp;
+  const fs::path& dir = temp.path();
   std::string path = (dir / "model.safetensors").string();
   Generator gen(5);
   auto model = linear_classifier(16, 3, gen);
