@@ -1,7 +1,6 @@
 #include "solver/checkpoint.h"
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -12,18 +11,6 @@ namespace {
 constexpr char kModelPrefix[] = "model.";
 constexpr char kOptimizerPrefix[] = "optimizer.";
 constexpr char kFormat[] = "ompq-checkpoint-1";
-
-template <typename T>
-absl::StatusOr<T> metadata_number(const MetadataMap& metadata, const char* key,
-                                  const std::string& path) {
-  auto it = metadata.find(key);
-  T value{};
-  if (it == metadata.end() || !absl::SimpleAtoi(it->second, &value)) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": checkpoint metadata \"", key, "\" is missing or not a number"));
-  }
-  return value;
-}
 
 }  // namespace
 
@@ -45,32 +32,29 @@ absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
 absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Module& model,
                                                 nn::Optimizer& optimizer) {
   OMPQ_ASSIGN_OR_RETURN(SafetensorsContents contents, load_safetensors(path));
-  auto format = contents.metadata.find("format");
-  if (format == contents.metadata.end() || format->second != kFormat) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not an ompq checkpoint (metadata \"format\" is not ", kFormat, ")"));
-  }
+  OMPQ_RETURN_IF_ERROR(check_checkpoint_format(contents.metadata, kFormat, "checkpoint", path));
   CheckpointState state;
-  OMPQ_ASSIGN_OR_RETURN(state.epochs_done,
-                        metadata_number<int64_t>(contents.metadata, "epochs_done", path));
+  OMPQ_ASSIGN_OR_RETURN(state.epochs_done, checkpoint_metadata_number<int64_t>(
+                                               contents.metadata, "epochs_done", path));
   if (contents.metadata.count("steps_done") > 0) {  // absent in end-of-epoch-only checkpoints
-    OMPQ_ASSIGN_OR_RETURN(state.steps_done,
-                          metadata_number<int64_t>(contents.metadata, "steps_done", path));
+    OMPQ_ASSIGN_OR_RETURN(state.steps_done, checkpoint_metadata_number<int64_t>(
+                                                contents.metadata, "steps_done", path));
   }
   if (contents.metadata.count("world_size") > 0) {  // absent before data-parallel training
     OMPQ_ASSIGN_OR_RETURN(state.world_size,
-                          metadata_number<int>(contents.metadata, "world_size", path));
-    OMPQ_ASSIGN_OR_RETURN(state.batch_size,
-                          metadata_number<int64_t>(contents.metadata, "batch_size", path));
+                          checkpoint_metadata_number<int>(contents.metadata, "world_size", path));
+    OMPQ_ASSIGN_OR_RETURN(state.batch_size, checkpoint_metadata_number<int64_t>(
+                                                contents.metadata, "batch_size", path));
     if (state.world_size < 1 || state.batch_size < 0) {
       return absl::DataLossError(absl::StrCat(path, ": checkpoint world_size ", state.world_size,
                                               " / batch_size ", state.batch_size,
                                               " (expected >= 1 and >= 0)"));
     }
   }
-  OMPQ_ASSIGN_OR_RETURN(state.rng_seed, metadata_number<uint64_t>(contents.metadata, "rng_seed", path));
-  OMPQ_ASSIGN_OR_RETURN(state.rng_offset,
-                        metadata_number<uint64_t>(contents.metadata, "rng_offset", path));
+  OMPQ_ASSIGN_OR_RETURN(state.rng_seed,
+                        checkpoint_metadata_number<uint64_t>(contents.metadata, "rng_seed", path));
+  OMPQ_ASSIGN_OR_RETURN(state.rng_offset, checkpoint_metadata_number<uint64_t>(contents.metadata,
+                                                                               "rng_offset", path));
   TensorMap model_state, optimizer_state;
   for (const auto& [name, t] : contents.tensors) {
     if (absl::StartsWith(name, kModelPrefix)) {
@@ -89,6 +73,16 @@ absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Mod
   return state;
 }
 
+absl::Status check_checkpoint_format(const MetadataMap& metadata, const char* format,
+                                     const char* what, const std::string& path) {
+  auto it = metadata.find("format");
+  if (it == metadata.end() || it->second != format) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not an ompq ", what, " (metadata \"format\" is not ", format, ")"));
+  }
+  return absl::OkStatus();
+}
+
 ResumePoint resume_point(const CheckpointState& state, int world_size, int64_t batch_size) {
   OMPQ_CHECK(world_size >= 1 && batch_size >= 1, "resume_point: world_size ", world_size,
              " and batch_size ", batch_size, " must be positive");
@@ -101,12 +95,12 @@ ResumePoint resume_point(const CheckpointState& state, int world_size, int64_t b
   const int64_t consumed = state.steps_done * state.batch_size * state.world_size;
   const int64_t global_batch = batch_size * world_size;
   point.step = consumed / global_batch;
-  point.note = absl::StrCat(
-      "the checkpoint was written by ", state.world_size, " rank(s) x batch ", state.batch_size,
-      " after step ", state.steps_done, " of epoch ", state.epochs_done + 1, " (", consumed,
-      " examples); this run has ", world_size, " rank(s) x batch ", batch_size,
-      ", so it resumes that epoch at step ", point.step, " (example ", point.step * global_batch,
-      ")");
+  point.note =
+      absl::StrCat("the checkpoint was written by ", state.world_size, " rank(s) x batch ",
+                   state.batch_size, " after step ", state.steps_done, " of epoch ",
+                   state.epochs_done + 1, " (", consumed, " examples); this run has ", world_size,
+                   " rank(s) x batch ", batch_size, ", so it resumes that epoch at step ",
+                   point.step, " (example ", point.step * global_batch, ")");
   if (consumed % global_batch != 0) {
     absl::StrAppend(&point.note, ", re-training ", consumed % global_batch,
                     " examples that do not fill a step of the new layout");

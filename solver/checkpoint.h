@@ -10,7 +10,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "core/random.h"
+#include "core/safetensors.h"
 #include "layers/module.h"
 #include "layers/optim.h"
 
@@ -46,5 +49,23 @@ struct ResumePoint {
   std::string note;
 };
 ResumePoint resume_point(const CheckpointState& state, int world_size, int64_t batch_size);
+
+// For the readers of checkpoint files (this one's and ptq_checkpoint.h's): the metadata "format"
+// must be `format`, else an InvalidArgument error naming `path`, not an ompq `what`.
+absl::Status check_checkpoint_format(const MetadataMap& metadata, const char* format,
+                                     const char* what, const std::string& path);
+// The metadata `key` as a number; a DataLoss error naming `path` and `key` when it is missing or
+// not a number.
+template <typename T>
+absl::StatusOr<T> checkpoint_metadata_number(const MetadataMap& metadata, const char* key,
+                                             const std::string& path) {
+  auto it = metadata.find(key);
+  T value{};
+  if (it == metadata.end() || !absl::SimpleAtoi(it->second, &value)) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": checkpoint metadata \"", key, "\" is missing or not a number"));
+  }
+  return value;
+}
 
 }  // namespace ompq::solver

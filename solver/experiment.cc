@@ -54,6 +54,7 @@ constexpr char kPretrainCheckpoint[] = "pretrain_checkpoint.safetensors";
 constexpr char kBitsFile[] = "bits.pbtxt";
 constexpr char kSearchFile[] = "search.safetensors";
 constexpr char kQatCheckpoint[] = "qat_checkpoint.safetensors";
+constexpr char kPtqCheckpoint[] = "ptq_checkpoint.safetensors";
 constexpr char kQuantizedFile[] = "quantized.safetensors";
 constexpr char kPackedFile[] = "packed.safetensors";
 constexpr char kReportJson[] = "report.json";
@@ -316,8 +317,8 @@ absl::Status Experiment::claim_folder() {
     // Rank 0 checks the folder against this config and clears it under --fresh.
   } else if (runtime_.fresh) {
     for (const char* file : {kConfigFile, kMetricsFile, kFp32File, kPretrainCheckpoint, kBitsFile,
-                             kSearchFile, kQatCheckpoint, kQuantizedFile, kPackedFile, kReportJson,
-                             kReportHtml, kStagesFile}) {
+                             kSearchFile, kQatCheckpoint, kPtqCheckpoint, kQuantizedFile,
+                             kPackedFile, kReportJson, kReportHtml, kStagesFile}) {
       fs::remove(path(file), ec);
     }
   } else if (fs::exists(path(kConfigFile))) {
@@ -605,6 +606,12 @@ absl::Status Experiment::ptq(proto::StageRecord& record) {
   options.batch_size = std::min<int64_t>(options.batch_size, pc.calibration_images());
   options.init_images = std::min<int64_t>(options.init_images, pc.calibration_images());
   options.progress_interval = std::max(1, config_.train().log_interval());
+  options.checkpoint = path(kPtqCheckpoint).string();
+  options.write_checkpoint = writes();
+  options.on_resume = [this, &options](int phase, int64_t done, int64_t units) {
+    say("[ptq] resuming from %s: phase %d, %lld of %lld units done\n", options.checkpoint.c_str(),
+        phase, static_cast<long long>(done), static_cast<long long>(units));
+  };
   options.on_progress = [this](const PtqProgress& p) {
     say("[ptq] phase %d unit %lld/%lld %s: iteration %lld/%lld, loss %.4g%s\n",
                  p.phase, static_cast<long long>(p.unit_index + 1),

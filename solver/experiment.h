@@ -4,7 +4,7 @@
 //   search    the bit config: bits.pbtxt (given by search.bits, or searched on the FP32 model) and,
 //             for lp/ilp, search.safetensors (the ORM matrix and log theta of every searched unit)
 //   qat|ptq   the quantized model: quantized.safetensors (its state_dict, quantizers included);
-//             QAT also qat_checkpoint.safetensors
+//             QAT also qat_checkpoint.safetensors, PTQ ptq_checkpoint.safetensors
 //   eval      FP32 and quantized test accuracy (into stages.pbtxt and metrics.csv)
 //   export    packed.safetensors (layers/quant/packed_model.h)
 //   report    report.json and report.html (solver/report.h)
@@ -12,7 +12,8 @@
 // and one per evaluation, with a `stage` column). quant "none" stops after pretrain and eval.
 //
 // Rerunning with the same config skips finished stages; a training stage resumes from its
-// checkpoint, written atomically at every epoch's end and every `checkpoint_steps` steps. A folder
+// checkpoint, written atomically at every epoch's end and every `checkpoint_steps` steps; PTQ from
+// its checkpoint, written after every reconstructed unit (solver/ptq_checkpoint.h). A folder
 // that holds a run of another config is refused unless `fresh`. Every check that can fail before
 // the first stage (config values, model, data, a given bit config) runs before anything is
 // written, so a bad command leaves an existing folder as it was. A NaN/Inf training loss stops the

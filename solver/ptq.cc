@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <numeric>
 #include <random>
@@ -19,6 +20,7 @@
 #include "layers/optim.h"
 #include "layers/quant/adaround.h"
 #include "solver/blocks.h"
+#include "solver/ptq_checkpoint.h"
 
 namespace ompq::solver {
 namespace {
@@ -373,7 +375,6 @@ absl::StatusOr<PtqResult> reconstruct_ptq(nn::Model& model, const nn::QuantizedL
                                           const PtqOptions& options) {
   if (absl::Status s = check_options(options); !s.ok()) return s;
   if (absl::Status s = check_inputs(model, layers, calibration_images); !s.ok()) return s;
-  PtqResult result;
   try {
     std::vector<ReconstructionUnit> units = reconstruction_units(model, layers);
     // The reference never reconstructs the first layer (its 8-bit-input stem).
@@ -385,46 +386,70 @@ absl::StatusOr<PtqResult> reconstruct_ptq(nn::Model& model, const nn::QuantizedL
     for (const auto& [path, module] : model.named_modules()) modules.emplace(path, module);
 
     FrozenParameters frozen(model);
-    AdaptiveRoundingCleanup cleanup(layers);
+    AdaptiveRoundingCleanup cleanup(layers);  // also after a failed load of the checkpoint
     model.eval();
 
+    const int64_t num_units = static_cast<int64_t>(units.size());
+    PtqCheckpoint state;
+    for (const ReconstructionUnit& unit : units) {
+      PtqUnitResult& u = state.result.units.emplace_back();
+      u.name = unit.name;
+      for (const auto& [name, layer] : unit.layers) u.layers.push_back(name);
+    }
+    // Taken before anything changes the model, the same in a first run and in its reruns.
+    const bool resumable = !options.checkpoint.empty();
+    const PtqIdentity identity =
+        resumable ? ptq_identity(model, units, calibration_images, options) : PtqIdentity{};
+    const bool resumed = resumable && std::filesystem::exists(options.checkpoint);
+    if (resumed) {
+      OMPQ_RETURN_IF_ERROR(
+          load_ptq_checkpoint(options.checkpoint, model, layers, identity, &state));
+      if (options.on_resume) options.on_resume(state.phase, state.units_done, num_units);
+    }
+    auto finished_unit = [&](int phase, int64_t k, double seconds) {
+      state.result.units[k].seconds += seconds;
+      (phase == 1 ? state.result.weight_seconds : state.result.activation_seconds) += seconds;
+      state.phase = phase;
+      state.units_done = k + 1;
+      if (!resumable || !options.write_checkpoint) return absl::OkStatus();
+      return save_ptq_checkpoint(options.checkpoint, model, layers, identity, state);
+    };
+
+    // The weight ranges were set before the first unit finished (a resumed model has them).
     nn::set_quantization_enabled(model, /*weights=*/true, /*activations=*/false);
-    initialize_ranges(model, calibration_images, options.init_images);
+    if (!resumed) initialize_ranges(model, calibration_images, options.init_images);
 
     PtqProgress progress;
-    progress.num_units = static_cast<int64_t>(units.size());
-    const Clock::time_point weights_start = Clock::now();
-    for (size_t k = 0; k < units.size(); ++k) {
+    progress.num_units = num_units;
+    for (int64_t k = state.phase == 1 ? state.units_done : num_units; k < num_units; ++k) {
       const Clock::time_point start = Clock::now();
-      PtqUnitResult unit_result;
-      unit_result.name = units[k].name;
-      for (const auto& [name, layer] : units[k].layers) unit_result.layers.push_back(name);
       progress.phase = 1;
       progress.unit = units[k].name;
-      progress.unit_index = static_cast<int64_t>(k);
+      progress.unit_index = k;
       if (options.weight_iterations > 0) {
-        reconstruct_weights(model, units[k], calibration_images, options, progress, unit_result);
+        reconstruct_weights(model, units[k], calibration_images, options, progress,
+                            state.result.units[k]);
       }
-      unit_result.seconds = seconds_since(start);
-      result.units.push_back(std::move(unit_result));
+      OMPQ_RETURN_IF_ERROR(finished_unit(1, k, seconds_since(start)));
     }
-    result.weight_seconds = seconds_since(weights_start);
 
     const Clock::time_point activations_start = Clock::now();
     nn::set_quantization_enabled(model, /*weights=*/true, /*activations=*/true);
-    initialize_ranges(model, calibration_images, options.init_images);
+    if (state.phase == 1) {  // the activation ranges are unset until phase 2 begins
+      initialize_ranges(model, calibration_images, options.init_images);
+      state.result.activation_seconds += seconds_since(activations_start);
+    }
     if (options.reconstruct_activations) {
-      for (size_t k = 0; k < units.size(); ++k) {
+      for (int64_t k = state.phase == 2 ? state.units_done : 0; k < num_units; ++k) {
         const Clock::time_point start = Clock::now();
         progress.phase = 2;
         progress.unit = units[k].name;
-        progress.unit_index = static_cast<int64_t>(k);
+        progress.unit_index = k;
         progress.rounding_loss = 0.0;
         reconstruct_activations(model, units[k], calibration_images, options, progress);
-        result.units[k].seconds += seconds_since(start);
+        OMPQ_RETURN_IF_ERROR(finished_unit(2, k, seconds_since(start)));
       }
     }
-    result.activation_seconds = seconds_since(activations_start);
 
     for (const ReconstructionUnit& unit : units) {
       for (const auto& [name, layer] : unit.layers) {
@@ -434,10 +459,10 @@ absl::StatusOr<PtqResult> reconstruct_ptq(nn::Model& model, const nn::QuantizedL
       }
     }
     nn::set_quantization_enabled(model, /*weights=*/true, /*activations=*/true);
+    return std::move(state.result);
   } catch (const Error& e) {
     return absl::InvalidArgumentError(absl::StrCat("reconstruct_ptq: ", e.what()));
   }
-  return result;
 }
 
 }  // namespace ompq::solver

@@ -68,6 +68,13 @@ struct PtqOptions {
   uint64_t seed = 1005;                 // mini-batch sampling
   std::function<void(const PtqProgress&)> on_progress;  // every `progress_interval` iterations
   int64_t progress_interval = 50;
+  // Resumable reconstruction (ptq_checkpoint.h): when set, the state after every finished unit is
+  // written to this file, and a run that finds it continues after the last unit it records. The
+  // file must come from the same model, bits, calibration images and options (else an error).
+  std::string checkpoint;
+  bool write_checkpoint = true;  // false: only read it (all ranks of a multi-process run but one)
+  // Called once when the reconstruction resumes from `checkpoint`.
+  std::function<void(int phase, int64_t units_done, int64_t num_units)> on_resume;
 };
 
 // The reference's budget: 20000 weight iterations per unit at Adam lr 1e-3, 5000 activation ones.
@@ -82,7 +89,7 @@ struct PtqUnitResult {
   double adaround_error = 0.0;
   // The learned rounding did worse than nearest rounding, which the unit then keeps.
   bool kept_nearest = false;
-  double seconds = 0.0;  // both phases
+  double seconds = 0.0;  // both phases (of every run, when resumed)
 };
 
 struct PtqResult {
@@ -99,7 +106,7 @@ nn::QuantizeOptions ptq_quantize_options(const nn::Model& model, int act_bits);
 // on the model's device, N >= 1. The model is left in eval mode with weights and (when
 // reconstructed) activations quantized. Bad inputs (no images, a wrong image shape, layers that
 // are not the model's or not PTQ-quantized, bad options) are InvalidArgument errors naming the
-// value.
+// value; a checkpoint that cannot be resumed is an error naming the file.
 absl::StatusOr<PtqResult> reconstruct_ptq(nn::Model& model, const nn::QuantizedLayers& layers,
                                           const Tensor& calibration_images,
                                           const PtqOptions& options);

@@ -1,12 +1,15 @@
 // BRECQ reconstruction: the units every model splits into, a reconstruction of a small ResNet that
 // must beat nearest rounding unit by unit and leave every weight on its grid, a state_dict round
-// trip of the result, and the errors for bad inputs and options.
+// trip of the result, a run killed in either phase that resumes from its checkpoint and ends
+// bitwise as an uninterrupted one, the refusal of another reconstruction's checkpoint, and the
+// errors for bad inputs and options.
 #include "solver/ptq.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
@@ -19,6 +22,7 @@
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/resnet.h"
 #include "solver/blocks.h"
+#include "tests/temp_dir.h"
 
 namespace ompq::solver {
 namespace {
@@ -117,7 +121,7 @@ TEST(ReconstructionUnits, LayersOfAnotherModelAreRejected) {
   nn::QuantizedLayers layers =
       nn::quantize_model(*a, uniform_bits(*a, 4), ptq_quantize_options(*a, 8));
   EXPECT_THAT([&] { reconstruction_units(*b, layers); },
-              testing::ThrowsMessage<Error>(HasSubstr(
+              ::testing::ThrowsMessage<Error>(HasSubstr(
                   "reconstruction_units: \"conv1\" is not a quantized layer of the model")));
 }
 
@@ -253,6 +257,165 @@ TEST(ReconstructPtq, ActivationPhaseMovesTheStepSizes) {
   EXPECT_EQ(moved, static_cast<int>(learned.size()));
 }
 
+// A fresh tiny ResNet (the same for the same seed) quantized for PTQ at `bits`.
+struct PtqSetup {
+  std::shared_ptr<nn::ResNet> model;
+  nn::QuantizedLayers layers;
+};
+PtqSetup ptq_setup(uint64_t seed, int bits) {
+  PtqSetup s;
+  s.model = tiny_resnet(seed);
+  s.layers =
+      nn::quantize_model(*s.model, uniform_bits(*s.model, bits), ptq_quantize_options(*s.model, 8));
+  return s;
+}
+
+// Quick options with a progress report at every iteration.
+PtqOptions short_options(const std::string& checkpoint) {
+  PtqOptions options;
+  options.weight_iterations = 20;
+  options.activation_iterations = 10;
+  options.batch_size = 16;
+  options.init_images = 16;
+  options.progress_interval = 1;
+  options.checkpoint = checkpoint;
+  return options;
+}
+
+// Thrown from a progress callback: the reconstruction stops where it is, as if killed.
+struct Killed {};
+
+std::string bytes_of(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), c.nbytes());
+}
+
+void expect_same_state(const nn::Model& actual, const nn::Model& expected) {
+  const TensorMap a = actual.state_dict(), e = expected.state_dict();
+  ASSERT_EQ(a.size(), e.size());
+  for (const auto& [name, t] : e) {
+    ASSERT_EQ(a.count(name), 1u) << name;
+    EXPECT_EQ(bytes_of(a.at(name)), bytes_of(t)) << name;
+  }
+}
+
+void expect_same_results(const PtqResult& actual, const PtqResult& expected) {
+  ASSERT_EQ(actual.units.size(), expected.units.size());
+  for (size_t i = 0; i < expected.units.size(); ++i) {
+    const PtqUnitResult &a = actual.units[i], &e = expected.units[i];
+    EXPECT_EQ(a.name, e.name);
+    EXPECT_EQ(a.layers, e.layers);
+    EXPECT_EQ(a.nearest_error, e.nearest_error) << e.name;
+    EXPECT_EQ(a.adaround_error, e.adaround_error) << e.name;
+    EXPECT_EQ(a.kept_nearest, e.kept_nearest) << e.name;
+  }
+}
+
+// Killed in the middle of a unit of either phase, the same call resumes after the last finished
+// unit and ends bitwise where an uninterrupted run (without a checkpoint) ends; a finished
+// checkpoint only bakes the rounding again.
+TEST(ReconstructPtq, KilledRunResumesAndEndsExactlyAsAnUninterruptedOne) {
+  const Tensor images = random_images(32, 3, 8, 12);
+  PtqSetup reference = ptq_setup(11, 2);
+  absl::StatusOr<PtqResult> expected =
+      reconstruct_ptq(*reference.model, reference.layers, images, short_options(""));
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_EQ(expected->units.size(), 3u);  // layer1.0, layer2.0, fc
+
+  struct Case {
+    int killed_phase;
+    int64_t killed_unit;
+    std::vector<int64_t> resumed_at;  // phase, units done, units
+  };
+  for (const Case& c : {Case{1, 1, {1, 1, 3}}, Case{2, 0, {1, 3, 3}}, Case{2, 2, {2, 2, 3}}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << "killed in phase " << c.killed_phase << " unit " << c.killed_unit);
+    testing::ScopedTempDir dir;
+    PtqOptions options = short_options(dir.file("ptq.safetensors"));
+    options.on_progress = [&c](const PtqProgress& p) {
+      if (p.phase == c.killed_phase && p.unit_index == c.killed_unit && p.iteration == 3) {
+        throw Killed{};
+      }
+    };
+    PtqSetup killed = ptq_setup(11, 2);
+    EXPECT_THROW((void)reconstruct_ptq(*killed.model, killed.layers, images, options), Killed);
+
+    options.on_progress = nullptr;
+    std::vector<int64_t> resumed_at;
+    options.on_resume = [&resumed_at](int phase, int64_t done, int64_t units) {
+      resumed_at = {phase, done, units};
+    };
+    PtqSetup resumed = ptq_setup(11, 2);
+    absl::StatusOr<PtqResult> result =
+        reconstruct_ptq(*resumed.model, resumed.layers, images, options);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(resumed_at, c.resumed_at);
+    expect_same_results(*result, *expected);
+    expect_same_state(*resumed.model, *reference.model);
+
+    PtqSetup finished = ptq_setup(11, 2);
+    result = reconstruct_ptq(*finished.model, finished.layers, images, options);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(resumed_at, (std::vector<int64_t>{2, 3, 3}));
+    expect_same_results(*result, *expected);
+    expect_same_state(*finished.model, *reference.model);
+  }
+}
+
+TEST(ReconstructPtq, RefusesTheCheckpointOfAnotherReconstruction) {
+  testing::ScopedTempDir dir;
+  const std::string checkpoint = dir.file("ptq.safetensors");
+  const Tensor images = random_images(32, 3, 8, 12);
+  PtqOptions options = short_options(checkpoint);
+  options.weight_iterations = 4;
+  options.activation_iterations = 0;
+  PtqSetup first = ptq_setup(11, 2);
+  ASSERT_TRUE(reconstruct_ptq(*first.model, first.layers, images, options).ok());
+
+  auto refusal = [&](uint64_t seed, int bits, const Tensor& x, const PtqOptions& o) {
+    PtqSetup other = ptq_setup(seed, bits);
+    absl::StatusOr<PtqResult> r = reconstruct_ptq(*other.model, other.layers, x, o);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+    return std::string(r.status().message());
+  };
+  const std::string another = checkpoint + " is the checkpoint of another PTQ reconstruction (";
+  PtqOptions longer = options;
+  longer.weight_iterations = 30;
+  EXPECT_THAT(refusal(11, 2, images, longer),
+              HasSubstr(another + "weight_iterations: 4 there, 30 here); delete it to start this"));
+  EXPECT_THAT(refusal(11, 3, images, options),
+              HasSubstr(another + "layer_bits: layer1.0.conv1:w2a8 there, layer1.0.conv1:w3a8 "
+                                  "here)"));
+  EXPECT_THAT(refusal(12, 2, images, options), HasSubstr(another + "model_checksum: "));
+  EXPECT_THAT(refusal(11, 2, random_images(32, 3, 8, 13), options),
+              HasSubstr(another + "calibration_images: 32x3x8x8 f32 checksum "));
+  PtqOptions with_stem = options;
+  with_stem.reconstruct_stem = true;
+  EXPECT_THAT(refusal(11, 2, images, with_stem),
+              HasSubstr(another + "units: layer1.0 there, conv1 here)"));
+
+  // Not a PTQ checkpoint at all.
+  ASSERT_TRUE(first.model->save(checkpoint).ok());
+  PtqSetup other = ptq_setup(11, 2);
+  absl::StatusOr<PtqResult> r = reconstruct_ptq(*other.model, other.layers, images, options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr(checkpoint + ": not an ompq PTQ checkpoint"));
+}
+
+// A reader that does not write (the ranks of a multi-process run but one) leaves no file.
+TEST(ReconstructPtq, ReadOnlyCheckpointIsNeverWritten) {
+  testing::ScopedTempDir dir;
+  PtqOptions options = short_options(dir.file("ptq.safetensors"));
+  options.weight_iterations = 2;
+  options.activation_iterations = 1;
+  options.write_checkpoint = false;
+  PtqSetup setup = ptq_setup(11, 2);
+  ASSERT_TRUE(
+      reconstruct_ptq(*setup.model, setup.layers, random_images(16, 3, 8, 1), options).ok());
+  EXPECT_FALSE(std::filesystem::exists(options.checkpoint));
+}
+
 TEST(ReconstructPtq, BadInputs) {
   auto model = tiny_resnet(5);
   const nn::QuantizedLayers layers =
@@ -296,7 +459,7 @@ TEST(ReconstructPtq, BadInputs) {
   std::map<std::string, int> bits = uniform_bits(*other, 4);
   bits["fc"] = 9;
   EXPECT_THAT([&] { nn::quantize_model(*other, bits, ptq_quantize_options(*other, 8)); },
-              testing::ThrowsMessage<Error>(HasSubstr("has 9 weight bits (expected 2..8)")));
+              ::testing::ThrowsMessage<Error>(HasSubstr("has 9 weight bits (expected 2..8)")));
   // QAT-quantized layers are not PTQ's.
   nn::QuantizeOptions qat;
   const nn::QuantizedLayers qat_layers = nn::quantize_model(*other, uniform_bits(*other, 4), qat);
