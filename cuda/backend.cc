@@ -74,6 +74,7 @@ int register_backend(std::string* status) {
   register_optim_kernels();
   register_dropout_kernels();
   register_quant_kernels();
+  register_adaround_kernels();
   register_lowbit_kernels();
   register_amp_kernels();
 #if OMPQ_WITH_NCCL

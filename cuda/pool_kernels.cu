@@ -1,8 +1,11 @@
 // CUDA pooling: max (with indices), average (count_include_pad) and adaptive average, forward and
-// backward, on contiguous NCHW tensors, with the window bounds of core/ops/pool_math.h (shared with
-// the CPU). One thread per output element in the forward passes; each walks its window in
-// row-major order, as the CPU does, so max values and indices (first maximum; NaN wins) are the
-// CPU's exactly.
+// backward, on tensors that are all contiguous NCHW or all channels_last (NHWC in memory), with
+// the window bounds of core/ops/pool_math.h (shared with the CPU). One thread per element of the
+// output (forward) or input (average backward), in memory order: in channels_last consecutive
+// threads take consecutive channels of one pixel, so every access of a warp is coalesced. Each
+// forward thread walks its window in row-major order, as the CPU does, so max values and indices
+// (first maximum; NaN wins) are the CPU's exactly, and so is the channels_last average, which
+// the CPU also adds in row-major order (its NCHW loop adds in vector lanes).
 //  - average backward gathers: one thread per input element sums the shares of the windows that
 //    contain it in ascending output order, the order in which the CPU scatters them, so results
 //    are bitwise the CPU's and need no atomics;
@@ -10,6 +13,9 @@
 //    the window parameters, so it cannot gather). A pixel that is the maximum of at most two
 //    windows gets an exact, order-independent sum; one that is the maximum of three or more
 //    overlapping windows may differ in the last bit from run to run.
+#include <type_traits>
+
+#include "core/ops/conv.h"
 #include "core/ops/pool.h"
 #include "core/ops/pool_math.h"
 #include "cuda/launch.cuh"
@@ -39,34 +45,65 @@ struct AdaptiveAxis {
   }
 };
 
-// Splits a flat NCHW index into (plane, row, column) of planes of rows x cols.
-template <typename index_t>
-__device__ void split_index(index_t i, int64_t rows, int64_t cols, index_t* plane, index_t* row,
-                            index_t* col) {
-  const index_t r = i / static_cast<index_t>(cols);
-  *col = i - r * static_cast<index_t>(cols);
-  *plane = r / static_cast<index_t>(rows);
-  *row = r - *plane * static_cast<index_t>(rows);
-}
+// Where the elements of one (image n, channel c) plane of a [N, C, rows, cols] tensor lie: pixel
+// p = row * cols + col is at base + p * step (NCHW: the plane is contiguous; channels_last: the
+// channels of a pixel are, so consecutive threads of a channels_last kernel, which take
+// consecutive channels, read and write consecutive addresses).
+struct PlaneSpan {
+  int64_t base, step;
+  __device__ int64_t operator[](int64_t pixel) const { return base + pixel * step; }
+};
+
+// Element coordinates in one of the two memory layouts (kChannelsLast: NHWC).
+template <bool kChannelsLast>
+struct Layout {
+  int64_t channels;
+  // The (n, c, row, col) of memory index i of a tensor with rows x cols planes.
+  template <typename index_t>
+  __device__ void split(index_t i, int64_t rows, int64_t cols, index_t* n, index_t* c,
+                        index_t* row, index_t* col) const {
+    const index_t C = static_cast<index_t>(channels), R = static_cast<index_t>(rows),
+                  W = static_cast<index_t>(cols);
+    if (kChannelsLast) {
+      const index_t pixel = i / C, r = pixel / W;
+      *c = i - pixel * C;
+      *col = pixel - r * W;
+      *n = r / R;
+      *row = r - *n * R;
+    } else {
+      const index_t r = i / W, plane = r / R;
+      *col = i - r * W;
+      *row = r - plane * R;
+      *n = plane / C;
+      *c = plane - *n * C;
+    }
+  }
+  // Plane (n, c) of a tensor with `pixels` elements per plane.
+  __device__ PlaneSpan plane(int64_t n, int64_t c, int64_t pixels) const {
+    return kChannelsLast ? PlaneSpan{n * pixels * channels + c, channels}
+                         : PlaneSpan{(n * channels + c) * pixels, 1};
+  }
+};
 
 // out[o], indices[o] = the first maximum of o's window (a NaN wins) and its position h * W + w.
-template <typename T>
+template <typename T, bool kChannelsLast>
 struct MaxForward {
   T* out;
   int64_t* indices;
   const T* x;
+  Layout<kChannelsLast> layout;
   FixedAxis rows, cols;
   template <typename index_t>
   __device__ void operator()(index_t o, const index_t*) const {
-    index_t plane, oh, ow;
-    split_index(o, rows.out, cols.out, &plane, &oh, &ow);
-    const PoolWindow r = rows.at(oh), c = cols.at(ow);
-    const T* xp = x + static_cast<int64_t>(plane) * rows.in * cols.in;
-    int64_t best_position = r.begin * cols.in + c.begin;
-    T best = xp[best_position];
+    index_t n, c, oh, ow;
+    layout.split(o, rows.out, cols.out, &n, &c, &oh, &ow);
+    const PoolWindow r = rows.at(oh), w = cols.at(ow);
+    const PlaneSpan xp = layout.plane(n, c, rows.in * cols.in);
+    int64_t best_position = r.begin * cols.in + w.begin;
+    T best = x[xp[best_position]];
     for (int64_t ih = r.begin; ih < r.end; ++ih) {
-      for (int64_t iw = c.begin; iw < c.end; ++iw) {
-        const T v = xp[ih * cols.in + iw];
+      for (int64_t iw = w.begin; iw < w.end; ++iw) {
+        const T v = x[xp[ih * cols.in + iw]];
         if (v > best || v != v) {
           best = v;
           best_position = ih * cols.in + iw;
@@ -79,51 +116,55 @@ struct MaxForward {
 };
 
 // grad_x[plane of o][indices[o]] += grad_out[o]; grad_x is zeroed first.
-template <typename T>
+template <typename T, bool kChannelsLast>
 struct MaxBackward {
   T* grad_x;
   const T* grad_out;
   const int64_t* indices;
-  int64_t out_size, in_size;
+  Layout<kChannelsLast> layout;
+  int64_t out_rows, out_cols, in_size;
   template <typename index_t>
   __device__ void operator()(index_t o, const index_t*) const {
-    const int64_t plane = static_cast<int64_t>(o / static_cast<index_t>(out_size));
-    atomicAdd(grad_x + plane * in_size + indices[o], grad_out[o]);
+    index_t n, c, oh, ow;
+    layout.split(o, out_rows, out_cols, &n, &c, &oh, &ow);
+    atomicAdd(grad_x + layout.plane(n, c, in_size)[indices[o]], grad_out[o]);
   }
 };
 
 // out[o] = the sum of o's window / the product of its divisor extents.
-template <typename T, typename Axis>
+template <typename T, typename Axis, bool kChannelsLast>
 struct AverageForward {
   T* out;
   const T* x;
+  Layout<kChannelsLast> layout;
   Axis rows, cols;
   template <typename index_t>
   __device__ void operator()(index_t o, const index_t*) const {
-    index_t plane, oh, ow;
-    split_index(o, rows.out, cols.out, &plane, &oh, &ow);
-    const PoolWindow r = rows.at(oh), c = cols.at(ow);
-    const T* xp = x + static_cast<int64_t>(plane) * rows.in * cols.in;
+    index_t n, c, oh, ow;
+    layout.split(o, rows.out, cols.out, &n, &c, &oh, &ow);
+    const PoolWindow r = rows.at(oh), w = cols.at(ow);
+    const PlaneSpan xp = layout.plane(n, c, rows.in * cols.in);
     T sum = 0;
     for (int64_t ih = r.begin; ih < r.end; ++ih) {
-      for (int64_t iw = c.begin; iw < c.end; ++iw) sum += xp[ih * cols.in + iw];
+      for (int64_t iw = w.begin; iw < w.end; ++iw) sum += x[xp[ih * cols.in + iw]];
     }
-    out[o] = sum / static_cast<T>(r.divisor_extent * c.divisor_extent);
+    out[o] = sum / static_cast<T>(r.divisor_extent * w.divisor_extent);
   }
 };
 
 // grad_x[i] = the sum over the windows containing i, in ascending output order, of
 // grad_out / the window's divisor.
-template <typename T, typename Axis>
+template <typename T, typename Axis, bool kChannelsLast>
 struct AverageBackward {
   T* grad_x;
   const T* grad_out;
+  Layout<kChannelsLast> layout;
   Axis rows, cols;
   template <typename index_t>
   __device__ void operator()(index_t i, const index_t*) const {
-    index_t plane, ih, iw;
-    split_index(i, rows.in, cols.in, &plane, &ih, &iw);
-    const T* g = grad_out + static_cast<int64_t>(plane) * rows.out * cols.out;
+    index_t n, c, ih, iw;
+    layout.split(i, rows.in, cols.in, &n, &c, &ih, &iw);
+    const PlaneSpan g = layout.plane(n, c, rows.out * cols.out);
     int64_t oh0, oh1, ow0, ow1;
     rows.candidates(ih, &oh0, &oh1);
     cols.candidates(iw, &ow0, &ow1);
@@ -132,14 +173,24 @@ struct AverageBackward {
       const PoolWindow r = rows.at(oh);
       if (static_cast<int64_t>(ih) < r.begin || static_cast<int64_t>(ih) >= r.end) continue;
       for (int64_t ow = ow0; ow <= ow1; ++ow) {
-        const PoolWindow c = cols.at(ow);
-        if (static_cast<int64_t>(iw) < c.begin || static_cast<int64_t>(iw) >= c.end) continue;
-        sum += g[oh * cols.out + ow] / static_cast<T>(r.divisor_extent * c.divisor_extent);
+        const PoolWindow w = cols.at(ow);
+        if (static_cast<int64_t>(iw) < w.begin || static_cast<int64_t>(iw) >= w.end) continue;
+        sum += grad_out[g[oh * cols.out + ow]] /
+               static_cast<T>(r.divisor_extent * w.divisor_extent);
       }
     }
     grad_x[i] = sum;
   }
 };
+
+// Calls fn(std::bool_constant<channels_last>{}) for the layout of a kernel's tensors: channels_last
+// when `a` or `b` is (for a tensor with 1x1 planes, or one channel, both layouts are the same
+// memory, and is_channels_last says NCHW).
+template <typename Fn>
+void dispatch_layout(const Tensor& a, const Tensor& b, const Fn& fn) {
+  if (is_channels_last(a) || is_channels_last(b)) return fn(std::true_type{});
+  fn(std::false_type{});
+}
 
 FixedAxis fixed_axis(const Pool2dParams& p, int axis, int64_t in, int64_t out) {
   return {p.kernel[axis], p.stride[axis], p.padding[axis], in, out};
@@ -160,9 +211,13 @@ void max_pool2d_kernel(const Tensor& out, const Tensor& indices, const Tensor& x
   const FixedAxis rows = fixed_axis(p, 0, x.size(2), out.size(2));
   const FixedAxis cols = fixed_axis(p, 1, x.size(3), out.size(3));
   OMPQ_DISPATCH_FLOATING(x.dtype(), "max_pool2d", [&] {
-    launch_contiguous(out.numel(), x.device().index,
-                MaxForward<scalar_t>{mutable_data_of<scalar_t>(out), indices.data<int64_t>(),
-                                     data_of<scalar_t>(x), rows, cols});
+    dispatch_layout(x, out, [&](auto channels_last) {
+      constexpr bool kChannelsLast = decltype(channels_last)::value;
+      launch_contiguous(out.numel(), x.device().index,
+                        MaxForward<scalar_t, kChannelsLast>{
+                            mutable_data_of<scalar_t>(out), indices.data<int64_t>(),
+                            data_of<scalar_t>(x), {x.size(1)}, rows, cols});
+    });
   });
 }
 
@@ -172,13 +227,16 @@ void max_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
   DeviceGuard guard(device);
   OMPQ_CUDA_CHECK(cudaMemsetAsync(grad_x.data_ptr(), 0, grad_x.numel() * dtype_size(grad_x.dtype()),
                                   default_stream(device).get()));
-  const int64_t out_size = grad_out.size(2) * grad_out.size(3);
   const int64_t in_size = grad_x.size(2) * grad_x.size(3);
   OMPQ_DISPATCH_FLOATING(grad_out.dtype(), "max_pool2d_backward", [&] {
-    launch_contiguous(grad_out.numel(), device,
-                MaxBackward<scalar_t>{mutable_data_of<scalar_t>(grad_x),
-                                      data_of<scalar_t>(grad_out), data_of<int64_t>(indices),
-                                      out_size, in_size});
+    dispatch_layout(grad_x, grad_out, [&](auto channels_last) {
+      constexpr bool kChannelsLast = decltype(channels_last)::value;
+      launch_contiguous(grad_out.numel(), device,
+                        MaxBackward<scalar_t, kChannelsLast>{
+                            mutable_data_of<scalar_t>(grad_x), data_of<scalar_t>(grad_out),
+                            data_of<int64_t>(indices), {grad_x.size(1)}, grad_out.size(2),
+                            grad_out.size(3), in_size});
+    });
   });
 }
 
@@ -186,9 +244,13 @@ template <typename Axis>
 void average_forward(const Tensor& out, const Tensor& x, const Axis& rows, const Axis& cols,
                      const char* op) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), op, [&] {
-    launch_contiguous(out.numel(), x.device().index,
-                AverageForward<scalar_t, Axis>{mutable_data_of<scalar_t>(out),
-                                               data_of<scalar_t>(x), rows, cols});
+    dispatch_layout(x, out, [&](auto channels_last) {
+      constexpr bool kChannelsLast = decltype(channels_last)::value;
+      launch_contiguous(out.numel(), x.device().index,
+                        AverageForward<scalar_t, Axis, kChannelsLast>{
+                            mutable_data_of<scalar_t>(out), data_of<scalar_t>(x), {x.size(1)},
+                            rows, cols});
+    });
   });
 }
 
@@ -196,9 +258,13 @@ template <typename Axis>
 void average_backward(const Tensor& grad_x, const Tensor& grad_out, const Axis& rows,
                       const Axis& cols, const char* op) {
   OMPQ_DISPATCH_FLOATING(grad_out.dtype(), op, [&] {
-    launch_contiguous(grad_x.numel(), grad_x.device().index,
-                AverageBackward<scalar_t, Axis>{mutable_data_of<scalar_t>(grad_x),
-                                                data_of<scalar_t>(grad_out), rows, cols});
+    dispatch_layout(grad_x, grad_out, [&](auto channels_last) {
+      constexpr bool kChannelsLast = decltype(channels_last)::value;
+      launch_contiguous(grad_x.numel(), grad_x.device().index,
+                        AverageBackward<scalar_t, Axis, kChannelsLast>{
+                            mutable_data_of<scalar_t>(grad_x), data_of<scalar_t>(grad_out),
+                            {grad_x.size(1)}, rows, cols});
+    });
   });
 }
 

@@ -12,7 +12,7 @@
 
 #include "core/ops/quant.h"
 #include "core/ops/quant_math.h"
-#include "cuda/launch.cuh"
+#include "cuda/channel_loop.cuh"
 #include "cuda/register.h"
 
 namespace ompq::cuda {
@@ -20,34 +20,6 @@ namespace {
 
 constexpr int kSumThreads = 256;             // threads of a per-channel sum block
 constexpr int64_t kMinSplitElements = 8192;  // elements per sum block, at least, when split
-
-template <typename T>
-const T* data_or_null(const Tensor& t) {
-  return t.defined() ? static_cast<const T*>(t.data_ptr()) : nullptr;
-}
-
-// The channel of element i of a contiguous [outer, channels, inner] array.
-__device__ __forceinline__ int64_t channel_of(int64_t i, const ChannelLayout& layout) {
-  return (i / layout.inner) % layout.channels;
-}
-
-// op(i, channel) for every element i < n of `layout`.
-template <typename Op>
-__global__ void per_element_kernel(int64_t n, ChannelLayout layout, Op op) {
-  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
-    op(i, channel_of(i, layout));
-  }
-}
-
-template <typename Op>
-void launch_per_element(const ChannelLayout& layout, int device, const Op& op) {
-  const int64_t n = layout.outer * layout.channels * layout.inner;
-  DeviceGuard guard(device);
-  per_element_kernel<<<grid_blocks(n, device), kBlockThreads, 0, default_stream(device).get()>>>(
-      n, layout, op);
-  OMPQ_CUDA_CHECK_LAUNCH();
-}
 
 // partial[row, split] = sum of op(row, element) over split's chunk of row's elements, where row =
 // candidate * C + channel and the elements of channel c are the outer * inner elements

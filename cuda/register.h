@@ -16,6 +16,7 @@ void register_softmax_kernels();
 void register_optim_kernels();
 void register_dropout_kernels();
 void register_quant_kernels();
+void register_adaround_kernels();
 void register_lowbit_kernels();
 void register_amp_kernels();
 

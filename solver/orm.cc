@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/ops/linalg.h"
+#include "core/ops/reduce.h"
 
 namespace ompq::solver {
 namespace {
@@ -63,15 +64,11 @@ Tensor gram_matrix(const Tensor& feature) {
   const int64_t chunks = feature.dim() >= 3 ? feature.size(1) : 1;
   const int64_t chunk_size = feature.numel() / n / chunks;
   Tensor slices = feature.detach().reshape({n, chunks, chunk_size}).permute({1, 0, 2}).contiguous();
-  Tensor partial = ops::matmul(slices, slices.transpose(1, 2));  // [C, N, N]
-  partial = partial.to(Device::cpu()).to(DType::kF64).contiguous();
-  const double* p = partial.data<double>();
-  Tensor sum = Tensor::zeros({n, n}, DType::kF64);
-  double* s = sum.data<double>();
-  for (int64_t c = 0; c < chunks; ++c) {
-    const double* pc = p + c * n * n;
-    for (int64_t i = 0; i < n * n; ++i) s[i] += pc[i];
-  }
+  // [C, N, N] partial products (oneDNN or cuBLASLt), summed over C in f64 on the feature's device:
+  // only the N x N sum crosses to the host.
+  const Tensor partial = ops::matmul(slices, slices.transpose(1, 2)).to(DType::kF64);
+  const Tensor sum = ops::sum(partial, {0}, false).to(Device::cpu()).contiguous();
+  const double* s = sum.data<double>();
   // The two triangles come from differently ordered f32 sums; their mean is symmetric exactly.
   Tensor gram = Tensor::empty({n, n}, DType::kF64);
   double* g = gram.data<double>();

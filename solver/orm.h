@@ -22,8 +22,9 @@
 namespace ompq::solver {
 
 // X X^T of a feature batch [N, ...] (f32 or f64, any device) flattened to [N, D], as an f64
-// [N, N] CPU tensor. One batched matmul of the per-channel slices [C, N, H*W] (oneDNN for f32)
-// gives C partial products, which are summed in f64: no sum runs longer than one channel in f32.
+// [N, N] CPU tensor. One batched matmul of the per-channel slices [C, N, H*W] on the feature's
+// device (oneDNN on the CPU, cuBLASLt without TF32 on a GPU) gives C partial products, which are
+// summed in f64 there: no sum runs longer than one channel in f32, and N x N values reach the host.
 Tensor gram_matrix(const Tensor& feature);
 
 // The reference's centering of a symmetric Gram matrix (ORM.py center_gram):

@@ -34,7 +34,17 @@ absl::Status check_images(const Tensor& images, const std::string& solver) {
   return absl::OkStatus();
 }
 
-// Features -> Gram matrices -> ORM -> importance, into `result`.
+// Waits until `t` is computed: a GPU runs the forward pass asynchronously, and reading one of the
+// feature's values to the host is what ends it (on the CPU the value is there already).
+void wait_for(const Tensor& t) {
+  Tensor element = t;
+  while (element.dim() > 0) element = element.select(0, 0);
+  element.item_double();
+}
+
+// Features -> Gram matrices -> ORM -> importance, into `result`. The forward pass up to each
+// feature is waited for before its Gram matrix is timed, so that on a GPU too each phase's time is
+// its own.
 void measure_orthogonality(nn::Model& model, const Tensor& images, const SearchOptions& options,
                            SearchResult* result) {
   const std::vector<SearchUnit>& units = result->space.units;
@@ -45,6 +55,7 @@ void measure_orthogonality(nn::Model& model, const Tensor& images, const SearchO
     OMPQ_CHECK(grams.size() < units.size() && unit == units[grams.size()].name,
                "search: feature of \"", unit, "\" where the search space has ",
                grams.size() < units.size() ? units[grams.size()].name : "no more units");
+    wait_for(f);
     const Clock::time_point gram_start = Clock::now();
     grams.push_back(gram_matrix(f));
     gram_s += seconds_since(gram_start);

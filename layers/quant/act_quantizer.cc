@@ -1,9 +1,35 @@
 #include "layers/quant/act_quantizer.h"
 
+#include <vector>
+
 #include "core/autograd.h"
+#include "core/functional/concat.h"
+#include "core/ops/reduce.h"
 #include "layers/quant/mse_range.h"
 
 namespace ompq::nn {
+namespace {
+
+struct ObservedRanges {
+  double running_min, running_max;  // the quantizer's range before this batch
+  double batch_min, batch_max;      // x's
+};
+
+// The running range and x's range read to the host together: on a GPU the min and max reduce on
+// the device and one transfer of four values is the step's only synchronization.
+ObservedRanges observe_ranges(const Tensor& running_min, const Tensor& running_max,
+                              const Tensor& x) {
+  const Tensor flat = x.detach().reshape({-1});
+  auto entry = [](const Tensor& t) { return t.reshape({1}).to(DType::kF64); };
+  const std::vector<double> v = cat({entry(running_min), entry(running_max),
+                                     entry(ops::amin(flat, {0}, false)),
+                                     entry(ops::amax(flat, {0}, false))},
+                                    0)
+                                    .to_vector<double>();
+  return {v[0], v[1], v[2], v[3]};
+}
+
+}  // namespace
 
 ActivationQuantizer::ActivationQuantizer(const QuantSpec& spec, ActRange range,
                                          const ActQuantOptions& options)
@@ -39,29 +65,34 @@ void ActivationQuantizer::calibrate(const Tensor& x) {
   if (range_ == ActRange::kLearnedStep) {
     write_range_params(spec_, mse_range_params(x, spec_));
   } else {
-    const ChannelRange r = channel_range(x, std::nullopt);
-    running_min_.fill_(r.min[0]);
-    running_max_.fill_(r.max[0]);
-    write_range_params(spec_, params_from_range(r.min, r.max, spec_));
+    const ObservedRanges r = observe_ranges(running_min_, running_max_, x);
+    set_range(r.batch_min, r.batch_max);
   }
   calibrated_ = true;
 }
 
-// HAWQ-V3's QuantAct: the first batch (detected as an empty range) sets the range, later ones move
-// it by the moving average.
-void ActivationQuantizer::observe(const Tensor& x) {
-  if (running_min_.item<float>() == running_max_.item<float>()) {
-    calibrate(x);
-    return;
-  }
-  NoGradGuard no_grad;
-  const ChannelRange batch = channel_range(x, std::nullopt);
-  const double m = options_.momentum;
-  const double lo = m * running_min_.item<float>() + (1 - m) * batch.min[0];
-  const double hi = m * running_max_.item<float>() + (1 - m) * batch.max[0];
+void ActivationQuantizer::set_range(double lo, double hi) {
   running_min_.fill_(lo);
   running_max_.fill_(hi);
   write_range_params(spec_, params_from_range({lo}, {hi}, spec_));
+}
+
+// HAWQ-V3's QuantAct: the first batch (detected as an empty range) sets the range, later ones move
+// it by the moving average. The arithmetic is in double on the host whatever x's device, so that
+// a GPU run tracks the very range a CPU run does.
+void ActivationQuantizer::observe(const Tensor& x) {
+  OMPQ_CHECK(x.numel() > 0, "ActivationQuantizer: an empty batch of shape ",
+             shape_str(x.shape()));
+  NoGradGuard no_grad;
+  const ObservedRanges r = observe_ranges(running_min_, running_max_, x);
+  if (r.running_min == r.running_max) {
+    set_range(r.batch_min, r.batch_max);
+  } else {
+    const double m = options_.momentum;
+    set_range(m * r.running_min + (1 - m) * r.batch_min,
+              m * r.running_max + (1 - m) * r.batch_max);
+  }
+  calibrated_ = true;
 }
 
 Tensor ActivationQuantizer::forward(const Tensor& x) {

@@ -44,6 +44,8 @@ class ActivationQuantizer : public Module {
 
  private:
   void observe(const Tensor& x);
+  // Sets the running range and the scale (and zero point) it gives.
+  void set_range(double lo, double hi);
   bool calibrated();
 
   QuantSpec spec_;

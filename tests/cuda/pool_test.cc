@@ -1,6 +1,7 @@
 // CUDA pooling against the CPU kernels on fresh random inputs: max (values and indices), average
 // and adaptive average, forward and backward, over window configurations with and without
-// padding and overlap and odd plane sizes, on contiguous and channels-last inputs.
+// padding and overlap and odd plane sizes, on contiguous and channels-last inputs; the kernels
+// also on channels_last (NHWC) tensors directly.
 // Max values and indices are exact (both walk each window in row-major order). The average
 // backward gathers in the CPU's scatter order and is exact too; the average forward sums a window
 // in a different order from the CPU's vectorized loop. The max backward adds by atomics: exact
@@ -10,8 +11,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
 #include <vector>
 
+#include "core/ops/conv.h"
+#include "core/ops/memory_format.h"
 #include "core/ops/pool.h"
 #include "core/ops/pool_math.h"
 #include "cuda_test_util.h"
@@ -184,16 +189,126 @@ TEST(CudaPool, AdaptiveAvgPoolForwardAndBackwardMatchTheCpu) {
   }
 }
 
-TEST(CudaPool, ChannelsLastInputsMatchTheCpu) {
+// The CUDA kernels on channels_last tensors (NHWC in memory), called through the dispatch stubs
+// as the ops call them once kernels_take_channels_last(cuda) holds, against the CPU's NHWC
+// kernels: both walk each window in row-major order and gather or scatter the average's shares in
+// output order, so everything but the atomic max backward is bit-exact.
+Tensor channels_last(const Tensor& t, Device device) {
+  Tensor out = empty_nchw(t.shape(), true, t.dtype(), device);
+  out.copy_(t);
+  return out;
+}
+
+Shape pooled_shape(const Shape& x, const Pool2dParams& p) {
+  return {x[0], x[1], (x[2] + 2 * p.padding[0] - p.kernel[0]) / p.stride[0] + 1,
+          (x[3] + 2 * p.padding[1] - p.kernel[1]) / p.stride[1] + 1};
+}
+
+// The window cases, plus one with many channels (coalesced rows of a warp) and one with a single
+// channel (both layouts are the same memory).
+std::vector<WindowCase> channels_last_windows() {
+  std::vector<WindowCase> cases(std::begin(kWindows), std::end(kWindows));
+  cases.push_back({"3x3 stride 2 pad 1, 67 channels", {2, 67, 9, 11}, {{3, 3}, {2, 2}, {1, 1}}});
+  cases.push_back({"2x2 stride 1, one channel", {3, 1, 6, 5}, {{2, 2}, {1, 1}, {0, 0}}});
+  return cases;
+}
+
+TEST(CudaPool, ChannelsLastMaxPoolKernelsMatchTheCpu) {
   OMPQ_REQUIRE_GPU();
-  // The ops make a channels-last view contiguous before the kernels run.
+  uint64_t seed = 8400;
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const WindowCase& w : channels_last_windows()) {
+      for (bool ties : {false, true}) {
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + w.name + (ties ? " ties" : ""));
+        const Tensor x = ties ? tied_input(w.input, dtype, seed++)
+                              : random_tensor_in(w.input, dtype, seed++, -8, 8);
+        const auto expected = ops::max_pool2d(channels_last(x, Device::cpu()), w.params);
+        const Shape out_shape = pooled_shape(w.input, w.params);
+        const Tensor out = empty_nchw(out_shape, true, dtype, Device::cuda());
+        const Tensor indices = empty_nchw(out_shape, true, DType::kI64, Device::cuda());
+        max_pool2d_stub(Device::cuda(), out, indices, channels_last(x, Device::cuda()), w.params);
+        expect_equal(expected.output, out, "output");
+        expect_equal(expected.indices, indices, "indices");
+        const Tensor grad = random_tensor_in(out_shape, dtype, seed++, -2, 2);
+        const Tensor grad_x = empty_nchw(w.input, true, dtype, Device::cuda());
+        max_pool2d_backward_stub(Device::cuda(), grad_x, channels_last(grad, Device::cuda()),
+                                 indices);
+        expect_close(ops::max_pool2d_backward(channels_last(grad, Device::cpu()),
+                                              expected.indices, w.input, true),
+                     grad_x, rtol_for(dtype), atol_for(dtype), "grad input");
+      }
+    }
+  }
+}
+
+TEST(CudaPool, ChannelsLastAvgPoolKernelsMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  uint64_t seed = 8500;
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const WindowCase& w : channels_last_windows()) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + w.name);
+      const Tensor x = random_tensor_in(w.input, dtype, seed++, -8, 8);
+      const Shape out_shape = pooled_shape(w.input, w.params);
+      const Tensor out = empty_nchw(out_shape, true, dtype, Device::cuda());
+      avg_pool2d_stub(Device::cuda(), out, channels_last(x, Device::cuda()), w.params);
+      expect_equal(ops::avg_pool2d(channels_last(x, Device::cpu()), w.params), out, "output");
+      const Tensor grad = random_tensor_in(out_shape, dtype, seed++, -2, 2);
+      const Tensor grad_x = empty_nchw(w.input, true, dtype, Device::cuda());
+      avg_pool2d_backward_stub(Device::cuda(), grad_x, channels_last(grad, Device::cuda()),
+                               w.params);
+      expect_equal(
+          ops::avg_pool2d_backward(channels_last(grad, Device::cpu()), w.input, w.params, true),
+          grad_x, "grad input");
+    }
+  }
+}
+
+TEST(CudaPool, ChannelsLastAdaptiveAvgPoolKernelsMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  uint64_t seed = 8600;
+  const std::pair<Shape, std::array<int64_t, 2>> kCases[] = {
+      {{2, 3, 8, 8}, {4, 4}},  {{2, 13, 7, 10}, {3, 4}}, {{1, 2, 3, 5}, {7, 6}},
+      {{4, 70, 7, 7}, {1, 1}}, {{3, 2, 13, 1}, {5, 1}},
+  };
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const auto& [shape, size] : kCases) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) + " -> " +
+                   std::to_string(size[0]) + "x" + std::to_string(size[1]));
+      const Tensor x = random_tensor_in(shape, dtype, seed++, -8, 8);
+      const Shape out_shape{shape[0], shape[1], size[0], size[1]};
+      const Tensor out = empty_nchw(out_shape, true, dtype, Device::cuda());
+      adaptive_avg_pool2d_stub(Device::cuda(), out, channels_last(x, Device::cuda()));
+      expect_equal(ops::adaptive_avg_pool2d(channels_last(x, Device::cpu()), size), out, "output");
+      const Tensor grad = random_tensor_in(out_shape, dtype, seed++, -2, 2);
+      const Tensor grad_x = empty_nchw(shape, true, dtype, Device::cuda());
+      adaptive_avg_pool2d_backward_stub(Device::cuda(), grad_x,
+                                        channels_last(grad, Device::cuda()));
+      expect_equal(
+          ops::adaptive_avg_pool2d_backward(channels_last(grad, Device::cpu()), shape, true),
+          grad_x, "grad input");
+    }
+  }
+}
+
+// Through the ops: channels_last in, the CPU's values out, in channels_last exactly when the CUDA
+// kernels take it (else the ops hand the kernels contiguous copies).
+TEST(CudaPool, ChannelsLastOpsMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
   const Tensor nhwc = random_tensor_in({2, 11, 9, 6}, DType::kF32, 8300, -8, 8);
   const Tensor x = nhwc.permute({0, 3, 1, 2}), x_gpu = on_gpu(nhwc).permute({0, 3, 1, 2});
+  const bool keeps_layout = kernels_take_channels_last(Device::cuda());
   const Pool2dParams p{{3, 3}, {2, 2}, {1, 1}};
   const auto expected = ops::max_pool2d(x, p);
   const auto actual = ops::max_pool2d(x_gpu, p);
+  EXPECT_EQ(is_channels_last(actual.output), keeps_layout);
   expect_equal(expected.output, actual.output, "max output");
   expect_equal(expected.indices, actual.indices, "max indices");
+  const Tensor grad = random_tensor_in(expected.output.shape(), DType::kF32, 8301, -2, 2);
+  const Tensor grad_x =
+      ops::max_pool2d_backward(on_gpu(grad), actual.indices, x.shape(), /*channels_last=*/true);
+  EXPECT_EQ(is_channels_last(grad_x), keeps_layout);
+  expect_close(ops::max_pool2d_backward(grad, expected.indices, x.shape(), true), grad_x, 1e-5,
+               1e-5, "max grad input");
   expect_close(ops::avg_pool2d(x, p), ops::avg_pool2d(x_gpu, p), 1e-5, 1e-5, "avg output");
   expect_close(ops::adaptive_avg_pool2d(x, {1, 1}), ops::adaptive_avg_pool2d(x_gpu, {1, 1}), 1e-5,
                1e-5, "adaptive output");

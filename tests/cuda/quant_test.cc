@@ -5,16 +5,23 @@
 // Both devices run core/ops/quant_math.h with IEEE division and rint, so codes, fake-quantized
 // values and input gradients are bit-exact; sums accumulate in double in different orders (scale
 // gradient: rtol 1e-6 f32, 1e-12 f64); dequantize's (q - z) * s + b and the f32 power polynomial
-// may be contracted differently (rtol 1e-6 / 1e-5). Needs a GPU.
+// may be contracted differently (rtol 1e-6 / 1e-5). The QAT activation quantizer (EMA min/max
+// ranges) on CUDA tracks the very ranges, scales and outputs of a CPU run, batch after batch.
+// Needs a GPU (but for the bad-input test).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <optional>
 #include <vector>
 
+#include "core/autograd.h"
 #include "core/functional/concat.h"
+#include "core/functional/elementwise.h"
+#include "core/functional/reduce.h"
 #include "core/ops/quant.h"
 #include "cuda_test_util.h"
+#include "layers/quant/act_quantizer.h"
 
 namespace ompq {
 namespace {
@@ -201,6 +208,50 @@ TEST(CudaQuant, RequantizeMatchesTheCpuBitForBit) {
       }
     }
   }
+}
+
+// HAWQ-V3's QuantAct over batches of changing ranges: the min/max reduce on the device, the EMA
+// and the scale are computed on the host in double (act_quantizer.cc), so the running range, the
+// scale and zero point, the fake-quantized outputs and their clipped straight-through gradients
+// equal the CPU's exactly; frozen, both keep the range.
+TEST(CudaQuant, EmaActivationQuantizerTracksTheCpuRanges) {
+  OMPQ_REQUIRE_GPU();
+  uint64_t seed = 9600;
+  for (int bits : {8, 4}) {  // signed symmetric; unsigned without zero point
+    SCOPED_TRACE("bits " + std::to_string(bits));
+    nn::ActivationQuantizer cpu(nn::qat_activation_spec(bits), nn::ActRange::kEmaMinMax);
+    nn::ActivationQuantizer gpu(nn::qat_activation_spec(bits), nn::ActRange::kEmaMinMax);
+    gpu.to(Device::cuda());
+    for (int batch = 0; batch < 6; ++batch) {
+      SCOPED_TRACE("batch " + std::to_string(batch));
+      if (batch == 4) {
+        cpu.set_frozen(true);
+        gpu.set_frozen(true);
+      }
+      const double lo = -1.0 - 0.7 * batch, hi = 2.0 + 0.9 * (batch % 3);
+      const Tensor x = random_tensor_in({5, 3, 7, 9}, DType::kF32, seed++, lo, hi);
+      Tensor x_cpu = x.clone().set_requires_grad(true);
+      Tensor x_gpu = on_gpu(x).set_requires_grad(true);
+      const Tensor y_cpu = cpu.forward(x_cpu), y_gpu = gpu.forward(x_gpu);
+      ASSERT_TRUE(y_gpu.device().is_cuda());
+      for (const auto& [name, value] : cpu.state_dict()) {
+        ASSERT_TRUE(gpu.state_dict().at(name).device().is_cuda()) << name;
+        expect_equal(value, gpu.state_dict().at(name), name);
+      }
+      expect_equal(y_cpu, y_gpu, "output");
+      const Tensor grad = random_tensor_in(x.shape(), DType::kF32, seed++, -1, 1);
+      sum(mul(y_cpu, grad)).backward();
+      sum(mul(y_gpu, on_gpu(grad))).backward();
+      expect_equal(x_cpu.grad(), x_gpu.grad(), "grad input");
+    }
+  }
+}
+
+TEST(ActivationQuantizer, EmptyBatchIsAnError) {
+  nn::ActivationQuantizer q(nn::qat_activation_spec(8), nn::ActRange::kEmaMinMax);
+  EXPECT_THAT([&] { q.forward(Tensor::zeros({0, 3})); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr(
+                  "ActivationQuantizer: an empty batch of shape [0, 3]")));
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 #  - the data-driven lp solver on a randomly initialized resnet20, with 32 Fashion-MNIST images
 #    (when installed) and with a tiny ImageNet-layout folder (when /usr/bin/python3 has PIL):
 #    bits within 4..8, at most one layer strictly between them before rounding (an LP vertex),
-#    the same bits on a rerun, the time of every phase printed;
+#    the same bits on a rerun, the time of every phase printed; on cuda:0 (when a GPU is usable)
+#    the CPU's bits;
 #  - the baselines (--allocation=uniform|random) at the ResNet-18 QAT budget of 6.7 MiB: uniform
 #    says between which uniform sizes the budget lies; random stays within the budget, differs
 #    across seeds and repeats for a seed; both bit configs name the baseline as their solver;
@@ -110,6 +111,19 @@ if [ -e "$fashion/train-images-idx3-ubyte.gz" ]; then
   "$search" "${lp[@]}" --data=fashion-mnist:"$fashion" --num_images=32 --bits_out="$out/lp2.pbtxt" > /dev/null 2>&1 \
     || fail "second lp run exited non-zero"
   [ "$(bits_in "$out/lp.pbtxt")" = "$(bits_in "$out/lp2.pbtxt")" ] || fail "a rerun found other bits"
+  # The same search with the model and images on the GPU, when there is one: the CPU's bits.
+  if "$search" "${lp[@]}" --data=fashion-mnist --num_images=32 --device=cuda:0 \
+       --bits_out="$out/lp_gpu.pbtxt" > "$out/result" 2> "$out/log"; then
+    cat "$out/result"
+    check_lp_run "$out/lp_gpu.pbtxt" "Fashion-MNIST on cuda:0"
+    grep -q "cuda:0$" "$out/log" || fail "the cuda:0 run does not say it ran on cuda:0"
+    [ "$(bits_in "$out/lp.pbtxt")" = "$(bits_in "$out/lp_gpu.pbtxt")" ] \
+      || fail "cuda:0 found bits $(bits_in "$out/lp_gpu.pbtxt"), the CPU $(bits_in "$out/lp.pbtxt")"
+  elif grep -q "no GPU is usable" "$out/log"; then
+    echo "SKIP part: lp on cuda:0 ($(grep -o "no GPU is usable.*" "$out/log"))"
+  else
+    cat "$out/log"; fail "lp on cuda:0 exited non-zero"
+  fi
 else
   echo "SKIP part: lp on Fashion-MNIST (needs $fashion, Debian package dataset-fashion-mnist)"
 fi
