@@ -7,11 +7,9 @@
 #    same test images with the model it trained;
 #  - dataset mode on a tiny ImageNet-layout folder (when /usr/bin/python3 has PIL to write JPEGs).
 #   eval_smoke.sh OMPQ_EVAL COMPARE_TENSORS PARITY_DIR [OMPQ_TRAIN]
-set -euo pipefail
+source "$(dirname "$0")/common.sh"
 eval_bin=$1 compare=$2 parity=$3 train=${4:-}
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+program=$eval_bin
 weights=$parity/resnet20_32px_weights.safetensors
 golden=$parity/resnet20_32px.safetensors
 resnet20=(--model=resnet20 --num_classes=10 --weights="$weights")
@@ -24,11 +22,6 @@ resnet20=(--model=resnet20 --num_classes=10 --weights="$weights")
   || { cat "$out/log"; fail "tensor mode with --batch_size=1 exited non-zero"; }
 "$compare" "$out/logits1.safetensors" logits "$golden" eval.logits 1e-4 || fail "logits of batch size 1 differ"
 
-expect_error() {  # expect_error PATTERN ARGS...
-  local pattern=$1; shift
-  if "$eval_bin" "$@" > "$out/err" 2>&1; then fail "accepted: $*"; fi
-  grep -qF -- "$pattern" "$out/err" || { cat "$out/err"; fail "message for '$*' lacks '$pattern'"; }
-}
 expect_error 'does not fit model resnet18 (the file'"'"'s metadata says model "resnet20"' \
   --model=resnet18 --small_input --num_classes=10 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
 expect_error 'missing: layer4.0.bn1.bias' \
@@ -49,8 +42,7 @@ expect_error '--dataset=cifar10 (expected fashion_mnist, mnist or imagenet)' "${
 expect_error '--dataset=imagenet needs --data_dir' "${resnet20[@]}" --dataset=imagenet
 [ ! -e "$out/y.safetensors" ] || fail "a failed run wrote its output"
 
-fashion=/usr/share/datasets/fashion-mnist
-if [ -n "$train" ] && [ -e "$fashion/t10k-images-idx3-ubyte.gz" ]; then
+if [ -n "$train" ] && have_fashion_mnist; then
   "$train" --quant=none --model=fashion_cnn --output_dir="$out/train" --train_limit=1024 --test_limit=500 \
     --epochs=1 --warmup_iterations=2 > "$out/log" 2>&1 \
     || { cat "$out/log"; fail "ompq_train exited non-zero"; }
@@ -66,7 +58,7 @@ if [ -n "$train" ] && [ -e "$fashion/t10k-images-idx3-ubyte.gz" ]; then
   done
   expect_error 'has 10 classes but the model only 5' --model=resnet20 --num_classes=5 --weights="$weights" --dataset=fashion_mnist
 else
-  echo "SKIP part: Fashion-MNIST dataset mode (needs $fashion and ompq_train)"
+  echo "SKIP part: Fashion-MNIST dataset mode (needs $fashion_mnist and ompq_train)"
 fi
 
 if /usr/bin/python3 -c 'import PIL' 2> /dev/null; then

@@ -3,17 +3,10 @@
 # alone logs and writes; killed during QAT, the same command on ONE process resumes from the
 # 2-rank checkpoint, recomputes its place in the epoch and says so.
 #   train_mpi_smoke.sh MPIEXEC PATH_TO_OMPQ_TRAIN
-set -euo pipefail
+source "$(dirname "$0")/common.sh"
 mpiexec=$1
 train=$2
-data=/usr/share/datasets/fashion-mnist
-if [ ! -e "$data/train-images-idx3-ubyte.gz" ]; then
-  echo "SKIP: $data is missing (Debian package dataset-fashion-mnist)"
-  exit 0
-fi
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+require_fashion_mnist
 flags=(--output_dir="$out/run" --threads=1 --train_limit=1024 --test_limit=300 --batch_size=32
        --eval_batch_size=100 --log_interval=8 --checkpoint_steps=4 --search_images=8 --epochs=1
        --warmup_iterations=4 --qat_epochs=4)
@@ -21,16 +14,8 @@ mpirun=("$mpiexec" -np 2 --allow-run-as-root --oversubscribe)
 
 # 1. Two ranks, killed once the first QAT checkpoint exists.
 "${mpirun[@]}" "$train" "${flags[@]}" > "$out/log1" 2>&1 &
-pid=$!
-for _ in $(seq 900); do
-  [ -e "$out/run/qat_checkpoint.safetensors" ] && break
-  kill -0 "$pid" 2> /dev/null || break
-  sleep 0.1
-done
-kill -KILL "$pid" 2> /dev/null || { cat "$out/log1"; fail "the 2-rank run ended before it could be killed"; }
-wait "$pid" || true
+kill_once_exists "$out/run/qat_checkpoint.safetensors" $! "$out/log1"
 pkill -KILL -f -- "--output_dir=$out/run" || true  # ranks mpirun leaves behind after its SIGKILL
-[ -e "$out/run/qat_checkpoint.safetensors" ] || { cat "$out/log1"; fail "no QAT checkpoint"; }
 [ "$(grep -c '^ompq experiment:' "$out/log1")" = 1 ] \
   || { cat "$out/log1"; fail "expected the experiment line from rank 0 only"; }
 grep -q '\[pretrain\] done' "$out/log1" || { cat "$out/log1"; fail "2-rank pretraining did not finish"; }

@@ -1,22 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end check of ompq_train on real Fashion-MNIST data (a slice, to stay quick): every stage
 # (pretrain -> search -> qat|ptq -> eval -> export -> report) runs and writes outputs that parse;
-# a run killed during QAT resumes from its checkpoint; a rerun skips finished stages; a given bit
-# config or FP32 weights skip the search or the pretraining; bad flags and bad files end with one
-# clear message and a non-zero exit, and never damage what an earlier run wrote.
+# a run killed during QAT resumes from its checkpoint; a run killed during PTQ resumes after the
+# units it reconstructed and ends with the model of an uninterrupted run; a rerun skips finished
+# stages; a given bit config or FP32 weights skip the search or the pretraining; bad flags and bad
+# files end with one clear message and a non-zero exit, and never damage what an earlier run wrote.
 #   train_smoke.sh PATH_TO_OMPQ_TRAIN
-set -euo pipefail
+source "$(dirname "$0")/common.sh"
 train=$1
-data=/usr/share/datasets/fashion-mnist
-if [ ! -e "$data/train-images-idx3-ubyte.gz" ]; then
-  echo "SKIP: $data is missing (Debian package dataset-fashion-mnist)"
-  exit 0
-fi
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-# Every file of a folder with its checksum: what must not change.
-fingerprint() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 md5sum); }
+program=$train
+require_fashion_mnist
 # One thread: the machine running the tests is often busy, and spinning OpenMP threads then crawl.
 small=(--threads=1 --train_limit=1024 --test_limit=300 --batch_size=32 --eval_batch_size=100 --log_interval=8
        --checkpoint_steps=4 --search_images=8)
@@ -24,15 +17,7 @@ qat=("$train" --output_dir="$out/qat" "${small[@]}" --epochs=1 --warmup_iteratio
 
 # 1. QAT, killed (SIGKILL) once its first mid-epoch checkpoint exists, then the same command.
 "${qat[@]}" > "$out/log1" 2>&1 &
-pid=$!
-for _ in $(seq 600); do
-  [ -e "$out/qat/qat_checkpoint.safetensors" ] && break
-  kill -0 "$pid" 2> /dev/null || break
-  sleep 0.1
-done
-kill -KILL "$pid" 2> /dev/null || { cat "$out/log1"; fail "the run ended before it could be killed in QAT"; }
-wait "$pid" || true
-[ -e "$out/qat/qat_checkpoint.safetensors" ] || { cat "$out/log1"; fail "no QAT checkpoint"; }
+kill_once_exists "$out/qat/qat_checkpoint.safetensors" $! "$out/log1"
 [ ! -e "$out/qat/quantized.safetensors" ] || fail "QAT finished before the kill"
 "${qat[@]}" > "$out/log2" 2>&1 || { cat "$out/log2"; fail "resumed run exited non-zero"; }
 grep -q '\[pretrain\] finished earlier' "$out/log2" || { cat "$out/log2"; fail "pretraining ran again"; }
@@ -79,27 +64,34 @@ cmp -s <(grep -v '^weights\|^data' "$out/qat/bits.pbtxt") <(grep -v '^weights\|^
 # Pretraining stays skipped (weights given); the five other stages finished.
 [ "$(grep -c 'finished earlier' "$out/log5")" -eq 5 ] || { cat "$out/log5"; fail "--config=config.pbtxt is not the same run"; }
 
-# 4. PTQ from the FP32 weights (2..4 bits: a budget under half the 8-bit size).
-"$train" --output_dir="$out/ptq" "${small[@]}" --weights="$out/qat/fp32.safetensors" --quant=ptq \
-  --budget_fraction=0.4 --ptq_iters=10 --calibration_images=64 > "$out/log6" 2>&1 \
-  || { cat "$out/log6"; fail "PTQ run exited non-zero"; }
-for f in bits.pbtxt quantized.safetensors packed.safetensors report.json report.html; do
+# 4. PTQ from the FP32 weights (2..4 bits: a budget under half the 8-bit size), killed once its
+#    first reconstructed unit is checkpointed; the same command resumes after the units finished
+#    and ends with the very model (byte for byte) of an uninterrupted run.
+ptq=("$train" "${small[@]}" --weights="$out/qat/fp32.safetensors" --quant=ptq --budget_fraction=0.4
+     --ptq_iters=40 --calibration_images=64)
+"${ptq[@]}" --output_dir="$out/ptq" > "$out/ptq_log1" 2>&1 &
+kill_once_exists "$out/ptq/ptq_checkpoint.safetensors" $! "$out/ptq_log1"
+[ ! -e "$out/ptq/quantized.safetensors" ] || fail "PTQ finished before the kill"
+"${ptq[@]}" --output_dir="$out/ptq" > "$out/ptq_log2" 2>&1 || { cat "$out/ptq_log2"; fail "resumed PTQ run exited non-zero"; }
+grep -q '\[ptq\] resuming from .*ptq_checkpoint.safetensors: phase [12], [0-9]* of 10 units done' \
+  "$out/ptq_log2" || { cat "$out/ptq_log2"; fail "PTQ did not resume from its checkpoint"; }
+for f in bits.pbtxt ptq_checkpoint.safetensors quantized.safetensors packed.safetensors report.json \
+         report.html; do
   [ -s "$out/ptq/$f" ] || fail "missing PTQ output $f"
 done
 grep -q 'quant: "ptq"' "$out/ptq/bits.pbtxt" || fail "bits.pbtxt is not a PTQ bit config"
 /usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$out/ptq/report.json" \
   || fail "PTQ report.json does not parse"
+"${ptq[@]}" --output_dir="$out/ptq_whole" > "$out/ptq_log3" 2>&1 \
+  || { cat "$out/ptq_log3"; fail "uninterrupted PTQ run exited non-zero"; }
+cmp "$out/ptq/quantized.safetensors" "$out/ptq_whole/quantized.safetensors" \
+  || fail "the resumed PTQ ended with another model than the uninterrupted one"
 
 # 5. Bad flags and files: one clear message, non-zero exit, the finished run's folder untouched.
-expect_error() {  # expect_error PATTERN ARGS...
-  local pattern=$1; shift
-  if "$train" "$@" > "$out/err" 2>&1; then fail "accepted: $*"; fi
-  grep -q "$pattern" "$out/err" || { cat "$out/err"; fail "message for '$*' lacks '$pattern'"; }
-  [ "$(grep -c 'error' "$out/err")" -eq 1 ] || { cat "$out/err"; fail "not one message for '$*'"; }
-}
 before=$(fingerprint "$out/qat")
 sed 's/bits: 8/bits: 9/' "$out/qat/bits.pbtxt" > "$out/bits9.pbtxt"
-expect_error 'bits9.pbtxt: .* has 9 bits (expected' "${qat[@]:1}" --bits="$out/bits9.pbtxt"
+expect_error ' has 9 bits (expected' "${qat[@]:1}" --bits="$out/bits9.pbtxt"
+grep -qF "$out/bits9.pbtxt: " "$out/err" || { cat "$out/err"; fail "the message does not name bits9.pbtxt"; }
 printf 'layer { bits: "four" }' > "$out/garbled.pbtxt"
 expect_error 'garbled.pbtxt: not a valid BitConfig in protobuf text format (line 1' "${qat[@]:1}" --bits="$out/garbled.pbtxt"
 expect_error 'ptq/bits.pbtxt: a bit config for quant "ptq", but this run quantizes with qat' "${qat[@]:1}" --bits="$out/ptq/bits.pbtxt"
