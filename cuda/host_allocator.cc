@@ -131,12 +131,17 @@ bool PinnedHostAllocator::record_use(const void* ptr, cudaStream_t stream, int d
 
 namespace {
 
-// cudaHostAlloc'ed memory; markers are Events.
+// cudaHostAlloc'ed memory, portable (pinned for every device's context); markers are Events.
+// Allocation and release need a context: the one of a device the process already computes on, made
+// current for good on the calling thread (restoring device 0 would create a context there, since
+// CUDA 12 cudaSetDevice does), so that a data loader thread, whose current device starts at 0,
+// creates none on a GPU another rank owns.
 class CudaPinnedMemory final : public PinnedMemorySource {
  public:
   void* malloc(size_t nbytes) override {
+    use_context_device();
     void* ptr = nullptr;
-    const cudaError_t err = cudaHostAlloc(&ptr, nbytes, cudaHostAllocDefault);
+    const cudaError_t err = cudaHostAlloc(&ptr, nbytes, cudaHostAllocPortable);
     if (err == cudaErrorMemoryAllocation) {
       cudaGetLastError();  // not sticky: clear it so that the next check does not see it
       return nullptr;
@@ -144,7 +149,10 @@ class CudaPinnedMemory final : public PinnedMemorySource {
     OMPQ_CUDA_CHECK(err);
     return ptr;
   }
-  void free(void* ptr) override { OMPQ_CUDA_CHECK(cudaFreeHost(ptr)); }
+  void free(void* ptr) override {
+    use_context_device();
+    OMPQ_CUDA_CHECK(cudaFreeHost(ptr));
+  }
   Marker mark(cudaStream_t stream, int device) override {
     auto event = std::make_unique<Event>(device);
     event->record(stream);
@@ -152,6 +160,12 @@ class CudaPinnedMemory final : public PinnedMemorySource {
   }
   bool reached(Marker marker) override { return static_cast<Event*>(marker)->query(); }
   void destroy(Marker marker) override { delete static_cast<Event*>(marker); }
+
+ private:
+  static void use_context_device() {
+    const int device = first_device_in_use();
+    if (device >= 0 && device != current_device()) set_device(device);
+  }
 };
 
 }  // namespace

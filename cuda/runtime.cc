@@ -1,5 +1,6 @@
 #include "cuda/runtime.h"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -52,6 +53,8 @@ struct PerDevice {
   std::once_flag stream_once;  // separate: a stream creates a context, properties do not
   std::unique_ptr<Stream> stream;
 };
+
+std::atomic<int> g_first_device_in_use{-1};
 
 PerDevice& per_device(int device) {
   check_device_index(device, "CUDA device");
@@ -147,9 +150,15 @@ void Event::synchronize() const { OMPQ_CUDA_CHECK(cudaEventSynchronize(event_));
 
 Stream& default_stream(int device) {
   PerDevice& entry = per_device(device);
-  std::call_once(entry.stream_once, [&] { entry.stream = std::make_unique<Stream>(device); });
+  std::call_once(entry.stream_once, [&] {
+    entry.stream = std::make_unique<Stream>(device);
+    int none = -1;
+    g_first_device_in_use.compare_exchange_strong(none, device);
+  });
   return *entry.stream;
 }
+
+int first_device_in_use() { return g_first_device_in_use.load(); }
 
 void synchronize(int device) { default_stream(device).synchronize(); }
 

@@ -107,6 +107,10 @@ class Event {
 // The stream every ompq kernel and copy on `device` runs on, created on first use. It does not
 // synchronize with the legacy NULL stream, so never mix it with synchronous cudaMemcpy.
 Stream& default_stream(int device);
+// The first device whose default stream was created (a device this process computes on, so its
+// context exists), or -1 before any. Host-side CUDA calls that need some context (pinned
+// allocations from data loader threads) use it rather than creating one on device 0.
+int first_device_in_use();
 // Waits until all work queued on `device`'s default stream is done.
 void synchronize(int device);
 
