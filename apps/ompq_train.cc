@@ -55,7 +55,8 @@ ABSL_FLAG(int32_t, warmup_iterations, 200,
           "linear learning-rate warm-up (from 0) before the pretraining cosine decay");
 ABSL_FLAG(std::string, precision, "f32",
           "pretraining precision: f32, bf16 (autocast: conv/linear in bf16 with f32 accumulation "
-          "and f32 master weights) or f16 (the same with dynamic loss scaling); QAT, PTQ and the "
+          "and f32 master weights) or f16 (the same with dynamic loss scaling; for GPUs: a CPU "
+          "without AVX512-FP16 computes it widened to f32, slower than f32); QAT, PTQ and the "
           "search stay f32");
 ABSL_FLAG(int32_t, log_interval, 100, "steps between progress lines when not on a terminal");
 ABSL_FLAG(int32_t, eval_batch_size, 1000, "evaluation batch size");
