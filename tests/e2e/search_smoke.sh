@@ -117,7 +117,7 @@ if have_fashion_mnist; then
     [ "$(bits_in "$out/lp.pbtxt")" = "$(bits_in "$out/lp_gpu.pbtxt")" ] \
       || fail "cuda:0 found bits $(bits_in "$out/lp_gpu.pbtxt"), the CPU $(bits_in "$out/lp.pbtxt")"
   elif grep -q 'no GPU is usable' "$out/log"; then
-    echo "SKIP part: lp on cuda:0 ($(grep -o 'no GPU is usable.*' "$out/log"))"
+    echo "SKIP part: lp on cuda:0 ($(grep -m1 -o 'no GPU is usable.*' "$out/log"))"
   else
     cat "$out/log"; fail "lp on cuda:0 exited non-zero"
   fi
