@@ -1,20 +1,28 @@
-// CUDA batch norm, forward (training and eval) and backward, on contiguous [N, C, S] data (S = 1
-// for [N, C] input), with the CPU kernel's numerics: the per-channel sums that a pass needs are
-// formed from T-valued terms accumulated in double, and the per-channel and per-element formulas
-// are core/ops/norm_math.h's, shared with the CPU.
+// CUDA batch norm, forward (training and eval, optionally fused with a residual add and an
+// activation) and backward, with the CPU kernel's numerics: the per-channel sums that a pass needs
+// are formed from T-valued terms accumulated in double, and the per-channel and per-element
+// formulas are core/ops/norm_math.h's, shared with the CPU. x (and dy, y, the residual and the
+// gradients, which share its layout) is one of
+//  - planar: contiguous [N, C, S] with S > 1 (NCHW);
+//  - interleaved: rows of C channels, [R, C] in memory: [N, C] input (R = N) and channels_last
+//    [N, C, H, W] (NHWC, R = N*H*W).
 //
 // Each pass is three launches:
-//  1. channel sums: block (c, split) sums the terms of channel c over its split of the N * S
-//     values (flat index j = n * S + s, so a warp reads consecutive addresses when S >= 32);
-//     splits (gridDim.y) give the GPU enough blocks when there are few channels;
+//  1. channel sums: partial sums of the terms of each channel over splits of its values; splits
+//     (gridDim.y) give the GPU enough blocks when there are few channels. Planar: block (c, split)
+//     sums channel c (flat index j = n * S + s, so a warp reads consecutive addresses when
+//     S >= 32). Interleaved: block (tile, split) sums 32 consecutive channels, a warp reading 32
+//     neighbouring values of a row;
 //  2. channel coefficients: one thread per channel combines its splits in order, forms the batch
 //     statistics / gradient sums, updates the running buffers and writes the per-element affine
 //     coefficients to a workspace;
-//  3. apply: one thread per element.
+//  3. apply: one thread per element; the forward's residual add and activation and the
+//     activation's gradient run here (and in the backward's sums).
 // Every combination order is fixed by the shapes, so results are deterministic.
 #include <algorithm>
 #include <limits>
 
+#include "core/ops/conv.h"
 #include "core/ops/norm.h"
 #include "core/ops/norm_math.h"
 #include "cuda/block_reduce.cuh"
@@ -26,21 +34,30 @@ namespace {
 
 constexpr int kSumThreads = 256;
 constexpr int64_t kMinSplitValues = 4096;  // values per block, at least, when a channel is split
+// Interleaved sums: a block is kTileChannels channels x kTileRows rows of threads.
+constexpr int kTileChannels = 32;
+constexpr int kTileRows = kSumThreads / kTileChannels;
 
 struct ChannelLayout {
   int64_t batch, channels, spatial;
+  bool interleaved;
 
   explicit ChannelLayout(const Tensor& x)
       : batch(x.size(0)),
         channels(x.size(1)),
-        spatial(batch * channels == 0 ? 0 : x.numel() / (batch * channels)) {}
-  int64_t count() const { return batch * spatial; }  // values per channel
+        spatial(batch * channels == 0 ? 0 : x.numel() / (batch * channels)),
+        interleaved(spatial == 1 || is_channels_last(x)) {}
+  int64_t count() const { return batch * spatial; }  // values per channel; rows when interleaved
+  // Consecutive elements of one channel in memory: S planar, 1 interleaved. Element i belongs to
+  // channel (i / channel_block) % C, whose first element is at c * channel_block.
+  int64_t channel_block() const { return interleaved ? 1 : spatial; }
 };
 
 // Forward statistics term of channel c: d = x - shift and d^2, shift = the channel's first value.
 template <typename T>
 struct ShiftedTerms {
   const T* x;
+  int64_t channel_block;
   struct Channel {
     const T* x;
     T shift;
@@ -49,37 +66,50 @@ struct ShiftedTerms {
       b = a * a;
     }
   };
-  __device__ Channel at(int64_t c, int64_t spatial) const { return {x, x[c * spatial]}; }
+  __device__ Channel at(int64_t c) const { return {x, x[c * channel_block]}; }
 };
 
-// Backward term of channel c: dy and dy * (x - mean[c]).
-template <typename T>
+// The gradient g = dy * activation'(y) that reaches the normalization's output (y unused, and
+// undefined, for the identity).
+template <NormActivation kAct, typename T>
+__device__ T preactivation_grad(const T* dy, const T* y, int64_t k) {
+  if constexpr (kAct == NormActivation::kIdentity) {
+    return dy[k];
+  } else {
+    return norm_activation_grad<kAct>(dy[k], y[k]);
+  }
+}
+
+// Backward term of channel c: g and g * (x - mean[c]).
+template <typename T, NormActivation kAct>
 struct GradTerms {
   const T* dy;
+  const T* y;
   const T* x;
   const T* mean;
   struct Channel {
     const T* dy;
+    const T* y;
     const T* x;
     T mean;
     __device__ void operator()(int64_t k, T& a, T& b) const {
-      a = dy[k];
-      b = dy[k] * (x[k] - mean);
+      a = preactivation_grad<kAct>(dy, y, k);
+      b = a * (x[k] - mean);
     }
   };
-  __device__ Channel at(int64_t c, int64_t) const { return {dy, x, mean[c]}; }
+  __device__ Channel at(int64_t c) const { return {dy, y, x, mean[c]}; }
 };
 
-// sum_a[c * splits + split], sum_b[...] = the sums of channel c's two terms over the values
-// [split * chunk, (split + 1) * chunk) of the channel.
+// Planar [N, C, S]: sum_a[c * splits + split], sum_b[...] = the sums of channel c's two terms over
+// the values [split * chunk, (split + 1) * chunk) of the channel.
 template <typename T, typename Terms, typename index_t>
-__global__ void channel_sums_kernel(Terms terms, index_t channels, index_t spatial, index_t count,
-                                    index_t chunk, double* sum_a, double* sum_b) {
+__global__ void planar_sums_kernel(Terms terms, index_t channels, index_t spatial, index_t count,
+                                   index_t chunk, double* sum_a, double* sum_b) {
   __shared__ double shared[32];
   const index_t begin = static_cast<index_t>(blockIdx.y) * chunk;
   const index_t end = begin + chunk < count ? begin + chunk : count;
   for (index_t c = blockIdx.x; c < channels; c += gridDim.x) {
-    const auto term = terms.at(c, spatial);
+    const auto term = terms.at(c);
     double a = 0, b = 0;
     for (index_t j = begin + threadIdx.x; j < end; j += kSumThreads) {
       const index_t n = j / spatial;
@@ -96,6 +126,42 @@ __global__ void channel_sums_kernel(Terms terms, index_t channels, index_t spati
       sum_a[slot] = a;
       sum_b[slot] = b;
     }
+  }
+}
+
+// Interleaved [R, C]: the same partial sums over the rows [split * chunk, (split + 1) * chunk).
+// Block (tile, split) of kTileChannels x kTileRows threads: thread (tx, ty) sums channel
+// tile * kTileChannels + tx over the rows ty, ty + kTileRows, ... of the split; the kTileRows
+// partial sums of a channel are then added in ty order.
+template <typename T, typename Terms, typename index_t>
+__global__ void interleaved_sums_kernel(Terms terms, index_t channels, index_t rows,
+                                        index_t chunk, double* sum_a, double* sum_b) {
+  __shared__ double shared_a[kTileRows][kTileChannels];
+  __shared__ double shared_b[kTileRows][kTileChannels];
+  const index_t c = static_cast<index_t>(blockIdx.x) * kTileChannels + threadIdx.x;
+  const index_t begin = static_cast<index_t>(blockIdx.y) * chunk;
+  const index_t end = begin + chunk < rows ? begin + chunk : rows;
+  double a = 0, b = 0;
+  if (c < channels) {
+    const auto term = terms.at(c);
+    for (index_t r = begin + threadIdx.y; r < end; r += kTileRows) {
+      T ta, tb;
+      term(static_cast<int64_t>(r) * channels + c, ta, tb);
+      a += static_cast<double>(ta);
+      b += static_cast<double>(tb);
+    }
+  }
+  shared_a[threadIdx.y][threadIdx.x] = a;
+  shared_b[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < channels) {
+    for (int k = 1; k < kTileRows; ++k) {
+      a += shared_a[k][threadIdx.x];
+      b += shared_b[k][threadIdx.x];
+    }
+    const int64_t slot = static_cast<int64_t>(c) * gridDim.y + blockIdx.y;
+    sum_a[slot] = a;
+    sum_b[slot] = b;
   }
 }
 
@@ -128,7 +194,7 @@ struct ForwardChannelArgs {
   T* running_mean;  // null: no update
   T* running_var;
   BatchNormAffine<T>* affine;
-  int64_t channels, spatial;
+  int64_t channels, channel_block;
   double count, momentum, eps;
   bool training;
 };
@@ -140,7 +206,7 @@ __global__ void forward_channel_kernel(ForwardChannelArgs<T> args) {
     if (args.training) {
       double sum, sum_sq;
       args.sums.get(c, &sum, &sum_sq);
-      const T shift = args.x[c * args.spatial];
+      const T shift = args.x[c * args.channel_block];
       const BatchNormStats stats = batch_norm_stats(shift, sum, sum_sq, args.count);
       args.mean[c] = static_cast<T>(stats.mean);
       args.var[c] = static_cast<T>(stats.var);
@@ -188,32 +254,42 @@ __global__ void backward_channel_kernel(BackwardChannelArgs<T> args) {
   }
 }
 
-// y[i] = batch_norm_apply(x[i], affine[channel of i]) over contiguous [N, C, S].
-template <typename T>
+// y[i] = activation(batch_norm_apply(x[i], affine[channel of i]) + residual[i]) over the
+// elements in memory order (either layout).
+template <typename T, NormActivation kAct>
 struct ApplyAffine {
   T* y;
   const T* x;
+  const T* residual;  // null: none
   const BatchNormAffine<T>* affine;
-  int64_t channels, spatial;
+  int64_t channels, channel_block;
   template <typename index_t>
   __device__ void operator()(index_t i, const index_t*) const {
-    const index_t c = (i / static_cast<index_t>(spatial)) % static_cast<index_t>(channels);
-    y[i] = batch_norm_apply(x[i], affine[c]);
+    const index_t c = (i / static_cast<index_t>(channel_block)) % static_cast<index_t>(channels);
+    T v = batch_norm_apply(x[i], affine[c]);
+    if (residual != nullptr) v += residual[i];
+    y[i] = norm_activation<kAct>(v);
   }
 };
 
-// dx[i] = batch_norm_input_grad(dy[i], x[i], coeffs[channel of i]).
-template <typename T>
+// g = dy[i] * activation'(y[i]); grad_preactivation[i] = g and dx[i] = batch_norm_input_grad(g,
+// x[i], coeffs[channel of i]), each when non-null.
+template <typename T, NormActivation kAct>
 struct ApplyInputGrad {
   T* dx;
+  T* grad_preactivation;
   const T* dy;
+  const T* y;
   const T* x;
   const BatchNormGradCoeffs<T>* coeffs;
-  int64_t channels, spatial;
+  int64_t channels, channel_block;
   template <typename index_t>
   __device__ void operator()(index_t i, const index_t*) const {
-    const index_t c = (i / static_cast<index_t>(spatial)) % static_cast<index_t>(channels);
-    dx[i] = batch_norm_input_grad(dy[i], x[i], coeffs[c]);
+    const T g = preactivation_grad<kAct>(dy, y, i);
+    if (grad_preactivation != nullptr) grad_preactivation[i] = g;
+    if (dx == nullptr) return;
+    const index_t c = (i / static_cast<index_t>(channel_block)) % static_cast<index_t>(channels);
+    dx[i] = batch_norm_input_grad(g, x[i], coeffs[c]);
   }
 };
 
@@ -233,26 +309,46 @@ struct Workspace {
 template <typename T, typename Terms>
 Workspace channel_sums(const ChannelLayout& l, const Terms& terms, Device device) {
   const int64_t target_blocks = int64_t{device_properties(device.index).multiProcessorCount} * 4;
+  // Blocks per split: one per channel (planar), one per tile of channels (interleaved).
+  const int64_t channel_blocks =
+      l.interleaved ? (l.channels + kTileChannels - 1) / kTileChannels : l.channels;
+  const int64_t values_per_count = l.interleaved ? std::min<int64_t>(l.channels, kTileChannels) : 1;
   int64_t splits = 1;
-  if (l.channels < target_blocks) {
-    splits = std::min<int64_t>({(target_blocks + l.channels - 1) / l.channels,
-                                std::max<int64_t>(1, l.count() / kMinSplitValues), 65535});
+  if (channel_blocks < target_blocks) {
+    splits = std::min<int64_t>(
+        {(target_blocks + channel_blocks - 1) / channel_blocks,
+         std::max<int64_t>(1, l.count() * values_per_count / kMinSplitValues), 65535});
   }
-  const int64_t chunk = (l.count() + splits - 1) / splits;
-  splits = (l.count() + chunk - 1) / chunk;  // no empty split
+  // No empty split; one (summing nothing) when the batch is empty.
+  const int64_t chunk = std::max<int64_t>(1, (l.count() + splits - 1) / splits);
+  splits = std::max<int64_t>(1, (l.count() + chunk - 1) / chunk);
   Workspace ws;
   ws.splits = static_cast<int>(splits);
   ws.sums = Tensor::empty({2 * l.channels * splits}, DType::kF64, device);
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(l.channels, target_blocks * 8)),
-                  static_cast<unsigned>(splits));
   const cudaStream_t stream = default_stream(device.index).get();
-  if (l.batch * l.channels * l.spatial <= std::numeric_limits<int32_t>::max()) {
-    channel_sums_kernel<T, Terms, uint32_t><<<grid, kSumThreads, 0, stream>>>(
-        terms, static_cast<uint32_t>(l.channels), static_cast<uint32_t>(l.spatial),
-        static_cast<uint32_t>(l.count()), static_cast<uint32_t>(chunk), ws.sum_a(), ws.sum_b());
+  const bool int32 = l.batch * l.channels * l.spatial <= std::numeric_limits<int32_t>::max();
+  if (l.interleaved) {
+    const dim3 grid(static_cast<unsigned>(channel_blocks), static_cast<unsigned>(splits));
+    const dim3 block(kTileChannels, kTileRows);
+    if (int32) {
+      interleaved_sums_kernel<T, Terms, uint32_t><<<grid, block, 0, stream>>>(
+          terms, static_cast<uint32_t>(l.channels), static_cast<uint32_t>(l.count()),
+          static_cast<uint32_t>(chunk), ws.sum_a(), ws.sum_b());
+    } else {
+      interleaved_sums_kernel<T, Terms, int64_t><<<grid, block, 0, stream>>>(
+          terms, l.channels, l.count(), chunk, ws.sum_a(), ws.sum_b());
+    }
   } else {
-    channel_sums_kernel<T, Terms, int64_t><<<grid, kSumThreads, 0, stream>>>(
-        terms, l.channels, l.spatial, l.count(), chunk, ws.sum_a(), ws.sum_b());
+    const dim3 grid(static_cast<unsigned>(std::min<int64_t>(l.channels, target_blocks * 8)),
+                    static_cast<unsigned>(splits));
+    if (int32) {
+      planar_sums_kernel<T, Terms, uint32_t><<<grid, kSumThreads, 0, stream>>>(
+          terms, static_cast<uint32_t>(l.channels), static_cast<uint32_t>(l.spatial),
+          static_cast<uint32_t>(l.count()), static_cast<uint32_t>(chunk), ws.sum_a(), ws.sum_b());
+    } else {
+      planar_sums_kernel<T, Terms, int64_t><<<grid, kSumThreads, 0, stream>>>(
+          terms, l.channels, l.spatial, l.count(), chunk, ws.sum_a(), ws.sum_b());
+    }
   }
   OMPQ_CUDA_CHECK_LAUNCH();
   return ws;
@@ -267,15 +363,16 @@ unsigned channel_blocks(int64_t channels) {
   return static_cast<unsigned>(std::min<int64_t>((channels + kBlockThreads - 1) / kBlockThreads, 4096));
 }
 
-template <typename T>
-void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
-             const Tensor& mean, const Tensor& var, const Tensor& running_mean,
+template <typename T, NormActivation kAct>
+void forward(const Tensor& y, const Tensor& x, const Tensor& residual, const Tensor& weight,
+             const Tensor& bias, const Tensor& mean, const Tensor& var, const Tensor& running_mean,
              const Tensor& running_var, bool training, double momentum, double eps) {
   const ChannelLayout l(x);
   const Device device = x.device();
   DeviceGuard guard(device.index);
   const T* xp = static_cast<const T*>(x.data_ptr());
-  Workspace ws = training ? channel_sums<T>(l, ShiftedTerms<T>{xp}, device) : Workspace{};
+  Workspace ws =
+      training ? channel_sums<T>(l, ShiftedTerms<T>{xp, l.channel_block()}, device) : Workspace{};
   ws.coefficients = Tensor::empty({l.channels * int64_t{sizeof(BatchNormAffine<T>)}}, DType::kU8,
                                   device);
   auto* affine = static_cast<BatchNormAffine<T>*>(ws.coefficients.data_ptr());
@@ -289,7 +386,7 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tenso
                                    data_or_null<T>(running_var),
                                    affine,
                                    l.channels,
-                                   l.spatial,
+                                   l.channel_block(),
                                    static_cast<double>(l.count()),
                                    momentum,
                                    eps,
@@ -298,23 +395,28 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tenso
                               default_stream(device.index).get()>>>(args);
   OMPQ_CUDA_CHECK_LAUNCH();
   launch_contiguous(x.numel(), device.index,
-              ApplyAffine<T>{static_cast<T*>(y.data_ptr()), xp, affine, l.channels, l.spatial});
+                    ApplyAffine<T, kAct>{static_cast<T*>(y.data_ptr()), xp,
+                                         data_or_null<const T>(residual), affine, l.channels,
+                                         l.channel_block()});
   // The workspaces return to the cache here; stream order keeps them alive for the kernels above.
 }
 
-template <typename T>
-void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, const Tensor& mean,
-              const Tensor& var, double eps, bool training, const Tensor& grad_input,
-              const Tensor& grad_weight, const Tensor& grad_bias) {
+template <typename T, NormActivation kAct>
+void backward(const Tensor& grad_output, const Tensor& x, const Tensor& y, const Tensor& weight,
+              const Tensor& mean, const Tensor& var, double eps, bool training,
+              const Tensor& grad_input, const Tensor& grad_weight, const Tensor& grad_bias,
+              const Tensor& grad_preactivation) {
   const ChannelLayout l(x);
   const Device device = x.device();
   DeviceGuard guard(device.index);
   const T* xp = static_cast<const T*>(x.data_ptr());
   const T* dyp = static_cast<const T*>(grad_output.data_ptr());
+  const T* yp = data_or_null<const T>(y);
   const T* mean_p = static_cast<const T*>(mean.data_ptr());
   const bool need_sums = training || grad_weight.defined() || grad_bias.defined();
-  Workspace ws =
-      need_sums ? channel_sums<T>(l, GradTerms<T>{dyp, xp, mean_p}, device) : Workspace{};
+  Workspace ws = need_sums
+                     ? channel_sums<T>(l, GradTerms<T, kAct>{dyp, yp, xp, mean_p}, device)
+                     : Workspace{};
   ws.coefficients = Tensor::empty({l.channels * int64_t{sizeof(BatchNormGradCoeffs<T>)}},
                                   DType::kU8, device);
   auto* coeffs = static_cast<BatchNormGradCoeffs<T>*>(ws.coefficients.data_ptr());
@@ -332,28 +434,37 @@ void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, 
   backward_channel_kernel<T><<<channel_blocks(l.channels), kBlockThreads, 0,
                                default_stream(device.index).get()>>>(args);
   OMPQ_CUDA_CHECK_LAUNCH();
-  if (!grad_input.defined()) return;
+  if (!grad_input.defined() && !grad_preactivation.defined()) return;
   launch_contiguous(x.numel(), device.index,
-              ApplyInputGrad<T>{static_cast<T*>(grad_input.data_ptr()), dyp, xp, coeffs,
-                                l.channels, l.spatial});
+                    ApplyInputGrad<T, kAct>{data_or_null<T>(grad_input),
+                                            data_or_null<T>(grad_preactivation), dyp, yp, xp,
+                                            coeffs, l.channels, l.channel_block()});
 }
 
-void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                       const Tensor& mean, const Tensor& var, const Tensor& running_mean,
-                       const Tensor& running_var, bool training, double momentum, double eps) {
+void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& residual,
+                       const Tensor& weight, const Tensor& bias, const Tensor& mean,
+                       const Tensor& var, const Tensor& running_mean, const Tensor& running_var,
+                       bool training, double momentum, double eps, NormActivation activation) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm", [&] {
-    forward<scalar_t>(y, x, weight, bias, mean, var, running_mean, running_var, training, momentum,
-                      eps);
+    with_norm_activation(activation, [&](auto act) {
+      forward<scalar_t, decltype(act)::value>(y, x, residual, weight, bias, mean, var,
+                                              running_mean, running_var, training, momentum, eps);
+    });
   });
 }
 
-void batch_norm_backward_kernel(const Tensor& grad_output, const Tensor& x, const Tensor& weight,
-                                const Tensor& mean, const Tensor& var, double eps, bool training,
+void batch_norm_backward_kernel(const Tensor& grad_output, const Tensor& x, const Tensor& y,
+                                const Tensor& weight, const Tensor& mean, const Tensor& var,
+                                double eps, bool training, NormActivation activation,
                                 const Tensor& grad_input, const Tensor& grad_weight,
-                                const Tensor& grad_bias) {
+                                const Tensor& grad_bias, const Tensor& grad_preactivation) {
+  if (x.size(1) == 0) return;
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm_backward", [&] {
-    backward<scalar_t>(grad_output, x, weight, mean, var, eps, training, grad_input, grad_weight,
-                       grad_bias);
+    with_norm_activation(activation, [&](auto act) {
+      backward<scalar_t, decltype(act)::value>(grad_output, x, y, weight, mean, var, eps,
+                                               training, grad_input, grad_weight, grad_bias,
+                                               grad_preactivation);
+    });
   });
 }
 

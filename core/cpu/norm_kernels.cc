@@ -6,6 +6,8 @@
 //    [N, C, H, W] (NHWC, R = N*H*W). The channels are the vector lanes of every loop; rows are
 //    split into fixed blocks, reduced block by block into per-channel partial sums, then rewritten
 //    in a second pass over rows.
+// The residual add and the activation of batch_norm_act run in the pass that writes y; their
+// gradient in the passes that read dy.
 // Per-channel sums run in an order fixed by the shape alone (never by the thread count), so
 // results do not depend on it.
 #include <algorithm>
@@ -204,14 +206,16 @@ T* data_or_null(const Tensor& t) {
 
 // Training: per-channel statistics, then y. The values are shifted by the channel's first value
 // before x and x^2 are summed, which keeps E[x^2] - E[x]^2 free of cancellation when |mean| is
-// large against the spread. Eval: y from the given statistics.
-template <typename T>
-void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
-             const Tensor& mean, const Tensor& var, const Tensor& running_mean,
+// large against the spread. Eval: y from the given statistics. Either way the residual add and the
+// activation run in the pass that writes y.
+template <typename T, NormActivation kAct, bool kResidual>
+void forward(const Tensor& y, const Tensor& x, const Tensor& residual, const Tensor& weight,
+             const Tensor& bias, const Tensor& mean, const Tensor& var, const Tensor& running_mean,
              const Tensor& running_var, bool training, double momentum, double eps) {
   const ChannelLayout l(x);
   const double count = static_cast<double>(l.count());
   const T* __restrict xp = static_cast<const T*>(x.data_ptr());
+  const T* __restrict rp = data_or_null<const T>(residual);
   T* __restrict yp = static_cast<T*>(y.data_ptr());
   const T* w_p = data_or_null<const T>(weight);
   const T* b_p = data_or_null<const T>(bias);
@@ -246,7 +250,9 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tenso
   const T* __restrict a_scale = affine.scale.data();
   const T* __restrict a_bias = affine.bias.data();
   auto apply = [&](int64_t k, int64_t c) {
-    yp[k] = batch_norm_apply(xp[k], BatchNormAffine<T>{a_mean[c], a_scale[c], a_bias[c]});
+    T v = batch_norm_apply(xp[k], BatchNormAffine<T>{a_mean[c], a_scale[c], a_bias[c]});
+    if constexpr (kResidual) v += rp[k];
+    yp[k] = norm_activation<kAct>(v);
   };
 
   if (l.interleaved) {
@@ -269,18 +275,23 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& weight, const Tenso
   });
 }
 
-// sum(dy) and sum(dy * (x - mean)) per channel give grad_bias, grad_weight and the input-gradient
-// coefficients; then dx = (dy - mean_dy) * scale + (x - mean) * xmu_scale.
-template <typename T>
-void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, const Tensor& mean,
-              const Tensor& var, double eps, bool training, const Tensor& grad_input,
-              const Tensor& grad_weight, const Tensor& grad_bias) {
+// g = dy * activation'(y) is the gradient of the normalization's output (and the residual's);
+// sum(g) and sum(g * (x - mean)) per channel give grad_bias, grad_weight and the input-gradient
+// coefficients; then dx = (g - mean_g) * scale + (x - mean) * xmu_scale. g is formed again in the
+// pass that writes dx (and grad_preactivation) rather than stored.
+template <typename T, NormActivation kAct>
+void backward(const Tensor& grad_output, const Tensor& x, const Tensor& y, const Tensor& weight,
+              const Tensor& mean, const Tensor& var, double eps, bool training,
+              const Tensor& grad_input, const Tensor& grad_weight, const Tensor& grad_bias,
+              const Tensor& grad_preactivation) {
   const ChannelLayout l(x);
   const double count = static_cast<double>(l.count());
   const bool need_sums = training || grad_weight.defined() || grad_bias.defined();
   const T* __restrict xp = static_cast<const T*>(x.data_ptr());
   const T* __restrict dyp = static_cast<const T*>(grad_output.data_ptr());
+  const T* __restrict yp = data_or_null<const T>(y);
   T* __restrict dxp = data_or_null<T>(grad_input);
+  T* __restrict gpp = data_or_null<T>(grad_preactivation);
   const T* mean_p = static_cast<const T*>(mean.data_ptr());
   const T* var_p = static_cast<const T*>(var.data_ptr());
   const T* w_p = data_or_null<const T>(weight);
@@ -293,51 +304,85 @@ void backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight, 
     coeffs.set(c, batch_norm_grad_coeffs<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0, sum_dy,
                                             sum_dy_xmu, count, training));
   };
+  auto grad_at = [&](int64_t k) {
+    if constexpr (kAct == NormActivation::kIdentity) {
+      return dyp[k];  // (y is undefined)
+    } else {
+      return norm_activation_grad<kAct>(dyp[k], yp[k]);
+    }
+  };
   auto grad_terms = [&](int64_t k, int64_t c, T& a, T& b) {
-    a = dyp[k];
-    b = dyp[k] * (xp[k] - mean_p[c]);
+    a = grad_at(k);
+    b = a * (xp[k] - mean_p[c]);
   };
   const T* __restrict g_mean = coeffs.mean.data();
   const T* __restrict g_scale = coeffs.scale.data();
   const T* __restrict g_mean_dy = coeffs.mean_dy.data();
   const T* __restrict g_xmu_scale = coeffs.xmu_scale.data();
-  auto input_grad = [&](int64_t k, int64_t c) {
-    dxp[k] = batch_norm_input_grad(
-        dyp[k], xp[k], BatchNormGradCoeffs<T>{g_mean[c], g_scale[c], g_mean_dy[c], g_xmu_scale[c]});
+  auto input_grad = [&](int64_t k, int64_t c, T g) {
+    return batch_norm_input_grad(
+        g, xp[k], BatchNormGradCoeffs<T>{g_mean[c], g_scale[c], g_mean_dy[c], g_xmu_scale[c]});
+  };
+  // The element passes for the requested outputs; map(fn) runs fn(k, c) over the elements.
+  auto write_grads = [&](const auto& map) {
+    if (dxp != nullptr && gpp != nullptr) {
+      map([&](int64_t k, int64_t c) {
+        const T g = grad_at(k);
+        gpp[k] = g;
+        dxp[k] = input_grad(k, c, g);
+      });
+    } else if (dxp != nullptr) {
+      map([&](int64_t k, int64_t c) { dxp[k] = input_grad(k, c, grad_at(k)); });
+    } else if (gpp != nullptr) {
+      map([&](int64_t k, int64_t) { gpp[k] = grad_at(k); });
+    }
   };
 
   if (l.interleaved) {
     std::vector<double> sum_dy(l.channels), sum_dy_xmu(l.channels);
     if (need_sums) interleaved_sums<T>(l, grad_terms, sum_dy.data(), sum_dy_xmu.data());
     for (int64_t c = 0; c < l.channels; ++c) finish_channel(c, sum_dy[c], sum_dy_xmu[c]);
-    if (dxp != nullptr) interleaved_map(l, input_grad);
+    write_grads([&](const auto& fn) { interleaved_map(l, fn); });
     return;
   }
   for_each_channel_group(l, 1, [&](int64_t c, int64_t) {
     double sum_dy = 0, sum_dy_xmu = 0;
     if (need_sums) planar_sums<T>(l, c, grad_terms, &sum_dy, &sum_dy_xmu);
     finish_channel(c, sum_dy, sum_dy_xmu);
-    if (dxp != nullptr) planar_map(l, c, c + 1, input_grad);
+    write_grads([&](const auto& fn) { planar_map(l, c, c + 1, fn); });
   });
 }
 
-void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                       const Tensor& mean, const Tensor& var, const Tensor& running_mean,
-                       const Tensor& running_var, bool training, double momentum, double eps) {
+void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& residual,
+                       const Tensor& weight, const Tensor& bias, const Tensor& mean,
+                       const Tensor& var, const Tensor& running_mean, const Tensor& running_var,
+                       bool training, double momentum, double eps, NormActivation activation) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm", [&] {
-    forward<scalar_t>(y, x, weight, bias, mean, var, running_mean, running_var, training, momentum,
-                      eps);
+    with_norm_activation(activation, [&](auto act) {
+      constexpr NormActivation kAct = decltype(act)::value;
+      if (residual.defined()) {
+        forward<scalar_t, kAct, true>(y, x, residual, weight, bias, mean, var, running_mean,
+                                      running_var, training, momentum, eps);
+      } else {
+        forward<scalar_t, kAct, false>(y, x, residual, weight, bias, mean, var, running_mean,
+                                       running_var, training, momentum, eps);
+      }
+    });
   });
 }
 
-void batch_norm_backward_kernel(const Tensor& grad_output, const Tensor& x, const Tensor& weight,
-                                const Tensor& mean, const Tensor& var, double eps, bool training,
+void batch_norm_backward_kernel(const Tensor& grad_output, const Tensor& x, const Tensor& y,
+                                const Tensor& weight, const Tensor& mean, const Tensor& var,
+                                double eps, bool training, NormActivation activation,
                                 const Tensor& grad_input, const Tensor& grad_weight,
-                                const Tensor& grad_bias) {
+                                const Tensor& grad_bias, const Tensor& grad_preactivation) {
   if (x.size(1) == 0) return;
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm_backward", [&] {
-    backward<scalar_t>(grad_output, x, weight, mean, var, eps, training, grad_input, grad_weight,
-                       grad_bias);
+    with_norm_activation(activation, [&](auto act) {
+      backward<scalar_t, decltype(act)::value>(grad_output, x, y, weight, mean, var, eps, training,
+                                               grad_input, grad_weight, grad_bias,
+                                               grad_preactivation);
+    });
   });
 }
 

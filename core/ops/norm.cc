@@ -29,6 +29,14 @@ void check_running_buffer(const Tensor& t, const char* what, const Tensor& x, co
   OMPQ_CHECK(!t.defined() || t.is_contiguous(), op, ": ", what, " must be contiguous");
 }
 
+// A tensor that goes element for element with x (residual, grad_output, the forward output).
+void check_like_input(const Tensor& t, const char* what, const Tensor& x, const char* op) {
+  OMPQ_CHECK(t.shape() == x.shape(), op, ": ", what, " of shape ", shape_str(t.shape()),
+             " does not match input of shape ", shape_str(x.shape()));
+  check_same_dtype(t, x, op);
+  check_same_device(t, x, op);
+}
+
 void check_input(const Tensor& x, const char* op) {
   OMPQ_CHECK(x.dim() >= 2, op, ": input of shape ", shape_str(x.shape()),
              " must be [N, C] or [N, C, ...]");
@@ -36,10 +44,13 @@ void check_input(const Tensor& x, const char* op) {
 
 }  // namespace
 
-BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                           const Tensor& running_mean, const Tensor& running_var, bool training,
-                           double momentum, double eps) {
-  const char* op = "batch_norm";
+BatchNormResult batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                               const Tensor& running_mean, const Tensor& running_var, bool training,
+                               double momentum, double eps, NormActivation activation,
+                               const Tensor& residual) {
+  // Errors name the op the caller used: plain batch norm is this op with nothing fused.
+  const bool fused = activation != NormActivation::kIdentity || residual.defined();
+  const char* op = fused ? "batch_norm_act" : "batch_norm";
   check_input(x, op);
   Tensor w = checked_channel_vector(weight, "weight", x, op);
   Tensor b = checked_channel_vector(bias, "bias", x, op);
@@ -47,6 +58,7 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
   check_running_buffer(running_var, "running_var", x, op);
   OMPQ_CHECK(running_mean.defined() == running_var.defined(), op,
              ": running_mean and running_var must be both defined or both undefined");
+  if (residual.defined()) check_like_input(residual, "residual", x, op);
   const int64_t channels = x.size(1);
   BatchNormResult result;
   if (training) {
@@ -61,13 +73,14 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
     result.mean = running_mean.detach();
     result.var = running_var.detach();
   }
-  const bool channels_last = kernels_take_channels_last(x.device()) && is_channels_last(x);
+  const bool channels_last = is_channels_last(x);
   result.output = empty_nchw(x.shape(), channels_last, x.dtype(), x.device());
   if (x.numel() == 0) return result;
   const bool update_running = training && running_mean.defined();
-  batch_norm_stub(x.device(), result.output, in_memory_format(x, channels_last), w, b, result.mean,
-                  result.var, update_running ? running_mean : Tensor(),
-                  update_running ? running_var : Tensor(), training, momentum, eps);
+  batch_norm_stub(x.device(), result.output, in_memory_format(x, channels_last),
+                  residual.defined() ? in_memory_format(residual, channels_last) : Tensor(), w, b,
+                  result.mean, result.var, update_running ? running_mean : Tensor(),
+                  update_running ? running_var : Tensor(), training, momentum, eps, activation);
   if (update_running) {
     running_mean.bump_version();
     running_var.bump_version();
@@ -75,31 +88,62 @@ BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& 
   return result;
 }
 
-BatchNormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight,
-                                   const Tensor& mean, const Tensor& var, double eps, bool training,
-                                   std::array<bool, 3> needed) {
-  const char* op = "batch_norm_backward";
+BatchNormResult batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                           const Tensor& running_mean, const Tensor& running_var, bool training,
+                           double momentum, double eps) {
+  return batch_norm_act(x, weight, bias, running_mean, running_var, training, momentum, eps,
+                        NormActivation::kIdentity, Tensor());
+}
+
+BatchNormGrads batch_norm_act_backward(const Tensor& grad_output, const Tensor& x,
+                                       const Tensor& output, const Tensor& weight,
+                                       const Tensor& mean, const Tensor& var, double eps,
+                                       bool training, NormActivation activation,
+                                       std::array<bool, 4> needed) {
+  const bool identity = activation == NormActivation::kIdentity;
+  const char* op = identity && !needed[3] ? "batch_norm_backward" : "batch_norm_act_backward";
   check_input(x, op);
-  OMPQ_CHECK(grad_output.shape() == x.shape(), op, ": grad_output of shape ",
-             shape_str(grad_output.shape()), " does not match input of shape ",
-             shape_str(x.shape()));
-  check_same_dtype(grad_output, x, op);
+  check_like_input(grad_output, "grad_output", x, op);
+  OMPQ_CHECK(identity || output.defined(), op,
+             ": the forward output is needed to differentiate the activation (got undefined)");
+  if (!identity) check_like_input(output, "output", x, op);
   Tensor w = checked_channel_vector(weight, "weight", x, op);
   Tensor m = checked_channel_vector(mean, "mean", x, op);
   Tensor v = checked_channel_vector(var, "var", x, op);
   const int64_t channels = x.size(1);
-  // grad_output is brought to x's layout; grad_input takes it.
-  const bool channels_last = kernels_take_channels_last(x.device()) && is_channels_last(x);
+  // grad_output and the output are brought to x's layout; the gradients take it.
+  const bool channels_last = is_channels_last(x);
   BatchNormGrads grads;
   if (needed[0]) grads.input = empty_nchw(x.shape(), channels_last, x.dtype(), x.device());
   if (needed[1] && weight.defined())
     grads.weight = Tensor::empty({channels}, x.dtype(), x.device());
   if (needed[2]) grads.bias = Tensor::empty({channels}, x.dtype(), x.device());
-  if (!grads.input.defined() && !grads.weight.defined() && !grads.bias.defined()) return grads;
-  batch_norm_backward_stub(x.device(), in_memory_format(grad_output, channels_last),
-                           in_memory_format(x, channels_last), w, m, v, eps, training, grads.input,
-                           grads.weight, grads.bias);
+  Tensor grad_preactivation;
+  if (needed[3]) {
+    if (identity) {
+      grads.residual = grad_output;
+    } else {
+      grad_preactivation = empty_nchw(x.shape(), channels_last, x.dtype(), x.device());
+      grads.residual = grad_preactivation;
+    }
+  }
+  if (!grads.input.defined() && !grads.weight.defined() && !grads.bias.defined() &&
+      !grad_preactivation.defined()) {
+    return grads;
+  }
+  batch_norm_backward_stub(
+      x.device(), in_memory_format(grad_output, channels_last), in_memory_format(x, channels_last),
+      identity ? Tensor() : in_memory_format(output, channels_last), w, m, v, eps, training,
+      activation, grads.input, grads.weight, grads.bias, grad_preactivation);
   return grads;
+}
+
+BatchNormGrads batch_norm_backward(const Tensor& grad_output, const Tensor& x, const Tensor& weight,
+                                   const Tensor& mean, const Tensor& var, double eps, bool training,
+                                   std::array<bool, 3> needed) {
+  return batch_norm_act_backward(grad_output, x, Tensor(), weight, mean, var, eps, training,
+                                 NormActivation::kIdentity,
+                                 {needed[0], needed[1], needed[2], false});
 }
 
 }  // namespace ops

@@ -4,12 +4,58 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "core/dtype.h"
+#include "core/ops/elementwise_math.h"
 
 namespace ompq {
 
-OMPQ_HD inline double batch_norm_invstd(double var, double eps) { return 1.0 / sqrt(var + eps); }
+// The activation that batch_norm_act applies after the normalization (and the residual add).
+enum class NormActivation : uint8_t {
+  kIdentity,
+  kRelu,   // max(v, 0)
+  kRelu6,  // min(max(v, 0), 6)
+};
+constexpr int kNumNormActivations = 3;
+
+// Calls fn(std::integral_constant<NormActivation, a>()), so that kernels bind the activation at
+// compile time and their inner loops stay branch-free.
+template <typename Fn>
+inline decltype(auto) with_norm_activation(NormActivation a, const Fn& fn) {
+  return detail::with_op_impl<NormActivation, kNumNormActivations, 0>(a, fn);
+}
+
+// The activations as the elementwise ops compute them (NaN passes through, as in PyTorch).
+template <NormActivation kAct, typename T>
+OMPQ_HD inline T norm_activation(T v) {
+  if constexpr (kAct == NormActivation::kRelu) {
+    return unary_apply<UnaryOp::kRelu>(v, T(0), T(0));
+  } else if constexpr (kAct == NormActivation::kRelu6) {
+    return unary_apply<UnaryOp::kClamp>(v, T(0), T(6));
+  } else {
+    static_assert(kAct == NormActivation::kIdentity, "unhandled NormActivation");
+    return v;
+  }
+}
+
+// grad * activation'(v), from the activation's output y = activation(v) (so the backward pass keeps
+// y, not v): relu passes where y > 0; relu6 where 0 < y < 6 (PyTorch's hardtanh: nothing at either
+// kink). A NaN y passes nothing.
+template <NormActivation kAct, typename T>
+OMPQ_HD inline T norm_activation_grad(T grad, T y) {
+  if constexpr (kAct == NormActivation::kRelu) {
+    return binary_apply<BinaryOp::kReluBackward>(grad, y, T(0), T(0));
+  } else if constexpr (kAct == NormActivation::kRelu6) {
+    return binary_apply<BinaryOp::kHardtanhBackward>(grad, y, T(0), T(6));
+  } else {
+    static_assert(kAct == NormActivation::kIdentity, "unhandled NormActivation");
+    return grad;
+  }
+}
+
+// ::sqrt: the Tensor op ompq::sqrt must not hide it where both headers are included.
+OMPQ_HD inline double batch_norm_invstd(double var, double eps) { return 1.0 / ::sqrt(var + eps); }
 
 // PyTorch's momentum convention: running = (1 - momentum) * running + momentum * batch.
 OMPQ_HD inline double batch_norm_running_update(double running, double batch, double momentum) {

@@ -1,13 +1,19 @@
 // CUDA batch norm against the CPU kernels on fresh random inputs: training and eval forward (output,
 // batch statistics, running-buffer update) and backward (every subset of the gradients, with and
 // without weight), for 2-d, 3-d and 4-d inputs of odd sizes, few channels with many values (the
-// split reduction), many channels with few values, a channels-last input and a large mean.
+// split reduction), many channels with few values, channels_last (NHWC) inputs and a large mean;
+// and batch_norm_act (residual add and relu / relu6 fused) forward and backward, both layouts.
 // Both devices form the per-channel sums from the same T-valued terms, the CPU in T within
 // 256-value chunks and double across them, the GPU in double: f32 statistics differ by ~1e-6
 // relative, hence f32 rtol 1e-5 for forward values, 1e-4 for input gradients and an atol for the
 // gradient sums proportional to their number of terms; f64 agrees to 1e-10. Needs a GPU.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <string>
+
+#include "core/functional/elementwise.h"
+#include "core/ops/conv.h"
 #include "core/ops/norm.h"
 #include "cuda_test_util.h"
 
@@ -18,6 +24,11 @@ using testing::expect_close;
 using testing::random_tensor_in;
 
 Tensor on_gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : t; }
+
+// The same values in channels_last memory, on t's device.
+Tensor to_channels_last(const Tensor& t) {
+  return t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+}
 
 struct Tolerance {
   double rtol, atol;
@@ -124,7 +135,7 @@ TEST(CudaBatchNorm, ChannelsLastInputAndLargeMean) {
   uint64_t seed = 7200;
   for (DType dtype : {DType::kF32, DType::kF64}) {
     SCOPED_TRACE(dtype_name(dtype));
-    // A channels-last view: the op makes it contiguous before the kernel runs.
+    // A channels-last view of NHWC memory: the kernels read it as it is.
     const Tensor nhwc = random_tensor_in({4, 9, 7, 6}, dtype, seed++, -8, 8);
     const Params p = random_params(6, dtype, seed, true, true);
     seed += 4;
@@ -143,10 +154,12 @@ TEST(CudaBatchNorm, ChannelsLastInputAndLargeMean) {
   }
 }
 
-// Runs batch_norm_backward on both devices with the statistics of a CPU forward pass.
+// Runs batch_norm_backward on both devices with the statistics of a CPU forward pass; x (and
+// hence the input gradient) in NCHW or channels_last memory.
 void expect_backward_matches(const Shape& shape, DType dtype, uint64_t seed, bool training,
-                             bool affine, std::array<bool, 3> needed) {
-  const Tensor x = random_tensor_in(shape, dtype, seed, -2, 2);
+                             bool affine, std::array<bool, 3> needed, bool channels_last = false) {
+  auto layout = [&](const Tensor& t) { return channels_last ? to_channels_last(t) : t; };
+  const Tensor x = layout(random_tensor_in(shape, dtype, seed, -2, 2));
   const Tensor dy = random_tensor_in(shape, dtype, seed + 1, -2, 2);
   const Params p = random_params(shape[1], dtype, seed + 2, affine, /*running=*/true);
   const auto forward =
@@ -154,7 +167,7 @@ void expect_backward_matches(const Shape& shape, DType dtype, uint64_t seed, boo
   const double eps = 1e-5;
   const auto expected =
       ops::batch_norm_backward(dy, x, p.weight, forward.mean, forward.var, eps, training, needed);
-  const auto actual = ops::batch_norm_backward(on_gpu(dy), on_gpu(x), on_gpu(p.weight),
+  const auto actual = ops::batch_norm_backward(on_gpu(dy), layout(on_gpu(x)), on_gpu(p.weight),
                                                on_gpu(forward.mean), on_gpu(forward.var), eps,
                                                training, needed);
   const bool f32 = dtype == DType::kF32;
@@ -165,7 +178,10 @@ void expect_backward_matches(const Shape& shape, DType dtype, uint64_t seed, boo
   EXPECT_EQ(expected.input.defined(), actual.input.defined());
   EXPECT_EQ(expected.weight.defined(), actual.weight.defined());
   EXPECT_EQ(expected.bias.defined(), actual.bias.defined());
-  if (expected.input.defined()) expect_close(expected.input, actual.input, rtol, atol, "grad input");
+  if (expected.input.defined()) {
+    EXPECT_EQ(is_channels_last(actual.input), channels_last);
+    expect_close(expected.input, actual.input, rtol, atol, "grad input");
+  }
   if (expected.weight.defined()) {
     expect_close(expected.weight, actual.weight, rtol, sum_atol, "grad weight");
   }
@@ -202,6 +218,111 @@ TEST(CudaBatchNorm, EmptyBatchGivesAnEmptyOutput) {
                                  p.weight, p.bias, p.running_mean, p.running_var, false, 0.1, 1e-5);
   EXPECT_EQ(r.output.shape(), (Shape{0, 3, 4, 4}));
   EXPECT_TRUE(r.output.device().is_cuda());
+}
+
+// NHWC shapes: channel counts below, off and above the 32-channel tile, few channels with many
+// rows (split sums), many channels with few rows.
+const Shape kChannelsLastShapes[] = {{3, 5, 7, 9}, {2, 70, 6, 5}, {16, 3, 41, 43}, {2, 300, 2, 1}};
+
+TEST(CudaBatchNorm, ChannelsLastForwardAndBackwardMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  uint64_t seed = 7500;
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const Shape& shape : kChannelsLastShapes) {
+      for (bool training : {true, false}) {
+        SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(shape) +
+                     (training ? " training" : " eval"));
+        const Tensor x = to_channels_last(random_tensor_in(shape, dtype, seed, -8, 8));
+        const Tensor x_gpu = to_channels_last(on_gpu(x));
+        ASSERT_TRUE(is_channels_last(x_gpu));
+        expect_forward_matches(x, x_gpu, random_params(shape[1], dtype, seed + 1, true, true),
+                               training, forward_tolerance(dtype));
+        expect_backward_matches(shape, dtype, seed + 5, training, /*affine=*/true,
+                                {true, true, true}, /*channels_last=*/true);
+        const auto out_gpu = ops::batch_norm(x_gpu, Tensor(), Tensor(), Tensor(), Tensor(), true,
+                                             0.1, 1e-5);
+        EXPECT_TRUE(is_channels_last(out_gpu.output));
+        seed += 8;
+      }
+    }
+  }
+}
+
+// batch_norm_act on both devices: the forward (output, statistics, running buffers), then the
+// backward of every gradient from the CPU's forward output (so that both devices differentiate
+// the activation at the same points).
+void expect_fused_matches(const Shape& shape, bool channels_last, DType dtype, uint64_t seed,
+                          bool training, NormActivation activation, bool with_residual) {
+  auto layout = [&](const Tensor& t) { return channels_last ? to_channels_last(t) : t; };
+  const Tensor x = layout(random_tensor_in(shape, dtype, seed, -2, 2));
+  const Tensor residual =
+      with_residual ? layout(random_tensor_in(shape, dtype, seed + 1, -3, 3)) : Tensor();
+  const Tensor dy = random_tensor_in(shape, dtype, seed + 2, -2, 2);
+  // Weight and bias wide enough that relu6 clips at both ends.
+  Params p = random_params(shape[1], dtype, seed + 3, true, true);
+  p.weight = p.weight * 2.0;
+  p.bias = p.bias + 2.0;
+  const Params gpu = params_on_gpu(p);
+  const Tensor cpu_rm = p.running_mean.clone(), cpu_rv = p.running_var.clone();
+  const auto expected = ops::batch_norm_act(x, p.weight, p.bias, cpu_rm, cpu_rv, training, 0.1,
+                                            1e-5, activation, residual);
+  const Tensor x_gpu = layout(on_gpu(x));
+  const auto actual =
+      ops::batch_norm_act(x_gpu, gpu.weight, gpu.bias, gpu.running_mean, gpu.running_var,
+                          training, 0.1, 1e-5, activation, layout(on_gpu(residual)));
+  EXPECT_EQ(is_channels_last(actual.output), channels_last);
+  const Tolerance tol = forward_tolerance(dtype);
+  expect_close(expected.output, actual.output, tol.rtol, tol.atol, "output");
+  expect_close(expected.mean, actual.mean, tol.rtol, tol.atol, "mean");
+  expect_close(expected.var, actual.var, tol.rtol, tol.atol, "var");
+  expect_close(cpu_rm, gpu.running_mean, tol.rtol, tol.atol, "running_mean");
+  expect_close(cpu_rv, gpu.running_var, tol.rtol, tol.atol, "running_var");
+
+  const std::array<bool, 4> all = {true, true, true, with_residual};
+  const auto grads = ops::batch_norm_act_backward(dy, x, expected.output, p.weight, expected.mean,
+                                                  expected.var, 1e-5, training, activation, all);
+  const auto grads_gpu = ops::batch_norm_act_backward(
+      on_gpu(dy), x_gpu, layout(on_gpu(expected.output)), gpu.weight, on_gpu(expected.mean),
+      on_gpu(expected.var), 1e-5, training, activation, all);
+  const bool f32 = dtype == DType::kF32;
+  const double count = static_cast<double>(x.numel() / shape[1]);
+  const double sum_atol = (f32 ? 1e-6 : 1e-12) * 4 * count;
+  const double rtol = f32 ? 1e-4 : 1e-10, atol = f32 ? 1e-4 : 1e-10;
+  EXPECT_EQ(is_channels_last(grads_gpu.input), channels_last);
+  expect_close(grads.input, grads_gpu.input, rtol, atol, "grad input");
+  expect_close(grads.weight, grads_gpu.weight, rtol, sum_atol, "grad weight");
+  expect_close(grads.bias, grads_gpu.bias, rtol, sum_atol, "grad bias");
+  if (with_residual) expect_close(grads.residual, grads_gpu.residual, 0, 0, "grad residual");
+}
+
+TEST(CudaBatchNorm, FusedActivationAndResidualMatchTheCpu) {
+  OMPQ_REQUIRE_GPU();
+  struct Layout {
+    Shape shape;
+    bool channels_last;
+  };
+  const Layout layouts[] = {
+      {{3, 5, 7, 9}, false}, {{37, 5}, false}, {{3, 70, 6, 5}, true}, {{16, 3, 41, 43}, true}};
+  uint64_t seed = 7600;
+  for (DType dtype : {DType::kF32, DType::kF64}) {
+    for (const Layout& l : layouts) {
+      for (bool training : {true, false}) {
+        for (NormActivation activation :
+             {NormActivation::kIdentity, NormActivation::kRelu, NormActivation::kRelu6}) {
+          for (bool with_residual : {false, true}) {
+            SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + shape_str(l.shape) +
+                         (l.channels_last ? " channels_last" : "") +
+                         (training ? " training" : " eval") + " activation " +
+                         std::to_string(static_cast<int>(activation)) +
+                         (with_residual ? " + residual" : ""));
+            expect_fused_matches(l.shape, l.channels_last, dtype, seed, training, activation,
+                                 with_residual);
+            seed += 4;
+          }
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
