@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_join.h"
+#include "core/functional/elementwise.h"
 #include "core/functional/norm.h"
 
 namespace ompq::nn {
@@ -27,18 +28,32 @@ BatchNorm::BatchNorm(const char* name, int64_t num_features, const BatchNormOpti
   num_batches_tracked_ = register_buffer("num_batches_tracked", Tensor::zeros({}, DType::kI64));
 }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) { return forward_act(x, NormActivation::kIdentity); }
+
+Tensor BatchNorm::forward_act(const Tensor& x, NormActivation activation, const Tensor& residual) {
   OMPQ_CHECK(std::count(input_dims_.begin(), input_dims_.end(), x.dim()) > 0, name_,
              ": input of shape ", shape_str(x.shape()), " has ", x.dim(),
              " dims (expected ", absl::StrJoin(input_dims_, " or "), ")");
   OMPQ_CHECK(x.size(1) == num_features_, name_, ": input of shape ", shape_str(x.shape()), " has ",
              x.size(1), " channels (expected ", num_features_, ")");
-  if (folded_) return x;
+  if (folded_) {
+    // The convolution before this layer normalized already: what remains is the epilogue.
+    const Tensor sum = residual.defined() ? add(x, residual) : x;
+    switch (activation) {
+      case NormActivation::kRelu:
+        return relu(sum);
+      case NormActivation::kRelu6:
+        return relu6(sum);
+      case NormActivation::kIdentity:
+        break;
+    }
+    return sum;
+  }
   if (is_training()) {
     num_batches_tracked_.fill_(static_cast<double>(num_batches_tracked_.item<int64_t>() + 1));
   }
-  return batch_norm(x, weight_, bias_, running_mean_, running_var_, is_training(),
-                    options_.momentum, options_.eps);
+  return batch_norm_act(x, weight_, bias_, running_mean_, running_var_, is_training(), activation,
+                        residual, options_.momentum, options_.eps);
 }
 
 BatchNorm1d::BatchNorm1d(int64_t num_features, const BatchNormOptions& options)

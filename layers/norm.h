@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/ops/norm_math.h"
 #include "layers/module.h"
 
 namespace ompq::nn {
@@ -21,6 +22,10 @@ class BatchNorm : public Module {
   // Training: normalizes with batch statistics and updates the running ones; eval: uses the
   // running statistics.
   Tensor forward(const Tensor& x) override;
+  // activation(forward(x) + residual) in one pass (batch_norm_act); residual: x's shape, or
+  // undefined for none. Models call this where torchvision's forward adds and activates after the
+  // batch norm; the parameters, buffers and their names are the same.
+  Tensor forward_act(const Tensor& x, NormActivation activation, const Tensor& residual = Tensor());
 
   const Tensor& weight() const { return weight_; }  // undefined unless affine
   const Tensor& bias() const { return bias_; }
@@ -32,7 +37,7 @@ class BatchNorm : public Module {
 
   // Conv+BN folding (layers/quant/) moves the normalization, with the running statistics, into the
   // preceding convolution; a folded layer's forward() returns its input unchanged (and no longer
-  // updates the running statistics).
+  // updates the running statistics), and its forward_act() activation(x + residual).
   void set_folded(bool folded) { folded_ = folded; }
   bool folded() const { return folded_; }
 
