@@ -179,31 +179,36 @@ void fake_quant_bench(benchmark::State& state, Activation a, bool per_channel, b
   set_bandwidth(state, (backward ? 3 : 2) * a.numel() * sizeof(float));
 }
 
-// Batch norm in training mode (batch statistics, running buffers updated; backward: input, weight
-// and bias gradients), NCHW or channels_last. Bytes, for the two passes a kernel needs when x does
-// not fit on chip: forward reads x for the statistics, then reads it again and writes y (3 per
-// element); backward reads grad and x for the two channel sums, then again to write the input
-// gradient (5 per element).
-void batch_norm_bench(benchmark::State& state, Activation a, bool channels_last, bool backward) {
+// Batch norm in training mode (batch statistics, running buffers updated; backward: the gradients
+// of every input), NCHW or channels_last; plain, or fused with a residual add and ReLU as in a
+// ResNet block (y = relu(BN(x) + residual)). Bytes, for the two passes a kernel needs when x does
+// not fit on chip: forward reads x for the statistics, then x (and the residual) again to write y:
+// 3 per element (4 fused); backward reads grad and x (and y, for ReLU's mask) for the channel sums,
+// then again to write the input gradient (and the residual's): 5 per element (8 fused).
+void batch_norm_bench(benchmark::State& state, Activation a, bool channels_last, bool fused,
+                      bool backward) {
   const Tensor x = gpu_randn(a.shape(), DType::kF32, channels_last, 8);
   const Tensor grad = gpu_randn(a.shape(), DType::kF32, channels_last, 9);
+  const Tensor residual = fused ? gpu_randn(a.shape(), DType::kF32, channels_last, 10) : Tensor();
+  const NormActivation act = fused ? NormActivation::kRelu : NormActivation::kIdentity;
   const Tensor weight = Tensor::ones({a.channels}, DType::kF32, Device::cuda());
   const Tensor bias = Tensor::zeros({a.channels}, DType::kF32, Device::cuda());
   const Tensor running_mean = Tensor::zeros({a.channels}, DType::kF32, Device::cuda());
   const Tensor running_var = Tensor::ones({a.channels}, DType::kF32, Device::cuda());
   constexpr double kMomentum = 0.1, kEps = 1e-5;
-  const ops::BatchNormResult stats =
-      ops::batch_norm(x, weight, bias, running_mean, running_var, true, kMomentum, kEps);
+  auto forward = [&] {
+    return ops::batch_norm_act(x, weight, bias, running_mean, running_var, true, kMomentum, kEps,
+                               act, residual);
+  };
+  const ops::BatchNormResult saved = forward();
   time_gpu_launches(state, [&] {
-    if (!backward) {
-      return ops::batch_norm(x, weight, bias, running_mean, running_var, true, kMomentum, kEps)
-          .output;
-    }
-    return ops::batch_norm_backward(grad, x, weight, stats.mean, stats.var, kEps, true,
-                                    {true, true, true})
+    if (!backward) return forward().output;
+    return ops::batch_norm_act_backward(grad, x, saved.output, weight, saved.mean, saved.var, kEps,
+                                        true, act, {true, true, true, fused})
         .input;
   });
-  set_bandwidth(state, (backward ? 5 : 3) * a.numel() * sizeof(float));
+  const double per_element = backward ? (fused ? 8 : 5) : (fused ? 4 : 3);
+  set_bandwidth(state, per_element * a.numel() * sizeof(float));
 }
 
 }  // namespace
@@ -243,11 +248,13 @@ void register_cuda_benchmarks() {
             fake_quant_bench, a, per_channel, backward);
       }
     }
-    for (bool channels_last : {false, true}) {
-      for (bool backward : {false, true}) {
-        add(absl::StrCat("BM_CudaBatchNorm/", backward ? "train_bwd/" : "train_fwd/", a.name(),
-                         channels_last ? "_CL" : ""),
-            batch_norm_bench, a, channels_last, backward);
+    for (bool fused : {false, true}) {
+      for (bool channels_last : {false, true}) {
+        for (bool backward : {false, true}) {
+          add(absl::StrCat("BM_CudaBatchNorm/", backward ? "train_bwd" : "train_fwd",
+                           fused ? "_add_relu/" : "/", a.name(), channels_last ? "_CL" : ""),
+              batch_norm_bench, a, channels_last, fused, backward);
+        }
       }
     }
   }

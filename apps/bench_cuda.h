@@ -9,7 +9,8 @@
 //   BM_CudaFakeQuant/per_tensor/fwd/N256_C64_H56        fake-quant forward, and its STE backward
 //   BM_CudaFakeQuant/per_channel/bwd/N256_C64_H56       (input and scale gradients), f32
 //   BM_CudaBatchNorm/train_fwd/N256_C64_H56_CL          batch norm in training mode, forward and
-//   BM_CudaBatchNorm/train_bwd/N256_C64_H56             backward (all three gradients), f32
+//   BM_CudaBatchNorm/train_bwd/N256_C64_H56             backward (every gradient), plain or fused
+//   BM_CudaBatchNorm/train_fwd_add_relu/N256_C64_H56    with a residual add and ReLU, f32
 // Convolutions and GEMMs report TFLOPS (2 FLOP per multiply-add; int8: TOPS) and peak_fraction
 // against GpuPeaks (apps/bench_gpu.h); BM_Gemm, fake-quant and batch norm report GBps and
 // hbm_fraction (the bytes each case must move at least, see each case). Fake-quant and batch norm

@@ -16,7 +16,7 @@
 #      (ctest itself cannot run there: its files hold this machine's absolute paths)      <= 150 s;
 #   2. the GPU benchmarks but cuDNN's: ompq_bench --benchmark_filter=$OMPQ_GPU_BENCH_FILTER
 #      (default: BM_TrainStep/BM_Infer on cuda, 8 cases of 20-30 steps; the packed low-bit
-#      families, 88 cases; BM_Gemm, 40; BM_CudaFakeQuant and BM_CudaBatchNorm, 16) at
+#      families, 88 cases; BM_Gemm, 40; BM_CudaFakeQuant and BM_CudaBatchNorm, 24) at
 #      --batch=$OMPQ_GPU_BATCH (default 64) -> bench.json                                 <= 130 s;
 #   3. scripts/bench_torch_gpu.py (PyTorch: ResNet-20/18/50, MobileNetV2, train and inference,
 #      bf16 autocast, channels_last, cudnn.benchmark) -> torch.json                       <= 100 s;

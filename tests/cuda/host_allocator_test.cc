@@ -1,7 +1,7 @@
 // The pinned host allocator and asynchronous host-to-device copies. Its bookkeeping (size
 // classes, no reuse before the recorded copies are done, release on out-of-memory, the error)
-// runs on the CPU over fake memory and fake stream markers; the last test copies real pinned
-// buffers to a GPU and needs one.
+// runs on the CPU over fake memory and fake stream markers; the last tests copy real pinned
+// buffers and data loader batches to a GPU and need one.
 #include "cuda/host_allocator.h"
 
 #include <gmock/gmock.h>
@@ -16,6 +16,8 @@
 
 #include "core/allocator.h"
 #include "cuda_test_util.h"
+#include "data/dataloader.h"
+#include "data/synthetic.h"
 
 namespace ompq::cuda {
 namespace {
@@ -199,6 +201,31 @@ TEST(PinnedCopyTest, FreeingTheSourceRightAfterAnAsyncCopyIsSafe) {
     int64_t wrong = 0;
     for (int64_t j = 0; j < back.numel(); ++j) wrong += v[j] != static_cast<float>(i);
     EXPECT_EQ(wrong, 0) << "copy " << i;
+  }
+}
+
+TEST(PinnedCopyTest, DataLoaderPinnedBatchesArriveIntactOnTheGpu) {
+  OMPQ_REQUIRE_GPU();
+  data::SyntheticOptions so;
+  so.size = 96;
+  so.input_shape = {3, 32, 32};
+  auto dataset = std::make_shared<data::SyntheticDataset>(so);
+  data::DataLoaderOptions o;
+  o.batch_size = 16;
+  o.num_workers = 2;
+  o.shuffle = true;
+  data::DataLoader plain(dataset, o);
+  o.pin_memory = true;
+  data::DataLoader pinned(dataset, o);
+  std::vector<Tensor> expected, arrived;
+  for (data::Batch& b : plain.batches()) expected.push_back(b.inputs);
+  for (data::Batch& b : pinned.batches()) {
+    EXPECT_GE(pinned_allocator()->stats().allocated_bytes, b.inputs.nbytes()) << "not pinned";
+    arrived.push_back(b.inputs.to(Device::cuda()));
+  }
+  ASSERT_EQ(arrived.size(), expected.size());
+  for (size_t i = 0; i < arrived.size(); ++i) {
+    testing::expect_close(expected[i], arrived[i], 0.0, 0.0, "batch " + std::to_string(i));
   }
 }
 
