@@ -109,6 +109,20 @@ def is_memory_bound(row):
     return row["TOPS"] * 1e12 / (row["GBps"] * 1e9) < MEMORY_BOUND_OPS_PER_BYTE
 
 
+def is_depthwise(name):
+    """Whether a convolution case (..._C<c>_..._O<o>_..._G<g>) has one group per channel."""
+    conv = re.search(r"_C(\d+)_.*_O(\d+)_.*_G(\d+)(?:_CL)?(?:/|$)", name)
+    return bool(conv) and conv.group(1) == conv.group(2) == conv.group(3)
+
+
+def roofline_target(name, row):
+    """DESIGN.md's fraction of the roofline for a memory-bound packed case (depthwise: 50% of HBM
+    bandwidth; other GEMMs and convolutions: 80%), or None."""
+    if not name.startswith("BM_Packed") or "roofline" not in row or not is_memory_bound(row):
+        return None
+    return 0.5 if is_depthwise(name) else 0.8
+
+
 def peers(name, row):
     """[(peer name, what the ratio means, target or None)] for an ompq benchmark. Torch peers are
     named "torch:<case>"."""
@@ -124,11 +138,9 @@ def peers(name, row):
             found.append((f"BM_Gemm/int8/{shape}", "cuBLASLt int8", None))
             found.append((f"BM_Gemm/bf16/{shape}", "cuBLASLt bf16", None))
         else:
-            conv = re.search(r"_C(\d+)_.*_O(\d+)_.*_G(\d+)$", shape)
-            is_depthwise = bool(conv) and conv.group(1) == conv.group(2) == conv.group(3)
             # DESIGN.md: depthwise >= 1.0x cuDNN.
             found.append((f"BM_CudnnConv/{shape}_CL/fwd", "cuDNN bf16 fwd",
-                          1.0 if is_depthwise else None))
+                          1.0 if is_depthwise(name) else None))
         return found
     m = re.match(r"BM_(TrainStep|Infer)/cuda/(.+)$", name)
     if m:
@@ -207,8 +219,10 @@ def summarize(results, broken):
             continue
         text = f"{name}: {row['real_time']:.4g} {row.get('time_unit', 'ns')}"
         text += "".join(f" {k}={row[k]:.4g}" for k in COUNTERS if k in row)
-        if name.startswith("BM_Packed") and is_memory_bound(row) and "roofline" in row:
-            text += f" [roofline >= 0.8: {targets.check(name + ' roofline', row['roofline'] >= 0.8)}]"
+        target = roofline_target(name, row)
+        if target is not None:
+            ok = row["roofline"] >= target
+            text += f" [roofline >= {target:g}: {targets.check(name + ' roofline', ok)}]"
         for peer, meaning, target in peers(name, row):
             ratio = ratio_to(name, row, peer, rows, torch_rows)
             if ratio is None:

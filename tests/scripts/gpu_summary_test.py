@@ -54,7 +54,7 @@ class GpuSummaryTest(unittest.TestCase):
             run(f"BM_PackedLinear/W8A8/{LINEAR}", 80.0, roofline=0.85, **MEMORY_BOUND),
             run(f"BM_Gemm/int8/{LINEAR}", 100.0, TOPS=20.0),
             run(f"BM_Gemm/bf16/{LINEAR}", 160.0, TFLOPS=12.0),
-            run(f"BM_PackedConv2d/W4A8/{DEPTHWISE}", 30.0, TOPS=1.0, GBps=2000.0, roofline=0.5),
+            run(f"BM_PackedConv2d/W4A8/{DEPTHWISE}", 30.0, TOPS=1.0, GBps=1300.0, roofline=0.45),
             run("BM_TrainStep/cuda/resnet18/64/224", 40.0, unit="ms", items_per_second=1600.0),
             run("BM_Infer/cuda/resnet18/64/224", 10.0, unit="ms", items_per_second=6400.0),
             {"name": "BM_CudaBatchNorm/train_fwd/N256_C64_H56/manual_time",
@@ -103,7 +103,7 @@ class GpuSummaryTest(unittest.TestCase):
         self.assertIn("1.250x cuBLASLt int8", w8)
         depthwise = lines[f"BM_PackedConv2d/W4A8/{DEPTHWISE}"]
         self.assertIn("1.500x cuDNN bf16 fwd [>= 1x: met]", depthwise)
-        self.assertIn("[roofline >= 0.8: MISSED]", depthwise)
+        self.assertIn("[roofline >= 0.5: MISSED]", depthwise)  # depthwise: 50% of HBM
         self.assertNotIn("our W8A8", depthwise)  # its W8A8 case did not run
         self.assertIn("0.800x PyTorch img/s [>= 1x: MISSED]",
                       lines["BM_TrainStep/cuda/resnet18/64/224"])
