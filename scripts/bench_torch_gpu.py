@@ -16,7 +16,8 @@ torch.backends.cudnn.benchmark on. --warmup untimed steps (cudnn.benchmark tunes
       [--filter REGEX] [--json FILE]
 
 Prints one row per case; --json writes {"context": {...}, "benchmarks": [{"name",
-"images_per_second", "batch", "iterations"}]}, the rows Google Benchmark's JSON would hold.
+"images_per_second", "batch", "iterations"}]}, the rows Google Benchmark's JSON would hold, again
+after every case.
 """
 import argparse
 import json
@@ -98,9 +99,9 @@ def main():
             rows.append({"name": name, "images_per_second": rate, "batch": args.batch,
                          "iterations": args.iterations})
             print(f"{name:32s} {rate:10.1f} img/s", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"context": context, "benchmarks": rows}, f, indent=1)
+            if args.json:  # after every case: a run cut short by a timeout keeps what it measured
+                with open(args.json, "w") as f:
+                    json.dump({"context": context, "benchmarks": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,17 @@
 # tool allows 10 per command):
 #   1. the `gpu` tests: the cuda_tests binary, which is exactly the tests ctest labels `gpu`
 #      (ctest itself cannot run there: its files hold this machine's absolute paths)      <= 150 s;
-#   2. the GPU benchmarks but cuDNN's: ompq_bench --benchmark_filter=$OMPQ_GPU_BENCH_FILTER
-#      (default: BM_TrainStep/BM_Infer on cuda, 8 cases of 20-30 steps; the packed low-bit
-#      families, 88 cases; BM_Gemm, 40; BM_CudaFakeQuant and BM_CudaBatchNorm, 24) at
-#      --batch=$OMPQ_GPU_BATCH (default 64) -> bench.json                                 <= 130 s;
-#   3. scripts/bench_torch_gpu.py (PyTorch: ResNet-20/18/50, MobileNetV2, train and inference,
+#   2. the whole-model GPU benchmarks: ompq_bench --benchmark_filter=$OMPQ_GPU_MODEL_FILTER
+#      (default: BM_TrainStep and BM_Infer on cuda, 8 cases of 3 + 20 or 30 steps) at
+#      --batch=$OMPQ_GPU_BATCH (default 64) -> bench_models.json                            <= 80 s;
+#   3. the GPU kernel benchmarks but cuDNN's, $OMPQ_GPU_BENCH_FILTER (default: the packed low-bit
+#      families, 88 cases; BM_Gemm, 40; BM_CudaFakeQuant and BM_CudaBatchNorm, 24)
+#      -> bench.json                                                                         <= 70 s;
+#   4. scripts/bench_torch_gpu.py (PyTorch: ResNet-20/18/50, MobileNetV2, train and inference,
 #      bf16 autocast, channels_last, cudnn.benchmark) -> torch.json                       <= 100 s;
-#   4. ompq_search on cuda:0: ResNet-18, 224 px, 32 generated JPEGs -> search.txt        <= 45 s;
-#   5. the cuDNN convolutions, $OMPQ_GPU_CUDNN_FILTER (default BM_CudnnConv: 59 layers x batch
-#      32 and 256 x fwd and fwd+bwd, 236 cases) -> bench_cudnn.json                        <= 90 s;
+#   5. ompq_search on cuda:0: ResNet-18, 224 px, 32 generated JPEGs -> search.txt        <= 45 s;
+#   6. the cuDNN convolutions, $OMPQ_GPU_CUDNN_FILTER (default BM_CudnnConv: 59 layers x batch
+#      32 and 256 x fwd and fwd+bwd, 236 cases) -> bench_cudnn.json                        <= 75 s;
 # every GPU benchmark case runs a fixed 20 x 10 launches after one untimed launch (no min-time
 # search, which would repeat its setup). scripts/gpu_summary.py then writes RESULTS_DIR/summary.txt:
 # tests passed/failed/skipped (with the failures' names), every benchmark's time, counters and
@@ -88,8 +90,11 @@ step() {
 batch=${OMPQ_GPU_BATCH:-64}  # ompq's model benchmarks and PyTorch's
 # By its full path: gtest's death tests re-execute argv[0].
 step "gpu tests" 150 "$(command -v cuda_tests)" --gtest_output="json:$results/gtest.json"
-step "ompq_bench" 130 ompq_bench "--batch=$batch" \
-  "--benchmark_filter=${OMPQ_GPU_BENCH_FILTER:-BM_(TrainStep|Infer)/cuda/|BM_Packed|BM_Gemm/|BM_Cuda}" \
+step "ompq_bench models" 80 ompq_bench "--batch=$batch" \
+  "--benchmark_filter=${OMPQ_GPU_MODEL_FILTER:-BM_(TrainStep|Infer)/cuda/}" \
+  --benchmark_out="$results/bench_models.json" --benchmark_out_format=json
+step "ompq_bench kernels" 70 ompq_bench \
+  "--benchmark_filter=${OMPQ_GPU_BENCH_FILTER:-BM_Packed|BM_Gemm/|BM_Cuda}" \
   --benchmark_out="$results/bench.json" --benchmark_out_format=json
 step "pytorch" 100 env PYTHONUNBUFFERED=1 python3 scripts/bench_torch_gpu.py --batch "$batch" \
   --json "$results/torch.json"
@@ -106,7 +111,7 @@ step "ompq_search" 45 bash -c 'set -o pipefail; ompq_search --model=resnet18 --q
   bash "$images" "$results/search.txt"
 rm -rf "$images"
 
-step "ompq_bench cudnn" 90 ompq_bench "--benchmark_filter=${OMPQ_GPU_CUDNN_FILTER:-BM_CudnnConv/}" \
+step "ompq_bench cudnn" 75 ompq_bench "--benchmark_filter=${OMPQ_GPU_CUDNN_FILTER:-BM_CudnnConv/}" \
   --benchmark_out="$results/bench_cudnn.json" --benchmark_out_format=json
 
 python3 scripts/gpu_summary.py "$results" "${broken[@]+"${broken[@]}"}"
