@@ -19,6 +19,7 @@
 #include "core/ops/pool.h"
 #include "core/ops/pool_math.h"
 #include "cuda/launch.cuh"
+#include "cuda/pool_layout.h"
 #include "cuda/register.h"
 
 namespace ompq::cuda {
@@ -45,53 +46,13 @@ struct AdaptiveAxis {
   }
 };
 
-// Where the elements of one (image n, channel c) plane of a [N, C, rows, cols] tensor lie: pixel
-// p = row * cols + col is at base + p * step (NCHW: the plane is contiguous; channels_last: the
-// channels of a pixel are, so consecutive threads of a channels_last kernel, which take
-// consecutive channels, read and write consecutive addresses).
-struct PlaneSpan {
-  int64_t base, step;
-  __device__ int64_t operator[](int64_t pixel) const { return base + pixel * step; }
-};
-
-// Element coordinates in one of the two memory layouts (kChannelsLast: NHWC).
-template <bool kChannelsLast>
-struct Layout {
-  int64_t channels;
-  // The (n, c, row, col) of memory index i of a tensor with rows x cols planes.
-  template <typename index_t>
-  __device__ void split(index_t i, int64_t rows, int64_t cols, index_t* n, index_t* c,
-                        index_t* row, index_t* col) const {
-    const index_t C = static_cast<index_t>(channels), R = static_cast<index_t>(rows),
-                  W = static_cast<index_t>(cols);
-    if (kChannelsLast) {
-      const index_t pixel = i / C, r = pixel / W;
-      *c = i - pixel * C;
-      *col = pixel - r * W;
-      *n = r / R;
-      *row = r - *n * R;
-    } else {
-      const index_t r = i / W, plane = r / R;
-      *col = i - r * W;
-      *row = r - plane * R;
-      *n = plane / C;
-      *c = plane - *n * C;
-    }
-  }
-  // Plane (n, c) of a tensor with `pixels` elements per plane.
-  __device__ PlaneSpan plane(int64_t n, int64_t c, int64_t pixels) const {
-    return kChannelsLast ? PlaneSpan{n * pixels * channels + c, channels}
-                         : PlaneSpan{(n * channels + c) * pixels, 1};
-  }
-};
-
 // out[o], indices[o] = the first maximum of o's window (a NaN wins) and its position h * W + w.
 template <typename T, bool kChannelsLast>
 struct MaxForward {
   T* out;
   int64_t* indices;
   const T* x;
-  Layout<kChannelsLast> layout;
+  PoolLayout<kChannelsLast> layout;
   FixedAxis rows, cols;
   template <typename index_t>
   __device__ void operator()(index_t o, const index_t*) const {
@@ -121,7 +82,7 @@ struct MaxBackward {
   T* grad_x;
   const T* grad_out;
   const int64_t* indices;
-  Layout<kChannelsLast> layout;
+  PoolLayout<kChannelsLast> layout;
   int64_t out_rows, out_cols, in_size;
   template <typename index_t>
   __device__ void operator()(index_t o, const index_t*) const {
@@ -136,7 +97,7 @@ template <typename T, typename Axis, bool kChannelsLast>
 struct AverageForward {
   T* out;
   const T* x;
-  Layout<kChannelsLast> layout;
+  PoolLayout<kChannelsLast> layout;
   Axis rows, cols;
   template <typename index_t>
   __device__ void operator()(index_t o, const index_t*) const {
@@ -158,7 +119,7 @@ template <typename T, typename Axis, bool kChannelsLast>
 struct AverageBackward {
   T* grad_x;
   const T* grad_out;
-  Layout<kChannelsLast> layout;
+  PoolLayout<kChannelsLast> layout;
   Axis rows, cols;
   template <typename index_t>
   __device__ void operator()(index_t i, const index_t*) const {

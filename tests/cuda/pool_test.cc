@@ -7,7 +7,8 @@
 // in a different order from the CPU's vectorized loop. The max backward adds by atomics: exact
 // where a pixel is the maximum of at most two windows, not otherwise. Both: f32 rtol and atol
 // 1e-5, f64 1e-13.
-// The CUDA tests need a GPU; the window-range test of the backward gather runs anywhere.
+// The CUDA tests need a GPU; the window-range test of the backward gather and the layout test of
+// the kernels' index math run anywhere.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include "core/ops/memory_format.h"
 #include "core/ops/pool.h"
 #include "core/ops/pool_math.h"
+#include "cuda/pool_layout.h"
 #include "cuda_test_util.h"
 
 namespace ompq {
@@ -108,6 +110,38 @@ TEST(PoolMath, OutputsCoveringAnInputAreExactlyTheWindowsContainingIt) {
           },
           "adaptive in " + std::to_string(in) + " out " + std::to_string(out));
     }
+  }
+}
+
+// The kernels' element coordinates (cuda/pool_layout.h, run here on the CPU) against a tensor
+// whose values encode their own logical coordinates, in both memory layouts and both index types.
+template <bool kChannelsLast, typename index_t>
+void expect_layout_matches_memory(const Shape& shape) {
+  const int64_t count = shape_numel(shape);
+  std::vector<double> codes(count);
+  for (int64_t i = 0; i < count; ++i) codes[i] = static_cast<double>(i);  // the logical index
+  Tensor t = empty_nchw(shape, kChannelsLast, DType::kF64, Device::cpu());
+  t.copy_(Tensor::from_vector(codes, shape));
+  ASSERT_EQ(is_channels_last(t), kChannelsLast && shape[1] > 1 && shape[2] * shape[3] > 1);
+  const double* memory = t.data<double>() - t.offset();  // the storage in memory order
+  const cuda::PoolLayout<kChannelsLast> layout{shape[1]};
+  for (int64_t i = 0; i < count; ++i) {
+    index_t n, c, row, col;
+    layout.split(static_cast<index_t>(i), shape[2], shape[3], &n, &c, &row, &col);
+    const int64_t logical = ((int64_t{n} * shape[1] + c) * shape[2] + row) * shape[3] + col;
+    ASSERT_EQ(memory[i], static_cast<double>(logical)) << "memory index " << i;
+    ASSERT_EQ(layout.plane(n, c, shape[2] * shape[3])[int64_t{row} * shape[3] + col], i);
+  }
+}
+
+TEST(PoolLayout, CoordinatesMatchTheTensorsMemoryOrder) {
+  for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{3, 1, 4, 6}, Shape{4, 5, 1, 1},
+                             Shape{1, 6, 3, 1}}) {
+    SCOPED_TRACE(shape_str(shape));
+    expect_layout_matches_memory<false, uint32_t>(shape);
+    expect_layout_matches_memory<false, int64_t>(shape);
+    expect_layout_matches_memory<true, uint32_t>(shape);
+    expect_layout_matches_memory<true, int64_t>(shape);
   }
 }
 
