@@ -217,10 +217,12 @@ TEST(CudaQuant, RequantizeMatchesTheCpuBitForBit) {
 TEST(CudaQuant, EmaActivationQuantizerTracksTheCpuRanges) {
   OMPQ_REQUIRE_GPU();
   uint64_t seed = 9600;
-  for (int bits : {8, 4}) {  // signed symmetric; unsigned without zero point
-    SCOPED_TRACE("bits " + std::to_string(bits));
-    nn::ActivationQuantizer cpu(nn::qat_activation_spec(bits), nn::ActRange::kEmaMinMax);
-    nn::ActivationQuantizer gpu(nn::qat_activation_spec(bits), nn::ActRange::kEmaMinMax);
+  // QAT's signed symmetric 8 bits and unsigned 4 bits without zero point; an affine 4-bit spec.
+  for (const nn::QuantSpec& spec :
+       {nn::qat_activation_spec(8), nn::qat_activation_spec(4), nn::ptq_activation_spec(4)}) {
+    SCOPED_TRACE(spec.str());
+    nn::ActivationQuantizer cpu(spec, nn::ActRange::kEmaMinMax);
+    nn::ActivationQuantizer gpu(spec, nn::ActRange::kEmaMinMax);
     gpu.to(Device::cuda());
     for (int batch = 0; batch < 6; ++batch) {
       SCOPED_TRACE("batch " + std::to_string(batch));
