@@ -194,6 +194,7 @@ absl::Status run_dataset_mode(nn::Model& model, Device device) {
   data::DataLoaderOptions options;
   options.batch_size = absl::GetFlag(FLAGS_batch_size);
   options.num_workers = absl::GetFlag(FLAGS_workers);
+  options.pin_memory = device.is_cuda();
   data::DataLoader loader(dataset, options);
   std::fprintf(stderr, "ompq_eval: %s on %s (%lld images), %d threads, %s\n",
                absl::GetFlag(FLAGS_model).c_str(), dataset->name().c_str(),
@@ -222,12 +223,7 @@ absl::Status run() {
   }
   if (absl::GetFlag(FLAGS_workers) < 0) return invalid("--workers must not be negative");
   if (absl::GetFlag(FLAGS_image_size) < 0) return invalid("--image_size must not be negative");
-  OMPQ_ASSIGN_OR_RETURN(Device device, parse_device(absl::GetFlag(FLAGS_device)));
-  if (device.is_cuda() && !cuda_available()) {
-    return absl::FailedPreconditionError(absl::StrCat("--device=", absl::GetFlag(FLAGS_device),
-                                                      " but no GPU is usable (",
-                                                      runtime_info().cuda_status, ")"));
-  }
+  OMPQ_ASSIGN_OR_RETURN(Device device, usable_device(absl::GetFlag(FLAGS_device)));
   if (absl::GetFlag(FLAGS_weights).empty())
     return invalid("--weights is required (a safetensors file)");
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));

@@ -319,12 +319,7 @@ absl::Status run() {
   }
   OMPQ_ASSIGN_OR_RETURN(solver::SearchOptions options, search_options());
   OMPQ_ASSIGN_OR_RETURN(Allocation allocation, parse_allocation(absl::GetFlag(FLAGS_allocation)));
-  OMPQ_ASSIGN_OR_RETURN(Device device, parse_device(absl::GetFlag(FLAGS_device)));
-  if (device.is_cuda() && !cuda_available()) {
-    return absl::FailedPreconditionError(absl::StrCat("--device=", absl::GetFlag(FLAGS_device),
-                                                      " but no GPU is usable (",
-                                                      runtime_info().cuda_status, ")"));
-  }
+  OMPQ_ASSIGN_OR_RETURN(Device device, usable_device(absl::GetFlag(FLAGS_device)));
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   Generator gen(seed);

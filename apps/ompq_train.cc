@@ -182,11 +182,7 @@ absl::Status run() {
   OMPQ_ASSIGN_OR_RETURN(DistMode dist, parse_dist_mode(absl::GetFlag(FLAGS_dist)));
   OMPQ_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_communicator(dist));
   solver::ExperimentRuntime runtime;
-  OMPQ_ASSIGN_OR_RETURN(runtime.device, parse_device(config.device()));
-  if (runtime.device.is_cuda() && !cuda_available()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--device=", config.device(), " but no GPU is usable (", runtime_info().cuda_status, ")"));
-  }
+  OMPQ_ASSIGN_OR_RETURN(runtime.device, usable_device(config.device()));
   // Several ranks: each drives the GPU of its local rank (MPI carries CPU tensors, NCCL the GPU
   // ones) or, on CPU, its share of the node's cores.
   std::unique_ptr<Communicator> gpu_comm;

@@ -1,8 +1,11 @@
 #include "runtime/init.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "core/cpu/register.h"
 #if OMPQ_WITH_CUDA
 #include "cuda/backend.h"
@@ -37,5 +40,35 @@ const RuntimeInfo& init() {
 const RuntimeInfo& runtime_info() { return init(); }
 
 bool cuda_available() { return init().cuda_device_count > 0; }
+
+absl::StatusOr<Device> usable_device(absl::string_view text, absl::string_view flag) {
+  std::string spelled(text);
+  if (text == "cuda") {
+    const char* local_rank = std::getenv("LOCAL_RANK");
+    int index = 0;
+    if (local_rank != nullptr && (!absl::SimpleAtoi(local_rank, &index) || index < 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, "=cuda takes its GPU from LOCAL_RANK, but LOCAL_RANK=\"", local_rank,
+          "\" is not a non-negative integer"));
+    }
+    spelled = absl::StrCat("cuda:", index);
+  }
+  absl::StatusOr<Device> device = parse_device(spelled);
+  if (!device.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", device.status().message()));
+  }
+  if (!device->is_cuda()) return device;
+  const RuntimeInfo& info = runtime_info();
+  if (info.cuda_device_count == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(flag, "=", text, " but no GPU is usable (", info.cuda_status, ")"));
+  }
+  if (device->index >= info.cuda_device_count) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, "=", text, " names GPU ", device->index,
+                                                   " but only ", info.cuda_device_count,
+                                                   " GPU(s) are usable (CUDA_VISIBLE_DEVICES)"));
+  }
+  return device;
+}
 
 }  // namespace ompq

@@ -3,6 +3,10 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/device.h"
+
 namespace ompq {
 
 struct RuntimeInfo {
@@ -18,5 +22,12 @@ const RuntimeInfo& init();
 // The result of init() (calls it when needed).
 const RuntimeInfo& runtime_info();
 bool cuda_available();
+
+// The device a --device flag names, checked against what this process can use: "cpu", "cuda:N"
+// (N below the number of usable GPUs), or "cuda", which takes GPU $LOCAL_RANK when that variable is
+// set (one process per GPU started by a launcher that exports it, e.g. torchrun-style scripts) and
+// GPU 0 otherwise. MPI ranks of ompq_train pick their GPU from the MPI node-local rank instead.
+// `flag` names the flag in the error messages.
+absl::StatusOr<Device> usable_device(absl::string_view text, absl::string_view flag = "--device");
 
 }  // namespace ompq

@@ -241,6 +241,7 @@ data::DataLoader Experiment::train_loader() const {
   options.num_workers = config_.data().workers();
   options.rank = rank();
   options.world_size = world_size();
+  options.pin_memory = runtime_.device.is_cuda();
   return data::DataLoader(train_set_, options);
 }
 
@@ -250,6 +251,7 @@ data::DataLoader Experiment::test_loader() const {
   options.num_workers = config_.data().workers();
   options.rank = rank();
   options.world_size = world_size();
+  options.pin_memory = runtime_.device.is_cuda();
   return data::DataLoader(test_set_, options);
 }
 
