@@ -151,9 +151,9 @@ void regularizer_kernel(const Tensor& out, const Tensor& alpha, double beta) {
   DeviceGuard guard(device);
   const cudaStream_t stream = default_stream(device).get();
   OMPQ_DISPATCH_FLOATING(alpha.dtype(), "adaround_regularizer", [&] {
-    regularizer_partial_kernel<scalar_t><<<blocks, kBlockThreads, 0, stream>>>(
-        static_cast<const scalar_t*>(alpha.data_ptr()), n, static_cast<scalar_t>(beta),
-        partial_data);
+    regularizer_partial_kernel<scalar_t>
+        <<<blocks, kBlockThreads, 0, stream>>>(static_cast<const scalar_t*>(alpha.data_ptr()), n,
+                                               static_cast<scalar_t>(beta), partial_data);
     OMPQ_CUDA_CHECK_LAUNCH();
     sum_partials_kernel<scalar_t><<<1, kBlockThreads, 0, stream>>>(
         partial_data, blocks, static_cast<scalar_t*>(out.data_ptr()));
@@ -165,12 +165,12 @@ void regularizer_backward_kernel(const Tensor& grad_alpha, const Tensor& grad, c
                                  double beta) {
   const ChannelLayout flat{1, 1, alpha.numel()};
   OMPQ_DISPATCH_FLOATING(alpha.dtype(), "adaround_regularizer_backward", [&] {
-    launch_per_element(flat, alpha.device().index,
-                       RegularizerBackwardOp<scalar_t>{
-                           static_cast<scalar_t*>(grad_alpha.data_ptr()),
-                           static_cast<const scalar_t*>(grad.data_ptr()),
-                           static_cast<const scalar_t*>(alpha.data_ptr()),
-                           static_cast<scalar_t>(beta)});
+    launch_per_element(
+        flat, alpha.device().index,
+        RegularizerBackwardOp<scalar_t>{static_cast<scalar_t*>(grad_alpha.data_ptr()),
+                                        static_cast<const scalar_t*>(grad.data_ptr()),
+                                        static_cast<const scalar_t*>(alpha.data_ptr()),
+                                        static_cast<scalar_t>(beta)});
   });
 }
 

@@ -21,11 +21,11 @@ ObservedRanges observe_ranges(const Tensor& running_min, const Tensor& running_m
                               const Tensor& x) {
   const Tensor flat = x.detach().reshape({-1});
   auto entry = [](const Tensor& t) { return t.reshape({1}).to(DType::kF64); };
-  const std::vector<double> v = cat({entry(running_min), entry(running_max),
-                                     entry(ops::amin(flat, {0}, false)),
-                                     entry(ops::amax(flat, {0}, false))},
-                                    0)
-                                    .to_vector<double>();
+  const std::vector<double> v =
+      cat({entry(running_min), entry(running_max), entry(ops::amin(flat, {0}, false)),
+           entry(ops::amax(flat, {0}, false))},
+          0)
+          .to_vector<double>();
   return {v[0], v[1], v[2], v[3]};
 }
 
@@ -81,16 +81,14 @@ void ActivationQuantizer::set_range(double lo, double hi) {
 // it by the moving average. The arithmetic is in double on the host whatever x's device, so that
 // a GPU run tracks the very range a CPU run does.
 void ActivationQuantizer::observe(const Tensor& x) {
-  OMPQ_CHECK(x.numel() > 0, "ActivationQuantizer: an empty batch of shape ",
-             shape_str(x.shape()));
+  OMPQ_CHECK(x.numel() > 0, "ActivationQuantizer: an empty batch of shape ", shape_str(x.shape()));
   NoGradGuard no_grad;
   const ObservedRanges r = observe_ranges(running_min_, running_max_, x);
   if (r.running_min == r.running_max) {
     set_range(r.batch_min, r.batch_max);
   } else {
     const double m = options_.momentum;
-    set_range(m * r.running_min + (1 - m) * r.batch_min,
-              m * r.running_max + (1 - m) * r.batch_max);
+    set_range(m * r.running_min + (1 - m) * r.batch_min, m * r.running_max + (1 - m) * r.batch_max);
   }
   calibrated_ = true;
 }

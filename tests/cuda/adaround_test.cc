@@ -12,6 +12,8 @@
 // differently: atol 8 ulps of the grid's range; the regularizer's double sum of f32 terms rtol
 // 1e-5 / 1e-12.
 // Needs a GPU.
+#include "core/ops/adaround.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,7 +25,6 @@
 #include "core/autograd.h"
 #include "core/functional/elementwise.h"
 #include "core/functional/reduce.h"
-#include "core/ops/adaround.h"
 #include "core/ops/elementwise.h"
 #include "cuda_test_util.h"
 #include "layers/optim.h"
@@ -76,7 +77,8 @@ Grid random_grid(const AdaRoundCase& c, DType dtype, uint64_t seed) {
   Grid g;
   g.scale = random_tensor_in(shape, dtype, seed, 1.2 / levels, kMaxGridWidth / levels);
   if (c.affine) {
-    std::vector<double> z = random_tensor_in(shape, DType::kF64, seed + 1, 0, 1).to_vector<double>();
+    std::vector<double> z =
+        random_tensor_in(shape, DType::kF64, seed + 1, 0, 1).to_vector<double>();
     for (double& v : z) v = std::floor(static_cast<double>(c.range.qmin) + v * (levels + 1));
     g.zero_point = Tensor::from_vector(z, shape).to(dtype);
   }
@@ -93,8 +95,8 @@ TEST(CudaAdaRound, InitMatchesTheCpu) {
       const Grid g = random_grid(c, dtype, seed++);
       const Tensor alpha = ops::adaround_init(on_gpu(w), on_gpu(g.scale), c.axis);
       ASSERT_TRUE(alpha.device().is_cuda());
-      expect_close(ops::adaround_init(w, g.scale, c.axis), alpha, rtol_for(dtype),
-                   rtol_for(dtype), "alpha");
+      expect_close(ops::adaround_init(w, g.scale, c.axis), alpha, rtol_for(dtype), rtol_for(dtype),
+                   "alpha");
     }
   }
 }
@@ -121,11 +123,11 @@ TEST(CudaAdaRound, QuantizeAndItsGradientMatchTheCpu) {
           ops::adaround_quantize(w_gpu, alpha_gpu, scale_gpu, zero_gpu, c.axis, c.range, true),
           "hard");
       const Tensor grad = random_tensor_in(c.shape, dtype, seed++, -1, 1);
-      expect_close(ops::adaround_quantize_backward(grad, w, alpha, g.scale, g.zero_point, c.axis,
-                                                   c.range),
-                   ops::adaround_quantize_backward(on_gpu(grad), w_gpu, alpha_gpu, scale_gpu,
-                                                   zero_gpu, c.axis, c.range),
-                   rtol_for(dtype), rtol_for(dtype) * 1e-3, "grad alpha");
+      expect_close(
+          ops::adaround_quantize_backward(grad, w, alpha, g.scale, g.zero_point, c.axis, c.range),
+          ops::adaround_quantize_backward(on_gpu(grad), w_gpu, alpha_gpu, scale_gpu, zero_gpu,
+                                          c.axis, c.range),
+          rtol_for(dtype), rtol_for(dtype) * 1e-3, "grad alpha");
     }
   }
 }

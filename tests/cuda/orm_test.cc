@@ -6,6 +6,8 @@
 // f64 to 1e-12. Centering removes the features' mean part, which magnifies those differences
 // about a hundredfold for post-ReLU-like features: the ORM of f32 features agrees to 1e-4, of f64
 // ones to 1e-10. Needs a GPU.
+#include "solver/orm.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +16,6 @@
 #include "core/ops/conv.h"
 #include "core/ops/elementwise.h"
 #include "cuda_test_util.h"
-#include "solver/orm.h"
 
 namespace ompq::solver {
 namespace {

@@ -3,6 +3,8 @@
 // bits for the lp solver at two budgets and the ilp solver, ORM matrices within 1e-4 (f32 features
 // through 19 layers, centered: see orm_test.cc), per-phase times, and the model given back
 // unchanged. Needs a GPU.
+#include "solver/search.h"
+
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -13,7 +15,6 @@
 #include "core/random.h"
 #include "cuda_test_util.h"
 #include "layers/models/resnet.h"
-#include "solver/search.h"
 
 namespace ompq::solver {
 namespace {
