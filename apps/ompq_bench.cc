@@ -10,15 +10,16 @@
 // same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
 //
 //   ./build/apps/ompq_bench [--batch=32] [--model_iterations=N] [--model_layout=nchw]
-//       [--benchmark_filter=Conv] [--benchmark_format=json]
+//       [--model_precision=bf16] [--benchmark_filter=Conv] [--benchmark_format=json]
 // --model_iterations replaces the default iteration counts of BM_TrainStep and BM_Infer;
-// --model_layout=nchw runs them NCHW instead of channels_last (for comparing the two).
+// --model_layout=nchw runs them NCHW instead of channels_last (for comparing the two);
+// --model_precision=bf16 (or f16) runs the CPU model cases under autocast (the GPU ones always
+// run bf16, as their PyTorch peer does).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -161,6 +162,7 @@ struct ModelCase {
   int64_t batch, resolution;
   bool channels_last;
   Device device;
+  DType precision;  // f32, or the autocast dtype of the step
 
   int64_t num_classes() const { return model == "resnet20" ? 10 : 1000; }
   // "resnet18/32/224" on the CPU, "cuda/resnet18/64/224" on the GPU.
@@ -209,8 +211,7 @@ void train_step(benchmark::State& state, ModelCase c) {
   auto step = [&] {
     Tensor loss;
     {
-      std::optional<AutocastGuard> autocast;
-      if (c.device.is_cuda()) autocast.emplace(DType::kBF16);
+      AutocastGuard autocast(c.precision);
       loss = cross_entropy((*model)(x), labels);
     }
     optimizer.zero_grad();
@@ -231,8 +232,7 @@ void infer(benchmark::State& state, ModelCase c) {
   NoGradGuard no_grad;
   const Tensor x = c.images(gen);
   auto step = [&] {
-    std::optional<AutocastGuard> autocast;
-    if (c.device.is_cuda()) autocast.emplace(DType::kBF16);
+    AutocastGuard autocast(c.precision);
     const Tensor logits = (*model)(x);
     benchmark::DoNotOptimize(logits.data_ptr());
     wait_for_device(logits);
@@ -242,14 +242,16 @@ void infer(benchmark::State& state, ModelCase c) {
   set_images_per_second(state, c.batch);
 }
 
-void register_model_benchmarks(int64_t batch, int64_t iterations, bool channels_last) {
+void register_model_benchmarks(int64_t batch, int64_t iterations, bool channels_last,
+                               DType cpu_precision) {
   std::vector<Device> devices = {Device::cpu()};
   if (cuda_available()) devices.push_back(Device::cuda(0));
   for (const Device& device : devices) {
-    const ModelCase cases[] = {{"resnet20", batch, 32, channels_last, device},
-                               {"resnet18", batch, 224, channels_last, device},
-                               {"resnet50", batch, 224, channels_last, device},
-                               {"mobilenet_v2", batch, 224, channels_last, device}};
+    const DType precision = device.is_cuda() ? DType::kBF16 : cpu_precision;
+    const ModelCase cases[] = {{"resnet20", batch, 32, channels_last, device, precision},
+                               {"resnet18", batch, 224, channels_last, device, precision},
+                               {"resnet50", batch, 224, channels_last, device, precision},
+                               {"mobilenet_v2", batch, 224, channels_last, device, precision}};
     for (const ModelCase& c : cases) {
       // A fixed iteration count after the untimed warm-up keeps a case to tens of seconds on two
       // cores (seconds per step) and to seconds on a GPU (scripts/gpu_check.sh counts on it).
@@ -268,7 +270,8 @@ void register_model_benchmarks(int64_t batch, int64_t iterations, bool channels_
   }
 }
 
-void register_benchmarks(int64_t batch, int64_t model_iterations, bool model_channels_last) {
+void register_benchmarks(int64_t batch, int64_t model_iterations, bool model_channels_last,
+                         DType model_precision) {
   for (bool channels_last : {false, true}) {
     for (const ConvShape& s : kConvShapes) {
       ConvCase c{batch, s, channels_last};
@@ -301,7 +304,7 @@ void register_benchmarks(int64_t batch, int64_t model_iterations, bool model_cha
                                max_pool, batch)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
-  register_model_benchmarks(batch, model_iterations, model_channels_last);
+  register_model_benchmarks(batch, model_iterations, model_channels_last, model_precision);
 }
 
 }  // namespace
@@ -309,10 +312,11 @@ void register_benchmarks(int64_t batch, int64_t model_iterations, bool model_cha
 
 int main(int argc, char** argv) {
   ompq::init();
-  // --batch=N, --model_iterations=N and --model_layout=L (ours) are taken out before Google
-  // Benchmark parses the rest.
+  // --batch=N, --model_iterations=N, --model_layout=L and --model_precision=P (ours) are taken out
+  // before Google Benchmark parses the rest.
   int64_t batch = 32, model_iterations = 0;
   bool model_channels_last = true;
+  ompq::DType model_precision = ompq::DType::kF32;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--batch=", 8) == 0) {
@@ -327,6 +331,17 @@ int main(int argc, char** argv) {
         return 1;
       }
       model_channels_last = layout == "channels_last";
+    } else if (std::strncmp(argv[i], "--model_precision=", 18) == 0) {
+      const std::string precision = argv[i] + 18;
+      if (precision == "bf16") {
+        model_precision = ompq::DType::kBF16;
+      } else if (precision == "f16") {
+        model_precision = ompq::DType::kF16;
+      } else if (precision != "f32") {
+        std::fprintf(stderr, "ompq_bench: --model_precision=%s (expected f32, bf16 or f16)\n",
+                     precision.c_str());
+        return 1;
+      }
     } else {
       args.push_back(argv[i]);
     }
@@ -334,7 +349,7 @@ int main(int argc, char** argv) {
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
-  ompq::register_benchmarks(batch, model_iterations, model_channels_last);
+  ompq::register_benchmarks(batch, model_iterations, model_channels_last, model_precision);
   ompq::register_data_benchmarks();
 #if defined(OMPQ_WITH_CUDA)
   ompq::register_cuda_benchmarks();

@@ -9,10 +9,11 @@ see the same machine load. The step is the same on both sides:
   infer: forward in eval mode without grad.
 Each side does one untimed warm-up step, then --iterations timed steps (ompq_bench's default
 counts when not given); images/s = batch * iterations / wall time. Both run channels_last (ompq_bench's
-default --model_layout) with --threads threads (OMP_NUM_THREADS for ompq).
+default --model_layout) with --threads threads (OMP_NUM_THREADS for ompq). --precision bf16 runs both
+under bf16 autocast (ompq_bench --model_precision=bf16; torch.autocast("cpu", torch.bfloat16)).
 
   /usr/bin/python3 scripts/bench_torch_models.py [--bench build/apps/ompq_bench] [--batch 32]
-      [--filter REGEX] [--iterations N] [--threads 2]
+      [--filter REGEX] [--iterations N] [--threads 2] [--precision f32|bf16]
 
 --filter matches case names such as "train/resnet18/32/224" or "infer/resnet20/32/32".
 Prints one row per case: ompq and PyTorch images/s and ompq/torch (> 1: ompq is faster).
@@ -38,10 +39,10 @@ DEFAULT_ITERATIONS = {("train", True): 20, ("infer", True): 40, ("train", False)
                       ("infer", False): 5}  # keyed by (mode, resolution <= 32), as ompq_bench
 
 
-def ompq_images_per_second(bench, mode, model, batch, resolution, iterations, threads):
+def ompq_images_per_second(bench, mode, model, batch, resolution, iterations, threads, precision):
     family = "BM_TrainStep" if mode == "train" else "BM_Infer"
     command = [bench, f"--batch={batch}", f"--benchmark_filter=^{family}/{model}/{batch}/{resolution}/",
-               "--benchmark_format=json"]
+               f"--model_precision={precision}", "--benchmark_format=json"]
     if iterations:
         command.append(f"--model_iterations={iterations}")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -54,7 +55,7 @@ def ompq_images_per_second(bench, mode, model, batch, resolution, iterations, th
     return benchmarks[0]["items_per_second"]
 
 
-def torch_images_per_second(mode, model_name, batch, resolution, classes, iterations):
+def torch_images_per_second(mode, model_name, batch, resolution, classes, iterations, precision):
     torch.manual_seed(0)
     model = build_model(model_name, num_classes=classes).to(memory_format=torch.channels_last)
     x = torch.randn(batch, 3, resolution, resolution).contiguous(memory_format=torch.channels_last)
@@ -64,7 +65,8 @@ def torch_images_per_second(mode, model_name, batch, resolution, classes, iterat
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
 
         def step():
-            loss = F.cross_entropy(model(x), labels)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = F.cross_entropy(model(x), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -72,7 +74,8 @@ def torch_images_per_second(mode, model_name, batch, resolution, classes, iterat
         model.eval()
 
         def step():
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                 enabled=precision == "bf16"):
                 model(x)
     step()  # untimed warm-up, as in ompq_bench
     start = time.perf_counter()
@@ -89,10 +92,12 @@ def main():
     parser.add_argument("--iterations", type=int, default=0,
                         help="timed steps per case on each side (0: ompq_bench's defaults)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=("f32", "bf16"), default="f32",
+                        help="bf16: both sides under bf16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}")
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.precision}")
     print(f"{'case':32s} {'ompq img/s':>11s} {'torch img/s':>12s} {'ompq/torch':>11s}")
     for model, resolution, classes in MODELS:
         for mode in ("train", "infer"):
@@ -101,9 +106,9 @@ def main():
                 continue
             iterations = args.iterations or DEFAULT_ITERATIONS[(mode, resolution <= 32)]
             ours = ompq_images_per_second(args.bench, mode, model, args.batch, resolution,
-                                          iterations, args.threads)
+                                          iterations, args.threads, args.precision)
             theirs = torch_images_per_second(mode, model, args.batch, resolution, classes,
-                                             iterations)
+                                             iterations, args.precision)
             print(f"{case:32s} {ours:11.2f} {theirs:12.2f} {ours / theirs:10.2f}x", flush=True)
 
 
