@@ -4,7 +4,6 @@
 #include <array>
 #include <cmath>
 
-#include "core/functional/elementwise.h"
 #include "core/functional/pool.h"
 #include "layers/activation.h"
 #include "layers/conv.h"
@@ -26,13 +25,27 @@ std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t kernel, int64
                                   /*bias=*/false, gen);
 }
 
-// torchvision's Conv2dNormActivation(in, out, kernel, stride, groups, activation=ReLU6).
-std::shared_ptr<Sequential> conv_bn_relu6(int64_t in, int64_t out, int64_t kernel, int64_t stride,
-                                          int64_t groups, Generator& gen) {
-  return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
-      make_conv(in, out, kernel, stride, groups, gen), std::make_shared<BatchNorm2d>(out),
-      std::make_shared<ReLU6>()});
-}
+// torchvision's Conv2dNormActivation(in, out, kernel, stride, groups, activation=ReLU6): children
+// "0" (conv), "1" (BN) and "2" (ReLU6) as there, but the BN and the ReLU6 run as one pass
+// (BatchNorm::forward_act).
+class ConvBnRelu6 : public Sequential {
+ public:
+  ConvBnRelu6(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
+              Generator& gen)
+      : conv_(make_conv(in, out, kernel, stride, groups, gen)),
+        bn_(std::make_shared<BatchNorm2d>(out)) {
+    push_back(conv_);
+    push_back(bn_);
+    push_back(std::make_shared<ReLU6>());
+  }
+  Tensor forward(const Tensor& x) override {
+    return bn_->forward_act(conv_->forward(x), NormActivation::kRelu6);
+  }
+
+ private:
+  std::shared_ptr<Conv2d> conv_;
+  std::shared_ptr<BatchNorm2d> bn_;
+};
 
 struct StageSetting {
   int64_t expand_ratio, channels, blocks, stride;  // torchvision's t, c, n, s
@@ -61,15 +74,21 @@ InvertedResidual::InvertedResidual(int64_t in_channels, int64_t out_channels, in
   OMPQ_CHECK(stride == 1 || stride == 2, "InvertedResidual: stride ", stride, " (expected 1 or 2)");
   const int64_t hidden = in_channels * expand_ratio;
   conv_ = register_module("conv", std::make_shared<Sequential>());
-  if (expand_ratio != 1) conv_->push_back(conv_bn_relu6(in_channels, hidden, 1, 1, 1, gen));
-  conv_->push_back(conv_bn_relu6(hidden, hidden, 3, stride, hidden, gen));
+  if (expand_ratio != 1)
+    conv_->push_back(std::make_shared<ConvBnRelu6>(in_channels, hidden, 1, 1, 1, gen));
+  conv_->push_back(std::make_shared<ConvBnRelu6>(hidden, hidden, 3, stride, hidden, gen));
   conv_->push_back(make_conv(hidden, out_channels, 1, 1, 1, gen));
   conv_->push_back(std::make_shared<BatchNorm2d>(out_channels));
 }
 
+// conv_'s stages, the last (the pw-linear conv's BN) fused with the residual add.
 Tensor InvertedResidual::forward(const Tensor& x) {
-  Tensor out = conv_->forward(x);
-  return use_residual_ ? x + out : out;
+  const Sequential& stages = *conv_;
+  Tensor out = x;
+  for (size_t i = 0; i + 1 < stages.size(); ++i) out = stages[i]->forward(out);
+  const auto bn = std::dynamic_pointer_cast<BatchNorm>(stages[stages.size() - 1]);
+  OMPQ_CHECK(bn != nullptr, "InvertedResidual: the last stage of \"conv\" is not a BatchNorm");
+  return bn->forward_act(out, NormActivation::kIdentity, use_residual_ ? x : Tensor());
 }
 
 MobileNetV2::MobileNetV2(const MobileNetV2Options& options, Generator& gen) : options_(options) {
@@ -81,7 +100,8 @@ MobileNetV2::MobileNetV2(const MobileNetV2Options& options, Generator& gen) : op
   int64_t channels = make_divisible(32 * options.width_mult, kRound);
   const int64_t last_channels = make_divisible(1280 * std::max(1.0, options.width_mult), kRound);
   features_ = register_module("features", std::make_shared<Sequential>());
-  features_->push_back(conv_bn_relu6(3, channels, 3, options.small_input ? 1 : 2, 1, gen));
+  features_->push_back(
+      std::make_shared<ConvBnRelu6>(3, channels, 3, options.small_input ? 1 : 2, 1, gen));
   for (size_t s = 0; s < kStages.size(); ++s) {
     const StageSetting& stage = kStages[s];
     const int64_t out_channels = make_divisible(stage.channels * options.width_mult, kRound);
@@ -93,7 +113,7 @@ MobileNetV2::MobileNetV2(const MobileNetV2Options& options, Generator& gen) : op
       channels = out_channels;
     }
   }
-  features_->push_back(conv_bn_relu6(channels, last_channels, 1, 1, 1, gen));
+  features_->push_back(std::make_shared<ConvBnRelu6>(channels, last_channels, 1, 1, 1, gen));
   classifier_ = register_module(
       "classifier", std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
                         std::make_shared<Dropout>(options.dropout, gen),

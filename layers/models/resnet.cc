@@ -4,7 +4,6 @@
 #include <string>
 #include <utility>
 
-#include "core/functional/elementwise.h"
 #include "core/functional/pool.h"
 #include "layers/init.h"
 
@@ -43,10 +42,13 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t planes, int64_t stride, Gene
   if (downsample_) register_module("downsample", downsample_);
 }
 
+// The batch norms run fused with what follows them: relu, and for the last one the shortcut add
+// and relu (torchvision's relu(bn2(conv2(out)) + identity)). The shortcut runs after the main
+// path's last conv, as in torchvision (statements, not arguments, fix the order).
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = relu(bn1_->forward(conv1_->forward(x)));
-  out = bn2_->forward(conv2_->forward(out));
-  return relu(out + shortcut(downsample_, x));
+  Tensor out = bn1_->forward_act(conv1_->forward(x), NormActivation::kRelu);
+  out = conv2_->forward(out);
+  return bn2_->forward_act(out, NormActivation::kRelu, shortcut(downsample_, x));
 }
 
 Bottleneck::Bottleneck(int64_t in_channels, int64_t planes, int64_t stride, Generator& gen) {
@@ -61,10 +63,10 @@ Bottleneck::Bottleneck(int64_t in_channels, int64_t planes, int64_t stride, Gene
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor out = relu(bn1_->forward(conv1_->forward(x)));
-  out = relu(bn2_->forward(conv2_->forward(out)));
-  out = bn3_->forward(conv3_->forward(out));
-  return relu(out + shortcut(downsample_, x));
+  Tensor out = bn1_->forward_act(conv1_->forward(x), NormActivation::kRelu);
+  out = bn2_->forward_act(conv2_->forward(out), NormActivation::kRelu);
+  out = conv3_->forward(out);
+  return bn3_->forward_act(out, NormActivation::kRelu, shortcut(downsample_, x));
 }
 
 ResNet::ResNet(const ResNetConfig& config, Generator& gen) : config_(config) {
@@ -102,7 +104,7 @@ ResNet::ResNet(const ResNetConfig& config, Generator& gen) : config_(config) {
 }
 
 Tensor ResNet::forward(const Tensor& x) {
-  Tensor h = relu(bn1_->forward(conv1_->forward(in_model_layout(x))));
+  Tensor h = bn1_->forward_act(conv1_->forward(in_model_layout(x)), NormActivation::kRelu);
   if (!config_.small_stem) {
     Pool2dParams pool;
     pool.kernel = {3, 3};
