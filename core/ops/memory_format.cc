@@ -4,8 +4,6 @@
 
 namespace ompq {
 
-bool kernels_take_channels_last(Device device) { return device.is_cpu(); }
-
 Tensor in_memory_format(const Tensor& t, bool channels_last) {
   Tensor d = t.detach();
   if (!channels_last) return d.contiguous();

@@ -39,11 +39,6 @@ Shape pool_output_shape(const Shape& x, const Pool2dParams& p, const char* op) {
   return out;
 }
 
-// Whether the kernels run channels_last on `device` for a tensor of that layout (`requested`).
-bool run_channels_last(bool requested, Device device) {
-  return requested && kernels_take_channels_last(device);
-}
-
 void check_grad_shape(const Tensor& grad_out, const Shape& expected, const char* op) {
   OMPQ_CHECK(grad_out.shape() == expected, op, ": grad_out of shape ", shape_str(grad_out.shape()),
              " for an output of shape ", shape_str(expected));
@@ -55,7 +50,7 @@ namespace ops {
 
 MaxPool2dResult max_pool2d(const Tensor& x, const Pool2dParams& p) {
   Shape out_shape = pool_output_shape(x.shape(), p, "max_pool2d");
-  const bool channels_last = run_channels_last(is_channels_last(x), x.device());
+  const bool channels_last = is_channels_last(x);
   MaxPool2dResult r{empty_nchw(out_shape, channels_last, x.dtype(), x.device()),
                     empty_nchw(out_shape, channels_last, DType::kI64, x.device())};
   if (r.output.numel() > 0) {
@@ -71,7 +66,6 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
              "max_pool2d_backward: indices of shape ", shape_str(indices.shape()), " (",
              dtype_name(indices.dtype()), ") do not match grad_out of shape ",
              shape_str(grad_out.shape()), " (expected i64 of the same shape)");
-  channels_last = run_channels_last(channels_last, grad_out.device());
   Tensor grad_x = empty_nchw(x_shape, channels_last, grad_out.dtype(), grad_out.device());
   if (grad_x.numel() == 0) return grad_x;
   max_pool2d_backward_stub(grad_out.device(), grad_x, in_memory_format(grad_out, channels_last),
@@ -80,7 +74,7 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
-  const bool channels_last = run_channels_last(is_channels_last(x), x.device());
+  const bool channels_last = is_channels_last(x);
   Tensor out = empty_nchw(pool_output_shape(x.shape(), p, "avg_pool2d"), channels_last, x.dtype(),
                           x.device());
   if (out.numel() > 0) avg_pool2d_stub(x.device(), out, in_memory_format(x, channels_last), p);
@@ -91,7 +85,6 @@ Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape, const P
                            bool channels_last) {
   check_grad_shape(grad_out, pool_output_shape(x_shape, p, "avg_pool2d_backward"),
                    "avg_pool2d_backward");
-  channels_last = run_channels_last(channels_last, grad_out.device());
   Tensor grad_x = empty_nchw(x_shape, channels_last, grad_out.dtype(), grad_out.device());
   if (grad_x.numel() == 0) return grad_x;
   avg_pool2d_backward_stub(grad_out.device(), grad_x, in_memory_format(grad_out, channels_last), p);
@@ -105,7 +98,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size) 
              output_size[1], "]");
   OMPQ_CHECK(x.size(2) > 0 && x.size(3) > 0, "adaptive_avg_pool2d: empty spatial dims in input ",
              "of shape ", shape_str(x.shape()));
-  const bool channels_last = run_channels_last(is_channels_last(x), x.device());
+  const bool channels_last = is_channels_last(x);
   Tensor out = empty_nchw({x.size(0), x.size(1), output_size[0], output_size[1]}, channels_last,
                           x.dtype(), x.device());
   if (out.numel() > 0) {
@@ -121,7 +114,6 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& x_shape
       grad_out.dim() == 4 && grad_out.size(0) == x_shape[0] && grad_out.size(1) == x_shape[1],
       "adaptive_avg_pool2d_backward: grad_out of shape ", shape_str(grad_out.shape()),
       " for an input of shape ", shape_str(x_shape));
-  channels_last = run_channels_last(channels_last, grad_out.device());
   Tensor grad_x = empty_nchw(x_shape, channels_last, grad_out.dtype(), grad_out.device());
   if (grad_x.numel() == 0) return grad_x;
   adaptive_avg_pool2d_backward_stub(grad_out.device(), grad_x,

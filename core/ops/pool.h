@@ -1,8 +1,8 @@
 // 2-D pooling (raw: no autograd) with PyTorch semantics (floor-mode output sizes, zero padding
 // ignored by max, counted by average: count_include_pad=true). Inputs are [N, C, H, W]. The
-// tensors a kernel gets are all NCHW-contiguous or, on devices whose kernels take it
-// (core/ops/memory_format.h), all channels_last (NHWC in memory); a forward output takes the
-// layout of x, and an input gradient the layout x had (the backward ops' `channels_last`).
+// tensors a kernel gets are all NCHW-contiguous or all channels_last (NHWC in memory,
+// core/ops/memory_format.h); a forward output takes the layout of x, and an input gradient the
+// layout x had (the backward ops' `channels_last`).
 #pragma once
 
 #include <array>

@@ -224,9 +224,9 @@ TEST(CudaPool, AdaptiveAvgPoolForwardAndBackwardMatchTheCpu) {
 }
 
 // The CUDA kernels on channels_last tensors (NHWC in memory), called through the dispatch stubs
-// as the ops call them once kernels_take_channels_last(cuda) holds, against the CPU's NHWC
-// kernels: both walk each window in row-major order and gather or scatter the average's shares in
-// output order, so everything but the atomic max backward is bit-exact.
+// as the ops call them, against the CPU's NHWC kernels: both walk each window in row-major order
+// and gather or scatter the average's shares in output order, so everything but the atomic max
+// backward is bit-exact.
 Tensor channels_last(const Tensor& t, Device device) {
   Tensor out = empty_nchw(t.shape(), true, t.dtype(), device);
   out.copy_(t);
@@ -328,23 +328,21 @@ TEST(CudaPool, ChannelsLastAdaptiveAvgPoolKernelsMatchTheCpu) {
   }
 }
 
-// Through the ops: channels_last in, the CPU's values out, in channels_last exactly when the CUDA
-// kernels take it (else the ops hand the kernels contiguous copies).
+// Through the ops: channels_last in, the CPU's values out, still channels_last.
 TEST(CudaPool, ChannelsLastOpsMatchTheCpu) {
   OMPQ_REQUIRE_GPU();
   const Tensor nhwc = random_tensor_in({2, 11, 9, 6}, DType::kF32, 8300, -8, 8);
   const Tensor x = nhwc.permute({0, 3, 1, 2}), x_gpu = on_gpu(nhwc).permute({0, 3, 1, 2});
-  const bool keeps_layout = kernels_take_channels_last(Device::cuda());
   const Pool2dParams p{{3, 3}, {2, 2}, {1, 1}};
   const auto expected = ops::max_pool2d(x, p);
   const auto actual = ops::max_pool2d(x_gpu, p);
-  EXPECT_EQ(is_channels_last(actual.output), keeps_layout);
+  EXPECT_TRUE(is_channels_last(actual.output));
   expect_equal(expected.output, actual.output, "max output");
   expect_equal(expected.indices, actual.indices, "max indices");
   const Tensor grad = random_tensor_in(expected.output.shape(), DType::kF32, 8301, -2, 2);
   const Tensor grad_x =
       ops::max_pool2d_backward(on_gpu(grad), actual.indices, x.shape(), /*channels_last=*/true);
-  EXPECT_EQ(is_channels_last(grad_x), keeps_layout);
+  EXPECT_TRUE(is_channels_last(grad_x));
   expect_close(ops::max_pool2d_backward(grad, expected.indices, x.shape(), true), grad_x, 1e-5,
                1e-5, "max grad input");
   expect_close(ops::avg_pool2d(x, p), ops::avg_pool2d(x_gpu, p), 1e-5, 1e-5, "avg output");
