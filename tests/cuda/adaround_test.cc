@@ -36,9 +36,9 @@ namespace {
 
 using testing::expect_close;
 using testing::expect_equal;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : Tensor(); }
 
 double eps_of(DType dtype) { return dtype == DType::kF32 ? 0x1p-23 : 0x1p-52; }
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 1e-5 : 1e-12; }
@@ -77,10 +77,7 @@ Grid random_grid(const AdaRoundCase& c, DType dtype, uint64_t seed) {
   Grid g;
   g.scale = random_tensor_in(shape, dtype, seed, 1.2 / levels, kMaxGridWidth / levels);
   if (c.affine) {
-    std::vector<double> z =
-        random_tensor_in(shape, DType::kF64, seed + 1, 0, 1).to_vector<double>();
-    for (double& v : z) v = std::floor(static_cast<double>(c.range.qmin) + v * (levels + 1));
-    g.zero_point = Tensor::from_vector(z, shape).to(dtype);
+    g.zero_point = testing::random_integers(shape, dtype, seed + 1, c.range.qmin, c.range.qmax);
   }
   return g;
 }

@@ -31,6 +31,18 @@ inline Tensor random_tensor_in(const Shape& shape, DType dtype, uint64_t seed, d
   return t.to(dtype);
 }
 
+// `t` copied to GPU 0; an undefined tensor (an absent optional argument) stays undefined.
+inline Tensor on_gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : Tensor(); }
+
+// Integer values uniform in [lo, hi] (both included), stored as `dtype`: quantization codes and
+// zero points.
+inline Tensor random_integers(const Shape& shape, DType dtype, uint64_t seed, int64_t lo,
+                              int64_t hi) {
+  std::vector<double> v = random_tensor_in(shape, DType::kF64, seed, 0, 1).to_vector<double>();
+  for (double& x : v) x = static_cast<double>(lo) + std::floor(x * static_cast<double>(hi - lo + 1));
+  return Tensor::from_vector(v, shape).to(dtype);
+}
+
 // Values that every dtype represents: [-8, 8) for floating dtypes, [0, 100) for integer ones.
 inline Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed) {
   return is_floating(dtype) ? random_tensor_in(shape, dtype, seed, -8.0, 8.0)

@@ -14,12 +14,12 @@ namespace ompq {
 namespace {
 
 using testing::expect_close;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 2e-6 : 1e-14; }
 double atol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-13; }
 
-Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 // Views of a fresh tensor that give the kernels different layouts of one logical shape [2,5,7,3].
 struct LayoutCase {

@@ -21,9 +21,9 @@ namespace ompq {
 namespace {
 
 using testing::expect_close;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : t; }
 
 // The same values in channels_last memory, on t's device.
 Tensor to_channels_last(const Tensor& t) {

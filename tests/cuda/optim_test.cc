@@ -13,9 +13,9 @@ namespace ompq {
 namespace {
 
 using testing::expect_close;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-14; }
 // An update that cancels most of a parameter of magnitude ~1 keeps an ulp of it as its error.

@@ -21,9 +21,9 @@ namespace ompq::solver {
 namespace {
 
 using testing::expect_close;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 double largest(const Tensor& t) {
   const std::vector<double> v = t.to_vector<double>();

@@ -28,9 +28,9 @@ namespace {
 
 using testing::expect_close;
 using testing::expect_equal;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 // For results that sum a window or several gradients in an order other than the CPU's: a few
 // ulps of the partial sums (values up to ~50), which may cancel.

@@ -28,16 +28,10 @@ namespace {
 
 using testing::expect_close;
 using testing::expect_equal;
+using testing::on_gpu;
+using testing::random_integers;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda()) : Tensor(); }
-
-// Integer-valued values in [lo, hi] of `dtype`.
-Tensor random_integers(const Shape& shape, DType dtype, uint64_t seed, int64_t lo, int64_t hi) {
-  std::vector<double> v = random_tensor_in(shape, DType::kF64, seed, 0, 1).to_vector<double>();
-  for (double& x : v) x = static_cast<double>(lo) + std::floor(x * static_cast<double>(hi - lo + 1));
-  return Tensor::from_vector(v, shape).to(dtype);
-}
 
 struct QuantCase {
   const char* name;

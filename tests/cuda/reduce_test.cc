@@ -13,9 +13,9 @@ namespace ompq {
 namespace {
 
 using testing::expect_close;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 // All subsets of the dims of a rank-`rank` tensor, as dim lists ({} means all dims).
 std::vector<std::vector<int64_t>> all_dim_sets(int64_t rank) {

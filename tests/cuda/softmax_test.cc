@@ -18,9 +18,9 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::expect_close;
+using testing::on_gpu;
 using testing::random_tensor_in;
 
-Tensor on_gpu(const Tensor& t) { return t.to(Device::cuda()); }
 
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 1e-5 : 1e-12; }
 double atol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-13; }
