@@ -11,6 +11,7 @@
 
 #include "core/ops/optim.h"
 #include "core/random.h"
+#include "tests/temp_dir.h"
 
 namespace ompq::nn {
 namespace {
@@ -128,7 +129,8 @@ TEST(OptimizerTest, ResumingFromStateDictContinuesExactly) {
     run_steps(*first, p, 0, 2);
     TensorMap saved = first->state_dict();
     // Through a file, as a checkpoint would.
-    std::string path = ::testing::TempDir() + "/ompq_optim_state.safetensors";
+    const testing::ScopedTempDir dir;
+    const std::string path = dir.file("optim_state.safetensors");
     ASSERT_TRUE(save_safetensors(path, saved).ok());
     absl::StatusOr<SafetensorsContents> loaded = load_safetensors(path);
     ASSERT_TRUE(loaded.ok());
