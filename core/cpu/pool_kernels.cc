@@ -93,8 +93,6 @@ template <typename T>
 void max_pool2d_forward_nchw(const Tensor& out, const Tensor& indices, const Tensor& x,
                              const Pool2dParams& p) {
   const PlaneDims d(x.shape(), out.shape());
-  OMPQ_CHECK(d.in_size() < (int64_t{1} << 31), "max_pool2d: input planes of ", d.in_size(),
-             " elements exceed the 2^31 positions the kernel tracks");
   const auto rows = windows(d.out_h, p.kernel[0], p.stride[0], p.padding[0], d.in_h);
   const auto cols = windows(d.out_w, p.kernel[1], p.stride[1], p.padding[1], d.in_w);
   std::vector<ColumnSpan> spans(p.kernel[1]);
@@ -148,8 +146,6 @@ template <typename T>
 void max_pool2d_forward_nhwc(const Tensor& out, const Tensor& indices, const Tensor& x,
                              const Pool2dParams& p) {
   const PlaneDims d(x.shape(), out.shape());
-  OMPQ_CHECK(d.in_size() < (int64_t{1} << 31), "max_pool2d: input planes of ", d.in_size(),
-             " elements exceed the 2^31 positions the kernel tracks");
   const auto rows = windows(d.out_h, p.kernel[0], p.stride[0], p.padding[0], d.in_h);
   const auto cols = windows(d.out_w, p.kernel[1], p.stride[1], p.padding[1], d.in_w);
   const int64_t channels = d.channels;
@@ -379,6 +375,10 @@ void average_backward(const Tensor& grad_x, const Tensor& grad_out,
 
 void max_pool2d_kernel(const Tensor& out, const Tensor& indices, const Tensor& x,
                        const Pool2dParams& p) {
+  // Both layouts track positions within a plane as int32 (they share vector lanes with values).
+  const int64_t plane = x.size(2) * x.size(3);
+  OMPQ_CHECK(plane < (int64_t{1} << 31), "max_pool2d: input planes of ", plane,
+             " elements exceed the 2^31 positions the kernel tracks");
   OMPQ_DISPATCH_FLOATING(x.dtype(), "max_pool2d", [&] {
     if (nhwc(x, out)) return max_pool2d_forward_nhwc<scalar_t>(out, indices, x, p);
     max_pool2d_forward_nchw<scalar_t>(out, indices, x, p);
