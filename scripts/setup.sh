@@ -10,7 +10,7 @@ packages=(
   liblpsolve55-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers libturbojpeg0-dev libpng-dev zlib1g-dev
   libopenmpi-dev openmpi-bin nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  dataset-fashion-mnist python3-torch python3-torchvision python3-numpy
+  dataset-fashion-mnist python3-torch python3-torchvision python3-numpy python3-pil
 )
 
 missing=()
