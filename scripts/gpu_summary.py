@@ -1,11 +1,19 @@
 #!/usr/bin/python3
 """Writes RESULTS_DIR/summary.txt from the raw outputs of scripts/gpu_check.sh --run.
 
-  python3 scripts/gpu_summary.py RESULTS_DIR [BROKEN_STEP...]
+  python3 scripts/gpu_summary.py RESULTS_DIR
 
-Reads, in RESULTS_DIR (each may be missing or, for a step killed by its timeout, cut short):
+gpu_check.sh calls it at the start of a run and after every step, so that a run killed at any
+point leaves a summary of what it finished; the file is replaced whole (written beside, then
+renamed), never left half written. Reads, in RESULTS_DIR (each may be missing or, for a step
+killed by its timeout or with the run, cut short):
+  steps.txt      one line per event, tab-separated: "start NAME LIMIT_S", "end NAME EXIT SECONDS",
+                 "skipped NAME REASON" (not run, not a failure), "out_of_time NAME" (not run: the
+                 run's deadline came first); a step started and never ended was cut short;
   log.txt        nvidia-smi's lines come first (copied to the summary's head);
+  smoke.txt      gpu_smoke's lines: versions, and each check ok or FAIL;
   gtest.json     cuda_tests --gtest_output=json: passed / failed / skipped, failures by name;
+  memcheck.txt, racecheck.txt   compute-sanitizer's logs: their SUMMARY lines;
   bench*.json    ompq_bench --benchmark_out (Google Benchmark JSON; a file cut short by a timeout
                  keeps the cases it completed);
   torch.json     scripts/bench_torch_gpu.py --json;
@@ -16,9 +24,10 @@ Each ompq benchmark row gets its counters and its ratios to its peers (> 1: this
   BM_PackedConv2d/*/S    cuDNN BM_CudnnConv/S_CL/fwd (bf16, channels_last);
   BM_TrainStep/cuda/C    PyTorch's train/C, BM_Infer/cuda/C PyTorch's infer/C (images/s);
 and, where DESIGN.md sets one, the target and whether it was met. Exits 1 when a test failed or a
-step broke (BROKEN_STEP arguments: the steps gpu_check.sh saw fail), else 0. Standard library only:
-it runs on the GPU machine's python3 and in ctest here (tests/scripts/gpu_summary_test.py).
+step broke (failed, timed out, cut short or left out for lack of time), else 0. Standard library
+only: it runs on the GPU machine's python3 and in ctest here (tests/scripts/gpu_summary_test.py).
 """
+import enum
 import glob
 import json
 import os
@@ -188,7 +197,73 @@ def search_times(text):
     return times
 
 
-def summarize(results, broken):
+class StepState(enum.Enum):
+    FINISHED = "finished"
+    FAILED = "failed"
+    TIMED_OUT = "timed out"
+    CUT_SHORT = "cut short"
+    SKIPPED = "skipped"
+    OUT_OF_TIME = "out of time"
+
+
+TIMEOUT_EXIT = 124  # timeout(1)'s exit status when it killed the command
+
+
+def read_steps(path):
+    """[(name, StepState, text)] in the order the steps began, from gpu_check.sh's steps.txt."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    steps = {}
+    for line in lines:
+        fields = line.split("\t")
+        kind, name = fields[0], fields[1] if len(fields) > 1 else "?"
+        if kind == "start" and len(fields) == 3:
+            steps[name] = (StepState.CUT_SHORT,
+                           f"CUT SHORT: started with a limit of {fields[2]} s and never ended "
+                           f"(the run was killed)")
+        elif kind == "end" and len(fields) == 4:
+            status, seconds = int(fields[2]), fields[3]
+            if status == 0:
+                steps[name] = (StepState.FINISHED, f"ok after {seconds} s")
+            elif status == TIMEOUT_EXIT:
+                steps[name] = (StepState.TIMED_OUT, f"TIMED OUT after {seconds} s")
+            else:
+                steps[name] = (StepState.FAILED, f"FAILED: exit {status} after {seconds} s")
+        elif kind == "skipped" and len(fields) == 3:
+            steps[name] = (StepState.SKIPPED, f"skipped: {fields[2]}")
+        elif kind == "out_of_time":
+            steps[name] = (StepState.OUT_OF_TIME, "NOT RUN: no time left before the deadline")
+        else:
+            steps[f"steps.txt line {line!r}"] = (StepState.FAILED, "not understood")
+    return [(name, state, text) for name, (state, text) in steps.items()]
+
+
+def read_lines(path):
+    """The lines of a text file, or None when it is missing."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().splitlines()
+    except OSError:
+        return None
+
+
+def sanitizer_lines(results):
+    """The SUMMARY lines of compute-sanitizer's logs that the run wrote."""
+    lines = []
+    for tool in ("memcheck", "racecheck"):
+        log = read_lines(os.path.join(results, f"{tool}.txt"))
+        if log is None:
+            continue
+        found = [line.strip("= ").strip() for line in log if "SUMMARY:" in line]
+        lines.append(f"{tool}.txt: " +
+                     ("; ".join(found) if found else "no SUMMARY line (cut short?)"))
+    return lines
+
+
+def summarize(results):
     """(summary text, exit status)."""
     lines = ["# GPU check summary"]
     targets = Targets()
@@ -197,6 +272,14 @@ def summarize(results, broken):
             lines.append(f.read().split("== ")[0].strip())
     except OSError:
         pass
+    steps = read_steps(os.path.join(results, "steps.txt"))
+    broken = [f"{name} ({state.value})" for name, state, _ in steps
+              if state not in (StepState.FINISHED, StepState.SKIPPED)]
+    lines.append("\n## steps: " + (f"{len(steps)} recorded" if steps else "none started yet"))
+    lines += [f"{name}: {text}" for name, _, text in steps]
+    smoke = read_lines(os.path.join(results, "smoke.txt"))
+    lines.append("\n## smoke")
+    lines += smoke if smoke else ["no smoke.txt"]
 
     gtest = load_json(os.path.join(results, "gtest.json"))
     failed_tests = []
@@ -207,6 +290,11 @@ def summarize(results, broken):
         lines.append(f"\n## gpu tests: {passed} passed, {len(failed_tests)} failed, "
                      f"{skipped} skipped")
         lines += [f"FAILED {name}" for name in failed_tests]
+
+    sanitizers = sanitizer_lines(results)
+    if sanitizers:
+        lines.append("\n## compute-sanitizer")
+        lines += sanitizers
 
     rows = bench_rows(results)
     torch = load_json(os.path.join(results, "torch.json")) or {}
@@ -265,12 +353,14 @@ def summarize(results, broken):
 
 
 def main(argv):
-    if len(argv) < 2:
-        raise SystemExit("usage: gpu_summary.py RESULTS_DIR [BROKEN_STEP...]")
-    results, broken = argv[1], [b for b in argv[2:] if b]
-    text, status = summarize(results, broken)
-    with open(os.path.join(results, "summary.txt"), "w") as f:
+    if len(argv) != 2:
+        raise SystemExit("usage: gpu_summary.py RESULTS_DIR")
+    results = argv[1]
+    text, status = summarize(results)
+    path = os.path.join(results, "summary.txt")
+    with open(path + ".partial", "w") as f:
         f.write(text)
+    os.replace(path + ".partial", path)  # a kill never leaves half a summary
     print(text)
     return status
 

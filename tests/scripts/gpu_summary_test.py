@@ -1,15 +1,23 @@
 #!/usr/bin/python3
 """scripts/gpu_summary.py on small made-up outputs of scripts/gpu_check.sh --run: test counting,
-the ratios to each peer, targets, a benchmark file cut short by a timeout, the exit status."""
+the ratios to each peer, targets, a benchmark file cut short by a timeout, the steps' states, the
+exit status; and scripts/gpu_check.sh --run itself with stand-in programs: no GPU, and a run
+killed in the middle of a step, which must leave its summary."""
 import contextlib
 import io
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts")
+
+sys.path.insert(0, SCRIPTS)
 import gpu_summary  # noqa: E402
 
 
@@ -73,9 +81,9 @@ class GpuSummaryTest(unittest.TestCase):
         self.write("search.txt", "size 6.7 MiB\ntime: features 0.400 s, ORM 0.050 s, solve 0.010 s,"
                                  " search 0.460 s (loading 1.200 s)\n")
 
-    def summary_lines(self, broken=()):
+    def summary_lines(self):
         with contextlib.redirect_stdout(io.StringIO()):  # main() also prints the summary
-            status = gpu_summary.main(["gpu_summary.py", self.results, *broken])
+            status = gpu_summary.main(["gpu_summary.py", self.results])
         with open(os.path.join(self.results, "summary.txt")) as f:
             text = f.read()
         return status, {line.split(":")[0]: line for line in text.splitlines()}, text
@@ -129,15 +137,114 @@ class GpuSummaryTest(unittest.TestCase):
         self.assertIn("## targets: 5 met, 2 missed", text)
         self.assertIn("MISSED BM_TrainStep/cuda/resnet18/64/224 vs PyTorch img/s", text)
 
-    def test_broken_steps_and_missing_files(self):
-        self.write("log.txt", "no GPU\n")
-        status, _, text = self.summary_lines(["ompq_bench (timed out after 150 s)"])
-        self.assertEqual(status, 1)
+    def test_summary_before_any_step(self):
+        status, _, text = self.summary_lines()
+        self.assertEqual(status, 0)
+        self.assertIn("## steps: none started yet", text)
         self.assertIn("## gpu tests: no readable gtest.json", text)
         self.assertIn("## ompq GPU benchmarks: 0 cases", text)
         self.assertIn("no timing line", text)
-        self.assertIn("## steps that broke: ompq_bench (timed out after 150 s)", text)
+        self.assertFalse(os.path.exists(os.path.join(self.results, "summary.txt.partial")))
 
+    def test_each_step_state(self):
+        self.write("steps.txt", "start\tsmoke\t30\nend\tsmoke\t0\t3\n"
+                                "start\tgpu tests\t120\nend\tgpu tests\t124\t120\n"
+                                "skipped\tmemcheck\tno compute-sanitizer on this machine\n"
+                                "start\tompq_bench models\t60\nend\tompq_bench models\t1\t9\n"
+                                "out_of_time\tompq_bench cudnn\n")
+        status, lines, text = self.summary_lines()
+        self.assertEqual(status, 1)
+        self.assertEqual(lines["smoke"], "smoke: ok after 3 s")
+        self.assertEqual(lines["gpu tests"], "gpu tests: TIMED OUT after 120 s")
+        self.assertEqual(lines["memcheck"], "memcheck: skipped: no compute-sanitizer on this machine")
+        self.assertEqual(lines["ompq_bench models"], "ompq_bench models: FAILED: exit 1 after 9 s")
+        self.assertIn("NOT RUN: no time left", lines["ompq_bench cudnn"])
+        # A missing sanitizer is not a failure; running out of time is.
+        self.assertIn("## steps that broke: gpu tests (timed out), ompq_bench models (failed), "
+                      "ompq_bench cudnn (out of time)\n", text)
+
+    def test_run_cut_short_keeps_what_finished(self):
+        self.write_everything()
+        self.write("smoke.txt", "gpu_smoke: ok   ompq kernel (add, 1M elements): relative error 0\n")
+        self.write("memcheck.txt", "========= ERROR SUMMARY: 0 errors\n")
+        self.write("racecheck.txt", "========= Racecheck is running\n")
+        self.write("steps.txt", "start\tsmoke\t30\nend\tsmoke\t0\t2\n"
+                                "start\tgpu tests\t120\nend\tgpu tests\t0\t40\n"
+                                "start\tmemcheck\t45\nend\tmemcheck\t0\t30\n"
+                                "start\tracecheck\t35\n")
+        status, lines, text = self.summary_lines()
+        self.assertEqual(status, 1)
+        self.assertIn("CUT SHORT: started with a limit of 35 s and never ended", lines["racecheck"])
+        self.assertIn("## steps that broke: racecheck (cut short)", text)
+        self.assertIn("gpu_smoke: ok   ompq kernel", text)
+        self.assertEqual(lines["memcheck"], "memcheck: ok after 30 s")
+        self.assertIn("memcheck.txt: ERROR SUMMARY: 0 errors", text)
+        self.assertIn("racecheck.txt: no SUMMARY line (cut short?)", text)
+        self.assertIn("## gpu tests: 5 passed, 0 failed, 2 skipped", text)
+
+
+# gpu_check.sh --run in a copy of scripts/ beside a .device/ of stand-in programs.
+class GpuCheckRunTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.root = self.dir.name
+        shutil.copytree(SCRIPTS, os.path.join(self.root, "scripts"))
+        self.bin = os.path.join(self.root, ".device", "bin")
+        os.makedirs(self.bin)
+        with open(os.path.join(self.root, ".device", "env.sh"), "w") as f:
+            f.write('export PATH="$(pwd)/.device/bin:$PATH"\n')
+        self.results = os.path.join(self.root, "results")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def program(self, name, body):
+        path = os.path.join(self.bin, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/bash\n" + body)
+        os.chmod(path, 0o755)
+
+    def start(self):
+        return subprocess.Popen(["bash", "scripts/gpu_check.sh", "--run", self.results],
+                                cwd=self.root, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def read(self, name):
+        with open(os.path.join(self.results, name)) as f:
+            return f.read()
+
+    def test_no_gpu_stops_after_the_smoke_step(self):
+        self.program("gpu_smoke", 'echo "gpu_smoke: FAIL no usable GPU: no CUDA devices"; exit 2\n')
+        self.program("cuda_tests", "touch ran_tests\n")
+        run = self.start()
+        self.assertEqual(run.wait(timeout=60), 1)
+        summary = self.read("summary.txt")
+        self.assertIn("smoke: FAILED: exit 2", summary)
+        self.assertIn("gpu_smoke: FAIL no usable GPU: no CUDA devices", summary)
+        self.assertNotIn("gpu tests", self.read("steps.txt"))
+        self.assertFalse(os.path.exists(os.path.join(self.root, "ran_tests")))
+
+    def test_missing_library_is_named(self):
+        self.program("gpu_smoke", 'echo "gpu_smoke: error while loading shared libraries: '
+                                  'libcudnn.so.9: cannot open shared object file" >&2; exit 127\n')
+        self.assertEqual(self.start().wait(timeout=60), 1)
+        self.assertIn("libcudnn.so.9: cannot open shared object file", self.read("summary.txt"))
+
+    def test_kill_in_a_step_leaves_the_summary(self):
+        self.program("gpu_smoke", 'echo "gpu_smoke: every check passed"\n')
+        started = os.path.join(self.root, "tests_started")
+        self.program("cuda_tests", f"touch {started}; sleep 60\n")
+        run = self.start()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.killpg(run.pid, signal.SIGKILL)  # what the device tool does at its limit
+        run.wait()
+        summary = self.read("summary.txt")
+        self.assertIn("smoke: ok after", summary)
+        self.assertIn("gpu_smoke: every check passed", summary)
+        self.assertIn("gpu tests: CUT SHORT", summary)
+        self.assertIn("## steps that broke: gpu tests (cut short)", summary)
 
 if __name__ == "__main__":
     unittest.main()
