@@ -2,6 +2,7 @@
 
 #include <benchmark/benchmark.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,11 +10,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
 #include "core/philox.h"
+#include "data/dataloader.h"
+#include "data/imagenet.h"
 #include "data/transforms.h"
 
 namespace ompq {
@@ -87,7 +91,7 @@ void write_jpegs(const std::string& folder) {
     std::ofstream out(path, std::ios::binary);
     out.write(bench_jpegs()[i].data(), static_cast<std::streamsize>(bench_jpegs()[i].size()));
     if (!out) {
-      std::fprintf(stderr, "BM_Decode: cannot write %s\n", path.c_str());
+      std::fprintf(stderr, "bench_data: cannot write %s\n", path.c_str());
       std::exit(1);
     }
   }
@@ -117,6 +121,80 @@ void decode(benchmark::State& state, data::ImageTransformMode mode) {
   state.counters["jpeg_kb"] = bytes / 1024.0 / std::max<double>(1.0, static_cast<double>(i));
 }
 
+// The bench JPEGs as an ImageNet folder, train/ and val/ alike: kLoaderImages files spread over
+// kLoaderClasses class folders, file i being bench JPEG i mod kImages. The files are hard links
+// to kImages written ones: what is timed is the CPU's work per image (read from the page cache,
+// decode, transform, batch), which hard links leave unchanged; disk reads are not timed.
+constexpr int kLoaderImages = 1024, kLoaderClasses = 4, kLoaderBatch = 32;
+// Batches timed per run: fewer than an epoch's kLoaderImages / kLoaderBatch, so that the workers
+// never idle at an epoch's end inside the timed region.
+constexpr int kLoaderTimedBatches = 24;
+
+class LoaderFolder {
+ public:
+  LoaderFolder()
+      : root_(std::filesystem::temp_directory_path() /
+              absl::StrFormat("ompq_bench_imagefolder_%d", static_cast<int>(getpid()))) {
+    const std::filesystem::path originals = root_ / "originals";
+    write_jpegs(originals.string());
+    for (const char* split : {"train", "val"}) {
+      for (int i = 0; i < kLoaderImages; ++i) {
+        const std::filesystem::path folder =
+            root_ / split / absl::StrFormat("n%08d", i % kLoaderClasses);
+        std::filesystem::create_directories(folder);
+        std::error_code error;
+        std::filesystem::create_hard_link(
+            originals / absl::StrFormat("bench_%02d.JPEG", i % kImages),
+            folder / absl::StrFormat("image_%04d.JPEG", i), error);
+        if (error) {
+          std::fprintf(stderr, "BM_ImageFolderLoader: cannot link into %s: %s\n", folder.c_str(),
+                       error.message().c_str());
+          std::exit(1);
+        }
+      }
+    }
+  }
+  ~LoaderFolder() {
+    std::error_code ignored;  // a temporary folder left behind is not worth failing the run
+    std::filesystem::remove_all(root_, ignored);
+  }
+  std::string root() const { return root_.string(); }
+
+ private:
+  std::filesystem::path root_;
+};
+
+// Batches of kLoaderBatch from the ImageNet reader over LoaderFolder with the recipe of `split`
+// (train: RandomResizedCrop + flip; val: Resize + CenterCrop), shuffled as in training, built by
+// `workers` DataLoader threads, or on the benchmark's thread for 0 workers.
+void image_folder_loader(benchmark::State& state, const std::string& split, int workers) {
+  static const LoaderFolder folder;
+  absl::StatusOr<std::unique_ptr<data::ImageFolderDataset>> dataset =
+      data::ImageFolderDataset::open(data::imagenet_options(folder.root(), split));
+  if (!dataset.ok()) {
+    state.SkipWithError(std::string(dataset.status().message()).c_str());
+    return;
+  }
+  data::DataLoaderOptions options;
+  options.batch_size = kLoaderBatch;
+  options.shuffle = true;
+  options.num_workers = workers;
+  const data::DataLoader loader(std::move(*dataset), options);
+  data::BatchStream batches = loader.batches();
+  for (auto _ : state) {
+    std::optional<data::Batch> batch = batches.next();
+    if (!batch) {
+      state.SkipWithError("BM_ImageFolderLoader: the epoch ended inside the timed batches");
+      break;
+    }
+    benchmark::DoNotOptimize(batch->inputs.data<float>());
+  }
+  const int64_t images = state.iterations() * kLoaderBatch;
+  state.SetItemsProcessed(images);
+  state.counters["img_per_s_per_worker"] = benchmark::Counter(
+      static_cast<double>(images) / std::max(workers, 1), benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 void register_data_benchmarks() {
@@ -127,6 +205,18 @@ void register_data_benchmarks() {
   benchmark::RegisterBenchmark("BM_Decode/Resize256_CenterCrop224", decode,
                                data::ImageTransformMode::kEval)
       ->Unit(benchmark::kMicrosecond);
+  for (const char* split : {"train", "val"}) {
+    for (int workers : {0, 1, 2}) {
+      benchmark::internal::Benchmark* bench =
+          benchmark::RegisterBenchmark(
+              absl::StrFormat("BM_ImageFolderLoader/%s/workers:%d", split, workers).c_str(),
+              image_folder_loader, std::string(split), workers)
+              ->Iterations(kLoaderTimedBatches)
+              ->Unit(benchmark::kMillisecond);
+      // With workers the benchmark's thread only waits: only wall time measures them.
+      if (workers > 0) bench->UseRealTime();
+    }
+  }
 }
 
 }  // namespace ompq
