@@ -21,16 +21,10 @@
 namespace ompq {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::expect_equal;
+using ::testing::HasSubstr;
+using testing::random_integers;
 using testing::random_tensor_in;
-
-// Integer values in [lo, hi] of `dtype`.
-Tensor random_integers(const Shape& shape, DType dtype, uint64_t seed, int64_t lo, int64_t hi) {
-  std::vector<double> v = random_tensor_in(shape, DType::kF64, seed, 0, 1).to_vector<double>();
-  for (double& x : v) x = static_cast<double>(lo) + std::floor(x * static_cast<double>(hi - lo + 1));
-  return Tensor::from_vector(v, shape).to(dtype);
-}
 
 // A random layer: weight codes of `bits` bits (signed: from -2^(bits-1), else from 0), packed;
 // optional per-channel zero points; activation codes of x_dtype with a random zero point; and a
@@ -51,7 +45,8 @@ Layer random_layer(const Shape& x_shape, const Shape& w_shape, int bits, bool si
   l.x_zero_point = random_integers({}, DType::kI32, seed + 1, x_lo, x_lo + 255).item<int32_t>();
   const int64_t qmin = signed_weights ? -(int64_t{1} << (bits - 1)) : 0;
   const int64_t qmax = qmin + (int64_t{1} << bits) - 1;
-  l.codes = random_integers(w_shape, signed_weights ? DType::kI8 : DType::kU8, seed + 2, qmin, qmax);
+  l.codes =
+      random_integers(w_shape, signed_weights ? DType::kI8 : DType::kU8, seed + 2, qmin, qmax);
   l.w.packed = ops::pack_codes(l.codes, bits, qmin);
   l.w.shape = w_shape;
   l.w.bits = bits;
@@ -63,7 +58,8 @@ Layer random_layer(const Shape& x_shape, const Shape& w_shape, int bits, bool si
   // |acc| is about sqrt(K) * 74 * (2^bits / 3.5): aim the outputs at ~+-100 steps.
   const double k = static_cast<double>(shape_numel(w_shape) / out);
   const double typical = std::sqrt(k) * 74.0 * std::ldexp(1.0, bits) / 3.5;
-  l.requant.multiplier = random_tensor_in({out}, DType::kF32, seed + 4, 50 / typical, 150 / typical);
+  l.requant.multiplier =
+      random_tensor_in({out}, DType::kF32, seed + 4, 50 / typical, 150 / typical);
   l.requant.offset = random_tensor_in({out}, DType::kF32, seed + 5, -10, 10);
   l.requant.zero_point = x_dtype == DType::kI8 ? 3 : 128;
   l.requant.range = x_dtype == DType::kI8 ? QuantRange{-128, 127} : QuantRange{0, 255};
@@ -118,9 +114,9 @@ struct LinearCase {
 };
 
 // M (batch) 1..256, K and O of 1, odd sizes, tile edges and a long K (split).
-const LinearCase kLinearCases[] = {{1, 1, 1},     {1, 7, 9},       {3, 64, 64},   {16, 100, 130},
-                                   {67, 513, 33}, {1, 2048, 1000}, {256, 96, 200}, {5, 4096, 70},
-                                   {64, 65, 63}};
+const LinearCase kLinearCases[] = {{1, 1, 1},      {1, 7, 9},     {3, 64, 64},
+                                   {16, 100, 130}, {67, 513, 33}, {1, 2048, 1000},
+                                   {256, 96, 200}, {5, 4096, 70}, {64, 65, 63}};
 
 // The variant of a case: signedness, zero points and activation dtype cycle with the case and the
 // bit width, so that every combination occurs over the loops.
@@ -136,8 +132,7 @@ Variant variant(int case_index, int bits) {
 
 std::string describe(const Variant& v, int bits) {
   return absl::StrCat("W", bits, v.signed_weights ? " signed" : " unsigned",
-                      v.weight_zero_point ? " with zero points" : "", " x ",
-                      dtype_name(v.x_dtype));
+                      v.weight_zero_point ? " with zero points" : "", " x ", dtype_name(v.x_dtype));
 }
 
 // ---- the CPU path ----------------------------------------------------------------------------
@@ -180,9 +175,9 @@ TEST(PackedConv2d, CpuEqualsNaiveLoops) {
             expected_acc.push_back(static_cast<double>(sum));
             const float real = std::fma(static_cast<float>(sum), mult[o], off[o]);
             const double q = std::rint(real) + static_cast<double>(l.requant.zero_point);
-            expected_codes.push_back(std::min<double>(
-                std::max<double>(q, static_cast<double>(l.requant.range.qmin)),
-                static_cast<double>(l.requant.range.qmax)));
+            expected_codes.push_back(
+                std::min<double>(std::max<double>(q, static_cast<double>(l.requant.range.qmin)),
+                                 static_cast<double>(l.requant.range.qmax)));
           }
         }
       }
@@ -236,8 +231,9 @@ TEST(PackedConv2d, RejectsBadInputs) {
   r = l.requant;
   r.offset = Tensor::ones({3}, DType::kF64);
   expect_error(l.w, 0, DType::kI8, r, "requantization offset of shape [3] and dtype f64");
-  EXPECT_THAT([&] { ops::packed_linear(l.x, 0, l.w); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("packed_linear: input of shape [1, 4, 5, 5]")));
+  EXPECT_THAT(
+      [&] { ops::packed_linear(l.x, 0, l.w); },
+      ::testing::ThrowsMessage<Error>(HasSubstr("packed_linear: input of shape [1, 4, 5, 5]")));
 }
 
 // ---- CUDA against the CPU reference ----------------------------------------------------------
@@ -270,9 +266,8 @@ TEST(CudaPackedConv2d, EveryBitWidthAndShapeMatchesTheCpuBitForBit) {
     for (int bits = 2; bits <= 8; ++bits) {
       const Variant v = variant(index, bits);
       SCOPED_TRACE(c.name() + " " + describe(v, bits));
-      const Layer l =
-          random_layer({c.n, c.c, c.h, c.w}, {c.o, c.c / c.groups, c.kh, c.kw}, bits,
-                       v.signed_weights, v.weight_zero_point, v.x_dtype, seed += 10);
+      const Layer l = random_layer({c.n, c.c, c.h, c.w}, {c.o, c.c / c.groups, c.kh, c.kw}, bits,
+                                   v.signed_weights, v.weight_zero_point, v.x_dtype, seed += 10);
       expect_gpu_matches_cpu(l, &c);
     }
     ++index;

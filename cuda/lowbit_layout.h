@@ -1,0 +1,407 @@
+// The index math of the packed low-bit implicit GEMM (cuda/lowbit_kernels.cu) as host-and-device
+// code: which thread loads which part of a tile, where it lands in shared memory, which bytes each
+// lane of a warp hands to mma.sync m16n8k32 and which accumulators it gets back, how K is split
+// over blocks, where the packed weight codes of a tile lie, and the launch configuration. The
+// kernels call these functions; tests/cuda/lowbit_layout_test.cc runs them on the CPU for every
+// thread of a block and checks the product against the CPU reference and the PTX fragment tables.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/ops/conv.h"
+#include "core/shape.h"
+
+// Loops over the registers of a slice must unroll on the device (constant indices keep them in
+// registers); the host compiler, which runs them in the CPU test, does not know the pragma.
+#if defined(__CUDACC__)
+#define OMPQ_LOWBIT_UNROLL _Pragma("unroll")
+#else
+#define OMPQ_LOWBIT_UNROLL
+#endif
+
+namespace ompq::cuda::lowbit {
+
+// ---- tiles and launch -------------------------------------------------------------------------
+// A block computes a 64 (m) x 64 (o) output tile over k tiles of 64; its 4 warps each own a
+// 32 x 32 quarter as 2 x 4 mma tiles of 16 x 8 (x 32 k).
+constexpr int kTileM = 64, kTileN = 64, kTileK = 64;
+constexpr int kMmaM = 16, kMmaN = 8, kMmaK = 32;
+constexpr int kWarpSize = 32;
+constexpr int kWarpTileM = 32, kWarpTileN = 32;
+constexpr int kWarpMmaM = kWarpTileM / kMmaM, kWarpMmaN = kWarpTileN / kMmaN;
+constexpr int kGemmWarps = (kTileM / kWarpTileM) * (kTileN / kWarpTileN);
+constexpr int kGemmThreads = kGemmWarps * kWarpSize;
+
+// A thread's share of a tile: 32 consecutive k of one row, held as 8 words (byte b of word w is
+// k offset 4w + b) and stored to shared memory as two 16-byte chunks.
+constexpr int kSliceBytes = 32, kChunkBytes = 16, kSliceChunks = kSliceBytes / kChunkBytes;
+constexpr int kSlicesPerRow = kTileK / kSliceBytes;
+static_assert(kTileM == kTileN && kGemmThreads == kTileM * kSlicesPerRow,
+              "every thread loads one slice of the A tile and one of the B tile");
+
+// Shared tiles are [64][64 + 16] bytes. The 16 bytes of padding make a row 5 chunks of 16 bytes,
+// an odd number: 8 consecutive rows then start in 8 different 16-byte bank groups, so that both
+// the chunk stores (8 lanes per 128-byte wavefront, 8 consecutive rows) and the 4-byte fragment
+// loads (8 rows x 4 words) reach all 32 banks once.
+constexpr int kSmemStride = kTileK + 16;
+constexpr int kTileBytes = kTileM * kSmemStride;
+// Static shared memory of the GEMM kernel: the A and B tiles and their per-slice row sums. It
+// takes no dynamic shared memory.
+constexpr int kGemmStaticSharedBytes =
+    2 * kTileBytes + 2 * kSlicesPerRow * kTileM * static_cast<int>(sizeof(int32_t));
+constexpr int kGemmDynamicSharedBytes = 0;
+
+// Split K: at least 4 k tiles per split, at most 64 splits.
+constexpr int kMinSplitKTiles = 4, kMaxSplits = 64;
+
+// ---- geometry ---------------------------------------------------------------------------------
+
+// Conv geometry as the kernels see it: one GEMM per group, C[m, o] over m = (n, oh, ow)
+// positions and the group's o, K = (C/groups) * kh * kw in weight order (c, i, j).
+struct ConvGeometry {
+  int batch, channels, height, width;  // input (all groups)
+  int out_channels, out_h, out_w;      // output (all groups)
+  int kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int groups, group_channels, group_out;  // C / groups, O / groups
+  int k;                                  // group_channels * kh * kw
+  int m;                                  // batch * out_h * out_w
+  bool dense;          // a 1x1 kernel on a 1x1 image (linear): A row m is x[m, group's channels]
+  bool dense_vectors;  // dense, with every row's group 16-byte aligned: loaded as 16-byte vectors
+};
+
+// x [N, C, H, W], out [N, O, OH, OW], weight [O, C/groups, kh, kw]; x_16_byte_aligned: x's data
+// starts on a 16-byte boundary.
+inline ConvGeometry conv_geometry(const Shape& x, const Shape& out, const Shape& weight,
+                                  const Conv2dParams& p, bool x_16_byte_aligned) {
+  ConvGeometry geo;
+  geo.batch = static_cast<int>(x[0]);
+  geo.channels = static_cast<int>(x[1]);
+  geo.height = static_cast<int>(x[2]);
+  geo.width = static_cast<int>(x[3]);
+  geo.out_channels = static_cast<int>(out[1]);
+  geo.out_h = static_cast<int>(out[2]);
+  geo.out_w = static_cast<int>(out[3]);
+  geo.kh = static_cast<int>(weight[2]);
+  geo.kw = static_cast<int>(weight[3]);
+  geo.stride_h = static_cast<int>(p.stride[0]);
+  geo.stride_w = static_cast<int>(p.stride[1]);
+  geo.pad_h = static_cast<int>(p.padding[0]);
+  geo.pad_w = static_cast<int>(p.padding[1]);
+  geo.dil_h = static_cast<int>(p.dilation[0]);
+  geo.dil_w = static_cast<int>(p.dilation[1]);
+  geo.groups = static_cast<int>(p.groups);
+  geo.group_channels = geo.channels / geo.groups;
+  geo.group_out = geo.out_channels / geo.groups;
+  geo.k = geo.group_channels * geo.kh * geo.kw;
+  geo.m = geo.batch * geo.out_h * geo.out_w;
+  geo.dense = geo.height == 1 && geo.width == 1 && geo.kh == 1 && geo.kw == 1 && geo.pad_h == 0 &&
+              geo.pad_w == 0;
+  geo.dense_vectors =
+      geo.dense && geo.channels % 16 == 0 && geo.group_channels % 16 == 0 && x_16_byte_aligned;
+  return geo;
+}
+
+// Where output element (m, o) (o over all groups) lies in out [N, O, OH, OW].
+OMPQ_HD inline int64_t output_index(const ConvGeometry& geo, int m, int o) {
+  const int positions = geo.out_h * geo.out_w;
+  const int n = m / positions, pos = m % positions;
+  return (static_cast<int64_t>(n) * geo.out_channels + o) * positions + pos;
+}
+
+// The packed weight as the kernels see it.
+struct PackedWeightView {
+  const uint8_t* packed;  // [O, row_bytes]
+  int64_t row_bytes;
+  bool word_rows;  // every row starts on a 4-byte boundary
+  int bits;
+  int32_t qmin;
+  const int32_t* zero_point;  // [O] or null
+};
+
+// ---- split K ----------------------------------------------------------------------------------
+
+OMPQ_HD inline int k_tile_count(int k) { return (k + kTileK - 1) / kTileK; }
+
+struct SplitK {
+  int splits, tiles_per_split;
+};
+
+// When the output tiles (`output_blocks` of them) cannot fill 2 blocks per SM, K is split over
+// blocks, each taking at least kMinSplitKTiles of the k_tiles; no split is empty.
+inline SplitK plan_split_k(int64_t output_blocks, int k_tiles, int sm_count) {
+  const int64_t wanted = 2 * int64_t{sm_count};
+  const int64_t by_occupancy = (wanted + output_blocks - 1) / output_blocks;
+  const int splits = static_cast<int>(std::clamp<int64_t>(
+      std::min<int64_t>(by_occupancy, k_tiles / kMinSplitKTiles), 1, kMaxSplits));
+  const int tiles_per_split = (k_tiles + splits - 1) / splits;
+  return {(k_tiles + tiles_per_split - 1) / tiles_per_split, tiles_per_split};
+}
+
+// The k tiles [begin, end) of split `split`.
+struct KTileRange {
+  int begin, end;
+};
+OMPQ_HD inline KTileRange split_k_tiles(int split, const SplitK& plan, int k_tiles) {
+  const int begin = split * plan.tiles_per_split;
+  const int end = begin + plan.tiles_per_split;
+  return {begin, end < k_tiles ? end : k_tiles};
+}
+
+// How many of the K products a split's tiles hold (the last tile may end past K).
+OMPQ_HD inline int split_k_products(int k, const KTileRange& tiles) {
+  const int end = tiles.end * kTileK, begin = tiles.begin * kTileK;
+  return (end < k ? end : k) - (begin < k ? begin : k);
+}
+
+// The block of grid position (x, y, z): output tile origin, group and split.
+struct BlockTile {
+  int m0, n0, group, split;
+};
+OMPQ_HD inline BlockTile block_tile(int block_x, int block_y, int block_z, int splits) {
+  return {block_x * kTileM, block_y * kTileN, block_z / splits, block_z % splits};
+}
+
+// The GEMM kernel's launch: grid (m tiles, n tiles, groups * splits) of kGemmThreads threads,
+// kGemmDynamicSharedBytes of dynamic shared memory (kGemmStaticSharedBytes static).
+struct PackedGemmLaunch {
+  int grid_x, grid_y, grid_z;
+  SplitK split;
+};
+inline PackedGemmLaunch packed_gemm_launch(const ConvGeometry& geo, int sm_count) {
+  const int m_tiles = (geo.m + kTileM - 1) / kTileM;
+  const int n_tiles = (geo.group_out + kTileN - 1) / kTileN;
+  const SplitK split =
+      plan_split_k(int64_t{m_tiles} * n_tiles * geo.groups, k_tile_count(geo.k), sm_count);
+  return {m_tiles, n_tiles, geo.groups * split.splits, split};
+}
+
+// ---- loading a tile ---------------------------------------------------------------------------
+
+// The slice of a tile that thread `thread` of the block loads: row (thread % 64), k offset
+// 32 * (thread / 64). Lanes of a warp take consecutive rows, so that a quarter warp's 16-byte
+// stores hit 8 consecutive rows (conflict-free, see kSmemStride) and the gather reads 32
+// consecutive positions per k.
+struct TileSlice {
+  int row, k_offset;
+};
+OMPQ_HD inline TileSlice tile_slice(int thread) {
+  return {thread % kTileM, (thread / kTileM) * kSliceBytes};
+}
+
+// Byte offset in a shared tile of chunk `chunk` (0 or 1: words 4 * chunk ..) of a thread's slice.
+OMPQ_HD inline int slice_chunk_offset(int thread, int chunk) {
+  const TileSlice s = tile_slice(thread);
+  return s.row * kSmemStride + s.k_offset + chunk * kChunkBytes;
+}
+
+// Global loads: through the read-only cache on the device, plain reads on the host (the CPU test).
+template <typename T>
+OMPQ_HD inline T read_global(const T* p) {
+#ifdef __CUDA_ARCH__
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+
+// 16 bytes at a 16-byte aligned p as 4 little-endian words.
+OMPQ_HD inline void read_global_16(const void* p, uint32_t* words) {
+#ifdef __CUDA_ARCH__
+  const uint4 v = __ldg(static_cast<const uint4*>(p));
+  words[0] = v.x, words[1] = v.y, words[2] = v.z, words[3] = v.w;
+#else
+  std::memcpy(words, p, 16);
+#endif
+}
+
+// A[m, k_begin ..][32] of group g: raw activation codes, `pad` (the activation zero point) where
+// the window falls on padding, 0 beyond K or M (0 x 0 products, and sums over valid k only).
+template <typename XCode>
+OMPQ_HD inline void load_a_slice(uint32_t (&words)[8], const XCode* x, const ConvGeometry& geo,
+                                 int g, int m, int k_begin, uint8_t pad) {
+  OMPQ_LOWBIT_UNROLL
+  for (int w = 0; w < 8; ++w) words[w] = 0;
+  if (m >= geo.m) return;
+  if (geo.dense) {
+    const XCode* row = x + static_cast<int64_t>(m) * geo.channels + g * geo.group_channels;
+    if (geo.dense_vectors && k_begin + kSliceBytes <= geo.k) {
+      read_global_16(row + k_begin, words);  // 16-byte aligned: see ConvGeometry::dense_vectors
+      read_global_16(row + k_begin + kChunkBytes, words + 4);
+      return;
+    }
+    OMPQ_LOWBIT_UNROLL
+    for (int t = 0; t < kSliceBytes; ++t) {
+      if (k_begin + t < geo.k) {
+        words[t / 4] |= static_cast<uint32_t>(static_cast<uint8_t>(read_global(row + k_begin + t)))
+                        << (8 * (t % 4));
+      }
+    }
+    return;
+  }
+  // NCHW: consecutive k of a row are a window's taps, strided in memory, so they are read one by
+  // one; the lanes of a warp read consecutive positions for each k (coalesced across the warp).
+  const int positions = geo.out_h * geo.out_w;
+  const int n = m / positions, pos = m % positions;
+  const int ih0 = (pos / geo.out_w) * geo.stride_h - geo.pad_h;
+  const int iw0 = (pos % geo.out_w) * geo.stride_w - geo.pad_w;
+  const XCode* image = x + (static_cast<int64_t>(n) * geo.channels + g * geo.group_channels) *
+                               geo.height * geo.width;
+  const int taps = geo.kh * geo.kw;
+  int c = k_begin / taps, r = k_begin % taps;
+  int i = r / geo.kw, j = r % geo.kw;
+  OMPQ_LOWBIT_UNROLL
+  for (int t = 0; t < kSliceBytes; ++t) {
+    if (k_begin + t < geo.k) {
+      const int ih = ih0 + i * geo.dil_h, iw = iw0 + j * geo.dil_w;
+      const uint8_t byte =
+          (ih >= 0 && ih < geo.height && iw >= 0 && iw < geo.width)
+              ? static_cast<uint8_t>(read_global(
+                    image + (static_cast<int64_t>(c) * geo.height + ih) * geo.width + iw))
+              : pad;
+      words[t / 4] |= static_cast<uint32_t>(byte) << (8 * (t % 4));
+      if (++j == geo.kw) {  // walk (c, i, j) without dividing
+        j = 0;
+        if (++i == geo.kh) {
+          i = 0;
+          ++c;
+        }
+      }
+    }
+  }
+}
+
+// Packing offsets (core/ops/quant_math.h: a row is a little-endian bit stream of kBits-bit
+// values). The 32 codes from k_begin (a multiple of 32) are kBits words from word
+// (k_begin / 32) * kBits of a row of whole words; the 8 codes from k (a multiple of 8) are kBits
+// bytes from byte (k / 8) * kBits.
+OMPQ_HD constexpr int64_t packed_slice_word(int k_begin, int bits) {
+  return static_cast<int64_t>(k_begin / 32) * bits;
+}
+OMPQ_HD constexpr int64_t packed_group_byte(int k, int bits) {
+  return static_cast<int64_t>(k / 8) * bits;
+}
+
+// B[o, k_begin ..][32] (k_begin a multiple of 32): the stored values (code - qmin) of row o,
+// 0 beyond K or the group's output channels. Aligned words unpacked at compile-time bit offsets
+// when rows are whole words and the 32 codes lie inside K; otherwise 4 groups of 8 codes (kBits
+// bytes each), read bytewise up to the row's end.
+template <int kBits>
+OMPQ_HD inline void load_b_slice(uint32_t (&words)[8], const PackedWeightView& w,
+                                 const ConvGeometry& geo, int o, int o_local, int k_begin) {
+  constexpr uint32_t kMask = (1u << kBits) - 1;
+  OMPQ_LOWBIT_UNROLL
+  for (int t = 0; t < 8; ++t) words[t] = 0;
+  if (o_local >= geo.group_out) return;
+  const uint8_t* row = w.packed + static_cast<int64_t>(o) * w.row_bytes;
+  if (w.word_rows && k_begin + kSliceBytes <= geo.k) {
+    const uint32_t* src =
+        reinterpret_cast<const uint32_t*>(row) + packed_slice_word(k_begin, kBits);
+    uint32_t packed[kBits + 1];
+    OMPQ_LOWBIT_UNROLL
+    for (int i = 0; i < kBits; ++i) packed[i] = read_global(src + i);
+    packed[kBits] = 0;
+    OMPQ_LOWBIT_UNROLL
+    for (int v = 0; v < 32; ++v) {
+      const int bit = v * kBits, word = bit / 32, shift = bit % 32;
+      uint32_t value = packed[word] >> shift;
+      if (shift + kBits > 32) value |= packed[word + 1] << (32 - shift);
+      words[v / 4] |= (value & kMask) << (8 * (v % 4));
+    }
+    return;
+  }
+  OMPQ_LOWBIT_UNROLL
+  for (int group = 0; group < 4; ++group) {
+    const int k = k_begin + group * 8;
+    if (k >= geo.k) break;
+    const int64_t byte = packed_group_byte(k, kBits);
+    const int64_t left = w.row_bytes - byte;
+    const int available = left < kBits ? static_cast<int>(left) : kBits;
+    uint64_t stream = 0;
+    for (int b = 0; b < available; ++b) {
+      stream |= static_cast<uint64_t>(read_global(row + byte + b)) << (8 * b);
+    }
+    uint64_t values = 0;
+    OMPQ_LOWBIT_UNROLL
+    for (int v = 0; v < 8; ++v) values |= ((stream >> (v * kBits)) & kMask) << (8 * v);
+    // Codes at or past K stay 0: the row's padding bits are 0, but the last group's bytes may
+    // be whole while K ends inside them.
+    const int valid = geo.k - k;
+    if (valid < 8) values &= (uint64_t{1} << (8 * valid)) - 1;
+    words[2 * group] = static_cast<uint32_t>(values);
+    words[2 * group + 1] = static_cast<uint32_t>(values >> 32);
+  }
+}
+
+// Sum of the 32 bytes of a slice, as signed or unsigned bytes.
+template <bool kSigned>
+OMPQ_HD inline int slice_byte_sum(const uint32_t (&words)[8]) {
+  int sum = 0;
+  OMPQ_LOWBIT_UNROLL
+  for (int w = 0; w < 8; ++w) {
+#ifdef __CUDA_ARCH__
+    sum = kSigned ? __dp4a(static_cast<int>(words[w]), 0x01010101, sum)
+                  : static_cast<int>(__dp4a(words[w], 0x01010101u, static_cast<unsigned>(sum)));
+#else
+    for (int b = 0; b < 4; ++b) {
+      const uint8_t byte = static_cast<uint8_t>(words[w] >> (8 * b));
+      sum += kSigned ? static_cast<int>(static_cast<int8_t>(byte)) : static_cast<int>(byte);
+    }
+#endif
+  }
+  return sum;
+}
+
+// ---- the warp's mma tiles ---------------------------------------------------------------------
+
+// A warp's 32 x 32 quarter of the block tile.
+struct WarpTile {
+  int m, n;
+};
+OMPQ_HD inline WarpTile warp_tile(int warp) {
+  return {(warp / (kTileN / kWarpTileN)) * kWarpTileM, (warp % (kTileN / kWarpTileN)) * kWarpTileN};
+}
+
+// (row, col) of an element in an mma tile.
+struct TileCoord {
+  int row, col;
+};
+
+// mma.sync m16n8k32 with 8-bit operands, per lane (group = lane / 4, thread in group = lane % 4):
+// A fragment register reg (0..3) holds 4 consecutive k of one row of the 16 x 32 A tile, starting
+// at the returned (m, k); B register reg (0..1) 4 consecutive k of one column of the 32 x 8 B tile
+// (B is stored n-major in shared memory: row = n, col = k); accumulator i (0..3) is element
+// (m, n) of the 16 x 8 C tile.
+OMPQ_HD inline TileCoord a_fragment_coord(int lane, int reg) {
+  return {lane / 4 + 8 * (reg % 2), (lane % 4) * 4 + 16 * (reg / 2)};
+}
+OMPQ_HD inline TileCoord b_fragment_coord(int lane, int reg) {
+  return {lane / 4, (lane % 4) * 4 + 16 * reg};
+}
+OMPQ_HD inline TileCoord c_fragment_coord(int lane, int i) {
+  return {lane / 4 + 8 * (i / 2), (lane % 4) * 2 + i % 2};
+}
+
+// Byte offset in a shared tile of a fragment register of the mma tile whose first row is `row0`
+// and first k is `k0`.
+OMPQ_HD inline int a_fragment_offset(int lane, int reg, int row0, int k0) {
+  const TileCoord c = a_fragment_coord(lane, reg);
+  return (row0 + c.row) * kSmemStride + k0 + c.col;
+}
+OMPQ_HD inline int b_fragment_offset(int lane, int reg, int n0, int k0) {
+  const TileCoord c = b_fragment_coord(lane, reg);
+  return (n0 + c.row) * kSmemStride + k0 + c.col;
+}
+
+// acc = sum (A - zx)(B - zw) over `products` k from the raw sum A*B and the row sums of A and B:
+// sum A*B - zw * sum A - zx * sum B + products * zx * zw, in int32 arithmetic modulo 2^32 (exact
+// whenever the true result fits in int32, as the CPU's does).
+OMPQ_HD inline uint32_t centred_accumulator(uint32_t raw, uint32_t zw, uint32_t zx, int a_sum,
+                                            int b_sum, int products) {
+  return raw - zw * static_cast<uint32_t>(a_sum) - zx * static_cast<uint32_t>(b_sum) +
+         static_cast<uint32_t>(products) * zx * zw;
+}
+
+}  // namespace ompq::cuda::lowbit
