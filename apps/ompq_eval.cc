@@ -188,7 +188,7 @@ absl::Status run_dataset_mode(nn::Model& model, Device device) {
   const int64_t limit = absl::GetFlag(FLAGS_limit);
   if (limit < 0) return invalid(absl::StrCat("--limit ", limit, " must not be negative"));
   if (limit > 0 && limit < dataset->size()) {
-    dataset = std::make_shared<data::Prefix>(dataset, limit);
+    dataset = std::make_shared<data::Subset>(dataset, limit, data::SubsetSpacing::kFirst);
   }
   OMPQ_RETURN_IF_ERROR(load_weights(model, device));
   data::DataLoaderOptions options;

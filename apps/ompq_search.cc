@@ -32,12 +32,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "apps/app_main.h"
 #include "core/parallel.h"
 #include "core/proto/ompq.pb.h"
-#include "data/imagenet.h"
-#include "data/mnist.h"
+#include "data/catalog.h"
 #include "layers/models/registry.h"
-#include "apps/app_main.h"
 #include "runtime/init.h"
 #include "solver/baselines.h"
 #include "solver/bit_config.h"
@@ -173,32 +172,23 @@ absl::Status with_model_name(const absl::Status& status, const std::string& mode
   return absl::Status(status.code(), absl::StrCat(model_name, ": ", status.message()));
 }
 
-// --data as a dataset shaped for the model's input [C, S, S].
+// --data as a dataset shaped for the model's input [C, S, S], with the search's crops.
 absl::StatusOr<std::shared_ptr<const data::Dataset>> open_search_data(const Shape& input) {
   const std::string spec = absl::GetFlag(FLAGS_data);
-  const std::string model = absl::GetFlag(FLAGS_model);
+  data::DatasetRequest request;
+  request.input = input;
+  request.model = absl::GetFlag(FLAGS_model);
+  request.use = data::DatasetUse::kSearch;
+  request.kind = data::DatasetKind::kImageNet;
+  request.dir = spec;
   if (spec == kFashionMnistPrefix ||
       absl::StartsWith(spec, absl::StrCat(kFashionMnistPrefix, ":"))) {
-    OMPQ_ASSIGN_OR_RETURN(data::MnistOptions options, data::mnist_options_for_input(input, model));
-    if (spec.size() > sizeof(kFashionMnistPrefix) - 1) {
-      options.folder = spec.substr(sizeof(kFashionMnistPrefix));
-    }
-    options.split = data::Split::kTrain;
-    OMPQ_ASSIGN_OR_RETURN(auto dataset, data::MnistDataset::open(options));
-    return std::shared_ptr<const data::Dataset>(std::move(dataset));
+    request.kind = data::DatasetKind::kFashionMnist;
+    request.dir = spec.size() > sizeof(kFashionMnistPrefix) - 1
+                      ? spec.substr(sizeof(kFashionMnistPrefix))
+                      : std::string();
   }
-  if (input[0] != 3) {
-    return invalid(absl::StrCat(model, " takes ", input[0], "-channel images, ImageNet has 3"));
-  }
-  data::ImageFolderOptions options = data::imagenet_options(spec, "train");
-  // The reference's DALI training pipeline (spec 1.2); its crop makes up to 100 attempts where
-  // torchvision's, used here, makes 10 before falling back to a centre crop.
-  options.transform.size = input[1];
-  options.transform.crop.scale_min = 0.1;
-  options.transform.crop.ratio_min = 0.8;
-  options.transform.crop.ratio_max = 1.25;
-  OMPQ_ASSIGN_OR_RETURN(auto dataset, data::ImageFolderDataset::open(options));
-  return std::shared_ptr<const data::Dataset>(std::move(dataset));
+  return data::open_dataset(request);
 }
 
 // The bit config with this run's model variant and search inputs.

@@ -2,7 +2,10 @@
 // -> search (unless --bits) -> QAT or PTQ -> eval -> export -> report, into one output folder.
 // Rerunning the same command skips finished stages and resumes an interrupted training stage from
 // its checkpoint. With no flags: ResNet-20 on Fashion-MNIST, 3 epochs of pretraining, an lp search
-// (QAT mode, 4..8 bits, DFS rounding) at 75% of the all-8-bit size, one epoch of QAT, evaluation and export.
+// (QAT mode, 4..8 bits, DFS rounding) at 75% of the all-8-bit size, one epoch of QAT, evaluation
+// and export. --dataset=imagenet --data_dir=DIR reads an ImageNet-layout folder instead, and the
+// presets in configs/ are the paper's ImageNet experiments:
+//   ompq_train --config=configs/resnet18_qat_6.7mb_a6.pbtxt --data_dir=DIR --weights=W.safetensors
 //
 // Every flag maps onto one field of proto::ExperimentConfig; --config=FILE sets fields first and
 // the flags given on the command line override them. The resolved config is config.pbtxt.
@@ -17,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "apps/app_main.h"
@@ -38,11 +42,21 @@ ABSL_FLAG(std::string, output_dir, "out/train", "folder of every output");
 ABSL_FLAG(uint64_t, seed, 0, "seed of initialization, shuffling, dropout and the search images");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores)");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda:N");
-ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
-          "Fashion-MNIST (or MNIST) IDX folder");
-ABSL_FLAG(int64_t, train_limit, 0, "use only the first N training images (0: all)");
-ABSL_FLAG(int64_t, test_limit, 0, "use only the first N test images (0: all)");
+ABSL_FLAG(std::string, dataset, "fashion_mnist", "fashion_mnist, mnist or imagenet");
+ABSL_FLAG(std::string, data_dir, "",
+          "the IDX folder (empty: Debian's Fashion-MNIST) or, for imagenet, the folder holding "
+          "train/ and val/");
+ABSL_FLAG(std::string, label_file, "",
+          "imagenet: the label file of a flat val/ folder (lines '<file> <wnid or index>')");
+ABSL_FLAG(int32_t, image_size, 0, "side of the input images (0: the model's own)");
+ABSL_FLAG(bool, strict_images, false,
+          "imagenet: stop at the first unreadable image instead of skipping it");
+ABSL_FLAG(int64_t, train_limit, 0,
+          "use only N training images (0: all): the first N of IDX data, N spread over an image "
+          "folder's classes");
+ABSL_FLAG(int64_t, test_limit, 0, "use only N test images (0: all), chosen as --train_limit's");
 ABSL_FLAG(int32_t, workers, 1, "data loader worker threads");
+ABSL_FLAG(int32_t, prefetch, 2, "batches built ahead per data loader worker");
 ABSL_FLAG(std::string, weights, "", "FP32 weights (safetensors) to quantize; none: pretrain them");
 ABSL_FLAG(int32_t, epochs, 3, "pretraining epochs");
 ABSL_FLAG(int32_t, batch_size, 64, "training batch size (pretraining and QAT)");
@@ -79,8 +93,18 @@ ABSL_FLAG(int32_t, qat_epochs, 1, "QAT epochs");
 ABSL_FLAG(double, qat_lr, 1e-3, "QAT initial learning rate (cosine decay per iteration)");
 ABSL_FLAG(double, qat_momentum, 0.9, "QAT SGD momentum");
 ABSL_FLAG(double, qat_weight_decay, 1e-4, "QAT weight decay");
-ABSL_FLAG(int32_t, ptq_iters, 500, "PTQ AdaRound iterations per block (step sizes: 2/5 of it)");
+ABSL_FLAG(int32_t, ptq_iters, 500, "PTQ AdaRound iterations per block");
 ABSL_FLAG(int32_t, calibration_images, 1024, "PTQ calibration images (from the training set)");
+ABSL_FLAG(int32_t, ptq_activation_iters, 0,
+          "PTQ step-size iterations per block (0: 2/5 of --ptq_iters)");
+ABSL_FLAG(double, ptq_weight_lr, 1e-2, "PTQ Adam lr of the rounding variables (reference: 1e-3)");
+ABSL_FLAG(double, ptq_activation_lr, 4e-4, "PTQ Adam lr of the activation step sizes");
+ABSL_FLAG(double, ptq_rounding_weight, 0.01,
+          "PTQ weight of the rounding regularizer (reference: 0.01 ResNet, 0.1 MobileNetV2)");
+ABSL_FLAG(double, ptq_activation_p, 2.4, "PTQ p of the step sizes' Lp reconstruction loss");
+ABSL_FLAG(bool, eval_fp32, true,
+          "evaluate the FP32 model beside the quantized one (false: a faster start from known "
+          "weights; the report's FP32 row then has no accuracy)");
 ABSL_FLAG(bool, fresh, false, "discard this pipeline's outputs already in output_dir");
 ABSL_FLAG(std::string, dist, "auto",
           "auto: data parallel over the ranks when mpirun or srun started this process; none: "
@@ -109,6 +133,18 @@ void collect_given_flags(int argc, char** argv) {
   }
 }
 
+// --dataset as the config's enum; run() has refused unknown names before any flag is applied.
+bool parse_dataset_flag(proto::Dataset* dataset) {
+  return proto::Dataset_Parse(
+      absl::StrCat("DATASET_", absl::AsciiStrToUpper(absl::GetFlag(FLAGS_dataset))), dataset);
+}
+
+proto::Dataset dataset_from_flag() {
+  proto::Dataset dataset = proto::DATASET_FASHION_MNIST;
+  parse_dataset_flag(&dataset);
+  return dataset;
+}
+
 // Every config flag with the field it sets.
 struct ConfigFlag {
   const char* name;
@@ -117,8 +153,10 @@ struct ConfigFlag {
 
 const std::vector<ConfigFlag>& config_flags() {
   using C = ExperimentConfig;
-#define OMPQ_FLAG_FIELD(flag, setter) \
-  ConfigFlag { #flag, [](C& c) { c.setter(absl::GetFlag(FLAGS_##flag)); } }
+#define OMPQ_FLAG_FIELD(flag, setter)                           \
+  ConfigFlag {                                                  \
+#flag, [](C & c) { c.setter(absl::GetFlag(FLAGS_##flag)); } \
+  }
   static const std::vector<ConfigFlag> flags = {
       OMPQ_FLAG_FIELD(model, set_model),
       OMPQ_FLAG_FIELD(small_input, set_small_input),
@@ -130,7 +168,13 @@ const std::vector<ConfigFlag>& config_flags() {
       OMPQ_FLAG_FIELD(weights, set_weights),
       OMPQ_FLAG_FIELD(quant, set_quant),
       OMPQ_FLAG_FIELD(act_bits, set_act_bits),
+      ConfigFlag{"dataset", [](C& c) { c.mutable_data()->set_dataset(dataset_from_flag()); }},
       OMPQ_FLAG_FIELD(data_dir, mutable_data()->set_dir),
+      OMPQ_FLAG_FIELD(label_file, mutable_data()->set_label_file),
+      OMPQ_FLAG_FIELD(image_size, mutable_data()->set_image_size),
+      OMPQ_FLAG_FIELD(strict_images, mutable_data()->set_strict_images),
+      OMPQ_FLAG_FIELD(prefetch, mutable_data()->set_prefetch),
+      OMPQ_FLAG_FIELD(eval_fp32, set_eval_fp32),
       OMPQ_FLAG_FIELD(train_limit, mutable_data()->set_train_limit),
       OMPQ_FLAG_FIELD(test_limit, mutable_data()->set_test_limit),
       OMPQ_FLAG_FIELD(workers, mutable_data()->set_workers),
@@ -159,6 +203,11 @@ const std::vector<ConfigFlag>& config_flags() {
       OMPQ_FLAG_FIELD(qat_weight_decay, mutable_qat()->set_weight_decay),
       OMPQ_FLAG_FIELD(ptq_iters, mutable_ptq()->set_iters),
       OMPQ_FLAG_FIELD(calibration_images, mutable_ptq()->set_calibration_images),
+      OMPQ_FLAG_FIELD(ptq_activation_iters, mutable_ptq()->set_activation_iters),
+      OMPQ_FLAG_FIELD(ptq_weight_lr, mutable_ptq()->set_weight_lr),
+      OMPQ_FLAG_FIELD(ptq_activation_lr, mutable_ptq()->set_activation_lr),
+      OMPQ_FLAG_FIELD(ptq_rounding_weight, mutable_ptq()->set_rounding_weight),
+      OMPQ_FLAG_FIELD(ptq_activation_p, mutable_ptq()->set_activation_p),
   };
 #undef OMPQ_FLAG_FIELD
   return flags;
@@ -178,6 +227,11 @@ absl::StatusOr<ExperimentConfig> resolve_config() {
 }
 
 absl::Status run() {
+  proto::Dataset dataset;
+  if (!parse_dataset_flag(&dataset)) {
+    return absl::InvalidArgumentError(absl::StrCat("--dataset=", absl::GetFlag(FLAGS_dataset),
+                                                   " (expected fashion_mnist, mnist or imagenet)"));
+  }
   OMPQ_ASSIGN_OR_RETURN(ExperimentConfig config, resolve_config());
   OMPQ_ASSIGN_OR_RETURN(DistMode dist, parse_dist_mode(absl::GetFlag(FLAGS_dist)));
   OMPQ_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_communicator(dist));
@@ -209,6 +263,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Runs the OMPQ experiment end to end: pretrain -> search -> qat|ptq -> eval -> export.\n"
       "  ompq_train [--model=resnet20] [--quant=qat|ptq|none] [--budget_fraction=0.75]\n"
+      "             [--dataset=fashion_mnist|mnist|imagenet --data_dir=DIR]\n"
+      "  ompq_train --config=configs/<preset>.pbtxt --data_dir=IMAGENET --weights=W.safetensors\n"
       "             [--weights=FP32.safetensors] [--bits=bits.pbtxt] [--output_dir=out/train]\n"
       "A rerun with the same flags skips finished stages and resumes an interrupted one.\n"
       "Data parallel: mpirun -np N ompq_train ... (or srun); --batch_size is per rank.");

@@ -5,16 +5,25 @@
 
 namespace ompq::data {
 
-Prefix::Prefix(std::shared_ptr<const Dataset> base, int64_t count)
-    : base_(std::move(base)), count_(count) {
-  OMPQ_CHECK(count >= 0 && count <= base_->size(), "Prefix: ", count,
-             " examples requested from ", base_->name(), ", which has ", base_->size());
+Subset::Subset(std::shared_ptr<const Dataset> base, int64_t count, SubsetSpacing spacing)
+    : base_(std::move(base)), count_(count), spacing_(spacing) {
+  OMPQ_CHECK(count >= 0 && count <= base_->size(), "Subset: ", count, " examples requested from ",
+             base_->name(), ", which has ", base_->size());
 }
 
-std::string Prefix::name() const { return absl::StrCat("first ", count_, " of ", base_->name()); }
+std::string Subset::name() const {
+  return absl::StrCat(spacing_ == SubsetSpacing::kFirst ? "first " : "", count_,
+                      spacing_ == SubsetSpacing::kSpread ? " spread over " : " of ", base_->name());
+}
 
-Example Prefix::load(int64_t index, Generator& rng) const {
-  return base_->get(index, rng.seed());
+int64_t Subset::base_index(int64_t index) const {
+  if (spacing_ == SubsetSpacing::kFirst) return index;
+  // 128-bit product: index * size overflows int64 only past 3e9 examples each, but costs nothing.
+  return static_cast<int64_t>(static_cast<__int128>(index) * base_->size() / count_);
+}
+
+Example Subset::load(int64_t index, Generator& rng) const {
+  return base_->get(base_index(index), rng.seed());
 }
 
 }  // namespace ompq::data

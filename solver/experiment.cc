@@ -15,9 +15,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/atomic_file.h"
+#include "core/autograd.h"
+#include "core/error.h"
 #include "core/safetensors.h"
+#include "data/catalog.h"
 #include "data/dataloader.h"
-#include "data/mnist.h"
 #include "data/subset.h"
 #include "layers/lr_schedule.h"
 #include "layers/models/registry.h"
@@ -44,9 +46,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using proto::ExperimentConfig;
 
-// Fashion-MNIST and MNIST have ten classes.
-constexpr int64_t kIdxClasses = 10;
-
 constexpr char kConfigFile[] = "config.pbtxt";
 constexpr char kMetricsFile[] = "metrics.csv";
 constexpr char kFp32File[] = "fp32.safetensors";
@@ -72,8 +71,8 @@ std::string allocation_label(const proto::BitConfig& bits, const std::string& qu
 
 const std::vector<std::string>& metrics_columns() {
   static const std::vector<std::string> columns = {
-      "stage",     "epoch",     "train_loss",        "train_top1",   "test_loss",
-      "test_top1", "test_top5", "images_per_second", "epoch_seconds"};
+      "stage",     "epoch",     "train_loss",        "train_top1",    "test_loss",
+      "test_top1", "test_top5", "images_per_second", "epoch_seconds", "data_wait"};
   return columns;
 }
 
@@ -84,6 +83,23 @@ double seconds_since(Clock::time_point start) {
 }
 
 std::string fixed(double value, int digits) { return absl::StrFormat("%.*f", digits, value); }
+
+data::DatasetKind dataset_kind(proto::Dataset dataset) {
+  switch (dataset) {
+    case proto::DATASET_MNIST:
+      return data::DatasetKind::kMnist;
+    case proto::DATASET_IMAGENET:
+      return data::DatasetKind::kImageNet;
+    default:
+      return data::DatasetKind::kFashionMnist;
+  }
+}
+
+// The whole data set behind a train_limit/test_limit slice.
+const data::Dataset& unlimited(const std::shared_ptr<const data::Dataset>& dataset) {
+  const auto* subset = dynamic_cast<const data::Subset*>(dataset.get());
+  return subset != nullptr ? subset->base() : *dataset;
+}
 
 // One training stage's loop, shared by pretraining and QAT: resume from its checkpoint, train the
 // remaining epochs (checkpointing every checkpoint_steps steps and at each epoch's end), evaluate
@@ -122,8 +138,8 @@ class Experiment {
   }
   CheckpointState checkpoint_state(int64_t epochs_done, int64_t steps_done,
                                    const Generator& gen) const {
-    return {epochs_done, steps_done, gen.seed(), gen.offset(), world_size(),
-            config_.train().batch_size()};
+    return {epochs_done,  steps_done,   gen.seed(),
+            gen.offset(), world_size(), config_.train().batch_size()};
   }
   fs::path path(const char* file) const { return dir_ / file; }
   std::string fp32_weights() const {
@@ -137,8 +153,12 @@ class Experiment {
   absl::StatusOr<std::shared_ptr<nn::Model>> fp32_model(Generator& gen) const;
   absl::StatusOr<std::shared_ptr<nn::Model>> quantized_model(Generator& gen,
                                                              nn::QuantizedLayers* layers) const;
-  absl::StatusOr<std::shared_ptr<const data::Dataset>> open_split(data::Split split,
+  data::DatasetRequest dataset_request(data::DatasetUse use) const;
+  absl::StatusOr<std::shared_ptr<const data::Dataset>> open_split(data::DatasetUse use,
                                                                   int64_t limit) const;
+  absl::Status resolve_input_shape(nn::Model& model);
+  absl::Status clamp_warmup();
+  void say_skipped_images() const;
   data::DataLoader train_loader() const;
   data::DataLoader test_loader() const;
   absl::StatusOr<LayerBitsPlan> bits_plan() const;
@@ -149,7 +169,7 @@ class Experiment {
   absl::Status skip_stage(const std::string& name, const std::string& why);
   // Checkpoints every `every` steps of an epoch, for TrainOptions::after_step (rank 0).
   std::function<absl::Status(int64_t, int64_t)> step_checkpointer(const TrainingLoop& loop,
-                                                                 int64_t every) const;
+                                                                  int64_t every) const;
   absl::Status run_training(TrainingLoop& loop);
   absl::Status append_metrics(const std::string& stage, const std::string& epoch,
                               const EpochResult* train, const EvalResult& test);
@@ -165,8 +185,11 @@ class Experiment {
   ExperimentConfig config_;
   ExperimentRuntime runtime_;
   fs::path dir_;
+  data::DatasetKind dataset_kind_ = data::DatasetKind::kFashionMnist;
   Shape input_shape_;
-  std::shared_ptr<const data::Dataset> train_set_, test_set_;
+  int64_t num_classes_ = 0;
+  // search_set_ is train_set_ but for ImageNet, whose search crops differ from training's.
+  std::shared_ptr<const data::Dataset> train_set_, search_set_, test_set_;
   std::optional<proto::BitConfig> given_bits_;
   std::optional<StageLedger> ledger_;
   std::optional<MetricsCsv> metrics_;
@@ -175,7 +198,9 @@ class Experiment {
 absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::new_model(Generator& gen) const {
   nn::ModelSpec spec;
   spec.name = config_.model();
-  spec.num_classes = kIdxClasses;
+  // Before the data sets are open (prepare() needs the model's input side to open them), any
+  // class count gives the input shape.
+  spec.num_classes = num_classes_ > 0 ? num_classes_ : 10;
   spec.small_input = config_.small_input();
   spec.width_mult = config_.width_mult() > 0 ? config_.width_mult() : 1.0;
   return nn::make_model(spec, gen);
@@ -218,18 +243,49 @@ absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::quantized_model(
   return model;
 }
 
-absl::StatusOr<std::shared_ptr<const data::Dataset>> Experiment::open_split(data::Split split,
+data::DatasetRequest Experiment::dataset_request(data::DatasetUse use) const {
+  data::DatasetRequest request;
+  request.kind = dataset_kind_;
+  request.dir = config_.data().dir();
+  request.val_labels = config_.data().label_file();
+  request.input = input_shape_;
+  request.model = config_.model();
+  request.use = use;
+  request.strict_images = config_.data().strict_images();
+  return request;
+}
+
+// A limit takes the first examples of IDX data (shuffled already) and examples spread over an
+// image folder (stored class by class), so that a short run still sees every class.
+absl::StatusOr<std::shared_ptr<const data::Dataset>> Experiment::open_split(data::DatasetUse use,
                                                                             int64_t limit) const {
-  OMPQ_ASSIGN_OR_RETURN(data::MnistOptions options,
-                        data::mnist_options_for_input(input_shape_, config_.model()));
-  options.folder = config_.data().dir();
-  options.split = split;
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<const data::Dataset> dataset,
-                        data::MnistDataset::open(options));
+                        data::open_dataset(dataset_request(use)));
   if (limit > 0 && limit < dataset->size()) {
-    dataset = std::make_shared<data::Prefix>(dataset, limit);
+    dataset = std::make_shared<data::Subset>(dataset, limit,
+                                             dataset_kind_ == data::DatasetKind::kImageNet
+                                                 ? data::SubsetSpacing::kSpread
+                                                 : data::SubsetSpacing::kFirst);
   }
   return dataset;
+}
+
+// The model's own input side unless data.image_size gives one; a side the model cannot take
+// (its feature maps would vanish) fails here, on one image, before anything is written.
+absl::Status Experiment::resolve_input_shape(nn::Model& model) {
+  input_shape_ = model.input_shape();
+  const int32_t side = config_.data().image_size();
+  if (side == 0 || side == input_shape_[1]) return absl::OkStatus();
+  input_shape_ = {input_shape_[0], side, side};
+  try {
+    NoGradGuard no_grad;
+    model.eval();
+    model.forward(Tensor::zeros({1, input_shape_[0], side, side}));
+  } catch (const Error& e) {
+    return invalid(absl::StrCat("image_size ", side, ": ", config_.model(),
+                                " cannot take images of this side (", e.what(), ")"));
+  }
+  return absl::OkStatus();
 }
 
 data::DataLoader Experiment::train_loader() const {
@@ -239,6 +295,7 @@ data::DataLoader Experiment::train_loader() const {
   options.drop_last = true;
   options.seed = config_.seed();
   options.num_workers = config_.data().workers();
+  if (config_.data().prefetch() > 0) options.prefetch_factor = config_.data().prefetch();
   options.rank = rank();
   options.world_size = world_size();
   options.pin_memory = runtime_.device.is_cuda();
@@ -249,6 +306,7 @@ data::DataLoader Experiment::test_loader() const {
   data::DataLoaderOptions options;
   options.batch_size = config_.train().eval_batch_size();
   options.num_workers = config_.data().workers();
+  if (config_.data().prefetch() > 0) options.prefetch_factor = config_.data().prefetch();
   options.rank = rank();
   options.world_size = world_size();
   options.pin_memory = runtime_.device.is_cuda();
@@ -258,22 +316,39 @@ data::DataLoader Experiment::test_loader() const {
 // Everything that can fail without running a stage, before anything is written.
 absl::Status Experiment::prepare() {
   OMPQ_RETURN_IF_ERROR(validate_experiment_config(config_));
+  dataset_kind_ = dataset_kind(config_.data().dataset());
   Generator gen(config_.seed());
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
-  input_shape_ = model->input_shape();
-  OMPQ_ASSIGN_OR_RETURN(train_set_, open_split(data::Split::kTrain, config_.data().train_limit()));
-  OMPQ_ASSIGN_OR_RETURN(test_set_, open_split(data::Split::kTest, config_.data().test_limit()));
+  OMPQ_RETURN_IF_ERROR(resolve_input_shape(*model));
+  const int64_t train_limit = config_.data().train_limit();
+  OMPQ_ASSIGN_OR_RETURN(train_set_, open_split(data::DatasetUse::kTraining, train_limit));
+  OMPQ_ASSIGN_OR_RETURN(test_set_,
+                        open_split(data::DatasetUse::kEval, config_.data().test_limit()));
+  search_set_ = train_set_;
+  if (dataset_kind_ == data::DatasetKind::kImageNet) {
+    OMPQ_ASSIGN_OR_RETURN(search_set_, open_split(data::DatasetUse::kSearch, train_limit));
+  }
+  OMPQ_RETURN_IF_ERROR(data::check_same_classes(unlimited(train_set_), unlimited(test_set_)));
+  num_classes_ = train_set_->num_classes();
+  OMPQ_ASSIGN_OR_RETURN(model, new_model(gen));
   if (train_loader().num_batches() == 0) {
     return invalid(absl::StrCat("batch_size ", config_.train().batch_size(), " exceeds the ",
                                 train_set_->size(), " training examples"));
   }
   if (!config_.weights().empty()) {
-    OMPQ_RETURN_IF_ERROR(nn::load_model_weights(*model, config_.weights(), config_.model()));
+    absl::Status loaded = nn::load_model_weights(*model, config_.weights(), config_.model());
+    if (!loaded.ok()) {
+      return absl::Status(loaded.code(),
+                          absl::StrCat(loaded.message(), " (the model has the ", num_classes_,
+                                       " classes of ", train_set_->name(), ")"));
+    }
+  } else {
+    OMPQ_RETURN_IF_ERROR(clamp_warmup());
   }
   if (!quantizes()) return absl::OkStatus();
   const QuantMode mode = config_.quant() == "qat" ? QuantMode::kQat : QuantMode::kPtq;
-  OMPQ_ASSIGN_OR_RETURN(SearchSpace space, build_search_space(*model, mode, input_shape_[1],
-                                                              input_shape_[2]));
+  OMPQ_ASSIGN_OR_RETURN(SearchSpace space,
+                        build_search_space(*model, mode, input_shape_[1], input_shape_[2]));
   const std::string& bits_path = config_.search().bits();
   if (!bits_path.empty()) {
     proto::BitConfig bits;
@@ -304,9 +379,38 @@ absl::Status Experiment::prepare() {
   allocation.budget_mib = config_.search().budget_mb();
   allocation.act_bits = config_.act_bits();
   absl::Status status = check_allocation_options(space, allocation);
-  if (!status.ok()) return absl::Status(status.code(), absl::StrCat(config_.model(), ": ",
-                                                                    status.message()));
+  if (!status.ok())
+    return absl::Status(status.code(), absl::StrCat(config_.model(), ": ", status.message()));
   return absl::OkStatus();
+}
+
+// Pretraining warms up for train.warmup_iterations; a run shorter than that (a quick test, a small
+// train_limit) warms up for a tenth of its iterations instead, said once, and the resolved config
+// records it.
+absl::Status Experiment::clamp_warmup() {
+  const int64_t total =
+      static_cast<int64_t>(config_.train().epochs()) * train_loader().num_batches();
+  const int64_t warmup = config_.train().warmup_iterations();
+  if (warmup < total) return absl::OkStatus();
+  const int64_t clamped = total / 10;
+  say("note: warmup_iterations %lld is not shorter than the run's %lld iterations (%d epochs x "
+      "%lld steps); warming up for %lld instead\n",
+      static_cast<long long>(warmup), static_cast<long long>(total), config_.train().epochs(),
+      static_cast<long long>(train_loader().num_batches()), static_cast<long long>(clamped));
+  config_.mutable_train()->set_warmup_iterations(static_cast<int32_t>(clamped));
+  return absl::OkStatus();
+}
+
+void Experiment::say_skipped_images() const {
+  const int64_t train = data::skipped_images(unlimited(train_set_));
+  const int64_t search =
+      search_set_ == train_set_ ? 0 : data::skipped_images(unlimited(search_set_));
+  const int64_t test = data::skipped_images(unlimited(test_set_));
+  if (train + search + test == 0) return;
+  say("note: %lld unreadable image(s) were skipped (named above): %lld training, %lld search, "
+      "%lld evaluation; --strict_images stops at the first instead\n",
+      static_cast<long long>(train + search + test), static_cast<long long>(train),
+      static_cast<long long>(search), static_cast<long long>(test));
 }
 
 // The folder is this run's: empty, or holding a run of the same config (or `fresh`).
@@ -348,8 +452,8 @@ absl::Status Experiment::claim_folder() {
 absl::Status Experiment::stage(const std::string& name,
                                const std::function<absl::Status(proto::StageRecord&)>& body) {
   if (const proto::StageRecord* done = ledger_->finished(name)) {
-    say("[%s] finished earlier (%s, %.1f s), skipped\n", name.c_str(),
-                 done->status().c_str(), done->seconds());
+    say("[%s] finished earlier (%s, %.1f s), skipped\n", name.c_str(), done->status().c_str(),
+        done->seconds());
     return absl::OkStatus();
   }
   OMPQ_RETURN_IF_ERROR(ledger_->begin(name));
@@ -386,11 +490,11 @@ absl::Status Experiment::append_metrics(const std::string& stage, const std::str
   auto train_value = [&](double EpochResult::*field, int digits) {
     return train != nullptr ? fixed(train->*field, digits) : std::string();
   };
-  return metrics_->append({stage, epoch, train_value(&EpochResult::loss, 6),
-                           train_value(&EpochResult::top1, 4), fixed(test.loss, 6),
-                           fixed(test.top1, 4), fixed(test.top5, 4),
-                           train_value(&EpochResult::images_per_second, 1),
-                           train_value(&EpochResult::seconds, 2)});
+  return metrics_->append(
+      {stage, epoch, train_value(&EpochResult::loss, 6), train_value(&EpochResult::top1, 4),
+       fixed(test.loss, 6), fixed(test.top1, 4), fixed(test.top5, 4),
+       train_value(&EpochResult::images_per_second, 1), train_value(&EpochResult::seconds, 2),
+       train_value(&EpochResult::data_wait_fraction, 4)});
 }
 
 absl::Status Experiment::run_training(TrainingLoop& loop) {
@@ -411,20 +515,19 @@ absl::Status Experiment::run_training(TrainingLoop& loop) {
     absl::StatusOr<EpochResult> train = loop.train_epoch(epoch, start_step);
     start_step = 0;
     if (!train.ok()) {
-      std::string kept = fs::exists(loop.checkpoint)
-                             ? absl::StrCat("the last good checkpoint, ", loop.checkpoint.string(),
-                                            ", is kept")
-                             : "no checkpoint was written yet";
+      std::string kept =
+          fs::exists(loop.checkpoint)
+              ? absl::StrCat("the last good checkpoint, ", loop.checkpoint.string(), ", is kept")
+              : "no checkpoint was written yet";
       return absl::Status(train.status().code(),
                           absl::StrCat(train.status().message(), "; ", kept));
     }
     EvalResult test = loop.evaluate();
-    say(
-                 "[%s] epoch %lld/%lld: train loss %.4f top-1 %.2f%% | test loss %.4f top-1 "
-                 "%.2f%% top-5 %.2f%% | %.0f img/s, %.1f s\n",
-                 loop.stage.c_str(), static_cast<long long>(epoch + 1),
-                 static_cast<long long>(loop.epochs), train->loss, train->top1, test.loss,
-                 test.top1, test.top5, train->images_per_second, train->seconds);
+    say("[%s] epoch %lld/%lld: train loss %.4f top-1 %.2f%% | test loss %.4f top-1 "
+        "%.2f%% top-5 %.2f%% | %.0f img/s, %.1f s, %.1f%% waiting for data\n",
+        loop.stage.c_str(), static_cast<long long>(epoch + 1), static_cast<long long>(loop.epochs),
+        train->loss, train->top1, test.loss, test.top1, test.top5, train->images_per_second,
+        train->seconds, 100.0 * train->data_wait_fraction);
     OMPQ_RETURN_IF_ERROR(append_metrics(loop.stage, absl::StrCat(epoch + 1), &*train, test));
     if (writes()) {
       OMPQ_RETURN_IF_ERROR(save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
@@ -456,12 +559,8 @@ absl::Status Experiment::pretrain(proto::StageRecord& record) {
   sgd.nesterov = tc.nesterov();
   sgd.weight_decay = tc.weight_decay();
   nn::SGD optimizer(model->parameters(), sgd);
+  // prepare() made warmup_iterations shorter than the run.
   const int64_t total_iterations = static_cast<int64_t>(tc.epochs()) * train.num_batches();
-  if (tc.warmup_iterations() < 0 || tc.warmup_iterations() >= total_iterations) {
-    return invalid(absl::StrCat("warmup_iterations must be in [0, ", total_iterations,
-                                ") (the run's ", tc.epochs(), " epochs x ", train.num_batches(),
-                                " steps), got ", tc.warmup_iterations()));
-  }
   auto cosine = std::make_shared<nn::CosineLr>(total_iterations - tc.warmup_iterations());
   std::shared_ptr<const nn::LrSchedule> schedule = cosine;
   if (tc.warmup_iterations() > 0) {
@@ -520,39 +619,37 @@ absl::Status Experiment::search_bits(proto::StageRecord& record) {
   Tensor images;
   const bool data_free = options.allocation.solver == SolverKind::kProjection;
   if (!data_free) {
-    OMPQ_ASSIGN_OR_RETURN(images, first_shuffled_batch(train_set_, sc.images(), config_.seed(),
-                                                       "search images"));
+    OMPQ_ASSIGN_OR_RETURN(
+        images, first_shuffled_batch(search_set_, sc.images(), config_.seed(), "search images"));
     images = images.to(runtime_.device);
   }
   OMPQ_ASSIGN_OR_RETURN(SearchResult result, search(*model, images, options));
-  say(
-               "[search] %s %s: %.4f MiB (budget %.4f), %.4f G BOPs; features %.2f s, ORM %.2f s, "
-               "solve %.3f s\n",
-               solver_name(options.allocation.solver), quant_mode_name(options.mode),
-               result.allocation.size_mib, sc.budget_mb(), result.allocation.bops_g,
-               result.timings.features_s, result.timings.orm_s, result.timings.solve_s);
+  say("[search] %s %s: %.4f MiB (budget %.4f), %.4f G BOPs; features %.2f s, ORM %.2f s, "
+      "solve %.3f s\n",
+      solver_name(options.allocation.solver), quant_mode_name(options.mode),
+      result.allocation.size_mib, sc.budget_mb(), result.allocation.bops_g,
+      result.timings.features_s, result.timings.orm_s, result.timings.solve_s);
   if (result.allocation.size_mib > sc.budget_mb()) {
-    say(
-                 "[search] over the budget: half-to-even rounding ignores it, as the reference's "
-                 "does; --rounding=dfs or --solver=ilp keep to it\n");
+    say("[search] over the budget: half-to-even rounding ignores it, as the reference's "
+        "does; --rounding=dfs or --solver=ilp keep to it\n");
   }
   proto::BitConfig bits = make_bit_config(options, result);
-  bits.set_num_classes(kIdxClasses);
+  bits.set_num_classes(num_classes_);
   bits.set_small_input(config_.small_input());
   bits.set_width_mult(config_.width_mult());
   bits.set_seed(config_.seed());
   if (!data_free) {
     bits.set_weights(fp32_weights());
-    bits.set_data(absl::StrCat("fashion-mnist:", config_.data().dir()));
+    bits.set_data(absl::StrCat(data::dataset_kind_name(dataset_kind_), ":", config_.data().dir()));
     bits.set_num_images(sc.images());
   }
   if (!writes()) return absl::OkStatus();
   if (result.orm.defined()) {
     const int64_t units = static_cast<int64_t>(result.log_theta.size());
-    OMPQ_RETURN_IF_ERROR(save_safetensors(
-        path(kSearchFile).string(),
-        {{"orm", result.orm.to(Device::cpu())},
-         {"log_theta", Tensor::from_vector<double>(result.log_theta, {units})}}));
+    OMPQ_RETURN_IF_ERROR(
+        save_safetensors(path(kSearchFile).string(),
+                         {{"orm", result.orm.to(Device::cpu())},
+                          {"log_theta", Tensor::from_vector<double>(result.log_theta, {units})}}));
     record.add_outputs(kSearchFile);
   }
   return write_text_proto(path(kBitsFile).string(), bits);
@@ -604,7 +701,12 @@ absl::Status Experiment::ptq(proto::StageRecord& record) {
   PtqOptions options;
   options.weight_iterations = pc.iters();
   // The default ratio of the two phases' iterations (500 : 200).
-  options.activation_iterations = std::max<int64_t>(1, pc.iters() * 2 / 5);
+  options.activation_iterations =
+      pc.activation_iters() > 0 ? pc.activation_iters() : std::max<int64_t>(1, pc.iters() * 2 / 5);
+  if (pc.weight_lr() > 0) options.weight_lr = pc.weight_lr();
+  if (pc.activation_lr() > 0) options.activation_lr = pc.activation_lr();
+  if (pc.rounding_weight() > 0) options.rounding_loss_weight = pc.rounding_weight();
+  if (pc.activation_p() > 0) options.activation_p = pc.activation_p();
   options.batch_size = std::min<int64_t>(options.batch_size, pc.calibration_images());
   options.init_images = std::min<int64_t>(options.init_images, pc.calibration_images());
   options.progress_interval = std::max(1, config_.train().log_interval());
@@ -615,18 +717,17 @@ absl::Status Experiment::ptq(proto::StageRecord& record) {
         phase, static_cast<long long>(done), static_cast<long long>(units));
   };
   options.on_progress = [this](const PtqProgress& p) {
-    say("[ptq] phase %d unit %lld/%lld %s: iteration %lld/%lld, loss %.4g%s\n",
-                 p.phase, static_cast<long long>(p.unit_index + 1),
-                 static_cast<long long>(p.num_units), p.unit.c_str(),
-                 static_cast<long long>(p.iteration), static_cast<long long>(p.iterations),
-                 p.reconstruction_loss,
-                 p.phase == 1 ? absl::StrFormat(" + rounding %.4g", p.rounding_loss).c_str() : "");
+    say("[ptq] phase %d unit %lld/%lld %s: iteration %lld/%lld, loss %.4g%s\n", p.phase,
+        static_cast<long long>(p.unit_index + 1), static_cast<long long>(p.num_units),
+        p.unit.c_str(), static_cast<long long>(p.iteration), static_cast<long long>(p.iterations),
+        p.reconstruction_loss,
+        p.phase == 1 ? absl::StrFormat(" + rounding %.4g", p.rounding_loss).c_str() : "");
   };
-  OMPQ_ASSIGN_OR_RETURN(PtqResult result, reconstruct_ptq(*model, layers,
-                                                          images.to(runtime_.device), options));
+  OMPQ_ASSIGN_OR_RETURN(PtqResult result,
+                        reconstruct_ptq(*model, layers, images.to(runtime_.device), options));
   for (const PtqUnitResult& unit : result.units) {
-    say("[ptq] %s: error %.4g nearest -> %.4g AdaRound (%.1f s)\n",
-                 unit.name.c_str(), unit.nearest_error, unit.adaround_error, unit.seconds);
+    say("[ptq] %s: error %.4g nearest -> %.4g AdaRound (%.1f s)\n", unit.name.c_str(),
+        unit.nearest_error, unit.adaround_error, unit.seconds);
   }
   if (writes()) OMPQ_RETURN_IF_ERROR(model->save(path(kQuantizedFile).string()));
   record.add_outputs(kQuantizedFile);
@@ -636,21 +737,29 @@ absl::Status Experiment::ptq(proto::StageRecord& record) {
 absl::Status Experiment::eval(proto::StageRecord& record) {
   data::DataLoader test = test_loader();
   Generator gen(config_.seed());
-  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> fp32, fp32_model(gen));
-  EvalResult fp32_result = evaluate(*fp32, test, runtime_.device, runtime_.comm);
-  say("[eval] fp32: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
-               fp32_result.loss, fp32_result.top1, fp32_result.top5);
-  OMPQ_RETURN_IF_ERROR(append_metrics("eval_fp32", "", nullptr, fp32_result));
-  record.set_fp32_top1(fp32_result.top1);
-  record.set_fp32_top5(fp32_result.top5);
-  EvalResult result = fp32_result;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EvalResult result;
+  record.set_fp32_top1(nan);
+  record.set_fp32_top5(nan);
+  // Without quantization the FP32 model is the result, so it is always evaluated.
+  if (!config_.has_eval_fp32() || config_.eval_fp32() || !quantizes()) {
+    OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> fp32, fp32_model(gen));
+    result = evaluate(*fp32, test, runtime_.device, runtime_.comm);
+    say("[eval] fp32: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n", result.loss, result.top1,
+        result.top5);
+    OMPQ_RETURN_IF_ERROR(append_metrics("eval_fp32", "", nullptr, result));
+    record.set_fp32_top1(result.top1);
+    record.set_fp32_top5(result.top5);
+  } else {
+    say("[eval] fp32: skipped (eval_fp32 false)\n");
+  }
   if (quantizes()) {
     OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, nullptr));
     result = evaluate_quantized(*model, test, runtime_.device, runtime_.comm);
-    say("[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n",
-                 config_.quant().c_str(), result.loss, result.top1, result.top5);
-    OMPQ_RETURN_IF_ERROR(append_metrics(absl::StrCat("eval_", config_.quant()), "", nullptr,
-                                        result));
+    say("[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n", config_.quant().c_str(),
+        result.loss, result.top1, result.top5);
+    OMPQ_RETURN_IF_ERROR(
+        append_metrics(absl::StrCat("eval_", config_.quant()), "", nullptr, result));
   }
   record.set_test_top1(result.top1);
   record.set_test_top5(result.top5);
@@ -665,8 +774,7 @@ absl::Status Experiment::export_packed(proto::StageRecord& record) {
   nn::PackedModel packed = nn::pack_model(*model);
   if (writes()) OMPQ_RETURN_IF_ERROR(nn::save_packed(path(kPackedFile).string(), packed));
   say("[export] %zu packed layers -> %s (%.1f KiB)\n", packed.layers.size(),
-               path(kPackedFile).c_str(),
-               writes() ? fs::file_size(path(kPackedFile)) / 1024.0 : 0.0);
+      path(kPackedFile).c_str(), writes() ? fs::file_size(path(kPackedFile)) / 1024.0 : 0.0);
   record.add_outputs(kPackedFile);
   return absl::OkStatus();
 }
@@ -728,7 +836,8 @@ absl::Status Experiment::report(proto::StageRecord& record) {
     report.budget_mib = bits.budget_mb();
     std::vector<double> log_theta;
     if (fs::exists(path(kSearchFile)) && !given_bits_) {
-      OMPQ_ASSIGN_OR_RETURN(SafetensorsContents search, load_safetensors(path(kSearchFile).string()));
+      OMPQ_ASSIGN_OR_RETURN(SafetensorsContents search,
+                            load_safetensors(path(kSearchFile).string()));
       const Tensor& orm = search.tensors.at("orm");
       const int64_t n = orm.size(0);
       std::vector<double> values = orm.to_vector<double>();
@@ -739,8 +848,7 @@ absl::Status Experiment::report(proto::StageRecord& record) {
     }
     auto add_layer = [&](const proto::LayerBits& entry, bool fixed_layer,
                          std::optional<double> theta) {
-      report.layers.push_back(
-          {entry.name(), entry.bits(), entry.params(), fixed_layer, theta});
+      report.layers.push_back({entry.name(), entry.bits(), entry.params(), fixed_layer, theta});
     };
     // Execution order: QAT's stem first, the searched units, then the classifier.
     if (bits.fixed_size() > 0) add_layer(bits.fixed(0), true, std::nullopt);
@@ -750,11 +858,17 @@ absl::Status Experiment::report(proto::StageRecord& record) {
       add_layer(bits.layer(i), false, theta);
     }
     for (int i = 1; i < bits.fixed_size(); ++i) add_layer(bits.fixed(i), true, std::nullopt);
+    report.results.push_back({allocation_label(bits, config_.quant()),
+                              model_size_mib(plan.space, plan.unit_bits),
+                              bops_g(plan.space, plan.unit_bits, config_.act_bits(), false),
+                              eval_record->test_top1(), eval_record->test_top5()});
+  }
+  if (config_.has_published()) {
+    const proto::PublishedResult& paper = config_.published();
     report.results.push_back(
-        {allocation_label(bits, config_.quant()),
-         model_size_mib(plan.space, plan.unit_bits),
-         bops_g(plan.space, plan.unit_bits, config_.act_bits(), false), eval_record->test_top1(),
-         eval_record->test_top5()});
+        {absl::StrCat("published: ", paper.source(), " (A", paper.act_bits(), ")"),
+         paper.size_mb() > 0 ? paper.size_mb() : nan, paper.bops_g() > 0 ? paper.bops_g() : nan,
+         paper.top1() > 0 ? paper.top1() : nan, nan});
   }
   for (const proto::StageRecord& stage : ledger_->state().stage()) {
     if (stage.status() != "skipped") report.timings.push_back({stage.name(), stage.seconds()});
@@ -770,9 +884,9 @@ absl::Status Experiment::run() {
   OMPQ_RETURN_IF_ERROR(prepare());
   OMPQ_RETURN_IF_ERROR(claim_folder());
   say("ompq experiment: %s on %s (%lld train / %lld test), quant %s, %s, into %s\n",
-               config_.model().c_str(), train_set_->name().c_str(),
-               static_cast<long long>(train_set_->size()), static_cast<long long>(test_set_->size()),
-               config_.quant().c_str(), runtime_.device.str().c_str(), dir_.c_str());
+      config_.model().c_str(), train_set_->name().c_str(),
+      static_cast<long long>(train_set_->size()), static_cast<long long>(test_set_->size()),
+      config_.quant().c_str(), runtime_.device.str().c_str(), dir_.c_str());
   using Body = absl::Status (Experiment::*)(proto::StageRecord&);
   auto run_stage = [this](const std::string& name, Body body) {
     return stage(name, [this, body](proto::StageRecord& r) { return (this->*body)(r); });
@@ -794,6 +908,7 @@ absl::Status Experiment::run() {
     OMPQ_RETURN_IF_ERROR(skip_stage("export", "quant none"));
   }
   OMPQ_RETURN_IF_ERROR(run_stage("report", &Experiment::report));
+  say_skipped_images();
   say("wrote %s\n", dir_.c_str());
   return absl::OkStatus();
 }
@@ -806,12 +921,30 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
   if (c.data().train_limit() < 0 || c.data().test_limit() < 0 || c.data().workers() < 0) {
     return invalid("train_limit, test_limit and workers must not be negative");
   }
-  if (t.batch_size() <= 0) return invalid(absl::StrCat("batch_size must be positive, got ", t.batch_size()));
+  if (t.batch_size() <= 0)
+    return invalid(absl::StrCat("batch_size must be positive, got ", t.batch_size()));
   if (t.eval_batch_size() <= 0) {
     return invalid(absl::StrCat("eval_batch_size must be positive, got ", t.eval_batch_size()));
   }
+  if (t.warmup_iterations() < 0) {
+    return invalid(
+        absl::StrCat("warmup_iterations must not be negative, got ", t.warmup_iterations()));
+  }
+  if (c.data().prefetch() < 0) {
+    return invalid(absl::StrCat("prefetch must not be negative, got ", c.data().prefetch()));
+  }
+  if (c.data().image_size() < 0) {
+    return invalid(absl::StrCat("image_size must not be negative, got ", c.data().image_size()));
+  }
+  if (!proto::Dataset_IsValid(c.data().dataset())) {
+    return invalid(absl::StrCat("dataset ", c.data().dataset(), " is not a known data set"));
+  }
+  if (c.data().dataset() != proto::DATASET_IMAGENET && !c.data().label_file().empty()) {
+    return invalid("label_file is for dataset imagenet (a flat val/ folder)");
+  }
   if (t.checkpoint_steps() < 0) {
-    return invalid(absl::StrCat("checkpoint_steps must not be negative, got ", t.checkpoint_steps()));
+    return invalid(
+        absl::StrCat("checkpoint_steps must not be negative, got ", t.checkpoint_steps()));
   }
   OMPQ_RETURN_IF_ERROR(parse_precision(t.precision()).status());
   if (c.weights().empty()) {
@@ -843,7 +976,8 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
   }
   if (c.quant() == "qat") {
     const proto::QatConfig& q = c.qat();
-    if (q.epochs() <= 0) return invalid(absl::StrCat("qat_epochs must be positive, got ", q.epochs()));
+    if (q.epochs() <= 0)
+      return invalid(absl::StrCat("qat_epochs must be positive, got ", q.epochs()));
     if (!(q.lr() > 0)) return invalid(absl::StrCat("qat_lr must be positive, got ", q.lr()));
     if (q.momentum() < 0 || q.weight_decay() < 0) {
       return invalid("qat momentum and weight_decay must not be negative");
@@ -853,8 +987,8 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
       return invalid(absl::StrCat("ptq_iters must be positive, got ", c.ptq().iters()));
     }
     if (c.ptq().calibration_images() <= 0) {
-      return invalid(absl::StrCat("calibration_images must be positive, got ",
-                                  c.ptq().calibration_images()));
+      return invalid(
+          absl::StrCat("calibration_images must be positive, got ", c.ptq().calibration_images()));
     }
   }
   return absl::OkStatus();

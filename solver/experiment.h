@@ -9,7 +9,14 @@
 //   export    packed.safetensors (layers/quant/packed_model.h)
 //   report    report.json and report.html (solver/report.h)
 // with config.pbtxt (the resolved config) and metrics.csv (one row per epoch per training stage
-// and one per evaluation, with a `stage` column). quant "none" stops after pretrain and eval.
+// and one per evaluation, with a `stage` column and, for training epochs, the share of time spent
+// waiting for data). quant "none" stops after pretrain and eval.
+//
+// Data (data/catalog.h): Fashion-MNIST or MNIST IDX files (ten classes), or an ImageNet-layout
+// folder whose train/ class folders give the number of classes (val/ must have the same ones, or
+// be flat with a label file). ImageNet training reads RandomResizedCrop + flip crops, the search
+// its own crops of the training images, evaluation Resize + CenterCrop of val/. The model is
+// built for the data set's classes; weights for another class count are refused naming both.
 //
 // Rerunning with the same config skips finished stages; a training stage resumes from its
 // checkpoint, written atomically at every epoch's end and every `checkpoint_steps` steps; PTQ from

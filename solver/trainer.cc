@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -74,9 +75,9 @@ EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device de
     top5 += hits5;
     result.count += n;
   }
-  std::vector<double> totals = sum_over_ranks(
-      comm, {loss_sum, static_cast<double>(top1), static_cast<double>(top5),
-             static_cast<double>(result.count)});
+  std::vector<double> totals =
+      sum_over_ranks(comm, {loss_sum, static_cast<double>(top1), static_cast<double>(top5),
+                            static_cast<double>(result.count)});
   loss_sum = totals[0];
   top1 = static_cast<int64_t>(totals[1]);
   top5 = static_cast<int64_t>(totals[2]);
@@ -115,7 +116,15 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
   EpochResult result;
   double loss_sum = 0.0;
   int64_t hits = 0, batches = 0;
-  for (data::Batch& batch : loader.batches(start_step)) {
+  double data_wait_seconds = 0.0;
+  data::BatchStream stream = loader.batches(start_step);
+  for (;;) {
+    const auto wait_start = std::chrono::steady_clock::now();
+    std::optional<data::Batch> next = stream.next();
+    data_wait_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
+    if (!next) break;
+    data::Batch& batch = *next;
     const int64_t iteration = epoch * steps + batch.step;
     schedule_.apply(optimizer_, iteration);
     Tensor inputs = batch.inputs.to(options_.device);
@@ -164,8 +173,11 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
     result.images += n;
     ++batches;
     if (root) {
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::string status =
-          absl::StrFormat("loss %.4f lr %.4g", loss_value, optimizer_.param_groups()[0].lr);
+          absl::StrFormat("loss %.4f lr %.4g data %.0f%%", loss_value,
+                          optimizer_.param_groups()[0].lr, 100.0 * data_wait_seconds / elapsed);
       if (grad_scaler_) absl::StrAppendFormat(&status, " scale %g", grad_scaler_->scale_value());
       progress.update(batch.step + 1, n, status);
     }
@@ -180,6 +192,7 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
   if (root) progress.finish();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.images_per_second = result.images / std::max(result.seconds, 1e-9);
+  result.data_wait_fraction = data_wait_seconds / std::max(result.seconds, 1e-9);
   if (batches > 0) {
     result.loss = loss_sum / batches;
     result.top1 = 100.0 * hits / result.images;

@@ -70,6 +70,9 @@ struct EpochResult {
   int64_t images = 0;
   double seconds = 0.0;
   double images_per_second = 0.0;
+  // The share of the epoch's time the training thread spent waiting for the data loader's next
+  // batch (0: the loader kept ahead; near 1: training starves).
+  double data_wait_fraction = 0.0;
   // f16: optimizer steps skipped because a gradient overflowed (the loss scale then halves).
   int64_t skipped_steps = 0;
 };

@@ -78,6 +78,20 @@ absl::StatusOr<std::shared_ptr<Model>> make_model(const ModelSpec& spec, Generat
 absl::Status load_model_weights(Model& model, const std::string& path,
                                 const std::string& model_name) {
   OMPQ_ASSIGN_OR_RETURN(SafetensorsContents weights, load_safetensors(path));
+  // The classifier is the model's last matrix parameter; a file for another class count is the
+  // most common mismatch, so it gets a message of its own with both numbers.
+  std::pair<std::string, Tensor> classifier;
+  for (const auto& [name, parameter] : model.named_parameters()) {
+    if (parameter.dim() == 2) classifier = {name, parameter};
+  }
+  auto in_file = weights.tensors.find(classifier.first);
+  if (classifier.second.defined() && in_file != weights.tensors.end() &&
+      in_file->second.dim() == 2 && in_file->second.size(0) != classifier.second.size(0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " holds a classifier for ", in_file->second.size(0), " classes (",
+                     classifier.first, " ", shape_str(in_file->second.shape()), "), but the ",
+                     model_name, " being loaded has ", classifier.second.size(0)));
+  }
   absl::Status loaded = model.load_state_dict(weights.tensors, /*strict=*/true);
   if (loaded.ok()) return loaded;
   std::string hint = "check the model name, num_classes, small_input and width_mult";
@@ -85,8 +99,8 @@ absl::Status load_model_weights(Model& model, const std::string& path,
   if (it != weights.metadata.end() && it->second != model_name) {
     hint = absl::StrCat("the file's metadata says model \"", it->second, "\"; ", hint);
   }
-  return absl::InvalidArgumentError(absl::StrCat(path, " does not fit model ", model_name, " (",
-                                                 hint, "): ", loaded.message()));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, " does not fit model ", model_name, " (", hint, "): ", loaded.message()));
 }
 
 }  // namespace ompq::nn
