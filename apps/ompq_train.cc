@@ -49,6 +49,9 @@ ABSL_FLAG(std::string, data_dir, "",
 ABSL_FLAG(std::string, label_file, "",
           "imagenet: the label file of a flat val/ folder (lines '<file> <wnid or index>')");
 ABSL_FLAG(int32_t, image_size, 0, "side of the input images (0: the model's own)");
+ABSL_FLAG(bool, augment, true,
+          "imagenet: RandomResizedCrop + flip for training and search images (false: each image "
+          "scaled to the input side, as evaluation reads it)");
 ABSL_FLAG(bool, strict_images, false,
           "imagenet: stop at the first unreadable image instead of skipping it");
 ABSL_FLAG(int64_t, train_limit, 0,
@@ -173,6 +176,12 @@ const std::vector<ConfigFlag>& config_flags() {
       OMPQ_FLAG_FIELD(label_file, mutable_data()->set_label_file),
       OMPQ_FLAG_FIELD(image_size, mutable_data()->set_image_size),
       OMPQ_FLAG_FIELD(strict_images, mutable_data()->set_strict_images),
+      ConfigFlag{"augment",
+                 [](C& c) {
+                   c.mutable_data()->set_augmentation(absl::GetFlag(FLAGS_augment)
+                                                          ? proto::AUGMENTATION_REFERENCE
+                                                          : proto::AUGMENTATION_NONE);
+                 }},
       OMPQ_FLAG_FIELD(prefetch, mutable_data()->set_prefetch),
       OMPQ_FLAG_FIELD(eval_fp32, set_eval_fp32),
       OMPQ_FLAG_FIELD(train_limit, mutable_data()->set_train_limit),

@@ -11,7 +11,9 @@
 //                            search:   train/, RandomResizedCrop with area [0.1, 1] and aspect
 //                                      ratio [0.8, 1.25] + flip, the crop of the reference's
 //                                      search reader;
-//                            eval:     val/, Resize(side * 256 / 224) + CenterCrop(side).
+//                            eval:     val/, Resize(side * 256 / 224) + CenterCrop(side);
+//                          without augmentation, training and search read train/ with
+//                          Resize(side) + CenterCrop(side).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +48,9 @@ struct DatasetRequest {
   DatasetUse use = DatasetUse::kTraining;
   // ImageNet: an unreadable image is an error instead of being skipped.
   bool strict_images = false;
+  // ImageNet: false reads training and search images as evaluation does, scaled to the side
+  // (Resize(side) + CenterCrop(side)), without random crops or flips.
+  bool augment = true;
 };
 
 // Opens the split `use` reads. Errors name the folder or file and what was expected: a missing

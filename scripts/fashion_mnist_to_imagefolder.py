@@ -5,7 +5,8 @@ ImageNet path of ompq (`ompq_train --dataset=imagenet --data_dir=DIR`) runs on r
     DIR/train/n00000009/train_000000.JPEG ...   (the 60000 training images)
     DIR/val/n00000009/val_000000.JPEG ...       (the 10000 test images)
 
-Each image is the 28x28 gray image resized bilinearly to --size pixels, replicated to RGB, saved as
+Each image is the 28x28 gray image resized bilinearly to --size pixels (with --pad: centred on a
+black square of that side, as ompq's IDX reader feeds 32-px models), replicated to RGB, saved as
 JPEG of --quality. Class k (label k of the IDX file) is the folder n0000000k, so that the sorted
 folder names, from which the ImageNet reader numbers the classes, give back labels 0..9. Image
 file names carry the image's position in its IDX split, zero-padded so that sorted order is IDX
@@ -108,14 +109,20 @@ def read_split(input_dir, prefix, limit):
     return images, labels
 
 
-def to_jpeg(pixels, size, quality, path):
+def to_jpeg(pixels, size, quality, pad, path):
     image = Image.fromarray(pixels, mode="L")
-    if size != SOURCE_SIZE:
+    if pad:
+        # Black borders (pixel 0) around the centred image, as the IDX reader pads.
+        canvas = Image.new("L", (size, size), 0)
+        offset = (size - SOURCE_SIZE) // 2
+        canvas.paste(image, (offset, offset))
+        image = canvas
+    elif size != SOURCE_SIZE:
         image = image.resize((size, size), Image.BILINEAR)
     image.convert("RGB").save(path, format="JPEG", quality=quality)
 
 
-def write_split(output_dir, folder, images, labels, size, quality, flat):
+def write_split(output_dir, folder, images, labels, size, quality, pad, flat):
     split_dir = os.path.join(output_dir, folder)
     label_lines = []
     if not flat:
@@ -127,9 +134,9 @@ def write_split(output_dir, folder, images, labels, size, quality, flat):
         name = f"{folder}_{i:06d}.JPEG"
         if flat:
             label_lines.append(f"{name} {wnid(label)}\n")
-            to_jpeg(pixels, size, quality, os.path.join(split_dir, name))
+            to_jpeg(pixels, size, quality, pad, os.path.join(split_dir, name))
         else:
-            to_jpeg(pixels, size, quality, os.path.join(split_dir, wnid(label), name))
+            to_jpeg(pixels, size, quality, pad, os.path.join(split_dir, wnid(label), name))
     if flat:
         with open(os.path.join(output_dir, LABEL_FILE), "w") as f:
             f.writelines(label_lines)
@@ -147,11 +154,16 @@ def parse_args(argv):
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality 1..95 (default 95)")
     parser.add_argument("--train_limit", type=int, help="keep the first N training images")
     parser.add_argument("--val_limit", type=int, help="keep the first N test images")
+    parser.add_argument("--pad", action="store_true",
+                        help="centre each 28-px image on a black square of --size instead of "
+                             "resizing it (as ompq's IDX reader shapes images for 32-px models)")
     parser.add_argument("--flat_val", action="store_true",
                         help=f"flat val/ folder plus {LABEL_FILE} instead of class folders")
     args = parser.parse_args(argv)
     if not 1 <= args.size <= MAX_SIZE:
         parser.error(f"--size {args.size}: expected 1..{MAX_SIZE} pixels")
+    if args.pad and args.size < SOURCE_SIZE:
+        parser.error(f"--pad needs --size >= {SOURCE_SIZE}, got {args.size}")
     # PIL advises against qualities above 95: much larger files for hardly any gain.
     if not 1 <= args.quality <= 95:
         parser.error(f"--quality {args.quality}: expected 1..95")
@@ -177,7 +189,7 @@ def main(argv=None):
                   for folder, prefix in SPLITS}
         for folder, (images, labels) in splits.items():
             write_split(args.output_dir, folder, images, labels, args.size, args.quality,
-                        flat=args.flat_val and folder == "val")
+                        args.pad, flat=args.flat_val and folder == "val")
     except ConversionError as e:
         sys.exit(f"fashion_mnist_to_imagefolder: {e}")
     counts = ", ".join(f"{folder} {len(labels)}" for folder, (_, labels) in splits.items())

@@ -252,6 +252,7 @@ data::DatasetRequest Experiment::dataset_request(data::DatasetUse use) const {
   request.model = config_.model();
   request.use = use;
   request.strict_images = config_.data().strict_images();
+  request.augment = config_.data().augmentation() == proto::AUGMENTATION_REFERENCE;
   return request;
 }
 
@@ -935,6 +936,9 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
   }
   if (c.data().image_size() < 0) {
     return invalid(absl::StrCat("image_size must not be negative, got ", c.data().image_size()));
+  }
+  if (!proto::Augmentation_IsValid(c.data().augmentation())) {
+    return invalid(absl::StrCat("augmentation ", c.data().augmentation(), " is not known"));
   }
   if (!proto::Dataset_IsValid(c.data().dataset())) {
     return invalid(absl::StrCat("dataset ", c.data().dataset(), " is not a known data set"));

@@ -135,6 +135,25 @@ TEST_F(ImageFolderCatalogTest, EachUseReadsItsSplitWithItsTransform) {
   EXPECT_EQ(skipped_images(*training), 0);
 }
 
+TEST_F(ImageFolderCatalogTest, WithoutAugmentationTrainingReadsTheWholeImageScaled) {
+  write_split("train", {"n01"});
+  DatasetRequest plain = request(DatasetUse::kTraining);
+  plain.augment = false;
+  absl::StatusOr<std::shared_ptr<const Dataset>> training = open_dataset(plain);
+  ASSERT_TRUE(training.ok()) << training.status();
+  // The same pixels whatever the sample seed: no crop, no flip.
+  EXPECT_EQ(pixels((*training)->get(0, 1)), pixels((*training)->get(0, 2)));
+  // Scaled as a whole: the 40x48 image's centre 40x40 square resized to 32 px, not the 36-px
+  // resize of evaluation's crop.
+  ImageFolderOptions whole = imagenet_options(temp_.path().string(), "train");
+  whole.transform.mode = ImageTransformMode::kEval;
+  whole.transform.size = 32;
+  whole.transform.resize = 32;
+  absl::StatusOr<std::unique_ptr<ImageFolderDataset>> expected = ImageFolderDataset::open(whole);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(pixels((*training)->get(1, 0)), pixels((*expected)->get(1, 0)));
+}
+
 TEST_F(ImageFolderCatalogTest, ClassesThatDifferBetweenSplitsNameTheFirstDifference) {
   write_split("train", {"n01", "n02", "n03"});
   write_split("val", {"n01", "n02", "n04"});

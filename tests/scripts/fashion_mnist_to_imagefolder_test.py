@@ -109,6 +109,20 @@ class FashionMnistToImageFolderTest(unittest.TestCase):
         for i, name in enumerate(names):
             self.assert_image(os.path.join(output, "val", name), "val", i, 28)
 
+    def test_pad_centres_the_image_on_black(self):
+        output = self.convert_ok("padded", "--pad", "--size=32")
+        labels = self.splits["val"][1]
+        path = os.path.join(output, "val", WNIDS[labels[0]], "val_000000.JPEG")
+        with Image.open(path) as image:
+            self.assertEqual(image.size, (32, 32))
+            gray = np.asarray(image, dtype=np.int16)[..., 0]
+        # JPEG rings a little at the edge of the image; the border's middle stays black and the
+        # centre is the image itself, not resized.
+        self.assertLessEqual(gray[0, 8:24].max(), 8)
+        self.assertLessEqual(gray[8:24, 31].max(), 8)
+        self.assertLess(np.abs(gray[2:30, 2:30] - self.splits["val"][0][0]).mean(), 3.0)
+        self.assert_error("--pad needs --size >= 28, got 20", "--pad", "--size=20")
+
     def test_same_arguments_write_the_same_bytes(self):
         contents = []
         for name in ("first", "second"):
