@@ -50,8 +50,8 @@ ABSL_FLAG(std::string, label_file, "",
           "imagenet: the label file of a flat val/ folder (lines '<file> <wnid or index>')");
 ABSL_FLAG(int32_t, image_size, 0, "side of the input images (0: the model's own)");
 ABSL_FLAG(bool, augment, true,
-          "imagenet: RandomResizedCrop + flip for training and search images (false: each image "
-          "scaled to the input side, as evaluation reads it)");
+          "imagenet: RandomResizedCrop + flip for training and search images and a 224/256 centre "
+          "crop for evaluation (false: every image scaled whole to the input side)");
 ABSL_FLAG(bool, strict_images, false,
           "imagenet: stop at the first unreadable image instead of skipping it");
 ABSL_FLAG(int64_t, train_limit, 0,

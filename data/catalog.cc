@@ -53,7 +53,7 @@ absl::StatusOr<std::shared_ptr<const Dataset>> open_image_folder(const DatasetRe
     options.transform.crop.ratio_min = 0.8;
     options.transform.crop.ratio_max = 1.25;
   }
-  if (!eval && !request.augment) {
+  if (!request.augment) {
     options.transform.mode = ImageTransformMode::kEval;
     options.transform.resize = input[1];
   }

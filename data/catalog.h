@@ -12,8 +12,8 @@
 //                                      ratio [0.8, 1.25] + flip, the crop of the reference's
 //                                      search reader;
 //                            eval:     val/, Resize(side * 256 / 224) + CenterCrop(side);
-//                          without augmentation, training and search read train/ with
-//                          Resize(side) + CenterCrop(side).
+//                          without augmentation, every use reads Resize(side) + CenterCrop(side)
+//                          (a square image scaled whole).
 #pragma once
 
 #include <cstdint>
@@ -48,8 +48,8 @@ struct DatasetRequest {
   DatasetUse use = DatasetUse::kTraining;
   // ImageNet: an unreadable image is an error instead of being skipped.
   bool strict_images = false;
-  // ImageNet: false reads training and search images as evaluation does, scaled to the side
-  // (Resize(side) + CenterCrop(side)), without random crops or flips.
+  // ImageNet: false reads every image of every use scaled whole to the side (Resize(side) +
+  // CenterCrop(side)), without random crops or flips.
   bool augment = true;
 };
 

@@ -135,8 +135,9 @@ TEST_F(ImageFolderCatalogTest, EachUseReadsItsSplitWithItsTransform) {
   EXPECT_EQ(skipped_images(*training), 0);
 }
 
-TEST_F(ImageFolderCatalogTest, WithoutAugmentationTrainingReadsTheWholeImageScaled) {
+TEST_F(ImageFolderCatalogTest, WithoutAugmentationEveryUseReadsTheWholeImageScaled) {
   write_split("train", {"n01"});
+  write_split("val", {"n01"});
   DatasetRequest plain = request(DatasetUse::kTraining);
   plain.augment = false;
   absl::StatusOr<std::shared_ptr<const Dataset>> training = open_dataset(plain);
@@ -152,6 +153,14 @@ TEST_F(ImageFolderCatalogTest, WithoutAugmentationTrainingReadsTheWholeImageScal
   absl::StatusOr<std::unique_ptr<ImageFolderDataset>> expected = ImageFolderDataset::open(whole);
   ASSERT_TRUE(expected.ok()) << expected.status();
   EXPECT_EQ(pixels((*training)->get(1, 0)), pixels((*expected)->get(1, 0)));
+  DatasetRequest plain_eval = request(DatasetUse::kEval);
+  plain_eval.augment = false;
+  whole.split = "val";
+  absl::StatusOr<std::shared_ptr<const Dataset>> eval = open_dataset(plain_eval);
+  absl::StatusOr<std::unique_ptr<ImageFolderDataset>> expected_eval =
+      ImageFolderDataset::open(whole);
+  ASSERT_TRUE(eval.ok() && expected_eval.ok());
+  EXPECT_EQ(pixels((*eval)->get(1, 0)), pixels((*expected_eval)->get(1, 0)));
 }
 
 TEST_F(ImageFolderCatalogTest, ClassesThatDifferBetweenSplitsNameTheFirstDifference) {
