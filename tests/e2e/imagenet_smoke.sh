@@ -59,8 +59,10 @@ EOF
 cmp "$out/run/fp32.safetensors" "$out/whole/fp32.safetensors" \
   || fail "the resumed pretraining ended with other weights than the uninterrupted one"
 
-# 2. PTQ from those weights on the flat val/ with its label file, without the FP32 evaluation.
-"$train" "${small[@]}" --data_dir="$out/flat" --label_file="$out/flat/val_labels.txt" \
+# 2. PTQ from those weights on the flat val/ with its label file, without the FP32 evaluation; a
+#    config's published result appears in the report beside ours.
+printf 'published { source: "a paper" size_mb: 0.1 top1: 91.5 act_bits: 8 }\n' > "$out/preset.pbtxt"
+"$train" --config="$out/preset.pbtxt" "${small[@]}" --data_dir="$out/flat" --label_file="$out/flat/val_labels.txt" \
   --weights="$out/run/fp32.safetensors" --quant=ptq --budget_fraction=0.4 --ptq_iters=20 \
   --calibration_images=64 --eval_fp32=false --output_dir="$out/ptq" > "$out/log4" 2>&1 \
   || { cat "$out/log4"; fail "PTQ on the flat val/ exited non-zero"; }
@@ -68,8 +70,27 @@ grep -q '\[pretrain\] skipped: FP32 weights given' "$out/log4" || { cat "$out/lo
 grep -q '\[eval\] fp32: skipped' "$out/log4" || { cat "$out/log4"; fail "evaluated FP32 despite --eval_fp32=false"; }
 grep -q '\[eval\] ptq: test loss' "$out/log4" || { cat "$out/log4"; fail "no PTQ evaluation"; }
 [ -s "$out/ptq/packed.safetensors" ] || fail "PTQ exported nothing"
+/usr/bin/python3 - "$out/ptq/report.json" << 'EOF' || fail "report.json lacks the published row"
+import json, sys
+rows = {r["label"]: r for r in json.load(open(sys.argv[1]))["results"]}
+assert rows["published: a paper (A8)"]["top1"] == 91.5, rows
+assert rows["fp32"]["top1"] is None, rows  # not evaluated
+EOF
 
-# 3. Bad inputs: one clear message each, before anything is written; a finished run is untouched.
+# 3. A corrupt image is skipped, counted and named; --strict_images stops at it instead.
+cp -r "$folder" "$out/corrupt"
+# The first image of the first class: example 0, which every spread subset holds.
+first=n00000000/$(ls "$out/corrupt/train/n00000000" | sed -n 1p)
+victim=$out/corrupt/train/$first
+head -c 50 "$folder/train/$first" > "$victim"
+tiny=(--dataset=imagenet --data_dir="$out/corrupt" --threads=1 --train_limit=64 --test_limit=50
+      --batch_size=32 --quant=none --epochs=1)
+"$train" "${tiny[@]}" --output_dir="$out/skipping" > "$out/log5" 2>&1 || { cat "$out/log5"; fail "a corrupt image stopped the run"; }
+grep -qF "$victim" "$out/log5" || { cat "$out/log5"; fail "the corrupt image is not named"; }
+grep -q 'note: 1 unreadable image(s) were skipped' "$out/log5" || { cat "$out/log5"; fail "the corrupt image is not counted"; }
+expect_error "$victim" "${tiny[@]}" --strict_images --output_dir="$out/strict"
+
+# 4. Bad inputs: one clear message each, before anything is written; a finished run is untouched.
 before=$(fingerprint "$out/run")
 bad() { mkdir -p "$out/$1"; cp -r "$folder/$2" "$out/$1/"; }
 bad no_val train
