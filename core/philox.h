@@ -30,7 +30,10 @@ OMPQ_HD inline Philox4x32 philox4x32(uint64_t counter, uint64_t key) {
     philox_mulhilo(0xD2511F53u, c0, &hi0, &lo0);
     philox_mulhilo(0xCD9E8D57u, c2, &hi1, &lo1);
     uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
-    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    c0 = n0;
+    c1 = n1;
+    c2 = n2;
+    c3 = n3;
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
@@ -58,6 +61,14 @@ OMPQ_HD inline float philox_normal(uint64_t seed, uint64_t index) {
   float u2 = philox_uniform(seed, 2 * index + 1);
   float r = sqrtf(-2.0f * logf(1.0f - u1));  // 1-u1 in (0, 1]: log is finite
   return r * cosf(6.28318530717958647692f * u2);
+}
+
+// What a draw `r` becomes in a tensor: scale * r + shift, rounded once. Both the CPU and the CUDA
+// kernel call this. It is an explicit fused multiply-add because a separate multiply and add is
+// contracted at each compiler's discretion (GCC with -march=x86-64-v3 fuses, nvcc fuses unless
+// told otherwise), and the two devices would then round inexact scales differently.
+OMPQ_HD inline double random_affine(double scale, float r, double shift) {
+  return fma(scale, static_cast<double>(r), shift);
 }
 
 }  // namespace ompq

@@ -9,9 +9,9 @@
 namespace ompq::cuda {
 namespace {
 
-// dst[offset] = a * r + b for r = uniform or standard normal at stream position start + i. The
-// affine map is done in double without a fused multiply-add, as the CPU computes it, and rounded
-// to float before bf16/f16 (the CPU draws those in f32 and converts).
+// dst[offset] = a * r + b for r = uniform or standard normal at stream position start + i, by
+// core/philox.h's random_affine as on the CPU (one rounding in double), then rounded to float
+// before bf16/f16 (the CPU draws those in f32 and converts).
 template <typename T>
 struct RandomOp {
   T* dst;
@@ -25,7 +25,7 @@ struct RandomOp {
     const uint64_t position = start + static_cast<uint64_t>(i);
     const float r = dist == Distribution::kNormal ? philox_normal(seed, position)
                                                   : philox_uniform(seed, position);
-    const double value = __dadd_rn(__dmul_rn(a, static_cast<double>(r)), b);
+    const double value = random_affine(a, r, b);
     if constexpr (std::is_same_v<T, double>) {
       dst[offsets[0]] = value;
     } else {
@@ -45,10 +45,14 @@ void launch_random(const Tensor& dst, Distribution dist, double a, double b, uin
 void random_kernel(const Tensor& dst, Distribution dist, double a, double b, uint64_t seed,
                    uint64_t stream_start) {
   switch (dst.dtype()) {
-    case DType::kF32: return launch_random<float>(dst, dist, a, b, seed, stream_start);
-    case DType::kF64: return launch_random<double>(dst, dist, a, b, seed, stream_start);
-    case DType::kBF16: return launch_random<bf16>(dst, dist, a, b, seed, stream_start);
-    case DType::kF16: return launch_random<f16>(dst, dist, a, b, seed, stream_start);
+    case DType::kF32:
+      return launch_random<float>(dst, dist, a, b, seed, stream_start);
+    case DType::kF64:
+      return launch_random<double>(dst, dist, a, b, seed, stream_start);
+    case DType::kBF16:
+      return launch_random<bf16>(dst, dist, a, b, seed, stream_start);
+    case DType::kF16:
+      return launch_random<f16>(dst, dist, a, b, seed, stream_start);
     default:
       OMPQ_CHECK(false, "random_: dtype ", dtype_name(dst.dtype()), " is not floating");
   }

@@ -24,7 +24,7 @@ void random_kernel(const Tensor& dst, Distribution dist, double a, double b, uin
       for (int64_t i = lo; i < hi; ++i) {
         float r = dist == Distribution::kNormal ? philox_normal(seed, stream_start + i)
                                                 : philox_uniform(seed, stream_start + i);
-        out[i] = static_cast<scalar_t>(a * r + b);
+        out[i] = static_cast<scalar_t>(random_affine(a, r, b));
       }
     });
   });
