@@ -26,11 +26,11 @@ namespace {
                            cublasLtGetStatusString(status)));
 }
 
-#define OMPQ_CUBLAS_CHECK(call)                                                   \
-  do {                                                                            \
-    cublasStatus_t ompq_cublas_status_ = (call);                                  \
-    if (ompq_cublas_status_ != CUBLAS_STATUS_SUCCESS)                             \
-      throw_cublas_error(ompq_cublas_status_, #call, __FILE__, __LINE__);         \
+#define OMPQ_CUBLAS_CHECK(call)                                           \
+  do {                                                                    \
+    cublasStatus_t ompq_cublas_status_ = (call);                          \
+    if (ompq_cublas_status_ != CUBLAS_STATUS_SUCCESS)                     \
+      throw_cublas_error(ompq_cublas_status_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // The workspace the heuristic may plan with (what PyTorch gives cuBLASLt on sm_90).
@@ -74,7 +74,9 @@ struct GemmTypes {
 };
 
 GemmTypes gemm_types(DType in, DType out, bool allow_tf32) {
-  if (in == DType::kI8 && out == DType::kI32) {
+  if (in == DType::kI8) {
+    OMPQ_CHECK(out == DType::kI32, "matmul on CUDA: i8 operands with an output of ",
+               dtype_name(out), " (integer products take i8 operands and an i32 output)");
     return {CUDA_R_8I, CUDA_R_32I, CUDA_R_32I, CUBLAS_COMPUTE_32I};
   }
   // Mixed precision: bf16/f16 operands, f32 accumulation and an f32 output (C and D), which
@@ -197,9 +199,8 @@ bool query_algorithms(cublasLtHandle_t handle, GemmPlan* plan, size_t max_worksp
   cublasLtMatmulHeuristicResult_t results[kRequestedAlgorithms] = {};
   int returned = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
-      handle, plan->desc.get(), plan->w_layout.get(), plan->a_layout.get(),
-      plan->out_layout.get(), plan->out_layout.get(), pref.get(), kRequestedAlgorithms, results,
-      &returned);
+      handle, plan->desc.get(), plan->w_layout.get(), plan->a_layout.get(), plan->out_layout.get(),
+      plan->out_layout.get(), pref.get(), kRequestedAlgorithms, results, &returned);
   if (status == CUBLAS_STATUS_NOT_SUPPORTED) return false;
   OMPQ_CUBLAS_CHECK(status);
   bool any = false;
@@ -223,11 +224,11 @@ std::unique_ptr<GemmPlan> make_plan(cublasLtHandle_t handle, const GemmCall& cal
   auto plan = std::make_unique<GemmPlan>();
   const Operand w = describe(call.w), a = describe(call.a);
   const int64_t batch = call.out.size(0);
-  plan->problem = absl::StrCat(dtype_name(call.a.dtype()), " [", batch, ", ", call.a.size(1), ", ",
-                               call.a.size(2), "] (", a.row_major ? "row" : "column", "-major) @ [",
-                               batch, ", ", call.w.size(1), ", ", call.w.size(2), "] (",
-                               w.row_major ? "row" : "column", "-major) -> ",
-                               dtype_name(call.out.dtype()));
+  plan->problem =
+      absl::StrCat(dtype_name(call.a.dtype()), " [", batch, ", ", call.a.size(1), ", ",
+                   call.a.size(2), "] (", a.row_major ? "row" : "column", "-major) @ [", batch,
+                   ", ", call.w.size(1), ", ", call.w.size(2), "] (",
+                   w.row_major ? "row" : "column", "-major) -> ", dtype_name(call.out.dtype()));
   plan->types = gemm_types(call.a.dtype(), call.out.dtype(), allow_tf32);
   make_layout(&plan->w_layout, plan->types.operands, w, batch);
   make_layout(&plan->a_layout, plan->types.operands, a, batch);
@@ -250,10 +251,7 @@ std::unique_ptr<GemmPlan> make_plan(cublasLtHandle_t handle, const GemmCall& cal
   // Algorithms that need no workspace at all close the list: the fallback of last resort.
   query_algorithms(handle, plan.get(), 0, call);
   OMPQ_CHECK(!plan->candidates.empty(), "matmul on CUDA: cuBLASLt has no algorithm for ",
-             plan->problem,
-             call.a.dtype() == DType::kI8
-                 ? " (int8 products need w column-major and a row-major)"
-                 : "");
+             plan->problem);
   return plan;
 }
 
@@ -310,6 +308,8 @@ void check_operands(const Tensor& out, const Tensor& a, const Tensor& w, const T
   }
   OMPQ_CHECK(a.dtype() == w.dtype(), "cublaslt_matmul: operands of dtypes ", dtype_name(a.dtype()),
              " and ", dtype_name(w.dtype()));
+  gemm_types(a.dtype(), out.dtype(), /*allow_tf32=*/false);  // throws for a pair it cannot run
+  if (a.dtype() == DType::kI8) check_int8_operands(a, w);
   for (const Tensor* t : {&out, &a, &w}) {
     OMPQ_CHECK(t->device() == out.device() && out.device().is_cuda(),
                "cublaslt_matmul: every tensor must be on one CUDA device, got ", t->device().str(),
@@ -320,12 +320,37 @@ void check_operands(const Tensor& out, const Tensor& a, const Tensor& w, const T
                    bias.dtype() == out.dtype() && bias.device() == out.device(),
                "cublaslt_matmul: bias must be a contiguous [", out.size(2), "] of dtype ",
                dtype_name(out.dtype()), " on ", out.device().str(), ", got ",
-               shape_str(bias.shape()), " ", dtype_name(bias.dtype()), " on ",
-               bias.device().str());
+               shape_str(bias.shape()), " ", dtype_name(bias.dtype()), " on ", bias.device().str());
   }
 }
 
 }  // namespace
+
+void check_int8_operands(const Tensor& a, const Tensor& w) {
+  const std::string product = absl::StrCat("cublaslt_matmul: int8 product ", shape_str(a.shape()),
+                                           " @ ", shape_str(w.shape()));
+  OMPQ_CHECK(a.dim() == 3 && w.dim() == 3 && a.size(2) == w.size(1), product,
+             ": expected a [B, M, K] and w [B, K, N]");
+  const bool a_row_major = describe(a).row_major, w_row_major = describe(w).row_major;
+  OMPQ_CHECK(a_row_major && !w_row_major, product,
+             " needs a row-major and w column-major (w a transposed [N, K] matrix, as linear's "
+             "weight), got a ",
+             a_row_major ? "row" : "column", "-major and w ", w_row_major ? "row" : "column",
+             "-major");
+  // cuBLASLt's int8 kernels need every leading dimension, and its m and k, to be multiples of 4:
+  // out^T = w^T @ a^T has leading dimensions K (w and a) and N (out), m = N and k = K.
+  const int64_t k = a.size(2), n = w.size(2);
+  OMPQ_CHECK(k % 4 == 0, product, ": K = ", k,
+             " is not a multiple of 4 (cuBLASLt's int8 products need K and N multiples of 4; pad "
+             "the inner dimension with zeros)");
+  OMPQ_CHECK(n % 4 == 0, product, ": N = ", n,
+             " is not a multiple of 4 (cuBLASLt's int8 products need K and N multiples of 4; pad "
+             "the output features)");
+  OMPQ_CHECK(alignment(a.data_ptr()) >= 4 && alignment(w.data_ptr()) >= 4, product,
+             ": operands must start on 4-byte boundaries, got a view starting ",
+             alignment(a.data_ptr()) < 4 ? "a" : "w", " at byte alignment ",
+             std::min(alignment(a.data_ptr()), alignment(w.data_ptr())));
+}
 
 void set_cublaslt_allow_tf32(bool allowed) { g_allow_tf32 = allowed; }
 bool cublaslt_allow_tf32() { return g_allow_tf32; }
@@ -351,15 +376,15 @@ void cublaslt_matmul(const Tensor& out, const Tensor& a, const Tensor& w, const 
   if (plan.bias_epilogue) set_desc(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias.data_ptr());
   const Scale one(1), beta(prefill ? 1 : 0);
   const cudaStream_t stream = default_stream(device).get();
-  run_first_fitting(plan.candidates, device, "matmul (cuBLASLt)",
-                    [&](const Candidate& c, void* workspace, size_t bytes) {
-                      OMPQ_CUBLAS_CHECK(cublasLtMatmul(
-                          dev.handle, plan.desc.get(), one.as(plan.types.scale), w.data_ptr(),
-                          plan.w_layout.get(), a.data_ptr(), plan.a_layout.get(),
-                          beta.as(plan.types.scale), out.data_ptr(), plan.out_layout.get(),
-                          out.data_ptr(), plan.out_layout.get(), &c.algo, workspace, bytes,
-                          stream));
-                    });
+  run_first_fitting(
+      plan.candidates, device, "matmul (cuBLASLt)",
+      [&](const Candidate& c, void* workspace, size_t bytes) {
+        OMPQ_CUBLAS_CHECK(cublasLtMatmul(dev.handle, plan.desc.get(), one.as(plan.types.scale),
+                                         w.data_ptr(), plan.w_layout.get(), a.data_ptr(),
+                                         plan.a_layout.get(), beta.as(plan.types.scale),
+                                         out.data_ptr(), plan.out_layout.get(), out.data_ptr(),
+                                         plan.out_layout.get(), &c.algo, workspace, bytes, stream));
+      });
 }
 
 void register_cublaslt_gemm_kernels() {

@@ -31,8 +31,14 @@ int64_t cublaslt_heuristic_queries();
 // or column-major in their last two dims with densely packed batches, out [B, M, N] contiguous,
 // bias [N] contiguous or undefined. Types: a, w, out and bias all f32, f64, bf16 or f16; a, w
 // bf16 or f16 with out and bias f32 (mixed precision: f32 accumulation, unrounded output); or
-// a, w i8 with out and bias i32, where cuBLASLt requires w column-major (a transposed [N, K]
-// matrix, as linear's weight) and a row-major.
+// a, w i8 with out and bias i32, meeting check_int8_operands.
 void cublaslt_matmul(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias);
+
+// What cuBLASLt's int8 products need of a [B, M, K] and w [B, K, N] beyond the shapes: a row-major,
+// w column-major, K and N multiples of 4, both starting on 4-byte boundaries. Throws an Error
+// naming the first requirement that fails and the size or layout at fault; cublaslt_matmul calls
+// it before planning, so that a bad product is not reported as "no algorithm". Reads only shapes,
+// strides and addresses: tensors on any device.
+void check_int8_operands(const Tensor& a, const Tensor& w);
 
 }  // namespace ompq::cuda

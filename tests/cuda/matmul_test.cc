@@ -4,7 +4,8 @@
 // int8 x int8 -> int32 against exact integer loops. Tolerance per tensor, atol = rtol =
 // tol * max|ref|: f64 1e-12; f32 1e-5 (no TF32: f32 accumulation over up to 511 terms); f16 4e-3
 // and bf16 2e-2 (2 ulps of the output type); f32 with TF32 allowed 5e-3 (10-bit mantissas).
-// Also: the plan cache, the workspace fallback and bad inputs. Needs a GPU.
+// Also: the plan cache, the workspace fallback and bad inputs. Needs a GPU, except the checks of
+// what int8 operands must be (CublasLtInt8Operands), which read CPU tensors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -26,10 +27,11 @@
 namespace ompq {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::ThrowsMessage;
+using ::testing::AllOf;
 using testing::expect_close;
+using ::testing::HasSubstr;
 using testing::random_tensor_in;
+using ::testing::ThrowsMessage;
 
 double tolerance(DType dtype) {
   switch (dtype) {
@@ -69,7 +71,7 @@ struct Mkn {
   int64_t m, k, n;
 };
 
-const Mkn kShapes[] = {{1, 1, 1},     {7, 13, 5},   {64, 128, 96}, {257, 511, 129},
+const Mkn kShapes[] = {{1, 1, 1},      {7, 13, 5},  {64, 128, 96}, {257, 511, 129},
                        {1, 512, 1000}, {33, 1, 17}, {2, 64, 3}};
 
 TEST(CublasLtMatmul, EveryLayoutMatchesTheCpu) {
@@ -205,6 +207,63 @@ TEST(CublasLtMatmul, Int8ProductsAreExact) {
   }
 }
 
+// a [1, m, k] row-major and w [1, k, n] column-major (the memory of a row-major [n, k]) on the CPU,
+// each starting `offset` bytes into its storage: what check_int8_operands reads needs no GPU.
+struct Int8Operands {
+  Tensor a, w;
+};
+Int8Operands int8_operands(int64_t m, int64_t k, int64_t n, int64_t offset = 0) {
+  const Tensor a_storage = Tensor::zeros({offset + m * k}, DType::kI8);
+  const Tensor w_storage = Tensor::zeros({offset + n * k}, DType::kI8);
+  return {as_strided(a_storage, {1, m, k}, {m * k, k, 1}, offset),
+          as_strided(w_storage, {1, k, n}, {k * n, 1, k}, offset)};
+}
+
+TEST(CublasLtInt8Operands, AcceptsLeadingDimensionsThatAreMultiplesOfFour) {
+  for (const Mkn& s : {Mkn{1, 128, 64}, Mkn{5, 32, 8}, Mkn{3, 4, 4}}) {
+    const Int8Operands operands = int8_operands(s.m, s.k, s.n);
+    EXPECT_NO_THROW(cuda::check_int8_operands(operands.a, operands.w))
+        << s.m << "x" << s.k << "x" << s.n;
+  }
+}
+
+TEST(CublasLtInt8Operands, NamesTheSizeThatIsNotAMultipleOfFour) {
+  const Int8Operands odd_k = int8_operands(8, 30, 16);
+  EXPECT_THAT([&] { cuda::check_int8_operands(odd_k.a, odd_k.w); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("[1, 8, 30] @ [1, 30, 16]"),
+                                         HasSubstr("K = 30 is not a multiple of 4"))));
+  const Int8Operands odd_n = int8_operands(8, 32, 6);
+  EXPECT_THAT([&] { cuda::check_int8_operands(odd_n.a, odd_n.w); },
+              ThrowsMessage<Error>(HasSubstr("N = 6 is not a multiple of 4")));
+}
+
+TEST(CublasLtInt8Operands, NamesTheLayoutAndAlignmentItNeeds) {
+  const Int8Operands operands = int8_operands(8, 32, 16);
+  const Tensor w_row_major = Tensor::zeros({1, 32, 16}, DType::kI8);
+  EXPECT_THAT([&] { cuda::check_int8_operands(operands.a, w_row_major); },
+              ThrowsMessage<Error>(HasSubstr("got a row-major and w row-major")));
+  const Tensor a_column_major =
+      as_strided(Tensor::zeros({8 * 32}, DType::kI8), {1, 8, 32}, {8 * 32, 1, 8}, 0);
+  EXPECT_THAT([&] { cuda::check_int8_operands(a_column_major, operands.w); },
+              ThrowsMessage<Error>(HasSubstr("got a column-major and w column-major")));
+  const Int8Operands shifted = int8_operands(8, 32, 16, /*offset=*/2);
+  EXPECT_THAT([&] { cuda::check_int8_operands(shifted.a, shifted.w); },
+              ThrowsMessage<Error>(HasSubstr("4-byte boundaries, got a view starting a at byte "
+                                             "alignment 2")));
+}
+
+TEST(CublasLtMatmul, Int8ProductWithAnOddInnerSizeFailsBeforePlanning) {
+  OMPQ_REQUIRE_GPU();
+  const int64_t before = cuda::cublaslt_heuristic_queries();
+  const Tensor a = Tensor::zeros({1, 8, 30}, DType::kI8, Device::cuda());
+  const Tensor w = as_strided(Tensor::zeros({16 * 30}, DType::kI8, Device::cuda()), {1, 30, 16},
+                              {30 * 16, 1, 30}, 0);
+  const Tensor out = Tensor::empty({1, 8, 16}, DType::kI32, Device::cuda());
+  EXPECT_THAT([&] { cuda::cublaslt_matmul(out, a, w, Tensor()); },
+              ThrowsMessage<Error>(HasSubstr("K = 30 is not a multiple of 4")));
+  EXPECT_EQ(cuda::cublaslt_heuristic_queries(), before) << "rejected before any plan";
+}
+
 TEST(CublasLtMatmul, SecondProductOfAShapeQueriesNoHeuristic) {
   OMPQ_REQUIRE_GPU();
   const Tensor a = gpu(random_tensor_in({19, 23}, DType::kF32, 700, -1, 1));
@@ -254,8 +313,7 @@ TEST(CublasLtMatmul, RejectsBadOperands) {
   EXPECT_THAT([&] { cuda::cublaslt_matmul(out, a, w, Tensor()); },
               ThrowsMessage<Error>(HasSubstr("expected a [B, M, K], w [B, K, N]")));
   const Tensor i = Tensor::zeros({3, 3}, DType::kI32, Device::cuda());
-  EXPECT_THAT([&] { ops::matmul(i, i); },
-              ThrowsMessage<Error>(HasSubstr("unsupported dtype i32")));
+  EXPECT_THAT([&] { ops::matmul(i, i); }, ThrowsMessage<Error>(HasSubstr("unsupported dtype i32")));
   const Tensor i8 = Tensor::zeros({1, 4, 4}, DType::kI8, Device::cuda());
   const Tensor i8_out = Tensor::empty({1, 4, 4}, DType::kI8, Device::cuda());
   EXPECT_THAT([&] { cuda::cublaslt_matmul(i8_out, i8, i8, Tensor()); },
