@@ -3,22 +3,18 @@
 // offsets) const`, called once per linear element index i with each operand's element offset.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 
+#include "cuda/launch_config.h"
 #include "cuda/runtime.h"
 #include "cuda/strided_indexer.h"
 
 namespace ompq::cuda {
 
-constexpr int kBlockThreads = 256;
-
-// Blocks for a grid-stride loop over n items: as many as the items need, capped at a few waves of
-// fully occupied SMs (2048 threads each), beyond which more blocks only cost scheduling.
+// Blocks for a grid-stride loop over n items on `device` (launch_config.h's grid_stride_blocks).
 inline unsigned grid_blocks(int64_t n, int device) {
-  const int64_t needed = (n + kBlockThreads - 1) / kBlockThreads;
-  const int64_t cap = int64_t{device_properties(device).multiProcessorCount} * (2048 / kBlockThreads) * 4;
-  return static_cast<unsigned>(std::max<int64_t>(1, std::min(needed, cap)));
+  return static_cast<unsigned>(
+      grid_stride_blocks(n, device_properties(device).multiProcessorCount));
 }
 
 // op(i, offsets) for every linear index i < n; offsets[k] is operand k's element offset of i.
@@ -45,8 +41,8 @@ void launch_strided(const cpu::StridedLayout<N>& layout, int device, const Op& o
     strided_loop_kernel<N, uint32_t><<<blocks, kBlockThreads, 0, stream>>>(
         static_cast<uint32_t>(n), make_indexer<N, uint32_t>(layout), op);
   } else {
-    strided_loop_kernel<N, int64_t><<<blocks, kBlockThreads, 0, stream>>>(
-        n, make_indexer<N, int64_t>(layout), op);
+    strided_loop_kernel<N, int64_t>
+        <<<blocks, kBlockThreads, 0, stream>>>(n, make_indexer<N, int64_t>(layout), op);
   }
   OMPQ_CUDA_CHECK_LAUNCH();
 }

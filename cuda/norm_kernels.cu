@@ -27,16 +27,15 @@
 #include "core/ops/norm_math.h"
 #include "cuda/block_reduce.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/launch_config.h"
 #include "cuda/register.h"
 
 namespace ompq::cuda {
 namespace {
 
-constexpr int kSumThreads = 256;
-constexpr int64_t kMinSplitValues = 4096;  // values per block, at least, when a channel is split
-// Interleaved sums: a block is kTileChannels channels x kTileRows rows of threads.
-constexpr int kTileChannels = 32;
-constexpr int kTileRows = kSumThreads / kTileChannels;
+using norm_launch::kSumThreads;
+using norm_launch::kTileChannels;
+using norm_launch::kTileRows;
 
 struct ChannelLayout {
   int64_t batch, channels, spatial;
@@ -134,8 +133,8 @@ __global__ void planar_sums_kernel(Terms terms, index_t channels, index_t spatia
 // tile * kTileChannels + tx over the rows ty, ty + kTileRows, ... of the split; the kTileRows
 // partial sums of a channel are then added in ty order.
 template <typename T, typename Terms, typename index_t>
-__global__ void interleaved_sums_kernel(Terms terms, index_t channels, index_t rows,
-                                        index_t chunk, double* sum_a, double* sum_b) {
+__global__ void interleaved_sums_kernel(Terms terms, index_t channels, index_t rows, index_t chunk,
+                                        double* sum_a, double* sum_b) {
   __shared__ double shared_a[kTileRows][kTileChannels];
   __shared__ double shared_b[kTileRows][kTileChannels];
   const index_t c = static_cast<index_t>(blockIdx.x) * kTileChannels + threadIdx.x;
@@ -217,9 +216,9 @@ __global__ void forward_channel_kernel(ForwardChannelArgs<T> args) {
             args.running_var[c], batch_norm_unbiased_var(stats.var, args.count), args.momentum));
       }
     }
-    args.affine[c] = batch_norm_affine<T>(args.mean[c], args.var[c], args.eps,
-                                          args.weight ? args.weight[c] : 1.0,
-                                          args.bias ? args.bias[c] : 0.0);
+    args.affine[c] =
+        batch_norm_affine<T>(args.mean[c], args.var[c], args.eps,
+                             args.weight ? args.weight[c] : 1.0, args.bias ? args.bias[c] : 0.0);
   }
 }
 
@@ -301,24 +300,20 @@ struct Workspace {
   double* sum_a() const { return static_cast<double*>(sums.data_ptr()); }
   double* sum_b() const { return sum_a() + sums.numel() / 2; }
   ChannelSums channel_sums() const {
-    return sums.defined() ? ChannelSums{sum_a(), sum_b(), splits} : ChannelSums{nullptr, nullptr, 0};
+    return sums.defined() ? ChannelSums{sum_a(), sum_b(), splits}
+                          : ChannelSums{nullptr, nullptr, 0};
   }
 };
 
 // Launches the channel sums of `terms` into a fresh workspace.
 template <typename T, typename Terms>
 Workspace channel_sums(const ChannelLayout& l, const Terms& terms, Device device) {
-  const int64_t target_blocks = int64_t{device_properties(device.index).multiProcessorCount} * 4;
-  // Blocks per split: one per channel (planar), one per tile of channels (interleaved).
-  const int64_t channel_blocks =
-      l.interleaved ? (l.channels + kTileChannels - 1) / kTileChannels : l.channels;
-  const int64_t values_per_count = l.interleaved ? std::min<int64_t>(l.channels, kTileChannels) : 1;
-  int64_t splits = 1;
-  if (channel_blocks < target_blocks) {
-    splits = std::min<int64_t>(
-        {(target_blocks + channel_blocks - 1) / channel_blocks,
-         std::max<int64_t>(1, l.count() * values_per_count / kMinSplitValues), 65535});
-  }
+  const int sm_count = device_properties(device.index).multiProcessorCount;
+  OMPQ_CHECK(!l.interleaved || l.channels <= norm_launch::kMaxInterleavedChannels,
+             "batch_norm: ", l.channels,
+             " channels are more than one channels-last launch holds (at most ",
+             norm_launch::kMaxInterleavedChannels, ")");
+  int64_t splits = norm_launch::sum_splits(l.channels, l.count(), l.interleaved, sm_count);
   // No empty split; one (summing nothing) when the batch is empty.
   const int64_t chunk = std::max<int64_t>(1, (l.count() + splits - 1) / splits);
   splits = std::max<int64_t>(1, (l.count() + chunk - 1) / chunk);
@@ -328,18 +323,19 @@ Workspace channel_sums(const ChannelLayout& l, const Terms& terms, Device device
   const cudaStream_t stream = default_stream(device.index).get();
   const bool int32 = l.batch * l.channels * l.spatial <= std::numeric_limits<int32_t>::max();
   if (l.interleaved) {
-    const dim3 grid(static_cast<unsigned>(channel_blocks), static_cast<unsigned>(splits));
+    const dim3 grid(static_cast<unsigned>(norm_launch::sum_grid_x(l.channels, true, sm_count)),
+                    static_cast<unsigned>(splits));
     const dim3 block(kTileChannels, kTileRows);
     if (int32) {
       interleaved_sums_kernel<T, Terms, uint32_t><<<grid, block, 0, stream>>>(
           terms, static_cast<uint32_t>(l.channels), static_cast<uint32_t>(l.count()),
           static_cast<uint32_t>(chunk), ws.sum_a(), ws.sum_b());
     } else {
-      interleaved_sums_kernel<T, Terms, int64_t><<<grid, block, 0, stream>>>(
-          terms, l.channels, l.count(), chunk, ws.sum_a(), ws.sum_b());
+      interleaved_sums_kernel<T, Terms, int64_t>
+          <<<grid, block, 0, stream>>>(terms, l.channels, l.count(), chunk, ws.sum_a(), ws.sum_b());
     }
   } else {
-    const dim3 grid(static_cast<unsigned>(std::min<int64_t>(l.channels, target_blocks * 8)),
+    const dim3 grid(static_cast<unsigned>(norm_launch::sum_grid_x(l.channels, false, sm_count)),
                     static_cast<unsigned>(splits));
     if (int32) {
       planar_sums_kernel<T, Terms, uint32_t><<<grid, kSumThreads, 0, stream>>>(
@@ -360,7 +356,7 @@ T* data_or_null(const Tensor& t) {
 }
 
 unsigned channel_blocks(int64_t channels) {
-  return static_cast<unsigned>(std::min<int64_t>((channels + kBlockThreads - 1) / kBlockThreads, 4096));
+  return static_cast<unsigned>(norm_launch::channel_blocks(channels));
 }
 
 template <typename T, NormActivation kAct>
@@ -373,8 +369,8 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& residual, const Ten
   const T* xp = static_cast<const T*>(x.data_ptr());
   Workspace ws =
       training ? channel_sums<T>(l, ShiftedTerms<T>{xp, l.channel_block()}, device) : Workspace{};
-  ws.coefficients = Tensor::empty({l.channels * int64_t{sizeof(BatchNormAffine<T>)}}, DType::kU8,
-                                  device);
+  ws.coefficients =
+      Tensor::empty({l.channels * int64_t{sizeof(BatchNormAffine<T>)}}, DType::kU8, device);
   auto* affine = static_cast<BatchNormAffine<T>*>(ws.coefficients.data_ptr());
   const ForwardChannelArgs<T> args{ws.channel_sums(),
                                    xp,
@@ -391,13 +387,13 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& residual, const Ten
                                    momentum,
                                    eps,
                                    training};
-  forward_channel_kernel<T><<<channel_blocks(l.channels), kBlockThreads, 0,
-                              default_stream(device.index).get()>>>(args);
+  forward_channel_kernel<T>
+      <<<channel_blocks(l.channels), kBlockThreads, 0, default_stream(device.index).get()>>>(args);
   OMPQ_CUDA_CHECK_LAUNCH();
-  launch_contiguous(x.numel(), device.index,
-                    ApplyAffine<T, kAct>{static_cast<T*>(y.data_ptr()), xp,
-                                         data_or_null<const T>(residual), affine, l.channels,
-                                         l.channel_block()});
+  launch_contiguous(
+      x.numel(), device.index,
+      ApplyAffine<T, kAct>{static_cast<T*>(y.data_ptr()), xp, data_or_null<const T>(residual),
+                           affine, l.channels, l.channel_block()});
   // The workspaces return to the cache here; stream order keeps them alive for the kernels above.
 }
 
@@ -414,11 +410,10 @@ void backward(const Tensor& grad_output, const Tensor& x, const Tensor& y, const
   const T* yp = data_or_null<const T>(y);
   const T* mean_p = static_cast<const T*>(mean.data_ptr());
   const bool need_sums = training || grad_weight.defined() || grad_bias.defined();
-  Workspace ws = need_sums
-                     ? channel_sums<T>(l, GradTerms<T, kAct>{dyp, yp, xp, mean_p}, device)
-                     : Workspace{};
-  ws.coefficients = Tensor::empty({l.channels * int64_t{sizeof(BatchNormGradCoeffs<T>)}},
-                                  DType::kU8, device);
+  Workspace ws =
+      need_sums ? channel_sums<T>(l, GradTerms<T, kAct>{dyp, yp, xp, mean_p}, device) : Workspace{};
+  ws.coefficients =
+      Tensor::empty({l.channels * int64_t{sizeof(BatchNormGradCoeffs<T>)}}, DType::kU8, device);
   auto* coeffs = static_cast<BatchNormGradCoeffs<T>*>(ws.coefficients.data_ptr());
   const BackwardChannelArgs<T> args{ws.channel_sums(),
                                     data_or_null<const T>(weight),
@@ -431,14 +426,14 @@ void backward(const Tensor& grad_output, const Tensor& x, const Tensor& y, const
                                     static_cast<double>(l.count()),
                                     eps,
                                     training};
-  backward_channel_kernel<T><<<channel_blocks(l.channels), kBlockThreads, 0,
-                               default_stream(device.index).get()>>>(args);
+  backward_channel_kernel<T>
+      <<<channel_blocks(l.channels), kBlockThreads, 0, default_stream(device.index).get()>>>(args);
   OMPQ_CUDA_CHECK_LAUNCH();
   if (!grad_input.defined() && !grad_preactivation.defined()) return;
-  launch_contiguous(x.numel(), device.index,
-                    ApplyInputGrad<T, kAct>{data_or_null<T>(grad_input),
-                                            data_or_null<T>(grad_preactivation), dyp, yp, xp,
-                                            coeffs, l.channels, l.channel_block()});
+  launch_contiguous(
+      x.numel(), device.index,
+      ApplyInputGrad<T, kAct>{data_or_null<T>(grad_input), data_or_null<T>(grad_preactivation), dyp,
+                              yp, xp, coeffs, l.channels, l.channel_block()});
 }
 
 void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& residual,
@@ -447,8 +442,8 @@ void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& residual,
                        bool training, double momentum, double eps, NormActivation activation) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm", [&] {
     with_norm_activation(activation, [&](auto act) {
-      forward<scalar_t, decltype(act)::value>(y, x, residual, weight, bias, mean, var,
-                                              running_mean, running_var, training, momentum, eps);
+      forward<scalar_t, decltype(act)::value>(y, x, residual, weight, bias, mean, var, running_mean,
+                                              running_var, training, momentum, eps);
     });
   });
 }
@@ -461,8 +456,8 @@ void batch_norm_backward_kernel(const Tensor& grad_output, const Tensor& x, cons
   if (x.size(1) == 0) return;
   OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm_backward", [&] {
     with_norm_activation(activation, [&](auto act) {
-      backward<scalar_t, decltype(act)::value>(grad_output, x, y, weight, mean, var, eps,
-                                               training, grad_input, grad_weight, grad_bias,
+      backward<scalar_t, decltype(act)::value>(grad_output, x, y, weight, mean, var, eps, training,
+                                               grad_input, grad_weight, grad_bias,
                                                grad_preactivation);
     });
   });

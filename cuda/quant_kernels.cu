@@ -13,13 +13,13 @@
 #include "core/ops/quant.h"
 #include "core/ops/quant_math.h"
 #include "cuda/channel_loop.cuh"
+#include "cuda/launch_config.h"
 #include "cuda/register.h"
 
 namespace ompq::cuda {
 namespace {
 
-constexpr int kSumThreads = 256;             // threads of a per-channel sum block
-constexpr int64_t kMinSplitElements = 8192;  // elements per sum block, at least, when split
+using quant_launch::kSumThreads;
 
 // partial[row, split] = sum of op(row, element) over split's chunk of row's elements, where row =
 // candidate * C + channel and the elements of channel c are the outer * inner elements
@@ -63,17 +63,18 @@ __global__ void combine_splits_kernel(const double* partial, int64_t rows, int s
 template <typename T, typename Op>
 void channel_sums(T* out, int64_t rows, const ChannelLayout& layout, Device device, const Op& op) {
   const int64_t per_channel = layout.outer * layout.inner;
-  const int64_t target_blocks = int64_t{device_properties(device.index).multiProcessorCount} * 8;
-  const int64_t by_size = (per_channel + kMinSplitElements - 1) / kMinSplitElements;
-  const int64_t by_occupancy = (target_blocks + rows - 1) / rows;
-  const int splits = static_cast<int>(std::max<int64_t>(1, std::min({by_size, by_occupancy, int64_t{65535}})));
+  OMPQ_CHECK(rows <= kMaxGridX, "per-channel sums: ", rows,
+             " rows (candidates x channels) are more than one launch holds (at most ", kMaxGridX,
+             ")");
+  const int splits = static_cast<int>(quant_launch::sum_splits(
+      rows, per_channel, device_properties(device.index).multiProcessorCount));
   const int64_t chunk = (per_channel + splits - 1) / splits;
   const Tensor partial = Tensor::empty({rows * splits}, DType::kF64, device);
   double* partial_data = static_cast<double*>(partial.data_ptr());
   DeviceGuard guard(device.index);
   const cudaStream_t stream = default_stream(device.index).get();
-  channel_sum_kernel<<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)), kSumThreads,
-                       0, stream>>>(layout, chunk, partial_data, op);
+  channel_sum_kernel<<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(splits)),
+                       kSumThreads, 0, stream>>>(layout, chunk, partial_data, op);
   OMPQ_CUDA_CHECK_LAUNCH();
   combine_splits_kernel<T><<<grid_blocks(rows, device.index), kBlockThreads, 0, stream>>>(
       partial_data, rows, splits, out);
@@ -136,9 +137,8 @@ struct RequantizeOp {
   const float* offset;  // null: 0
   float zero_point, qmin, qmax;
   __device__ void operator()(int64_t i, int64_t c) const {
-    codes[i] = static_cast<Code>(requantize_value(acc[i], multiplier[c],
-                                                  offset != nullptr ? offset[c] : 0.0f, zero_point,
-                                                  qmin, qmax));
+    codes[i] = static_cast<Code>(requantize_value(
+        acc[i], multiplier[c], offset != nullptr ? offset[c] : 0.0f, zero_point, qmin, qmax));
   }
 };
 
@@ -186,9 +186,12 @@ struct FakeQuantErrorSum {
 template <typename Fn>
 void dispatch_codes(DType dtype, const char* op, const Fn& fn) {
   switch (dtype) {
-    case DType::kI8: return fn(int8_t{});
-    case DType::kU8: return fn(uint8_t{});
-    case DType::kI32: return fn(int32_t{});
+    case DType::kI8:
+      return fn(int8_t{});
+    case DType::kU8:
+      return fn(uint8_t{});
+    case DType::kI32:
+      return fn(int32_t{});
     default:
       OMPQ_CHECK(false, op, ": integer codes of dtype ", dtype_name(dtype),
                  " (expected i8, u8 or i32)");
@@ -235,12 +238,11 @@ void fake_quantize_error_kernel(const Tensor& errors, const Tensor& x, const Ten
   OMPQ_DISPATCH_FLOATING(x.dtype(), "fake_quantize_error", [&] {
     channel_sums(static_cast<double*>(errors.data_ptr()), scales.size(0) * layout.channels, layout,
                  x.device(),
-                 FakeQuantErrorSum<scalar_t>{static_cast<const scalar_t*>(x.data_ptr()),
-                                             static_cast<const scalar_t*>(scales.data_ptr()),
-                                             data_or_null<scalar_t>(zero_points),
-                                             static_cast<scalar_t>(range.qmin),
-                                             static_cast<scalar_t>(range.qmax),
-                                             static_cast<scalar_t>(p)});
+                 FakeQuantErrorSum<scalar_t>{
+                     static_cast<const scalar_t*>(x.data_ptr()),
+                     static_cast<const scalar_t*>(scales.data_ptr()),
+                     data_or_null<scalar_t>(zero_points), static_cast<scalar_t>(range.qmin),
+                     static_cast<scalar_t>(range.qmax), static_cast<scalar_t>(p)});
   });
 }
 

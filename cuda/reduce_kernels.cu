@@ -8,23 +8,23 @@
 //    reading consecutive elements of the row, combined by a shared-memory tree;
 //  - kept (column sums, per-channel sums of channels-last): a block of 32 adjacent outputs x 8
 //    slices of the reduced range, so that a warp reads 32 consecutive elements.
-// When the outputs alone cannot fill the GPU, the reduced range is split over gridDim.y blocks whose
-// partial results go to a workspace and are combined in split order by a second kernel. The order
-// of every combination is fixed by the shapes, so results are deterministic.
+// When the outputs alone cannot fill the GPU, the reduced range is split over gridDim.y blocks
+// whose partial results go to a workspace and are combined in split order by a second kernel. The
+// order of every combination is fixed by the shapes, so results are deterministic.
 #include <limits>
 
 #include "core/ops/reduce.h"
 #include "core/ops/reduce_math.h"
 #include "cuda/launch.cuh"
+#include "cuda/launch_config.h"
 #include "cuda/register.h"
 
 namespace ompq::cuda {
 namespace {
 
-constexpr int kRowThreads = 256;          // reduced-inner: threads per output
-constexpr int kColOutputs = 32;           // kept-inner: adjacent outputs per block ...
-constexpr int kColSlices = 8;             // ... times slices of the reduced range
-constexpr int64_t kMinSplitElements = 4096;  // reduced elements per block, at least, when split
+using reduce_launch::kColOutputs;
+using reduce_launch::kColSlices;
+using reduce_launch::kRowThreads;
 
 // Sum in double, scaled once when stored.
 template <typename T>
@@ -54,8 +54,8 @@ template <typename T, typename Reducer, typename index_t>
 struct ReduceArgs {
   const T* x;
   T* out;
-  typename Reducer::acc_t* partial;  // [num_outputs, splits] when split, else null
-  StridedIndexer<2, index_t> kept;   // output index -> (out offset, x offset)
+  typename Reducer::acc_t* partial;    // [num_outputs, splits] when split, else null
+  StridedIndexer<2, index_t> kept;     // output index -> (out offset, x offset)
   StridedIndexer<1, index_t> reduced;  // reduced index -> x offset from the output's base
   index_t num_outputs;
   index_t reduced_numel;
@@ -78,7 +78,8 @@ __global__ void reduce_rows_kernel(ReduceArgs<T, Reducer, index_t> args) {
   using acc_t = typename Reducer::acc_t;
   __shared__ acc_t shared[kRowThreads];
   const index_t begin = static_cast<index_t>(blockIdx.y) * args.chunk;
-  const index_t end = begin + args.chunk < args.reduced_numel ? begin + args.chunk : args.reduced_numel;
+  const index_t end =
+      begin + args.chunk < args.reduced_numel ? begin + args.chunk : args.reduced_numel;
   for (index_t o = blockIdx.x; o < args.num_outputs; o += gridDim.x) {
     index_t kept_offsets[2];
     args.kept.offsets(o, kept_offsets);
@@ -109,7 +110,8 @@ __global__ void reduce_columns_kernel(ReduceArgs<T, Reducer, index_t> args) {
   using acc_t = typename Reducer::acc_t;
   __shared__ acc_t shared[kColSlices][kColOutputs];
   const index_t begin = static_cast<index_t>(blockIdx.y) * args.chunk;
-  const index_t end = begin + args.chunk < args.reduced_numel ? begin + args.chunk : args.reduced_numel;
+  const index_t end =
+      begin + args.chunk < args.reduced_numel ? begin + args.chunk : args.reduced_numel;
   const index_t num_groups = (args.num_outputs + kColOutputs - 1) / kColOutputs;
   for (index_t group = blockIdx.x; group < num_groups; group += gridDim.x) {
     const index_t o = group * kColOutputs + threadIdx.x;
@@ -139,8 +141,8 @@ __global__ void reduce_columns_kernel(ReduceArgs<T, Reducer, index_t> args) {
 template <typename T, typename Reducer, typename index_t>
 __global__ void combine_splits_kernel(ReduceArgs<T, Reducer, index_t> args, int splits) {
   const index_t step = static_cast<index_t>(blockDim.x) * gridDim.x;
-  for (index_t o = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < args.num_outputs;
-       o += step) {
+  for (index_t o = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       o < args.num_outputs; o += step) {
     const typename Reducer::acc_t* p = args.partial + static_cast<int64_t>(o) * splits;
     typename Reducer::acc_t acc = p[0];
     for (int s = 1; s < splits; ++s) acc = Reducer::combine(acc, p[s]);
@@ -190,16 +192,11 @@ void launch_reduce(const Tensor& out, const Tensor& x, const ReduceLayout& layou
   const int device = x.device().index;
   const int64_t num_outputs = shape_numel(layout.kept.shape);
   const int64_t reduced_numel = shape_numel(layout.reduced.shape);
-  const int64_t output_blocks =
-      layout.inner_kept ? (num_outputs + kColOutputs - 1) / kColOutputs : num_outputs;
+  const int64_t output_blocks = reduce_launch::output_blocks(num_outputs, layout.inner_kept);
   // Split the reduced range when the outputs give fewer blocks than a few waves of the GPU.
-  const int64_t target_blocks = int64_t{device_properties(device).multiProcessorCount} * 4;
-  int64_t splits = 1;
-  if (output_blocks < target_blocks) {
-    const int64_t max_splits = std::max<int64_t>(1, reduced_numel / kMinSplitElements);
-    splits = std::min<int64_t>({(target_blocks + output_blocks - 1) / output_blocks, max_splits,
-                                65535});
-  }
+  const int sm_count = device_properties(device).multiProcessorCount;
+  int64_t splits = split_count(output_blocks, reduce_launch::target_blocks(sm_count), reduced_numel,
+                               reduce_launch::kMinSplitElements);
   const int64_t chunk = splits == 1 ? reduced_numel : (reduced_numel + splits - 1) / splits;
   if (chunk > 0) splits = (reduced_numel + chunk - 1) / chunk;  // no empty split
   splits = std::max<int64_t>(splits, 1);
@@ -220,7 +217,7 @@ void launch_reduce(const Tensor& out, const Tensor& x, const ReduceLayout& layou
       scale};
   DeviceGuard guard(device);
   const cudaStream_t stream = default_stream(device).get();
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(output_blocks, target_blocks * 8)),
+  const dim3 grid(static_cast<unsigned>(reduce_launch::grid_x(output_blocks, sm_count)),
                   static_cast<unsigned>(splits));
   if (layout.inner_kept) {
     reduce_columns_kernel<T, Reducer, index_t>
@@ -251,7 +248,8 @@ void reduce_typed(const Tensor& out, const Tensor& x, double scale) {
 void reduce_kernel(const Tensor& out, const Tensor& x, ReduceOp op, double scale) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "reduce", [&] {
     switch (op) {
-      case ReduceOp::kSum: return reduce_typed<scalar_t, SumReducer<scalar_t>>(out, x, scale);
+      case ReduceOp::kSum:
+        return reduce_typed<scalar_t, SumReducer<scalar_t>>(out, x, scale);
       case ReduceOp::kMax:
         return reduce_typed<scalar_t, ExtremumReducer<scalar_t, true>>(out, x, scale);
       case ReduceOp::kMin:
@@ -280,10 +278,10 @@ void argmax_kernel(const Tensor& out, const Tensor& x, int64_t dim) {
   shape[dim] = 1;  // threads cover the kept positions; each walks `dim`
   const auto layout = cpu::merge_dims<2>(shape, {out.strides(), x.strides()});
   OMPQ_DISPATCH_FLOATING(x.dtype(), "argmax", [&] {
-    launch_strided(layout, x.device().index,
-                   ArgmaxFunctor<scalar_t>{out.data<int64_t>(),
-                                           static_cast<const scalar_t*>(x.data_ptr()), n,
-                                           x.strides()[dim]});
+    launch_strided(
+        layout, x.device().index,
+        ArgmaxFunctor<scalar_t>{out.data<int64_t>(), static_cast<const scalar_t*>(x.data_ptr()), n,
+                                x.strides()[dim]});
   });
 }
 

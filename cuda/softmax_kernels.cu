@@ -1,7 +1,8 @@
-// CUDA softmax, log-softmax and cross-entropy, forward and backward, with the CPU kernels' numerics:
-// the per-element formulas (including the f32 exp polynomial) are core/ops/softmax_math.h's, sums
-// along the softmax dim accumulate T-valued terms in double, and the scalars derived from them
-// (1 / sum, log(sum), log-sum-exp) are formed in double and rounded to T as the CPU does.
+// CUDA softmax, log-softmax and cross-entropy, forward and backward, with the CPU kernels'
+// numerics: the per-element formulas (including the f32 exp polynomial) are
+// core/ops/softmax_math.h's, sums along the softmax dim accumulate T-valued terms in double, and
+// the scalars derived from them (1 / sum, log(sum), log-sum-exp) are formed in double and rounded
+// to T as the CPU does.
 //
 // A softmax input is a contiguous [outer, size, inner] array, normalized along `size`:
 //  - inner = 1 (the last dim): one block per row; threads read consecutive elements and combine
@@ -17,16 +18,19 @@
 #include "core/ops/softmax_math.h"
 #include "cuda/block_reduce.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/launch_config.h"
 #include "cuda/register.h"
 
 namespace ompq::cuda {
 namespace {
 
-constexpr int kRowThreads = 128;
+using softmax_launch::kRowThreads;
 
 struct MaxOp {
   template <typename T>
-  __device__ T operator()(T a, T b) const { return b > a ? b : a; }
+  __device__ T operator()(T a, T b) const {
+    return b > a ? b : a;
+  }
 };
 
 struct SoftmaxLayout {
@@ -142,7 +146,7 @@ struct SoftmaxBackwardColumns {
 };
 
 unsigned row_blocks(int64_t rows) {
-  return static_cast<unsigned>(std::min<int64_t>(rows, int64_t{1} << 20));
+  return static_cast<unsigned>(softmax_launch::row_blocks(rows));
 }
 
 template <bool kLog, typename T>
@@ -153,8 +157,9 @@ void softmax_forward(const Tensor& out, const Tensor& x, int64_t dim) {
   const T* xp = static_cast<const T*>(x.data_ptr());
   if (l.inner == 1) {
     DeviceGuard guard(device);
-    softmax_rows_kernel<kLog, T><<<row_blocks(l.outer), kRowThreads, 0,
-                                   default_stream(device).get()>>>(op, xp, l.outer, l.size);
+    softmax_rows_kernel<kLog, T>
+        <<<row_blocks(l.outer), kRowThreads, 0, default_stream(device).get()>>>(op, xp, l.outer,
+                                                                                l.size);
     OMPQ_CUDA_CHECK_LAUNCH();
   } else {
     launch_contiguous(l.outer * l.inner, device, SoftmaxColumns<kLog, T>{op, xp, l.size, l.inner});
@@ -171,9 +176,9 @@ void softmax_backward(const Tensor& grad_input, const Tensor& grad_output, const
   const T* yp = static_cast<const T*>(output.data_ptr());
   if (l.inner == 1) {
     DeviceGuard guard(device);
-    softmax_backward_rows_kernel<kLog, T><<<row_blocks(l.outer), kRowThreads, 0,
-                                            default_stream(device).get()>>>(dxp, dyp, yp, l.outer,
-                                                                             l.size);
+    softmax_backward_rows_kernel<kLog, T>
+        <<<row_blocks(l.outer), kRowThreads, 0, default_stream(device).get()>>>(dxp, dyp, yp,
+                                                                                l.outer, l.size);
     OMPQ_CUDA_CHECK_LAUNCH();
   } else {
     launch_contiguous(l.outer * l.inner, device,
@@ -181,13 +186,14 @@ void softmax_backward(const Tensor& grad_input, const Tensor& grad_output, const
   }
 }
 
-// ---- cross-entropy -------------------------------------------------------------------------------
+// ---- cross-entropy
+// -------------------------------------------------------------------------------
 
 // Row n: log_sum_exp[n] and row_loss[n] (double), from one block.
 template <typename T>
 __global__ void cross_entropy_rows_kernel(const T* logits, const int64_t* target, int64_t batch,
-                                          int64_t classes, double label_smoothing,
-                                          T* log_sum_exp, double* row_loss) {
+                                          int64_t classes, double label_smoothing, T* log_sum_exp,
+                                          double* row_loss) {
   __shared__ T shared_max[32];
   __shared__ double shared_sum[32];
   for (int64_t n = blockIdx.x; n < batch; n += gridDim.x) {
