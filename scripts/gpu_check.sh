@@ -126,7 +126,6 @@ if [ "$smoke" != 0 ]; then
   elif grep -q "error while loading shared libraries" "$results/smoke.txt"; then
     ldd "$smoke_path" 2>&1 | grep "not found" >> "$results/smoke.txt"
   fi
-  summarize
   python3 scripts/gpu_summary.py "$results"
   exit 1
 fi
