@@ -33,18 +33,19 @@ ncclDataType_t nccl_type(DType dtype) {
 
 class NcclCommunicator;
 
-// Completion of the collectives queued so far on the communicator's stream.
+// Completion of the collectives queued so far on the communicator's stream. Polled through
+// Event::query(), which clears the runtime's "not ready" status: left as the thread's last error,
+// it would fail the next kernel launch check.
 class NcclWork final : public CommWork {
  public:
   NcclWork(NcclCommunicator* comm, std::string what);
-  ~NcclWork() override { cudaEventDestroy(event_); }
-  bool test() override;
+  bool test() override { return event_.query(); }
   void wait() override;
 
  private:
   NcclCommunicator* comm_;
   std::string what_;
-  cudaEvent_t event_ = nullptr;
+  Event event_;
 };
 
 class NcclCommunicator final : public Communicator {
@@ -63,12 +64,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   ~NcclCommunicator() override {
-    if (comm_ == nullptr) return;
-    if (broken_) {
-      ncclCommAbort(comm_);
-    } else {
-      ncclCommDestroy(comm_);
-    }
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
   }
 
   int rank() const override { return bootstrap_.rank(); }
@@ -123,12 +119,11 @@ class NcclCommunicator final : public Communicator {
   // Polls `event` until the collectives before it are done. NCCL reports a failed peer
   // connection through ncclCommGetAsyncError; a dead peer may also just never answer, which the
   // timeout catches. Either way the communicator is aborted, so that no kernel stays stuck.
-  void wait(cudaEvent_t event, const std::string& what) {
+  void wait(const Event& event, const std::string& what) {
+    check_usable(what.c_str());  // an abort drains the stream: the event passed says nothing
     const Clock::time_point start = Clock::now();
     for (;;) {
-      cudaError_t state = cudaEventQuery(event);
-      if (state == cudaSuccess) return;
-      if (state != cudaErrorNotReady) OMPQ_CUDA_CHECK(state);
+      if (event.query()) return;
       ncclResult_t async_error = ncclSuccess;
       ncclCommGetAsyncError(comm_, &async_error);
       if (async_error != ncclSuccess) {
@@ -154,30 +149,32 @@ class NcclCommunicator final : public Communicator {
                       comm_ != nullptr ? absl::StrCat(" (", ncclGetLastError(comm_), ")") : ""));
   }
 
+  // Aborts the communicator before reporting: ncclCommAbort stops this rank's NCCL kernels, which
+  // would otherwise spin on the stream waiting for a peer that is gone, and every later
+  // synchronization of the stream (a checkpoint written on the way out) would hang behind them.
   [[noreturn]] void fail(const std::string& message) {
-    broken_ = true;
+    if (comm_ != nullptr) {
+      ncclCommAbort(comm_);
+      comm_ = nullptr;
+    }
     throw Error(message);
   }
 
   void check_usable(const char* op) const {
-    OMPQ_CHECK(!broken_, "nccl ", op, " on ", rank_str(*this),
+    OMPQ_CHECK(comm_ != nullptr, "nccl ", op, " on ", rank_str(*this),
                ": the communicator was aborted after an earlier failure");
   }
 
   Communicator& bootstrap_;
   int gpu_;
   double timeout_seconds_;
-  ncclComm_t comm_ = nullptr;
-  bool broken_ = false;
+  ncclComm_t comm_ = nullptr;  // null once aborted
 };
 
-NcclWork::NcclWork(NcclCommunicator* comm, std::string what) : comm_(comm), what_(std::move(what)) {
-  DeviceGuard guard(comm->gpu());
-  OMPQ_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
-  OMPQ_CUDA_CHECK(cudaEventRecord(event_, comm->stream()));
+NcclWork::NcclWork(NcclCommunicator* comm, std::string what)
+    : comm_(comm), what_(std::move(what)), event_(comm->gpu()) {
+  event_.record(comm->stream());
 }
-
-bool NcclWork::test() { return cudaEventQuery(event_) == cudaSuccess; }
 
 void NcclWork::wait() { comm_->wait(event_, what_); }
 

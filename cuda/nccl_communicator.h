@@ -14,7 +14,9 @@ namespace ompq::cuda {
 // result) broadcasts it, and every rank joins with ncclCommInitRank on `gpu`. Collectives are
 // issued on the device's ompq stream (cuda/runtime.h), ordered after the kernels that produced
 // their tensors; wait() polls their completion with the bootstrap's kind of watchdog: past
-// `timeout_seconds`, it aborts the NCCL communicator and throws an Error saying so.
+// `timeout_seconds`, it aborts the NCCL communicator and throws an Error saying so. Any failure
+// (an NCCL call, an asynchronous error from a lost peer, the timeout) aborts it before reporting,
+// so that no NCCL kernel is left holding the stream; every later collective then fails at once.
 std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, int gpu,
                                                      double timeout_seconds = 600.0);
 #endif

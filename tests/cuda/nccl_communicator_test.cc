@@ -1,11 +1,17 @@
 // The NCCL communicator on one GPU as a 1-rank job (several ranks need a launcher: the mpi tests
 // cover the collectives' semantics on CPU). Checks that it bootstraps through the factory that
-// ompq::init() registers and that each collective runs on GPU tensors.
+// ompq::init() registers, that each collective runs on GPU tensors, that polling a collective
+// leaves no error behind for the next kernel launch check, and that a collective past its timeout
+// aborts the communicator without leaving the stream stuck.
+#include "cuda/nccl_communicator.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "core/comm/communicator.h"
+#include "core/functional/elementwise.h"
+#include "cuda/runtime.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace ompq {
@@ -13,6 +19,14 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
+
+// Milliseconds of kernels queued on cuda:0's stream, so that a collective queued next is still
+// pending when the host first looks at it: 64 passes over 256 MiB.
+Tensor queue_long_gpu_work() {
+  Tensor x = Tensor::full({1 << 26}, 1.0, DType::kF32, Device::cuda(0));
+  for (int pass = 0; pass < 64; ++pass) x = x + x;
+  return x;
+}
 
 TEST(NcclCommunicator, RunsEveryCollectiveOnGpuTensorsAsOneRank) {
   OMPQ_REQUIRE_GPU();
@@ -43,6 +57,46 @@ TEST(NcclCommunicator, RunsEveryCollectiveOnGpuTensorsAsOneRank) {
               ThrowsMessage<Error>(HasSubstr("nccl allreduce: tensor on cpu but this "
                                              "communicator carries cuda:0")));
 }
+
+#if OMPQ_WITH_NCCL
+TEST(NcclCommunicator, PollingLeavesNoErrorForTheNextLaunchCheck) {
+  OMPQ_REQUIRE_GPU();
+  auto bootstrap = make_single_process_communicator();
+  auto comm = cuda::make_nccl_communicator(*bootstrap, 0);
+  const Tensor pending = queue_long_gpu_work();
+  Tensor t = Tensor::arange(5, DType::kF32, Device::cuda(0));
+  std::unique_ptr<CommWork> work = comm->allreduce_async(t, ReduceOp::kSum);
+  int not_ready = 0;
+  while (!work->test()) {
+    ++not_ready;
+    ASSERT_EQ(cudaPeekAtLastError(), cudaSuccess) << "after " << not_ready << " polls";
+  }
+  EXPECT_GT(not_ready, 0) << "the allreduce was done before the first poll: queue more work";
+  EXPECT_NO_THROW(OMPQ_CUDA_CHECK_LAUNCH());
+  queue_long_gpu_work();
+  comm->allreduce_async(t, ReduceOp::kSum)->wait();
+  EXPECT_NO_THROW(OMPQ_CUDA_CHECK_LAUNCH());
+  EXPECT_EQ(t.to_vector<float>(), (std::vector<float>{0, 1, 2, 3, 4}));
+}
+
+// A timeout of 0 s stands in for a peer that never answers.
+TEST(NcclCommunicator, TimeoutAbortsTheCommunicatorAndTheStreamStillDrains) {
+  OMPQ_REQUIRE_GPU();
+  auto bootstrap = make_single_process_communicator();
+  auto comm = cuda::make_nccl_communicator(*bootstrap, 0, /*timeout_seconds=*/0.0);
+  const Tensor pending = queue_long_gpu_work();
+  Tensor t = Tensor::arange(5, DType::kF32, Device::cuda(0));
+  std::unique_ptr<CommWork> work = comm->allreduce_async(t, ReduceOp::kSum);
+  EXPECT_THAT([&] { work->wait(); },
+              ThrowsMessage<Error>(HasSubstr("did not complete within 0 s")));
+  EXPECT_NO_THROW(cuda::synchronize(0)) << "an aborted collective must not hold the stream";
+  EXPECT_THAT([&] { comm->allreduce(t, ReduceOp::kSum); },
+              ThrowsMessage<Error>(HasSubstr("aborted after an earlier failure")));
+  EXPECT_EQ(pending.view({-1}).slice(0, 0, 1).to(Device::cpu()).to_vector<float>(),
+            std::vector<float>{18446744073709551616.0f})
+      << "work queued before the collective still ran (2^64 after 64 doublings)";
+}
+#endif  // OMPQ_WITH_NCCL
 
 }  // namespace
 }  // namespace ompq
