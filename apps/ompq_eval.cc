@@ -224,6 +224,7 @@ absl::Status run() {
   if (absl::GetFlag(FLAGS_workers) < 0) return invalid("--workers must not be negative");
   if (absl::GetFlag(FLAGS_image_size) < 0) return invalid("--image_size must not be negative");
   OMPQ_ASSIGN_OR_RETURN(Device device, usable_device(absl::GetFlag(FLAGS_device)));
+  OMPQ_RETURN_IF_ERROR(use_device(device));
   if (absl::GetFlag(FLAGS_weights).empty())
     return invalid("--weights is required (a safetensors file)");
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));

@@ -310,6 +310,7 @@ absl::Status run() {
   OMPQ_ASSIGN_OR_RETURN(solver::SearchOptions options, search_options());
   OMPQ_ASSIGN_OR_RETURN(Allocation allocation, parse_allocation(absl::GetFlag(FLAGS_allocation)));
   OMPQ_ASSIGN_OR_RETURN(Device device, usable_device(absl::GetFlag(FLAGS_device)));
+  OMPQ_RETURN_IF_ERROR(use_device(device));
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   Generator gen(seed);

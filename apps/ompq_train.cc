@@ -260,6 +260,7 @@ absl::Status run() {
     }
     runtime.comm = gpu_comm != nullptr ? gpu_comm.get() : comm.get();
   }
+  OMPQ_RETURN_IF_ERROR(use_device(runtime.device));
   if (config.threads() > 0) set_num_threads(config.threads());
   runtime.fresh = absl::GetFlag(FLAGS_fresh);
   return solver::run_experiment(config, runtime);

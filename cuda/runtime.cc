@@ -1,5 +1,7 @@
 #include "cuda/runtime.h"
 
+#include <cudaTypedefs.h>
+
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -16,8 +18,8 @@ std::string cuda_error_text(cudaError_t err) {
 
 void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
   cudaGetLastError();  // clear it: the Error carries it now
-  throw Error(absl::StrCat("CUDA call ", call, " failed at ", file, ":", line, ": ",
-                           cuda_error_text(err)));
+  throw Error(
+      absl::StrCat("CUDA call ", call, " failed at ", file, ":", line, ": ", cuda_error_text(err)));
 }
 
 namespace {
@@ -87,14 +89,67 @@ void check_device_index(int device, const char* what) {
              ")");
 }
 
-DeviceGuard::DeviceGuard(int device) : previous_(current_device()), device_(device) {
-  if (device_ != previous_) set_device(device_);
+namespace {
+
+// The two driver calls has_context() needs, found through the runtime so that ompq does not
+// link the driver library itself; null where the driver lacks them.
+struct PrimaryContextQuery {
+  PFN_cuDeviceGet_v2000 device_handle = nullptr;
+  PFN_cuDevicePrimaryCtxGetState_v7000 state = nullptr;
+};
+
+void* driver_function(const char* name, unsigned version) {
+  void* fn = nullptr;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  if (cudaGetDriverEntryPointByVersion(name, &fn, version, cudaEnableDefault, &found) !=
+          cudaSuccess ||
+      found != cudaDriverEntryPointSuccess) {
+    cudaGetLastError();  // a missing symbol is an answer, not an error for the next check
+    return nullptr;
+  }
+  return fn;
+}
+
+const PrimaryContextQuery& primary_context_query() {
+  static const PrimaryContextQuery query = [] {
+    PrimaryContextQuery q;
+    q.device_handle = reinterpret_cast<PFN_cuDeviceGet_v2000>(driver_function("cuDeviceGet", 2000));
+    q.state = reinterpret_cast<PFN_cuDevicePrimaryCtxGetState_v7000>(
+        driver_function("cuDevicePrimaryCtxGetState", 7000));
+    return q;
+  }();
+  return query;
+}
+
+}  // namespace
+
+bool has_context(int device) {
+  const PrimaryContextQuery& query = primary_context_query();
+  if (query.device_handle == nullptr || query.state == nullptr) return true;
+  CUdevice handle = 0;
+  unsigned flags = 0;
+  int active = 0;
+  if (query.device_handle(&handle, device) != CUDA_SUCCESS ||
+      query.state(handle, &flags, &active) != CUDA_SUCCESS) {
+    return true;
+  }
+  return active != 0;
+}
+
+bool guard_restores(int previous, int entered, bool previous_has_context) {
+  return entered != previous && previous_has_context;
+}
+
+DeviceGuard::DeviceGuard(int device) : previous_(current_device()) {
+  if (device == previous_) return;
+  restore_ = guard_restores(previous_, device, has_context(previous_));
+  set_device(device);
 }
 
 DeviceGuard::~DeviceGuard() {
-  // Cannot throw from a destructor; restoring a device that was current before cannot fail
-  // unless the context is already broken, which the next checked call will report.
-  if (device_ != previous_) cudaSetDevice(previous_);
+  // Cannot throw from a destructor; restoring a device whose context exists cannot fail unless
+  // that context is already broken, which the next checked call will report.
+  if (restore_) cudaSetDevice(previous_);
 }
 
 const cudaDeviceProp& device_properties(int device) {

@@ -26,11 +26,11 @@ std::string cuda_error_text(cudaError_t err);
 }  // namespace ompq::cuda
 
 // OMPQ_CUDA_CHECK(cudaMalloc(&p, n)) throws ompq::Error unless the call returned cudaSuccess.
-#define OMPQ_CUDA_CHECK(call)                                                           \
-  do {                                                                                  \
-    cudaError_t ompq_cuda_err_ = (call);                                                \
-    if (ompq_cuda_err_ != cudaSuccess)                                                  \
-      ::ompq::cuda::throw_cuda_error(ompq_cuda_err_, #call, __FILE__, __LINE__);        \
+#define OMPQ_CUDA_CHECK(call)                                                    \
+  do {                                                                           \
+    cudaError_t ompq_cuda_err_ = (call);                                         \
+    if (ompq_cuda_err_ != cudaSuccess)                                           \
+      ::ompq::cuda::throw_cuda_error(ompq_cuda_err_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After a <<<...>>> launch: reports bad launch configurations (they are not returned by the
@@ -49,7 +49,18 @@ void set_device(int device);
 // Throws an Error naming `what` unless 0 <= device < device_count().
 void check_device_index(int device, const char* what);
 
-// Makes `device` current for a scope and restores the previous device on exit.
+// Whether this process holds `device`'s primary context (the driver's answer; creates none).
+// True when the driver cannot be asked, which keeps DeviceGuard restoring as it always did.
+bool has_context(int device);
+
+// Whether a DeviceGuard that switched from `previous` to `entered` switches back on exit: only
+// when `previous` has a context. A thread that never used CUDA reports device 0 as current with
+// no context on it, and making device 0 current creates its context (about 0.5 GB, and a failure
+// when another process holds that GPU in exclusive-process mode): such a thread keeps `entered`.
+bool guard_restores(int previous, int entered, bool previous_has_context);
+
+// Makes `device` current for a scope and, where guard_restores() says so, restores the previous
+// device on exit.
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device);
@@ -59,7 +70,7 @@ class DeviceGuard {
 
  private:
   int previous_;
-  int device_;
+  bool restore_ = false;
 };
 
 // Properties queried once per device (the query costs milliseconds).

@@ -1,4 +1,5 @@
-// usable_device(): the --device flag of every app, checked against this process's GPUs.
+// usable_device(): the --device flag of every app, checked against this process's GPUs; and
+// use_device(), which makes the chosen GPU current.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -80,6 +81,22 @@ TEST(UsableDevice, CudaTakesLocalRankAndChecksTheIndex) {
   ASSERT_FALSE(beyond.ok());
   EXPECT_THAT(std::string(beyond.status().message()),
               HasSubstr("only " + std::to_string(gpus) + " GPU(s)"));
+}
+
+TEST(UseDevice, CpuNeedsNothing) { EXPECT_TRUE(use_device(Device::cpu()).ok()); }
+
+TEST(UseDevice, GpuWithoutAGpuSaysWhy) {
+  if (cuda_available()) GTEST_SKIP() << "a GPU is usable here";
+  const absl::Status status = use_device(Device::cuda(1));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("use_device(cuda:1) but no GPU is usable"));
+}
+
+TEST(UseDevice, RefusesAGpuBeyondTheUsableOnes) {
+  if (!cuda_available()) GTEST_SKIP() << "needs a usable GPU";
+  const absl::Status status = use_device(Device::cuda(runtime_info().cuda_device_count));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("GPU(s) are usable"));
 }
 
 }  // namespace

@@ -1,11 +1,14 @@
 // The CUDA runtime layer: error checking, device guard, streams, and what ompq::init() reports.
 // Tests named *WithoutGpu run only where CUDA is built but unusable; the rest need a GPU.
+#include "cuda/runtime.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "core/allocator.h"
 #include "core/tensor.h"
-#include "cuda/runtime.h"
 #include "cuda_test_util.h"
 #include "runtime/init.h"
 
@@ -103,6 +106,48 @@ TEST(Runtime, DeviceGuardRestoresThePreviousDevice) {
     EXPECT_EQ(current_device(), device_count() - 1);
   }
   EXPECT_EQ(current_device(), 0);
+}
+
+TEST(DeviceGuard, GoesBackOnlyToADeviceThatHasAContext) {
+  EXPECT_TRUE(guard_restores(/*previous=*/0, /*entered=*/3, /*previous_has_context=*/true));
+  EXPECT_FALSE(guard_restores(0, 3, false)) << "going back would create GPU 0's context";
+  EXPECT_FALSE(guard_restores(2, 2, true)) << "never left";
+}
+
+TEST(Runtime, DeviceThatComputesHasAContext) {
+  OMPQ_REQUIRE_GPU();
+  default_stream(0);
+  EXPECT_TRUE(has_context(0));
+}
+
+// A fresh thread has no current context: a guard it enters leaves its device current instead of
+// making device 0 current (and creating a context there) on the way out, unless device 0 has one.
+TEST(Runtime, GuardInAFreshThreadGoesBackOnlyToAnExistingContext) {
+  OMPQ_REQUIRE_GPU();
+  const int last = device_count() - 1;
+  int after = -1;
+  bool gpu0_had_context = false;
+  std::thread([&] {
+    gpu0_had_context = has_context(0);
+    { DeviceGuard guard(last); }
+    after = current_device();
+  }).join();
+  EXPECT_EQ(after, gpu0_had_context ? 0 : last);
+}
+
+TEST(Runtime, UseDeviceMakesTheGpuCurrentForTheCallingThread) {
+  OMPQ_REQUIRE_GPU();
+  const int last = device_count() - 1;
+  int current = -1;
+  absl::Status status;
+  std::thread([&] {
+    status = use_device(Device::cuda(last));
+    current = current_device();
+  }).join();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(current, last);
+  EXPECT_THAT(std::string(use_device(Device::cuda(device_count())).message()),
+              HasSubstr("names GPU"));
 }
 
 TEST(Runtime, DefaultStreamIsOnePerDeviceAndNotTheNullStream) {
