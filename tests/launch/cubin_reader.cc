@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <elf.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string_view>
+#include <utility>
 
 namespace ompq::launch_check {
 namespace {
@@ -60,7 +62,6 @@ class Bytes {
       fail(path_, "unterminated name at " + std::to_string(offset));
     return std::string(rest.substr(0, end));
   }
-  const std::string& path() const { return path_; }
 
  private:
   std::string_view data_;
@@ -206,12 +207,21 @@ std::vector<CompiledKernel> read_kernels(const std::string& path) {
     if (fatbin.at<uint32_t>(offset) != kFatbinMagic) {
       fail(path, "the fat binary at " + std::to_string(offset) + " of .nv_fatbin has no magic");
     }
-    const uint64_t entries = offset + fatbin.at<uint16_t>(offset + 6);
+    const uint16_t fatbin_header_size = fatbin.at<uint16_t>(offset + 6);
+    if (fatbin_header_size < 16) {
+      fail(path, "the fat binary at " + std::to_string(offset) + " has a header of " +
+                     std::to_string(fatbin_header_size) + " bytes, expected at least 16");
+    }
+    const uint64_t entries = offset + fatbin_header_size;
     const uint64_t end = entries + fatbin.at<uint64_t>(offset + 8);
     for (uint64_t entry = entries; entry < end;) {
       const auto kind = fatbin.at<uint16_t>(entry);
       const auto header_size = fatbin.at<uint32_t>(entry + 4);
       const auto payload_size = fatbin.at<uint64_t>(entry + 8);
+      if (header_size < 32) {
+        fail(path, "a fat binary entry at " + std::to_string(entry) + " has a header of " +
+                       std::to_string(header_size) + " bytes, expected at least 32");
+      }
       const auto arch = static_cast<int>(fatbin.at<uint32_t>(entry + 28));
       if (kind == kFatbinElfEntry) {
         const std::string_view image = fatbin.slice(entry + header_size, payload_size);

@@ -13,6 +13,7 @@
 
 #include "cuda/launch_table.h"
 #include "tests/launch/cubin_reader.h"
+#include "tests/temp_dir.h"
 
 namespace ompq::launch_check {
 namespace {
@@ -205,6 +206,24 @@ TEST(LaunchLimits, FunctionNameDropsWhatInstancesDoNotShare) {
                           "ompq::cuda::StridedIndexer<1, unsigned int>, ompq::cuda::(anonymous "
                           "namespace)::Fill<float>)"),
             "ompq::cuda::strided_loop_kernel");
+}
+
+// read_kernels' error for `path`, or "" when it reads the file.
+std::string read_error(const std::string& path) {
+  try {
+    read_kernels(path);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(CubinReader, NamesTheFileItCannotRead) {
+  const testing::ScopedTempDir dir;
+  EXPECT_EQ(read_error(dir.file("missing.o")), dir.file("missing.o") + ": cannot be opened");
+  std::ofstream(dir.file("text.o")) << "plain text, not ELF";
+  EXPECT_EQ(read_error(dir.file("text.o")),
+            dir.file("text.o") + ": not a 64-bit little-endian ELF file");
 }
 
 }  // namespace
