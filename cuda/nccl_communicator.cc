@@ -63,8 +63,22 @@ class NcclCommunicator final : public Communicator {
     check(ncclCommInitRank(&comm_, bootstrap.size(), id, bootstrap.rank()), "ncclCommInitRank");
   }
 
+  // ncclCommDestroy waits for the collectives still queued, which never end when a peer is gone
+  // (an error unwound this rank before it waited on its work): those are aborted instead.
   ~NcclCommunicator() override {
-    if (comm_ != nullptr) ncclCommDestroy(comm_);
+    if (comm_ == nullptr) return;
+    bool drained = false;
+    try {
+      Event queued(gpu_);
+      queued.record(stream());
+      drained = queued.query();
+    } catch (const Error&) {  // a failed stream: nothing to wait for
+    }
+    if (drained) {
+      ncclCommDestroy(comm_);
+    } else {
+      ncclCommAbort(comm_);
+    }
   }
 
   int rank() const override { return bootstrap_.rank(); }
