@@ -53,6 +53,7 @@ constexpr int kTileBytes = kTileM * kSmemStride;
 constexpr int kGemmStaticSharedBytes =
     2 * kTileBytes + 2 * kSlicesPerRow * kTileM * static_cast<int>(sizeof(int32_t));
 constexpr int kGemmDynamicSharedBytes = 0;
+static_assert(kGemmStaticSharedBytes <= 48 * 1024, "static shared memory is limited to 48 KiB");
 
 // Split K: at least 4 k tiles per split, at most 64 splits.
 constexpr int kMinSplitKTiles = 4, kMaxSplits = 64;
