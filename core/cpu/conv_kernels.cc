@@ -1,9 +1,10 @@
-// CPU 2-D convolution. f32 and bf16 run on oneDNN (forward, backward data, backward weights +
-// bias), with primitives cached per shape, parameters and data types; bf16 operands may give f32
-// outputs and gradients (f32 accumulation either way). f16 is widened to f32 and runs the f32
-// primitives (see conv2d_forward_f16). f64 runs direct loops that serve finite-difference gradient
-// checks and are the reference the oneDNN path is tested against. Activations are NCHW or
-// channels_last (the tensors' strides say which); weights are contiguous [O, C/groups, kh, kw].
+// CPU 2-D convolution. f32 runs on oneDNN (forward, backward data, backward weights + bias), with
+// primitives cached per shape, parameters and data types; so does bf16 where oneDNN has bf16 on
+// this CPU (onednn_has_bf16). bf16 operands may give f32 outputs and gradients (f32 accumulation
+// either way). f16, and bf16 elsewhere, are widened to f32 and run the f32 primitives (see
+// conv2d_forward_widened). f64 runs direct loops that serve finite-difference gradient checks and
+// are the reference the oneDNN path is tested against. Activations are NCHW or channels_last (the
+// tensors' strides say which); weights are contiguous [O, C/groups, kh, kw].
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -20,7 +21,7 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 
-// ---- oneDNN (f32, bf16) --------------------------------------------------------------------------
+// ---- oneDNN (f32, bf16) -------------------------------------------------------------------------
 
 // The layout oneDNN computes activations in. Measured with oneDNN 2.6 on AVX-512 at batch 32
 // (ResNet-18 / MobileNetV2 shapes): for NCHW tensors, the blocked layouts that format `any`
@@ -133,8 +134,8 @@ struct ConvBackwardWeights {
   dnnl::convolution_backward_weights primitive;
 };
 
-void conv2d_forward_onednn(const Tensor& out, const Tensor& x, const Tensor& w,
-                           const Tensor& bias, const Conv2dParams& p) {
+void conv2d_forward_onednn(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                           const Conv2dParams& p) {
   static PrimitiveCache<ConvForward> cache;
   const ComputeLayout layout = choose_layout(x.shape(), w.shape(), is_channels_last(x), p);
   const ConvTypes types = {dnnl_data_type(x.dtype()), dnnl_data_type(out.dtype())};
@@ -215,9 +216,8 @@ void conv2d_backward_data_onednn(const Tensor& grad_x, SharedReorder& grad_out, 
 }
 
 void conv2d_backward_weights_onednn(const Tensor& grad_w, const Tensor& grad_bias,
-                                    SharedReorder& grad_out, const Tensor& x,
-                                    ComputeLayout layout, const ConvTypes& types,
-                                    const Conv2dParams& p) {
+                                    SharedReorder& grad_out, const Tensor& x, ComputeLayout layout,
+                                    const ConvTypes& types, const Conv2dParams& p) {
   static PrimitiveCache<ConvBackwardWeights> cache;
   const bool with_bias = grad_bias.defined();
   const memory::desc user_x = dnnl_desc(x), user_gw = user_weights_desc(grad_w, p.groups),
@@ -269,12 +269,13 @@ void conv2d_backward_onednn(const Conv2dGrads& grads, const Tensor& grad_out, co
   }
 }
 
-// ---- f16 (widened to f32) --------------------------------------------------------------------
+// ---- f16 and bf16 widened to f32 -------------------------------------------------------------
 //
-// oneDNN 2.6 has f16 convolutions only on CPUs with AVX512-FP16. Widening f16 to f32 is exact, so
-// the f32 primitives form the products an f16 tensor core forms, accumulated in f32; an f16
-// output or gradient is rounded once from the f32 result, and an f32 grad_out is first rounded to
-// f16 like the operands.
+// oneDNN 2.6 has f16 convolutions only on CPUs with AVX512-FP16, and bf16 ones only on AVX-512
+// cores. Widening f16 or bf16 to f32 is exact, and so are the products of two such values in f32,
+// so the f32 primitives compute what the native low-precision ones do: exact products accumulated
+// in f32. A low-precision output or gradient is rounded once from the f32 result, and an f32
+// grad_out is first rounded to the operands' dtype, as the native path reads it.
 
 // t in `dtype` (t itself when it has it), in t's memory format.
 Tensor in_dtype(const Tensor& t, DType dtype) {
@@ -294,19 +295,20 @@ void store(const Tensor& result, const Tensor& computed) {
   if (result.defined() && !result.same(computed)) Tensor(result).copy_(computed);
 }
 
-void conv2d_forward_f16(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
-                        const Conv2dParams& p) {
+void conv2d_forward_widened(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                            const Conv2dParams& p) {
   const Tensor out32 = f32_target(out);
   conv2d_forward_onednn(out32, in_dtype(x, DType::kF32), in_dtype(w, DType::kF32),
                         in_dtype(bias, DType::kF32), p);
   store(out, out32);
 }
 
-void conv2d_backward_f16(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
-                         const Tensor& w, const Conv2dParams& p) {
+void conv2d_backward_widened(const Conv2dGrads& grads, const Tensor& grad_out, const Tensor& x,
+                             const Tensor& w, const Conv2dParams& p) {
+  const DType operands = x.defined() ? x.dtype() : w.dtype();
   const Conv2dGrads grads32 = {f32_target(grads.input), f32_target(grads.weight),
                                f32_target(grads.bias)};
-  conv2d_backward_onednn(grads32, in_dtype(in_dtype(grad_out, DType::kF16), DType::kF32),
+  conv2d_backward_onednn(grads32, in_dtype(in_dtype(grad_out, operands), DType::kF32),
                          in_dtype(x, DType::kF32), in_dtype(w, DType::kF32), p);
   store(grads.input, grads32.input);
   store(grads.weight, grads32.weight);
@@ -466,7 +468,7 @@ void conv2d_backward_weight_direct(const Tensor& grad_w, const Tensor& grad_bias
   });
 }
 
-// ---- dtype dispatch (on the compute dtype of x and the weights) ----------------------------------
+// ---- dtype dispatch (on the compute dtype of x and the weights) ---------------------------------
 
 [[noreturn]] void unsupported(const char* op, DType dtype) {
   throw Error(absl::StrCat(op, " on CPU: unsupported dtype ", dtype_name(dtype),
@@ -476,11 +478,13 @@ void conv2d_backward_weight_direct(const Tensor& grad_w, const Tensor& grad_bias
 void conv2d_forward_kernel(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
                            const Conv2dParams& p) {
   switch (x.dtype()) {
-    case DType::kF32:
     case DType::kBF16:
+      if (!onednn_has_bf16()) return conv2d_forward_widened(out, x, w, bias, p);
+      [[fallthrough]];
+    case DType::kF32:
       return conv2d_forward_onednn(out, x, w, bias, p);
     case DType::kF16:
-      return conv2d_forward_f16(out, x, w, bias, p);
+      return conv2d_forward_widened(out, x, w, bias, p);
     case DType::kF64:
       return conv2d_forward_direct<double>(out, x, w, bias, p);
     default:
@@ -492,11 +496,13 @@ void conv2d_backward_kernel(const Conv2dGrads& grads, const Tensor& grad_out, co
                             const Tensor& w, const Conv2dParams& p) {
   const DType compute = x.defined() ? x.dtype() : w.dtype();
   switch (compute) {
-    case DType::kF32:
     case DType::kBF16:
+      if (!onednn_has_bf16()) return conv2d_backward_widened(grads, grad_out, x, w, p);
+      [[fallthrough]];
+    case DType::kF32:
       return conv2d_backward_onednn(grads, grad_out, x, w, p);
     case DType::kF16:
-      return conv2d_backward_f16(grads, grad_out, x, w, p);
+      return conv2d_backward_widened(grads, grad_out, x, w, p);
     case DType::kF64:
       if (grads.input.defined()) conv2d_backward_input_direct<double>(grads.input, grad_out, w, p);
       if (grads.weight.defined()) {

@@ -93,4 +93,43 @@ void append_layout(PrimitiveKey* key, const Tensor& t) {
   key->insert(key->end(), t.strides().begin(), t.strides().end());
 }
 
+namespace {
+
+thread_local bool t_bf16_widening_forced = false;
+
+// oneDNN refuses a primitive descriptor when none of its implementations covers the data type on
+// this CPU, so creating them (never running them) answers the question.
+bool bf16_primitives_available() {
+  using memory = dnnl::memory;
+  constexpr memory::data_type kBf16 = memory::data_type::bf16;
+  try {
+    const memory::desc src({1, 16, 4, 4}, kBf16, memory::format_tag::any),
+        weights({16, 16, 3, 3}, kBf16, memory::format_tag::any),
+        dst({1, 16, 4, 4}, kBf16, memory::format_tag::any);
+    dnnl::convolution_forward::desc conv(dnnl::prop_kind::forward_training,
+                                         dnnl::algorithm::convolution_direct, src, weights, dst,
+                                         {1, 1}, {1, 1}, {1, 1});
+    dnnl::convolution_forward::primitive_desc(conv, primitive_attr(), dnnl_engine());
+    const memory::desc a({1, 4, 8}, kBf16, memory::format_tag::abc),
+        b({1, 8, 4}, kBf16, memory::format_tag::abc), c({1, 4, 4}, kBf16, memory::format_tag::abc);
+    dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), primitive_attr(), dnnl_engine());
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+bool onednn_has_bf16() {
+  static const bool available = bf16_primitives_available();
+  return available && !t_bf16_widening_forced;
+}
+
+ScopedBf16Widening::ScopedBf16Widening() : previous_(t_bf16_widening_forced) {
+  t_bf16_widening_forced = true;
+}
+
+ScopedBf16Widening::~ScopedBf16Widening() { t_bf16_widening_forced = previous_; }
+
 }  // namespace ompq::cpu

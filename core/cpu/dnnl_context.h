@@ -78,4 +78,23 @@ class PrimitiveCache {
 // Appends dims and strides of `t` to a cache key.
 void append_layout(PrimitiveKey* key, const Tensor& t);
 
+// Whether oneDNN computes bf16 convolutions and matmuls on this CPU. oneDNN 2.6 has them only on
+// AVX-512 cores (native with AVX512-BF16, emulated without); elsewhere (AVX2) it cannot create the
+// primitives, and the kernels widen bf16 to f32 as they do f16. Decided once per process by
+// creating a tiny bf16 convolution and matmul; false on a thread inside a ScopedBf16Widening.
+bool onednn_has_bf16();
+
+// Makes onednn_has_bf16() false on this thread while alive, so that tests run the widened bf16
+// path on CPUs where oneDNN has bf16.
+class ScopedBf16Widening {
+ public:
+  ScopedBf16Widening();
+  ~ScopedBf16Widening();
+  ScopedBf16Widening(const ScopedBf16Widening&) = delete;
+  ScopedBf16Widening& operator=(const ScopedBf16Widening&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace ompq::cpu

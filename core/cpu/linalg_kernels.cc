@@ -1,8 +1,9 @@
-// CPU matrix products: f32 and bf16 on oneDNN's matmul (transposed operands described by their
-// strides, bias fused; bf16 operands may give an f32 output), f16 widened to f32 (oneDNN 2.6 has
-// f16 matmul only on AVX512-FP16 CPUs; widening is exact, so the products are an f16 tensor
-// core's with f32 accumulation), f64 on plain loops (gradient checks and the reference for the
-// oneDNN path).
+// CPU matrix products: f32 on oneDNN's matmul (transposed operands described by their strides,
+// bias fused), and so bf16 where oneDNN has bf16 on this CPU (onednn_has_bf16; bf16 operands may
+// give an f32 output); f16, and bf16 elsewhere, widened to f32 (oneDNN 2.6 has f16 matmul only on
+// AVX512-FP16 CPUs and bf16 only on AVX-512 cores; widening is exact, and so are the products of
+// two widened values, so the result is a tensor core's: exact products, f32 accumulation); f64 on
+// plain loops (gradient checks and the reference for the oneDNN path).
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -73,8 +74,9 @@ void matmul_loops(const Tensor& out, const Tensor& a, const Tensor& w, const Ten
   });
 }
 
-// f16 operands widened to f32; an f16 output is rounded once from the f32 product.
-void matmul_f16(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
+// f16 or bf16 operands widened to f32; a low-precision output is rounded once from the f32
+// product.
+void matmul_widened(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
   const Tensor out32 = out.dtype() == DType::kF32 ? out : Tensor::empty(out.shape());
   matmul_onednn(out32, a.to(DType::kF32), w.to(DType::kF32),
                 bias.defined() ? bias.to(DType::kF32) : Tensor());
@@ -83,11 +85,13 @@ void matmul_f16(const Tensor& out, const Tensor& a, const Tensor& w, const Tenso
 
 void matmul_kernel(const Tensor& out, const Tensor& a, const Tensor& w, const Tensor& bias) {
   switch (a.dtype()) {
-    case DType::kF32:
     case DType::kBF16:
+      if (!onednn_has_bf16()) return matmul_widened(out, a, w, bias);
+      [[fallthrough]];
+    case DType::kF32:
       return matmul_onednn(out, a, w, bias);
     case DType::kF16:
-      return matmul_f16(out, a, w, bias);
+      return matmul_widened(out, a, w, bias);
     case DType::kF64:
       return matmul_loops<double>(out, a, w, bias);
     default:

@@ -5,7 +5,8 @@
 // hundred terms), and (b) the f32 computation on unrounded operands (tolerance: bf16 1e-2, f16
 // 2e-3 of the result's scale: the operands' rounding, 2^-9 and 2^-12 relative), while differing
 // from it bitwise (the low precision really ran); gradients of the f32 master weights are f32
-// and close to the f32 ones. The raw ops' low-precision dtype combinations and their errors.
+// and close to the f32 ones. The raw ops' low-precision dtype combinations and their errors; bf16
+// forced onto the widened f32 path that CPUs without oneDNN bf16 take.
 #include "core/autocast.h"
 
 #include <gmock/gmock.h>
@@ -15,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/autograd.h"
+#include "core/cpu/dnnl_context.h"
 #include "core/functional/conv.h"
 #include "core/functional/elementwise.h"
 #include "core/functional/linalg.h"
@@ -29,8 +31,8 @@ namespace ompq {
 namespace {
 
 using ::testing::AllOf;
-using ::testing::HasSubstr;
 using testing::expect_all_close;
+using ::testing::HasSubstr;
 
 // t's values rounded to `dtype`, held in f64 (the reference's operands).
 Tensor rounded(const Tensor& t, DType dtype) { return t.detach().to(dtype).to(DType::kF64); }
@@ -153,9 +155,8 @@ void check_autocast_conv(const ConvCase& c, DType dtype, uint64_t seed) {
 
   const Tensor ref = ops::conv2d(rounded(x0, dtype), rounded(w0, dtype), b0.to(DType::kF64), c.p);
   expect_all_close(low[0], ref, 1e-4);
-  const Conv2dGrads ref_grads =
-      ops::conv2d_backward(rounded(seed_grad, dtype), rounded(x0, dtype), rounded(w0, dtype),
-                           {true, true, true}, c.p);
+  const Conv2dGrads ref_grads = ops::conv2d_backward(rounded(seed_grad, dtype), rounded(x0, dtype),
+                                                     rounded(w0, dtype), {true, true, true}, c.p);
   expect_all_close(low[1], ref_grads.input, 1e-4);
   expect_all_close(low[2], ref_grads.weight, 1e-4);
 
@@ -246,8 +247,8 @@ TEST(AutocastMatmul, BatchedProductAndGradientsInBf16) {
 TEST(LowPrecisionConv2d, SameDtypeOutputsAndBackwardOnTheCpu) {
   Generator gen(50);
   const Conv2dParams p = {{1, 1}, {1, 1}, {1, 1}, 1};
-  const Tensor x = randn({2, 16, 6, 6}, gen), w = randn({8, 16, 3, 3}, gen),
-               b = randn({8}, gen), g = randn({2, 8, 6, 6}, gen);
+  const Tensor x = randn({2, 16, 6, 6}, gen), w = randn({8, 16, 3, 3}, gen), b = randn({8}, gen),
+               g = randn({2, 8, 6, 6}, gen);
   for (DType dtype : {DType::kBF16, DType::kF16}) {
     SCOPED_TRACE(dtype_name(dtype));
     const Tensor xl = x.to(dtype), wl = w.to(dtype);
@@ -293,19 +294,81 @@ TEST(LowPrecisionMatmul, SameDtypeAndF32OutputsOnTheCpu) {
   }
 }
 
+// Where oneDNN has no bf16 (AVX2 CPUs) bf16 is widened to f32: the f32 primitives on the widened
+// operands, a bf16 output rounded once from their result, an f32 grad_out rounded to bf16 first.
+// That is the f32 computation on the bf16-rounded operands, so the two agree bit for bit. Forced
+// here so that the fallback is tested on CPUs with native bf16 too.
+TEST(LowPrecisionWidenedBf16, IsTheF32ComputationOnTheRoundedOperands) {
+  Generator gen(70);
+  const Conv2dParams p = {{1, 1}, {1, 1}, {1, 1}, 1};
+  const Tensor x = randn({2, 16, 6, 6}, gen), w = randn({8, 16, 3, 3}, gen), b = randn({8}, gen),
+               g = randn({2, 8, 6, 6}, gen), a = randn({9, 40}, gen), m = randn({40, 11}, gen),
+               linear_bias = randn({11}, gen);
+  // Each tensor rounded to bf16, and that bf16 tensor widened back to f32.
+  auto bf16 = [](const Tensor& t) { return t.to(DType::kBF16); };
+  auto widened = [](const Tensor& t) { return t.to(DType::kBF16).to(DType::kF32); };
+  const Tensor conv_ref = ops::conv2d(widened(x), widened(w), widened(b), p);
+  const Conv2dGrads conv_grads_ref =
+      ops::conv2d_backward(widened(g), widened(x), widened(w), {true, true, true}, p);
+  const Tensor matmul_ref = ops::matmul(widened(a), widened(m));
+  const Tensor linear_ref = ops::linear(widened(a), widened(m).t(), linear_bias);
+
+  cpu::ScopedBf16Widening widening;
+  ASSERT_FALSE(cpu::onednn_has_bf16());
+  const Tensor out = ops::conv2d(bf16(x), bf16(w), bf16(b), p);
+  ASSERT_EQ(out.dtype(), DType::kBF16);
+  expect_all_close(out, conv_ref.to(DType::kBF16), 0.0);
+  for (const Tensor& grad_out : {g, bf16(g)}) {
+    SCOPED_TRACE(absl::StrCat("grad_out ", dtype_name(grad_out.dtype())));
+    const Conv2dGrads grads =
+        ops::conv2d_backward(grad_out, bf16(x), bf16(w), {true, true, true}, p);
+    for (const Tensor* t : {&grads.input, &grads.weight, &grads.bias}) {
+      EXPECT_EQ(t->dtype(), grad_out.dtype());
+    }
+    expect_all_close(grads.input, conv_grads_ref.input.to(grad_out.dtype()), 0.0);
+    expect_all_close(grads.weight, conv_grads_ref.weight.to(grad_out.dtype()), 0.0);
+    expect_all_close(grads.bias, conv_grads_ref.bias.to(grad_out.dtype()), 0.0);
+  }
+  const Tensor same = ops::matmul(bf16(a), bf16(m));
+  ASSERT_EQ(same.dtype(), DType::kBF16);
+  expect_all_close(same, matmul_ref.to(DType::kBF16), 0.0);
+  expect_all_close(ops::matmul(bf16(a), bf16(m), DType::kF32), matmul_ref, 0.0);
+  expect_all_close(ops::linear(bf16(a), bf16(m).t(), linear_bias, DType::kF32), linear_ref, 0.0);
+}
+
+TEST(LowPrecisionWidenedBf16, ScopeIsPerThreadAndRestores) {
+  const bool native = cpu::onednn_has_bf16();
+  {
+    cpu::ScopedBf16Widening outer;
+    {
+      cpu::ScopedBf16Widening inner;
+      EXPECT_FALSE(cpu::onednn_has_bf16());
+    }
+    EXPECT_FALSE(cpu::onednn_has_bf16()) << "the outer scope still forces widening";
+    bool other_thread = !native;
+    std::thread([&] { other_thread = cpu::onednn_has_bf16(); }).join();
+    EXPECT_EQ(other_thread, native) << "forcing is per thread";
+  }
+  EXPECT_EQ(cpu::onednn_has_bf16(), native);
+}
+
 TEST(LowPrecisionOps, RejectUnsupportedDtypeCombinations) {
   const Tensor x = Tensor::zeros({1, 2, 5, 5}), w = Tensor::zeros({4, 2, 3, 3});
   EXPECT_THAT([&] { ops::conv2d(x, w, Tensor(), {}, DType::kBF16); },
               ::testing::ThrowsMessage<Error>(AllOf(
                   HasSubstr("conv2d: operands of dtype f32 cannot give an output of dtype bf16"),
                   HasSubstr("expected f32)"))));
-  EXPECT_THAT([&] { ops::conv2d(x.to(DType::kBF16), w.to(DType::kBF16), Tensor(), {}, DType::kF16); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("(expected bf16 or f32)")));
+  EXPECT_THAT(
+      [&] { ops::conv2d(x.to(DType::kBF16), w.to(DType::kBF16), Tensor(), {}, DType::kF16); },
+      ::testing::ThrowsMessage<Error>(HasSubstr("(expected bf16 or f32)")));
   EXPECT_THAT([&] { ops::conv2d(x.to(DType::kI8), w.to(DType::kI8), Tensor(), {}); },
               ::testing::ThrowsMessage<Error>(
                   AllOf(HasSubstr("conv2d: unsupported dtype i8"), HasSubstr("bf16 or f16"))));
   EXPECT_THAT(
-      [&] { ops::conv2d(x.to(DType::kBF16), w.to(DType::kBF16), Tensor::zeros({4}, DType::kBF16), {}, DType::kF32); },
+      [&] {
+        ops::conv2d(x.to(DType::kBF16), w.to(DType::kBF16), Tensor::zeros({4}, DType::kBF16), {},
+                    DType::kF32);
+      },
       ::testing::ThrowsMessage<Error>(
           HasSubstr("conv2d: bias of dtype bf16 for an output of dtype f32")));
   EXPECT_THAT([&] { ops::conv2d(x.to(DType::kBF16), w.to(DType::kF16), Tensor(), {}); },
@@ -315,8 +378,8 @@ TEST(LowPrecisionOps, RejectUnsupportedDtypeCombinations) {
         ops::conv2d_backward(Tensor::zeros({1, 4, 3, 3}, DType::kF64), x.to(DType::kBF16),
                              w.to(DType::kBF16), {true, true, false}, {});
       },
-      ::testing::ThrowsMessage<Error>(HasSubstr(
-          "conv2d_backward: operands of dtype bf16 cannot give an output of dtype f64")));
+      ::testing::ThrowsMessage<Error>(
+          HasSubstr("conv2d_backward: operands of dtype bf16 cannot give an output of dtype f64")));
   const Tensor a = Tensor::zeros({2, 3}, DType::kF16), b = Tensor::zeros({3, 4}, DType::kF16);
   EXPECT_THAT([&] { ops::matmul(a, b, DType::kF64); },
               ::testing::ThrowsMessage<Error>(
