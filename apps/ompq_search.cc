@@ -1,5 +1,5 @@
-// ompq_search: the OMPQ bit-width search on its own (spec section 2). One forward pass of N
-// training images measures how orthogonal the layers' features are; a linear program turns that
+// ompq_search: the OMPQ bit-width search on its own (docs/METHOD.md section 2). One forward pass of
+// N training images measures how orthogonal the layers' features are; a linear program turns that
 // into per-layer weight bits under a model-size budget. Prints the bits per layer, the model size,
 // the BOPs and the time of each phase; --bits_out writes the bit config (proto::BitConfig, text
 // format).
@@ -13,10 +13,10 @@
 // solver (the random one's seed is --allocation_seed) and feeds ompq_train --bits as any other.
 //
 // Search images: the first batch of the training split shuffled by --seed, as the reference takes
-// the first batch of a shuffled reader (spec 1.2). ImageNet images get the reference's training
-// augmentation (RandomResizedCrop with area [0.1, 1] and aspect ratio [0.8, 1.25], horizontal
-// flip), drawn from --seed: the batch, and so the search, is a pure function of the flags.
-// Fashion-MNIST is shaped to the model's input as ompq_train does it.
+// the first batch of a shuffled reader (docs/METHOD.md 1.2). ImageNet images get the reference's
+// training augmentation (RandomResizedCrop with area [0.1, 1] and aspect ratio [0.8, 1.25],
+// horizontal flip), drawn from --seed: the batch, and so the search, is a pure function of the
+// flags. Fashion-MNIST is shaped to the model's input as ompq_train does it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -57,7 +57,7 @@ ABSL_FLAG(double, budget_mb, 0.0, "model size budget in MiB (required)");
 ABSL_FLAG(double, bops_budget_g, 0.0, "BOPs budget in G, a second constraint (ilp only; 0: none)");
 ABSL_FLAG(int32_t, act_bits, 8, "activation bits of the BOPs count");
 ABSL_FLAG(bool, reference_bops, false,
-          "count BOPs with the reference's FLOP counter, bugs included (spec 2.8)");
+          "count BOPs with the reference's FLOP counter, bugs included (docs/METHOD.md 2.8)");
 ABSL_FLAG(double, beta, 1.0, "importance theta = exp(-beta * gamma)");
 ABSL_FLAG(std::string, solver, "lp", "lp, ilp or projection (data-free)");
 ABSL_FLAG(std::string, allocation, "ompq",

@@ -1,9 +1,9 @@
 // Weight bit-widths from layer importance under a model-size (and optionally a BOPs) budget:
-// the OMPQ linear program (spec 2.4, 2.5), its integer version, and the reference code's
-// size-only projection, followed by the spec's rounding (2.6).
+// the OMPQ linear program (docs/METHOD.md 2.4, 2.5), its integer version, and the reference code's
+// size-only projection, followed by the reference's rounding (docs/METHOD.md 2.6).
 //
 // Solvers:
-//  - lp: the exact LP of spec 2.4,
+//  - lp: the exact LP of docs/METHOD.md 2.4,
 //      maximize sum_i w_i x_i  s.t.  sum_i p_i x_i <= S,  lb <= x_i <= ub,
 //    with x_i = bits_i / 8, p_i = params_i / 2^20, S = budget - (QAT) stem and classifier at 8
 //    bits, and w_i the layer weights of orm.h; then rounding. Its optimum is the
@@ -13,14 +13,17 @@
 //    which has the same order, the same optimal vertex and coefficients of order 1 whatever the
 //    range of w (raw w can span hundreds of decades, far below lp_solve's tolerances). The
 //    solver's tolerance noise is removed: values within 1e-9 of a bound are put on it, and the
-//    one value in between takes exactly the budget left (see spec 2.5 on the reference's noise).
+//    one value in between takes exactly the budget left (see docs/METHOD.md 2.5 on the reference's
+//    noise).
 //  - ilp: integer bits_i in [min_bits, max_bits] directly, maximizing sum_i w_i bits_i with w
 //    scaled to a maximum of 1 (weights below ~1e-11 of the largest act as 0 for lp_solve); size
 //    never over the budget, and BOPs under `bops_budget_g` when that is set.
-//  - projection: the reference's regime A (spec 2.5), what its SLSQP call returns when the
+//  - projection: the reference's regime A (docs/METHOD.md 2.5), what its SLSQP call returns when
+//  the
 //    objective is negligible: the Euclidean projection of x = ub onto the budget,
 //    x_i = clip(ub - lambda * p_i, lb, ub) with the smallest lambda >= 0 that fits; then rounding.
-//    Needs no weights (no data). The released PTQ configurations are exactly these (spec 2.11).
+//    Needs no weights (no data). The released PTQ configurations are exactly these
+//    (docs/METHOD.md 2.11).
 // Rounding (lp and projection): DFS (the reference's, for ResNet-18) or half-to-even (numpy's,
 // for every other model; it may exceed the budget).
 //
@@ -72,7 +75,7 @@ absl::StatusOr<BitAllocation> allocate_bits(const SearchSpace& space,
                                             const std::vector<double>& log_weights,
                                             const AllocationOptions& options);
 
-// The continuous problem in the reference's variables (spec 2.4): x in [lower, upper]^L,
+// The continuous problem in the reference's variables (docs/METHOD.md 2.4): x in [lower, upper]^L,
 // sum_i sizes_i x_i <= budget.
 struct RelaxedProblem {
   std::vector<double> sizes;

@@ -1,4 +1,4 @@
-// Reconstruction units of BRECQ (OMPQ_SPEC.md 4.4): the pieces of a quantized model that PTQ
+// Reconstruction units of BRECQ (docs/METHOD.md 4.4): the pieces of a quantized model that PTQ
 // reconstructs one at a time, in network order. Each quantized layer belongs to
 //   - the residual block that contains it (ResNet's BasicBlock and Bottleneck, MobileNetV2's
 //     InvertedResidual), all of whose quantized layers form one unit, else

@@ -1,5 +1,5 @@
-// Model size and BOPs of a weight bit allocation (spec 2.8), and the budgets that an allocation
-// can meet at all (spec 2.7).
+// Model size and BOPs of a weight bit allocation (docs/METHOD.md 2.8), and the budgets that an
+// allocation can meet at all (docs/METHOD.md 2.7).
 //
 // Size is the reference's "Mb", which is MiB (2^20 bytes) of weight storage:
 //   size = sum_i bits_i * params_i / 8 / 2^20 + sum_fixed params / 2^20

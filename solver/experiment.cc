@@ -823,7 +823,8 @@ absl::Status Experiment::report(proto::StageRecord& record) {
   Generator gen(config_.seed());
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
   const QuantMode mode = config_.quant() == "ptq" ? QuantMode::kPtq : QuantMode::kQat;
-  // Models outside the search (quant none) have no size by the spec's counting rules.
+  // Models outside the search (quant none) have no size by the counting rules of
+  // docs/METHOD.md 2.3.
   absl::StatusOr<SearchSpace> space =
       build_search_space(*model, mode, input_shape_[1], input_shape_[2]);
   const double nan = std::numeric_limits<double>::quiet_NaN();

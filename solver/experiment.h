@@ -1,7 +1,8 @@
-// The OMPQ experiment of ompq_train (OMPQ_SPEC.md section 0) as resumable stages, each writing its
-// outputs into one folder and its record into stages.pbtxt (stages.h):
-//   pretrain  (no `weights`) trains the FP32 model: fp32.safetensors, pretrain_checkpoint.safetensors
-//   search    the bit config: bits.pbtxt (given by search.bits, or searched on the FP32 model) and,
+// The OMPQ experiment of ompq_train (docs/METHOD.md section 0) as resumable stages, each writing
+// its outputs into one folder and its record into stages.pbtxt (stages.h):
+//   pretrain  (no `weights`) trains the FP32 model: fp32.safetensors,
+//   pretrain_checkpoint.safetensors search    the bit config: bits.pbtxt (given by search.bits, or
+//   searched on the FP32 model) and,
 //             for lp/ilp, search.safetensors (the ORM matrix and log theta of every searched unit)
 //   qat|ptq   the quantized model: quantized.safetensors (its state_dict, quantizers included);
 //             QAT also qat_checkpoint.safetensors, PTQ ptq_checkpoint.safetensors
@@ -49,6 +50,7 @@ struct ExperimentRuntime {
 // Checks every value of `config` that needs no file: an InvalidArgument error naming the field.
 absl::Status validate_experiment_config(const proto::ExperimentConfig& config);
 
-absl::Status run_experiment(const proto::ExperimentConfig& config, const ExperimentRuntime& runtime);
+absl::Status run_experiment(const proto::ExperimentConfig& config,
+                            const ExperimentRuntime& runtime);
 
 }  // namespace ompq::solver

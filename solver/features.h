@@ -1,7 +1,7 @@
-// Feature capture for the OMPQ search (spec 1.1, 1.3): one forward pass of N images through a
-// model, reporting the post-activation output of every search unit (search_space.h) in execution
-// order. As in the reference, every BatchNorm normalizes with the batch statistics of the N
-// images (training mode) and nothing else is in training mode (MobileNetV2's classifier dropout,
+// Feature capture for the OMPQ search (docs/METHOD.md 1.1, 1.3): one forward pass of N images
+// through a model, reporting the post-activation output of every search unit (search_space.h) in
+// execution order. As in the reference, every BatchNorm normalizes with the batch statistics of the
+// N images (training mode) and nothing else is in training mode (MobileNetV2's classifier dropout,
 // which the reference model does not have, is off). The model comes back unchanged: its running
 // statistics and its train/eval flags are restored, also when an error is thrown.
 //

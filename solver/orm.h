@@ -1,5 +1,5 @@
-// ORM, the orthogonality of two layers' features (spec 2.1), the orthogonality matrix of a network
-// and the layer importance derived from it (spec 2.2, 2.4).
+// ORM, the orthogonality of two layers' features (docs/METHOD.md 2.1), the orthogonality matrix of
+// a network and the layer importance derived from it (docs/METHOD.md 2.2, 2.4).
 //
 // ORM(X, Y) is the centered linear CKA of the N x N Gram matrices K = X X^T, L = Y Y^T of two
 // feature batches flattened to [N, D]:

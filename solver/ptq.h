@@ -1,4 +1,4 @@
-// Post-training quantization by BRECQ block reconstruction (OMPQ_SPEC.md section 4.4) of a model
+// Post-training quantization by BRECQ block reconstruction (docs/METHOD.md section 4.4) of a model
 // already quantized with quantize_model(QuantScheme::kPtq) (ptq_quantize_options() gives the
 // spec's settings):
 //   0. weight ranges: one forward of the first 64 calibration images with weight quantization

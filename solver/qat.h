@@ -1,4 +1,4 @@
-// Quantization-aware fine-tuning with the HAWQ-V3 recipe that OMPQ uses (OMPQ_SPEC.md 5.1, 5.2):
+// Quantization-aware fine-tuning with the HAWQ-V3 recipe that OMPQ uses (docs/METHOD.md 5.1, 5.2):
 //  - every searched conv/linear is replaced by its QAT form (quantize_model, kQat): per-channel
 //    symmetric min/max weights at the searched bits, recomputed at every forward; a following
 //    batch norm folded in with its running statistics, which stay frozen (--fix_BN: the
@@ -31,7 +31,7 @@ inline constexpr int kQatEdgeInputBits = 8;
 
 struct QatOptions {
   int64_t epochs = 1;
-  double lr = 1e-4;  // the reference's lr0 (spec 5.1)
+  double lr = 1e-4;  // the reference's lr0 (docs/METHOD.md 5.1)
   double momentum = 0.9;
   double weight_decay = 1e-4;
   // Device, progress interval and step hook of the training loop.
@@ -41,7 +41,8 @@ struct QatOptions {
 // Replaces the layers of `weight_bits` (every conv/linear that takes bits, by name) by their QAT
 // form with inputs at `act_bits`; the layers of `edge_layers` (the stem conv and the classifier)
 // take 8-bit inputs. Errors (unknown layer, bits out of 2..8) throw, naming the layer.
-nn::QuantizedLayers quantize_for_qat(nn::Model& model, const std::map<std::string, int>& weight_bits,
+nn::QuantizedLayers quantize_for_qat(nn::Model& model,
+                                     const std::map<std::string, int>& weight_bits,
                                      const std::set<std::string>& edge_layers, int act_bits);
 
 // Fine-tunes a model that quantize_for_qat() prepared. Owns the optimizer (its state is what a

@@ -24,7 +24,7 @@ struct ReportLayer {
   int64_t params = 0;
   // QAT's stem and classifier: kept at 8 bits, outside the search and the ORM matrix.
   bool fixed = false;
-  // ln theta_i, the layer's importance (spec 2.3); lp/ilp searches only (theta itself can
+  // ln theta_i, the layer's importance (docs/METHOD.md 2.2); lp/ilp searches only (theta itself can
   // underflow a double, its log cannot).
   std::optional<double> log_theta;
 };

@@ -1,4 +1,4 @@
-// Rounding continuous bit-widths to integers (spec 2.6).
+// Rounding continuous bit-widths to integers (docs/METHOD.md 2.6).
 #pragma once
 
 #include <vector>

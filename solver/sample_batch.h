@@ -1,6 +1,6 @@
 // The images a search or a PTQ calibration reads: the first batch of `count` examples of a dataset
-// shuffled by `seed`, as the reference takes the first batch of a shuffled reader (spec 1.2, 4.1).
-// A pure function of (dataset, count, seed).
+// shuffled by `seed`, as the reference takes the first batch of a shuffled reader
+// (docs/METHOD.md 1.2, 4.1). A pure function of (dataset, count, seed).
 #pragma once
 
 #include <cstdint>

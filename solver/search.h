@@ -1,5 +1,5 @@
-// The OMPQ search end to end (spec section 2): features of one batch -> Gram matrices -> ORM
-// matrix -> layer importance -> bit allocation, with the time of each phase. The projection
+// The OMPQ search end to end (docs/METHOD.md section 2): features of one batch -> Gram matrices ->
+// ORM matrix -> layer importance -> bit allocation, with the time of each phase. The projection
 // solver skips the first three and needs no images.
 #pragma once
 

@@ -48,7 +48,7 @@ struct SearchSpace {
   QuantMode mode = QuantMode::kQat;
   std::vector<SearchUnit> units;  // the searched units in feature (execution) order
   std::vector<SearchUnit> fixed;  // QAT: stem conv and classifier, kept at 8 bits; PTQ: empty
-  int min_bits = 4;               // QAT 4..8, PTQ 2..4 (spec 2.4)
+  int min_bits = 4;               // QAT 4..8, PTQ 2..4 (docs/METHOD.md 2.4)
   int max_bits = 8;
   static constexpr int kFixedBits = 8;
 };

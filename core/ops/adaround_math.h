@@ -1,4 +1,4 @@
-// Per-element AdaRound math (Nagel et al. 2020, as BRECQ implements it; OMPQ_SPEC.md 4.3), shared
+// Per-element AdaRound math (Nagel et al. 2020, as BRECQ implements it; docs/METHOD.md 4.3), shared
 // by the CPU and CUDA kernels so that the CPU tests cover exactly what the GPU runs.
 //
 // Each weight w has a rounding variable alpha; h(alpha) in [0, 1] is how far w rounds up from

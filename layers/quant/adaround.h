@@ -1,4 +1,4 @@
-// AdaRound's training schedule and the end of adaptive rounding (OMPQ_SPEC.md 4.3-4.4, BRECQ's
+// AdaRound's training schedule and the end of adaptive rounding (docs/METHOD.md 4.3-4.4, BRECQ's
 // LinearTempDecay and AdaRound loss). The rounding itself lives in WeightQuantizer
 // (start_adaptive_rounding ...) and core/functional/adaround.h.
 #pragma once

@@ -1,5 +1,5 @@
 // Folding a batch norm into the convolution (or linear layer) before it, with the running
-// statistics (OMPQ_SPEC.md 4.2 and 5.2; HAWQ-V3's fix_BN): for output channel o,
+// statistics (docs/METHOD.md 4.2 and 5.2; HAWQ-V3's fix_BN): for output channel o,
 //   factor[o]    = gamma[o] / sqrt(running_var[o] + eps)
 //   weight'[o]   = weight[o] * factor[o]
 //   bias'[o]     = (bias[o] - running_mean[o]) * factor[o] + beta[o]     (bias = 0 when absent)

@@ -1,5 +1,5 @@
-// BRECQ's 'mse' initialization of a quantizer's range (OMPQ_SPEC.md section 4.3): for i = 0..79 the
-// candidate range [min * (1 - 0.01 i), max * (1 - 0.01 i)] (min and max of x, per channel along
+// BRECQ's 'mse' initialization of a quantizer's range (docs/METHOD.md section 4.3): for i = 0..79
+// the candidate range [min * (1 - 0.01 i), max * (1 - 0.01 i)] (min and max of x, per channel along
 // spec.axis or over the whole tensor) is turned into a scale and zero point (params_from_range)
 // and scored by mean(|x - fake_quantize(x)|^2.4); each channel keeps its strictly best candidate
 // (the first of equal scores).

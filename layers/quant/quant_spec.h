@@ -36,7 +36,7 @@ struct QuantSpec {
 // tensors are defined, a scale of the granularity's shape and a zero point exactly when affine.
 void check_spec(const QuantSpec& spec, const char* who);
 
-// The reference method's quantizers (OMPQ_SPEC.md sections 4.3 and 5.2); tensors undefined.
+// The reference method's quantizers (docs/METHOD.md sections 4.3 and 5.2); tensors undefined.
 // QAT (HAWQ-V3) weights: signed, symmetric, per output channel.
 QuantSpec qat_weight_spec(int bits);
 // QAT activations: 8 bits signed symmetric; any other width unsigned without zero point (OMPQ's

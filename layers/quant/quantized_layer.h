@@ -30,7 +30,7 @@ struct LayerQuantConfig {
   ActQuantOptions input_options;
 };
 
-// The reference recipes (OMPQ_SPEC.md 5.2 and 4.3): QAT = HAWQ-V3 (per-channel symmetric min/max
+// The reference recipes (docs/METHOD.md 5.2 and 4.3): QAT = HAWQ-V3 (per-channel symmetric min/max
 // weights, EMA activation ranges); PTQ = BRECQ (per-channel affine MSE-searched weights, learned
 // activation step sizes). act_bits = 0 leaves the input real-valued.
 LayerQuantConfig qat_layer_config(int weight_bits, int act_bits);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of ompq_search:
-#  - the data-free projection solver reproduces released ResNet-18 PTQ configurations (spec 2.11)
+#  - the data-free projection solver reproduces released ResNet-18 PTQ configurations (docs/METHOD.md 2.11)
 #    and writes a bit config that parses as proto::BitConfig, one layer per searched unit in
 #    execution order (QAT: stem and classifier listed as fixed at 8 bits);
 #  - the data-driven lp solver on a randomly initialized resnet20, with 32 Fashion-MNIST images
@@ -28,7 +28,7 @@ field() { sed -n "s/^ *$2: \"\{0,1\}\([^\"]*\)\"\{0,1\}$/\1/p" "$1" | tr '\n' ' 
 bits_in() { awk '/^layer \{/ { in_layer = 1 } /^fixed \{/ { in_layer = 0 }
                  in_layer && /^  bits:/ { printf "%s%s", sep, $2; sep = " " }' "$1"; }
 
-# Projection, ResNet-18 PTQ at 3.0 MiB: the released configuration of spec 2.11.
+# Projection, ResNet-18 PTQ at 3.0 MiB: the released configuration of docs/METHOD.md 2.11.
 "$search" --model=resnet18 --quant=ptq --budget_mb=3.0 --solver=projection \
   --bits_out="$out/ptq.pbtxt" > "$out/result" 2> "$out/log" || { cat "$out/log"; fail "projection exited non-zero"; }
 cat "$out/result"

@@ -1,4 +1,4 @@
-// Bit allocation: the toy examples of OMPQ_SPEC.md 2.4/2.5, every golden vector of 2.11 (the six
+// Bit allocation: the toy examples of docs/METHOD.md 2.4/2.5, every golden vector of 2.11 (the six
 // released ResNet-18 PTQ configurations from the projection + DFS, and the ResNet-18 QAT 6.7 MB
 // LP vertex + DFS), the LP against an independent fractional-knapsack greedy (with weights far
 // outside double's range), the ILP against brute force (size and BOPs constraints), and the
@@ -56,7 +56,8 @@ SearchSpace toy_space(const std::vector<int64_t>& params, const std::vector<int6
   return s;
 }
 
-const std::vector<double> kToyWeights = {0.35157728, 0.36093038, 0.44932896};  // spec 2.4, beta 1
+const std::vector<double> kToyWeights = {0.35157728, 0.36093038,
+                                         0.44932896};  // docs/METHOD.md 2.4, beta 1
 
 TEST(BitAllocation, ToyProjectionOfSpec25) {
   const Projection p = project_onto_budget({{1, 2, 3}, 0.5, 1.0, 4.0});
@@ -109,7 +110,7 @@ TEST(BitAllocation, ProjectionReproducesTheReleasedResNet18PtqConfigs) {
     EXPECT_LE(a->size_mib, g.budget);
     EXPECT_EQ(a->units.front(), "conv1");
   }
-  // The continuous input to DFS for 4.5 MB (spec 2.11).
+  // The continuous input to DFS for 4.5 MB (docs/METHOD.md 2.11).
   problem.budget = 4.5;
   const std::vector<double> relaxed = {
       3.995760270, 3.983553261, 3.983553261, 3.983553261, 3.983553261, 3.967106521,
@@ -150,7 +151,7 @@ TEST(BitAllocation, LpVertexOfTheResNet18Qat67Config) {
   }
 }
 
-// The LP optimum by the greedy of spec 2.5, computed on log ratios.
+// The LP optimum by the greedy of docs/METHOD.md 2.5, computed on log ratios.
 std::vector<double> greedy_knapsack(const RelaxedProblem& p, const std::vector<double>& log_w) {
   const size_t n = p.sizes.size();
   std::vector<size_t> order(n);

@@ -1,6 +1,6 @@
-// ORM (centered linear CKA) against the golden vectors of OMPQ_SPEC.md 2.1, its invariances,
+// ORM (centered linear CKA) against the golden vectors of docs/METHOD.md 2.1, its invariances,
 // the Gram matrix against naive f64 loops, and importance (gamma, theta, w) against the toy
-// example of spec 2.4, including magnitudes where theta underflows in linear space.
+// example of docs/METHOD.md 2.4, including magnitudes where theta underflows in linear space.
 #include "solver/orm.h"
 
 #include <gmock/gmock.h>
@@ -37,7 +37,7 @@ std::vector<double> naive_gram(const Tensor& x) {
   return g;
 }
 
-// Spec 2.1 golden features.
+// docs/METHOD.md 2.1 golden features.
 const std::vector<std::vector<double>> kX1 = {{1, 2, 0}, {0, 1, 3}, {2, 2, 2}, {1, 0, 1}};
 const std::vector<std::vector<double>> kX2 = {{1, 0}, {2, 1}, {0, 3}, {1, 1}};
 

@@ -1,6 +1,6 @@
-// Rounding (spec 2.6): numpy's half-to-even and the reference's DFS_bit, on the continuous input
-// of spec 2.11 (ResNet-18 PTQ 4.5 MB) and on the ResNet-18 QAT 6.7 MB vertex with and without the
-// reference's solver noise.
+// Rounding (docs/METHOD.md 2.6): numpy's half-to-even and the reference's DFS_bit, on the
+// continuous input of docs/METHOD.md 2.11 (ResNet-18 PTQ 4.5 MB) and on the ResNet-18 QAT 6.7 MB
+// vertex with and without the reference's solver noise.
 #include "solver/rounding.h"
 
 #include <gmock/gmock.h>
@@ -19,7 +19,7 @@ using ::testing::HasSubstr;
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-// Spec 2.3 parameter counts in MiB ("params / 2^20"), ResNet-18 PTQ order.
+// docs/METHOD.md 2.3 parameter counts in MiB ("params / 2^20"), ResNet-18 PTQ order.
 std::vector<double> resnet18_sizes(bool ptq) {
   std::vector<double> params = {36992,  36992,  36992,  36992,  73984,   156160,  147712,  147712,
                                 295424, 623616, 590336, 590336, 1180672, 2492416, 2360320, 2360320};
@@ -50,7 +50,7 @@ TEST(Rounding, DfsReproducesTheReleasedResNet18Ptq45Config) {
 }
 
 TEST(Rounding, DfsOnTheResNet18QatVertexAndWithTheReferenceNoise) {
-  // Spec 2.5/2.11: layers {9, 12..15} at 4 bits, layer 10 fractional, the rest at 8.
+  // docs/METHOD.md 2.5/2.11: layers {9, 12..15} at 4 bits, layer 10 fractional, the rest at 8.
   std::vector<double> vertex(16, 8.0);
   for (int i : {9, 12, 13, 14, 15}) vertex[i] = 4.0;
   vertex[10] = 5.894341;

@@ -1,4 +1,4 @@
-// Search space and cost model against the reference's numbers (OMPQ_SPEC.md): per-layer
+// Search space and cost model against the reference's numbers (docs/METHOD.md): per-layer
 // parameter and FLOP tables (2.3, reference counter of 2.8), totals, fp32 sizes, the feasible
 // budget ranges (2.7), and the size/BOPs of the released QAT bit configurations (3.1, 6.1), all
 // confirmed there by CALC.
@@ -65,7 +65,7 @@ int64_t total_params(const SearchSpace& s) {
   return total;
 }
 
-// Spec 2.3, ResNet-18 PTQ order (stem, 16 searched layers, fc).
+// docs/METHOD.md 2.3, ResNet-18 PTQ order (stem, 16 searched layers, fc).
 const std::vector<int64_t> kResNet18Params = {9536,   36992,   36992,   36992,   36992,   73984,
                                               156160, 147712,  147712,  295424,  623616,  590336,
                                               590336, 1180672, 2492416, 2360320, 2360320, 513000};
@@ -73,7 +73,7 @@ const std::vector<int64_t> kResNet18Flops = {122028032, 116609024, 116609024, 11
                                              58304512,  123031552, 116107264, 116107264, 58053632,
                                              122529792, 115856384, 115856384, 57928192,  122278912,
                                              115730944, 115730944, 1025000};
-// Spec 2.3, ResNet-50 QAT (48 searched layers), FLOPs of the reference counter.
+// docs/METHOD.md 2.3, ResNet-50 QAT (48 searched layers), FLOPs of the reference counter.
 const std::vector<int64_t> kResNet50Params = {
     4224,    36992,   33792,   16512,   36992,   16896,   16512,   36992,  16896,  33024,
     147712,  198656,  65792,   147712,  66560,   65792,   147712,  66560,  65792,  147712,
@@ -87,7 +87,7 @@ const std::vector<int64_t> kResNet50ReferenceFlops = {
     51631104,  115856384, 52383744,  51631104,  115856384, 52383744,  51631104,  115856384,
     52383744,  51631104,  115856384, 52383744,  51631104,  115856384, 52383744,  103262208,
     115730944, 155144192, 51505664,  115730944, 51881984,  51505664,  115730944, 51881984};
-// Spec 2.3, MobileNetV2 (53 layers, first and last included).
+// docs/METHOD.md 2.3, MobileNetV2 (53 layers, first and last included).
 const std::vector<int64_t> kMobileNetV2Params = {
     928,    352,    544,   1728,   1056,   2352,  3744,   1584,   3504,   3744,   1584,
     4672,   6528,   2112,  6208,   6528,   2112,  6208,   6528,   2112,   12416,  25344,
@@ -102,7 +102,8 @@ const std::vector<int64_t> kMobileNetV2Flops = {
     10838016, 1016064, 10838016, 10838016, 254016,  4515840,  7526400,  423360,  7526400,
     7526400,  423360,  7526400,  7526400,  423360,  15052800, 20070400, 2559000};
 
-// Per-unit triples [conv1, conv2, conv3] of ResNet-50 (spec 3.1) flattened in search order.
+// Per-unit triples [conv1, conv2, conv3] of ResNet-50 (docs/METHOD.md 3.1) flattened in search
+// order.
 std::vector<int> resnet50_bits(const std::vector<std::vector<int>>& blocks) {
   std::vector<int> bits;
   for (const auto& b : blocks) bits.insert(bits.end(), b.begin(), b.end());
@@ -256,8 +257,8 @@ TEST(CostModel, ReleasedResNet50QatConfigsWithTheReferenceCounter) {
   EXPECT_NEAR(bops_g(s, size21, 7, true), 226.16, 5e-3);
   EXPECT_NEAR(bops_g(s, std::vector<int>(48, 8), 8, true), 267.86, 5e-3);
   EXPECT_NEAR(bops_g(s, std::vector<int>(48, 4), 4, true), 72.87, 5e-3);
-  // Spec 2.8: fixing the conv1 bug lowers W8/A5 BOPs by about 1.66 G, fixing the fc raises them
-  // by about 0.20 G.
+  // docs/METHOD.md 2.8: fixing the conv1 bug lowers W8/A5 BOPs by about 1.66 G, fixing the fc
+  // raises them by about 0.20 G.
   const std::vector<int> w8(48, 8);
   EXPECT_NEAR(bops_g(s, w8, 5, false) - bops_g(s, w8, 5, true),
               (-(55394304 - 13848576) * 8.0 * 5 + (4097000 - 1025000) * 64.0) / 1e9, 1e-9);

@@ -1,6 +1,6 @@
 // search(): features -> ORM -> importance -> allocation on a small model, the data-free
-// projection path (it reproduces a released configuration of spec 2.11), and its errors, which
-// name the model.
+// projection path (it reproduces a released configuration of docs/METHOD.md 2.11), and its errors,
+// which name the model.
 #include "solver/search.h"
 
 #include <gmock/gmock.h>
