@@ -40,6 +40,7 @@
 #include "runtime/init.h"
 #include "solver/baselines.h"
 #include "solver/bit_config.h"
+#include "solver/config_enums.h"
 #include "solver/cost_model.h"
 #include "solver/proto_io.h"
 #include "solver/sample_batch.h"
@@ -87,6 +88,7 @@ constexpr char kFashionMnistPrefix[] = "fashion-mnist";
 
 absl::Status invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
 
+// OMPQ's search or one of the baselines, which a bit config records as its solver.
 enum class Allocation { kOmpq, kUniform, kRandom };
 
 absl::StatusOr<Allocation> parse_allocation(const std::string& name) {
@@ -112,23 +114,23 @@ nn::ModelSpec model_spec() {
 absl::StatusOr<solver::SearchOptions> search_options() {
   solver::SearchOptions o;
   o.model_name = absl::GetFlag(FLAGS_model);
-  const std::string quant = absl::GetFlag(FLAGS_quant);
-  if (quant != "qat" && quant != "ptq") {
-    return invalid(absl::StrCat("--quant=", quant, " (expected qat or ptq)"));
-  }
-  o.mode = quant == "qat" ? solver::QuantMode::kQat : solver::QuantMode::kPtq;
+  OMPQ_ASSIGN_OR_RETURN(proto::Quant quant, solver::parse_enum_flag<proto::Quant>(
+                                                "--quant", absl::GetFlag(FLAGS_quant),
+                                                {proto::QUANT_QAT, proto::QUANT_PTQ}));
+  o.mode = solver::quant_mode(quant);
   o.beta = absl::GetFlag(FLAGS_beta);
   if (!(std::isfinite(o.beta) && o.beta >= 0)) {
     return invalid(absl::StrCat("--beta ", o.beta, " (expected finite and >= 0)"));
   }
   solver::AllocationOptions& a = o.allocation;
-  OMPQ_ASSIGN_OR_RETURN(a.solver, solver::parse_solver(absl::GetFlag(FLAGS_solver)));
-  const std::string rounding = absl::GetFlag(FLAGS_rounding);
-  if (rounding.empty()) {
-    a.rounding = solver::reference_rounding(o.model_name);
-  } else {
-    OMPQ_ASSIGN_OR_RETURN(a.rounding, solver::parse_rounding(rounding));
-  }
+  OMPQ_ASSIGN_OR_RETURN(proto::Solver solver,
+                        solver::parse_enum_flag<proto::Solver>(
+                            "--solver", absl::GetFlag(FLAGS_solver),
+                            {proto::SOLVER_LP, proto::SOLVER_ILP, proto::SOLVER_PROJECTION}));
+  OMPQ_ASSIGN_OR_RETURN(a.solver, solver::solver_kind(solver));
+  OMPQ_ASSIGN_OR_RETURN(proto::Rounding rounding, solver::parse_enum_flag<proto::Rounding>(
+                                                      "--rounding", absl::GetFlag(FLAGS_rounding)));
+  a.rounding = solver::rounding_kind(rounding, o.model_name);
   a.budget_mib = absl::GetFlag(FLAGS_budget_mb);
   a.bops_budget_g = absl::GetFlag(FLAGS_bops_budget_g);
   a.act_bits = absl::GetFlag(FLAGS_act_bits);
@@ -201,7 +203,7 @@ proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::Search
   if (allocation != Allocation::kOmpq) {
     // A baseline reads no importance and no images: its name takes the solver's place, and the
     // only seed that shapes it is the random baseline's.
-    c.set_solver(absl::GetFlag(FLAGS_allocation));
+    c.set_solver(allocation == Allocation::kUniform ? proto::SOLVER_UNIFORM : proto::SOLVER_RANDOM);
     c.clear_rounding();
     c.clear_beta();
     if (allocation == Allocation::kRandom) c.set_seed(absl::GetFlag(FLAGS_allocation_seed));

@@ -20,7 +20,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "apps/app_main.h"
@@ -29,6 +28,7 @@
 #include "core/parallel.h"
 #include "core/proto/ompq.pb.h"
 #include "runtime/init.h"
+#include "solver/config_enums.h"
 #include "solver/experiment.h"
 #include "solver/proto_io.h"
 
@@ -87,8 +87,9 @@ ABSL_FLAG(double, budget_fraction, 0.0,
           "(0: 0.75 for qat, 0.375 for ptq)");
 ABSL_FLAG(std::string, solver, "lp", "search solver: lp, ilp or projection (data-free)");
 ABSL_FLAG(std::string, rounding, "dfs",
-          "lp rounding: dfs (the closest allocation within the budget) or nearest (half to even, "
-          "the reference's for models other than ResNet-18; may exceed the budget)");
+          "lp and projection rounding: dfs (the closest allocation within the budget), nearest "
+          "(half to even; may exceed the budget) or empty (the reference's: dfs for ResNet-18, "
+          "nearest for every other model)");
 ABSL_FLAG(double, beta, 1.0, "importance theta = exp(-beta * gamma)");
 ABSL_FLAG(int32_t, search_images, 32, "training images of the search's forward pass");
 ABSL_FLAG(int32_t, act_bits, 8, "activation bits of the quantized model");
@@ -136,30 +137,38 @@ void collect_given_flags(int argc, char** argv) {
   }
 }
 
-// --dataset as the config's enum; run() has refused unknown names before any flag is applied.
-bool parse_dataset_flag(proto::Dataset* dataset) {
-  return proto::Dataset_Parse(
-      absl::StrCat("DATASET_", absl::AsciiStrToUpper(absl::GetFlag(FLAGS_dataset))), dataset);
-}
-
-proto::Dataset dataset_from_flag() {
-  proto::Dataset dataset = proto::DATASET_FASHION_MNIST;
-  parse_dataset_flag(&dataset);
-  return dataset;
-}
-
-// Every config flag with the field it sets.
+// Every config flag with the field it sets; a flag naming an enum value fails on a bad name.
 struct ConfigFlag {
   const char* name;
-  std::function<void(ExperimentConfig&)> apply;
+  std::function<absl::Status(ExperimentConfig&)> apply;
 };
+
+// A flag that sets a field (`set` reads the flag); it cannot fail.
+ConfigFlag field_flag(const char* name, void (*set)(ExperimentConfig&)) {
+  return {name, [set](ExperimentConfig& c) {
+            set(c);
+            return absl::OkStatus();
+          }};
+}
+
+// A string flag that sets an enum field (solver/config_enums.h names its values), one of
+// `accepted` (empty: any value of the enum).
+template <typename Enum>
+ConfigFlag enum_flag(const char* name, const absl::Flag<std::string>& flag,
+                     void (*set)(ExperimentConfig&, Enum), std::vector<Enum> accepted = {}) {
+  return {name, [name, &flag, set, accepted](ExperimentConfig& c) -> absl::Status {
+            OMPQ_ASSIGN_OR_RETURN(Enum value,
+                                  solver::parse_enum_flag<Enum>(absl::StrCat("--", name),
+                                                                absl::GetFlag(flag), accepted));
+            set(c, value);
+            return absl::OkStatus();
+          }};
+}
 
 const std::vector<ConfigFlag>& config_flags() {
   using C = ExperimentConfig;
-#define OMPQ_FLAG_FIELD(flag, setter)                           \
-  ConfigFlag {                                                  \
-#flag, [](C & c) { c.setter(absl::GetFlag(FLAGS_##flag)); } \
-  }
+#define OMPQ_FLAG_FIELD(flag, setter) \
+  field_flag(#flag, [](C& c) { c.setter(absl::GetFlag(FLAGS_##flag)); })
   static const std::vector<ConfigFlag> flags = {
       OMPQ_FLAG_FIELD(model, set_model),
       OMPQ_FLAG_FIELD(small_input, set_small_input),
@@ -169,19 +178,22 @@ const std::vector<ConfigFlag>& config_flags() {
       OMPQ_FLAG_FIELD(threads, set_threads),
       OMPQ_FLAG_FIELD(device, set_device),
       OMPQ_FLAG_FIELD(weights, set_weights),
-      OMPQ_FLAG_FIELD(quant, set_quant),
+      enum_flag<proto::Quant>("quant", FLAGS_quant,
+                              [](C& c, proto::Quant quant) { c.set_quant(quant); }),
       OMPQ_FLAG_FIELD(act_bits, set_act_bits),
-      ConfigFlag{"dataset", [](C& c) { c.mutable_data()->set_dataset(dataset_from_flag()); }},
+      enum_flag<proto::Dataset>(
+          "dataset", FLAGS_dataset,
+          [](C& c, proto::Dataset dataset) { c.mutable_data()->set_dataset(dataset); }),
       OMPQ_FLAG_FIELD(data_dir, mutable_data()->set_dir),
       OMPQ_FLAG_FIELD(label_file, mutable_data()->set_label_file),
       OMPQ_FLAG_FIELD(image_size, mutable_data()->set_image_size),
       OMPQ_FLAG_FIELD(strict_images, mutable_data()->set_strict_images),
-      ConfigFlag{"augment",
+      field_flag("augment",
                  [](C& c) {
                    c.mutable_data()->set_augmentation(absl::GetFlag(FLAGS_augment)
                                                           ? proto::AUGMENTATION_REFERENCE
                                                           : proto::AUGMENTATION_NONE);
-                 }},
+                 }),
       OMPQ_FLAG_FIELD(prefetch, mutable_data()->set_prefetch),
       OMPQ_FLAG_FIELD(eval_fp32, set_eval_fp32),
       OMPQ_FLAG_FIELD(train_limit, mutable_data()->set_train_limit),
@@ -195,15 +207,22 @@ const std::vector<ConfigFlag>& config_flags() {
       OMPQ_FLAG_FIELD(weight_decay, mutable_train()->set_weight_decay),
       OMPQ_FLAG_FIELD(label_smoothing, mutable_train()->set_label_smoothing),
       OMPQ_FLAG_FIELD(warmup_iterations, mutable_train()->set_warmup_iterations),
-      OMPQ_FLAG_FIELD(precision, mutable_train()->set_precision),
+      enum_flag<proto::Precision>(
+          "precision", FLAGS_precision,
+          [](C& c, proto::Precision precision) { c.mutable_train()->set_precision(precision); }),
       OMPQ_FLAG_FIELD(log_interval, mutable_train()->set_log_interval),
       OMPQ_FLAG_FIELD(eval_batch_size, mutable_train()->set_eval_batch_size),
       OMPQ_FLAG_FIELD(checkpoint_steps, mutable_train()->set_checkpoint_steps),
       OMPQ_FLAG_FIELD(bits, mutable_search()->set_bits),
       OMPQ_FLAG_FIELD(budget_mb, mutable_search()->set_budget_mb),
       OMPQ_FLAG_FIELD(budget_fraction, mutable_search()->set_budget_fraction),
-      OMPQ_FLAG_FIELD(solver, mutable_search()->set_solver),
-      OMPQ_FLAG_FIELD(rounding, mutable_search()->set_rounding),
+      enum_flag<proto::Solver>(
+          "solver", FLAGS_solver,
+          [](C& c, proto::Solver solver) { c.mutable_search()->set_solver(solver); },
+          {proto::SOLVER_LP, proto::SOLVER_ILP, proto::SOLVER_PROJECTION}),
+      enum_flag<proto::Rounding>(
+          "rounding", FLAGS_rounding,
+          [](C& c, proto::Rounding rounding) { c.mutable_search()->set_rounding(rounding); }),
       OMPQ_FLAG_FIELD(beta, mutable_search()->set_beta),
       OMPQ_FLAG_FIELD(search_images, mutable_search()->set_images),
       OMPQ_FLAG_FIELD(qat_epochs, mutable_qat()->set_epochs),
@@ -225,22 +244,17 @@ const std::vector<ConfigFlag>& config_flags() {
 // Flag defaults, then the fields --config sets, then every flag given on the command line.
 absl::StatusOr<ExperimentConfig> resolve_config() {
   ExperimentConfig config;
-  for (const ConfigFlag& flag : config_flags()) flag.apply(config);
+  for (const ConfigFlag& flag : config_flags()) OMPQ_RETURN_IF_ERROR(flag.apply(config));
   const std::string path = absl::GetFlag(FLAGS_config);
   if (path.empty()) return config;
   OMPQ_RETURN_IF_ERROR(solver::read_text_proto(path, &config, /*merge=*/true));
   for (const ConfigFlag& flag : config_flags()) {
-    if (given_flags().count(flag.name) > 0) flag.apply(config);
+    if (given_flags().count(flag.name) > 0) OMPQ_RETURN_IF_ERROR(flag.apply(config));
   }
   return config;
 }
 
 absl::Status run() {
-  proto::Dataset dataset;
-  if (!parse_dataset_flag(&dataset)) {
-    return absl::InvalidArgumentError(absl::StrCat("--dataset=", absl::GetFlag(FLAGS_dataset),
-                                                   " (expected fashion_mnist, mnist or imagenet)"));
-  }
   OMPQ_ASSIGN_OR_RETURN(ExperimentConfig config, resolve_config());
   OMPQ_ASSIGN_OR_RETURN(DistMode dist, parse_dist_mode(absl::GetFlag(FLAGS_dist)));
   OMPQ_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, make_communicator(dist));

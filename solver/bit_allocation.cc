@@ -137,21 +137,6 @@ absl::Status check_allocation_options(const SearchSpace& space, const Allocation
   return absl::OkStatus();
 }
 
-absl::StatusOr<SolverKind> parse_solver(const std::string& name) {
-  if (name == "lp") return SolverKind::kLp;
-  if (name == "ilp") return SolverKind::kIlp;
-  if (name == "projection") return SolverKind::kProjection;
-  return absl::InvalidArgumentError(
-      absl::StrFormat("unknown solver \"%s\" (known: lp, ilp, projection)", name));
-}
-
-absl::StatusOr<Rounding> parse_rounding(const std::string& name) {
-  if (name == "dfs") return Rounding::kDfs;
-  if (name == "nearest") return Rounding::kHalfToEven;
-  return absl::InvalidArgumentError(
-      absl::StrFormat("unknown rounding \"%s\" (known: dfs, nearest)", name));
-}
-
 const char* solver_name(SolverKind solver) {
   switch (solver) {
     case SolverKind::kLp:

@@ -42,8 +42,6 @@ namespace ompq::solver {
 enum class SolverKind { kLp, kIlp, kProjection };
 enum class Rounding { kDfs, kHalfToEven };
 
-absl::StatusOr<SolverKind> parse_solver(const std::string& name);  // "lp", "ilp", "projection"
-absl::StatusOr<Rounding> parse_rounding(const std::string& name);  // "dfs", "nearest"
 const char* solver_name(SolverKind solver);
 const char* rounding_name(Rounding rounding);
 // The reference's choice: DFS for "resnet18", half-to-even for every other model.

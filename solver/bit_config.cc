@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "solver/config_enums.h"
 
 namespace ompq::solver {
 namespace {
@@ -21,15 +22,15 @@ absl::Status check_entry(const proto::LayerBits& entry, const SearchUnit& unit, 
                          int max_bits, const std::string& where) {
   const std::vector<std::string> layers(entry.layers().begin(), entry.layers().end());
   if (entry.name() != unit.name || (!layers.empty() && layers != unit.layers)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, " is \"", entry.name(), "\" (layers ", absl::StrJoin(layers, ", "),
-        ") but the model has \"", unit.name, "\" (layers ", absl::StrJoin(unit.layers, ", "),
-        ") there"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, " is \"", entry.name(), "\" (layers ", absl::StrJoin(layers, ", "),
+                     ") but the model has \"", unit.name, "\" (layers ",
+                     absl::StrJoin(unit.layers, ", "), ") there"));
   }
   if (entry.bits() < min_bits || entry.bits() > max_bits) {
     return absl::InvalidArgumentError(absl::StrCat(where, " \"", entry.name(), "\" has ",
-                                                   entry.bits(), " bits (expected ", min_bits,
-                                                   "..", max_bits, ")"));
+                                                   entry.bits(), " bits (expected ", min_bits, "..",
+                                                   max_bits, ")"));
   }
   return absl::OkStatus();
 }
@@ -39,10 +40,10 @@ absl::Status check_entry(const proto::LayerBits& entry, const SearchUnit& unit, 
 proto::BitConfig make_bit_config(const SearchOptions& o, const SearchResult& r) {
   proto::BitConfig c;
   c.set_model(o.model_name);
-  c.set_quant(quant_mode_name(o.mode));
+  c.set_quant(to_proto(o.mode));
   c.set_budget_mb(o.allocation.budget_mib);
-  c.set_solver(solver_name(o.allocation.solver));
-  if (o.allocation.solver != SolverKind::kIlp) c.set_rounding(rounding_name(o.allocation.rounding));
+  c.set_solver(to_proto(o.allocation.solver));
+  if (o.allocation.solver != SolverKind::kIlp) c.set_rounding(to_proto(o.allocation.rounding));
   // The projection solver reads no importance, so beta plays no part in its result.
   if (o.allocation.solver != SolverKind::kProjection) c.set_beta(o.beta);
   c.set_act_bits(o.allocation.act_bits);
@@ -66,13 +67,10 @@ absl::StatusOr<LayerBitsPlan> plan_from_bit_config(const proto::BitConfig& confi
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", what));
   };
   LayerBitsPlan plan;
-  if (config.quant() == "qat") {
-    plan.mode = QuantMode::kQat;
-  } else if (config.quant() == "ptq") {
-    plan.mode = QuantMode::kPtq;
-  } else {
-    return bad(absl::StrCat("quant \"", config.quant(), "\" (expected \"qat\" or \"ptq\")"));
+  if (config.quant() != proto::QUANT_QAT && config.quant() != proto::QUANT_PTQ) {
+    return bad(absl::StrCat("quant ", enum_name(config.quant()), " (expected qat or ptq)"));
   }
+  plan.mode = quant_mode(config.quant());
   const Shape input = model.input_shape();
   absl::StatusOr<SearchSpace> space = build_search_space(model, plan.mode, input[1], input[2]);
   if (!space.ok()) return bad(std::string(space.status().message()));
@@ -81,7 +79,7 @@ absl::StatusOr<LayerBitsPlan> plan_from_bit_config(const proto::BitConfig& confi
     return bad(absl::StrCat(config.layer_size(), " layer and ", config.fixed_size(),
                             " fixed entries, but the model has ", space->units.size(),
                             " searched and ", space->fixed.size(), " fixed units in ",
-                            config.quant(), " mode"));
+                            quant_mode_name(plan.mode), " mode"));
   }
   for (int i = 0; i < config.layer_size(); ++i) {
     const proto::LayerBits& entry = config.layer(i);

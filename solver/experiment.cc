@@ -28,6 +28,7 @@
 #include "layers/quant/quantize_model.h"
 #include "solver/bit_config.h"
 #include "solver/checkpoint.h"
+#include "solver/config_enums.h"
 #include "solver/cost_model.h"
 #include "solver/metrics.h"
 #include "solver/proto_io.h"
@@ -62,11 +63,12 @@ constexpr char kStagesFile[] = "stages.pbtxt";
 
 // The results-table label of the quantized model: OMPQ's allocations name their solver; the
 // baselines of ompq_search --allocation are not OMPQ and say which they are.
-std::string allocation_label(const proto::BitConfig& bits, const std::string& quant) {
-  if (bits.solver() == "uniform" || bits.solver() == "random") {
-    return absl::StrCat(bits.solver(), " ", quant);
+std::string allocation_label(const proto::BitConfig& bits) {
+  const std::string solver = enum_name(bits.solver()), quant = enum_name(bits.quant());
+  if (bits.solver() == proto::SOLVER_UNIFORM || bits.solver() == proto::SOLVER_RANDOM) {
+    return absl::StrCat(solver, " ", quant);
   }
-  return absl::StrCat("OMPQ ", quant, " (", bits.solver(), ")");
+  return absl::StrCat("OMPQ ", quant, " (", solver, ")");
 }
 
 const std::vector<std::string>& metrics_columns() {
@@ -145,7 +147,7 @@ class Experiment {
   std::string fp32_weights() const {
     return config_.weights().empty() ? path(kFp32File).string() : config_.weights();
   }
-  bool quantizes() const { return config_.quant() != "none"; }
+  bool quantizes() const { return config_.quant() != proto::QUANT_NONE; }
 
   absl::Status prepare();
   absl::Status claim_folder();
@@ -228,7 +230,7 @@ absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::quantized_model(
   OMPQ_ASSIGN_OR_RETURN(LayerBitsPlan plan, bits_plan());
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, fp32_model(gen));
   nn::QuantizedLayers quantized;
-  if (config_.quant() == "qat") {
+  if (config_.quant() == proto::QUANT_QAT) {
     quantized = quantize_for_qat(*model, plan.weight_bits, plan.edge_layers, config_.act_bits());
   } else {
     quantized = nn::quantize_model(*model, plan.weight_bits,
@@ -347,7 +349,7 @@ absl::Status Experiment::prepare() {
     OMPQ_RETURN_IF_ERROR(clamp_warmup());
   }
   if (!quantizes()) return absl::OkStatus();
-  const QuantMode mode = config_.quant() == "qat" ? QuantMode::kQat : QuantMode::kPtq;
+  const QuantMode mode = quant_mode(config_.quant());
   OMPQ_ASSIGN_OR_RETURN(SearchSpace space,
                         build_search_space(*model, mode, input_shape_[1], input_shape_[2]));
   const std::string& bits_path = config_.search().bits();
@@ -355,8 +357,8 @@ absl::Status Experiment::prepare() {
     proto::BitConfig bits;
     OMPQ_RETURN_IF_ERROR(read_text_proto(bits_path, &bits));
     if (bits.quant() != config_.quant()) {
-      return invalid(absl::StrCat(bits_path, ": a bit config for quant \"", bits.quant(),
-                                  "\", but this run quantizes with ", config_.quant()));
+      return invalid(absl::StrCat(bits_path, ": a bit config for quant ", enum_name(bits.quant()),
+                                  ", but this run quantizes with ", enum_name(config_.quant())));
     }
     OMPQ_RETURN_IF_ERROR(plan_from_bit_config(bits, *model, bits_path).status());
     given_bits_ = bits;
@@ -373,10 +375,7 @@ absl::Status Experiment::prepare() {
                                             model_size_mib(space, eight));
   }
   AllocationOptions allocation;
-  OMPQ_ASSIGN_OR_RETURN(allocation.solver, parse_solver(config_.search().solver()));
-  if (!config_.search().rounding().empty()) {
-    OMPQ_ASSIGN_OR_RETURN(allocation.rounding, parse_rounding(config_.search().rounding()));
-  }
+  OMPQ_ASSIGN_OR_RETURN(allocation.solver, solver_kind(config_.search().solver()));
   allocation.budget_mib = config_.search().budget_mb();
   allocation.act_bits = config_.act_bits();
   absl::Status status = check_allocation_options(space, allocation);
@@ -453,8 +452,8 @@ absl::Status Experiment::claim_folder() {
 absl::Status Experiment::stage(const std::string& name,
                                const std::function<absl::Status(proto::StageRecord&)>& body) {
   if (const proto::StageRecord* done = ledger_->finished(name)) {
-    say("[%s] finished earlier (%s, %.1f s), skipped\n", name.c_str(), done->status().c_str(),
-        done->seconds());
+    say("[%s] finished earlier (%s, %.1f s), skipped\n", name.c_str(),
+        enum_name(done->status()).c_str(), done->seconds());
     return absl::OkStatus();
   }
   OMPQ_RETURN_IF_ERROR(ledger_->begin(name));
@@ -462,7 +461,7 @@ absl::Status Experiment::stage(const std::string& name,
   const Clock::time_point start = Clock::now();
   proto::StageRecord record;
   record.set_name(name);
-  record.set_status("done");
+  record.set_status(proto::STAGE_STATUS_DONE);
   absl::Status status = body(record);
   if (!status.ok()) {
     return absl::Status(status.code(), absl::StrCat("stage ", name, ": ", status.message()));
@@ -479,7 +478,7 @@ absl::Status Experiment::skip_stage(const std::string& name, const std::string& 
   say("[%s] skipped: %s\n", name.c_str(), why.c_str());
   proto::StageRecord record;
   record.set_name(name);
-  record.set_status("skipped");
+  record.set_status(proto::STAGE_STATUS_SKIPPED);
   OMPQ_RETURN_IF_ERROR(ledger_->finish(record));
   wait_for_writes();
   return absl::OkStatus();
@@ -580,7 +579,7 @@ absl::Status Experiment::pretrain(proto::StageRecord& record) {
   options.device = runtime_.device;
   options.comm = runtime_.comm;
   options.after_step = step_checkpointer(loop, tc.checkpoint_steps());
-  OMPQ_ASSIGN_OR_RETURN(options.precision, parse_precision(tc.precision()));
+  options.precision = precision_dtype(tc.precision());
   Trainer trainer(*model, optimizer, *schedule, options);
   loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
     train.set_epoch(epoch);
@@ -599,20 +598,17 @@ absl::Status Experiment::pretrain(proto::StageRecord& record) {
 absl::Status Experiment::search_bits(proto::StageRecord& record) {
   record.add_outputs(kBitsFile);
   if (given_bits_) {
-    record.set_status("given");
+    record.set_status(proto::STAGE_STATUS_GIVEN);
     say("[search] bits from %s\n", config_.search().bits().c_str());
     return writes() ? write_text_proto(path(kBitsFile).string(), *given_bits_) : absl::OkStatus();
   }
   const proto::SearchConfig& sc = config_.search();
   SearchOptions options;
   options.model_name = config_.model();
-  options.mode = config_.quant() == "qat" ? QuantMode::kQat : QuantMode::kPtq;
+  options.mode = quant_mode(config_.quant());
   options.beta = sc.beta();
-  OMPQ_ASSIGN_OR_RETURN(options.allocation.solver, parse_solver(sc.solver()));
-  options.allocation.rounding = reference_rounding(config_.model());
-  if (!sc.rounding().empty()) {
-    OMPQ_ASSIGN_OR_RETURN(options.allocation.rounding, parse_rounding(sc.rounding()));
-  }
+  OMPQ_ASSIGN_OR_RETURN(options.allocation.solver, solver_kind(sc.solver()));
+  options.allocation.rounding = rounding_kind(sc.rounding(), config_.model());
   options.allocation.budget_mib = sc.budget_mb();
   options.allocation.act_bits = config_.act_bits();
   Generator gen(config_.seed());
@@ -757,10 +753,10 @@ absl::Status Experiment::eval(proto::StageRecord& record) {
   if (quantizes()) {
     OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, nullptr));
     result = evaluate_quantized(*model, test, runtime_.device, runtime_.comm);
-    say("[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n", config_.quant().c_str(),
-        result.loss, result.top1, result.top5);
-    OMPQ_RETURN_IF_ERROR(
-        append_metrics(absl::StrCat("eval_", config_.quant()), "", nullptr, result));
+    const std::string quant = enum_name(config_.quant());
+    say("[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n", quant.c_str(), result.loss,
+        result.top1, result.top5);
+    OMPQ_RETURN_IF_ERROR(append_metrics(absl::StrCat("eval_", quant), "", nullptr, result));
   }
   record.set_test_top1(result.top1);
   record.set_test_top5(result.top5);
@@ -818,13 +814,13 @@ absl::Status Experiment::report(proto::StageRecord& record) {
   if (eval_record == nullptr) return absl::FailedPreconditionError("the eval stage has not run");
   ExperimentReport report;
   report.model = config_.model();
-  report.quant = config_.quant();
+  report.quant = enum_name(config_.quant());
   report.act_bits = config_.act_bits();
   Generator gen(config_.seed());
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
-  const QuantMode mode = config_.quant() == "ptq" ? QuantMode::kPtq : QuantMode::kQat;
-  // Models outside the search (quant none) have no size by the counting rules of
-  // docs/METHOD.md 2.3.
+  // Without quantization the FP32 size is QAT's search space's. Models outside the search have no
+  // size by the counting rules of docs/METHOD.md 2.3.
+  const QuantMode mode = quantizes() ? quant_mode(config_.quant()) : QuantMode::kQat;
   absl::StatusOr<SearchSpace> space =
       build_search_space(*model, mode, input_shape_[1], input_shape_[2]);
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -834,7 +830,7 @@ absl::Status Experiment::report(proto::StageRecord& record) {
     proto::BitConfig bits;
     OMPQ_RETURN_IF_ERROR(read_text_proto(path(kBitsFile).string(), &bits));
     OMPQ_ASSIGN_OR_RETURN(LayerBitsPlan plan, bits_plan());
-    report.solver = bits.solver();
+    report.solver = enum_name(bits.solver());
     report.budget_mib = bits.budget_mb();
     std::vector<double> log_theta;
     if (fs::exists(path(kSearchFile)) && !given_bits_) {
@@ -860,8 +856,7 @@ absl::Status Experiment::report(proto::StageRecord& record) {
       add_layer(bits.layer(i), false, theta);
     }
     for (int i = 1; i < bits.fixed_size(); ++i) add_layer(bits.fixed(i), true, std::nullopt);
-    report.results.push_back({allocation_label(bits, config_.quant()),
-                              model_size_mib(plan.space, plan.unit_bits),
+    report.results.push_back({allocation_label(bits), model_size_mib(plan.space, plan.unit_bits),
                               bops_g(plan.space, plan.unit_bits, config_.act_bits(), false),
                               eval_record->test_top1(), eval_record->test_top5()});
   }
@@ -873,7 +868,8 @@ absl::Status Experiment::report(proto::StageRecord& record) {
          paper.top1() > 0 ? paper.top1() : nan, nan});
   }
   for (const proto::StageRecord& stage : ledger_->state().stage()) {
-    if (stage.status() != "skipped") report.timings.push_back({stage.name(), stage.seconds()});
+    if (stage.status() != proto::STAGE_STATUS_SKIPPED)
+      report.timings.push_back({stage.name(), stage.seconds()});
   }
   OMPQ_ASSIGN_OR_RETURN(report.metrics, read_metrics(path(kMetricsFile)));
   if (writes()) OMPQ_RETURN_IF_ERROR(write_report(report, dir_.string()));
@@ -888,7 +884,7 @@ absl::Status Experiment::run() {
   say("ompq experiment: %s on %s (%lld train / %lld test), quant %s, %s, into %s\n",
       config_.model().c_str(), train_set_->name().c_str(),
       static_cast<long long>(train_set_->size()), static_cast<long long>(test_set_->size()),
-      config_.quant().c_str(), runtime_.device.str().c_str(), dir_.c_str());
+      enum_name(config_.quant()).c_str(), runtime_.device.str().c_str(), dir_.c_str());
   using Body = absl::Status (Experiment::*)(proto::StageRecord&);
   auto run_stage = [this](const std::string& name, Body body) {
     return stage(name, [this, body](proto::StageRecord& r) { return (this->*body)(r); });
@@ -900,8 +896,8 @@ absl::Status Experiment::run() {
   }
   if (quantizes()) {
     OMPQ_RETURN_IF_ERROR(run_stage("search", &Experiment::search_bits));
-    OMPQ_RETURN_IF_ERROR(config_.quant() == "qat" ? run_stage("qat", &Experiment::qat)
-                                                  : run_stage("ptq", &Experiment::ptq));
+    OMPQ_RETURN_IF_ERROR(config_.quant() == proto::QUANT_QAT ? run_stage("qat", &Experiment::qat)
+                                                             : run_stage("ptq", &Experiment::ptq));
   }
   OMPQ_RETURN_IF_ERROR(run_stage("eval", &Experiment::eval));
   if (quantizes()) {
@@ -920,6 +916,7 @@ absl::Status Experiment::run() {
 absl::Status validate_experiment_config(const ExperimentConfig& c) {
   const proto::TrainConfig& t = c.train();
   if (c.output_dir().empty()) return invalid("output_dir must not be empty");
+  OMPQ_RETURN_IF_ERROR(check_enum_values(c, "config"));
   if (c.data().train_limit() < 0 || c.data().test_limit() < 0 || c.data().workers() < 0) {
     return invalid("train_limit, test_limit and workers must not be negative");
   }
@@ -938,12 +935,6 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
   if (c.data().image_size() < 0) {
     return invalid(absl::StrCat("image_size must not be negative, got ", c.data().image_size()));
   }
-  if (!proto::Augmentation_IsValid(c.data().augmentation())) {
-    return invalid(absl::StrCat("augmentation ", c.data().augmentation(), " is not known"));
-  }
-  if (!proto::Dataset_IsValid(c.data().dataset())) {
-    return invalid(absl::StrCat("dataset ", c.data().dataset(), " is not a known data set"));
-  }
   if (c.data().dataset() != proto::DATASET_IMAGENET && !c.data().label_file().empty()) {
     return invalid("label_file is for dataset imagenet (a flat val/ folder)");
   }
@@ -951,7 +942,6 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
     return invalid(
         absl::StrCat("checkpoint_steps must not be negative, got ", t.checkpoint_steps()));
   }
-  OMPQ_RETURN_IF_ERROR(parse_precision(t.precision()).status());
   if (c.weights().empty()) {
     if (t.epochs() <= 0) return invalid(absl::StrCat("epochs must be positive, got ", t.epochs()));
     if (!(t.lr() > 0)) return invalid(absl::StrCat("lr must be positive, got ", t.lr()));
@@ -959,10 +949,7 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
       return invalid(absl::StrCat("label_smoothing must be in [0, 1), got ", t.label_smoothing()));
     }
   }
-  if (c.quant() != "qat" && c.quant() != "ptq" && c.quant() != "none") {
-    return invalid(absl::StrCat("quant \"", c.quant(), "\" (expected qat, ptq or none)"));
-  }
-  if (c.quant() == "none") return absl::OkStatus();
+  if (c.quant() == proto::QUANT_NONE) return absl::OkStatus();
   if (c.act_bits() < 2 || c.act_bits() > 8) {
     return invalid(absl::StrCat("act_bits ", c.act_bits(), " (expected 2..8)"));
   }
@@ -975,11 +962,12 @@ absl::Status validate_experiment_config(const ExperimentConfig& c) {
     if (!(std::isfinite(s.beta()) && s.beta() >= 0)) {
       return invalid(absl::StrCat("beta ", s.beta(), " (expected finite and >= 0)"));
     }
-    if (s.solver() != "projection" && s.images() < 2) {
+    OMPQ_RETURN_IF_ERROR(solver_kind(s.solver()).status());
+    if (s.solver() != proto::SOLVER_PROJECTION && s.images() < 2) {
       return invalid(absl::StrCat("search_images ", s.images(), " (expected >= 2)"));
     }
   }
-  if (c.quant() == "qat") {
+  if (c.quant() == proto::QUANT_QAT) {
     const proto::QatConfig& q = c.qat();
     if (q.epochs() <= 0)
       return invalid(absl::StrCat("qat_epochs must be positive, got ", q.epochs()));

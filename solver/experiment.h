@@ -11,7 +11,7 @@
 //   report    report.json and report.html (solver/report.h)
 // with config.pbtxt (the resolved config) and metrics.csv (one row per epoch per training stage
 // and one per evaluation, with a `stage` column and, for training epochs, the share of time spent
-// waiting for data). quant "none" stops after pretrain and eval.
+// waiting for data). QUANT_NONE stops after pretrain and eval.
 //
 // Data (data/catalog.h): Fashion-MNIST or MNIST IDX files (ten classes), or an ImageNet-layout
 // folder whose train/ class folders give the number of classes (val/ must have the same ones, or

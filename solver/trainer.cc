@@ -5,7 +5,6 @@
 #include <optional>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/autocast.h"
 #include "core/autograd.h"
@@ -48,14 +47,6 @@ std::vector<double> sum_over_ranks(Communicator* comm, std::vector<double> value
 }
 
 }  // namespace
-
-absl::StatusOr<DType> parse_precision(absl::string_view name) {
-  if (name.empty() || name == "f32") return DType::kF32;
-  if (name == "bf16") return DType::kBF16;
-  if (name == "f16") return DType::kF16;
-  return absl::InvalidArgumentError(
-      absl::StrCat("precision must be f32, bf16 or f16, got \"", name, "\""));
-}
 
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device,
                     Communicator* comm, DType precision) {

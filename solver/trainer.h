@@ -18,7 +18,6 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "core/comm/communicator.h"
 #include "data/dataloader.h"
 #include "layers/grad_scaler.h"
@@ -42,10 +41,6 @@ struct EvalResult {
 // `precision` as TrainOptions::precision.
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device,
                     Communicator* comm = nullptr, DType precision = DType::kF32);
-
-// The precision named by a config or flag: "f32" (or empty, for configs older than the field),
-// "bf16" or "f16"; anything else is an InvalidArgument error naming the value.
-absl::StatusOr<DType> parse_precision(absl::string_view name);
 
 struct TrainOptions {
   double label_smoothing = 0.0;

@@ -39,7 +39,7 @@ names=$(awk '/^layer \{/ { getline; print $2 }' "$out/ptq.pbtxt" | tr -d '"' | t
 [ "$names" = "conv1 layer1.0.conv1 layer1.0.conv2 layer1.1.conv1 layer1.1.conv2 layer2.0.conv1 layer2.0.conv2 layer2.1.conv1 layer2.1.conv2 layer3.0.conv1 layer3.0.conv2 layer3.1.conv1 layer3.1.conv2 layer4.0.conv1 layer4.0.conv2 layer4.1.conv1 layer4.1.conv2 fc " ] \
   || fail "layers not in execution order: $names"
 grep -q '^  layers: "layer2.0.downsample.0"$' "$out/ptq.pbtxt" || fail "the shortcut is not listed with its unit"
-[ "$(field "$out/ptq.pbtxt" model) $(field "$out/ptq.pbtxt" quant) $(field "$out/ptq.pbtxt" solver) $(field "$out/ptq.pbtxt" rounding)" = "resnet18 ptq projection dfs" ] \
+[ "$(field "$out/ptq.pbtxt" model) $(field "$out/ptq.pbtxt" quant) $(field "$out/ptq.pbtxt" solver) $(field "$out/ptq.pbtxt" rounding)" = "resnet18 QUANT_PTQ SOLVER_PROJECTION ROUNDING_DFS" ] \
   || fail "settings not recorded in the bit config"
 grep -q '^size 2.9983 MiB' "$out/result" || fail "size of the 3.0 MiB config should be 2.9983 MiB"
 grep -q '^ 17  fc  *513000  *2 ' "$out/result" || fail "table row of fc (params 513000, 2 bits) missing"
@@ -62,7 +62,7 @@ parses "$out/uniform.pbtxt"
 [ "$(bits_in "$out/uniform.pbtxt")" = "4 4 4 4 4 4 4 4 4 4 4 4 4 4 4 4" ] || fail "uniform bits $(bits_in "$out/uniform.pbtxt")"
 grep -q '^uniform: the budget 6.7000 MiB lies between the uniform 4-bit size 5.8232 MiB and the 5-bit size 7.1544 MiB: 4 bits' "$out/result" \
   || fail "uniform does not say where the budget lies"
-[ "$(field "$out/uniform.pbtxt" solver)|$(field "$out/uniform.pbtxt" rounding)|$(field "$out/uniform.pbtxt" size_mib)" = "uniform||5.8231582641601562" ] \
+[ "$(field "$out/uniform.pbtxt" solver)|$(field "$out/uniform.pbtxt" rounding)|$(field "$out/uniform.pbtxt" size_mib)" = "SOLVER_UNIFORM||5.8231582641601562" ] \
   || fail "uniform bit config: solver, rounding or size wrong"
 [ "$(awk '/^fixed \{/ { getline; print $2 }' "$out/uniform.pbtxt" | tr -d '"' | tr '\n' ' ')" = "conv1 fc " ] \
   || fail "uniform: stem and classifier not fixed at 8 bits"
@@ -72,7 +72,7 @@ for seed in 1 2 3; do
   parses "$out/random$seed.pbtxt"
   grep -q "^random: seed $seed, 0.00[0-4][0-9] MiB under the budget 6.7000 MiB" "$out/result" \
     || { cat "$out/result"; fail "random seed $seed: not within 0.005 MiB of the budget (one bit of a layer1 conv is 0.0044 MiB)"; }
-  [ "$(field "$out/random$seed.pbtxt" solver) $(field "$out/random$seed.pbtxt" seed)" = "random $seed" ] \
+  [ "$(field "$out/random$seed.pbtxt" solver) $(field "$out/random$seed.pbtxt" seed)" = "SOLVER_RANDOM $seed" ] \
     || fail "random seed $seed: solver or seed not recorded"
   awk -v s="$(field "$out/random$seed.pbtxt" size_mib)" 'BEGIN { exit !(s <= 6.7) }' || fail "random seed $seed over the budget"
   bits=$(bits_in "$out/random$seed.pbtxt")
@@ -163,8 +163,9 @@ expect_error 'fashion_cnn: search space: the OMPQ search supports ResNets' --mod
 expect_error 'resnet20: model size budget 0.400000 MiB is outside the feasible range [0.191826, 0.321220]' \
   "${small[@]}" --budget_mb=0.4 --bits_out="$out/qat.pbtxt"
 expect_error '--model is required' --budget_mb=7 --solver=projection "$bad"
-expect_error 'unknown solver "simplex" (known: lp, ilp, projection)' "${small[@]}" --solver=simplex "$bad"
-expect_error 'unknown rounding "up" (known: dfs, nearest)' "${small[@]}" --rounding=up "$bad"
+expect_error '--solver=simplex (expected lp, ilp or projection)' "${small[@]}" --solver=simplex "$bad"
+expect_error '--solver=random (expected lp, ilp or projection)' "${small[@]}" --solver=random "$bad"
+expect_error '--rounding=up (expected dfs, nearest or empty)' "${small[@]}" --rounding=up "$bad"
 expect_error '--quant=int8 (expected qat or ptq)' "${small[@]}" --quant=int8 "$bad"
 expect_error '--allocation=greedy (expected ompq, uniform or random)' "${small[@]}" --allocation=greedy "$bad"
 expect_error 'resnet20: the random baseline has the size budget only (BOPs budget 2 G' \
@@ -185,7 +186,7 @@ expect_error "safetensors file '$out/nowhere.safetensors' does not exist" \
   "${lp[@]}" --weights="$out/nowhere.safetensors" --data="$imagenet" "$bad"
 expect_error 'does not fit model resnet18 (the file'"'"'s metadata says model "resnet20"' \
   --model=resnet18 --small_input --num_classes=10 --budget_mb=7 --weights="$weights" --data="$imagenet" "$bad"
-expect_error 'fc.weight (checkpoint: [10, 64] f32, model: [1000, 64] f32)' \
+expect_error 'holds a classifier for 10 classes (fc.weight [10, 64]), but the resnet20 being loaded has 1000' \
   --model=resnet20 --budget_mb=0.3 --weights="$weights" --data="$imagenet" --bits_out="$out/qat.pbtxt"
 expect_error "image folder root '$out/nowhere' is not a folder" "${lp[@]}" --data="$out/nowhere" "$bad"
 expect_error "MNIST folder '$out/nowhere' does not exist" "${lp[@]}" --data="fashion-mnist:$out/nowhere" "$bad"

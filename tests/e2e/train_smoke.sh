@@ -43,7 +43,9 @@ assert top1["eval_fp32"] > 20 and top1["eval_qat"] > 20, top1  # above chance (1
 assert "<svg" in open(f"{d}/report.html").read()
 EOF
 grep -q 'budget_fraction: 0.75' "$out/qat/config.pbtxt" || fail "config.pbtxt lacks the budget"
-grep -q 'quant: "qat"' "$out/qat/bits.pbtxt" || fail "bits.pbtxt is not a QAT bit config"
+# QUANT_QAT, the enum's zero value, is left out of text format; QAT keeps stem and classifier fixed.
+! grep -q '^quant:' "$out/qat/bits.pbtxt" && grep -q '^fixed {' "$out/qat/bits.pbtxt" \
+  || fail "bits.pbtxt is not a QAT bit config"
 
 # 2. A rerun skips every stage and changes nothing.
 before=$(fingerprint "$out/qat")
@@ -79,7 +81,7 @@ for f in bits.pbtxt ptq_checkpoint.safetensors quantized.safetensors packed.safe
          report.html; do
   [ -s "$out/ptq/$f" ] || fail "missing PTQ output $f"
 done
-grep -q 'quant: "ptq"' "$out/ptq/bits.pbtxt" || fail "bits.pbtxt is not a PTQ bit config"
+grep -q '^quant: QUANT_PTQ$' "$out/ptq/bits.pbtxt" || fail "bits.pbtxt is not a PTQ bit config"
 /usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$out/ptq/report.json" \
   || fail "PTQ report.json does not parse"
 "${ptq[@]}" --output_dir="$out/ptq_whole" > "$out/ptq_log3" 2>&1 \
@@ -94,10 +96,13 @@ expect_error ' has 9 bits (expected' "${qat[@]:1}" --bits="$out/bits9.pbtxt"
 grep -qF "$out/bits9.pbtxt: " "$out/err" || { cat "$out/err"; fail "the message does not name bits9.pbtxt"; }
 printf 'layer { bits: "four" }' > "$out/garbled.pbtxt"
 expect_error 'garbled.pbtxt: not a valid BitConfig in protobuf text format (line 1' "${qat[@]:1}" --bits="$out/garbled.pbtxt"
-expect_error 'ptq/bits.pbtxt: a bit config for quant "ptq", but this run quantizes with qat' "${qat[@]:1}" --bits="$out/ptq/bits.pbtxt"
+expect_error 'ptq/bits.pbtxt: a bit config for quant ptq, but this run quantizes with qat' "${qat[@]:1}" --bits="$out/ptq/bits.pbtxt"
+sed 's/^quant: QUANT_PTQ$/quant: 7/' "$out/ptq/bits.pbtxt" > "$out/quant7.pbtxt"
+expect_error "$out/quant7.pbtxt: quant is 7 (expected QUANT_QAT, QUANT_PTQ, QUANT_NONE)" "${qat[@]:1}" --bits="$out/quant7.pbtxt"
 expect_error "$out/none.pbtxt: cannot open" "${qat[@]:1}" --bits="$out/none.pbtxt"
 expect_error 'feasible' "${qat[@]:1}" --budget_fraction=0.1
-expect_error 'quant "int4" (expected qat, ptq or none)' "${qat[@]:1}" --quant=int4
+expect_error '--quant=int4 (expected qat, ptq or none)' "${qat[@]:1}" --quant=int4
+expect_error '--solver=uniform (expected lp, ilp or projection)' "${qat[@]:1}" --solver=uniform
 expect_error 'act_bits 12 (expected 2..8)' "${qat[@]:1}" --act_bits=12
 expect_error 'qat_epochs must be positive' "${qat[@]:1}" --qat_epochs=0
 expect_error 'holds a run of another config' "${qat[@]:1}" --qat_lr=0.5
@@ -108,6 +113,9 @@ expect_error "$out/nowhere" --output_dir="$out/bad" --data_dir="$out/nowhere"
 expect_error 'bad device' --output_dir="$out/bad" --device=tpu
 printf 'train { epochs: "two" }' > "$out/bad.pbtxt"
 expect_error "$out/bad.pbtxt" --output_dir="$out/bad" --config="$out/bad.pbtxt"
+printf 'train { precision: BF16 }' > "$out/bad.pbtxt"
+expect_error "$out/bad.pbtxt: not a valid ExperimentConfig in protobuf text format (line 1" \
+  --output_dir="$out/bad" --config="$out/bad.pbtxt"
 [ ! -e "$out/bad" ] || fail "refused commands created their output folder"
 head -c 100 "$out/qat/pretrain_checkpoint.safetensors" > "$out/trunc.safetensors"
 mkdir -p "$out/corrupt" && cp "$out/trunc.safetensors" "$out/corrupt/pretrain_checkpoint.safetensors"

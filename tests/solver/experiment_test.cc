@@ -25,7 +25,7 @@ void touch(const fs::path& file) { std::ofstream(file) << "x"; }
 proto::StageRecord record(const std::string& name, const std::string& output) {
   proto::StageRecord r;
   r.set_name(name);
-  r.set_status("done");
+  r.set_status(proto::STAGE_STATUS_DONE);
   if (!output.empty()) r.add_outputs(output);
   return r;
 }
@@ -106,7 +106,7 @@ proto::BitConfig resnet20_bits(const nn::Model& model, int bits) {
   EXPECT_TRUE(space.ok());
   proto::BitConfig config;
   config.set_model("resnet20");
-  config.set_quant("qat");
+  config.set_quant(proto::QUANT_QAT);
   auto add = [](proto::LayerBits* entry, const SearchUnit& unit, int b) {
     entry->set_name(unit.name);
     entry->set_bits(b);
@@ -136,8 +136,7 @@ TEST(BitConfigPlan, GivesEveryLayerItsBitsAndTheEdges) {
   EXPECT_EQ(plan->weight_bits.at("fc"), 8);
   EXPECT_EQ(plan->weight_bits.at(config.layer(0).name()), 4);
   // A projection shortcut takes the bits of its block's last conv.
-  EXPECT_EQ(plan->weight_bits.at("layer2.0.downsample.0"),
-            plan->weight_bits.at("layer2.0.conv2"));
+  EXPECT_EQ(plan->weight_bits.at("layer2.0.downsample.0"), plan->weight_bits.at("layer2.0.conv2"));
   EXPECT_EQ(plan->edge_layers, (std::set<std::string>{"conv1", "fc"}));
   EXPECT_EQ(plan->unit_bits.size(), plan->space.units.size());
   EXPECT_EQ(plan->weight_bits.size(), model->quantizable_layers().size());
@@ -167,22 +166,23 @@ TEST(BitConfigPlan, RejectsConfigsOfAnotherModelOrOutOfRangeBits) {
   bits.mutable_fixed(0)->set_bits(6);
   EXPECT_THAT(error(bits), HasSubstr("fixed 0"));
 
-  bits.set_quant("int4");
-  EXPECT_THAT(error(bits), HasSubstr("quant \"int4\""));
+  bits = resnet20_bits(*model, 6);
+  bits.set_quant(proto::QUANT_NONE);
+  EXPECT_THAT(error(bits), HasSubstr("given.pbtxt: quant none (expected qat or ptq)"));
 }
 
 proto::ExperimentConfig valid_config() {
   proto::ExperimentConfig c;
   c.set_model("resnet20");
   c.set_output_dir("out");
-  c.set_quant("qat");
+  c.set_quant(proto::QUANT_QAT);
   c.set_act_bits(8);
   c.mutable_train()->set_epochs(1);
   c.mutable_train()->set_batch_size(8);
   c.mutable_train()->set_eval_batch_size(8);
   c.mutable_train()->set_lr(0.1);
   c.mutable_search()->set_budget_fraction(0.75);
-  c.mutable_search()->set_solver("lp");
+  c.mutable_search()->set_solver(proto::SOLVER_LP);
   c.mutable_search()->set_beta(1);
   c.mutable_search()->set_images(8);
   c.mutable_qat()->set_epochs(1);
@@ -199,7 +199,15 @@ TEST(ExperimentConfig, AcceptsAValidConfigAndNamesTheBadField) {
     change(c);
     return std::string(validate_experiment_config(c).message());
   };
-  EXPECT_THAT(message([](auto& c) { c.set_quant("int8"); }), HasSubstr("quant \"int8\""));
+  // Text format takes any number for an enum; the check names the field and the known values.
+  EXPECT_THAT(message([](auto& c) { c.set_quant(static_cast<proto::Quant>(7)); }),
+              HasSubstr("config: quant is 7 (expected QUANT_QAT, QUANT_PTQ, QUANT_NONE)"));
+  EXPECT_THAT(
+      message([](auto& c) { c.mutable_search()->set_rounding(static_cast<proto::Rounding>(-1)); }),
+      HasSubstr("config: search.rounding is -1 (expected ROUNDING_UNSPECIFIED"));
+  EXPECT_THAT(message([](auto& c) { c.mutable_search()->set_solver(proto::SOLVER_RANDOM); }),
+              HasSubstr("solver random (expected lp, ilp or projection; the baselines are bit "
+                        "configs of ompq_search --allocation)"));
   EXPECT_THAT(message([](auto& c) { c.set_act_bits(1); }), HasSubstr("act_bits 1"));
   EXPECT_THAT(message([](auto& c) { c.mutable_qat()->set_epochs(0); }),
               HasSubstr("qat_epochs must be positive"));
@@ -216,7 +224,7 @@ TEST(ExperimentConfig, AcceptsAValidConfigAndNamesTheBadField) {
   EXPECT_THAT(message([](auto& c) { c.mutable_train()->set_epochs(0); }),
               HasSubstr("epochs must be positive"));
   EXPECT_THAT(message([](auto& c) {
-                c.set_quant("ptq");
+                c.set_quant(proto::QUANT_PTQ);
                 c.mutable_ptq()->set_iters(0);
               }),
               HasSubstr("ptq_iters must be positive"));

@@ -15,6 +15,7 @@
 #include "core/random.h"
 #include "layers/models/registry.h"
 #include "solver/bit_allocation.h"
+#include "solver/config_enums.h"
 #include "solver/experiment.h"
 #include "solver/proto_io.h"
 #include "solver/search_space.h"
@@ -81,11 +82,10 @@ TEST_P(PresetTest, PassesTheConfigChecksOfOmpqTrain) {
 TEST_P(PresetTest, SpellsOutTheReferenceRecipe) {
   // A zero field falls back to ompq's short CPU defaults (solver/ptq.h), so every recipe field
   // must be set.
-  ASSERT_TRUE(config_.quant() == "qat" || config_.quant() == "ptq") << config_.quant();
+  ASSERT_NE(config_.quant(), proto::QUANT_NONE);
   EXPECT_EQ(config_.search().images(), 32);
-  EXPECT_FALSE(config_.search().solver().empty());
-  EXPECT_FALSE(config_.search().rounding().empty());
-  if (config_.quant() == "qat") {
+  EXPECT_NE(config_.search().rounding(), proto::ROUNDING_UNSPECIFIED);
+  if (config_.quant() == proto::QUANT_QAT) {
     const proto::QatConfig& q = config_.qat();
     EXPECT_GT(q.epochs(), 0);
     EXPECT_GT(q.lr(), 0);
@@ -124,17 +124,15 @@ TEST_P(PresetTest, HasAFeasibleBudgetForItsModel) {
   Generator gen(config_.seed());
   absl::StatusOr<std::shared_ptr<nn::Model>> model = nn::make_model(spec, gen);
   ASSERT_TRUE(model.ok()) << model.status();
-  const QuantMode mode = config_.quant() == "qat" ? QuantMode::kQat : QuantMode::kPtq;
+  const QuantMode mode = quant_mode(config_.quant());
   absl::StatusOr<SearchSpace> space = build_search_space(**model, mode, 224, 224);
   ASSERT_TRUE(space.ok()) << space.status();
 
   AllocationOptions options;
-  absl::StatusOr<SolverKind> solver = parse_solver(config_.search().solver());
+  absl::StatusOr<SolverKind> solver = solver_kind(config_.search().solver());
   ASSERT_TRUE(solver.ok()) << solver.status();
-  absl::StatusOr<Rounding> rounding = parse_rounding(config_.search().rounding());
-  ASSERT_TRUE(rounding.ok()) << rounding.status();
   options.solver = *solver;
-  options.rounding = *rounding;
+  options.rounding = rounding_kind(config_.search().rounding(), config_.model());
   options.budget_mib = config_.search().budget_mb();
   options.act_bits = config_.act_bits();
   const absl::Status feasible = check_allocation_options(*space, options);
