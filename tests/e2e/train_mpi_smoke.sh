@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # ompq_train data parallel under mpirun -np 2 on a Fashion-MNIST slice: every stage runs, rank 0
 # alone logs and writes; killed during QAT, the same command on ONE process resumes from the
-# 2-rank checkpoint, recomputes its place in the epoch and says so.
-#   train_mpi_smoke.sh MPIEXEC PATH_TO_OMPQ_TRAIN
+# 2-rank checkpoint, recomputes its place in the epoch and says so. Then the same on JPEG files
+# (--dataset=imagenet; that the ranks' shards cover every image once per epoch is
+# tests/mpi/image_folder_shard_test.cc).
+#   train_mpi_smoke.sh MPIEXEC PATH_TO_OMPQ_TRAIN PATH_TO_CONVERTER_SCRIPT
 source "$(dirname "$0")/common.sh"
 mpiexec=$1
 train=$2
+convert=$3
 require_fashion_mnist
 flags=(--output_dir="$out/run" --threads=1 --train_limit=1024 --test_limit=300 --batch_size=32
        --eval_batch_size=100 --log_interval=8 --checkpoint_steps=4 --search_images=8 --epochs=1
@@ -35,4 +38,14 @@ before=$(cd "$out/run" && md5sum stages.pbtxt metrics.csv report.json)
 [ "$(grep -c 'finished earlier' "$out/log3")" -ge 5 ] || { cat "$out/log3"; fail "a stage ran again"; }
 [ "$before" = "$(cd "$out/run" && md5sum stages.pbtxt metrics.csv report.json)" ] \
   || fail "the rerun changed the outputs"
+
+# 4. Two ranks on an ImageNet-layout folder of JPEGs, every stage.
+/usr/bin/python3 "$convert" --output_dir="$out/jpeg" --train_limit=600 --val_limit=200 \
+  > "$out/convert.log" 2>&1 || { cat "$out/convert.log"; fail "the converter failed"; }
+"${mpirun[@]}" "$train" --dataset=imagenet --data_dir="$out/jpeg" --output_dir="$out/jpeg_run" \
+  --threads=1 --workers=1 --batch_size=16 --eval_batch_size=100 --search_images=8 --epochs=1 \
+  --qat_epochs=1 > "$out/log4" 2>&1 || { cat "$out/log4"; fail "2 ranks on the image folder exited non-zero"; }
+grep -q "ompq experiment: resnet20 on image folder '$out/jpeg/train' (600 images, 10 classes)" "$out/log4" \
+  || { cat "$out/log4"; fail "the 2-rank run does not name the image folder"; }
+[ -s "$out/jpeg_run/report.json" ] || { cat "$out/log4"; fail "the 2-rank image folder run wrote no report"; }
 echo PASS
