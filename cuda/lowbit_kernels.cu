@@ -16,22 +16,24 @@
 //    m = (n, oh, ow) positions and o output channels, K = (C/groups) * kh * kw in weight order
 //    (c, i, j). Block tile 64 (m) x 64 (o) x 64 (k), 4 warps of 32 x 32, each a 2 x 4 grid of
 //    mma.sync m16n8k32 (int8 tensor cores, sm_80+). Every thread loads a 32-byte slice of one
-//    row of each tile into registers (A: rows of [M, K] for linear, as 16-byte vectors when
-//    aligned, or gathered from NCHW codes; B: 4 * bits bytes of a packed row, `bits` aligned
-//    words when rows are whole words, unpacked in registers with the bit width a template
-//    parameter) and stores it as two 16-byte vectors into shared memory [64][64 + 16], where
-//    both those stores and the fragment loads are free of bank conflicts. The next tile is
-//    fetched into registers while the tensor cores work on the current one. When the output
-//    tiles alone cannot fill the GPU, K is split over blocks that add their partial
-//    accumulators into an int32 buffer (atomics: integer addition is exact in any order), and
-//    requantization runs afterwards. The index math (slices, fragments, split K, packing
-//    offsets, launch configuration) is cuda/lowbit_layout.h, tested on the CPU.
+//    row of each tile into registers (A: 16-, 8- or 4-byte vectors of channels, as C/groups and
+//    alignment allow, for 1x1 kernels over contiguous channels (channels_last inputs, linear
+//    layers), otherwise gathered byte by byte from NCHW or channels_last codes; B: 4 * bits
+//    bytes of a packed row, `bits` aligned words when rows are whole words, unpacked in
+//    registers with the bit width a template parameter) and stores it as two 16-byte vectors
+//    into shared memory [64][64 + 16], where both those stores and the fragment loads are free
+//    of bank conflicts. The next tile is fetched into registers while the tensor cores work on
+//    the current one. When the output tiles alone cannot fill the GPU, K is split over blocks
+//    that add their partial accumulators into an int32 buffer (atomics: integer addition is
+//    exact in any order), and requantization runs afterwards. The index math (slices, fragments,
+//    split K, packing offsets, launch configuration) is cuda/lowbit_layout.h, tested on the CPU.
 //  - depthwise (C/groups == 1: K = kh * kw, too small for tensor cores): one thread per output
 //    element, reading its window directly and its weight codes from the packed row.
 #include <cstdint>
 #include <optional>
 #include <type_traits>
 
+#include "core/ops/conv.h"
 #include "core/ops/integer.h"
 #include "core/ops/quant.h"
 #include "core/ops/quant_math.h"
@@ -206,8 +208,9 @@ __global__ void __launch_bounds__(kGemmThreads)
   }
 }
 
-// One output element per thread: acc = sum over the window of (x - zx)(w - zw) for a layer with
-// one input channel per group; codes of row o read from the packed row with unpack_value.
+// One output element per thread (taken in NCHW order): acc = sum over the window of
+// (x - zx)(w - zw) for a layer with one input channel per group; codes of row o read from the
+// packed row with unpack_value.
 template <typename XCode, typename Out>
 __global__ void packed_depthwise_kernel(Out* out, const XCode* x, int32_t x_zero_point,
                                         PackedWeightView w, ConvGeometry geo,
@@ -222,7 +225,6 @@ __global__ void packed_depthwise_kernel(Out* out, const XCode* x, int32_t x_zero
     const int n =
         static_cast<int>(index / (static_cast<int64_t>(geo.out_w) * geo.out_h * geo.out_channels));
     const int c = o / geo.group_out;
-    const XCode* plane = x + (static_cast<int64_t>(n) * geo.channels + c) * geo.height * geo.width;
     const uint8_t* row = w.packed + static_cast<int64_t>(o) * w.row_bytes;
     const int32_t zw = (w.zero_point != nullptr ? w.zero_point[o] : 0) - w.qmin;
     int32_t acc = 0;
@@ -234,10 +236,11 @@ __global__ void packed_depthwise_kernel(Out* out, const XCode* x, int32_t x_zero
         if (iw < 0 || iw >= geo.width) continue;
         const int32_t code =
             static_cast<int32_t>(unpack_value(row, w.row_bytes, i * geo.kw + j, w.bits));
-        acc += (static_cast<int32_t>(plane[ih * geo.width + iw]) - x_zero_point) * (code - zw);
+        acc += (static_cast<int32_t>(x[x_index(geo, n, c, ih, iw)]) - x_zero_point) * (code - zw);
       }
     }
-    store_output(out, index, static_cast<uint32_t>(acc), o, epilogue);
+    const int m = (n * geo.out_h + oh) * geo.out_w + ow;
+    store_output(out, output_index(geo, m, o), static_cast<uint32_t>(acc), o, epilogue);
   }
 }
 
@@ -296,9 +299,11 @@ void launch_packed(const Tensor& out, const Tensor& x, int64_t x_zero_point,
     OMPQ_CUDA_CHECK_LAUNCH();
     return;
   }
-  // Split K: partial accumulators add up in an int32 buffer, requantized afterwards.
-  const Tensor acc =
-      std::is_same_v<Out, int32_t> ? out : Tensor::empty(out.shape(), DType::kI32, out.device());
+  // Split K: partial accumulators add up in an int32 buffer in out's memory order, requantized
+  // afterwards.
+  const Tensor acc = std::is_same_v<Out, int32_t> ? out
+                                                  : empty_nchw(out.shape(), geo.out_channels_last,
+                                                               DType::kI32, out.device());
   OMPQ_CUDA_CHECK(cudaMemsetAsync(acc.data_ptr(), 0, acc.numel() * sizeof(int32_t), stream));
   with_bits(w.bits, [&](auto bits) {
     packed_gemm_kernel<XCode, int32_t, decltype(bits)::value>
@@ -307,10 +312,12 @@ void launch_packed(const Tensor& out, const Tensor& x, int64_t x_zero_point,
   });
   OMPQ_CUDA_CHECK_LAUNCH();
   if (requant) {
+    // Element by element over memory: channels_last puts the channel innermost, as in [M, O].
+    const Shape memory_shape = geo.out_channels_last ? Shape{geo.m, geo.out_channels} : acc.shape();
     requantize_stub(
         out.device(), out, acc, requant->multiplier.contiguous(),
         requant->offset.defined() ? requant->offset.contiguous() : Tensor(), requant->zero_point,
-        ops::quant_layout(acc.shape(), requant->multiplier, Tensor(), 1, "packed_conv2d"),
+        ops::quant_layout(memory_shape, requant->multiplier, Tensor(), 1, "packed_conv2d"),
         requant->range);
   }
 }
@@ -318,8 +325,13 @@ void launch_packed(const Tensor& out, const Tensor& x, int64_t x_zero_point,
 void packed_conv2d_kernel(const Tensor& out, const Tensor& x, int64_t x_zero_point,
                           const PackedWeight& w, const Conv2dParams& p,
                           const std::optional<Requantization>& requant) {
-  const ConvGeometry geo = conv_geometry(x.shape(), out.shape(), w.shape, p,
-                                         reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0);
+  OMPQ_CHECK(x.is_contiguous() || is_channels_last(x), "packed_conv2d: input of shape ",
+             shape_str(x.shape()), " is neither NCHW-contiguous nor channels_last");
+  OMPQ_CHECK(out.is_contiguous() || is_channels_last(out), "packed_conv2d: output of shape ",
+             shape_str(out.shape()), " is neither NCHW-contiguous nor channels_last");
+  const ConvGeometry geo =
+      conv_geometry(x.shape(), is_channels_last(x), out.shape(), is_channels_last(out), w.shape, p,
+                    reinterpret_cast<uintptr_t>(x.data_ptr()));
   const Tensor packed = w.packed.contiguous();
   const Tensor zero_point = w.zero_point.defined() ? w.zero_point.contiguous() : Tensor();
   const PackedWeightView view{

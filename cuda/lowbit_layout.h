@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/ops/conv.h"
 #include "core/shape.h"
 
@@ -69,14 +71,40 @@ struct ConvGeometry {
   int groups, group_channels, group_out;  // C / groups, O / groups
   int k;                                  // group_channels * kh * kw
   int m;                                  // batch * out_h * out_w
-  bool dense;          // a 1x1 kernel on a 1x1 image (linear): A row m is x[m, group's channels]
-  bool dense_vectors;  // dense, with every row's group 16-byte aligned: loaded as 16-byte vectors
+  // Element strides of x's channel, row and column (NCHW: H*W, W, 1; channels_last: 1, W*C, C);
+  // an image is C*H*W elements either way.
+  int64_t x_stride_c, x_stride_h, x_stride_w;
+  bool out_channels_last;  // out is NHWC in memory (else NCHW)
+  // Bytes per global load of an A slice (1, 4, 8 or 16): see a_load_bytes.
+  int a_load_bytes;
 };
 
-// x [N, C, H, W], out [N, O, OH, OW], weight [O, C/groups, kh, kw]; x_16_byte_aligned: x's data
-// starts on a 16-byte boundary.
-inline ConvGeometry conv_geometry(const Shape& x, const Shape& out, const Shape& weight,
-                                  const Conv2dParams& p, bool x_16_byte_aligned) {
+// Bytes per global load of the A gather. With a 1x1 kernel, K is the group's channels of one
+// input pixel; where those are contiguous (channels_last, or a 1x1 image: a linear layer's rows),
+// a slice is read 16, 8 or 4 bytes at a time, the widest that divides C and C/groups (so that
+// every pixel's group starts on that boundary, given x's address does too; slices start at
+// multiples of 32 channels). Otherwise one byte at a time: in NCHW consecutive channels are H*W
+// apart, and with a larger kernel K's order (c, i, j), fixed by the packed weights, puts one
+// channel's taps at consecutive k, which are W (NCHW) or C (channels_last) elements apart.
+inline int a_load_bytes(int channels, int group_channels, int kh, int kw, int64_t x_stride_c,
+                        uintptr_t x_address) {
+  if (kh != 1 || kw != 1 || x_stride_c != 1) return 1;
+  for (int bytes : {16, 8, 4}) {
+    if (channels % bytes == 0 && group_channels % bytes == 0 && x_address % bytes == 0) {
+      return bytes;
+    }
+  }
+  return 1;
+}
+
+// Global loads of one thread for an A slice that lies inside K.
+OMPQ_HD inline int a_slice_loads(const ConvGeometry& geo) { return kSliceBytes / geo.a_load_bytes; }
+
+// x [N, C, H, W] (NCHW, or NHWC in memory when x_channels_last), out [N, O, OH, OW] (likewise),
+// weight [O, C/groups, kh, kw]; x_address: where x's data starts.
+inline ConvGeometry conv_geometry(const Shape& x, bool x_channels_last, const Shape& out,
+                                  bool out_channels_last, const Shape& weight,
+                                  const Conv2dParams& p, uintptr_t x_address) {
   ConvGeometry geo;
   geo.batch = static_cast<int>(x[0]);
   geo.channels = static_cast<int>(x[1]);
@@ -98,15 +126,25 @@ inline ConvGeometry conv_geometry(const Shape& x, const Shape& out, const Shape&
   geo.group_out = geo.out_channels / geo.groups;
   geo.k = geo.group_channels * geo.kh * geo.kw;
   geo.m = geo.batch * geo.out_h * geo.out_w;
-  geo.dense = geo.height == 1 && geo.width == 1 && geo.kh == 1 && geo.kw == 1 && geo.pad_h == 0 &&
-              geo.pad_w == 0;
-  geo.dense_vectors =
-      geo.dense && geo.channels % 16 == 0 && geo.group_channels % 16 == 0 && x_16_byte_aligned;
+  const int64_t c = geo.channels, h = geo.height, w = geo.width;
+  geo.x_stride_c = x_channels_last ? 1 : h * w;
+  geo.x_stride_h = x_channels_last ? w * c : w;
+  geo.x_stride_w = x_channels_last ? c : 1;
+  geo.out_channels_last = out_channels_last;
+  geo.a_load_bytes =
+      a_load_bytes(geo.channels, geo.group_channels, geo.kh, geo.kw, geo.x_stride_c, x_address);
   return geo;
+}
+
+// Where x[n, c, ih, iw] lies in x's memory.
+OMPQ_HD inline int64_t x_index(const ConvGeometry& geo, int n, int c, int ih, int iw) {
+  return static_cast<int64_t>(n) * geo.channels * geo.height * geo.width + c * geo.x_stride_c +
+         ih * geo.x_stride_h + iw * geo.x_stride_w;
 }
 
 // Where output element (m, o) (o over all groups) lies in out [N, O, OH, OW].
 OMPQ_HD inline int64_t output_index(const ConvGeometry& geo, int m, int o) {
+  if (geo.out_channels_last) return static_cast<int64_t>(m) * geo.out_channels + o;
   const int positions = geo.out_h * geo.out_w;
   const int n = m / positions, pos = m % positions;
   return (static_cast<int64_t>(n) * geo.out_channels + o) * positions + pos;
@@ -208,14 +246,52 @@ OMPQ_HD inline T read_global(const T* p) {
 #endif
 }
 
-// 16 bytes at a 16-byte aligned p as 4 little-endian words.
-OMPQ_HD inline void read_global_16(const void* p, uint32_t* words) {
+// kBytes (4, 8 or 16) at p as kBytes / 4 little-endian words. p must be kBytes-aligned: the device
+// faults otherwise, so the host (the CPU test) refuses it too.
+template <int kBytes>
+OMPQ_HD inline void read_global_vector(const void* p, uint32_t* words) {
+  static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16, "vector loads are 4, 8 or 16 bytes");
 #ifdef __CUDA_ARCH__
-  const uint4 v = __ldg(static_cast<const uint4*>(p));
-  words[0] = v.x, words[1] = v.y, words[2] = v.z, words[3] = v.w;
+  if constexpr (kBytes == 16) {
+    const uint4 v = __ldg(static_cast<const uint4*>(p));
+    words[0] = v.x, words[1] = v.y, words[2] = v.z, words[3] = v.w;
+  } else if constexpr (kBytes == 8) {
+    const uint2 v = __ldg(static_cast<const uint2*>(p));
+    words[0] = v.x, words[1] = v.y;
+  } else {
+    words[0] = __ldg(static_cast<const uint32_t*>(p));
+  }
 #else
-  std::memcpy(words, p, 16);
+  const uintptr_t address = reinterpret_cast<uintptr_t>(p);
+  OMPQ_CHECK(address % kBytes == 0, "lowbit A gather: a ", kBytes, "-byte load at 0x",
+             absl::Hex(address), ", which is not ", kBytes, "-byte aligned");
+  std::memcpy(words, p, kBytes);
 #endif
+}
+
+// The A slice of a 1x1 kernel over contiguous channels, kBytes (geo.a_load_bytes) at a time:
+// channels k_begin .. of the group at one input pixel, or `pad` where the pixel is padding.
+// kBytes divides C/groups and k_begin, so a load lies wholly inside or wholly past K.
+template <int kBytes, typename XCode>
+OMPQ_HD inline void load_a_channel_vectors(uint32_t (&words)[8], const XCode* x,
+                                           const ConvGeometry& geo, int g, int n, int ih, int iw,
+                                           int k_begin, uint8_t pad) {
+  constexpr int kWords = kBytes / 4;
+  const bool inside = ih >= 0 && ih < geo.height && iw >= 0 && iw < geo.width;
+  const XCode* pixel =
+      x + x_index(geo, n, g * geo.group_channels, inside ? ih : 0, inside ? iw : 0);
+  const uint32_t pad_word = 0x01010101u * pad;
+  OMPQ_LOWBIT_UNROLL
+  for (int v = 0; v < kSliceBytes / kBytes; ++v) {
+    const int k = k_begin + v * kBytes;
+    if (k >= geo.k) break;
+    if (inside) {
+      read_global_vector<kBytes>(pixel + k, words + v * kWords);
+    } else {
+      OMPQ_LOWBIT_UNROLL
+      for (int w = 0; w < kWords; ++w) words[v * kWords + w] = pad_word;
+    }
+  }
 }
 
 // A[m, k_begin ..][32] of group g: raw activation codes, `pad` (the activation zero point) where
@@ -226,42 +302,32 @@ OMPQ_HD inline void load_a_slice(uint32_t (&words)[8], const XCode* x, const Con
   OMPQ_LOWBIT_UNROLL
   for (int w = 0; w < 8; ++w) words[w] = 0;
   if (m >= geo.m) return;
-  if (geo.dense) {
-    const XCode* row = x + static_cast<int64_t>(m) * geo.channels + g * geo.group_channels;
-    if (geo.dense_vectors && k_begin + kSliceBytes <= geo.k) {
-      read_global_16(row + k_begin, words);  // 16-byte aligned: see ConvGeometry::dense_vectors
-      read_global_16(row + k_begin + kChunkBytes, words + 4);
-      return;
-    }
-    OMPQ_LOWBIT_UNROLL
-    for (int t = 0; t < kSliceBytes; ++t) {
-      if (k_begin + t < geo.k) {
-        words[t / 4] |= static_cast<uint32_t>(static_cast<uint8_t>(read_global(row + k_begin + t)))
-                        << (8 * (t % 4));
-      }
-    }
-    return;
-  }
-  // NCHW: consecutive k of a row are a window's taps, strided in memory, so they are read one by
-  // one; the lanes of a warp read consecutive positions for each k (coalesced across the warp).
   const int positions = geo.out_h * geo.out_w;
   const int n = m / positions, pos = m % positions;
   const int ih0 = (pos / geo.out_w) * geo.stride_h - geo.pad_h;
   const int iw0 = (pos % geo.out_w) * geo.stride_w - geo.pad_w;
-  const XCode* image = x + (static_cast<int64_t>(n) * geo.channels + g * geo.group_channels) *
-                               geo.height * geo.width;
+  switch (geo.a_load_bytes) {
+    case 16:
+      return load_a_channel_vectors<16>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
+    case 8:
+      return load_a_channel_vectors<8>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
+    case 4:
+      return load_a_channel_vectors<4>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
+    default:
+      break;
+  }
+  // One byte per k: the lanes of a warp read consecutive positions for each k (coalesced across
+  // the warp for NCHW).
   const int taps = geo.kh * geo.kw;
-  int c = k_begin / taps, r = k_begin % taps;
+  int c = g * geo.group_channels + k_begin / taps, r = k_begin % taps;
   int i = r / geo.kw, j = r % geo.kw;
   OMPQ_LOWBIT_UNROLL
   for (int t = 0; t < kSliceBytes; ++t) {
     if (k_begin + t < geo.k) {
       const int ih = ih0 + i * geo.dil_h, iw = iw0 + j * geo.dil_w;
-      const uint8_t byte =
-          (ih >= 0 && ih < geo.height && iw >= 0 && iw < geo.width)
-              ? static_cast<uint8_t>(read_global(
-                    image + (static_cast<int64_t>(c) * geo.height + ih) * geo.width + iw))
-              : pad;
+      const uint8_t byte = (ih >= 0 && ih < geo.height && iw >= 0 && iw < geo.width)
+                               ? static_cast<uint8_t>(read_global(x + x_index(geo, n, c, ih, iw)))
+                               : pad;
       words[t / 4] |= static_cast<uint32_t>(byte) << (8 * (t % 4));
       if (++j == geo.kw) {  // walk (c, i, j) without dividing
         j = 0;

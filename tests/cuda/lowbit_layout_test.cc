@@ -4,7 +4,9 @@
 // m16n8k32 performed per the PTX ISA's fragment tables (written here from the ISA's description,
 // independently of the code under test), and stores the accumulators by the layout's C mapping;
 // the result must equal the CPU reference (ops::packed_conv2d) at ragged shapes, every bit width
-// and split K. So a wrong lane mapping, slice, packing offset or split fails here, without a GPU.
+// and split K, for NCHW and channels_last inputs and outputs, with the A loads as wide as channels
+// and alignment allow. So a wrong lane mapping, slice, packing offset, split or gather address
+// fails here, without a GPU.
 // Also: the shared-memory accesses are free of bank conflicts, and split K covers K exactly once.
 #include "cuda/lowbit_layout.h"
 
@@ -15,10 +17,12 @@
 #include <set>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/ops/integer.h"
+#include "core/ops/memory_format.h"
 #include "core/ops/pack.h"
 #include "cuda_test_util.h"
 
@@ -377,66 +381,179 @@ std::vector<int32_t> run_grid_bits(const XCode* x, int32_t x_zero_point, const P
   }
 }
 
-// Linear layers (1x1 on 1x1 images: the dense loader, 16-byte vectors when K % 16 == 0) and
-// convolutions (the gather): M, N and K not multiples of the tiles, K split over blocks (few
-// output tiles and 36 or 64 k tiles), stride, padding, dilation, groups.
-const LayerCase kCases[] = {
-    {67, 513, 1, 1, 33, 1, 1, 1, 0, 1, 1}, {5, 96, 1, 1, 70, 1, 1, 1, 0, 1, 1},
-    {3, 4096, 1, 1, 9, 1, 1, 1, 0, 1, 1},  {2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1},
-    {3, 37, 8, 8, 129, 3, 3, 1, 2, 2, 1},  {2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4},
-    {1, 256, 5, 5, 64, 3, 3, 2, 1, 1, 1},  {1, 3, 31, 29, 16, 7, 7, 2, 3, 1, 1},
-    {2, 64, 17, 17, 65, 1, 1, 2, 0, 1, 1},
+// How the simulated kernel finds x and writes out: x NCHW or channels_last, starting
+// `x_offset` bytes past a 16-byte boundary (so that the vector width drops), out NCHW or NHWC.
+struct Placement {
+  bool x_channels_last = false;
+  int x_offset = 0;
+  bool out_channels_last = false;
+  std::string name() const {
+    return absl::StrCat(x_channels_last ? "x NHWC" : "x NCHW", " at +", x_offset,
+                        out_channels_last ? ", out NHWC" : ", out NCHW");
+  }
+};
+
+// x's codes in their memory order, copied `x_offset` bytes past a 16-byte boundary.
+class PlacedCodes {
+ public:
+  PlacedCodes(const Tensor& x, const Placement& placement)
+      : blocks_((x.numel() + placement.x_offset) / sizeof(Block) + 1) {
+    const Tensor stored = in_memory_format(x, placement.x_channels_last);
+    data_ = reinterpret_cast<uint8_t*>(blocks_.data()) + placement.x_offset;
+    std::memcpy(data_, stored.data_ptr(), static_cast<size_t>(x.numel()));
+  }
+  const void* data() const { return data_; }
+
+ private:
+  struct alignas(16) Block {
+    uint8_t bytes[16];
+  };
+  std::vector<Block> blocks_;
+  uint8_t* data_;
+};
+
+// One layer at one bit width: the simulated grid against ops::packed_conv2d (NCHW in and out),
+// with the A loads `load_bytes` wide. The bits of `variant` pick signed weight codes, weight zero
+// points and i8 activations.
+void check_grid(const LayerCase& c, int bits, int variant, const Placement& placement,
+                int load_bytes, uint64_t& seed) {
+  const bool signed_weights = variant % 2 == 1, weight_zero_point = (variant / 2) % 2 == 1;
+  const DType x_dtype = (variant / 4) % 2 == 1 ? DType::kI8 : DType::kU8;
+  SCOPED_TRACE(absl::StrCat(c.name(), " W", bits, signed_weights ? " signed" : " unsigned",
+                            weight_zero_point ? " with zero points" : "", " x ",
+                            dtype_name(x_dtype), ", ", placement.name()));
+  const int64_t x_lo = x_dtype == DType::kI8 ? -128 : 0;
+  const Tensor x = random_integers({c.n, c.c, c.h, c.w}, x_dtype, seed++, x_lo, x_lo + 255);
+  const int32_t x_zero_point =
+      random_integers({}, DType::kI32, seed++, x_lo, x_lo + 255).item<int32_t>();
+  const int64_t qmin = signed_weights ? -(int64_t{1} << (bits - 1)) : 0;
+  const int64_t qmax = qmin + (int64_t{1} << bits) - 1;
+  const Shape w_shape = {c.o, c.c / c.groups, c.kh, c.kw};
+  PackedWeight w;
+  w.packed = ops::pack_codes(
+      random_integers(w_shape, signed_weights ? DType::kI8 : DType::kU8, seed++, qmin, qmax), bits,
+      qmin);
+  w.shape = w_shape;
+  w.bits = bits;
+  w.qmin = qmin;
+  if (weight_zero_point) w.zero_point = random_integers({c.o}, DType::kI32, seed++, qmin, qmax);
+  const Tensor expected = ops::packed_conv2d(x, x_zero_point, w, c.params());
+
+  const PlacedCodes placed(x, placement);
+  const ConvGeometry geo = conv_geometry(x.shape(), placement.x_channels_last, expected.shape(),
+                                         placement.out_channels_last, w_shape, c.params(),
+                                         reinterpret_cast<uintptr_t>(placed.data()));
+  ASSERT_GT(geo.group_channels, 1) << "a depthwise layer does not run the GEMM";
+  ASSERT_EQ(geo.a_load_bytes, load_bytes);
+  ASSERT_EQ(a_slice_loads(geo), kSliceBytes / load_bytes);
+  const PackedWeightView view{
+      w.packed.data<uint8_t>(),
+      w.packed.size(1),
+      w.packed.size(1) % 4 == 0 && reinterpret_cast<uintptr_t>(w.packed.data_ptr()) % 4 == 0,
+      bits,
+      static_cast<int32_t>(qmin),
+      weight_zero_point ? w.zero_point.data<int32_t>() : nullptr};
+  const std::vector<int32_t> actual =
+      x_dtype == DType::kI8
+          ? run_grid_bits(static_cast<const int8_t*>(placed.data()), x_zero_point, view, geo)
+          : run_grid_bits(static_cast<const uint8_t*>(placed.data()), x_zero_point, view, geo);
+  // Back to NCHW order, element by element through the layout's own output index.
+  std::vector<double> nchw(actual.size());
+  const int64_t positions = int64_t{geo.out_h} * geo.out_w;
+  for (int m = 0; m < geo.m; ++m) {
+    for (int o = 0; o < geo.out_channels; ++o) {
+      nchw[(m / positions * geo.out_channels + o) * positions + m % positions] =
+          actual[output_index(geo, m, o)];
+    }
+  }
+  testing::expect_equal(expected, Tensor::from_vector(nchw, expected.shape()), "accumulators");
+}
+
+// Linear layers (1x1 on 1x1 images: rows of contiguous channels, 16-byte vectors when K % 16 == 0)
+// and convolutions (the bytewise gather): M, N and K not multiples of the tiles, K split over
+// blocks (few output tiles and 36 or 64 k tiles), stride, padding, dilation, groups.
+struct GridCase {
+  LayerCase layer;
+  int load_bytes;  // of the A gather, x NCHW and 16-byte aligned
+};
+const GridCase kNchwCases[] = {
+    {{67, 513, 1, 1, 33, 1, 1, 1, 0, 1, 1}, 1}, {{5, 96, 1, 1, 70, 1, 1, 1, 0, 1, 1}, 16},
+    {{3, 4096, 1, 1, 9, 1, 1, 1, 0, 1, 1}, 16}, {{4, 72, 1, 1, 20, 1, 1, 1, 0, 1, 1}, 8},
+    {{2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1}, 1},  {{3, 37, 8, 8, 129, 3, 3, 1, 2, 2, 1}, 1},
+    {{2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4}, 1},  {{1, 256, 5, 5, 64, 3, 3, 2, 1, 1, 1}, 1},
+    {{1, 3, 31, 29, 16, 7, 7, 2, 3, 1, 1}, 1},  {{2, 64, 17, 17, 65, 1, 1, 2, 0, 1, 1}, 1},
 };
 
 TEST(LowbitLayout, AGridOfThreadBlocksComputesTheCpuReference) {
   uint64_t seed = 21000;
   int index = 0;
-  for (const LayerCase& c : kCases) {
+  for (const GridCase& c : kNchwCases) {
     for (int bits = 2; bits <= 8; ++bits) {
-      const int variant = index + bits;
-      const bool signed_weights = variant % 2 == 0, weight_zero_point = (variant / 2) % 2 == 1;
-      const DType x_dtype = (index / 2 + bits) % 2 == 0 ? DType::kI8 : DType::kU8;
-      SCOPED_TRACE(absl::StrCat(c.name(), " W", bits, signed_weights ? " signed" : " unsigned",
-                                weight_zero_point ? " with zero points" : "", " x ",
-                                dtype_name(x_dtype)));
-      const int64_t x_lo = x_dtype == DType::kI8 ? -128 : 0;
-      const Tensor x = random_integers({c.n, c.c, c.h, c.w}, x_dtype, seed++, x_lo, x_lo + 255);
-      const int32_t x_zero_point =
-          random_integers({}, DType::kI32, seed++, x_lo, x_lo + 255).item<int32_t>();
-      const int64_t qmin = signed_weights ? -(int64_t{1} << (bits - 1)) : 0;
-      const int64_t qmax = qmin + (int64_t{1} << bits) - 1;
-      const Shape w_shape = {c.o, c.c / c.groups, c.kh, c.kw};
-      PackedWeight w;
-      w.packed = ops::pack_codes(
-          random_integers(w_shape, signed_weights ? DType::kI8 : DType::kU8, seed++, qmin, qmax),
-          bits, qmin);
-      w.shape = w_shape;
-      w.bits = bits;
-      w.qmin = qmin;
-      if (weight_zero_point) w.zero_point = random_integers({c.o}, DType::kI32, seed++, qmin, qmax);
-      const Tensor expected = ops::packed_conv2d(x, x_zero_point, w, c.params());
-
-      const ConvGeometry geo = conv_geometry(x.shape(), expected.shape(), w_shape, c.params(),
-                                             reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0);
-      ASSERT_GT(geo.group_channels, 1) << "a depthwise layer does not run the GEMM";
-      const PackedWeightView view{
-          w.packed.data<uint8_t>(),
-          w.packed.size(1),
-          w.packed.size(1) % 4 == 0 && reinterpret_cast<uintptr_t>(w.packed.data_ptr()) % 4 == 0,
-          bits,
-          static_cast<int32_t>(qmin),
-          weight_zero_point ? w.zero_point.data<int32_t>() : nullptr};
-      const std::vector<int32_t> actual =
-          x_dtype == DType::kI8 ? run_grid_bits(x.data<int8_t>(), x_zero_point, view, geo)
-                                : run_grid_bits(x.data<uint8_t>(), x_zero_point, view, geo);
-      testing::expect_equal(
-          expected,
-          Tensor::from_vector(std::vector<double>(actual.begin(), actual.end()), expected.shape()),
-          "accumulators");
+      check_grid(c.layer, bits, 7 * index + bits, Placement{}, c.load_bytes, seed);
       if (::testing::Test::HasFailure()) return;  // one failing layer says enough
     }
     ++index;
   }
+}
+
+// channels_last inputs: 1x1 kernels read contiguous channels 16, 8 or 4 bytes at a time, the
+// widest dividing C and C/groups (C = 64, 72, 36, 48 in 2 groups of 24, 96 in 4 groups of 24; K
+// split over blocks at C = 1024), with stride, padding and dilation; ragged channel counts (37,
+// groups of 6) and larger kernels gather bytes. Outputs in both layouts.
+const GridCase kChannelsLastCases[] = {
+    {{2, 64, 9, 7, 70, 1, 1, 1, 0, 1, 1}, 16}, {{2, 72, 9, 9, 33, 1, 1, 2, 1, 1, 1}, 8},
+    {{3, 36, 5, 6, 30, 1, 1, 1, 0, 2, 3}, 4},  {{2, 48, 6, 6, 66, 1, 1, 1, 1, 1, 2}, 8},
+    {{1, 96, 7, 7, 8, 1, 1, 2, 0, 1, 4}, 8},   {{1, 1024, 3, 3, 64, 1, 1, 1, 0, 1, 1}, 16},
+    {{2, 37, 5, 5, 20, 1, 1, 1, 0, 1, 1}, 1},  {{2, 12, 6, 6, 10, 1, 1, 1, 0, 1, 2}, 1},
+    {{2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1}, 1}, {{3, 37, 8, 8, 129, 3, 3, 1, 2, 2, 1}, 1},
+    {{2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4}, 1}, {{1, 64, 6, 6, 16, 3, 3, 1, 1, 1, 1}, 1},
+};
+
+TEST(LowbitLayout, AGridOfThreadBlocksComputesTheCpuReferenceFromChannelsLastInputs) {
+  uint64_t seed = 22000;
+  int index = 0;
+  for (const GridCase& c : kChannelsLastCases) {
+    for (int bits : {2 + index % 4, 8 - index % 3}) {
+      const Placement placement{true, 0, index % 2 == 1};
+      check_grid(c.layer, bits, 3 * index + bits, placement, c.load_bytes, seed);
+      if (::testing::Test::HasFailure()) return;
+    }
+    ++index;
+  }
+}
+
+// x starting 8, 4 or 1 bytes past a 16-byte boundary narrows the loads to what its address allows;
+// every vector load checks its own alignment, so a wrong address fails.
+TEST(LowbitLayout, MisalignedInputsNarrowTheALoads) {
+  uint64_t seed = 23000;
+  const LayerCase pointwise = {2, 64, 5, 7, 40, 1, 1, 1, 0, 1, 1};
+  const LayerCase linear = {9, 160, 1, 1, 33, 1, 1, 1, 0, 1, 1};
+  const std::pair<int, int> kOffsetAndLoadBytes[] = {{8, 8}, {4, 4}, {12, 4}, {1, 1}, {2, 1}};
+  for (const auto& [offset, load_bytes] : kOffsetAndLoadBytes) {
+    check_grid(pointwise, 4, offset, Placement{true, offset, false}, load_bytes, seed);
+    check_grid(linear, 3, offset + 1, Placement{false, offset, false}, load_bytes, seed);
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+TEST(LowbitLayout, ALoadWidthFollowsTheChannelsKernelAndAlignment) {
+  // (C, C/groups, kh, kw, channel stride, address) -> bytes per load.
+  EXPECT_EQ(a_load_bytes(64, 64, 1, 1, 1, 0), 16);
+  EXPECT_EQ(a_load_bytes(64, 32, 1, 1, 1, 32), 16);
+  EXPECT_EQ(a_load_bytes(64, 8, 1, 1, 1, 16), 8) << "groups of 8 channels";
+  EXPECT_EQ(a_load_bytes(40, 20, 1, 1, 1, 0), 4);
+  EXPECT_EQ(a_load_bytes(64, 64, 1, 1, 1, 4), 4) << "x 4-byte aligned";
+  EXPECT_EQ(a_load_bytes(63, 63, 1, 1, 1, 0), 1);
+  EXPECT_EQ(a_load_bytes(64, 6, 1, 1, 1, 0), 1) << "groups of 6 channels";
+  EXPECT_EQ(a_load_bytes(64, 64, 3, 3, 1, 0), 1) << "K = (c, i, j) is not channel-contiguous";
+  EXPECT_EQ(a_load_bytes(64, 64, 1, 1, 49, 0), 1) << "NCHW: channels H*W apart";
+  EXPECT_THROW(
+      {
+        uint32_t words[1];
+        alignas(16) const uint8_t bytes[8] = {};
+        read_global_vector<4>(bytes + 2, words);
+      },
+      Error);
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 // (int32 accumulators and requantized codes) for every bit width 2..8, signed and unsigned weight
 // codes with and without zero points, i8 and u8 activations, at shapes that hit every tile edge:
 // M, N, K of 1, odd sizes, non-multiples of the 64 x 64 x 64 tiles, split K, strided, padded and
-// dilated convolutions, grouped and depthwise ones. The CUDA tests need a GPU; the others run
-// everywhere.
+// dilated convolutions, grouped and depthwise ones, NCHW and channels_last inputs. The CUDA tests
+// need a GPU; the others run everywhere.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/ops/conv.h"
 #include "core/ops/integer.h"
+#include "core/ops/memory_format.h"
 #include "core/ops/pack.h"
 #include "cuda_test_util.h"
 
@@ -285,6 +287,47 @@ TEST(CudaPackedLinear, EveryBitWidthAndShapeMatchesTheCpuBitForBit) {
       const Layer l = random_layer({c.m, c.k}, {c.o, c.k}, bits, v.signed_weights,
                                    v.weight_zero_point, v.x_dtype, seed += 10);
       expect_gpu_matches_cpu(l, nullptr);
+    }
+    ++index;
+  }
+}
+
+// ops::packed_conv2d hands the kernels NCHW inputs; the CUDA kernels also read channels_last
+// inputs (1x1 kernels as 16-, 8- or 4-byte vectors of channels when C and C/groups allow, larger
+// kernels and ragged channels byte by byte, depthwise layers) and write channels_last outputs,
+// reached here through the dispatch stub. K is split over blocks at C = 1024.
+TEST(CudaPackedConv2d, ChannelsLastInputsMatchTheCpuBitForBit) {
+  OMPQ_REQUIRE_GPU();
+  const ConvCase cases[] = {
+      {2, 64, 9, 7, 70, 1, 1, 1, 0, 1, 1},    {2, 72, 9, 9, 33, 1, 1, 2, 1, 1, 1},
+      {3, 36, 5, 6, 30, 1, 1, 1, 0, 2, 3},    {1, 1024, 3, 3, 64, 1, 1, 1, 0, 1, 1},
+      {2, 37, 5, 5, 20, 1, 1, 1, 0, 1, 1},    {2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1},
+      {2, 24, 13, 13, 24, 3, 3, 2, 1, 1, 24},
+  };
+  uint64_t seed = 15000;
+  int index = 0;
+  for (const ConvCase& c : cases) {
+    for (int bits : {2, 4, 8}) {
+      const Variant v = variant(index, bits);
+      const bool out_channels_last = (index + bits) % 2 == 1;
+      SCOPED_TRACE(absl::StrCat(c.name(), " ", describe(v, bits), ", x NHWC, out ",
+                                out_channels_last ? "NHWC" : "NCHW"));
+      const Layer l = random_layer({c.n, c.c, c.h, c.w}, {c.o, c.c / c.groups, c.kh, c.kw}, bits,
+                                   v.signed_weights, v.weight_zero_point, v.x_dtype, seed += 10);
+      const Tensor x_gpu = in_memory_format(l.x.to(Device::cuda()), true);
+      ASSERT_TRUE(is_channels_last(x_gpu));
+      const PackedWeight w_gpu = on_gpu(l.w);
+      const Shape out_shape = ops::conv2d_output_shape(l.x.shape(), l.w.shape, c.params());
+      for (const std::optional<Requantization>& r :
+           {std::optional<Requantization>(), std::optional(on_gpu(l.requant))}) {
+        Tensor out = empty_nchw(out_shape, out_channels_last,
+                                r ? code_dtype(r->range) : DType::kI32, x_gpu.device());
+        packed_conv2d_stub(x_gpu.device(), out, x_gpu, l.x_zero_point, w_gpu, c.params(), r);
+        const std::optional<Requantization> r_cpu =
+            r ? std::optional(l.requant) : std::optional<Requantization>();
+        expect_equal(ops::packed_conv2d(l.x, l.x_zero_point, l.w, c.params(), r_cpu),
+                     out.contiguous(), r ? "requantized" : "accumulators");
+      }
     }
     ++index;
   }
