@@ -1,5 +1,6 @@
 #include "core/ops/integer.h"
 
+#include "core/ops/conv.h"
 #include "core/ops/quant_math.h"
 
 namespace ompq {
@@ -106,10 +107,14 @@ Tensor packed_conv2d(const Tensor& x, int64_t x_zero_point, const PackedWeight& 
   check_packed_weight(w, x, "packed_conv2d");
   const Shape out_shape = conv2d_output_shape(x.shape(), w.shape, p);
   if (requant) check_requantization(*requant, w.shape[0], x, "packed_conv2d");
-  Tensor out = Tensor::empty(out_shape, requant ? code_dtype(requant->range) : DType::kI32,
-                             x.device());
+  // The CUDA kernels take channels_last inputs as they are (a pixel's channels are one vector
+  // load) and write the output in the same layout; the CPU kernel indexes NCHW.
+  const bool channels_last = x.device().is_cuda() && is_channels_last(x);
+  Tensor out = empty_nchw(out_shape, channels_last,
+                          requant ? code_dtype(requant->range) : DType::kI32, x.device());
   if (out.numel() == 0) return out;
-  packed_conv2d_stub(x.device(), out, x.contiguous(), x_zero_point, w, p, requant);
+  packed_conv2d_stub(x.device(), out, channels_last ? x : x.contiguous(), x_zero_point, w, p,
+                     requant);
   return out;
 }
 

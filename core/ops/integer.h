@@ -40,11 +40,12 @@ struct Requantization {
   Tensor multiplier;  // f32 [O]
   Tensor offset;      // f32 [O] or undefined (0)
   int64_t zero_point = 0;
-  QuantRange range;   // 8-bit at most: the codes are i8 or u8
+  QuantRange range;  // 8-bit at most: the codes are i8 or u8
 };
 
 // out: [N, O, OH, OW], i32 accumulators (requant empty) or codes of code_dtype(requant->range);
-// x: contiguous NCHW codes (i8 or u8).
+// x: codes (i8 or u8), contiguous NCHW on the CPU; on CUDA also channels_last, and out then is
+// channels_last too.
 using PackedConv2dKernel = void(const Tensor& out, const Tensor& x, int64_t x_zero_point,
                                 const PackedWeight& w, const Conv2dParams& p,
                                 const std::optional<Requantization>& requant);

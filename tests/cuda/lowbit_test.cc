@@ -333,6 +333,21 @@ TEST(CudaPackedConv2d, ChannelsLastInputsMatchTheCpuBitForBit) {
   }
 }
 
+// Through the op: a channels_last input stays channels_last on the GPU (no NCHW copy), and so
+// does the output, with the CPU's values.
+TEST(CudaPackedConv2d, TheOpKeepsAChannelsLastInputsLayout) {
+  OMPQ_REQUIRE_GPU();
+  const ConvCase c{2, 64, 9, 7, 48, 1, 1, 1, 0, 1, 1};
+  const Layer l =
+      random_layer({c.n, c.c, c.h, c.w}, {c.o, c.c, c.kh, c.kw}, 4, true, false, DType::kU8, 16000);
+  const Tensor x_gpu = in_memory_format(l.x.to(Device::cuda()), true);
+  const Tensor out = ops::packed_conv2d(x_gpu, l.x_zero_point, on_gpu(l.w), c.params(),
+                                        std::optional(on_gpu(l.requant)));
+  EXPECT_TRUE(is_channels_last(out));
+  expect_equal(ops::packed_conv2d(l.x, l.x_zero_point, l.w, c.params(), std::optional(l.requant)),
+               out.contiguous(), "op");
+}
+
 // The largest accumulators a layer of 8-bit codes reaches: every product at its extreme, K = 4608
 // (512 channels x 3x3), with zero points that make the centred codes -128 and 255 - 0.
 TEST(CudaPackedConv2d, ExtremeCodesMatchTheCpu) {
