@@ -65,14 +65,6 @@ absl::StatusOr<std::shared_ptr<const Dataset>> open_image_folder(const DatasetRe
 
 }  // namespace
 
-absl::StatusOr<DatasetKind> parse_dataset_kind(absl::string_view name) {
-  for (const KindName& entry : kKindNames) {
-    if (name == entry.name) return entry.kind;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("dataset \"", name, "\" (expected fashion_mnist, mnist or imagenet)"));
-}
-
 const char* dataset_kind_name(DatasetKind kind) {
   for (const KindName& entry : kKindNames) {
     if (kind == entry.kind) return entry.name;

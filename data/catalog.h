@@ -21,7 +21,6 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
 #include "core/shape.h"
 #include "data/dataset.h"
 
@@ -30,9 +29,7 @@ namespace ompq::data {
 enum class DatasetKind { kFashionMnist, kMnist, kImageNet };
 enum class DatasetUse { kTraining, kSearch, kEval };
 
-// "fashion_mnist", "mnist", "imagenet" (and back); unknown names are an InvalidArgument error
-// that lists the known ones.
-absl::StatusOr<DatasetKind> parse_dataset_kind(absl::string_view name);
+// "fashion_mnist", "mnist" or "imagenet", as bit configs record the search data.
 const char* dataset_kind_name(DatasetKind kind);
 
 struct DatasetRequest {
