@@ -21,6 +21,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "apps/app_main.h"
 #include "core/autograd.h"
 #include "core/functional/concat.h"
 #include "core/parallel.h"
@@ -30,7 +31,6 @@
 #include "data/mnist.h"
 #include "data/subset.h"
 #include "layers/models/registry.h"
-#include "apps/app_main.h"
 #include "runtime/init.h"
 #include "solver/trainer.h"
 
