@@ -18,7 +18,7 @@ std::string Subset::name() const {
 
 int64_t Subset::base_index(int64_t index) const {
   if (spacing_ == SubsetSpacing::kFirst) return index;
-  // 128-bit product: index * size overflows int64 only past 3e9 examples each, but costs nothing.
+  // index * size passes int64 beyond about 3e9 examples; the product is taken in 128 bits.
   return static_cast<int64_t>(static_cast<__int128>(index) * base_->size() / count_);
 }
 
