@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "data/imagenet.h"
 #include "data/mnist.h"
+#include "data/subset.h"
 
 namespace ompq::data {
 namespace {
@@ -63,6 +64,14 @@ absl::StatusOr<std::shared_ptr<const Dataset>> open_image_folder(const DatasetRe
   return std::shared_ptr<const Dataset>(std::move(dataset));
 }
 
+// The image folder behind `dataset` (through the Subset of a limit), or null.
+const ImageFolderDataset* image_folder(const Dataset& dataset) {
+  if (const auto* subset = dynamic_cast<const Subset*>(&dataset)) {
+    return image_folder(subset->base());
+  }
+  return dynamic_cast<const ImageFolderDataset*>(&dataset);
+}
+
 }  // namespace
 
 const char* dataset_kind_name(DatasetKind kind) {
@@ -77,8 +86,8 @@ absl::StatusOr<std::shared_ptr<const Dataset>> open_dataset(const DatasetRequest
 }
 
 absl::Status check_same_classes(const Dataset& train, const Dataset& eval) {
-  const auto* train_folder = dynamic_cast<const ImageFolderDataset*>(&train);
-  const auto* eval_folder = dynamic_cast<const ImageFolderDataset*>(&eval);
+  const ImageFolderDataset* train_folder = image_folder(train);
+  const ImageFolderDataset* eval_folder = image_folder(eval);
   if (train_folder == nullptr || eval_folder == nullptr) {
     if (train.num_classes() == eval.num_classes()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrCat(train.name(), " has ", train.num_classes(),
@@ -102,7 +111,7 @@ absl::Status check_same_classes(const Dataset& train, const Dataset& eval) {
 }
 
 int64_t skipped_images(const Dataset& dataset) {
-  const auto* folder = dynamic_cast<const ImageFolderDataset*>(&dataset);
+  const ImageFolderDataset* folder = image_folder(dataset);
   return folder != nullptr ? folder->skipped_images() : 0;
 }
 

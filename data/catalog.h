@@ -55,10 +55,12 @@ struct DatasetRequest {
 absl::StatusOr<std::shared_ptr<const Dataset>> open_dataset(const DatasetRequest& request);
 
 // ImageNet: the class names of both splits must agree (train/ defines the classes; a val/ with
-// class folders must have the same ones). InvalidArgument naming the first difference.
+// class folders must have the same ones). InvalidArgument naming the first difference. A limit's
+// Subset is seen through: its whole folder is compared.
 absl::Status check_same_classes(const Dataset& train, const Dataset& eval);
 
-// Unreadable images skipped so far by an ImageNet dataset (0 for other datasets).
+// Unreadable images skipped so far by an ImageNet dataset, or the one under a limit's Subset (0
+// for other datasets).
 int64_t skipped_images(const Dataset& dataset);
 
 }  // namespace ompq::data

@@ -97,12 +97,6 @@ data::DatasetKind dataset_kind(proto::Dataset dataset) {
   }
 }
 
-// The whole data set behind a train_limit/test_limit slice.
-const data::Dataset& unlimited(const std::shared_ptr<const data::Dataset>& dataset) {
-  const auto* subset = dynamic_cast<const data::Subset*>(dataset.get());
-  return subset != nullptr ? subset->base() : *dataset;
-}
-
 // One training stage's loop, shared by pretraining and QAT: resume from its checkpoint, train the
 // remaining epochs (checkpointing every checkpoint_steps steps and at each epoch's end), evaluate
 // after each epoch, one metrics row per epoch.
@@ -331,7 +325,7 @@ absl::Status Experiment::prepare() {
   if (dataset_kind_ == data::DatasetKind::kImageNet) {
     OMPQ_ASSIGN_OR_RETURN(search_set_, open_split(data::DatasetUse::kSearch, train_limit));
   }
-  OMPQ_RETURN_IF_ERROR(data::check_same_classes(unlimited(train_set_), unlimited(test_set_)));
+  OMPQ_RETURN_IF_ERROR(data::check_same_classes(*train_set_, *test_set_));
   num_classes_ = train_set_->num_classes();
   OMPQ_ASSIGN_OR_RETURN(model, new_model(gen));
   if (train_loader().num_batches() == 0) {
@@ -402,10 +396,9 @@ absl::Status Experiment::clamp_warmup() {
 }
 
 void Experiment::say_skipped_images() const {
-  const int64_t train = data::skipped_images(unlimited(train_set_));
-  const int64_t search =
-      search_set_ == train_set_ ? 0 : data::skipped_images(unlimited(search_set_));
-  const int64_t test = data::skipped_images(unlimited(test_set_));
+  const int64_t train = data::skipped_images(*train_set_);
+  const int64_t search = search_set_ == train_set_ ? 0 : data::skipped_images(*search_set_);
+  const int64_t test = data::skipped_images(*test_set_);
   if (train + search + test == 0) return;
   say("note: %lld unreadable image(s) were skipped (named above): %lld training, %lld search, "
       "%lld evaluation; --strict_images stops at the first instead\n",

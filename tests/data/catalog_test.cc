@@ -163,6 +163,10 @@ TEST_F(ImageFolderCatalogTest, ClassesThatDifferBetweenSplitsNameTheFirstDiffere
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(),
               AllOf(HasSubstr("differ"), HasSubstr("'n03' is only in the first")));
+  // A limit's Subset is seen through: the whole folders are compared.
+  status = check_same_classes(Subset(open(DatasetUse::kTraining), 2, SubsetSpacing::kFirst),
+                              Subset(open(DatasetUse::kEval), 2, SubsetSpacing::kSpread));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("'n03' is only in the first"));
   write_split("val", {"n03"});  // val: n01..n04
   status = check_same_classes(*open(DatasetUse::kTraining), *open(DatasetUse::kEval));
   EXPECT_THAT(std::string(status.message()), HasSubstr("'n04' is only in the second"));
