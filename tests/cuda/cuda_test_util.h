@@ -7,15 +7,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "core/ops/conv.h"
 #include "core/random.h"
 #include "core/tensor.h"
 #include "runtime/init.h"
 
 // Skips the calling test when no GPU is usable (every test that touches a CUDA tensor).
-#define OMPQ_REQUIRE_GPU()                                                                  \
-  do {                                                                                      \
-    if (!::ompq::cuda_available())                                                          \
-      GTEST_SKIP() << "no usable GPU: " << ::ompq::runtime_info().cuda_status;              \
+#define OMPQ_REQUIRE_GPU()                                                     \
+  do {                                                                         \
+    if (!::ompq::cuda_available())                                             \
+      GTEST_SKIP() << "no usable GPU: " << ::ompq::runtime_info().cuda_status; \
   } while (0)
 
 namespace ompq::testing {
@@ -39,7 +41,8 @@ inline Tensor on_gpu(const Tensor& t) { return t.defined() ? t.to(Device::cuda()
 inline Tensor random_integers(const Shape& shape, DType dtype, uint64_t seed, int64_t lo,
                               int64_t hi) {
   std::vector<double> v = random_tensor_in(shape, DType::kF64, seed, 0, 1).to_vector<double>();
-  for (double& x : v) x = static_cast<double>(lo) + std::floor(x * static_cast<double>(hi - lo + 1));
+  for (double& x : v)
+    x = static_cast<double>(lo) + std::floor(x * static_cast<double>(hi - lo + 1));
   return Tensor::from_vector(v, shape).to(dtype);
 }
 
@@ -70,8 +73,27 @@ inline void expect_close(const Tensor& expected, const Tensor& actual, double rt
 }
 
 // Bit-exact equality of values (through double, which holds every dtype's values exactly).
-inline void expect_equal(const Tensor& expected, const Tensor& actual, const std::string& what = "") {
+inline void expect_equal(const Tensor& expected, const Tensor& actual,
+                         const std::string& what = "") {
   expect_close(expected, actual, 0.0, 0.0, what);
 }
+
+// A convolution's input [n, c, h, w], output channels o and square geometry, for the packed
+// low-bit tests; name() labels a case in failure messages.
+struct ConvCase {
+  int64_t n, c, h, w, o, kh, kw, stride, pad, dilation, groups;
+  std::string name() const {
+    return absl::StrCat("N", n, "_C", c, "_H", h, "_W", w, "_O", o, "_K", kh, "x", kw, "_S", stride,
+                        "_P", pad, "_D", dilation, "_G", groups);
+  }
+  Conv2dParams params() const {
+    Conv2dParams p;
+    p.stride = {stride, stride};
+    p.padding = {pad, pad};
+    p.dilation = {dilation, dilation};
+    p.groups = groups;
+    return p;
+  }
+};
 
 }  // namespace ompq::testing

@@ -29,6 +29,7 @@
 namespace ompq::cuda::lowbit {
 namespace {
 
+using testing::ConvCase;
 using testing::random_integers;
 
 // ---- mma.sync.aligned.m16n8k32.row.col.s32.{s8,u8}.u8.s32, per the PTX ISA ----------------------
@@ -245,22 +246,6 @@ TEST(LowbitLayout, SplitKCoversEveryTileOnce) {
 
 // ---- a whole grid on the CPU ------------------------------------------------------------------
 
-struct LayerCase {
-  int64_t n, c, h, w, o, kh, kw, stride, pad, dilation, groups;
-  std::string name() const {
-    return absl::StrCat("N", n, "_C", c, "_H", h, "_W", w, "_O", o, "_K", kh, "x", kw, "_S", stride,
-                        "_P", pad, "_D", dilation, "_G", groups);
-  }
-  Conv2dParams params() const {
-    Conv2dParams p;
-    p.stride = {stride, stride};
-    p.padding = {pad, pad};
-    p.dilation = {dilation, dilation};
-    p.groups = groups;
-    return p;
-  }
-};
-
 // The kernel's data movement for every block of the grid, with 132 SMs deciding split K. Every
 // byte a fragment load reads must have been stored by a slice of the same tile.
 template <typename XCode, int kBits>
@@ -415,7 +400,7 @@ class PlacedCodes {
 // One layer at one bit width: the simulated grid against ops::packed_conv2d (NCHW in and out),
 // with the A loads `load_bytes` wide. The bits of `variant` pick signed weight codes, weight zero
 // points and i8 activations.
-void check_grid(const LayerCase& c, int bits, int variant, const Placement& placement,
+void check_grid(const ConvCase& c, int bits, int variant, const Placement& placement,
                 int load_bytes, uint64_t& seed) {
   const bool signed_weights = variant % 2 == 1, weight_zero_point = (variant / 2) % 2 == 1;
   const DType x_dtype = (variant / 4) % 2 == 1 ? DType::kI8 : DType::kU8;
@@ -473,7 +458,7 @@ void check_grid(const LayerCase& c, int bits, int variant, const Placement& plac
 // and convolutions (the bytewise gather): M, N and K not multiples of the tiles, K split over
 // blocks (few output tiles and 36 or 64 k tiles), stride, padding, dilation, groups.
 struct GridCase {
-  LayerCase layer;
+  ConvCase layer;
   int load_bytes;  // of the A gather, x NCHW and 16-byte aligned
 };
 const GridCase kNchwCases[] = {
@@ -526,8 +511,8 @@ TEST(LowbitLayout, AGridOfThreadBlocksComputesTheCpuReferenceFromChannelsLastInp
 // every vector load checks its own alignment, so a wrong address fails.
 TEST(LowbitLayout, MisalignedInputsNarrowTheALoads) {
   uint64_t seed = 23000;
-  const LayerCase pointwise = {2, 64, 5, 7, 40, 1, 1, 1, 0, 1, 1};
-  const LayerCase linear = {9, 160, 1, 1, 33, 1, 1, 1, 0, 1, 1};
+  const ConvCase pointwise = {2, 64, 5, 7, 40, 1, 1, 1, 0, 1, 1};
+  const ConvCase linear = {9, 160, 1, 1, 33, 1, 1, 1, 0, 1, 1};
   const std::pair<int, int> kOffsetAndLoadBytes[] = {{8, 8}, {4, 4}, {12, 4}, {1, 1}, {2, 1}};
   for (const auto& [offset, load_bytes] : kOffsetAndLoadBytes) {
     check_grid(pointwise, 4, offset, Placement{true, offset, false}, load_bytes, seed);

@@ -23,6 +23,7 @@
 namespace ompq {
 namespace {
 
+using testing::ConvCase;
 using testing::expect_equal;
 using ::testing::HasSubstr;
 using testing::random_integers;
@@ -81,22 +82,6 @@ Requantization on_gpu(const Requantization& r) {
   if (r.offset.defined()) g.offset = r.offset.to(Device::cuda());
   return g;
 }
-
-struct ConvCase {
-  int64_t n, c, h, w, o, kh, kw, stride, pad, dilation, groups;
-  std::string name() const {
-    return absl::StrCat("N", n, "_C", c, "_H", h, "_W", w, "_O", o, "_K", kh, "x", kw, "_S", stride,
-                        "_P", pad, "_D", dilation, "_G", groups);
-  }
-  Conv2dParams params() const {
-    Conv2dParams p;
-    p.stride = {stride, stride};
-    p.padding = {pad, pad};
-    p.dilation = {dilation, dilation};
-    p.groups = groups;
-    return p;
-  }
-};
 
 // Implicit GEMM shapes (M = N*OH*OW, N = O/groups, K = C/groups*kh*kw): 1 and odd everywhere,
 // tile edges, K split over blocks (few output tiles, K of 18 and 36 k-tiles), stride, padding,
