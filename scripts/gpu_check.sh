@@ -5,8 +5,8 @@
 #   scripts/gpu_check.sh
 # builds gpu_smoke, cuda_tests, ompq_bench and ompq_search (in $BUILD_DIR, default build/, when it
 # is configured with CUDA; else in build-gpu/, configured with -DOMPQ_CUDA=ON), bundles them with
-# ../shared/tools/device-bundle.sh into .device/ (then gzipped to .device/bundle.tgz to fit the
-# carry limit), and prints the command to run there.
+# scripts/gpu_bundle.sh into .device/ (then gzipped to .device/bundle.tgz to fit the carry limit),
+# and prints the command to run there.
 #
 # There (the GPU machine, repository root, .device carried):
 #   bash scripts/gpu_check.sh --run RESULTS_DIR
@@ -59,8 +59,7 @@ if [ "${1:-}" != "--run" ]; then
     cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMPQ_CUDA=ON
   fi
   ninja -C "$build" -j "${JOBS:-2}" gpu_smoke cuda_tests ompq_bench ompq_search
-  mkdir -p "$(git rev-parse --git-path info)"  # the bundler records .device/ in info/exclude
-  ../shared/tools/device-bundle.sh "$build" "$build/apps/gpu_smoke" "$build/tests/cuda_tests" \
+  scripts/gpu_bundle.sh "$build/apps/gpu_smoke" "$build/tests/cuda_tests" \
     "$build/apps/ompq_bench" "$build/apps/ompq_search"
   # The carry limit is 64 MiB: symbols go, and the bundle travels gzipped (oneDNN and the
   # binaries' sm_90 cubins are several times larger as files than packed); --run unpacks it there.
