@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Runs an ONNX model in ONNX Runtime on a tensor file and writes its logits.
+
+  .venv-onnx/bin/python scripts/run_onnx.py MODEL.onnx INPUT.safetensors OUTPUT.safetensors
+
+INPUT holds tensor "input" (float32 NCHW, as ompq_eval's tensor mode reads it); OUTPUT gets tensor
+"logits" (float32 [N, classes]), so that the two programs' outputs compare directly. The files are
+read and written with numpy alone (safetensors: an 8-byte little-endian header length, a JSON
+header, raw little-endian data), so no PyTorch is needed. The environment comes from
+scripts/setup.sh (.venv-onnx/).
+"""
+import argparse
+import json
+import struct
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I8": np.int8, "U8": np.uint8,
+          "I32": np.int32, "I64": np.int64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    if len(blob) < 8:
+        sys.exit(f"run_onnx: {path}: {len(blob)} bytes, too short for a safetensors file")
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    if 8 + header_len > len(blob):
+        sys.exit(f"run_onnx: {path}: header of {header_len} bytes runs past the file's end")
+    header = json.loads(blob[8:8 + header_len])
+    data = memoryview(blob)[8 + header_len:]
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] not in DTYPES:
+            sys.exit(f"run_onnx: {path}: tensor {name} has dtype {entry['dtype']} "
+                     f"(expected one of {', '.join(DTYPES)})")
+        begin, end = entry["data_offsets"]
+        array = np.frombuffer(data[begin:end], dtype=np.dtype(DTYPES[entry["dtype"]]).newbyteorder("<"))
+        tensors[name] = array.reshape(entry["shape"])
+    return tensors
+
+
+def write_safetensors(path, tensors, metadata):
+    names = {np.dtype(v): k for k, v in DTYPES.items()}
+    header, chunks, offset = {"__metadata__": metadata}, [], 0
+    for name, array in tensors.items():
+        raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": names[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)  # data aligned to 8 bytes, as the format recommends
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="the .onnx file")
+    parser.add_argument("input", help='safetensors file holding tensor "input" (float32 NCHW)')
+    parser.add_argument("output", help='safetensors file to write tensor "logits" to')
+    parser.add_argument("--batch_size", type=int, default=100, help="images per run")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ORT's choice)")
+    parser.add_argument("--optimized_model", default="",
+                        help="also save the graph as ORT optimized it (shows which Q/DQ it fused)")
+    args = parser.parse_args()
+
+    tensors = read_safetensors(args.input)
+    if "input" not in tensors:
+        sys.exit(f'run_onnx: {args.input} has no tensor "input" (it holds: {", ".join(tensors) or "nothing"})')
+    images = tensors["input"]
+    if images.dtype != np.float32 or images.ndim != 4:
+        sys.exit(f'run_onnx: {args.input}: tensor "input" is {images.dtype} {list(images.shape)} '
+                 "(expected float32 NCHW)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    if args.optimized_model:
+        options.optimized_model_filepath = args.optimized_model
+    session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    logits = np.concatenate([session.run(None, {input_name: images[i:i + args.batch_size]})[0]
+                             for i in range(0, len(images), args.batch_size)])
+    write_safetensors(args.output, {"logits": logits.astype(np.float32)},
+                      {"model": args.model, "input": args.input,
+                       "runtime": f"onnxruntime {ort.__version__}"})
+    print(f"run_onnx: wrote logits {list(logits.shape)} to {args.output} "
+          f"(onnxruntime {ort.__version__})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
