@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# oneDNN's CMake config asks for OpenCL (Debian builds it with the OpenCL GPU runtime).
+# oneDNN's CMake config asks for OpenCL (Debian builds it with the OpenCL GPU runtime). clang with
+# its libFuzzer and sanitizer runtimes (libclang-rt) and OpenMP (libomp) builds scripts/fuzz.sh's
+# fuzz targets.
 packages=(
   build-essential cmake ninja-build pkg-config
   libabsl-dev libprotobuf-dev protobuf-compiler
@@ -15,6 +17,7 @@ packages=(
   libopenmpi-dev openmpi-bin nlohmann-json3-dev libonnx-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist python3-torch python3-torchvision python3-numpy python3-pil python3-venv
+  clang libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()
