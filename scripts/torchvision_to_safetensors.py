@@ -6,11 +6,13 @@ BatchNorm's num_batches_tracked as I64.
     /usr/bin/python3 scripts/torchvision_to_safetensors.py MODEL OUT.safetensors
         [--num_classes 1000] [--seed 0 | --weights CHECKPOINT.pth] [--small_input] [--width_mult 1.0]
 
-MODEL is any torchvision classification model name (resnet18, resnet50, mobilenet_v2, ...; see
-torchvision.models.list_models()) or resnet20, the CIFAR ResNet of layers/models/resnet.h (option-B
-shortcuts, torchvision names, as chenyaofo/pytorch-cifar-models). --small_input builds the
-small-image variants of ompq's resnet18/34/50 and mobilenet_v2 (see layers/models/resnet.h and
-mobilenet_v2.h). Without --weights the model has torchvision's random initialization drawn from
+MODEL is any torchvision classification model name (resnet18, resnet50, resnet101, mobilenet_v2,
+vgg16_bn, ...; see torchvision.models.list_models()) or resnet20, the CIFAR ResNet of
+layers/models/resnet.h (option-B shortcuts, torchvision names, as chenyaofo/pytorch-cifar-models).
+Of these, ompq builds resnet18/34/50/101, mobilenet_v2, vgg16_bn and resnet20. --small_input
+builds the small-image variants of ompq's resnet18/34/50/101 and mobilenet_v2 (see
+layers/models/resnet.h and mobilenet_v2.h); vgg16_bn's small-input variant is the same network
+(layers/models/vgg.h), so the flag only goes into the file's metadata. Without --weights the model has torchvision's random initialization drawn from
 --seed; with --weights the checkpoint (a state_dict, or a dict holding one under "state_dict" or
 "model"; a "module." prefix from DataParallel is dropped) must fit the model exactly.
 
@@ -106,7 +108,7 @@ class CifarResNet(nn.Module):
 
 def make_small_input(name, model):
     """ompq's small-input variant of a torchvision model, built in place (see module docstring)."""
-    if name in ("resnet18", "resnet34", "resnet50"):
+    if name in ("resnet18", "resnet34", "resnet50", "resnet101"):
         model.conv1 = nn.Conv2d(3, model.conv1.out_channels, kernel_size=3, stride=1, padding=1,
                                 bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -114,8 +116,9 @@ def make_small_input(name, model):
     elif name == "mobilenet_v2":
         model.features[0][0].stride = (1, 1)          # stem
         model.features[2].conv[1][0].stride = (1, 1)  # depthwise conv of the 24-channel stage's first block
-    else:
-        raise ValueError(f"--small_input exists for resnet18, resnet34, resnet50 and mobilenet_v2, not {name}")
+    elif name != "vgg16_bn":  # vgg16_bn takes 32 px images as it is
+        raise ValueError("--small_input exists for resnet18, resnet34, resnet50, resnet101, "
+                         f"mobilenet_v2 and vgg16_bn, not {name}")
     return model
 
 

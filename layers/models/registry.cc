@@ -10,6 +10,7 @@
 #include "layers/models/fashion_cnn.h"
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/resnet.h"
+#include "layers/models/vgg.h"
 
 namespace ompq::nn {
 namespace {
@@ -28,6 +29,8 @@ const std::vector<Entry>& registry() {
        [](const ModelSpec& s, Generator& g) { return resnet34(s.num_classes, s.small_input, g); }},
       {"resnet50", false,
        [](const ModelSpec& s, Generator& g) { return resnet50(s.num_classes, s.small_input, g); }},
+      {"resnet101", false,
+       [](const ModelSpec& s, Generator& g) { return resnet101(s.num_classes, s.small_input, g); }},
       {"mobilenet_v2", true,
        [](const ModelSpec& s, Generator& g) {
          MobileNetV2Options options;
@@ -36,6 +39,8 @@ const std::vector<Entry>& registry() {
          options.small_input = s.small_input;
          return std::make_shared<MobileNetV2>(options, g);
        }},
+      {"vgg16_bn", false,
+       [](const ModelSpec& s, Generator& g) { return vgg16_bn(s.num_classes, s.small_input, g); }},
       {"resnet20", false,
        [](const ModelSpec& s, Generator& g) { return resnet20(s.num_classes, g); }},
       {"fashion_cnn", false,

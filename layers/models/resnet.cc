@@ -147,6 +147,11 @@ std::shared_ptr<ResNet> resnet50(int64_t num_classes, bool small_input, Generato
                          gen);
 }
 
+std::shared_ptr<ResNet> resnet101(int64_t num_classes, bool small_input, Generator& gen) {
+  return imagenet_resnet(ResNetConfig::Block::kBottleneck, {3, 4, 23, 3}, num_classes, small_input,
+                         gen);
+}
+
 std::shared_ptr<ResNet> resnet20(int64_t num_classes, Generator& gen) {
   ResNetConfig config;
   config.blocks = {3, 3, 3};

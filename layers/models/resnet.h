@@ -7,9 +7,9 @@
 // every BN weight 1 and bias 0, fc PyTorch's default Linear init.
 //
 // Variants:
-//  - small input (resnet18/34/50 with small_input): for 28-32 px images the 7x7 stride-2 stem conv
-//    becomes 3x3 stride 1 and the max-pool goes, so the 4 stages see 32, 16, 8, 4 px instead of
-//    1/4 .. 1/32 of the input. Only conv1.weight changes shape ([64, 3, 3, 3]).
+//  - small input (resnet18/34/50/101 with small_input): for 28-32 px images the 7x7 stride-2
+//    stem conv becomes 3x3 stride 1 and the max-pool goes, so the 4 stages see 32, 16, 8, 4 px
+//    instead of 1/4 .. 1/32 of the input. Only conv1.weight changes shape ([64, 3, 3, 3]).
 //  - resnet20: the CIFAR ResNet of He et al. 2016 (sec. 4.2): a 3x3 16-channel stem, 3 stages of
 //    3 BasicBlocks with 16/32/64 channels, global average pool, fc. Its shortcut is option B (a 1x1
 //    conv + BN where the shape changes, identity elsewhere), the choice of the widely used
@@ -77,6 +77,8 @@ class ResNet : public Model {
   Tensor forward(const Tensor& x) override;
   // [3, 32, 32] with the small stem, else [3, 224, 224].
   Shape input_shape() const override;
+  // The OMPQ reference (HAWQ-V3's counter) counts ResNets with BN and ReLU element ops.
+  FlopCounting flop_counting() const override { return FlopCounting::kWithBnRelu; }
 
  private:
   ResNetConfig config_;
@@ -92,6 +94,8 @@ std::shared_ptr<ResNet> resnet34(int64_t num_classes = 1000, bool small_input = 
                                  Generator& gen = default_generator());
 std::shared_ptr<ResNet> resnet50(int64_t num_classes = 1000, bool small_input = false,
                                  Generator& gen = default_generator());
+std::shared_ptr<ResNet> resnet101(int64_t num_classes = 1000, bool small_input = false,
+                                  Generator& gen = default_generator());
 // Always small-input (it is a 32 px design).
 std::shared_ptr<ResNet> resnet20(int64_t num_classes = 10, Generator& gen = default_generator());
 

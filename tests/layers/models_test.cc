@@ -18,6 +18,7 @@
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/registry.h"
 #include "layers/models/resnet.h"
+#include "layers/models/vgg.h"
 
 namespace ompq::nn {
 namespace {
@@ -75,13 +76,12 @@ int64_t parameter_count(const Module& model) {
 
 TEST(ModelsTest, NamesShapesLayerOrderAndCountsMatchTorchvision) {
   // torchvision's published parameter counts (1000 classes) and resnet20's with 10.
-  const std::map<std::string, int64_t> counts = {{"resnet18", 11689512},
-                                                 {"resnet34", 21797672},
-                                                 {"resnet50", 25557032},
-                                                 {"mobilenet_v2", 3504872},
+  const std::map<std::string, int64_t> counts = {{"resnet18", 11689512},    {"resnet34", 21797672},
+                                                 {"resnet50", 25557032},    {"resnet101", 44549160},
+                                                 {"mobilenet_v2", 3504872}, {"vgg16_bn", 138365992},
                                                  {"resnet20", 272474}};
   std::vector<Layout> layouts = read_layouts();
-  ASSERT_EQ(layouts.size(), 9u);
+  ASSERT_EQ(layouts.size(), 11u);
   int counted = 0;
   for (const Layout& layout : layouts) {
     SCOPED_TRACE(layout.spec.name + (layout.spec.small_input ? " small_input" : "") +
@@ -105,7 +105,7 @@ TEST(ModelsTest, NamesShapesLayerOrderAndCountsMatchTorchvision) {
       ++counted;
     }
   }
-  EXPECT_EQ(counted, 5);
+  EXPECT_EQ(counted, 7);
 }
 
 TEST(ModelsTest, QuantizableLayersOfResNet18RunStemBlocksShortcutsClassifier) {
@@ -143,6 +143,43 @@ TEST(ModelsTest, MobileNetV2Has53QuantizableLayersWithDepthwiseConvs) {
   EXPECT_EQ(layers[52].name, "classifier.1");
 }
 
+TEST(ModelsTest, QuantizableLayersOfResNet101RunStemBlocksShortcutsClassifier) {
+  auto model = resnet101(10);
+  std::vector<QuantizableLayer> layers = model->quantizable_layers();
+  ASSERT_EQ(layers.size(), 105u);  // stem + 33 blocks x 3 convs + 4 projection shortcuts + fc
+  EXPECT_EQ(layers[0].name, "conv1");
+  EXPECT_EQ(layers[3].name, "layer1.0.conv3");
+  EXPECT_EQ(layers[4].name, "layer1.0.downsample.0");
+  EXPECT_EQ(layers[4].weight_shape, (Shape{256, 64, 1, 1}));
+  // layer3 holds 23 blocks: its first comes after the stem, 3 + 4 blocks and 2 shortcuts.
+  EXPECT_EQ(layers[1 + 7 * 3 + 2].name, "layer3.0.conv1");
+  EXPECT_EQ(layers[1 + 29 * 3 + 3 + 2].name, "layer3.22.conv3");
+  EXPECT_EQ(layers[1 + 30 * 3 + 3 + 3].name, "layer4.0.downsample.0");
+  EXPECT_EQ(layers[104].name, "fc");
+  EXPECT_EQ(layers[104].weight_shape, (Shape{10, 2048}));
+}
+
+TEST(ModelsTest, QuantizableLayersOfVgg16BnAreThirteenConvsAndThreeLinears) {
+  auto model = vgg16_bn(10, true);
+  std::vector<std::string> names;
+  for (const QuantizableLayer& layer : model->quantizable_layers()) {
+    EXPECT_EQ(layer.kind,
+              names.size() < 13 ? QuantizableLayer::Kind::kConv2d : QuantizableLayer::Kind::kLinear)
+        << layer.name;
+    names.push_back(layer.name);
+  }
+  // features: conv, BN, ReLU per conv and a max-pool after each stage; classifier: Linear, ReLU,
+  // Dropout, Linear, ReLU, Dropout, Linear.
+  EXPECT_THAT(names, ElementsAre("features.0", "features.3", "features.7", "features.10",
+                                 "features.14", "features.17", "features.20", "features.24",
+                                 "features.27", "features.30", "features.34", "features.37",
+                                 "features.40", "classifier.0", "classifier.3", "classifier.6"));
+  const std::vector<QuantizableLayer> layers = model->quantizable_layers();
+  EXPECT_EQ(layers[0].weight_shape, (Shape{64, 3, 3, 3}));
+  EXPECT_EQ(layers[13].weight_shape, (Shape{4096, 512 * 7 * 7}));
+  EXPECT_EQ(layers[15].weight_shape, (Shape{10, 4096}));
+}
+
 TEST(ModelsTest, MakeDivisibleRoundsAsTorchvision) {
   // Expected values from torchvision.models._utils._make_divisible(v, 8).
   EXPECT_EQ(make_divisible(32 * 1.0, 8), 32);
@@ -168,6 +205,9 @@ TEST(ModelsTest, InputShapesAndForwardShapes) {
   check({"resnet20", 10}, {3, 32, 32}, 32);
   check({"mobilenet_v2", 5, true, 0.5}, {3, 32, 32}, 32);
   check({"fashion_cnn", 10}, {1, 28, 28}, 28);
+  check({"resnet101", 4, true}, {3, 32, 32}, 32);
+  // Five 2x2 max-pools bring 32 px to 1x1, which the adaptive pool replicates to 7x7.
+  check({"vgg16_bn", 6, true}, {3, 32, 32}, 32);
   // The ImageNet designs take any size that survives their 32x downsampling.
   check({"mobilenet_v2", 3, false, 0.25}, {3, 224, 224}, 40);
 }
@@ -197,8 +237,8 @@ TEST(ModelsTest, SmallInputKeepsResolutionInTheStem) {
 }
 
 TEST(ModelsTest, RegistryListsTheCommandLineNames) {
-  EXPECT_THAT(model_names(), ElementsAre("resnet18", "resnet34", "resnet50", "mobilenet_v2",
-                                         "resnet20", "fashion_cnn"));
+  EXPECT_THAT(model_names(), ElementsAre("resnet18", "resnet34", "resnet50", "resnet101",
+                                         "mobilenet_v2", "vgg16_bn", "resnet20", "fashion_cnn"));
 }
 
 TEST(ModelsTest, RegistryRejectsUnknownNamesAndOptionsAModelLacks) {
