@@ -21,9 +21,9 @@
 namespace ompq::cpu {
 namespace {
 
-constexpr int64_t kGrain = 16384;   // elements per parallel task, at least
-constexpr int64_t kBlock = 256;     // adjacent outputs accumulated together (innermost dim kept)
-constexpr int kLanes = 16;          // independent accumulators of a unit-stride run
+constexpr int64_t kGrain = 16384;  // elements per parallel task, at least
+constexpr int64_t kBlock = 256;    // adjacent outputs accumulated together (innermost dim kept)
+constexpr int kLanes = 16;         // independent accumulators of a unit-stride run
 
 // Sum in double (f32 inputs lose nothing to long accumulation chains), scaled at the end.
 template <typename T>
@@ -180,8 +180,8 @@ void reduce_by_slabs(const ReduceLayout& r, const T* x, T* out, double scale) {
     x_base[o] = offsets[1];
   }
   const int64_t total = num_outputs * slab_numel * num_slabs;
-  const int64_t chunks = std::max<int64_t>(
-      1, std::min<int64_t>({num_threads(), num_slabs, total / (4 * kGrain)}));
+  const int64_t chunks =
+      std::max<int64_t>(1, std::min<int64_t>({num_threads(), num_slabs, total / (4 * kGrain)}));
   std::vector<acc_t> partial(chunks * num_outputs, Reducer::identity());
   parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t chunk = lo; chunk < hi; ++chunk) {
@@ -233,7 +233,10 @@ void reduce_by_tasks(const ReduceLayout& r, const T* x_data, T* out_data, double
   };
   // acc[0..count) = reduction of task t's outputs over reduced positions [begin, end).
   auto accumulate = [&](int64_t t, int64_t begin, int64_t end, acc_t* acc) {
-    auto [first, count] = task_range(t);
+    // Not a structured binding: the lambdas below capture `count`, which C++17 (and clang
+    // before 16) does not allow for a binding.
+    const auto [first, task_count] = task_range(t);
+    const int64_t count = task_count;
     const T* base = x_data + offsets_at(kept, first)[1];
     for (int64_t j = 0; j < count; ++j) acc[j] = Reducer::identity();
     if (!inner_kept) {
@@ -313,7 +316,8 @@ void reduce_typed(const Tensor& out, const Tensor& x, double scale) {
 void reduce_kernel(const Tensor& out, const Tensor& x, ReduceOp op, double scale) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "reduce", [&] {
     switch (op) {
-      case ReduceOp::kSum: return reduce_typed<scalar_t, SumReducer<scalar_t>>(out, x, scale);
+      case ReduceOp::kSum:
+        return reduce_typed<scalar_t, SumReducer<scalar_t>>(out, x, scale);
       case ReduceOp::kMax:
         return reduce_typed<scalar_t, ExtremumReducer<scalar_t, true>>(out, x, scale);
       case ReduceOp::kMin:
@@ -332,12 +336,13 @@ void argmax_kernel(const Tensor& out, const Tensor& x, int64_t dim) {
   int64_t* out_data = out.data<int64_t>();
   OMPQ_DISPATCH_FLOATING(x.dtype(), "argmax", [&] {
     const scalar_t* x_data = static_cast<const scalar_t*>(x.data_ptr());
-    parallel_for(0, shape_numel(shape), std::max<int64_t>(1, kGrain / n), [&](int64_t lo, int64_t hi) {
-      for (int64_t k = lo; k < hi; ++k) {
-        const auto offsets = offsets_at(layout, k);
-        out_data[offsets[0]] = argmax_along(x_data + offsets[1], n, x_dim_stride);
-      }
-    });
+    parallel_for(0, shape_numel(shape), std::max<int64_t>(1, kGrain / n),
+                 [&](int64_t lo, int64_t hi) {
+                   for (int64_t k = lo; k < hi; ++k) {
+                     const auto offsets = offsets_at(layout, k);
+                     out_data[offsets[0]] = argmax_along(x_data + offsets[1], n, x_dim_stride);
+                   }
+                 });
   });
 }
 
