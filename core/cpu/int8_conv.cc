@@ -1,0 +1,356 @@
+// Int8Conv2d on oneDNN 2.6 (see core/ops/int8_conv.h): one int8 convolution primitive per input
+// shape with the layer's scales baked in (AVX2's int8 kernels take no runtime output scales), the
+// activation zero point passed at run time, and the weights reordered once per primitive.
+#include "core/ops/int8_conv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+#include "core/cpu/dnnl_context.h"
+#include "core/ops/memory_format.h"
+#include "core/ops/quant_math.h"
+#include "core/parallel.h"
+
+namespace ompq {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using cpu::dnnl_engine;
+using cpu::dnnl_stream;
+
+// A split weight w = kSplitFactor * high + low.
+constexpr int32_t kSplitFactor = 64;
+
+// The largest |centred weight| oneDNN multiplies exactly: 127 with VNNI (vpdpbusd sums the four
+// u8 x s8 products in int32), 64 without (vpmaddubsw saturates the int16 sum of two products,
+// and 255 * (64 + 64) = 32640 still fits).
+int32_t exact_weight_limit() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_amx:
+    case dnnl::cpu_isa::avx2_vnni:
+      return 127;
+    default:
+      return 64;
+  }
+}
+
+// oneDNN's type for codes (u8, i8) and real outputs (f32).
+memory::data_type element_type(DType dtype) {
+  switch (dtype) {
+    case DType::kU8:
+      return memory::data_type::u8;
+    case DType::kI8:
+      return memory::data_type::s8;
+    default:
+      return memory::data_type::f32;
+  }
+}
+
+void check_vector(const Tensor& t, const char* what, DType dtype, int64_t length) {
+  OMPQ_CHECK(t.defined() && t.dtype() == dtype && t.shape() == Shape{length} && t.device().is_cpu(),
+             "Int8Conv2d: ", what, " of ",
+             t.defined() ? dtype_name(t.dtype()) + std::string(" ") + shape_str(t.shape())
+                         : std::string("undefined"),
+             " (expected a CPU ", dtype_name(dtype), " [", length, "])");
+}
+
+// oneDNN 2.6's AVX2 int8 convolutions get two cases wrong when the source has a zero point
+// (measured against ops::int_conv2d: s8 sources at every shape, and strided 1x1 convolutions over
+// a batch), so the primitive sees neither: an s8 code becomes the u8 code + 128 (with the zero
+// point + 128 the centred values are the same), and a 1x1 convolution without padding reads the
+// input subsampled by its stride and runs at stride 1. Returns x as the primitive reads it:
+// channels_last u8 codes.
+Tensor primitive_input(const Tensor& x, const Conv2dParams& layer, const Conv2dParams& primitive) {
+  Tensor src = x;
+  if (layer.stride != primitive.stride) {
+    src = src.slice(2, 0, src.size(2), layer.stride[0]).slice(3, 0, src.size(3), layer.stride[1]);
+  }
+  src = in_memory_format(src, /*channels_last=*/true);
+  if (x.dtype() == DType::kU8) return src;
+  Tensor shifted = empty_nchw(src.shape(), /*channels_last=*/true, DType::kU8, src.device());
+  const uint8_t* in = static_cast<const uint8_t*>(src.data_ptr());
+  uint8_t* out = static_cast<uint8_t*>(shifted.data_ptr());
+  parallel_for(0, src.numel(), 1 << 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[i] = in[i] ^ 0x80;  // two's complement + 128
+  });
+  return shifted;
+}
+
+}  // namespace
+
+struct Int8Conv2d::Impl {
+  struct Part {
+    Tensor weight;   // i8 [O, C/groups, kh, kw] (contiguous)
+    int32_t factor;  // this part's accumulator counts `factor` times
+  };
+  // One input shape's primitives (one per part) with their reordered weights.
+  struct Entry {
+    struct Conv {
+      dnnl::convolution_forward::primitive_desc pd;
+      dnnl::convolution_forward primitive;
+      memory weights;
+    };
+    std::vector<Conv> convs;
+  };
+
+  Shape weight_shape;
+  Conv2dParams params;     // the layer's
+  Conv2dParams primitive;  // what the primitive runs: stride 1 for a subsampled 1x1 (see source)
+  std::vector<Part> parts;
+  std::vector<float> multiplier, offset;  // offset: empty when undefined
+  Tensor scaled_bias;  // offset / multiplier for the single-part primitive, or undefined
+  std::optional<Int8OutputCodes> output;
+  mutable cpu::PrimitiveCache<Entry> cache;
+
+  DType out_dtype() const { return output ? code_dtype(output->range) : DType::kF32; }
+  bool fused() const { return parts.size() == 1; }
+
+  memory::desc weights_desc(Tag tag) const {
+    const Shape& s = weight_shape;
+    const int64_t g = params.groups;
+    return g == 1 ? memory::desc(s, memory::data_type::s8, tag)
+                  : memory::desc({g, s[0] / g, s[1], s[2], s[3]}, memory::data_type::s8,
+                                 tag == Tag::any ? Tag::any : Tag::goihw);
+  }
+
+  // The single-part primitive carries the whole epilogue: output scales, bias (added before the
+  // scale in oneDNN 2.6, hence divided by it), a clip to the output range when it is narrower
+  // than the dtype, and the output zero point (added last). Split parts write plain int32.
+  dnnl::primitive_attr attr() const {
+    dnnl::primitive_attr a = cpu::primitive_attr();
+    a.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+    if (!fused()) return a;
+    a.set_output_scales(multiplier.size() > 1 ? 2 : 0, multiplier);
+    if (output) {
+      a.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
+      const QuantRange r = output->range;
+      const bool full = out_dtype() == DType::kU8 ? (r.qmin <= 0 && r.qmax >= 255)
+                                                  : (r.qmin <= -128 && r.qmax >= 127);
+      if (!full) {
+        dnnl::post_ops ops;
+        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip,
+                           static_cast<float>(r.qmin - output->zero_point),
+                           static_cast<float>(r.qmax - output->zero_point));
+        a.set_post_ops(ops);
+      }
+    }
+    return a;
+  }
+
+  Entry make_entry(const Tensor& x, const Shape& out_shape) const {
+    const memory::desc src(x.shape(), memory::data_type::u8, Tag::nhwc);
+    const memory::desc dst(out_shape, fused() ? element_type(out_dtype()) : memory::data_type::s32,
+                           Tag::nhwc);
+    const memory::desc bias({weight_shape[0]}, memory::data_type::f32, Tag::a);
+    const bool with_bias = fused() && !offset.empty();
+    const Conv2dParams& p = primitive;
+    const memory::dims strides = {p.stride[0], p.stride[1]};
+    const memory::dims dilates = {p.dilation[0] - 1, p.dilation[1] - 1};
+    const memory::dims padding = {p.padding[0], p.padding[1]};
+    using Fwd = dnnl::convolution_forward;
+    const auto desc =
+        with_bias
+            ? Fwd::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                        src, weights_desc(Tag::any), bias, dst, strides, dilates, padding, padding)
+            : Fwd::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                        src, weights_desc(Tag::any), dst, strides, dilates, padding, padding);
+    Entry entry;
+    for (const Part& part : parts) {
+      Fwd::primitive_desc pd(desc, attr(), dnnl_engine());
+      // The reorder also computes the compensation oneDNN keeps beside s8 weights.
+      memory user(weights_desc(Tag::oihw), dnnl_engine(), part.weight.data_ptr());
+      memory weights(pd.weights_desc(), dnnl_engine());
+      dnnl::reorder(user, weights)
+          .execute(dnnl_stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, weights}});
+      entry.convs.push_back({pd, Fwd(pd), weights});
+    }
+    return entry;
+  }
+
+  void run(const Entry::Conv& conv, const Tensor& x, int32_t x_zero_point, const Tensor& out,
+           const Tensor& scaled_bias) const {
+    memory src(conv.pd.src_desc(), dnnl_engine(), x.data_ptr());
+    memory dst(conv.pd.dst_desc(), dnnl_engine(), out.data_ptr());
+    int32_t src_zp = x_zero_point;
+    int32_t dst_zp = output ? static_cast<int32_t>(output->zero_point) : 0;
+    const memory::desc scalar({1}, memory::data_type::s32, Tag::x);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, src},
+        {DNNL_ARG_WEIGHTS, conv.weights},
+        {DNNL_ARG_DST, dst},
+        {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory(scalar, dnnl_engine(), &src_zp)}};
+    if (fused() && output) {
+      args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST] = memory(scalar, dnnl_engine(), &dst_zp);
+    }
+    if (scaled_bias.defined()) {
+      args[DNNL_ARG_BIAS] = memory(conv.pd.bias_desc(), dnnl_engine(), scaled_bias.data_ptr());
+    }
+    Tensor scratch;
+    cpu::add_scratchpad(conv.pd, &args, &scratch);
+    conv.primitive.execute(dnnl_stream(), args);
+  }
+
+  // The split path's epilogue: acc = sum of factor * part accumulator, then the reference's
+  // requantize_value or dequantize_value + bias, per element of the NHWC outputs.
+  template <typename Out>
+  void combine(const std::vector<Tensor>& accs, const Tensor& out) const {
+    const int64_t channels = weight_shape[0], rows = out.numel() / channels;
+    const int32_t* a0 = static_cast<const int32_t*>(accs[0].data_ptr());
+    const int32_t* a1 = static_cast<const int32_t*>(accs[1].data_ptr());
+    const int32_t f0 = parts[0].factor, f1 = parts[1].factor;
+    Out* dst = static_cast<Out*>(out.data_ptr());
+    const float* m = multiplier.data();
+    const float* off = offset.empty() ? nullptr : offset.data();
+    parallel_for(0, rows, 64, [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        for (int64_t o = 0; o < channels; ++o) {
+          const int64_t i = r * channels + o;
+          const int32_t acc = f0 * a0[i] + f1 * a1[i];
+          const float b = off ? off[o] : 0.0f;
+          if constexpr (std::is_same_v<Out, float>) {
+            dst[i] = dequantize_value(static_cast<float>(acc), m[o], 0.0f) + b;
+          } else {
+            dst[i] = static_cast<Out>(requantize_value(
+                acc, m[o], b, static_cast<float>(output->zero_point),
+                static_cast<float>(output->range.qmin), static_cast<float>(output->range.qmax)));
+          }
+        }
+      }
+    });
+  }
+};
+
+Int8Conv2d::Int8Conv2d(const Int8Conv2dSpec& spec) {
+  auto impl = std::make_shared<Impl>();
+  const Tensor& w = spec.weight_codes;
+  OMPQ_CHECK(w.defined() && (w.dtype() == DType::kI8 || w.dtype() == DType::kU8) && w.dim() == 4 &&
+                 w.device().is_cpu() && w.numel() > 0,
+             "Int8Conv2d: weight codes of ",
+             w.defined() ? dtype_name(w.dtype()) + std::string(" ") + shape_str(w.shape())
+                         : std::string("undefined"),
+             " (expected CPU i8 or u8 [O, C/groups, kh, kw])");
+  const int64_t out_channels = w.size(0);
+  const Conv2dParams& p = spec.params;
+  OMPQ_CHECK(p.groups >= 1 && out_channels % p.groups == 0, "Int8Conv2d: ", out_channels,
+             " output channels in ", p.groups, " groups");
+  impl->weight_shape = w.shape();
+  impl->params = p;
+  impl->primitive = p;
+  const bool pointwise = w.size(2) == 1 && w.size(3) == 1 && p.padding[0] == 0 && p.padding[1] == 0;
+  if (pointwise) impl->primitive.stride = {1, 1};
+  check_vector(spec.multiplier, "multiplier", DType::kF32, out_channels);
+  impl->multiplier = spec.multiplier.contiguous().to_vector<float>();
+  for (float m : impl->multiplier) {
+    OMPQ_CHECK(std::isfinite(m) && m > 0, "Int8Conv2d: multiplier ", m, " (expected > 0)");
+  }
+  if (spec.offset.defined()) {
+    check_vector(spec.offset, "offset", DType::kF32, out_channels);
+    impl->offset = spec.offset.contiguous().to_vector<float>();
+  }
+  if (spec.output) {
+    const QuantRange r = spec.output->range;
+    OMPQ_CHECK(r.qmin < r.qmax && code_dtype(r) != DType::kI32 &&
+                   spec.output->zero_point >= r.qmin && spec.output->zero_point <= r.qmax,
+               "Int8Conv2d: output codes [", r.qmin, ", ", r.qmax, "] with zero point ",
+               spec.output->zero_point, " (expected 8-bit codes containing the zero point)");
+  }
+  impl->output = spec.output;
+
+  // Centred weights, and the split when they exceed what this CPU multiplies exactly.
+  std::vector<int32_t> centred = w.contiguous().to(DType::kI32).to_vector<int32_t>();
+  std::vector<int32_t> zero_points(out_channels, 0);
+  if (spec.weight_zero_point.defined()) {
+    check_vector(spec.weight_zero_point, "weight zero point", DType::kI32, out_channels);
+    zero_points = spec.weight_zero_point.contiguous().to_vector<int32_t>();
+  }
+  const int64_t row = w.numel() / out_channels;
+  int32_t largest = 0;
+  for (int64_t o = 0; o < out_channels; ++o) {
+    for (int64_t k = 0; k < row; ++k) {
+      int32_t& c = centred[o * row + k];
+      c -= zero_points[o];
+      largest = std::max(largest, std::abs(c));
+    }
+  }
+  const int32_t limit = exact_weight_limit();
+  OMPQ_CHECK(largest <= kSplitFactor * limit, "Int8Conv2d: centred weight code of magnitude ",
+             largest, " (weight zero points must keep codes - zero point within +-",
+             kSplitFactor * limit, ")");
+  auto make_part = [&](auto&& value, int32_t factor) {
+    std::vector<int8_t> codes(centred.size());
+    for (size_t i = 0; i < centred.size(); ++i) codes[i] = static_cast<int8_t>(value(centred[i]));
+    impl->parts.push_back({Tensor::from_vector(codes, w.shape()), factor});
+  };
+  if (largest <= limit) {
+    make_part([](int32_t c) { return c; }, 1);
+    if (!impl->offset.empty()) {
+      std::vector<float> scaled(out_channels);
+      for (int64_t o = 0; o < out_channels; ++o) {
+        scaled[o] = impl->offset[o] / impl->multiplier[o];
+      }
+      impl->scaled_bias = Tensor::from_vector(scaled, {out_channels});
+    }
+  } else {
+    auto high = [](int32_t c) {
+      return static_cast<int32_t>(std::nearbyint(static_cast<double>(c) / kSplitFactor));
+    };
+    make_part(high, kSplitFactor);
+    make_part([&](int32_t c) { return c - kSplitFactor * high(c); }, 1);
+  }
+  impl_ = std::move(impl);
+}
+
+int Int8Conv2d::weight_parts() const { return static_cast<int>(impl_->parts.size()); }
+
+Tensor Int8Conv2d::forward(const Tensor& x, int64_t x_zero_point) const {
+  const Impl& impl = *impl_;
+  OMPQ_CHECK(x.defined() && (x.dtype() == DType::kI8 || x.dtype() == DType::kU8) && x.dim() == 4 &&
+                 x.device().is_cpu(),
+             "Int8Conv2d: input of ",
+             x.defined() ? dtype_name(x.dtype()) + std::string(" ") + shape_str(x.shape())
+                         : std::string("undefined"),
+             " (expected CPU i8 or u8 codes [N, C, H, W])");
+  const int64_t x_lo = x.dtype() == DType::kI8 ? -128 : 0;
+  OMPQ_CHECK(x_zero_point >= x_lo && x_zero_point <= x_lo + 255, "Int8Conv2d: input zero point ",
+             x_zero_point, " is not a code of the input's dtype ", dtype_name(x.dtype()));
+  const Shape out_shape = ops::conv2d_output_shape(x.shape(), impl.weight_shape,
+                                                   impl.params);  // checks channels and geometry
+  Tensor out = empty_nchw(out_shape, /*channels_last=*/true, impl.out_dtype(), x.device());
+  if (out.numel() == 0) return out;
+  const Tensor src = primitive_input(x, impl.params, impl.primitive);
+  cpu::PrimitiveKey key;
+  key.insert(key.end(), src.shape().begin(), src.shape().end());
+  const Impl::Entry& entry = impl.cache.get(key, [&] { return impl.make_entry(src, out_shape); });
+  const int32_t zp =
+      static_cast<int32_t>(x.dtype() == DType::kI8 ? x_zero_point + 128 : x_zero_point);
+  if (impl.fused()) {
+    impl.run(entry.convs[0], src, zp, out, impl.scaled_bias);
+    return out;
+  }
+  std::vector<Tensor> accs;
+  for (const Impl::Entry::Conv& conv : entry.convs) {
+    accs.push_back(empty_nchw(out_shape, /*channels_last=*/true, DType::kI32, x.device()));
+    impl.run(conv, src, zp, accs.back(), Tensor());
+  }
+  switch (impl.out_dtype()) {
+    case DType::kF32:
+      impl.combine<float>(accs, out);
+      break;
+    case DType::kU8:
+      impl.combine<uint8_t>(accs, out);
+      break;
+    default:
+      impl.combine<int8_t>(accs, out);
+      break;
+  }
+  return out;
+}
+
+}  // namespace ompq

@@ -1,0 +1,68 @@
+// Int8 convolution for inference on the CPU through oneDNN's int8 primitives: a quantized layer's
+// weights prepared once (zero-point-centred codes as s8, reordered into oneDNN's layout per input
+// shape, primitives cached per shape), run on u8/s8 activation codes with a zero point, int32
+// accumulation, and a fused per-output-channel epilogue that writes either requantized codes for
+// the next layer or real values.
+//
+// It computes what ops::packed_conv2d / ops::int_conv2d followed by ops::requantize or
+// ops::dequantize compute (core/ops/integer.h), with one difference in rounding: oneDNN 2.6 adds
+// the bias before scaling, so the epilogue evaluates multiplier * (acc + offset / multiplier)
+// where the reference evaluates fma(acc, multiplier, offset). Without an offset both are the
+// single rounding of acc * multiplier; with one, the two differ by at most one code where the
+// exact value lies within a rounding error of a code boundary (real outputs: by a float
+// rounding). oneDNN also adds the output zero point before rounding half to even, so an exact tie
+// under an odd zero point lands one code from the reference's.
+//
+// Without VNNI (AVX2), oneDNN multiplies u8 by s8 with vpmaddubsw, which saturates the int16 sum
+// of two adjacent products: exact only while |centred weight| <= 64. Weights outside that range
+// (8-bit layers) are split as w = 64 * high + low with |high|, |low| <= 64, run as two
+// convolutions into int32, and combined exactly (acc = 64 * acc_high + acc_low) before the
+// epilogue, which then is the reference's own formula.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "core/ops/conv.h"
+#include "core/ops/quant.h"
+#include "core/tensor.h"
+
+namespace ompq {
+
+// The codes an int8 convolution writes: requantize_value(acc, multiplier[o], offset[o],
+// zero_point, range) of dtype code_dtype(range) (i8 or u8).
+struct Int8OutputCodes {
+  int64_t zero_point = 0;
+  QuantRange range;
+};
+
+struct Int8Conv2dSpec {
+  Tensor weight_codes;       // i8 or u8 [O, C/groups, kh, kw], CPU
+  Tensor weight_zero_point;  // i32 [O], or undefined (0)
+  Conv2dParams params;
+  Tensor multiplier;  // f32 [O]: input scale * weight scale[o]
+  Tensor offset;      // f32 [O] or undefined: the folded bias, in output units
+  // nullopt: real f32 outputs acc * multiplier[o] + offset[o].
+  std::optional<Int8OutputCodes> output;
+};
+
+class Int8Conv2d {
+ public:
+  // Validates the spec and prepares the weights; throws an Error naming the bad value.
+  explicit Int8Conv2d(const Int8Conv2dSpec& spec);
+
+  // x: [N, C, H, W] codes (u8 or s8) with zero point x_zero_point (a code of x's dtype), NCHW or
+  // channels_last (computed in channels_last; an NCHW input is copied once). Returns [N, O, OH, OW]
+  // channels_last, codes or f32 as the spec says.
+  Tensor forward(const Tensor& x, int64_t x_zero_point) const;
+
+  // 1 when the centred weights fit the CPU's exact range, 2 when they are split (see above).
+  int weight_parts() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace ompq
