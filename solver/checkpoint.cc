@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 
@@ -11,6 +12,44 @@ namespace {
 constexpr char kModelPrefix[] = "model.";
 constexpr char kOptimizerPrefix[] = "optimizer.";
 constexpr char kFormat[] = "ompq-checkpoint-1";
+
+// The epoch's sums, as metadata. Doubles in 17 significant digits, which read back bit for bit.
+void put_epoch_totals(const EpochTotals& totals, MetadataMap& metadata) {
+  auto exact = [](double value) { return absl::StrFormat("%.17g", value); };
+  metadata["epoch_loss_sum"] = exact(totals.loss_sum);
+  metadata["epoch_top1_hits"] = absl::StrCat(totals.top1_hits);
+  metadata["epoch_images"] = absl::StrCat(totals.images);
+  metadata["epoch_steps"] = absl::StrCat(totals.steps);
+  metadata["epoch_skipped_steps"] = absl::StrCat(totals.skipped_steps);
+  metadata["epoch_seconds"] = exact(totals.seconds);
+  metadata["epoch_data_wait_seconds"] = exact(totals.data_wait_seconds);
+}
+
+absl::StatusOr<EpochTotals> get_epoch_totals(const MetadataMap& metadata, const std::string& path) {
+  EpochTotals totals;
+  OMPQ_ASSIGN_OR_RETURN(totals.loss_sum,
+                        checkpoint_metadata_number<double>(metadata, "epoch_loss_sum", path));
+  OMPQ_ASSIGN_OR_RETURN(totals.top1_hits,
+                        checkpoint_metadata_number<int64_t>(metadata, "epoch_top1_hits", path));
+  OMPQ_ASSIGN_OR_RETURN(totals.images,
+                        checkpoint_metadata_number<int64_t>(metadata, "epoch_images", path));
+  OMPQ_ASSIGN_OR_RETURN(totals.steps,
+                        checkpoint_metadata_number<int64_t>(metadata, "epoch_steps", path));
+  OMPQ_ASSIGN_OR_RETURN(totals.skipped_steps,
+                        checkpoint_metadata_number<int64_t>(metadata, "epoch_skipped_steps", path));
+  OMPQ_ASSIGN_OR_RETURN(totals.seconds,
+                        checkpoint_metadata_number<double>(metadata, "epoch_seconds", path));
+  OMPQ_ASSIGN_OR_RETURN(totals.data_wait_seconds, checkpoint_metadata_number<double>(
+                                                      metadata, "epoch_data_wait_seconds", path));
+  if (totals.top1_hits < 0 || totals.images < totals.top1_hits || totals.steps < 0 ||
+      totals.skipped_steps < 0 || totals.skipped_steps > totals.steps) {
+    return absl::DataLossError(absl::StrCat(
+        path, ": checkpoint epoch sums top1_hits ", totals.top1_hits, ", images ", totals.images,
+        ", steps ", totals.steps, ", skipped_steps ", totals.skipped_steps,
+        " (expected 0 <= top1_hits <= images and 0 <= skipped_steps <= steps)"));
+  }
+  return totals;
+}
 
 }  // namespace
 
@@ -26,6 +65,7 @@ absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
                           {"batch_size", absl::StrCat(state.batch_size)},
                           {"rng_seed", absl::StrCat(state.rng_seed)},
                           {"rng_offset", absl::StrCat(state.rng_offset)}};
+  if (state.steps_done > 0) put_epoch_totals(state.epoch_totals, metadata);
   return save_safetensors(path, tensors, metadata);
 }
 
@@ -39,6 +79,10 @@ absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Mod
   if (contents.metadata.count("steps_done") > 0) {  // absent in end-of-epoch-only checkpoints
     OMPQ_ASSIGN_OR_RETURN(state.steps_done, checkpoint_metadata_number<int64_t>(
                                                 contents.metadata, "steps_done", path));
+  }
+  // Absent in mid-epoch checkpoints written before the sums were kept.
+  if (state.steps_done > 0 && contents.metadata.count("epoch_steps") > 0) {
+    OMPQ_ASSIGN_OR_RETURN(state.epoch_totals, get_epoch_totals(contents.metadata, path));
   }
   if (contents.metadata.count("world_size") > 0) {  // absent before data-parallel training
     OMPQ_ASSIGN_OR_RETURN(state.world_size,

@@ -1,6 +1,7 @@
 // Training checkpoints: one safetensors file holding the model ("model.<name>"), the optimizer
-// state ("optimizer.<name>") and, as metadata, the number of finished epochs and the generator
-// state, so that a resumed run continues exactly. Written atomically (temporary file + rename):
+// state ("optimizer.<name>") and, as metadata, the number of finished epochs, the generator
+// state and, mid-epoch, the epoch's running sums, so that a resumed run continues exactly and
+// reports the epoch as an uninterrupted run does. Written atomically (temporary file + rename):
 // a crash leaves the previous checkpoint intact. Data-parallel runs record their world size and
 // per-rank batch size, so that a run resumed on another number of ranks finds its place in the
 // epoch (resume_point()). Only rank 0 writes checkpoints; every rank loads the same file.
@@ -8,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -16,6 +18,7 @@
 #include "core/safetensors.h"
 #include "layers/module.h"
 #include "layers/optim.h"
+#include "solver/trainer.h"
 
 namespace ompq::solver {
 
@@ -29,6 +32,9 @@ struct CheckpointState {
   // checkpoints written before these fields, which resume at steps_done unchanged).
   int world_size = 1;
   int64_t batch_size = 0;
+  // The sums over the `steps_done` steps (zero at an epoch's end, and in checkpoints written
+  // before they were recorded).
+  EpochTotals epoch_totals;
 };
 
 absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
@@ -54,14 +60,22 @@ ResumePoint resume_point(const CheckpointState& state, int world_size, int64_t b
 // must be `format`, else an InvalidArgument error naming `path`, not an ompq `what`.
 absl::Status check_checkpoint_format(const MetadataMap& metadata, const char* format,
                                      const char* what, const std::string& path);
-// The metadata `key` as a number; a DataLoss error naming `path` and `key` when it is missing or
-// not a number.
+// The metadata `key` as a number (an integer, or for a floating-point T any number absl::StrCat or
+// "%.17g" writes); a DataLoss error naming `path` and `key` when it is missing or not a number.
 template <typename T>
 absl::StatusOr<T> checkpoint_metadata_number(const MetadataMap& metadata, const char* key,
                                              const std::string& path) {
   auto it = metadata.find(key);
   T value{};
-  if (it == metadata.end() || !absl::SimpleAtoi(it->second, &value)) {
+  bool parsed = false;
+  if (it != metadata.end()) {
+    if constexpr (std::is_floating_point_v<T>) {
+      parsed = absl::SimpleAtod(it->second, &value);
+    } else {
+      parsed = absl::SimpleAtoi(it->second, &value);
+    }
+  }
+  if (!parsed) {
     return absl::DataLossError(
         absl::StrCat(path, ": checkpoint metadata \"", key, "\" is missing or not a number"));
   }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -60,6 +61,8 @@ constexpr char kPackedFile[] = "packed.safetensors";
 constexpr char kReportJson[] = "report.json";
 constexpr char kReportHtml[] = "report.html";
 constexpr char kStagesFile[] = "stages.pbtxt";
+// The metrics rows of the eval stage are "eval_fp32" and "eval_<quant>".
+constexpr char kEvalRowPrefix[] = "eval_";
 
 // The results-table label of the quantized model: OMPQ's allocations name their solver; the
 // baselines of ompq_search --allocation are not OMPQ and say which they are.
@@ -108,7 +111,9 @@ struct TrainingLoop {
   nn::Module* model = nullptr;
   nn::Optimizer* optimizer = nullptr;
   Generator* gen = nullptr;
-  std::function<absl::StatusOr<EpochResult>(int64_t epoch, int64_t start_step)> train_epoch;
+  std::function<absl::StatusOr<EpochResult>(int64_t epoch, int64_t start_step,
+                                            const EpochTotals& carried)>
+      train_epoch;
   std::function<EvalResult()> evaluate;
 };
 
@@ -132,10 +137,11 @@ class Experiment {
   void say(const char* format, Args... args) const {
     if (writes()) std::fprintf(stderr, format, args...);
   }
-  CheckpointState checkpoint_state(int64_t epochs_done, int64_t steps_done,
-                                   const Generator& gen) const {
+  CheckpointState checkpoint_state(int64_t epochs_done, int64_t steps_done, const Generator& gen,
+                                   const EpochTotals& totals = {}) const {
     return {epochs_done,  steps_done,   gen.seed(),
-            gen.offset(), world_size(), config_.train().batch_size()};
+            gen.offset(), world_size(), config_.train().batch_size(),
+            totals};
   }
   fs::path path(const char* file) const { return dir_ / file; }
   std::string fp32_weights() const {
@@ -164,11 +170,15 @@ class Experiment {
                      const std::function<absl::Status(proto::StageRecord&)>& body);
   absl::Status skip_stage(const std::string& name, const std::string& why);
   // Checkpoints every `every` steps of an epoch, for TrainOptions::after_step (rank 0).
-  std::function<absl::Status(int64_t, int64_t)> step_checkpointer(const TrainingLoop& loop,
-                                                                  int64_t every) const;
+  std::function<absl::Status(int64_t, int64_t, const EpochTotals&)> step_checkpointer(
+      const TrainingLoop& loop, int64_t every) const;
   absl::Status run_training(TrainingLoop& loop);
   absl::Status append_metrics(const std::string& stage, const std::string& epoch,
                               const EpochResult* train, const EvalResult& test);
+  // Removes the metrics rows (cells in metrics_columns() order) that `row_is_stale` picks: rows
+  // that a stage resuming after a crash is about to write again.
+  absl::Status forget_metrics(
+      const std::function<bool(const std::vector<std::string>& row)>& row_is_stale);
 
   absl::Status pretrain(proto::StageRecord& record);
   absl::Status search_bits(proto::StageRecord& record);
@@ -490,23 +500,36 @@ absl::Status Experiment::append_metrics(const std::string& stage, const std::str
        train_value(&EpochResult::data_wait_fraction, 4)});
 }
 
+absl::Status Experiment::forget_metrics(
+    const std::function<bool(const std::vector<std::string>& row)>& row_is_stale) {
+  return metrics_ ? metrics_->remove_rows(row_is_stale) : absl::OkStatus();
+}
+
 absl::Status Experiment::run_training(TrainingLoop& loop) {
   int64_t first_epoch = 0, start_step = 0;
+  EpochTotals carried;
   if (fs::exists(loop.checkpoint)) {
     OMPQ_ASSIGN_OR_RETURN(CheckpointState state,
                           load_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer));
     first_epoch = state.epochs_done;
     const ResumePoint resume = resume_point(state, world_size(), config_.train().batch_size());
     start_step = resume.step;
+    carried = state.epoch_totals;
     loop.gen->set_state(state.rng_seed, state.rng_offset);
     say("[%s] resuming from %s at epoch %lld step %lld\n", loop.stage.c_str(),
         loop.checkpoint.c_str(), static_cast<long long>(first_epoch + 1),
         static_cast<long long>(start_step));
     if (!resume.note.empty()) say("[%s] resuming: %s\n", loop.stage.c_str(), resume.note.c_str());
   }
+  // Rows of epochs the checkpoint does not cover were written before a crash; they come again.
+  OMPQ_RETURN_IF_ERROR(forget_metrics([&](const std::vector<std::string>& row) {
+    int64_t epoch = 0;
+    return row[0] == loop.stage && absl::SimpleAtoi(row[1], &epoch) && epoch > first_epoch;
+  }));
   for (int64_t epoch = first_epoch; epoch < loop.epochs; ++epoch) {
-    absl::StatusOr<EpochResult> train = loop.train_epoch(epoch, start_step);
+    absl::StatusOr<EpochResult> train = loop.train_epoch(epoch, start_step, carried);
     start_step = 0;
+    carried = {};
     if (!train.ok()) {
       std::string kept =
           fs::exists(loop.checkpoint)
@@ -530,13 +553,13 @@ absl::Status Experiment::run_training(TrainingLoop& loop) {
   return absl::OkStatus();
 }
 
-std::function<absl::Status(int64_t, int64_t)> Experiment::step_checkpointer(
+std::function<absl::Status(int64_t, int64_t, const EpochTotals&)> Experiment::step_checkpointer(
     const TrainingLoop& loop, int64_t every) const {
   if (every <= 0 || !writes()) return nullptr;
-  return [this, &loop, every](int64_t epoch, int64_t steps_done) {
+  return [this, &loop, every](int64_t epoch, int64_t steps_done, const EpochTotals& totals) {
     if (steps_done % every != 0) return absl::OkStatus();
     return save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
-                           checkpoint_state(epoch, steps_done, *loop.gen));
+                           checkpoint_state(epoch, steps_done, *loop.gen, totals));
   };
 }
 
@@ -574,9 +597,9 @@ absl::Status Experiment::pretrain(proto::StageRecord& record) {
   options.after_step = step_checkpointer(loop, tc.checkpoint_steps());
   options.precision = precision_dtype(tc.precision());
   Trainer trainer(*model, optimizer, *schedule, options);
-  loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
+  loop.train_epoch = [&](int64_t epoch, int64_t start_step, const EpochTotals& carried) {
     train.set_epoch(epoch);
-    return trainer.train_epoch(train, epoch, tc.epochs(), start_step);
+    return trainer.train_epoch(train, epoch, tc.epochs(), start_step, carried);
   };
   EvalResult last;
   loop.evaluate = [&] {
@@ -668,9 +691,9 @@ absl::Status Experiment::qat(proto::StageRecord& record) {
   options.train.after_step = step_checkpointer(loop, config_.train().checkpoint_steps());
   QatTrainer trainer(*model, train.num_batches(), options);
   loop.optimizer = &trainer.optimizer();
-  loop.train_epoch = [&](int64_t epoch, int64_t start_step) {
+  loop.train_epoch = [&](int64_t epoch, int64_t start_step, const EpochTotals& carried) {
     train.set_epoch(epoch);
-    return trainer.train_epoch(train, epoch, start_step);
+    return trainer.train_epoch(train, epoch, start_step, carried);
   };
   loop.evaluate = [&] { return trainer.evaluate(test); };
   OMPQ_RETURN_IF_ERROR(run_training(loop));
@@ -729,6 +752,9 @@ absl::Status Experiment::eval(proto::StageRecord& record) {
   Generator gen(config_.seed());
   const double nan = std::numeric_limits<double>::quiet_NaN();
   EvalResult result;
+  OMPQ_RETURN_IF_ERROR(forget_metrics([](const std::vector<std::string>& row) {
+    return absl::StartsWith(row[0], kEvalRowPrefix);
+  }));
   record.set_fp32_top1(nan);
   record.set_fp32_top5(nan);
   // Without quantization the FP32 model is the result, so it is always evaluated.
@@ -737,7 +763,7 @@ absl::Status Experiment::eval(proto::StageRecord& record) {
     result = evaluate(*fp32, test, runtime_.device, runtime_.comm);
     say("[eval] fp32: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n", result.loss, result.top1,
         result.top5);
-    OMPQ_RETURN_IF_ERROR(append_metrics("eval_fp32", "", nullptr, result));
+    OMPQ_RETURN_IF_ERROR(append_metrics(absl::StrCat(kEvalRowPrefix, "fp32"), "", nullptr, result));
     record.set_fp32_top1(result.top1);
     record.set_fp32_top5(result.top5);
   } else {
@@ -749,7 +775,7 @@ absl::Status Experiment::eval(proto::StageRecord& record) {
     const std::string quant = enum_name(config_.quant());
     say("[eval] %s: test loss %.4f top-1 %.2f%% top-5 %.2f%%\n", quant.c_str(), result.loss,
         result.top1, result.top5);
-    OMPQ_RETURN_IF_ERROR(append_metrics(absl::StrCat("eval_", quant), "", nullptr, result));
+    OMPQ_RETURN_IF_ERROR(append_metrics(absl::StrCat(kEvalRowPrefix, quant), "", nullptr, result));
   }
   record.set_test_top1(result.top1);
   record.set_test_top5(result.top5);

@@ -1,7 +1,9 @@
 // metrics.csv: one row per evaluation, appended as a run goes, so that a killed run keeps the rows
-// it wrote and a resumed run continues the same file.
+// it wrote and a resumed run continues the same file. A kill can leave a row half written (the
+// next open drops it) or rows that the resumed run writes again (remove_rows() drops them first).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,11 +14,16 @@ namespace ompq::solver {
 
 class MetricsCsv {
  public:
-  // Opens `path` for appending; writes the header when the file is new or empty, and fails when an
-  // existing file has a different header.
+  // Opens `path` for appending; writes the header when the file is new or empty, drops a last row
+  // without its newline (cut short by a crash), and fails when an existing file has a different
+  // header.
   static absl::StatusOr<MetricsCsv> open(const std::string& path, std::vector<std::string> columns);
-  // One value per column; flushed at once.
+  // One value per column (none may hold a comma or newline); on disk when it returns. An error
+  // names the file and the system's reason.
   absl::Status append(const std::vector<std::string>& values);
+  // Rewrites the file (atomically) without the rows for which `drop` is true; `drop` sees each
+  // row's cells in column order.
+  absl::Status remove_rows(const std::function<bool(const std::vector<std::string>& row)>& drop);
 
  private:
   MetricsCsv(std::string path, size_t columns) : path_(std::move(path)), columns_(columns) {}

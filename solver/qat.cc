@@ -48,9 +48,10 @@ QatTrainer::QatTrainer(nn::Model& model, int64_t steps_per_epoch, const QatOptio
 }
 
 absl::StatusOr<EpochResult> QatTrainer::train_epoch(const data::DataLoader& loader, int64_t epoch,
-                                                    int64_t start_step) {
+                                                    int64_t start_step,
+                                                    const EpochTotals& carried) {
   nn::set_quantizers_frozen(model_, false);
-  return trainer_.train_epoch(loader, epoch, options_.epochs, start_step);
+  return trainer_.train_epoch(loader, epoch, options_.epochs, start_step, carried);
 }
 
 EvalResult QatTrainer::evaluate(const data::DataLoader& loader) {

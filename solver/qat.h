@@ -54,9 +54,10 @@ class QatTrainer {
   nn::Optimizer& optimizer() { return optimizer_; }
   const nn::LrSchedule& schedule() const { return schedule_; }
 
-  // Epoch `epoch` (0-based) from batch `start_step` on. A NaN/Inf loss is an error (Trainer).
+  // Epoch `epoch` (0-based) from batch `start_step` on, `carried` the sums of the steps before it
+  // (Trainer::train_epoch). A NaN/Inf loss is an error (Trainer).
   absl::StatusOr<EpochResult> train_epoch(const data::DataLoader& loader, int64_t epoch,
-                                          int64_t start_step = 0);
+                                          int64_t start_step = 0, const EpochTotals& carried = {});
   // Test loss and accuracy with the activation ranges frozen; tracking resumes afterwards.
   EvalResult evaluate(const data::DataLoader& loader);
 

@@ -96,7 +96,8 @@ Trainer::Trainer(nn::Module& model, nn::Optimizer& optimizer, const nn::LrSchedu
 }
 
 absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader, int64_t epoch,
-                                                 int64_t num_epochs, int64_t start_step) {
+                                                 int64_t num_epochs, int64_t start_step,
+                                                 const EpochTotals& carried) {
   model_.train();
   Communicator* comm = options_.comm;
   const bool root = comm == nullptr || comm->rank() == 0;
@@ -104,15 +105,17 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
   Progress progress(absl::StrFormat("epoch %d/%d", epoch + 1, num_epochs), steps,
                     options_.log_interval);
   const auto start = std::chrono::steady_clock::now();
-  EpochResult result;
-  double loss_sum = 0.0;
-  int64_t hits = 0, batches = 0;
-  double data_wait_seconds = 0.0;
+  EpochTotals totals = carried;
+  // The wall time of this call's steps; `totals` adds it to the carried steps' time.
+  auto seconds_now = [&] {
+    return carried.seconds +
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   data::BatchStream stream = loader.batches(start_step);
   for (;;) {
     const auto wait_start = std::chrono::steady_clock::now();
     std::optional<data::Batch> next = stream.next();
-    data_wait_seconds +=
+    totals.data_wait_seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
     if (!next) break;
     data::Batch& batch = *next;
@@ -153,27 +156,26 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
     if (grad_scaler_) {
       // Data parallel: the gradients are averaged over the ranks, so an overflow on any rank
       // reaches every rank and all of them skip the same steps.
-      if (!grad_scaler_->step(optimizer_)) ++result.skipped_steps;
+      if (!grad_scaler_->step(optimizer_)) ++totals.skipped_steps;
       grad_scaler_->update();
     } else {
       optimizer_.step();
     }
 
-    loss_sum += loss_value;
-    hits += step_hits;
-    result.images += n;
-    ++batches;
+    totals.loss_sum += loss_value;
+    totals.top1_hits += step_hits;
+    totals.images += n;
+    ++totals.steps;
+    totals.seconds = seconds_now();
     if (root) {
-      const double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::string status =
-          absl::StrFormat("loss %.4f lr %.4g data %.0f%%", loss_value,
-                          optimizer_.param_groups()[0].lr, 100.0 * data_wait_seconds / elapsed);
+      std::string status = absl::StrFormat("loss %.4f lr %.4g data %.0f%%", loss_value,
+                                           optimizer_.param_groups()[0].lr,
+                                           100.0 * totals.data_wait_seconds / totals.seconds);
       if (grad_scaler_) absl::StrAppendFormat(&status, " scale %g", grad_scaler_->scale_value());
       progress.update(batch.step + 1, n, status);
     }
     if (options_.after_step) {
-      absl::Status status = options_.after_step(epoch, batch.step + 1);
+      absl::Status status = options_.after_step(epoch, batch.step + 1, totals);
       if (!status.ok()) {
         if (root) progress.finish();
         return status;
@@ -181,12 +183,15 @@ absl::StatusOr<EpochResult> Trainer::train_epoch(const data::DataLoader& loader,
     }
   }
   if (root) progress.finish();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EpochResult result;
+  result.images = totals.images;
+  result.skipped_steps = totals.skipped_steps;
+  result.seconds = seconds_now();
   result.images_per_second = result.images / std::max(result.seconds, 1e-9);
-  result.data_wait_fraction = data_wait_seconds / std::max(result.seconds, 1e-9);
-  if (batches > 0) {
-    result.loss = loss_sum / batches;
-    result.top1 = 100.0 * hits / result.images;
+  result.data_wait_fraction = totals.data_wait_seconds / std::max(result.seconds, 1e-9);
+  if (totals.steps > 0) {
+    result.loss = totals.loss_sum / totals.steps;
+    result.top1 = 100.0 * totals.top1_hits / totals.images;
   }
   return result;
 }

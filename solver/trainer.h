@@ -42,13 +42,27 @@ struct EvalResult {
 EvalResult evaluate(nn::Module& model, const data::DataLoader& loader, Device device,
                     Communicator* comm = nullptr, DType precision = DType::kF32);
 
+// The running sums of an epoch in progress. A mid-epoch checkpoint keeps them (solver/checkpoint.h)
+// so that the result of an epoch resumed there covers the steps before the resume too.
+struct EpochTotals {
+  double loss_sum = 0.0;  // the steps' mean losses, summed
+  int64_t top1_hits = 0;
+  int64_t images = 0;
+  int64_t steps = 0;
+  int64_t skipped_steps = 0;
+  double seconds = 0.0;  // wall time, of the steps so far
+  double data_wait_seconds = 0.0;
+};
+
 struct TrainOptions {
   double label_smoothing = 0.0;
   int log_interval = 100;
   Device device = Device::cpu();
-  // Called after each optimizer step with the epoch and the steps of it done so far (e.g. to
-  // write a mid-epoch checkpoint); an error stops the epoch with that error.
-  std::function<absl::Status(int64_t epoch, int64_t steps_done)> after_step;
+  // Called after each optimizer step with the epoch, the steps of it done so far and the epoch's
+  // sums over them (e.g. to write a mid-epoch checkpoint); an error stops the epoch with that
+  // error.
+  std::function<absl::Status(int64_t epoch, int64_t steps_done, const EpochTotals& totals)>
+      after_step;
   // Data-parallel training over these ranks when set (it must outlive the Trainer and carry
   // tensors of `device`); the Trainer broadcasts the model from rank 0 when it is made.
   Communicator* comm = nullptr;
@@ -78,10 +92,13 @@ class Trainer {
           TrainOptions options);
 
   // Trains epoch `epoch` (0-based, of `num_epochs`) from batch `start_step` on; the schedule sees
-  // iteration epoch * loader.num_batches() + step. A NaN or infinite loss stops the epoch with an
-  // error naming the epoch and step, before the optimizer applies it.
+  // iteration epoch * loader.num_batches() + step. `carried`: the sums of the steps before
+  // `start_step` (a resumed epoch's, from its checkpoint), which the result includes. A NaN or
+  // infinite loss stops the epoch with an error naming the epoch and step, before the optimizer
+  // applies it.
   absl::StatusOr<EpochResult> train_epoch(const data::DataLoader& loader, int64_t epoch,
-                                          int64_t num_epochs, int64_t start_step = 0);
+                                          int64_t num_epochs, int64_t start_step = 0,
+                                          const EpochTotals& carried = {});
 
  private:
   nn::Module& model_;
