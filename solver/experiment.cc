@@ -61,6 +61,11 @@ constexpr char kPackedFile[] = "packed.safetensors";
 constexpr char kReportJson[] = "report.json";
 constexpr char kReportHtml[] = "report.html";
 constexpr char kStagesFile[] = "stages.pbtxt";
+// Every file the pipeline writes into its folder.
+constexpr const char* kOutputFiles[] = {
+    kConfigFile, kMetricsFile,   kFp32File,      kPretrainCheckpoint, kBitsFile,
+    kSearchFile, kQatCheckpoint, kPtqCheckpoint, kQuantizedFile,      kPackedFile,
+    kReportJson, kReportHtml,    kStagesFile};
 // The metrics rows of the eval stage are "eval_fp32" and "eval_<quant>".
 constexpr char kEvalRowPrefix[] = "eval_";
 
@@ -151,6 +156,9 @@ class Experiment {
 
   absl::Status prepare();
   absl::Status claim_folder();
+  // Removes the temporary files (core/atomic_file.h) of outputs whose writer was killed; a folder
+  // holds one run at a time, so no writer is still at work on them.
+  void remove_stale_temporaries() const;
   absl::StatusOr<std::shared_ptr<nn::Model>> new_model(Generator& gen) const;
   absl::StatusOr<std::shared_ptr<nn::Model>> fp32_model(Generator& gen) const;
   absl::StatusOr<std::shared_ptr<nn::Model>> quantized_model(Generator& gen,
@@ -425,11 +433,7 @@ absl::Status Experiment::claim_folder() {
   if (!writes()) {
     // Rank 0 checks the folder against this config and clears it under --fresh.
   } else if (runtime_.fresh) {
-    for (const char* file : {kConfigFile, kMetricsFile, kFp32File, kPretrainCheckpoint, kBitsFile,
-                             kSearchFile, kQatCheckpoint, kPtqCheckpoint, kQuantizedFile,
-                             kPackedFile, kReportJson, kReportHtml, kStagesFile}) {
-      fs::remove(path(file), ec);
-    }
+    for (const char* file : kOutputFiles) fs::remove(path(file), ec);
   } else if (fs::exists(path(kConfigFile))) {
     std::ifstream in(path(kConfigFile));
     std::stringstream previous;
@@ -440,7 +444,10 @@ absl::Status Experiment::claim_folder() {
           "); pass --fresh to start over there, or choose another --output_dir"));
     }
   }
-  if (writes()) OMPQ_RETURN_IF_ERROR(write_file_atomically(path(kConfigFile).string(), text));
+  if (writes()) {
+    remove_stale_temporaries();
+    OMPQ_RETURN_IF_ERROR(write_file_atomically(path(kConfigFile).string(), text));
+  }
   wait_for_writes();
   OMPQ_ASSIGN_OR_RETURN(StageLedger ledger, StageLedger::open(dir_.string(), writes()));
   ledger_.emplace(std::move(ledger));
@@ -450,6 +457,18 @@ absl::Status Experiment::claim_folder() {
     metrics_.emplace(std::move(metrics));
   }
   return absl::OkStatus();
+}
+
+void Experiment::remove_stale_temporaries() const {
+  std::vector<fs::path> stale;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    for (const char* file : kOutputFiles) {
+      if (absl::StartsWith(name, absl::StrCat(file, ".tmp."))) stale.push_back(it->path());
+    }
+  }
+  for (const fs::path& file : stale) fs::remove(file, ec);
 }
 
 absl::Status Experiment::stage(const std::string& name,
