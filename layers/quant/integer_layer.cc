@@ -10,6 +10,7 @@
 #include "core/autograd.h"
 #include "core/functional/conv.h"
 #include "core/functional/linalg.h"
+#include "core/ops/conv.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/integer.h"
 #include "core/ops/quant.h"
@@ -19,7 +20,7 @@
 
 namespace ompq::nn {
 
-IntegerLayer::IntegerLayer(const PackedLayer& layer)
+IntegerLayer::IntegerLayer(const PackedLayer& layer, IntegerKernels kernels)
     : kind_(layer.kind), params_(layer.params), bias_(layer.bias), input_(layer.input) {
   check_spec(layer.weight, "IntegerLayer");
   const int64_t out = layer.weight_shape[0];
@@ -35,23 +36,53 @@ IntegerLayer::IntegerLayer(const PackedLayer& layer)
   }
   multiplier_ = ops::mul(layer.weight.scale.expand({out}).contiguous(),
                          static_cast<double>(input_->scale.item<float>()));
+  x_zero_point_ =
+      input_->zero_point.defined() ? static_cast<int64_t>(input_->zero_point.item<float>()) : 0;
+  if (kernels == IntegerKernels::kFastest && codes.device().is_cpu()) {
+    Int8Conv2dSpec spec;
+    spec.weight_codes =
+        kind_ == QuantizableLayer::Kind::kLinear ? codes.view({out, -1, 1, 1}) : codes;
+    spec.weight_zero_point = zero_points_;
+    spec.params = params_;
+    spec.multiplier = multiplier_;
+    spec.offset = bias_;
+    cpu_conv_.emplace(spec);
+  }
 }
+
+namespace {
+
+// Per-tensor input codes in x's memory layout: a channels_last activation is quantized as the
+// NHWC array it is, so the convolution reads it without a copy.
+Tensor quantize_in_layout(const Tensor& x, const QuantSpec& spec) {
+  if (x.dim() != 4 || x.is_contiguous() || !is_channels_last(x)) return quantize(x, spec);
+  return quantize(x.permute({0, 2, 3, 1}), spec).permute({0, 3, 1, 2});
+}
+
+}  // namespace
 
 Tensor IntegerLayer::forward(const Tensor& x) {
   NoGradGuard no_grad;
   const bool conv = kind_ == QuantizableLayer::Kind::kConv2d;
   if (!input_)
     return conv ? conv2d(x, real_weight_, bias_, params_) : linear(x, real_weight_, bias_);
+  if (cpu_conv_ && x.device().is_cpu()) {
+    if (conv) return cpu_conv_->forward(quantize_in_layout(x, *input_), x_zero_point_);
+    const Tensor rows = x.reshape({-1, x.size(-1)});
+    const Tensor out = cpu_conv_->forward(
+        quantize(rows, *input_).view({rows.size(0), rows.size(1), 1, 1}), x_zero_point_);
+    Shape out_shape(x.shape().begin(), x.shape().end() - 1);
+    out_shape.push_back(codes_.size(0));
+    return out.view(out_shape);
+  }
   const Tensor x_codes = quantize(x, *input_);
-  const int64_t x_zero_point =
-      input_->zero_point.defined() ? static_cast<int64_t>(input_->zero_point.item<float>()) : 0;
   if (conv) {
-    const Tensor acc = ops::int_conv2d(x_codes, x_zero_point, codes_, zero_points_, params_);
+    const Tensor acc = ops::int_conv2d(x_codes, x_zero_point_, codes_, zero_points_, params_);
     return ops::dequantize(acc, multiplier_, Tensor(), 1, bias_);
   }
   const Shape lead(x.shape().begin(), x.shape().end() - 1);
   const Tensor acc =
-      ops::int_linear(x_codes.reshape({-1, x.size(-1)}), x_zero_point, codes_, zero_points_);
+      ops::int_linear(x_codes.reshape({-1, x.size(-1)}), x_zero_point_, codes_, zero_points_);
   Shape out_shape = lead;
   out_shape.push_back(codes_.size(0));
   return ops::dequantize(acc, multiplier_, Tensor(), 1, bias_).view(out_shape);
@@ -92,7 +123,7 @@ absl::Status check_layer(const PackedLayer& layer, const std::shared_ptr<Module>
 
 }  // namespace
 
-absl::Status load_integer_model(Model& model, const PackedModel& packed) {
+absl::Status load_integer_model(Model& model, const PackedModel& packed, IntegerKernels kernels) {
   std::map<std::string, std::shared_ptr<Module>> modules;
   for (const auto& [name, module] : model.named_modules()) modules[name] = module;
   auto find = [&](const std::string& name) {
@@ -128,7 +159,7 @@ absl::Status load_integer_model(Model& model, const PackedModel& packed) {
   }
   std::vector<std::shared_ptr<IntegerLayer>> replacements;
   for (const PackedLayer& layer : packed.layers) {
-    replacements.push_back(std::make_shared<IntegerLayer>(layer));
+    replacements.push_back(std::make_shared<IntegerLayer>(layer, kernels));
   }
   OMPQ_RETURN_IF_ERROR(model.load_state_dict(packed.float_state, /*strict=*/false));
   for (size_t i = 0; i < packed.layers.size(); ++i) {
