@@ -4,7 +4,8 @@
 // BM_Infer) reporting images/s, on the CPU (BM_TrainStep/resnet18/32/224) and, when a GPU is
 // usable, on cuda:0 under bf16 autocast (BM_TrainStep/cuda/resnet18/64/224, the peer of
 // scripts/bench_torch_gpu.py's train/resnet18/64/224). The GPU kernel families are registered by
-// bench_cuda.cc and bench_lowbit.cc, the data pipeline's by bench_data.cc.
+// bench_cuda.cc and bench_lowbit.cc, the data pipeline's by bench_data.cc, the packed integer
+// models' inference (BM_InferPacked) by bench_packed.cc.
 // Benchmark names carry every parameter of the case (e.g.
 // BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
 // same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
@@ -28,6 +29,7 @@
 #include "apps/bench_data.h"
 #include "apps/bench_gpu.h"
 #include "apps/bench_lowbit.h"
+#include "apps/bench_packed.h"
 #include "core/autocast.h"
 #include "core/autograd.h"
 #include "core/functional/conv.h"
@@ -350,6 +352,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
   ompq::register_benchmarks(batch, model_iterations, model_channels_last, model_precision);
+  ompq::register_packed_benchmarks(batch, model_iterations);
   ompq::register_data_benchmarks();
 #if defined(OMPQ_WITH_CUDA)
   ompq::register_cuda_benchmarks();

@@ -1,0 +1,20 @@
+// Packed-model inference benchmarks for ompq_bench (Google Benchmark), registered at run time:
+//   BM_InferPacked/<model>/<batch>/<resolution>/qat   the default QAT experiment's bits: the LP
+//       search (4..8 bits, stem and classifier at 8) at 75% of the 8-bit size, on random images
+//   BM_InferPacked/<model>/<batch>/<resolution>/ptq   the PTQ recipe's bits: the projection solver
+//       (2..4 bits, data-free, as the released PTQ configs) at 37.5% of the 8-bit size
+// for resnet20, resnet18, resnet50 and mobilenet_v2 on random weights, channels_last, 8-bit
+// activations. Untimed setup per case: the search, quantization, calibration on random images,
+// pack_model and load_integer_model into a fresh model; then the integer model's forward on a
+// batch of random NCHW images (the peer of BM_Infer/<model>/<batch>/<resolution>), reporting
+// images/s, the searched size (size_mib) and how many layers run 8-bit weights (eight_bit_layers,
+// which the CPU int8 path splits in two on CPUs without VNNI).
+#pragma once
+
+#include <cstdint>
+
+namespace ompq {
+
+void register_packed_benchmarks(int64_t batch, int64_t iterations);
+
+}  // namespace ompq
