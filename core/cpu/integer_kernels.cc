@@ -9,7 +9,6 @@
 #include "core/cpu/code_dtype.h"
 #include "core/cpu/register.h"
 #include "core/ops/integer.h"
-#include "core/ops/pack.h"
 #include "core/ops/quant.h"
 #include "core/parallel.h"
 
@@ -141,14 +140,13 @@ void int_conv2d_kernel(const Tensor& out, const Tensor& x, int64_t x_zero_point,
   });
 }
 
-// The reference composition: unpacked codes, int_conv2d, then requantize when asked.
+// The reference composition: unpacked codes (in the weight's order), int_conv2d, then requantize
+// when asked.
 void packed_conv2d_kernel(const Tensor& out, const Tensor& x, int64_t x_zero_point,
                           const PackedWeight& w, const Conv2dParams& p,
                           const std::optional<Requantization>& requant) {
-  const int64_t rows = w.shape[0];
-  const Tensor codes = ops::unpack_codes(w.packed, shape_numel(w.shape) / rows, w.bits, w.qmin,
-                                         w.qmin < 0 ? DType::kI8 : DType::kU8)
-                           .view(w.shape);
+  const Tensor codes = ops::unpack_weight_codes(w.packed, w.shape, w.bits, w.qmin,
+                                                w.qmin < 0 ? DType::kI8 : DType::kU8);
   if (!requant) {
     int_conv2d_kernel(out, x, x_zero_point, codes, w.zero_point, p);
     return;

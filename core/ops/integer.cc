@@ -1,6 +1,9 @@
 #include "core/ops/integer.h"
 
+#include <vector>
+
 #include "core/ops/conv.h"
+#include "core/ops/pack.h"
 #include "core/ops/quant_math.h"
 
 namespace ompq {
@@ -62,7 +65,32 @@ void check_requantization(const Requantization& r, int64_t out_channels, const T
   }
 }
 
+// The permutation from a weight's dims to packed weight order ([O, kh, kw, C/groups]), and back.
+const std::vector<int64_t> kConvToPacked = {0, 2, 3, 1}, kPackedToConv = {0, 3, 1, 2};
+
+void check_weight_rank(const Shape& shape, const char* op) {
+  OMPQ_CHECK(shape.size() == 2 || shape.size() == 4, op, ": weight of shape ", shape_str(shape),
+             " (expected [O, K] or [O, C/groups, kh, kw])");
+}
+
 }  // namespace
+
+Tensor pack_weight_codes(const Tensor& codes, int bits, int64_t qmin) {
+  check_weight_rank(codes.shape(), "pack_weight_codes");
+  return pack_codes(codes.dim() == 4 ? codes.permute(kConvToPacked).contiguous() : codes, bits,
+                    qmin);
+}
+
+Tensor unpack_weight_codes(const Tensor& packed, const Shape& weight_shape, int bits, int64_t qmin,
+                           DType dtype) {
+  check_weight_rank(weight_shape, "unpack_weight_codes");
+  const Tensor rows =
+      unpack_codes(packed, shape_numel(weight_shape) / weight_shape[0], bits, qmin, dtype);
+  if (weight_shape.size() == 2) return rows.view(weight_shape);
+  return rows.view({weight_shape[0], weight_shape[2], weight_shape[3], weight_shape[1]})
+      .permute(kPackedToConv)
+      .contiguous();
+}
 
 Tensor int_conv2d(const Tensor& x, int64_t x_zero_point, const Tensor& w,
                   const Tensor& w_zero_point, const Conv2dParams& p) {

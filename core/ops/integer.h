@@ -24,10 +24,10 @@ using IntConv2dKernel = void(const Tensor& out, const Tensor& x, int64_t x_zero_
                              const Tensor& w, const Tensor& w_zero_point, const Conv2dParams& p);
 extern DispatchStub<IntConv2dKernel> int_conv2d_stub;
 
-// A weight stored as packed integer codes (ops::pack_codes): row o of `packed` holds output channel
-// o's K = numel / O codes in weight order, each as code - qmin in `bits` bits.
+// A weight stored as packed integer codes (ops::pack_weight_codes): row o of `packed` holds output
+// channel o's K = numel / O codes in packed weight order, each as code - qmin in `bits` bits.
 struct PackedWeight {
-  Tensor packed;      // u8 [O, ceil(K * bits / 8)]
+  Tensor packed;      // u8 [O, ceil(K * bits / 8)], rows in packed weight order
   Shape shape;        // the weight's shape, [O, C/groups, kh, kw]
   int bits = 8;       // 2..8
   int64_t qmin = 0;   // the codes' range starts here: [qmin, qmin + 2^bits - 1] (i8 or u8)
@@ -53,6 +53,18 @@ extern DispatchStub<PackedConv2dKernel> packed_conv2d_stub;
 
 namespace ops {
 
+// Packed weight order: a conv weight [O, C/groups, kh, kw] is packed as [O, kh, kw, C/groups], so
+// that a row runs over the kernel taps with each tap's channels contiguous, as they are in a
+// channels_last input: the GPU's implicit GEMM then loads a tap's channels as whole vectors. A
+// linear weight [O, K] (and a 1x1 or depthwise conv, where both orders agree) is packed as it is.
+// codes: [O, C/groups, kh, kw] or [O, K] integer codes in [qmin, qmin + 2^bits - 1]. Returns u8
+// [O, ceil(K * bits / 8)] (ops::pack_codes of the rows in packed weight order).
+Tensor pack_weight_codes(const Tensor& codes, int bits, int64_t qmin);
+// The inverse: codes of `weight_shape` ([O, C/groups, kh, kw] or [O, K]) and `dtype` (i8, u8 or
+// i32), contiguous, in the weight's own order.
+Tensor unpack_weight_codes(const Tensor& packed, const Shape& weight_shape, int bits, int64_t qmin,
+                           DType dtype);
+
 // x [N, C, H, W] and weight [O, C/groups, kh, kw] codes (i8 or u8), w_zero_point i32 [O] or
 // undefined; PyTorch's conv2d geometry. Returns i32 [N, O, OH, OW].
 Tensor int_conv2d(const Tensor& x, int64_t x_zero_point, const Tensor& w,
@@ -63,7 +75,7 @@ Tensor int_linear(const Tensor& x, int64_t x_zero_point, const Tensor& w,
 
 // int_conv2d on a packed weight, optionally requantized in the same pass: the low-bit inference
 // kernel. x_zero_point must be a code of x's dtype (the GPU pads with it). On the CPU this is
-// unpack_codes + int_conv2d + requantize, the reference the CUDA kernels equal bit for bit.
+// unpack_weight_codes + int_conv2d + requantize, the reference the CUDA kernels equal bit for bit.
 // Returns i32 accumulators [N, O, OH, OW], or codes of code_dtype(requant->range).
 Tensor packed_conv2d(const Tensor& x, int64_t x_zero_point, const PackedWeight& w,
                      const Conv2dParams& p,

@@ -9,7 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/autograd.h"
-#include "core/ops/pack.h"
+#include "core/ops/integer.h"
 #include "core/ops/quant_math.h"
 #include "layers/quant/quantize_model.h"
 
@@ -19,7 +19,10 @@ namespace {
 using json = nlohmann::json;
 
 constexpr char kFormatKey[] = "ompq.format";
-constexpr char kFormat[] = "packed-v1";
+// v2: conv weights packed in (kh, kw, C/groups) order (ops::pack_weight_codes); v1 packed them in
+// the weight's own (C/groups, kh, kw) order, which v2 would misread, so v1 files are refused.
+constexpr char kFormat[] = "packed-v2";
+constexpr char kFormatV1[] = "packed-v1";
 constexpr char kLayersKey[] = "ompq.layers";
 
 // Codes per output channel.
@@ -157,9 +160,7 @@ bool is_packed_state(const std::string& name, const std::vector<PackedLayer>& la
 
 Tensor PackedLayer::weight_codes() const {
   const DType dtype = weight.is_signed ? DType::kI8 : DType::kU8;
-  return ops::unpack_codes(packed_weight, row_length(weight_shape), weight.bits, weight.qmin(),
-                           dtype)
-      .view(weight_shape);
+  return ops::unpack_weight_codes(packed_weight, weight_shape, weight.bits, weight.qmin(), dtype);
 }
 
 Tensor PackedLayer::dequantized_weight() const { return dequantize(weight_codes(), weight); }
@@ -198,7 +199,7 @@ PackedModel pack_model(const Model& model) {
     // The grid values' codes: round((q - z) * s / s) + z recovers q exactly.
     const Tensor codes = quantize(weight, layer.weight);
     layer.packed_weight =
-        ops::pack_codes(codes.to(Device::cpu()), layer.weight.bits, layer.weight.qmin());
+        ops::pack_weight_codes(codes.to(Device::cpu()), layer.weight.bits, layer.weight.qmin());
     layer.bias = f32_copy(folded.bias);
     if (ActivationQuantizer* iq = q->input_quantizer()) {
       OMPQ_CHECK(iq->enabled(), "pack_model: layer \"", name, "\" has input quantization disabled");
@@ -254,6 +255,13 @@ absl::Status save_packed(const std::string& path, const PackedModel& packed) {
 absl::StatusOr<PackedModel> load_packed(const std::string& path) {
   OMPQ_ASSIGN_OR_RETURN(SafetensorsContents contents, load_safetensors(path));
   auto format = contents.metadata.find(kFormatKey);
+  if (format != contents.metadata.end() && format->second == kFormatV1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "': packed model of format \"", kFormatV1,
+        "\" (conv weights in (C/groups, kh, kw) order), which this version no longer reads "
+        "(expected \"",
+        kFormat, "\": (kh, kw, C/groups) order); export the model again"));
+  }
   if (format == contents.metadata.end() || format->second != kFormat) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", path, "': not a packed model (metadata \"", kFormatKey, "\" is ",

@@ -3,17 +3,19 @@
 //
 // File layout (safetensors). For a quantized layer <L>:
 //   <L>.weight_packed      u8 [O, ceil(K * bits / 8)]: output channel o's K = weight.numel() / O
-//                          codes in weight order, each stored as code - qmin in `bits` bits, as a
-//                          little-endian bit stream (code j in stream bits [j*bits, (j+1)*bits),
-//                          least significant bit first; stream bit i is bit i % 8 of byte i / 8),
-//                          each row padded with zero bits to a whole byte (core/ops/quant_math.h);
+//                          codes in packed weight order (a conv weight [O, C/groups, kh, kw] as
+//                          [O, kh, kw, C/groups]: ops::pack_weight_codes), each stored as
+//                          code - qmin in `bits` bits, as a little-endian bit stream (code j in
+//                          stream bits [j*bits, (j+1)*bits), least significant bit first; stream
+//                          bit i is bit i % 8 of byte i / 8), each row padded with zero bits to
+//                          a whole byte (core/ops/quant_math.h);
 //   <L>.weight_scale       f32 [O] (per output channel) or [] (per tensor);
 //   <L>.weight_zero_point  f32, like the scale, integer-valued (affine weights only);
 //   <L>.bias               f32 [O]: the layer's bias with its batch norm folded in (if any);
 //   <L>.input_scale        f32 [] and <L>.input_zero_point f32 [] (affine inputs only): the
 //                          per-tensor input quantizer (absent when the input stays real-valued).
 // Every other parameter and buffer keeps its model name; the folded batch norms' and the packed
-// layers' own float tensors are left out. Metadata "ompq.format" = "packed-v1" and "ompq.layers"
+// layers' own float tensors are left out. Metadata "ompq.format" = "packed-v2" and "ompq.layers"
 // = a JSON array, in execution order, of {"name", "kind" ("conv2d"|"linear"), "weight_shape",
 // "stride", "padding", "dilation", "groups" (conv2d), "weight": {"bits", "signed", "symmetric",
 // "per_channel"}, "input": {"bits", "signed", "symmetric"} or null, "folded_batch_norm" (name or

@@ -446,6 +446,36 @@ TEST(Pack, RoundTripForEveryWidthAndOddSizes) {
   }
 }
 
+TEST(Pack, ConvWeightRowsRunOverTapsWithChannelsInnermost) {
+  // [O = 2, C = 3, kh = 1, kw = 2]: code 10 * c + j (+ 100 for o = 1); packed row order (j, c).
+  std::vector<int32_t> codes;
+  for (int o = 0; o < 2; ++o) {
+    for (int c = 0; c < 3; ++c) {
+      for (int j = 0; j < 2; ++j) codes.push_back(100 * o + 10 * c + j);
+    }
+  }
+  const Tensor weight = Tensor::from_vector(codes, {2, 3, 1, 2});
+  const Tensor packed = ops::pack_weight_codes(weight, 8, 0);
+  EXPECT_EQ(packed_bytes(packed),
+            (std::vector<int32_t>{0, 10, 20, 1, 11, 21, 100, 110, 120, 101, 111, 121}));
+  const Tensor back = ops::unpack_weight_codes(packed, {2, 3, 1, 2}, 8, 0, DType::kU8);
+  EXPECT_EQ(back.shape(), (Shape{2, 3, 1, 2}));
+  EXPECT_EQ(back.to_vector<int32_t>(), codes);
+  // A linear weight keeps its order.
+  const Tensor linear = Tensor::from_vector<int32_t>({1, 2, 3, 4, 5, 6}, {2, 3});
+  EXPECT_EQ(packed_bytes(ops::pack_weight_codes(linear, 4, 0)),
+            (std::vector<int32_t>{0x21, 0x03, 0x54, 0x06}));
+  EXPECT_EQ(ops::unpack_weight_codes(ops::pack_weight_codes(linear, 4, 0), {2, 3}, 4, 0, DType::kU8)
+                .to_vector<int32_t>(),
+            linear.to_vector<int32_t>());
+  EXPECT_THAT(
+      [&] {
+        ops::pack_weight_codes(Tensor::zeros({2, 3, 4}, DType::kU8), 4, 0);
+      },
+      ThrowsMessage<Error>(HasSubstr("pack_weight_codes: weight of shape [2, 3, 4] "
+                                     "(expected [O, K] or [O, C/groups, kh, kw])")));
+}
+
 TEST(Pack, BadInputs) {
   Tensor codes = Tensor::from_vector<int32_t>({0, 4, 9}, {1, 3});
   EXPECT_THAT([&] { ops::pack_codes(codes, 3, 0); },

@@ -164,7 +164,7 @@ TEST(PackedModel, SavesTheDocumentedTensorsAndLoadsThemBack) {
   // The raw file: the documented names, dtypes and packed sizes; no float weights of packed layers.
   absl::StatusOr<SafetensorsContents> raw = load_safetensors(path);
   ASSERT_TRUE(raw.ok()) << raw.status();
-  EXPECT_EQ(raw->metadata.at("ompq.format"), "packed-v1");
+  EXPECT_EQ(raw->metadata.at("ompq.format"), "packed-v2");
   const TensorMap& t = raw->tensors;
   const int bits1 = bits.at("layer1.0.conv1");  // [16, 16, 3, 3]: 144 codes per row
   EXPECT_EQ(t.at("layer1.0.conv1.weight_packed").shape(), (Shape{16, (144 * bits1 + 7) / 8}));
@@ -297,6 +297,13 @@ TEST(PackedModel, BadModelsAndFiles) {
   EXPECT_THAT(load_packed(plain_path).status().message(),
               HasSubstr("not a packed model (metadata \"ompq.format\" is missing"));
   std::remove(plain_path.c_str());
+
+  MetadataMap version1 = raw->metadata;
+  version1["ompq.format"] = "packed-v1";
+  ASSERT_TRUE(save_safetensors(path, raw->tensors, version1).ok());
+  EXPECT_THAT(load_packed(path).status().message(),
+              HasSubstr("packed model of format \"packed-v1\" (conv weights in (C/groups, kh, "
+                        "kw) order), which this version no longer reads (expected \"packed-v2\""));
 
   TensorMap without_scale = raw->tensors;
   without_scale.erase("fc.weight_scale");
