@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "apps/bench_gpu.h"
 #include "core/ops/integer.h"
-#include "core/ops/pack.h"
 #include "core/random.h"
 #include "runtime/init.h"
 
@@ -41,8 +40,9 @@ const Tensor& packed_weight(const Shape& w_shape, int bits) {
   Tensor& packed = cache[{w_shape, bits}];
   if (!packed.defined()) {
     const int64_t qmin = -(int64_t{1} << (bits - 1));
-    packed = ops::pack_codes(random_codes(w_shape, qmin, -qmin - 1, 2, Device::cpu()), bits, qmin)
-                 .to(Device::cuda());
+    packed =
+        ops::pack_weight_codes(random_codes(w_shape, qmin, -qmin - 1, 2, Device::cpu()), bits, qmin)
+            .to(Device::cuda());
   }
   return packed;
 }

@@ -1,7 +1,7 @@
 // Packed low-bit integer convolution and linear layers on CUDA (ops::packed_conv2d): weights
-// packed at 2..8 bits (core/ops/pack.h) x int8/uint8 activation codes -> int32 accumulators ->
-// optionally requantized codes, equal bit for bit to the CPU reference (unpack_codes + int_conv2d
-// + requantize).
+// packed at 2..8 bits (ops::pack_weight_codes) x int8/uint8 activation codes -> int32
+// accumulators -> optionally requantized codes, equal bit for bit to the CPU reference
+// (unpack_weight_codes + int_conv2d + requantize).
 //
 // Zero points. With A = raw activation codes (the pad value is the activation zero point zx, whose
 // centred value is 0) and B = the stored weight values u = code - qmin (0 .. 2^bits - 1), the
@@ -13,20 +13,26 @@
 //
 // Kernels:
 //  - implicit GEMM (every conv with C/groups > 1, and linear): per group, C[m, o] over
-//    m = (n, oh, ow) positions and o output channels, K = (C/groups) * kh * kw in weight order
-//    (c, i, j). Block tile 64 (m) x 64 (o) x 64 (k), 4 warps of 32 x 32, each a 2 x 4 grid of
-//    mma.sync m16n8k32 (int8 tensor cores, sm_80+). Every thread loads a 32-byte slice of one
-//    row of each tile into registers (A: 16-, 8- or 4-byte vectors of channels, as C/groups and
-//    alignment allow, for 1x1 kernels over contiguous channels (channels_last inputs, linear
-//    layers), otherwise gathered byte by byte from NCHW or channels_last codes; B: 4 * bits
-//    bytes of a packed row, `bits` aligned words when rows are whole words, unpacked in
-//    registers with the bit width a template parameter) and stores it as two 16-byte vectors
-//    into shared memory [64][64 + 16], where both those stores and the fragment loads are free
-//    of bank conflicts. The next tile is fetched into registers while the tensor cores work on
-//    the current one. When the output tiles alone cannot fill the GPU, K is split over blocks
-//    that add their partial accumulators into an int32 buffer (atomics: integer addition is
-//    exact in any order), and requantization runs afterwards. The index math (slices, fragments,
-//    split K, packing offsets, launch configuration) is cuda/lowbit_layout.h, tested on the CPU.
+//    m = (n, oh, ow) positions and o output channels, K = kh * kw * (C/groups) in packed weight
+//    order (i, j, c): the kernel taps, each tap's channels innermost, so that over channels_last
+//    inputs (and a linear layer's rows) a tap's channels are contiguous in memory. Block tile
+//    64 (m) x 64 (o) x 64 (k), 4 warps of 32 x 32, each a 2 x 4 grid of mma.sync m16n8k32
+//    (int8 tensor cores, sm_80+). Every thread loads a 32-byte slice of one row of each tile into
+//    registers (A: runs of a tap's channels as 16-, 8- or 4-byte vectors, the widest C, C/groups
+//    and x's alignment allow, over channels_last inputs and linear rows, at any kernel size,
+//    stride, padding, dilation and groups; byte by byte from NCHW codes or where C/groups is
+//    ragged; B: 4 * bits bytes of a packed row, `bits` aligned words when rows are whole
+//    words, unpacked in registers with the bit width a template parameter) and stores it as two
+//    16-byte vectors into shared memory [64][64 + 16], where both those stores and the fragment
+//    loads are free of bank conflicts. The next tile is fetched into registers while the tensor
+//    cores work on the current one. When the output tiles alone cannot fill the GPU, K is split
+//    over blocks that add their partial accumulators into an int32 buffer (atomics: integer
+//    addition is exact in any order), and requantization runs afterwards. The index math (slices,
+//    fragments, split K, packing offsets, launch configuration) is cuda/lowbit_layout.h, tested on
+//    the CPU. K's order is the packed rows' own: the weights are packed tap-major on the host (file
+//    format packed-v2) rather than repacked into a cached device copy per layer, which would
+//    need a device-side cache keyed by weight storage (invalidation on in-place writes, a
+//    second copy of every weight) and a repacking kernel that only a GPU could test.
 //  - depthwise (C/groups == 1: K = kh * kw, too small for tensor cores): one thread per output
 //    element, reading its window directly and its weight codes from the packed row.
 #include <cstdint>
@@ -210,7 +216,7 @@ __global__ void __launch_bounds__(kGemmThreads)
 
 // One output element per thread (taken in NCHW order): acc = sum over the window of
 // (x - zx)(w - zw) for a layer with one input channel per group; codes of row o read from the
-// packed row with unpack_value.
+// packed row with unpack_value (with one channel, packed weight order (i, j, c) is tap i * kw + j).
 template <typename XCode, typename Out>
 __global__ void packed_depthwise_kernel(Out* out, const XCode* x, int32_t x_zero_point,
                                         PackedWeightView w, ConvGeometry geo,

@@ -63,13 +63,14 @@ constexpr int kMinSplitKTiles = 4, kMaxSplits = 64;
 // ---- geometry ---------------------------------------------------------------------------------
 
 // Conv geometry as the kernels see it: one GEMM per group, C[m, o] over m = (n, oh, ow)
-// positions and the group's o, K = (C/groups) * kh * kw in weight order (c, i, j).
+// positions and the group's o, K = kh * kw * (C/groups) in packed weight order (i, j, c): the
+// kernel taps, each tap's channels of the group innermost (ops::pack_weight_codes).
 struct ConvGeometry {
   int batch, channels, height, width;  // input (all groups)
   int out_channels, out_h, out_w;      // output (all groups)
   int kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
   int groups, group_channels, group_out;  // C / groups, O / groups
-  int k;                                  // group_channels * kh * kw
+  int k;                                  // kh * kw * group_channels
   int m;                                  // batch * out_h * out_w
   // Element strides of x's channel, row and column (NCHW: H*W, W, 1; channels_last: 1, W*C, C);
   // an image is C*H*W elements either way.
@@ -79,16 +80,15 @@ struct ConvGeometry {
   int a_load_bytes;
 };
 
-// Bytes per global load of the A gather. With a 1x1 kernel, K is the group's channels of one
-// input pixel; where those are contiguous (channels_last, or a 1x1 image: a linear layer's rows),
-// a slice is read 16, 8 or 4 bytes at a time, the widest that divides C and C/groups (so that
-// every pixel's group starts on that boundary, given x's address does too; slices start at
-// multiples of 32 channels). Otherwise one byte at a time: in NCHW consecutive channels are H*W
-// apart, and with a larger kernel K's order (c, i, j), fixed by the packed weights, puts one
-// channel's taps at consecutive k, which are W (NCHW) or C (channels_last) elements apart.
-inline int a_load_bytes(int channels, int group_channels, int kh, int kw, int64_t x_stride_c,
-                        uintptr_t x_address) {
-  if (kh != 1 || kw != 1 || x_stride_c != 1) return 1;
+// Bytes per global load of the A gather. K's order (i, j, c) puts a tap's channels of the group
+// at consecutive k; where a pixel's channels are contiguous in memory (channels_last, or a 1x1
+// image: a linear layer's rows), they are read 16, 8 or 4 bytes at a time, the widest that
+// divides C and C/groups: every pixel's group then starts on that boundary (given x's address
+// does too), and as slices start at multiples of 32, no load straddles two taps. Otherwise one
+// byte at a time: in NCHW consecutive channels are H*W apart, and a ragged C/groups (or C)
+// leaves some runs of channels unaligned.
+inline int a_load_bytes(int channels, int group_channels, int64_t x_stride_c, uintptr_t x_address) {
+  if (x_stride_c != 1) return 1;
   for (int bytes : {16, 8, 4}) {
     if (channels % bytes == 0 && group_channels % bytes == 0 && x_address % bytes == 0) {
       return bytes;
@@ -124,15 +124,14 @@ inline ConvGeometry conv_geometry(const Shape& x, bool x_channels_last, const Sh
   geo.groups = static_cast<int>(p.groups);
   geo.group_channels = geo.channels / geo.groups;
   geo.group_out = geo.out_channels / geo.groups;
-  geo.k = geo.group_channels * geo.kh * geo.kw;
+  geo.k = geo.kh * geo.kw * geo.group_channels;
   geo.m = geo.batch * geo.out_h * geo.out_w;
   const int64_t c = geo.channels, h = geo.height, w = geo.width;
   geo.x_stride_c = x_channels_last ? 1 : h * w;
   geo.x_stride_h = x_channels_last ? w * c : w;
   geo.x_stride_w = x_channels_last ? c : 1;
   geo.out_channels_last = out_channels_last;
-  geo.a_load_bytes =
-      a_load_bytes(geo.channels, geo.group_channels, geo.kh, geo.kw, geo.x_stride_c, x_address);
+  geo.a_load_bytes = a_load_bytes(geo.channels, geo.group_channels, geo.x_stride_c, x_address);
   return geo;
 }
 
@@ -269,28 +268,60 @@ OMPQ_HD inline void read_global_vector(const void* p, uint32_t* words) {
 #endif
 }
 
-// The A slice of a 1x1 kernel over contiguous channels, kBytes (geo.a_load_bytes) at a time:
-// channels k_begin .. of the group at one input pixel, or `pad` where the pixel is padding.
-// kBytes divides C/groups and k_begin, so a load lies wholly inside or wholly past K.
+// Where reduction index k lies in the window: tap (i, j) and channel c of the group, K in packed
+// weight order (i, j, c).
+struct WindowPosition {
+  int i, j, c;
+};
+OMPQ_HD inline WindowPosition window_position(const ConvGeometry& geo, int k) {
+  const int tap = k / geo.group_channels;
+  return {tap / geo.kw, tap % geo.kw, k - tap * geo.group_channels};
+}
+
+// `at` moved on by `step` channels, a divisor of C/groups: past a tap's last channel, the next
+// tap's first (no division, for the loaders' inner loop).
+OMPQ_HD inline void advance_window_position(const ConvGeometry& geo, int step, WindowPosition& at) {
+  at.c += step;
+  if (at.c == geo.group_channels) {
+    at.c = 0;
+    if (++at.j == geo.kw) {
+      at.j = 0;
+      ++at.i;
+    }
+  }
+}
+
+// The A slice kBytes (geo.a_load_bytes: 1, 4, 8 or 16) at a time: each load is the channels
+// at.c .. at.c + kBytes - 1 of the group at one tap's input pixel, or `pad` where that pixel is
+// padding. kBytes divides C/groups and k_begin, so a load lies inside one tap, and wholly inside
+// or wholly past K; a vector load's address is kBytes-aligned (see a_load_bytes). With one byte
+// per load the lanes of a warp read consecutive positions for each k, coalesced across the warp
+// for NCHW.
 template <int kBytes, typename XCode>
-OMPQ_HD inline void load_a_channel_vectors(uint32_t (&words)[8], const XCode* x,
-                                           const ConvGeometry& geo, int g, int n, int ih, int iw,
-                                           int k_begin, uint8_t pad) {
-  constexpr int kWords = kBytes / 4;
-  const bool inside = ih >= 0 && ih < geo.height && iw >= 0 && iw < geo.width;
-  const XCode* pixel =
-      x + x_index(geo, n, g * geo.group_channels, inside ? ih : 0, inside ? iw : 0);
-  const uint32_t pad_word = 0x01010101u * pad;
+OMPQ_HD inline void load_a_runs(uint32_t (&words)[8], const XCode* x, const ConvGeometry& geo,
+                                int g, int n, int ih0, int iw0, int k_begin, uint8_t pad) {
+  WindowPosition at = window_position(geo, k_begin);
   OMPQ_LOWBIT_UNROLL
   for (int v = 0; v < kSliceBytes / kBytes; ++v) {
-    const int k = k_begin + v * kBytes;
-    if (k >= geo.k) break;
-    if (inside) {
-      read_global_vector<kBytes>(pixel + k, words + v * kWords);
+    if (k_begin + v * kBytes >= geo.k) break;
+    const int ih = ih0 + at.i * geo.dil_h, iw = iw0 + at.j * geo.dil_w;
+    const bool inside = ih >= 0 && ih < geo.height && iw >= 0 && iw < geo.width;
+    if constexpr (kBytes == 1) {
+      const uint8_t byte = inside ? static_cast<uint8_t>(read_global(
+                                        x + x_index(geo, n, g * geo.group_channels + at.c, ih, iw)))
+                                  : pad;
+      words[v / 4] |= static_cast<uint32_t>(byte) << (8 * (v % 4));
     } else {
-      OMPQ_LOWBIT_UNROLL
-      for (int w = 0; w < kWords; ++w) words[v * kWords + w] = pad_word;
+      constexpr int kWords = kBytes / 4;
+      if (inside) {
+        read_global_vector<kBytes>(x + x_index(geo, n, g * geo.group_channels + at.c, ih, iw),
+                                   words + v * kWords);
+      } else {
+        OMPQ_LOWBIT_UNROLL
+        for (int w = 0; w < kWords; ++w) words[v * kWords + w] = 0x01010101u * pad;
+      }
     }
+    advance_window_position(geo, kBytes, at);
   }
 }
 
@@ -308,35 +339,13 @@ OMPQ_HD inline void load_a_slice(uint32_t (&words)[8], const XCode* x, const Con
   const int iw0 = (pos % geo.out_w) * geo.stride_w - geo.pad_w;
   switch (geo.a_load_bytes) {
     case 16:
-      return load_a_channel_vectors<16>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
+      return load_a_runs<16>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
     case 8:
-      return load_a_channel_vectors<8>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
+      return load_a_runs<8>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
     case 4:
-      return load_a_channel_vectors<4>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
+      return load_a_runs<4>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
     default:
-      break;
-  }
-  // One byte per k: the lanes of a warp read consecutive positions for each k (coalesced across
-  // the warp for NCHW).
-  const int taps = geo.kh * geo.kw;
-  int c = g * geo.group_channels + k_begin / taps, r = k_begin % taps;
-  int i = r / geo.kw, j = r % geo.kw;
-  OMPQ_LOWBIT_UNROLL
-  for (int t = 0; t < kSliceBytes; ++t) {
-    if (k_begin + t < geo.k) {
-      const int ih = ih0 + i * geo.dil_h, iw = iw0 + j * geo.dil_w;
-      const uint8_t byte = (ih >= 0 && ih < geo.height && iw >= 0 && iw < geo.width)
-                               ? static_cast<uint8_t>(read_global(x + x_index(geo, n, c, ih, iw)))
-                               : pad;
-      words[t / 4] |= static_cast<uint32_t>(byte) << (8 * (t % 4));
-      if (++j == geo.kw) {  // walk (c, i, j) without dividing
-        j = 0;
-        if (++i == geo.kh) {
-          i = 0;
-          ++c;
-        }
-      }
-    }
+      return load_a_runs<1>(words, x, geo, g, n, ih0, iw0, k_begin, pad);
   }
 }
 

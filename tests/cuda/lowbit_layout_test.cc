@@ -4,9 +4,10 @@
 // m16n8k32 performed per the PTX ISA's fragment tables (written here from the ISA's description,
 // independently of the code under test), and stores the accumulators by the layout's C mapping;
 // the result must equal the CPU reference (ops::packed_conv2d) at ragged shapes, every bit width
-// and split K, for NCHW and channels_last inputs and outputs, with the A loads as wide as channels
-// and alignment allow. So a wrong lane mapping, slice, packing offset, split or gather address
-// fails here, without a GPU.
+// and split K, for NCHW and channels_last inputs and outputs, k x k kernels with stride, padding,
+// dilation and groups, with the A loads as wide as channels and alignment allow. So a wrong lane
+// mapping, slice, reduction order, packing offset, split or gather address fails here, without a
+// GPU.
 // Also: the shared-memory accesses are free of bank conflicts, and split K covers K exactly once.
 #include "cuda/lowbit_layout.h"
 
@@ -23,7 +24,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/ops/integer.h"
 #include "core/ops/memory_format.h"
-#include "core/ops/pack.h"
 #include "cuda_test_util.h"
 
 namespace ompq::cuda::lowbit {
@@ -244,6 +244,43 @@ TEST(LowbitLayout, SplitKCoversEveryTileOnce) {
   }
 }
 
+// ---- the reduction order ----------------------------------------------------------------------
+
+// window_position is K's order (i, j, c) of ops::pack_weight_codes, and walking it with
+// advance_window_position by any step that divides C/groups meets window_position at every step.
+TEST(LowbitLayout, WindowPositionsFollowThePackedWeightOrder) {
+  for (const ConvCase& c :
+       {ConvCase{1, 12, 5, 5, 4, 2, 3, 1, 0, 1, 1}, ConvCase{1, 48, 5, 5, 4, 3, 3, 1, 0, 1, 3}}) {
+    SCOPED_TRACE(c.name());
+    const Shape w_shape = {c.o, c.c / c.groups, c.kh, c.kw};
+    const ConvGeometry geo =
+        conv_geometry({c.n, c.c, c.h, c.w}, true, {c.n, c.o, 4, 3}, false, w_shape, c.params(), 0);
+    // Weight codes that name their own (c, i, j); packed, they give K's order.
+    std::vector<int32_t> names;
+    for (int o = 0; o < c.o; ++o) {
+      for (int ch = 0; ch < geo.group_channels; ++ch) {
+        for (int i = 0; i < c.kh; ++i) {
+          for (int j = 0; j < c.kw; ++j) names.push_back((ch * c.kh + i) * c.kw + j);
+        }
+      }
+    }
+    const std::vector<int32_t> packed =
+        ops::pack_weight_codes(Tensor::from_vector(names, w_shape), 8, 0).to_vector<int32_t>();
+    for (int step : {1, 2, 4, 8, 16}) {
+      if (geo.group_channels % step != 0) continue;
+      WindowPosition at = window_position(geo, 0);
+      for (int k = 0; k < geo.k; k += step) {
+        const WindowPosition expected = window_position(geo, k);
+        ASSERT_EQ(packed[k], (expected.c * c.kh + expected.i) * c.kw + expected.j) << "k " << k;
+        ASSERT_EQ(at.i, expected.i) << "k " << k << ", step " << step;
+        ASSERT_EQ(at.j, expected.j) << "k " << k << ", step " << step;
+        ASSERT_EQ(at.c, expected.c) << "k " << k << ", step " << step;
+        advance_window_position(geo, step, at);
+      }
+    }
+  }
+}
+
 // ---- a whole grid on the CPU ------------------------------------------------------------------
 
 // The kernel's data movement for every block of the grid, with 132 SMs deciding split K. Every
@@ -415,7 +452,7 @@ void check_grid(const ConvCase& c, int bits, int variant, const Placement& place
   const int64_t qmax = qmin + (int64_t{1} << bits) - 1;
   const Shape w_shape = {c.o, c.c / c.groups, c.kh, c.kw};
   PackedWeight w;
-  w.packed = ops::pack_codes(
+  w.packed = ops::pack_weight_codes(
       random_integers(w_shape, signed_weights ? DType::kI8 : DType::kU8, seed++, qmin, qmax), bits,
       qmin);
   w.shape = w_shape;
@@ -454,19 +491,21 @@ void check_grid(const ConvCase& c, int bits, int variant, const Placement& place
   testing::expect_equal(expected, Tensor::from_vector(nchw, expected.shape()), "accumulators");
 }
 
-// Linear layers (1x1 on 1x1 images: rows of contiguous channels, 16-byte vectors when K % 16 == 0)
-// and convolutions (the bytewise gather): M, N and K not multiples of the tiles, K split over
-// blocks (few output tiles and 36 or 64 k tiles), stride, padding, dilation, groups.
+// Linear layers (1x1 on 1x1 images: rows of contiguous channels, 16-byte vectors when K % 16 == 0;
+// a 3x3 kernel on 1x1 images reads its centre tap's channels so and pads the rest) and
+// convolutions (the bytewise gather): M, N and K not multiples of the tiles, K split over blocks
+// (few output tiles and 36 or 64 k tiles), stride, padding, dilation, groups.
 struct GridCase {
   ConvCase layer;
-  int load_bytes;  // of the A gather, x NCHW and 16-byte aligned
+  int load_bytes;  // of the A gather, x 16-byte aligned
 };
 const GridCase kNchwCases[] = {
     {{67, 513, 1, 1, 33, 1, 1, 1, 0, 1, 1}, 1}, {{5, 96, 1, 1, 70, 1, 1, 1, 0, 1, 1}, 16},
     {{3, 4096, 1, 1, 9, 1, 1, 1, 0, 1, 1}, 16}, {{4, 72, 1, 1, 20, 1, 1, 1, 0, 1, 1}, 8},
-    {{2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1}, 1},  {{3, 37, 8, 8, 129, 3, 3, 1, 2, 2, 1}, 1},
-    {{2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4}, 1},  {{1, 256, 5, 5, 64, 3, 3, 2, 1, 1, 1}, 1},
-    {{1, 3, 31, 29, 16, 7, 7, 2, 3, 1, 1}, 1},  {{2, 64, 17, 17, 65, 1, 1, 2, 0, 1, 1}, 1},
+    {{6, 48, 1, 1, 20, 3, 3, 1, 1, 1, 1}, 16},  {{2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1}, 1},
+    {{3, 37, 8, 8, 129, 3, 3, 1, 2, 2, 1}, 1},  {{2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4}, 1},
+    {{1, 256, 5, 5, 64, 3, 3, 2, 1, 1, 1}, 1},  {{1, 3, 31, 29, 16, 7, 7, 2, 3, 1, 1}, 1},
+    {{2, 64, 17, 17, 65, 1, 1, 2, 0, 1, 1}, 1},
 };
 
 TEST(LowbitLayout, AGridOfThreadBlocksComputesTheCpuReference) {
@@ -481,17 +520,25 @@ TEST(LowbitLayout, AGridOfThreadBlocksComputesTheCpuReference) {
   }
 }
 
-// channels_last inputs: 1x1 kernels read contiguous channels 16, 8 or 4 bytes at a time, the
-// widest dividing C and C/groups (C = 64, 72, 36, 48 in 2 groups of 24, 96 in 4 groups of 24; K
-// split over blocks at C = 1024), with stride, padding and dilation; ragged channel counts (37,
-// groups of 6) and larger kernels gather bytes. Outputs in both layouts.
+// channels_last inputs: every kernel size reads a tap's contiguous channels 16, 8 or 4 bytes at a
+// time, the widest dividing C and C/groups. 1x1: C = 64, 72, 36, 48 in 2 groups of 24, 96 in 4
+// groups of 24, K split over blocks at C = 1024. k x k: C = 16 (a slice spans two taps), 64, 48
+// (slices cross taps mid-slice), 24 and 20 (8- and 4-byte runs), 64 in 2 and 4 groups, 48 in 2
+// groups of 24, 256 with K split over blocks; 3x3, 5x5, 1x3, 3x1 and 7x7 kernels with stride,
+// padding (up to the whole kernel) and dilation. Ragged channel counts (37, 3, groups of 6 or 2)
+// gather bytes. Outputs in both layouts.
 const GridCase kChannelsLastCases[] = {
-    {{2, 64, 9, 7, 70, 1, 1, 1, 0, 1, 1}, 16}, {{2, 72, 9, 9, 33, 1, 1, 2, 1, 1, 1}, 8},
-    {{3, 36, 5, 6, 30, 1, 1, 1, 0, 2, 3}, 4},  {{2, 48, 6, 6, 66, 1, 1, 1, 1, 1, 2}, 8},
-    {{1, 96, 7, 7, 8, 1, 1, 2, 0, 1, 4}, 8},   {{1, 1024, 3, 3, 64, 1, 1, 1, 0, 1, 1}, 16},
-    {{2, 37, 5, 5, 20, 1, 1, 1, 0, 1, 1}, 1},  {{2, 12, 6, 6, 10, 1, 1, 1, 0, 1, 2}, 1},
-    {{2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1}, 1}, {{3, 37, 8, 8, 129, 3, 3, 1, 2, 2, 1}, 1},
-    {{2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4}, 1}, {{1, 64, 6, 6, 16, 3, 3, 1, 1, 1, 1}, 1},
+    {{2, 64, 9, 7, 70, 1, 1, 1, 0, 1, 1}, 16},  {{2, 72, 9, 9, 33, 1, 1, 2, 1, 1, 1}, 8},
+    {{3, 36, 5, 6, 30, 1, 1, 1, 0, 2, 3}, 4},   {{2, 48, 6, 6, 66, 1, 1, 1, 1, 1, 2}, 8},
+    {{1, 96, 7, 7, 8, 1, 1, 2, 0, 1, 4}, 8},    {{1, 1024, 3, 3, 64, 1, 1, 1, 0, 1, 1}, 16},
+    {{2, 37, 5, 5, 20, 1, 1, 1, 0, 1, 1}, 1},   {{2, 12, 6, 6, 10, 1, 1, 1, 0, 1, 2}, 1},
+    {{2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1}, 16}, {{3, 37, 8, 8, 129, 3, 3, 1, 2, 2, 1}, 1},
+    {{2, 8, 10, 10, 12, 3, 3, 1, 1, 1, 4}, 1},  {{1, 64, 6, 6, 16, 3, 3, 1, 1, 1, 1}, 16},
+    {{2, 48, 7, 5, 40, 3, 3, 1, 1, 1, 1}, 16},  {{1, 24, 9, 9, 17, 5, 5, 2, 2, 1, 1}, 8},
+    {{2, 20, 8, 7, 24, 3, 3, 1, 2, 2, 1}, 4},   {{1, 64, 8, 8, 48, 3, 3, 2, 1, 1, 2}, 16},
+    {{2, 64, 6, 6, 32, 3, 3, 1, 1, 1, 4}, 16},  {{1, 48, 7, 7, 20, 3, 3, 1, 3, 1, 2}, 8},
+    {{1, 256, 5, 5, 64, 3, 3, 2, 1, 1, 1}, 16}, {{2, 32, 6, 9, 33, 1, 3, 1, 1, 1, 1}, 16},
+    {{2, 32, 9, 6, 33, 3, 1, 1, 1, 2, 1}, 16},  {{1, 3, 31, 29, 16, 7, 7, 2, 3, 1, 1}, 1},
 };
 
 TEST(LowbitLayout, AGridOfThreadBlocksComputesTheCpuReferenceFromChannelsLastInputs) {
@@ -513,25 +560,26 @@ TEST(LowbitLayout, MisalignedInputsNarrowTheALoads) {
   uint64_t seed = 23000;
   const ConvCase pointwise = {2, 64, 5, 7, 40, 1, 1, 1, 0, 1, 1};
   const ConvCase linear = {9, 160, 1, 1, 33, 1, 1, 1, 0, 1, 1};
+  const ConvCase conv3x3 = {2, 32, 6, 5, 24, 3, 3, 1, 1, 1, 1};
   const std::pair<int, int> kOffsetAndLoadBytes[] = {{8, 8}, {4, 4}, {12, 4}, {1, 1}, {2, 1}};
   for (const auto& [offset, load_bytes] : kOffsetAndLoadBytes) {
     check_grid(pointwise, 4, offset, Placement{true, offset, false}, load_bytes, seed);
     check_grid(linear, 3, offset + 1, Placement{false, offset, false}, load_bytes, seed);
+    check_grid(conv3x3, 5, offset + 2, Placement{true, offset, true}, load_bytes, seed);
     if (::testing::Test::HasFailure()) return;
   }
 }
 
-TEST(LowbitLayout, ALoadWidthFollowsTheChannelsKernelAndAlignment) {
-  // (C, C/groups, kh, kw, channel stride, address) -> bytes per load.
-  EXPECT_EQ(a_load_bytes(64, 64, 1, 1, 1, 0), 16);
-  EXPECT_EQ(a_load_bytes(64, 32, 1, 1, 1, 32), 16);
-  EXPECT_EQ(a_load_bytes(64, 8, 1, 1, 1, 16), 8) << "groups of 8 channels";
-  EXPECT_EQ(a_load_bytes(40, 20, 1, 1, 1, 0), 4);
-  EXPECT_EQ(a_load_bytes(64, 64, 1, 1, 1, 4), 4) << "x 4-byte aligned";
-  EXPECT_EQ(a_load_bytes(63, 63, 1, 1, 1, 0), 1);
-  EXPECT_EQ(a_load_bytes(64, 6, 1, 1, 1, 0), 1) << "groups of 6 channels";
-  EXPECT_EQ(a_load_bytes(64, 64, 3, 3, 1, 0), 1) << "K = (c, i, j) is not channel-contiguous";
-  EXPECT_EQ(a_load_bytes(64, 64, 1, 1, 49, 0), 1) << "NCHW: channels H*W apart";
+TEST(LowbitLayout, ALoadWidthFollowsTheChannelsAndAlignment) {
+  // (C, C/groups, channel stride, address) -> bytes per load, whatever the kernel size.
+  EXPECT_EQ(a_load_bytes(64, 64, 1, 0), 16);
+  EXPECT_EQ(a_load_bytes(64, 32, 1, 32), 16);
+  EXPECT_EQ(a_load_bytes(64, 8, 1, 16), 8) << "groups of 8 channels";
+  EXPECT_EQ(a_load_bytes(40, 20, 1, 0), 4);
+  EXPECT_EQ(a_load_bytes(64, 64, 1, 4), 4) << "x 4-byte aligned";
+  EXPECT_EQ(a_load_bytes(63, 63, 1, 0), 1);
+  EXPECT_EQ(a_load_bytes(64, 6, 1, 0), 1) << "groups of 6 channels";
+  EXPECT_EQ(a_load_bytes(64, 64, 49, 0), 1) << "NCHW: channels H*W apart";
   EXPECT_THROW(
       {
         uint32_t words[1];

@@ -17,7 +17,6 @@
 #include "core/ops/conv.h"
 #include "core/ops/integer.h"
 #include "core/ops/memory_format.h"
-#include "core/ops/pack.h"
 #include "cuda_test_util.h"
 
 namespace ompq {
@@ -50,7 +49,7 @@ Layer random_layer(const Shape& x_shape, const Shape& w_shape, int bits, bool si
   const int64_t qmax = qmin + (int64_t{1} << bits) - 1;
   l.codes =
       random_integers(w_shape, signed_weights ? DType::kI8 : DType::kU8, seed + 2, qmin, qmax);
-  l.w.packed = ops::pack_codes(l.codes, bits, qmin);
+  l.w.packed = ops::pack_weight_codes(l.codes, bits, qmin);
   l.w.shape = w_shape;
   l.w.bits = bits;
   l.w.qmin = qmin;
@@ -83,7 +82,7 @@ Requantization on_gpu(const Requantization& r) {
   return g;
 }
 
-// Implicit GEMM shapes (M = N*OH*OW, N = O/groups, K = C/groups*kh*kw): 1 and odd everywhere,
+// Implicit GEMM shapes (M = N*OH*OW, N = O/groups, K = kh*kw*C/groups): 1 and odd everywhere,
 // tile edges, K split over blocks (few output tiles, K of 18 and 36 k-tiles), stride, padding,
 // dilation, groups; then one-channel-per-group layers for the depthwise kernel (also C = 1).
 const ConvCase kConvCases[] = {
@@ -277,16 +276,18 @@ TEST(CudaPackedLinear, EveryBitWidthAndShapeMatchesTheCpuBitForBit) {
   }
 }
 
-// ops::packed_conv2d hands the kernels NCHW inputs; the CUDA kernels also read channels_last
-// inputs (1x1 kernels as 16-, 8- or 4-byte vectors of channels when C and C/groups allow, larger
-// kernels and ragged channels byte by byte, depthwise layers) and write channels_last outputs,
-// reached here through the dispatch stub. K is split over blocks at C = 1024.
+// channels_last inputs (a tap's channels as 16-, 8- or 4-byte vectors when C and C/groups allow,
+// at any kernel size; ragged channels byte by byte; depthwise layers) and channels_last outputs,
+// reached here through the dispatch stub. K is split over blocks at C = 1024 and at C = 256 3x3.
 TEST(CudaPackedConv2d, ChannelsLastInputsMatchTheCpuBitForBit) {
   OMPQ_REQUIRE_GPU();
   const ConvCase cases[] = {
       {2, 64, 9, 7, 70, 1, 1, 1, 0, 1, 1},    {2, 72, 9, 9, 33, 1, 1, 2, 1, 1, 1},
       {3, 36, 5, 6, 30, 1, 1, 1, 0, 2, 3},    {1, 1024, 3, 3, 64, 1, 1, 1, 0, 1, 1},
       {2, 37, 5, 5, 20, 1, 1, 1, 0, 1, 1},    {2, 16, 9, 11, 33, 3, 3, 2, 1, 1, 1},
+      {2, 48, 7, 5, 40, 3, 3, 1, 1, 1, 1},    {1, 24, 9, 9, 17, 5, 5, 2, 2, 1, 1},
+      {2, 20, 8, 7, 24, 3, 3, 1, 2, 2, 1},    {1, 64, 8, 8, 48, 3, 3, 2, 1, 1, 2},
+      {1, 256, 5, 5, 64, 3, 3, 2, 1, 1, 1},   {1, 3, 31, 29, 16, 7, 7, 2, 3, 1, 1},
       {2, 24, 13, 13, 24, 3, 3, 2, 1, 1, 24},
   };
   uint64_t seed = 15000;
@@ -341,7 +342,7 @@ TEST(CudaPackedConv2d, ExtremeCodesMatchTheCpu) {
   l.x = Tensor::full(l.x.shape(), -128, DType::kI8);
   l.x_zero_point = 127;
   l.codes = Tensor::full(l.codes.shape(), 255, DType::kU8);
-  l.w.packed = ops::pack_codes(l.codes, 8, 0);
+  l.w.packed = ops::pack_weight_codes(l.codes, 8, 0);
   ConvCase c{1, 512, 4, 4, 3, 3, 3, 1, 1, 1, 1};
   expect_gpu_matches_cpu(l, &c);
 }
