@@ -26,20 +26,22 @@ using cpu::dnnl_stream;
 // A split weight w = kSplitFactor * high + low.
 constexpr int32_t kSplitFactor = 64;
 
-// The largest |centred weight| oneDNN multiplies exactly: 127 with VNNI (vpdpbusd sums the four
-// u8 x s8 products in int32), 64 without (vpmaddubsw saturates the int16 sum of two products,
-// and 255 * (64 + 64) = 32640 still fits).
-int32_t exact_weight_limit() {
+// Whether oneDNN's int8 kernels use VNNI here (vpdpbusd sums four u8 x s8 products in int32,
+// exactly); without it (AVX2) they use vpmaddubsw, whose int16 sum of two products saturates.
+bool has_vnni() {
   switch (dnnl::get_effective_cpu_isa()) {
     case dnnl::cpu_isa::avx512_core_vnni:
     case dnnl::cpu_isa::avx512_core_bf16:
     case dnnl::cpu_isa::avx512_core_amx:
     case dnnl::cpu_isa::avx2_vnni:
-      return 127;
+      return true;
     default:
-      return 64;
+      return false;
   }
 }
+
+// Without VNNI, every input code times two weights within this bound fits int16 (255 * 128).
+constexpr int32_t kAvx2ExactWeight = 64;
 
 // oneDNN's type for codes (u8, i8) and real outputs (f32).
 memory::data_type element_type(DType dtype) {
@@ -61,26 +63,70 @@ void check_vector(const Tensor& t, const char* what, DType dtype, int64_t length
              " (expected a CPU ", dtype_name(dtype), " [", length, "])");
 }
 
+// The smallest and largest of n bytes read as T (uint8_t or int8_t).
+template <typename T>
+std::pair<int32_t, int32_t> code_range(const T* codes, int64_t n) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<std::pair<int32_t, int32_t>> ranges(chunks);
+  parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      T low = codes[c * kChunk], high = low;
+      const int64_t end = std::min(n, (c + 1) * kChunk);
+#pragma omp simd reduction(min : low) reduction(max : high)
+      for (int64_t i = c * kChunk; i < end; ++i) {
+        low = std::min(low, codes[i]);
+        high = std::max(high, codes[i]);
+      }
+      ranges[c] = {low, high};
+    }
+  });
+  std::pair<int32_t, int32_t> range = ranges[0];
+  for (const auto& [low, high] : ranges) {
+    range = {std::min(range.first, low), std::max(range.second, high)};
+  }
+  return range;
+}
+
+// The input as the primitive reads it: channels_last u8 codes, their zero point and (when
+// measured) their largest code.
+struct PrimitiveInput {
+  Tensor codes;
+  int32_t zero_point = 0;
+  int32_t largest = 255;
+};
+
 // oneDNN 2.6's AVX2 int8 convolutions get two cases wrong when the source has a zero point
 // (measured against ops::int_conv2d: s8 sources at every shape, and strided 1x1 convolutions over
-// a batch), so the primitive sees neither: an s8 code becomes the u8 code + 128 (with the zero
-// point + 128 the centred values are the same), and a 1x1 convolution without padding reads the
-// input subsampled by its stride and runs at stride 1. Returns x as the primitive reads it:
-// channels_last u8 codes.
-Tensor primitive_input(const Tensor& x, const Conv2dParams& layer, const Conv2dParams& primitive) {
+// a batch), so the primitive sees neither: s8 codes become u8 ones (unchanged when none is
+// negative, else + 128 with the zero point + 128: the centred values stay the same), and a 1x1
+// convolution without padding reads the input subsampled by its stride and runs at stride 1.
+// s8 inputs are always measured (to choose); u8 ones when `measure`.
+PrimitiveInput primitive_input(const Tensor& x, int64_t x_zero_point, const Conv2dParams& layer,
+                               const Conv2dParams& primitive, bool measure) {
   Tensor src = x;
   if (layer.stride != primitive.stride) {
     src = src.slice(2, 0, src.size(2), layer.stride[0]).slice(3, 0, src.size(3), layer.stride[1]);
   }
   src = in_memory_format(src, /*channels_last=*/true);
-  if (x.dtype() == DType::kU8) return src;
-  Tensor shifted = empty_nchw(src.shape(), /*channels_last=*/true, DType::kU8, src.device());
-  const uint8_t* in = static_cast<const uint8_t*>(src.data_ptr());
-  uint8_t* out = static_cast<uint8_t*>(shifted.data_ptr());
+  PrimitiveInput in{src, static_cast<int32_t>(x_zero_point)};
+  if (x.dtype() == DType::kU8) {
+    if (measure)
+      in.largest = code_range(static_cast<const uint8_t*>(src.data_ptr()), src.numel()).second;
+    return in;
+  }
+  const auto [low, high] = code_range(static_cast<const int8_t*>(src.data_ptr()), src.numel());
+  const bool shift = low < 0 || x_zero_point < 0;
+  in.codes = empty_nchw(src.shape(), /*channels_last=*/true, DType::kU8, src.device());
+  in.zero_point += shift ? 128 : 0;
+  in.largest = high + (shift ? 128 : 0);
+  const uint8_t* from = static_cast<const uint8_t*>(src.data_ptr());
+  uint8_t* to = static_cast<uint8_t*>(in.codes.data_ptr());
+  const uint8_t flip = shift ? 0x80 : 0;  // two's complement + 128
   parallel_for(0, src.numel(), 1 << 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) out[i] = in[i] ^ 0x80;  // two's complement + 128
+    for (int64_t i = lo; i < hi; ++i) to[i] = from[i] ^ flip;
   });
-  return shifted;
+  return in;
 }
 
 }  // namespace
@@ -90,27 +136,37 @@ struct Int8Conv2d::Impl {
     Tensor weight;   // i8 [O, C/groups, kh, kw] (contiguous)
     int32_t factor;  // this part's accumulator counts `factor` times
   };
-  // One input shape's primitives (one per part) with their reordered weights.
+  struct Conv {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::convolution_forward primitive;
+    memory weights;  // reordered for pd
+  };
+  // One input shape's primitives with their reordered weights.
   struct Entry {
-    struct Conv {
-      dnnl::convolution_forward::primitive_desc pd;
-      dnnl::convolution_forward primitive;
-      memory weights;
-    };
-    std::vector<Conv> convs;
+    std::optional<Conv> whole;
+    std::vector<Conv> split;
   };
 
   Shape weight_shape;
   Conv2dParams params;     // the layer's
   Conv2dParams primitive;  // what the primitive runs: stride 1 for a subsampled 1x1 (see source)
-  std::vector<Part> parts;
+  int32_t largest_weight = 0;             // the largest |centred weight|
+  bool whole_always_exact = false;        // the whole form is exact for every input
+  std::optional<Part> whole;              // the centred weights, where they fit s8
+  std::vector<Part> split;                // high and low parts, where the whole form may saturate
   std::vector<float> multiplier, offset;  // offset: empty when undefined
-  Tensor scaled_bias;  // offset / multiplier for the single-part primitive, or undefined
+  Tensor scaled_bias;                     // offset / multiplier for the whole form, or undefined
   std::optional<Int8OutputCodes> output;
   mutable cpu::PrimitiveCache<Entry> cache;
 
   DType out_dtype() const { return output ? code_dtype(output->range) : DType::kF32; }
-  bool fused() const { return parts.size() == 1; }
+
+  // Whether u8 inputs up to `largest` run the split form: without VNNI, vpmaddubsw's int16 sum of
+  // two products is exact while largest * 2 * |weight| fits.
+  bool splits(int32_t largest) const {
+    if (!whole) return true;
+    return !whole_always_exact && 2 * largest_weight * largest > 32767;
+  }
 
   memory::desc weights_desc(Tag tag) const {
     const Shape& s = weight_shape;
@@ -120,13 +176,13 @@ struct Int8Conv2d::Impl {
                                  tag == Tag::any ? Tag::any : Tag::goihw);
   }
 
-  // The single-part primitive carries the whole epilogue: output scales, bias (added before the
-  // scale in oneDNN 2.6, hence divided by it), a clip to the output range when it is narrower
-  // than the dtype, and the output zero point (added last). Split parts write plain int32.
-  dnnl::primitive_attr attr() const {
+  // The whole form's primitive carries the epilogue: output scales, bias (added before the scale
+  // in oneDNN 2.6, hence divided by it), a clip to the output range when it is narrower than the
+  // dtype, and the output zero point (added last). Split parts write plain int32.
+  dnnl::primitive_attr attr(bool with_epilogue) const {
     dnnl::primitive_attr a = cpu::primitive_attr();
     a.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
-    if (!fused()) return a;
+    if (!with_epilogue) return a;
     a.set_output_scales(multiplier.size() > 1 ? 2 : 0, multiplier);
     if (output) {
       a.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
@@ -144,38 +200,43 @@ struct Int8Conv2d::Impl {
     return a;
   }
 
-  Entry make_entry(const Tensor& x, const Shape& out_shape) const {
+  Conv make_conv(const Tensor& x, const Shape& out_shape, const Part& part,
+                 bool with_epilogue) const {
     const memory::desc src(x.shape(), memory::data_type::u8, Tag::nhwc);
-    const memory::desc dst(out_shape, fused() ? element_type(out_dtype()) : memory::data_type::s32,
-                           Tag::nhwc);
+    const memory::desc dst(
+        out_shape, with_epilogue ? element_type(out_dtype()) : memory::data_type::s32, Tag::nhwc);
     const memory::desc bias({weight_shape[0]}, memory::data_type::f32, Tag::a);
-    const bool with_bias = fused() && !offset.empty();
     const Conv2dParams& p = primitive;
     const memory::dims strides = {p.stride[0], p.stride[1]};
     const memory::dims dilates = {p.dilation[0] - 1, p.dilation[1] - 1};
     const memory::dims padding = {p.padding[0], p.padding[1]};
     using Fwd = dnnl::convolution_forward;
     const auto desc =
-        with_bias
+        with_epilogue && scaled_bias.defined()
             ? Fwd::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                         src, weights_desc(Tag::any), bias, dst, strides, dilates, padding, padding)
             : Fwd::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                         src, weights_desc(Tag::any), dst, strides, dilates, padding, padding);
+    Fwd::primitive_desc pd(desc, attr(with_epilogue), dnnl_engine());
+    // The reorder also computes the compensation oneDNN keeps beside s8 weights.
+    memory user(weights_desc(Tag::oihw), dnnl_engine(), part.weight.data_ptr());
+    memory weights(pd.weights_desc(), dnnl_engine());
+    dnnl::reorder(user, weights)
+        .execute(dnnl_stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, weights}});
+    return {pd, Fwd(pd), weights};
+  }
+
+  Entry make_entry(const Tensor& x, const Shape& out_shape) const {
     Entry entry;
-    for (const Part& part : parts) {
-      Fwd::primitive_desc pd(desc, attr(), dnnl_engine());
-      // The reorder also computes the compensation oneDNN keeps beside s8 weights.
-      memory user(weights_desc(Tag::oihw), dnnl_engine(), part.weight.data_ptr());
-      memory weights(pd.weights_desc(), dnnl_engine());
-      dnnl::reorder(user, weights)
-          .execute(dnnl_stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, weights}});
-      entry.convs.push_back({pd, Fwd(pd), weights});
+    if (whole) entry.whole = make_conv(x, out_shape, *whole, /*with_epilogue=*/true);
+    for (const Part& part : split) {
+      entry.split.push_back(make_conv(x, out_shape, part, /*with_epilogue=*/false));
     }
     return entry;
   }
 
-  void run(const Entry::Conv& conv, const Tensor& x, int32_t x_zero_point, const Tensor& out,
-           const Tensor& scaled_bias) const {
+  void run(const Conv& conv, const Tensor& x, int32_t x_zero_point, const Tensor& out,
+           bool with_epilogue) const {
     memory src(conv.pd.src_desc(), dnnl_engine(), x.data_ptr());
     memory dst(conv.pd.dst_desc(), dnnl_engine(), out.data_ptr());
     int32_t src_zp = x_zero_point;
@@ -186,10 +247,10 @@ struct Int8Conv2d::Impl {
         {DNNL_ARG_WEIGHTS, conv.weights},
         {DNNL_ARG_DST, dst},
         {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, memory(scalar, dnnl_engine(), &src_zp)}};
-    if (fused() && output) {
+    if (with_epilogue && output) {
       args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST] = memory(scalar, dnnl_engine(), &dst_zp);
     }
-    if (scaled_bias.defined()) {
+    if (with_epilogue && scaled_bias.defined()) {
       args[DNNL_ARG_BIAS] = memory(conv.pd.bias_desc(), dnnl_engine(), scaled_bias.data_ptr());
     }
     Tensor scratch;
@@ -204,7 +265,7 @@ struct Int8Conv2d::Impl {
     const int64_t channels = weight_shape[0], rows = out.numel() / channels;
     const int32_t* a0 = static_cast<const int32_t*>(accs[0].data_ptr());
     const int32_t* a1 = static_cast<const int32_t*>(accs[1].data_ptr());
-    const int32_t f0 = parts[0].factor, f1 = parts[1].factor;
+    const int32_t f0 = split[0].factor, f1 = split[1].factor;
     Out* dst = static_cast<Out*>(out.data_ptr());
     const float* m = multiplier.data();
     const float* off = offset.empty() ? nullptr : offset.data();
@@ -271,25 +332,30 @@ Int8Conv2d::Int8Conv2d(const Int8Conv2dSpec& spec) {
     zero_points = spec.weight_zero_point.contiguous().to_vector<int32_t>();
   }
   const int64_t row = w.numel() / out_channels;
-  int32_t largest = 0;
+  int32_t lowest = 0, highest = 0, largest = 0;  // centred weights: min, max, max |.|
   for (int64_t o = 0; o < out_channels; ++o) {
     for (int64_t k = 0; k < row; ++k) {
       int32_t& c = centred[o * row + k];
       c -= zero_points[o];
       largest = std::max(largest, std::abs(c));
+      lowest = std::min(lowest, c);
+      highest = std::max(highest, c);
     }
   }
-  const int32_t limit = exact_weight_limit();
-  OMPQ_CHECK(largest <= kSplitFactor * limit, "Int8Conv2d: centred weight code of magnitude ",
-             largest, " (weight zero points must keep codes - zero point within +-",
-             kSplitFactor * limit, ")");
+  const bool fits_s8 = lowest >= -128 && highest <= 127;
+  OMPQ_CHECK(largest <= kSplitFactor * kAvx2ExactWeight,
+             "Int8Conv2d: centred weight code of magnitude ", largest,
+             " (weight zero points must keep codes - zero point within +-",
+             kSplitFactor * kAvx2ExactWeight, ")");
+  impl->largest_weight = largest;
+  impl->whole_always_exact = fits_s8 && (has_vnni() || largest <= kAvx2ExactWeight);
   auto make_part = [&](auto&& value, int32_t factor) {
     std::vector<int8_t> codes(centred.size());
     for (size_t i = 0; i < centred.size(); ++i) codes[i] = static_cast<int8_t>(value(centred[i]));
-    impl->parts.push_back({Tensor::from_vector(codes, w.shape()), factor});
+    return Impl::Part{Tensor::from_vector(codes, w.shape()), factor};
   };
-  if (largest <= limit) {
-    make_part([](int32_t c) { return c; }, 1);
+  if (fits_s8) {
+    impl->whole = make_part([](int32_t c) { return c; }, 1);
     if (!impl->offset.empty()) {
       std::vector<float> scaled(out_channels);
       for (int64_t o = 0; o < out_channels; ++o) {
@@ -297,17 +363,20 @@ Int8Conv2d::Int8Conv2d(const Int8Conv2dSpec& spec) {
       }
       impl->scaled_bias = Tensor::from_vector(scaled, {out_channels});
     }
-  } else {
+  }
+  if (!impl->whole_always_exact) {
     auto high = [](int32_t c) {
       return static_cast<int32_t>(std::nearbyint(static_cast<double>(c) / kSplitFactor));
     };
-    make_part(high, kSplitFactor);
-    make_part([&](int32_t c) { return c - kSplitFactor * high(c); }, 1);
+    impl->split.push_back(make_part(high, kSplitFactor));
+    impl->split.push_back(make_part([&](int32_t c) { return c - kSplitFactor * high(c); }, 1));
   }
   impl_ = std::move(impl);
 }
 
-int Int8Conv2d::weight_parts() const { return static_cast<int>(impl_->parts.size()); }
+bool Int8Conv2d::splits(int32_t largest_input_code) const {
+  return impl_->splits(largest_input_code);
+}
 
 Tensor Int8Conv2d::forward(const Tensor& x, int64_t x_zero_point) const {
   const Impl& impl = *impl_;
@@ -324,20 +393,20 @@ Tensor Int8Conv2d::forward(const Tensor& x, int64_t x_zero_point) const {
                                                    impl.params);  // checks channels and geometry
   Tensor out = empty_nchw(out_shape, /*channels_last=*/true, impl.out_dtype(), x.device());
   if (out.numel() == 0) return out;
-  const Tensor src = primitive_input(x, impl.params, impl.primitive);
+  const bool measure = impl.whole && !impl.split.empty();
+  const PrimitiveInput in = primitive_input(x, x_zero_point, impl.params, impl.primitive, measure);
   cpu::PrimitiveKey key;
-  key.insert(key.end(), src.shape().begin(), src.shape().end());
-  const Impl::Entry& entry = impl.cache.get(key, [&] { return impl.make_entry(src, out_shape); });
-  const int32_t zp =
-      static_cast<int32_t>(x.dtype() == DType::kI8 ? x_zero_point + 128 : x_zero_point);
-  if (impl.fused()) {
-    impl.run(entry.convs[0], src, zp, out, impl.scaled_bias);
+  key.insert(key.end(), in.codes.shape().begin(), in.codes.shape().end());
+  const Impl::Entry& entry =
+      impl.cache.get(key, [&] { return impl.make_entry(in.codes, out_shape); });
+  if (!impl.splits(in.largest)) {
+    impl.run(*entry.whole, in.codes, in.zero_point, out, /*with_epilogue=*/true);
     return out;
   }
   std::vector<Tensor> accs;
-  for (const Impl::Entry::Conv& conv : entry.convs) {
+  for (const Impl::Conv& conv : entry.split) {
     accs.push_back(empty_nchw(out_shape, /*channels_last=*/true, DType::kI32, x.device()));
-    impl.run(conv, src, zp, accs.back(), Tensor());
+    impl.run(conv, in.codes, in.zero_point, accs.back(), /*with_epilogue=*/false);
   }
   switch (impl.out_dtype()) {
     case DType::kF32:

@@ -14,10 +14,12 @@
 // under an odd zero point lands one code from the reference's.
 //
 // Without VNNI (AVX2), oneDNN multiplies u8 by s8 with vpmaddubsw, which saturates the int16 sum
-// of two adjacent products: exact only while |centred weight| <= 64. Weights outside that range
-// (8-bit layers) are split as w = 64 * high + low with |high|, |low| <= 64, run as two
-// convolutions into int32, and combined exactly (acc = 64 * acc_high + acc_low) before the
-// epilogue, which then is the reference's own formula.
+// of two adjacent products: exact while largest input code * 2 * largest |centred weight| <=
+// 32767, i.e. always for weights within +-64 (up to 7 bits), and for 8-bit weights when the
+// input's codes stay below 128 (e.g. signed symmetric activations after a ReLU). Each call
+// measures its input's largest code where that decides; otherwise the weights run split as
+// w = 64 * high + low (|high|, |low| <= 64): two convolutions into int32, combined exactly
+// (acc = 64 * acc_high + acc_low) before the epilogue, which then is the reference's formula.
 #pragma once
 
 #include <cstdint>
@@ -57,8 +59,9 @@ class Int8Conv2d {
   // channels_last, codes or f32 as the spec says.
   Tensor forward(const Tensor& x, int64_t x_zero_point) const;
 
-  // 1 when the centred weights fit the CPU's exact range, 2 when they are split (see above).
-  int weight_parts() const;
+  // Whether an input whose largest code (as u8; s8 codes count + 128 where one is negative) is
+  // `largest_input_code` runs the split form (see above).
+  bool splits(int32_t largest_input_code) const;
 
  private:
   struct Impl;
