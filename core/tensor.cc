@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "core/autograd.h"
 #include "core/ops/copy.h"
+#include "core/trace.h"
 
 namespace ompq {
 namespace {
@@ -31,8 +32,8 @@ Shape infer_size(const Shape& requested, int64_t numel, const char* op) {
                " is invalid for ", numel, " elements");
     shape[infer] = numel / known;
   }
-  OMPQ_CHECK(shape_numel(shape) == numel, op, ": shape ", shape_str(requested),
-             " is invalid for ", numel, " elements");
+  OMPQ_CHECK(shape_numel(shape) == numel, op, ": shape ", shape_str(requested), " is invalid for ",
+             numel, " elements");
   return shape;
 }
 
@@ -49,7 +50,8 @@ std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strid
   int64_t view_numel = 1;
   for (int64_t d = static_cast<int64_t>(old_shape.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_shape[d];
-    if (d == 0 || (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+    if (d == 0 ||
+        (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
       while (view_d >= 0 && (view_numel < tensor_numel || new_shape[view_d] == 1)) {
         new_strides[view_d] = view_numel * chunk_base_stride;
         view_numel *= new_shape[view_d];
@@ -89,12 +91,13 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
-  OMPQ_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch (", dtype_name(a.dtype()), " with shape ",
-             shape_str(a.shape()), " and ", dtype_name(b.dtype()), " with shape ",
+  OMPQ_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch (", dtype_name(a.dtype()),
+             " with shape ", shape_str(a.shape()), " and ", dtype_name(b.dtype()), " with shape ",
              shape_str(b.shape()), ")");
 }
 
-// ---- factories -----------------------------------------------------------------------------------
+// ---- factories
+// -----------------------------------------------------------------------------------
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t s : shape) OMPQ_CHECK(s >= 0, "empty: negative size in shape ", shape_str(shape));
@@ -141,7 +144,8 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, int64_t offset, co
   return Tensor(std::move(impl));
 }
 
-// ---- metadata ------------------------------------------------------------------------------------
+// ---- metadata
+// ------------------------------------------------------------------------------------
 
 int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
 int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
@@ -170,10 +174,12 @@ std::string Tensor::str() const {
   if (requires_grad()) os << ", requires_grad";
   constexpr int64_t kMaxShown = 32;
   if (numel() > 0) {
-    std::vector<double> values = (numel() <= kMaxShown ? *this : detach().flatten().slice(0, 0, kMaxShown))
-                                     .to_vector<double>();
+    std::vector<double> values =
+        (numel() <= kMaxShown ? *this : detach().flatten().slice(0, 0, kMaxShown))
+            .to_vector<double>();
     os << ", values=[";
-    for (size_t i = 0; i < values.size(); ++i) os << (i ? ", " : "") << absl::StrFormat("%.6g", values[i]);
+    for (size_t i = 0; i < values.size(); ++i)
+      os << (i ? ", " : "") << absl::StrFormat("%.6g", values[i]);
     if (numel() > kMaxShown) os << ", ... (" << numel() << " in all)";
     os << "]";
   }
@@ -183,35 +189,56 @@ std::string Tensor::str() const {
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
 
-// ---- views ---------------------------------------------------------------------------------------
+// ---- views
+// ---------------------------------------------------------------------------------------
 
 Tensor Tensor::view(const Shape& requested) const {
-  Shape shape = infer_size(requested, numel(), "view");
-  std::optional<Shape> strides = view_strides(this->shape(), this->strides(), shape);
-  OMPQ_CHECK(strides.has_value(), "view: shape ", shape_str(requested), " is not compatible with ",
-             "the strides of a tensor of shape ", shape_str(this->shape()), "; use reshape()");
-  Shape in_shape = this->shape();
-  return record(make_view(*this, shape, *strides, offset()), {*this}, "ViewBackward",
-                [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
+  return trace::traced(
+      [&]() -> Tensor {
+        Shape shape = infer_size(requested, numel(), "view");
+        std::optional<Shape> strides = view_strides(this->shape(), this->strides(), shape);
+        OMPQ_CHECK(strides.has_value(), "view: shape ", shape_str(requested),
+                   " is not compatible with ", "the strides of a tensor of shape ",
+                   shape_str(this->shape()), "; use reshape()");
+        Shape in_shape = this->shape();
+        return record(
+            make_view(*this, shape, *strides, offset()), {*this}, "ViewBackward",
+            [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kReshape, {*this}};
+      });
 }
 
 Tensor Tensor::reshape(const Shape& requested) const {
-  Shape shape = infer_size(requested, numel(), "reshape");
-  if (view_strides(this->shape(), strides(), shape).has_value()) return view(shape);
-  return contiguous().view(shape);
+  return trace::traced(
+      [&]() -> Tensor {
+        Shape shape = infer_size(requested, numel(), "reshape");
+        if (view_strides(this->shape(), strides(), shape).has_value()) return view(shape);
+        return contiguous().view(shape);
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kReshape, {*this}};
+      });
 }
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
-  if (dim() == 0) return reshape({1});
-  int64_t s = wrap_dim(start_dim, dim(), "flatten");
-  int64_t e = wrap_dim(end_dim, dim(), "flatten");
-  OMPQ_CHECK(s <= e, "flatten: start_dim ", start_dim, " is after end_dim ", end_dim);
-  Shape shape(this->shape().begin(), this->shape().begin() + s);
-  int64_t merged = 1;
-  for (int64_t d = s; d <= e; ++d) merged *= this->shape()[d];
-  shape.push_back(merged);
-  shape.insert(shape.end(), this->shape().begin() + e + 1, this->shape().end());
-  return reshape(shape);
+  return trace::traced(
+      [&]() -> Tensor {
+        if (dim() == 0) return reshape({1});
+        int64_t s = wrap_dim(start_dim, dim(), "flatten");
+        int64_t e = wrap_dim(end_dim, dim(), "flatten");
+        OMPQ_CHECK(s <= e, "flatten: start_dim ", start_dim, " is after end_dim ", end_dim);
+        Shape shape(this->shape().begin(), this->shape().begin() + s);
+        int64_t merged = 1;
+        for (int64_t d = s; d <= e; ++d) merged *= this->shape()[d];
+        shape.push_back(merged);
+        shape.insert(shape.end(), this->shape().begin() + e + 1, this->shape().end());
+        return reshape(shape);
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kReshape, {*this}};
+      });
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
@@ -346,7 +373,8 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
-// ---- autograd ------------------------------------------------------------------------------------
+// ---- autograd
+// ------------------------------------------------------------------------------------
 
 Tensor& Tensor::set_requires_grad(bool requires_grad) {
   OMPQ_CHECK(!requires_grad || is_floating(dtype()), "set_requires_grad: only floating tensors ",

@@ -31,7 +31,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2>
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  if (replacement_) return replacement_->forward(x);
+  if (replacement_ && !float_layers()) return replacement_->forward(x);
   return conv2d(x, weight_, bias_, params_);
 }
 

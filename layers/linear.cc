@@ -24,7 +24,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& 
 Tensor Linear::forward(const Tensor& x) {
   OMPQ_CHECK(x.dim() >= 1 && x.size(-1) == in_features_, "Linear: input of shape ",
              shape_str(x.shape()), " does not end in in_features ", in_features_);
-  if (replacement_) return replacement_->forward(x);
+  if (replacement_ && !float_layers()) return replacement_->forward(x);
   return linear(x, weight_, bias_);
 }
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/autograd.h"
+#include "core/trace.h"
 
 namespace ompq::nn {
 namespace {
@@ -31,7 +32,31 @@ void move_data(const Tensor& t, Device device) {
   t.bump_version();
 }
 
+thread_local std::vector<const Module*> calling_stack;
+thread_local bool float_layers_on = false;
+
+// Keeps `module` on calling_stack for the scope's lifetime.
+class CallingModule {
+ public:
+  explicit CallingModule(const Module* module) { calling_stack.push_back(module); }
+  ~CallingModule() { calling_stack.pop_back(); }
+  CallingModule(const CallingModule&) = delete;
+  CallingModule& operator=(const CallingModule&) = delete;
+};
+
 }  // namespace
+
+const std::vector<const Module*>& calling_modules() { return calling_stack; }
+
+bool float_layers() { return float_layers_on; }
+FloatLayers::FloatLayers() : previous_(float_layers_on) { float_layers_on = true; }
+FloatLayers::~FloatLayers() { float_layers_on = previous_; }
+
+Tensor Module::operator()(const Tensor& x) {
+  if (!trace::active()) return forward(x);
+  CallingModule calling(this);
+  return forward(x);
+}
 
 void Module::check_new_name(const std::string& name, const char* what) const {
   OMPQ_CHECK(!name.empty() && name.find('.') == std::string::npos, "register_", what,
@@ -139,7 +164,8 @@ absl::Status Module::load_state_dict(const TensorMap& state, bool strict) {
     if (it == state.end()) {
       missing.push_back(name);
     } else if (!it->second.defined()) {
-      mismatched.push_back(absl::StrCat(name, " (checkpoint: undefined, model: ", describe(dst), ")"));
+      mismatched.push_back(
+          absl::StrCat(name, " (checkpoint: undefined, model: ", describe(dst), ")"));
     } else if (it->second.shape() != dst.shape() || it->second.dtype() != dst.dtype()) {
       mismatched.push_back(absl::StrCat(name, " (checkpoint: ", describe(it->second),
                                         ", model: ", describe(dst), ")"));
@@ -158,12 +184,12 @@ absl::Status Module::load_state_dict(const TensorMap& state, bool strict) {
       parts.push_back(absl::StrCat(missing.size(), " missing: ", absl::StrJoin(missing, ", ")));
     }
     if (!unexpected.empty()) {
-      parts.push_back(absl::StrCat(unexpected.size(), " unexpected: ",
-                                   absl::StrJoin(unexpected, ", ")));
+      parts.push_back(
+          absl::StrCat(unexpected.size(), " unexpected: ", absl::StrJoin(unexpected, ", ")));
     }
     if (!mismatched.empty()) {
-      parts.push_back(absl::StrCat(mismatched.size(), " mismatched: ",
-                                   absl::StrJoin(mismatched, ", ")));
+      parts.push_back(
+          absl::StrCat(mismatched.size(), " mismatched: ", absl::StrJoin(mismatched, ", ")));
     }
     return absl::InvalidArgumentError(
         absl::StrCat("load_state_dict: nothing was loaded; ", absl::StrJoin(parts, "; ")));
@@ -187,6 +213,24 @@ absl::Status Module::load(const std::string& path, bool strict) {
     return absl::Status(status.code(), absl::StrCat("'", path, "': ", status.message()));
   }
   return status;
+}
+
+ModuleStateGuard::ModuleStateGuard(Module& module) {
+  flags_.emplace_back(&module, module.is_training());
+  for (const auto& [name, child] : module.named_modules()) {
+    flags_.emplace_back(child.get(), child->is_training());
+  }
+  NoGradGuard no_grad;
+  for (const auto& [name, buffer] : module.named_buffers()) {
+    buffers_.emplace_back(buffer, buffer.clone());
+  }
+}
+
+ModuleStateGuard::~ModuleStateGuard() {
+  // Each train() call is overridden by the descendants' own flags that follow it.
+  for (const auto& [module, training] : flags_) module->train(training);
+  NoGradGuard no_grad;
+  for (auto& [buffer, saved] : buffers_) buffer.copy_(saved);
 }
 
 }  // namespace ompq::nn

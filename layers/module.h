@@ -18,6 +18,25 @@
 namespace ompq::nn {
 
 class Module;
+// The modules whose operator() is running on this thread, outermost first. Kept only while an op
+// trace (core/trace.h) is on; empty otherwise.
+const std::vector<const Module*>& calling_modules();
+
+// True on a thread while a FloatLayers scope lives: a Conv2d or Linear that quantization replaced
+// then runs its own float op instead of its replacement. graph::trace() records a model's structure
+// this way, without the quantizers (which would observe the traced batch) in the graph.
+bool float_layers();
+class FloatLayers {
+ public:
+  FloatLayers();
+  ~FloatLayers();
+  FloatLayers(const FloatLayers&) = delete;
+  FloatLayers& operator=(const FloatLayers&) = delete;
+
+ private:
+  bool previous_;
+};
+
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 using NamedModules = std::vector<std::pair<std::string, std::shared_ptr<Module>>>;
 
@@ -29,7 +48,10 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   virtual Tensor forward(const Tensor& x) = 0;
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  // forward(x), with this module on the thread's call stack while an op trace is on (see
+  // calling_modules()): models call their children this way so that a traced graph knows which
+  // module ran each op.
+  Tensor operator()(const Tensor& x);
 
   // This module's and its descendants' entries, depth first, each module's own entries first in
   // registration order.
@@ -82,6 +104,21 @@ class Module {
   NamedTensors buffers_;
   NamedModules children_;
   bool training_ = true;
+};
+
+// Saves the training flags of a module and its descendants and the values of their buffers, and
+// puts them back when destroyed (also when an exception unwinds), so that a pass can change modes
+// and run forwards that update statistics (BatchNorm in training mode) without leaving a trace.
+class ModuleStateGuard {
+ public:
+  explicit ModuleStateGuard(Module& module);
+  ~ModuleStateGuard();
+  ModuleStateGuard(const ModuleStateGuard&) = delete;
+  ModuleStateGuard& operator=(const ModuleStateGuard&) = delete;
+
+ private:
+  std::vector<std::pair<Module*, bool>> flags_;     // parents before their children
+  std::vector<std::pair<Tensor, Tensor>> buffers_;  // the buffer, its saved copy
 };
 
 }  // namespace ompq::nn

@@ -21,7 +21,7 @@ const std::shared_ptr<Module>& Sequential::operator[](size_t index) const {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& m : modules_) y = m->forward(y);
+  for (auto& m : modules_) y = (*m)(y);
   return y;
 }
 

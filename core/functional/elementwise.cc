@@ -2,6 +2,7 @@
 
 #include "core/autograd.h"
 #include "core/ops/elementwise.h"
+#include "core/trace.h"
 
 namespace ompq {
 namespace {
@@ -42,46 +43,66 @@ using TensorPair = std::pair<Tensor, Tensor>;
 Tensor extremum(const Tensor& a, const Tensor& b, bool is_max) {
   Tensor out = is_max ? ops::maximum(a, b) : ops::minimum(a, b);
   Tensor ad = a.detach(), bd = b.detach();
-  return record_binary(out, a, b, is_max ? "MaximumBackward" : "MinimumBackward",
-                       [ad, bd, is_max](const Tensor& g, bool, bool) {
-                         Tensor wins = is_max ? ops::gt(ad, bd) : ops::lt(ad, bd);
-                         Tensor a_share = ops::add(wins, ops::mul(ops::eq(ad, bd), 0.5));
-                         return TensorPair{ops::mul(g, a_share),
-                                           ops::mul(g, ops::rsub(a_share, 1.0))};
-                       });
+  return record_binary(
+      out, a, b, is_max ? "MaximumBackward" : "MinimumBackward",
+      [ad, bd, is_max](const Tensor& g, bool, bool) {
+        Tensor wins = is_max ? ops::gt(ad, bd) : ops::lt(ad, bd);
+        Tensor a_share = ops::add(wins, ops::mul(ops::eq(ad, bd), 0.5));
+        return TensorPair{ops::mul(g, a_share), ops::mul(g, ops::rsub(a_share, 1.0))};
+      });
 }
 
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  return record_binary(ops::add(a, b), a, b, "AddBackward",
-                       [](const Tensor& g, bool, bool) { return TensorPair{g, g}; });
+  return trace::traced(
+      [&]() -> Tensor {
+        return record_binary(ops::add(a, b), a, b, "AddBackward", [](const Tensor& g, bool, bool) {
+          return TensorPair{g, g};
+        });
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kAdd, {a, b}};
+      });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-  return record_binary(ops::sub(a, b), a, b, "SubBackward", [](const Tensor& g, bool, bool need_b) {
-    return TensorPair{g, need_b ? ops::neg(g) : Tensor()};
-  });
+  return trace::traced(
+      [&]() -> Tensor {
+        return record_binary(ops::sub(a, b), a, b, "SubBackward",
+                             [](const Tensor& g, bool, bool need_b) {
+                               return TensorPair{g, need_b ? ops::neg(g) : Tensor()};
+                             });
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kSub, {a, b}};
+      });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor ad = a.detach(), bd = b.detach();
-  return record_binary(ops::mul(a, b), a, b, "MulBackward",
-                       [ad, bd](const Tensor& g, bool need_a, bool need_b) {
-                         return TensorPair{need_a ? ops::mul(g, bd) : Tensor(),
-                                           need_b ? ops::mul(g, ad) : Tensor()};
-                       });
+  return trace::traced(
+      [&]() -> Tensor {
+        Tensor ad = a.detach(), bd = b.detach();
+        return record_binary(ops::mul(a, b), a, b, "MulBackward",
+                             [ad, bd](const Tensor& g, bool need_a, bool need_b) {
+                               return TensorPair{need_a ? ops::mul(g, bd) : Tensor(),
+                                                 need_b ? ops::mul(g, ad) : Tensor()};
+                             });
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kMul, {a, b}};
+      });
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor ad = a.detach(), bd = b.detach();
-  return record_binary(ops::div(a, b), a, b, "DivBackward",
-                       [ad, bd](const Tensor& g, bool, bool need_b) {
-                         // d(a/b)/db = -(a/b)/b: reuse g/b.
-                         Tensor g_over_b = ops::div(g, bd);
-                         Tensor gb = need_b ? ops::neg(ops::div(ops::mul(g_over_b, ad), bd)) : Tensor();
-                         return TensorPair{g_over_b, gb};
-                       });
+  return record_binary(
+      ops::div(a, b), a, b, "DivBackward", [ad, bd](const Tensor& g, bool, bool need_b) {
+        // d(a/b)/db = -(a/b)/b: reuse g/b.
+        Tensor g_over_b = ops::div(g, bd);
+        Tensor gb = need_b ? ops::neg(ops::div(ops::mul(g_over_b, ad), bd)) : Tensor();
+        return TensorPair{g_over_b, gb};
+      });
 }
 
 Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(a, b, /*is_max=*/true); }
@@ -128,16 +149,28 @@ Tensor abs(const Tensor& x) {
 }
 
 Tensor relu(const Tensor& x) {
-  Tensor out = ops::relu(x);
-  Tensor saved = out.detach();  // y > 0 exactly where x > 0; x itself need not stay alive
-  return record_unary(out, x, "ReluBackward",
-                      [saved](const Tensor& g) { return ops::relu_backward(g, saved); });
+  return trace::traced(
+      [&]() -> Tensor {
+        Tensor out = ops::relu(x);
+        Tensor saved = out.detach();  // y > 0 exactly where x > 0; x itself need not stay alive
+        return record_unary(out, x, "ReluBackward",
+                            [saved](const Tensor& g) { return ops::relu_backward(g, saved); });
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kRelu, {x}};
+      });
 }
 
 Tensor relu6(const Tensor& x) {
-  Tensor xd = x.detach();
-  return record_unary(ops::relu6(x), x, "Relu6Backward",
-                      [xd](const Tensor& g) { return ops::relu6_backward(g, xd); });
+  return trace::traced(
+      [&]() -> Tensor {
+        Tensor xd = x.detach();
+        return record_unary(ops::relu6(x), x, "Relu6Backward",
+                            [xd](const Tensor& g) { return ops::relu6_backward(g, xd); });
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kRelu6, {x}};
+      });
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
@@ -156,12 +189,14 @@ Tensor sqrt(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   Tensor out = ops::exp(x);
   Tensor saved = out.detach();
-  return record_unary(out, x, "ExpBackward", [saved](const Tensor& g) { return ops::mul(g, saved); });
+  return record_unary(out, x, "ExpBackward",
+                      [saved](const Tensor& g) { return ops::mul(g, saved); });
 }
 
 Tensor log(const Tensor& x) {
   Tensor xd = x.detach();
-  return record_unary(ops::log(x), x, "LogBackward", [xd](const Tensor& g) { return ops::div(g, xd); });
+  return record_unary(ops::log(x), x, "LogBackward",
+                      [xd](const Tensor& g) { return ops::div(g, xd); });
 }
 
 Tensor square(const Tensor& x) {

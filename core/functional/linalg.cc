@@ -4,6 +4,7 @@
 #include "core/autograd.h"
 #include "core/ops/linalg.h"
 #include "core/ops/reduce.h"
+#include "core/trace.h"
 
 namespace ompq {
 namespace {
@@ -30,25 +31,32 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias) {
-  const Tensor x = autocast_cast(x_in), weight = autocast_cast(weight_in);
-  Tensor out = ops::linear(x, weight, bias, autocast_output_dtype(x.dtype()));
-  const bool need_x = x.requires_grad(), need_weight = weight.requires_grad();
-  const bool need_bias = bias.defined() && bias.requires_grad();
-  return record(out, {x, weight, bias}, "LinearBackward",
-                [x = x.detach(), weight = weight.detach(), need_x, need_weight,
-                 need_bias](const Tensor& grad) {
-                  const int64_t in = weight.size(1), out_features = weight.size(0);
-                  Tensor grad_rows = grad.reshape({-1, out_features});
-                  const Tensor g = grad_rows.to(x.dtype());
-                  std::vector<Tensor> grads(3);
-                  if (need_x) grads[0] = ops::matmul(g, weight, grad.dtype()).reshape(x.shape());
-                  if (need_weight) {
-                    grads[1] = ops::matmul(g.t(), x.reshape({-1, in}), grad.dtype());
-                  }
-                  // From the unrounded gradient: the bias is an f32 master weight.
-                  if (need_bias) grads[2] = ops::sum(grad_rows, {0}, /*keepdim=*/false);
-                  return grads;
-                });
+  return trace::traced(
+      [&]() -> Tensor {
+        const Tensor x = autocast_cast(x_in), weight = autocast_cast(weight_in);
+        Tensor out = ops::linear(x, weight, bias, autocast_output_dtype(x.dtype()));
+        const bool need_x = x.requires_grad(), need_weight = weight.requires_grad();
+        const bool need_bias = bias.defined() && bias.requires_grad();
+        return record(out, {x, weight, bias}, "LinearBackward",
+                      [x = x.detach(), weight = weight.detach(), need_x, need_weight,
+                       need_bias](const Tensor& grad) {
+                        const int64_t in = weight.size(1), out_features = weight.size(0);
+                        Tensor grad_rows = grad.reshape({-1, out_features});
+                        const Tensor g = grad_rows.to(x.dtype());
+                        std::vector<Tensor> grads(3);
+                        if (need_x)
+                          grads[0] = ops::matmul(g, weight, grad.dtype()).reshape(x.shape());
+                        if (need_weight) {
+                          grads[1] = ops::matmul(g.t(), x.reshape({-1, in}), grad.dtype());
+                        }
+                        // From the unrounded gradient: the bias is an f32 master weight.
+                        if (need_bias) grads[2] = ops::sum(grad_rows, {0}, /*keepdim=*/false);
+                        return grads;
+                      });
+      },
+      [&] {
+        return trace::OpCall{trace::Op::kLinear, {x_in}, {weight_in, bias}};
+      });
 }
 
 }  // namespace ompq

@@ -85,7 +85,7 @@ InvertedResidual::InvertedResidual(int64_t in_channels, int64_t out_channels, in
 Tensor InvertedResidual::forward(const Tensor& x) {
   const Sequential& stages = *conv_;
   Tensor out = x;
-  for (size_t i = 0; i + 1 < stages.size(); ++i) out = stages[i]->forward(out);
+  for (size_t i = 0; i + 1 < stages.size(); ++i) out = (*stages[i])(out);
   const auto bn = std::dynamic_pointer_cast<BatchNorm>(stages[stages.size() - 1]);
   OMPQ_CHECK(bn != nullptr, "InvertedResidual: the last stage of \"conv\" is not a BatchNorm");
   return bn->forward_act(out, NormActivation::kIdentity, use_residual_ ? x : Tensor());
@@ -130,8 +130,8 @@ MobileNetV2::MobileNetV2(const MobileNetV2Options& options, Generator& gen) : op
 }
 
 Tensor MobileNetV2::forward(const Tensor& x) {
-  Tensor h = features_->forward(in_model_layout(x));
-  return classifier_->forward(adaptive_avg_pool2d(h, {1, 1}).flatten(1));
+  Tensor h = (*features_)(in_model_layout(x));
+  return (*classifier_)(adaptive_avg_pool2d(h, {1, 1}).flatten(1));
 }
 
 Shape MobileNetV2::input_shape() const {

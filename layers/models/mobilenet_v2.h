@@ -59,6 +59,8 @@ class MobileNetV2 : public Model {
   Tensor forward(const Tensor& x) override;
   // [3, 32, 32] for the small-input variant, else [3, 224, 224].
   Shape input_shape() const override;
+  // The OMPQ reference counts MobileNetV2's FLOPs without BN and ReLU6 element ops.
+  FlopCounting flop_counting() const override { return FlopCounting::kWeightsOnly; }
 
  private:
   MobileNetV2Options options_;

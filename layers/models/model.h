@@ -9,6 +9,7 @@
 
 #include "core/shape.h"
 #include "layers/module.h"
+#include "layers/norm.h"
 
 namespace ompq::nn {
 
@@ -19,6 +20,23 @@ struct QuantizableLayer {
   Kind kind = Kind::kConv2d;
   Shape weight_shape;              // [O, I / groups, kh, kw] or [O, I]
   std::shared_ptr<Module> module;  // the Conv2d or Linear itself
+  // The batch norm that is the only reader of its output (null: none), which BN folding folds in.
+  std::shared_ptr<BatchNorm> batch_norm;
+};
+
+// How the published OMPQ tables of a model count FLOPs (docs/METHOD.md 2.3, 2.8), which the search
+// space reproduces so that BOPs budgets mean what they mean in the paper. A model file knows its
+// paper; the solver reads only this declaration.
+enum class FlopCounting {
+  // The model takes no part in the OMPQ search (it is trained and quantized with given bits).
+  kNotSearched,
+  // Weights only: a conv counts C_in/groups * k * k * C_out per output pixel, an fc
+  // (2 * C_in - 1) per output (the MobileNetV2 counter). The default for a new model.
+  kWeightsOnly,
+  // The ResNet counter: besides the weights, 5 element ops per conv output for its BN and ReLU,
+  // and (2 * C_in + 1) per fc output; its reference FLOPs also carry that counter's two
+  // Bottleneck bugs (docs/METHOD.md 2.8).
+  kWithBnRelu,
 };
 
 class Model : public Module {
@@ -28,11 +46,15 @@ class Model : public Module {
   // global average pool also accept other sizes.
   virtual Shape input_shape() const = 0;
 
-  // Every Conv2d and Linear in execution order. Every model in layers/models/ registers its
-  // submodules in the order forward() runs them, so this walks the module tree depth first.
-  // A residual block's projection shortcut ("<block>.downsample.0") comes right after the block's
-  // last main-branch conv, whose output it is added to (as in torchvision, where it runs last).
+  // Every Conv2d and Linear in the order forward() runs them, read off a traced graph
+  // (layers/graph/graph.h) of one input_shape() forward. A model that declares no input shape
+  // (input_shape() empty: a test wrapper that takes any input) cannot be traced: its layers come
+  // in registration order, each with the BatchNorm registered right after it when that has as
+  // many channels.
   std::vector<QuantizableLayer> quantizable_layers() const;
+
+  // The counting of the model's published FLOPs; kWeightsOnly unless the model says otherwise.
+  virtual FlopCounting flop_counting() const { return FlopCounting::kWeightsOnly; }
 
   // Memory layout of the activations (off by default): with channels_last on, the forward() of
   // ResNet and MobileNetV2 copies an NCHW image batch to channels_last (NHWC in memory) once, and

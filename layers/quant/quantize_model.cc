@@ -16,24 +16,17 @@ void check_has_bits(const std::vector<std::string>& names, const std::map<std::s
   }
 }
 
-// The batch norm registered right after module `index` of `modules`, if it normalizes `channels`.
-std::shared_ptr<BatchNorm> following_batch_norm(const NamedModules& modules, size_t index,
-                                                int64_t channels) {
-  if (index + 1 >= modules.size()) return nullptr;
-  auto bn = std::dynamic_pointer_cast<BatchNorm>(modules[index + 1].second);
-  if (!bn || bn->num_features() != channels || bn->folded()) return nullptr;
-  return bn;
-}
-
 }  // namespace
 
 QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& weight_bits,
                                const QuantizeOptions& options) {
   std::map<std::string, QuantizableLayer> layers;
   std::vector<std::string> available;
+  std::vector<std::pair<std::string, QuantizableLayer>> ordered;  // execution order
   for (QuantizableLayer& layer : model.quantizable_layers()) {
     available.push_back(layer.name);
-    layers.emplace(layer.name, std::move(layer));
+    layers.emplace(layer.name, layer);
+    ordered.emplace_back(layer.name, std::move(layer));
   }
   for (const auto& [name, bits] : weight_bits) {
     OMPQ_CHECK(layers.count(name) > 0, "quantize_model: \"", name,
@@ -48,10 +41,9 @@ QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& w
   check_has_bits({options.float_inputs.begin(), options.float_inputs.end()}, weight_bits,
                  "float_inputs");
 
-  const NamedModules modules = model.named_modules();
   QuantizedLayers quantized;
-  for (size_t i = 0; i < modules.size(); ++i) {
-    const auto& [name, module] = modules[i];
+  for (const auto& [name, layer] : ordered) {
+    const std::shared_ptr<Module>& module = layer.module;
     auto bits = weight_bits.find(name);
     if (bits == weight_bits.end()) continue;
     int act_bits = options.act_bits;
@@ -66,8 +58,10 @@ QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& w
     if (auto conv = std::dynamic_pointer_cast<Conv2d>(module)) {
       OMPQ_CHECK(conv->replacement() == nullptr, "quantize_model: layer \"", name,
                  "\" is already replaced");
-      auto bn = options.fold_batch_norm ? following_batch_norm(modules, i, conv->out_channels())
-                                        : nullptr;
+      std::shared_ptr<BatchNorm> bn =
+          options.fold_batch_norm && layer.batch_norm && !layer.batch_norm->folded()
+              ? layer.batch_norm
+              : nullptr;
       q = std::make_shared<QConv2d>(*conv, config, bn);
       conv->set_replacement(q);
     } else {

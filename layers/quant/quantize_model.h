@@ -25,9 +25,8 @@ struct QuantizeOptions {
   // Momentum of the EMA ranges (QAT) and whether the input's straight-through gradient is clipped
   // (false: HAWQ-V3's unclipped estimator).
   ActQuantOptions input_options;
-  // Fold the batch norm that follows a conv into it. The batch norm of a conv is the module that
-  // comes right after it in named_modules() order (every model registers its modules in execution
-  // order) when it is a BatchNorm with as many channels as the conv has outputs.
+  // Fold the batch norm that follows a conv into it: the one that reads the conv's output, and
+  // nothing else does, in the model's traced graph (QuantizableLayer::batch_norm).
   bool fold_batch_norm = true;
 };
 
