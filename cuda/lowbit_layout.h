@@ -84,9 +84,9 @@ struct ConvGeometry {
 // at consecutive k; where a pixel's channels are contiguous in memory (channels_last, or a 1x1
 // image: a linear layer's rows), they are read 16, 8 or 4 bytes at a time, the widest that
 // divides C and C/groups: every pixel's group then starts on that boundary (given x's address
-// does too), and as slices start at multiples of 32, no load straddles two taps. Otherwise one
-// byte at a time: in NCHW consecutive channels are H*W apart, and a ragged C/groups (or C)
-// leaves some runs of channels unaligned.
+// does too), and a tap's run of C/groups channels holds whole loads (slices start at multiples of
+// 32), so that no load straddles two taps. Otherwise one byte at a time: in NCHW consecutive
+// channels are H*W apart, and a ragged C/groups (or C) leaves some runs of channels unaligned.
 inline int a_load_bytes(int channels, int group_channels, int64_t x_stride_c, uintptr_t x_address) {
   if (x_stride_c != 1) return 1;
   for (int bytes : {16, 8, 4}) {
