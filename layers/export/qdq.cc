@@ -1,6 +1,8 @@
 #include "layers/export/qdq.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "core/error.h"
@@ -20,15 +22,21 @@ ActivationQdq activation_qdq(const QuantSpec& spec, const std::string& layer) {
   ActivationQdq qdq;
   qdq.type = spec.is_signed ? QdqType::kInt8 : QdqType::kUint8;
   qdq.scale = spec.scale.item<float>();
-  const double zero_point = spec.symmetric ? 0.0 : spec.zero_point.item_double();
+  const int64_t zero_point = spec.symmetric ? 0 : std::llround(spec.zero_point.item_double());
   const int64_t type_min = spec.is_signed ? kInt8Min : 0;
   const int64_t type_max = spec.is_signed ? kInt8Max : kUint8Max;
-  OMPQ_CHECK(zero_point >= type_min && zero_point <= type_max,
-             "ONNX export: the input quantizer of ", "layer \"", layer, "\" has zero point ",
-             zero_point, ", outside ", spec.is_signed ? "int8" : "uint8", "'s range [", type_min,
-             ", ", type_max, "]");
-  qdq.zero_point = static_cast<int32_t>(zero_point);
-  if (spec.qmin() != type_min || spec.qmax() != type_max) {
+  // The shifts that keep the codes inside the type, and among them those that keep the zero point
+  // inside too.
+  const int64_t codes_lo = type_min - spec.qmin(), codes_hi = type_max - spec.qmax();
+  const int64_t lo = std::max(codes_lo, type_min - zero_point);
+  const int64_t hi = std::min(codes_hi, type_max - zero_point);
+  const int64_t shift =
+      lo <= hi ? std::clamp<int64_t>(0, lo, hi) : std::clamp<int64_t>(0, codes_lo, codes_hi);
+  const int64_t shifted_zero_point = std::clamp(zero_point + shift, type_min, type_max);
+  qdq.zero_point = static_cast<int32_t>(shifted_zero_point);
+  qdq.saturated_levels = std::abs(zero_point + shift - shifted_zero_point);
+  if (spec.qmin() + shift != type_min || spec.qmax() + shift != type_max ||
+      qdq.saturated_levels > 0) {
     // In double, then rounded once to the f32 the Clip node holds.
     const double scale = qdq.scale;
     qdq.clip = ClipRange{static_cast<float>((spec.qmin() - zero_point) * scale),
@@ -39,22 +47,39 @@ ActivationQdq activation_qdq(const QuantSpec& spec, const std::string& layer) {
 
 WeightQdq weight_qdq(const PackedLayer& layer) {
   const QuantSpec& spec = layer.weight;
-  const int64_t shift = spec.is_signed ? 0 : int64_t{1} << (spec.bits - 1);
-  std::vector<int32_t> codes = layer.weight_codes().to_vector<int32_t>();
-  std::vector<int8_t> shifted(codes.size());
-  for (size_t i = 0; i < codes.size(); ++i) shifted[i] = static_cast<int8_t>(codes[i] - shift);
-  const std::vector<double> zero_points = spec.symmetric
-                                              ? std::vector<double>(spec.scale.numel(), 0.0)
-                                              : spec.zero_point.to_vector<double>();
-  std::vector<int8_t> shifted_zero_points(zero_points.size());
-  for (size_t c = 0; c < zero_points.size(); ++c) {
-    const double z = zero_points[c] - static_cast<double>(shift);
-    OMPQ_CHECK(z >= kInt8Min && z <= kInt8Max, "ONNX export: layer \"", layer.name,
-               "\": weight zero point ", zero_points[c], " of channel ", c, " (", spec.str(),
-               ") does not fit int8 after the shift by ", -shift);
-    shifted_zero_points[c] = static_cast<int8_t>(z);
-  }
+  const std::vector<int32_t> codes = layer.weight_codes().to_vector<int32_t>();
+  const size_t channels = static_cast<size_t>(spec.scale.numel());
+  const size_t per_channel = codes.size() / channels;
+  const std::vector<double> zero_points =
+      spec.symmetric ? std::vector<double>(channels, 0.0) : spec.zero_point.to_vector<double>();
+  // The shift that centres the bit-width's codes on int8's: 0 for signed codes, -2^(bits-1) for
+  // unsigned ones.
+  const int64_t centring = -(spec.qmin() + (int64_t{1} << (spec.bits - 1)));
   WeightQdq qdq;
+  std::vector<int8_t> shifted(codes.size()), shifted_zero_points(channels);
+  for (size_t c = 0; c < channels; ++c) {
+    const auto begin = codes.begin() + c * per_channel, end = begin + per_channel;
+    const int64_t lo_code = *std::min_element(begin, end), hi_code = *std::max_element(begin, end);
+    const int64_t z = std::llround(zero_points[c]);
+    const int64_t lo = std::max(kInt8Min - lo_code, kInt8Min - z);
+    const int64_t hi = std::min(kInt8Max - hi_code, kInt8Max - z);
+    // No shift fits both (8 bits only): the zero point fits, so the weights stay exact but for the
+    // codes at the far end, which saturate.
+    const int64_t shift =
+        lo <= hi ? std::clamp(centring, lo, hi) : std::clamp(centring, kInt8Min - z, kInt8Max - z);
+    int64_t saturated = 0;
+    for (auto it = begin; it != end; ++it) {
+      const int64_t code = *it + shift;
+      const int64_t stored = std::clamp(code, kInt8Min, kInt8Max);
+      saturated = std::max(saturated, std::abs(code - stored));
+      shifted[it - codes.begin()] = static_cast<int8_t>(stored);
+    }
+    if (saturated > 0) {
+      ++qdq.saturated_channels;
+      qdq.saturated_levels = std::max(qdq.saturated_levels, saturated);
+    }
+    shifted_zero_points[c] = static_cast<int8_t>(z + shift);
+  }
   qdq.codes = Tensor::from_vector(shifted, layer.weight_shape);
   qdq.scale = spec.scale.to(Device::cpu()).to(DType::kF32).contiguous();
   qdq.zero_point = Tensor::from_vector(shifted_zero_points, qdq.scale.shape());

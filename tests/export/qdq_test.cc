@@ -2,7 +2,8 @@
 // DequantizeLinear arithmetic, emulated here as the opset-13 specification states it (optional
 // Clip, then saturate(round_half_even(x / scale) + zero_point) to the 8-bit type, then
 // (q - zero_point) * scale), reproduces fake quantization exactly for every activation recipe and
-// width; weight codes stay within their bit-width and dequantize to the packed layer's weights.
+// width (an 8-bit range that excludes 0 differs in its last steps only, as stated); weight codes
+// stay within their bit-width and dequantize to the packed layer's weights.
 #include "layers/export/qdq.h"
 
 #include <gmock/gmock.h>
@@ -44,45 +45,67 @@ std::vector<float> onnx_quantize_dequantize(const std::vector<float>& x, const A
   return out;
 }
 
+std::vector<float> test_values(float scale, Generator& gen) {
+  // Values far beyond both ends of every range, and many on the grid's half points.
+  std::vector<float> values = ops::mul(randn({4000}, gen), 6.0).to_vector<float>();
+  for (int k = -300; k <= 300; ++k) values.push_back((k + 0.5f) * scale);  // ties round to even
+  return values;
+}
+
+std::vector<float> fake_quantized(const std::vector<float>& values, const QuantSpec& spec) {
+  return fake_quantize(Tensor::from_vector(values, {static_cast<int64_t>(values.size())}), spec)
+      .to_vector<float>();
+}
+
 TEST(ActivationQdq, ReproducesFakeQuantizationForEveryRecipeAndWidth) {
   Generator gen(3);
-  // Values far beyond both ends of every range, and many on the grid's half points.
-  std::vector<float> x = ops::mul(randn({4000}, gen), 6.0).to_vector<float>();
   for (int bits = 2; bits <= 8; ++bits) {
+    const float levels = static_cast<float>((1 << bits) - 1);
     struct Case {
       QuantSpec spec;
       const char* recipe;
     };
-    const Case cases[] = {
+    std::vector<Case> cases = {
         {with_params(qat_activation_spec(bits), 0.037f, 0), "qat"},
-        {with_params(ptq_activation_spec(bits), 0.021f, 1), "ptq zero point 1"},
-        {with_params(ptq_activation_spec(bits), 0.013f, static_cast<float>((1 << bits) - 2)),
-         "ptq zero point near qmax"}};
+        {with_params(ptq_activation_spec(bits), 0.021f, 1), "ptq, zero point 1"},
+        {with_params(ptq_activation_spec(bits), 0.013f, levels - 1), "ptq, zero point qmax - 1"}};
+    if (bits < 8) {  // ranges that exclude 0: zero points outside the codes, shifted into uint8
+      cases.push_back({with_params(ptq_activation_spec(bits), 0.017f, -5), "ptq, zero point -5"});
+      cases.push_back(
+          {with_params(ptq_activation_spec(bits), 0.019f, levels + 9), "ptq, zero point qmax + 9"});
+    }
     for (const Case& c : cases) {
-      const float s = c.spec.scale.item<float>();
-      std::vector<float> values = x;
-      for (int k = -300; k <= 300; ++k) values.push_back((k + 0.5f) * s);  // ties round to even
+      const std::vector<float> values = test_values(c.spec.scale.item<float>(), gen);
       const ActivationQdq qdq = activation_qdq(c.spec, "layer");
       EXPECT_EQ(qdq.type, c.spec.is_signed ? QdqType::kInt8 : QdqType::kUint8);
       EXPECT_EQ(qdq.clip.has_value(), bits < 8) << c.recipe << " " << bits;
-      const std::vector<float> expected =
-          fake_quantize(Tensor::from_vector(values, {static_cast<int64_t>(values.size())}), c.spec)
-              .to_vector<float>();
-      EXPECT_EQ(onnx_quantize_dequantize(values, qdq), expected)
+      EXPECT_EQ(qdq.saturated_levels, 0) << c.recipe << " " << bits;
+      EXPECT_EQ(onnx_quantize_dequantize(values, qdq), fake_quantized(values, c.spec))
           << c.recipe << ", " << bits << " bits";
     }
   }
 }
 
-TEST(ActivationQdq, RefusesAZeroPointTheTypeCannotHold) {
-  QuantSpec spec = with_params(ptq_activation_spec(8), 0.1f, -3.0f);
-  try {
-    activation_qdq(spec, "layer2.0.conv1");
-    FAIL() << "accepted zero point -3 for uint8";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("layer2.0.conv1"));
-    EXPECT_THAT(e.what(), HasSubstr("zero point -3"));
+// An 8-bit affine range that excludes 0 has 256 codes and a zero point outside them: no uint8 pair
+// holds it, so the zero point is clamped and only the values in the last |z| steps differ.
+TEST(ActivationQdq, An8BitRangeExcludingZeroSaturatesOnlyItsLastSteps) {
+  Generator gen(6);
+  const QuantSpec spec = with_params(ptq_activation_spec(8), 0.02f, -3);
+  const ActivationQdq qdq = activation_qdq(spec, "fc");
+  EXPECT_EQ(qdq.zero_point, 0);
+  EXPECT_EQ(qdq.saturated_levels, 3);
+  ASSERT_TRUE(qdq.clip.has_value());  // the lower bound 3 * scale is the spec's, not 0
+  const std::vector<float> values = test_values(0.02f, gen);
+  const std::vector<float> expected = fake_quantized(values, spec);
+  const std::vector<float> got = onnx_quantize_dequantize(values, qdq);
+  int differing = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (got[i] == expected[i]) continue;
+    ++differing;
+    EXPECT_GT(expected[i], (255 - 3) * 0.02f) << values[i];  // only the top 3 steps
+    EXPECT_LE(expected[i] - got[i], 3 * 0.02f + 1e-6f) << values[i];
   }
+  EXPECT_GT(differing, 0);
 }
 
 // `n` random integers in [lo, lo + count).
@@ -92,8 +115,10 @@ std::vector<float> random_integers(int64_t n, int64_t lo, int64_t count, Generat
   return values;
 }
 
-// A conv layer's packed weight with random codes, per-channel scales and (affine) zero points.
-PackedLayer random_packed_layer(const QuantSpec& spec_template, Generator& gen) {
+// A conv layer's packed weight with random codes (the lowest `codes_used` of the bit-width; 0:
+// all), per-channel scales and (affine) zero points.
+PackedLayer random_packed_layer(const QuantSpec& spec_template, Generator& gen,
+                                int64_t codes_used = 0) {
   PackedLayer layer;
   layer.name = "features.3.conv.0";
   layer.weight_shape = {5, 3, 3, 3};
@@ -103,9 +128,10 @@ PackedLayer random_packed_layer(const QuantSpec& spec_template, Generator& gen) 
   if (!spec_template.symmetric) {
     layer.weight.zero_point = Tensor::from_vector(random_integers(5, 0, levels, gen), {5});
   }
-  const Tensor codes = Tensor::from_vector(
-      random_integers(shape_numel(layer.weight_shape), spec_template.qmin(), levels, gen),
-      layer.weight_shape);
+  const Tensor codes =
+      Tensor::from_vector(random_integers(shape_numel(layer.weight_shape), spec_template.qmin(),
+                                          codes_used > 0 ? codes_used : levels, gen),
+                          layer.weight_shape);
   layer.packed_weight =
       ops::pack_weight_codes(codes.to(spec_template.is_signed ? DType::kI8 : DType::kU8),
                              spec_template.bits, spec_template.qmin());
@@ -135,20 +161,45 @@ TEST(WeightQdq, Int8CodesWithinTheBitWidthDequantizeToThePackedWeights) {
         dequantized.push_back(static_cast<float>(codes[i] - zero_point[o]) * scale[o]);
       }
       EXPECT_EQ(dequantized, layer.dequantized_weight().to_vector<float>()) << spec.str();
+      EXPECT_EQ(qdq.saturated_channels, 0) << spec.str();
     }
   }
 }
 
-TEST(WeightQdq, RefusesAZeroPointInt8CannotHoldAfterTheShift) {
+TEST(WeightQdq, AChannelOfOneSignKeepsItsExactWeightsThroughAnotherShift) {
   Generator gen(5);
+  // 8 bits, codes 0..200; channel 2's zero point -3 (its weights are all positive, 3..203 steps):
+  // the usual shift by -128 would put its zero point at -131, so it moves by -125 instead.
+  PackedLayer layer = random_packed_layer(ptq_weight_spec(8), gen, 201);
+  layer.weight.zero_point = Tensor::from_vector<float>({3, 128, -3, 0, 255}, {5});
+  const WeightQdq qdq = weight_qdq(layer);
+  const std::vector<float> scale = qdq.scale.to_vector<float>();
+  const std::vector<int32_t> codes = qdq.codes.to_vector<int32_t>(),
+                             zero_point = qdq.zero_point.to_vector<int32_t>();
+  std::vector<float> dequantized;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    dequantized.push_back(static_cast<float>(codes[i] - zero_point[i / 27]) * scale[i / 27]);
+  }
+  EXPECT_EQ(dequantized, layer.dequantized_weight().to_vector<float>());
+  EXPECT_EQ(zero_point, (std::vector<int32_t>{3 - 128, 0, -128, -128, 127}));
+}
+
+TEST(WeightQdq, AChannelInt8CannotHoldSaturatesItsFarCodesOnly) {
+  Generator gen(5);
+  // 8 bits over all 256 codes and zero point -4: relative codes 4..259 are 256 values beyond 0.
   PackedLayer layer = random_packed_layer(ptq_weight_spec(8), gen);
-  layer.weight.zero_point = Tensor::from_vector<float>({0, 0, 300, 0, 0}, {5});
-  try {
-    weight_qdq(layer);
-    FAIL() << "accepted weight zero point 300";
-  } catch (const Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("features.3.conv.0"));
-    EXPECT_THAT(e.what(), HasSubstr("zero point 300 of channel 2"));
+  layer.weight.zero_point = Tensor::from_vector<float>({0, 0, -4, 0, 0}, {5});
+  const WeightQdq qdq = weight_qdq(layer);
+  const std::vector<int32_t> stored = qdq.codes.to_vector<int32_t>();
+  const std::vector<int32_t> original = layer.weight_codes().to_vector<int32_t>();
+  const int32_t top = *std::max_element(original.begin() + 2 * 27, original.begin() + 3 * 27);
+  ASSERT_GT(top, 251);  // the random codes reach the top steps
+  EXPECT_EQ(qdq.saturated_channels, 1);
+  EXPECT_EQ(qdq.saturated_levels, top + 4 - 255);
+  const std::vector<int32_t> zero_point = qdq.zero_point.to_vector<int32_t>();
+  for (size_t i = 2 * 27; i < 3 * 27; ++i) {
+    // Exact relative code (code - zero point) below the top, clamped to 127 - (-128) above.
+    EXPECT_EQ(stored[i] - zero_point[2], std::min(original[i] + 4, 255)) << i;
   }
 }
 

@@ -1,0 +1,248 @@
+// ONNX export (layers/export/onnx_export.h) of every architecture family: model.onnx with and
+// without folded batch norms and quantized.onnx (QAT and PTQ recipes, mixed 2..8-bit weights) pass
+// ONNX's checker and strict shape inference when read back; the QDQ file holds one
+// QuantizeLinear/DequantizeLinear pair per quantized input, a Clip exactly where the activation
+// bits are below 8, and int8 weight codes within each layer's bit-width; what cannot be exported
+// is refused with the node or layer named. (ONNX Runtime runs the files in tests/e2e.)
+#include "layers/export/onnx_export.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/functional/pool.h"
+#include "core/random.h"
+#include "layers/conv.h"
+#include "layers/graph/graph.h"
+#include "layers/models/registry.h"
+#include "layers/quant/quantize_model.h"
+#include "onnx/onnx_pb.h"
+
+namespace ompq::nn {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "/onnx_export_" + name + ".onnx";
+}
+
+onnx::ModelProto read_model(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  onnx::ModelProto model;
+  EXPECT_TRUE(model.ParseFromIstream(&in)) << path;
+  return model;
+}
+
+std::map<std::string, int> op_counts(const onnx::ModelProto& model) {
+  std::map<std::string, int> counts;
+  for (const onnx::NodeProto& node : model.graph().node()) ++counts[node.op_type()];
+  return counts;
+}
+
+struct ModelCase {
+  const char* name;
+  int64_t num_classes;
+  bool small_input;
+};
+
+class OnnxExportModels : public ::testing::TestWithParam<ModelCase> {
+ protected:
+  std::shared_ptr<Model> make() const {
+    ModelSpec spec;
+    spec.name = GetParam().name;
+    spec.num_classes = GetParam().num_classes;
+    spec.small_input = GetParam().small_input;
+    auto model = make_model(spec, gen_);
+    EXPECT_TRUE(model.ok()) << model.status();
+    (*model)->eval();
+    return *model;
+  }
+  mutable Generator gen_{7};
+};
+
+TEST_P(OnnxExportModels, Fp32FilesPassTheCheckerWithAndWithoutFoldedBatchNorms) {
+  const std::shared_ptr<Model> model = make();
+  const graph::Graph graph = graph::trace(*model, model->input_shape());
+  int batch_norms = 0;
+  for (const graph::Node& node : graph.nodes) batch_norms += node.kind == graph::OpKind::kBatchNorm;
+  for (bool fold : {false, true}) {
+    const std::string path = temp_path(std::string(GetParam().name) + (fold ? "_folded" : ""));
+    OnnxExportOptions options;
+    options.fold_batch_norm = fold;
+    auto summary = export_fp32_onnx(graph, model->state_dict(), options, path);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->quantized_layers, 0);
+    ASSERT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
+    const onnx::ModelProto onnx_model = read_model(path);
+    EXPECT_EQ(onnx_model.opset_import(0).version(), 13);
+    EXPECT_EQ(onnx_model.graph().output(0).name(), "logits");
+    const std::map<std::string, int> ops = op_counts(onnx_model);
+    // Every batch norm of these models follows a conv alone, so folding removes them all.
+    EXPECT_EQ(ops.count("BatchNormalization") ? ops.at("BatchNormalization") : 0,
+              fold ? 0 : batch_norms);
+    EXPECT_EQ(ops.count("QuantizeLinear"), 0u);
+  }
+}
+
+// Weight bits 2..8 in turn over the layers; returns them by name.
+std::map<std::string, int> mixed_bits(const Model& model) {
+  std::map<std::string, int> bits;
+  int b = 2;
+  for (const QuantizableLayer& layer : model.quantizable_layers()) {
+    bits[layer.name] = b;
+    b = b == 8 ? 2 : b + 1;
+  }
+  return bits;
+}
+
+void calibrate(Model& model, Generator& gen) {
+  NoGradGuard no_grad;
+  Shape input = {2};
+  for (int64_t d : model.input_shape()) input.push_back(d);
+  model.forward(randn(input, gen));
+  set_quantizers_frozen(model, true);
+}
+
+// The int8 values of an initializer.
+std::vector<int> int8_values(const onnx::TensorProto& t) {
+  const std::string& raw = t.raw_data();
+  std::vector<int> values;
+  for (char c : raw) values.push_back(static_cast<int8_t>(c));
+  return values;
+}
+
+TEST_P(OnnxExportModels, QdqFilesHoldOnePairPerQuantizedInputAndCodesWithinTheirBits) {
+  for (QuantScheme scheme : {QuantScheme::kQat, QuantScheme::kPtq}) {
+    const std::shared_ptr<Model> model = make();
+    const graph::Graph graph = graph::trace(*model, model->input_shape());
+    const std::map<std::string, int> bits = mixed_bits(*model);
+    QuantizeOptions options;
+    options.scheme = scheme;
+    options.act_bits = scheme == QuantScheme::kQat ? 4 : 8;
+    const std::string first = model->quantizable_layers().front().name;
+    if (scheme == QuantScheme::kPtq) options.float_inputs = {first};  // BRECQ's real-valued stem
+    options.input_bits[first] = 8;
+    quantize_model(*model, bits, options);
+    calibrate(*model, gen_);
+    const PackedModel packed = pack_model(*model);
+    const std::string path = temp_path(std::string(GetParam().name) + "_qdq");
+    auto summary = export_qdq_onnx(graph, packed, path);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->quantized_layers, static_cast<int64_t>(bits.size()));
+    ASSERT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
+
+    const onnx::ModelProto onnx_model = read_model(path);
+    const std::map<std::string, int> ops = op_counts(onnx_model);
+    int quantized_inputs = 0, narrow_inputs = 0;
+    for (const PackedLayer& layer : packed.layers) {
+      quantized_inputs += layer.input.has_value();
+      narrow_inputs += layer.input.has_value() && layer.input->bits < 8;
+    }
+    EXPECT_EQ(ops.at("QuantizeLinear"), quantized_inputs);
+    EXPECT_EQ(ops.at("DequantizeLinear"), quantized_inputs + static_cast<int>(bits.size()));
+    const int relu6 = ops.count("Clip") ? ops.at("Clip") - narrow_inputs : 0;
+    EXPECT_GE(relu6, 0);
+    EXPECT_EQ(ops.count("BatchNormalization"), 0u);  // folded into the quantized convs
+    int weights_seen = 0;
+    for (const onnx::TensorProto& t : onnx_model.graph().initializer()) {
+      const std::string suffix = ".weight_codes";
+      if (t.name().size() <= suffix.size() ||
+          t.name().compare(t.name().size() - suffix.size(), suffix.size(), suffix) != 0) {
+        continue;
+      }
+      ASSERT_EQ(t.data_type(), onnx::TensorProto::INT8) << t.name();
+      const int b = bits.at(t.name().substr(0, t.name().size() - suffix.size()));
+      // Each output channel's codes span at most the bit-width's 2^b values (within int8).
+      const std::vector<int> codes = int8_values(t);
+      const size_t per_channel = codes.size() / static_cast<size_t>(t.dims(0));
+      for (size_t begin = 0; begin < codes.size(); begin += per_channel) {
+        const auto [lo, hi] =
+            std::minmax_element(codes.begin() + begin, codes.begin() + begin + per_channel);
+        EXPECT_LT(*hi - *lo, 1 << b) << t.name() << " channel " << begin / per_channel;
+      }
+      ++weights_seen;
+    }
+    EXPECT_EQ(weights_seen, static_cast<int>(bits.size()));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, OnnxExportModels,
+                         ::testing::Values(ModelCase{"resnet18", 1000, false},
+                                           ModelCase{"resnet20", 10, false},
+                                           ModelCase{"mobilenet_v2", 10, true},
+                                           ModelCase{"fashion_cnn", 10, false}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(OnnxExport, APackedModelOfAnotherArchitectureIsRefusedNamingTheLayer) {
+  Generator gen(8);
+  ModelSpec resnet20{"resnet20", 10};
+  ModelSpec fashion{"fashion_cnn", 10};
+  auto quantized = make_model(resnet20, gen);
+  auto other = make_model(fashion, gen);
+  ASSERT_TRUE(quantized.ok() && other.ok());
+  quantize_model(**quantized, mixed_bits(**quantized));
+  calibrate(**quantized, gen);
+  const PackedModel packed = pack_model(**quantized);
+  auto summary = export_qdq_onnx(graph::trace(**other, (*other)->input_shape()), packed,
+                                 temp_path("mismatch"));
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr("\"layer1.0.conv1\""));
+}
+
+TEST(OnnxExport, AMissingParameterIsRefusedNamingIt) {
+  Generator gen(9);
+  auto model = make_model(ModelSpec{"fashion_cnn", 10}, gen);
+  ASSERT_TRUE(model.ok());
+  TensorMap state = (*model)->state_dict();
+  state.erase("bn2.running_var");
+  auto summary = export_fp32_onnx(graph::trace(**model, (*model)->input_shape()), state, {},
+                                  temp_path("missing"));
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr("\"bn2.running_var\""));
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr("bn2 (batch_norm)"));
+}
+
+// A pool into bins of unequal sizes (7 -> 3), which ONNX has no operator for.
+class UnequalBins : public Model {
+ public:
+  explicit UnequalBins(Generator& gen) {
+    conv_ = register_module("conv", std::make_shared<Conv2d>(3, 4, std::array<int64_t, 2>{1, 1},
+                                                             Conv2dParams{}, true, gen));
+  }
+  Tensor forward(const Tensor& x) override {
+    return adaptive_avg_pool2d((*conv_)(x), {3, 3}).flatten(1);
+  }
+  Shape input_shape() const override { return {3, 7, 7}; }
+
+ private:
+  std::shared_ptr<Conv2d> conv_;
+};
+
+TEST(OnnxExport, AnOpOnnxCannotExpressIsRefusedNamingTheNode) {
+  Generator gen(10);
+  UnequalBins model(gen);
+  auto summary = export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {},
+                                  temp_path("unequal_bins"));
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr("adaptive_avg_pool2d"));
+  EXPECT_THAT(std::string(summary.status().message()), HasSubstr("bins of unequal sizes"));
+}
+
+TEST(OnnxExport, ACorruptFileFailsTheCheckNamingIt) {
+  const std::string path = temp_path("corrupt");
+  std::ofstream(path) << "not a protobuf";
+  const absl::Status status = check_onnx_file(path);
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr(path));
+}
+
+}  // namespace
+}  // namespace ompq::nn
