@@ -106,6 +106,9 @@ ABSL_FLAG(double, ptq_activation_lr, 4e-4, "PTQ Adam lr of the activation step s
 ABSL_FLAG(double, ptq_rounding_weight, 0.01,
           "PTQ weight of the rounding regularizer (reference: 0.01 ResNet, 0.1 MobileNetV2)");
 ABSL_FLAG(double, ptq_activation_p, 2.4, "PTQ p of the step sizes' Lp reconstruction loss");
+ABSL_FLAG(bool, onnx_fold_batch_norm, false,
+          "export: fold each conv's batch norm into its weights in model.onnx (false: keep "
+          "BatchNormalization nodes)");
 ABSL_FLAG(bool, eval_fp32, true,
           "evaluate the FP32 model beside the quantized one (false: a faster start from known "
           "weights; the report's FP32 row then has no accuracy)");
@@ -196,6 +199,7 @@ const std::vector<ConfigFlag>& config_flags() {
                  }),
       OMPQ_FLAG_FIELD(prefetch, mutable_data()->set_prefetch),
       OMPQ_FLAG_FIELD(eval_fp32, set_eval_fp32),
+      OMPQ_FLAG_FIELD(onnx_fold_batch_norm, set_onnx_fold_batch_norm),
       OMPQ_FLAG_FIELD(train_limit, mutable_data()->set_train_limit),
       OMPQ_FLAG_FIELD(test_limit, mutable_data()->set_test_limit),
       OMPQ_FLAG_FIELD(workers, mutable_data()->set_workers),

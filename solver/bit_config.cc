@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "solver/config_enums.h"
+#include "solver/ptq.h"
+#include "solver/qat.h"
 
 namespace ompq::solver {
 namespace {
@@ -100,6 +102,13 @@ absl::StatusOr<LayerBitsPlan> plan_from_bit_config(const proto::BitConfig& confi
   }
   plan.space = std::move(*space);
   return plan;
+}
+
+nn::QuantizedLayers quantize_for_plan(nn::Model& model, const LayerBitsPlan& plan, int act_bits) {
+  if (plan.mode == QuantMode::kQat) {
+    return quantize_for_qat(model, plan.weight_bits, plan.edge_layers, act_bits);
+  }
+  return nn::quantize_model(model, plan.weight_bits, ptq_quantize_options(model, act_bits));
 }
 
 }  // namespace ompq::solver

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "core/proto/ompq.pb.h"
 #include "layers/models/model.h"
+#include "layers/quant/quantize_model.h"
 #include "solver/search.h"
 
 namespace ompq::solver {
@@ -34,5 +35,10 @@ struct LayerBitsPlan {
 absl::StatusOr<LayerBitsPlan> plan_from_bit_config(const proto::BitConfig& config,
                                                    const nn::Model& model,
                                                    const std::string& source);
+
+// Replaces the plan's layers of `model` by their quantized form in the plan's mode, with
+// activations at `act_bits`: QAT as quantize_for_qat (the edge layers' inputs at 8 bits), PTQ with
+// ptq_quantize_options. What the experiment quantizes and a saved quantized model loads into.
+nn::QuantizedLayers quantize_for_plan(nn::Model& model, const LayerBitsPlan& plan, int act_bits);
 
 }  // namespace ompq::solver

@@ -22,6 +22,8 @@
 #include "data/catalog.h"
 #include "data/dataloader.h"
 #include "data/subset.h"
+#include "layers/export/onnx_export.h"
+#include "layers/graph/graph.h"
 #include "layers/lr_schedule.h"
 #include "layers/models/registry.h"
 #include "layers/optim.h"
@@ -58,6 +60,8 @@ constexpr char kQatCheckpoint[] = "qat_checkpoint.safetensors";
 constexpr char kPtqCheckpoint[] = "ptq_checkpoint.safetensors";
 constexpr char kQuantizedFile[] = "quantized.safetensors";
 constexpr char kPackedFile[] = "packed.safetensors";
+constexpr char kOnnxFile[] = "model.onnx";
+constexpr char kQdqOnnxFile[] = "quantized.onnx";
 constexpr char kReportJson[] = "report.json";
 constexpr char kReportHtml[] = "report.html";
 constexpr char kStagesFile[] = "stages.pbtxt";
@@ -65,7 +69,7 @@ constexpr char kStagesFile[] = "stages.pbtxt";
 constexpr const char* kOutputFiles[] = {
     kConfigFile, kMetricsFile,   kFp32File,      kPretrainCheckpoint, kBitsFile,
     kSearchFile, kQatCheckpoint, kPtqCheckpoint, kQuantizedFile,      kPackedFile,
-    kReportJson, kReportHtml,    kStagesFile};
+    kOnnxFile,   kQdqOnnxFile,   kReportJson,    kReportHtml,         kStagesFile};
 // The metrics rows of the eval stage are "eval_fp32" and "eval_<quant>".
 constexpr char kEvalRowPrefix[] = "eval_";
 
@@ -241,13 +245,7 @@ absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::quantized_model(
     Generator& gen, nn::QuantizedLayers* layers) const {
   OMPQ_ASSIGN_OR_RETURN(LayerBitsPlan plan, bits_plan());
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, fp32_model(gen));
-  nn::QuantizedLayers quantized;
-  if (config_.quant() == proto::QUANT_QAT) {
-    quantized = quantize_for_qat(*model, plan.weight_bits, plan.edge_layers, config_.act_bits());
-  } else {
-    quantized = nn::quantize_model(*model, plan.weight_bits,
-                                   ptq_quantize_options(*model, config_.act_bits()));
-  }
+  nn::QuantizedLayers quantized = quantize_for_plan(*model, plan, config_.act_bits());
   model->to(runtime_.device);
   if (layers != nullptr) {
     *layers = std::move(quantized);
@@ -811,6 +809,28 @@ absl::Status Experiment::export_packed(proto::StageRecord& record) {
   say("[export] %zu packed layers -> %s (%.1f KiB)\n", packed.layers.size(),
       path(kPackedFile).c_str(), writes() ? fs::file_size(path(kPackedFile)) / 1024.0 : 0.0);
   record.add_outputs(kPackedFile);
+  // ONNX: the FP32 model and the quantized one (QDQ), both on the traced architecture.
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> fp32, fp32_model(gen));
+  fp32->to(Device::cpu());
+  const graph::Graph graph = graph::trace(*fp32, input_shape_);
+  nn::OnnxExportOptions options;
+  options.fold_batch_norm = config_.onnx_fold_batch_norm();
+  if (writes()) {
+    OMPQ_ASSIGN_OR_RETURN(
+        nn::OnnxExportSummary fp32_onnx,
+        nn::export_fp32_onnx(graph, fp32->state_dict(), options, path(kOnnxFile).string()));
+    OMPQ_ASSIGN_OR_RETURN(nn::OnnxExportSummary qdq_onnx,
+                          nn::export_qdq_onnx(graph, packed, path(kQdqOnnxFile).string()));
+    say("[export] ONNX: %s (%lld nodes), %s (%lld nodes, %lld layers as QDQ)\n", kOnnxFile,
+        static_cast<long long>(fp32_onnx.nodes), kQdqOnnxFile,
+        static_cast<long long>(qdq_onnx.nodes), static_cast<long long>(qdq_onnx.quantized_layers));
+    for (const std::string& line : qdq_onnx.saturated) {
+      say("[export] note: %s saturates in %s (an 8-bit range that excludes 0)\n", line.c_str(),
+          kQdqOnnxFile);
+    }
+  }
+  record.add_outputs(kOnnxFile);
+  record.add_outputs(kQdqOnnxFile);
   return absl::OkStatus();
 }
 
