@@ -7,6 +7,10 @@
 // size and replicated to its channels; ImageNet images get torchvision's eval transform
 // (Resize(size * 256 / 224) + CenterCrop(size), ImageNet normalization).
 //
+// With --output=Y.safetensors, dataset mode also writes the images it evaluated as the model
+// takes them (tensor "input"), their labels ("labels", int64) and the logits ("logits"): real
+// images and ompq's answers for them, to run another runtime (an exported ONNX model) on.
+//
 // Tensor mode: the logits of a batch given as a tensor, e.g. to compare with PyTorch.
 //   ompq_eval --model=NAME --num_classes=N --weights=W.safetensors --input=X.safetensors
 //             --output=Y.safetensors
@@ -43,7 +47,9 @@ ABSL_FLAG(double, width_mult, 1.0, "channel width multiplier (mobilenet_v2)");
 ABSL_FLAG(std::string, weights, "", "the model's weights (safetensors with torchvision names)");
 ABSL_FLAG(std::string, input, "",
           "tensor mode: safetensors file holding tensor \"input\", float32 NCHW");
-ABSL_FLAG(std::string, output, "", "tensor mode: safetensors file to write tensor \"logits\" to");
+ABSL_FLAG(std::string, output, "",
+          "safetensors file to write tensor \"logits\" to (dataset mode: with the images as "
+          "\"input\" and their \"labels\")");
 ABSL_FLAG(std::string, dataset, "", "dataset mode: fashion_mnist, mnist or imagenet");
 ABSL_FLAG(std::string, data_dir, "",
           "dataset folder (default for fashion_mnist: /usr/share/datasets/fashion-mnist)");
@@ -178,6 +184,27 @@ absl::StatusOr<std::shared_ptr<const data::Dataset>> open_dataset(const nn::Mode
   return invalid(absl::StrCat("--dataset=", name, " (expected fashion_mnist, mnist or imagenet)"));
 }
 
+// Dataset mode with --output: every image of the loader (in order), its label and its logits.
+absl::Status write_dataset_outputs(nn::Model& model, const data::DataLoader& loader, Device device,
+                                   const std::string& path) {
+  NoGradGuard no_grad;
+  std::vector<Tensor> inputs, labels, logits;
+  for (data::Batch& batch : loader.batches()) {
+    logits.push_back(model.forward(batch.inputs.to(device)).to(Device::cpu()));
+    inputs.push_back(batch.inputs.to(Device::cpu()));
+    labels.push_back(batch.labels.to(Device::cpu()));
+  }
+  const Tensor all_logits = cat(logits, 0);
+  OMPQ_RETURN_IF_ERROR(save_safetensors(
+      path, {{"input", cat(inputs, 0)}, {"labels", cat(labels, 0)}, {"logits", all_logits}},
+      {{"model", absl::GetFlag(FLAGS_model)},
+       {"weights", absl::GetFlag(FLAGS_weights)},
+       {"dataset", loader.dataset().name()}}));
+  std::fprintf(stderr, "ompq_eval: wrote %lld images, labels and logits to %s\n",
+               static_cast<long long>(all_logits.size(0)), path.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status run_dataset_mode(nn::Model& model, Device device) {
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<const data::Dataset> dataset, open_dataset(model));
   const int64_t num_classes = absl::GetFlag(FLAGS_num_classes);
@@ -196,6 +223,8 @@ absl::Status run_dataset_mode(nn::Model& model, Device device) {
   options.num_workers = absl::GetFlag(FLAGS_workers);
   options.pin_memory = device.is_cuda();
   data::DataLoader loader(dataset, options);
+  const std::string output_path = absl::GetFlag(FLAGS_output);
+  if (!output_path.empty()) return write_dataset_outputs(model, loader, device, output_path);
   std::fprintf(stderr, "ompq_eval: %s on %s (%lld images), %d threads, %s\n",
                absl::GetFlag(FLAGS_model).c_str(), dataset->name().c_str(),
                static_cast<long long>(dataset->size()), num_threads(), device.str().c_str());
@@ -211,8 +240,7 @@ absl::Status run_dataset_mode(nn::Model& model, Device device) {
 }
 
 absl::Status run() {
-  const bool tensor_mode =
-      !absl::GetFlag(FLAGS_input).empty() || !absl::GetFlag(FLAGS_output).empty();
+  const bool tensor_mode = !absl::GetFlag(FLAGS_input).empty();
   const bool dataset_mode = !absl::GetFlag(FLAGS_dataset).empty();
   if (tensor_mode == dataset_mode) {
     return invalid("give either --input and --output (tensor mode) or --dataset (dataset mode)");
