@@ -16,7 +16,6 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/integer.h"
 #include "core/ops/memory_format.h"
-#include "core/ops/pack.h"
 #include "core/ops/quant.h"
 #include "core/random.h"
 #include "layers/models/mobilenet_v2.h"
@@ -59,7 +58,7 @@ PackedLayer random_layer(QuantizableLayer::Kind kind, const Shape& weight_shape,
     layer.weight.zero_point = Tensor::from_vector(zero_points, {out});
   }
   const Tensor codes = quantize(ops::mul(randn(weight_shape, gen), 0.1), layer.weight);
-  layer.packed_weight = ops::pack_codes(codes.view({out, -1}), bits, layer.weight.qmin());
+  layer.packed_weight = ops::pack_weight_codes(codes, bits, layer.weight.qmin());
   layer.bias = randn({out}, gen);
   QuantSpec input = scheme == QuantScheme::kQat ? qat_activation_spec(8) : ptq_activation_spec(8);
   input.scale = Tensor::scalar(0.03);
