@@ -47,6 +47,14 @@ bool GradScaler::step(Optimizer& optimizer) {
   return true;
 }
 
+void GradScaler::restore(double scale, int64_t growth_tracker) {
+  OMPQ_CHECK(std::isfinite(scale) && scale > 0 && growth_tracker >= 0,
+             "GradScaler: restoring scale ", scale, " and growth tracker ", growth_tracker,
+             " (expected a finite scale > 0, >= 0)");
+  scale_ = scale;
+  growth_tracker_ = growth_tracker;
+}
+
 void GradScaler::update() {
   OMPQ_CHECK(unscaled_, "GradScaler: update() without step() or unscale_() since the last one");
   if (found_inf_) {

@@ -43,6 +43,9 @@ class GradScaler {
   double scale_value() const { return scale_; }
   // Overflow-free steps in a row since the scale last changed.
   int64_t growth_tracker() const { return growth_tracker_; }
+  // Continues from the state scale_value() and growth_tracker() gave (a checkpoint's), between
+  // iterations. Throws an Error unless `scale` is finite and > 0 and `growth_tracker` >= 0.
+  void restore(double scale, int64_t growth_tracker);
 
  private:
   GradScalerOptions options_;

@@ -1,5 +1,7 @@
 #include "solver/checkpoint.h"
 
+#include <cmath>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -66,6 +68,10 @@ absl::Status save_checkpoint(const std::string& path, const nn::Module& model,
                           {"rng_seed", absl::StrCat(state.rng_seed)},
                           {"rng_offset", absl::StrCat(state.rng_offset)}};
   if (state.steps_done > 0) put_epoch_totals(state.epoch_totals, metadata);
+  if (state.loss_scale > 0) {
+    metadata["loss_scale"] = absl::StrFormat("%.17g", state.loss_scale);
+    metadata["loss_scale_growth_tracker"] = absl::StrCat(state.loss_scale_growth_tracker);
+  }
   return save_safetensors(path, tensors, metadata);
 }
 
@@ -93,6 +99,19 @@ absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Mod
       return absl::DataLossError(absl::StrCat(path, ": checkpoint world_size ", state.world_size,
                                               " / batch_size ", state.batch_size,
                                               " (expected >= 1 and >= 0)"));
+    }
+  }
+  if (contents.metadata.count("loss_scale") > 0) {  // f16 training only
+    OMPQ_ASSIGN_OR_RETURN(state.loss_scale, checkpoint_metadata_number<double>(contents.metadata,
+                                                                               "loss_scale", path));
+    OMPQ_ASSIGN_OR_RETURN(
+        state.loss_scale_growth_tracker,
+        checkpoint_metadata_number<int64_t>(contents.metadata, "loss_scale_growth_tracker", path));
+    if (!(std::isfinite(state.loss_scale) && state.loss_scale > 0) ||
+        state.loss_scale_growth_tracker < 0) {
+      return absl::DataLossError(absl::StrCat(
+          path, ": checkpoint loss_scale ", state.loss_scale, " / loss_scale_growth_tracker ",
+          state.loss_scale_growth_tracker, " (expected finite and > 0, and >= 0)"));
     }
   }
   OMPQ_ASSIGN_OR_RETURN(state.rng_seed,

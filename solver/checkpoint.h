@@ -1,10 +1,10 @@
 // Training checkpoints: one safetensors file holding the model ("model.<name>"), the optimizer
 // state ("optimizer.<name>") and, as metadata, the number of finished epochs, the generator
-// state and, mid-epoch, the epoch's running sums, so that a resumed run continues exactly and
-// reports the epoch as an uninterrupted run does. Written atomically (temporary file + rename):
-// a crash leaves the previous checkpoint intact. Data-parallel runs record their world size and
-// per-rank batch size, so that a run resumed on another number of ranks finds its place in the
-// epoch (resume_point()). Only rank 0 writes checkpoints; every rank loads the same file.
+// state, f16's loss scale and, mid-epoch, the epoch's running sums, so that a resumed run continues
+// exactly and reports the epoch as an uninterrupted run does. Written atomically (temporary file +
+// rename): a crash leaves the previous checkpoint intact. Data-parallel runs record their world
+// size and per-rank batch size, so that a run resumed on another number of ranks finds its place in
+// the epoch (resume_point()). Only rank 0 writes checkpoints; every rank loads the same file.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,10 @@ struct CheckpointState {
   // The sums over the `steps_done` steps (zero at an epoch's end, and in checkpoints written
   // before they were recorded).
   EpochTotals epoch_totals;
+  // f16 training's loss scaling (nn::GradScaler's scale_value() and growth_tracker()); a scale
+  // of 0: none.
+  double loss_scale = 0.0;
+  int64_t loss_scale_growth_tracker = 0;
 };
 
 absl::Status save_checkpoint(const std::string& path, const nn::Module& model,

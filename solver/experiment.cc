@@ -120,6 +120,7 @@ struct TrainingLoop {
   nn::Module* model = nullptr;
   nn::Optimizer* optimizer = nullptr;
   Generator* gen = nullptr;
+  nn::GradScaler* grad_scaler = nullptr;  // f16 training's loss scaling
   std::function<absl::StatusOr<EpochResult>(int64_t epoch, int64_t start_step,
                                             const EpochTotals& carried)>
       train_epoch;
@@ -146,11 +147,20 @@ class Experiment {
   void say(const char* format, Args... args) const {
     if (writes()) std::fprintf(stderr, format, args...);
   }
-  CheckpointState checkpoint_state(int64_t epochs_done, int64_t steps_done, const Generator& gen,
-                                   const EpochTotals& totals = {}) const {
-    return {epochs_done,  steps_done,   gen.seed(),
-            gen.offset(), world_size(), config_.train().batch_size(),
-            totals};
+  CheckpointState checkpoint_state(const TrainingLoop& loop, int64_t epochs_done,
+                                   int64_t steps_done, const EpochTotals& totals = {}) const {
+    CheckpointState state{epochs_done,
+                          steps_done,
+                          loop.gen->seed(),
+                          loop.gen->offset(),
+                          world_size(),
+                          config_.train().batch_size(),
+                          totals};
+    if (loop.grad_scaler != nullptr) {
+      state.loss_scale = loop.grad_scaler->scale_value();
+      state.loss_scale_growth_tracker = loop.grad_scaler->growth_tracker();
+    }
+    return state;
   }
   fs::path path(const char* file) const { return dir_ / file; }
   std::string fp32_weights() const {
@@ -533,6 +543,9 @@ absl::Status Experiment::run_training(TrainingLoop& loop) {
     start_step = resume.step;
     carried = state.epoch_totals;
     loop.gen->set_state(state.rng_seed, state.rng_offset);
+    if (loop.grad_scaler != nullptr && state.loss_scale > 0) {
+      loop.grad_scaler->restore(state.loss_scale, state.loss_scale_growth_tracker);
+    }
     say("[%s] resuming from %s at epoch %lld step %lld\n", loop.stage.c_str(),
         loop.checkpoint.c_str(), static_cast<long long>(first_epoch + 1),
         static_cast<long long>(start_step));
@@ -564,7 +577,7 @@ absl::Status Experiment::run_training(TrainingLoop& loop) {
     OMPQ_RETURN_IF_ERROR(append_metrics(loop.stage, absl::StrCat(epoch + 1), &*train, test));
     if (writes()) {
       OMPQ_RETURN_IF_ERROR(save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
-                                           checkpoint_state(epoch + 1, 0, *loop.gen)));
+                                           checkpoint_state(loop, epoch + 1, 0)));
     }
   }
   return absl::OkStatus();
@@ -576,7 +589,7 @@ std::function<absl::Status(int64_t, int64_t, const EpochTotals&)> Experiment::st
   return [this, &loop, every](int64_t epoch, int64_t steps_done, const EpochTotals& totals) {
     if (steps_done % every != 0) return absl::OkStatus();
     return save_checkpoint(loop.checkpoint.string(), *loop.model, *loop.optimizer,
-                           checkpoint_state(epoch, steps_done, *loop.gen, totals));
+                           checkpoint_state(loop, epoch, steps_done, totals));
   };
 }
 
@@ -614,6 +627,7 @@ absl::Status Experiment::pretrain(proto::StageRecord& record) {
   options.after_step = step_checkpointer(loop, tc.checkpoint_steps());
   options.precision = precision_dtype(tc.precision());
   Trainer trainer(*model, optimizer, *schedule, options);
+  loop.grad_scaler = trainer.grad_scaler();
   loop.train_epoch = [&](int64_t epoch, int64_t start_step, const EpochTotals& carried) {
     train.set_epoch(epoch);
     return trainer.train_epoch(train, epoch, tc.epochs(), start_step, carried);

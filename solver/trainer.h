@@ -99,6 +99,8 @@ class Trainer {
   absl::StatusOr<EpochResult> train_epoch(const data::DataLoader& loader, int64_t epoch,
                                           int64_t num_epochs, int64_t start_step = 0,
                                           const EpochTotals& carried = {});
+  // The loss scaling of precision kF16 (its state goes into checkpoints); null otherwise.
+  nn::GradScaler* grad_scaler() { return grad_scaler_.get(); }
 
  private:
   nn::Module& model_;

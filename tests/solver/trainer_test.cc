@@ -293,6 +293,72 @@ TEST(Trainer, AnEpochResumedMidwayReportsWhatAnUninterruptedOneDoes) {
   EXPECT_NE(partial->loss, whole->loss);
 }
 
+// f16: the loss scale and its growth tracker travel in the checkpoint, so a resumed epoch scales,
+// skips and steps as the uninterrupted one does (a scale that grows every step and halves on an
+// overflow moves during the first steps; a fresh scaler would start over from its initial one).
+TEST(Trainer, AnF16EpochResumedMidwayKeepsItsLossScale) {
+  testing::ScopedTempDir temp;
+  const std::string checkpoint = (temp.path() / "ckpt.safetensors").string();
+  data::DataLoaderOptions loader_options;
+  loader_options.batch_size = 16;
+  data::DataLoader loader(std::make_shared<data::SyntheticDataset>(small_synthetic(200)),
+                          loader_options);
+  SgdOptions sgd;
+  sgd.lr = 0.05;
+  nn::ConstantLr schedule;
+  TrainOptions options;
+  options.precision = DType::kF16;
+  options.grad_scaler.init_scale = 1024.0;
+  options.grad_scaler.growth_interval = 1;
+  auto make_model = [] {
+    Generator gen(21);
+    return linear_classifier(16, 3, gen);
+  };
+  auto whole_model = make_model();
+  nn::SGD whole_optimizer(whole_model->parameters(), sgd);
+  Trainer whole_trainer(*whole_model, whole_optimizer, schedule, options);
+  auto whole = whole_trainer.train_epoch(loader, 0, 1);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+
+  constexpr int64_t kStopAfter = 4;
+  auto first_model = make_model();
+  nn::SGD first_optimizer(first_model->parameters(), sgd);
+  TrainOptions first_options = options;
+  Trainer* first_trainer = nullptr;
+  first_options.after_step = [&](int64_t epoch, int64_t steps_done, const EpochTotals& totals) {
+    if (steps_done < kStopAfter) return absl::OkStatus();
+    CheckpointState state;
+    state.epochs_done = epoch;
+    state.steps_done = steps_done;
+    state.epoch_totals = totals;
+    state.loss_scale = first_trainer->grad_scaler()->scale_value();
+    state.loss_scale_growth_tracker = first_trainer->grad_scaler()->growth_tracker();
+    EXPECT_TRUE(save_checkpoint(checkpoint, *first_model, first_optimizer, state).ok());
+    return absl::AbortedError("killed");
+  };
+  Trainer first(*first_model, first_optimizer, schedule, first_options);
+  first_trainer = &first;
+  ASSERT_EQ(first.train_epoch(loader, 0, 1).status().code(), absl::StatusCode::kAborted);
+
+  auto resumed_model = make_model();
+  nn::SGD resumed_optimizer(resumed_model->parameters(), sgd);
+  auto state = load_checkpoint(checkpoint, *resumed_model, resumed_optimizer);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_NE(state->loss_scale, options.grad_scaler.init_scale);
+  Trainer resumed_trainer(*resumed_model, resumed_optimizer, schedule, options);
+  resumed_trainer.grad_scaler()->restore(state->loss_scale, state->loss_scale_growth_tracker);
+  auto resumed = resumed_trainer.train_epoch(loader, 0, 1, state->steps_done, state->epoch_totals);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->skipped_steps, whole->skipped_steps);
+  EXPECT_EQ(resumed->loss, whole->loss);
+  EXPECT_EQ(resumed_trainer.grad_scaler()->scale_value(),
+            whole_trainer.grad_scaler()->scale_value());
+  for (size_t i = 0; i < whole_model->parameters().size(); ++i) {
+    EXPECT_EQ(resumed_model->parameters()[i].to_vector<float>(),
+              whole_model->parameters()[i].to_vector<float>());
+  }
+}
+
 TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
   testing::ScopedTempDir temp;
   const fs::path& dir = temp.path();
@@ -313,6 +379,8 @@ TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
   saved.world_size = 4;
   saved.batch_size = 32;
   saved.epoch_totals = {0.1 + 0.2 + 1e-17, 150, 224, 7, 1, 12.5, 0.75};
+  saved.loss_scale = 32768.0;
+  saved.loss_scale_growth_tracker = 3;
   ASSERT_TRUE(save_checkpoint(path, *model, optimizer, saved).ok());
 
   Generator other_gen(4);
@@ -334,6 +402,8 @@ TEST(Checkpoint, RoundTripsModelOptimizerAndState) {
   EXPECT_EQ(state->epoch_totals.skipped_steps, 1);
   EXPECT_EQ(state->epoch_totals.seconds, 12.5);
   EXPECT_EQ(state->epoch_totals.data_wait_seconds, 0.75);
+  EXPECT_EQ(state->loss_scale, 32768.0);
+  EXPECT_EQ(state->loss_scale_growth_tracker, 3);
   for (size_t i = 0; i < model->parameters().size(); ++i) {
     EXPECT_EQ(model->parameters()[i].to_vector<float>(),
               restored->parameters()[i].to_vector<float>());
