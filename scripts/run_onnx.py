@@ -17,6 +17,10 @@ import sys
 import numpy as np
 import onnxruntime as ort
 
+LEVELS = {"disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+          "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+          "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+          "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I8": np.int8, "U8": np.uint8,
           "I32": np.int32, "I64": np.int64}
 
@@ -66,6 +70,10 @@ def main():
     parser.add_argument("output", help='safetensors file to write tensor "logits" to')
     parser.add_argument("--batch_size", type=int, default=100, help="images per run")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ORT's choice)")
+    parser.add_argument("--optimization", choices=list(LEVELS), default="all",
+                        help="ORT's graph optimizations; 'disabled' runs the operators exactly as "
+                             "ONNX specifies them (at 'basic' and above ORT rounds a QDQ model's "
+                             "float conv biases to int32, as an integer kernel would)")
     parser.add_argument("--optimized_model", default="",
                         help="also save the graph as ORT optimized it (shows which Q/DQ it fused)")
     args = parser.parse_args()
@@ -79,6 +87,7 @@ def main():
                  "(expected float32 NCHW)")
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
+    options.graph_optimization_level = LEVELS[args.optimization]
     if args.optimized_model:
         options.optimized_model_filepath = args.optimized_model
     session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
@@ -86,7 +95,7 @@ def main():
     logits = np.concatenate([session.run(None, {input_name: images[i:i + args.batch_size]})[0]
                              for i in range(0, len(images), args.batch_size)])
     write_safetensors(args.output, {"logits": logits.astype(np.float32)},
-                      {"model": args.model, "input": args.input,
+                      {"model": args.model, "input": args.input, "optimization": args.optimization,
                        "runtime": f"onnxruntime {ort.__version__}"})
     print(f"run_onnx: wrote logits {list(logits.shape)} to {args.output} "
           f"(onnxruntime {ort.__version__})", file=sys.stderr)
