@@ -11,6 +11,11 @@
 // takes them (tensor "input"), their labels ("labels", int64) and the logits ("logits"): real
 // images and ompq's answers for them, to run another runtime (an exported ONNX model) on.
 //
+// --packed=P.safetensors instead of --weights evaluates a packed integer model (the export
+// stage's packed.safetensors, layers/quant/packed_model.h) in either mode: its quantized layers
+// run as integer layers (on the CPU through oneDNN's int8 convolutions), the rest from its float
+// state; --model and --num_classes must describe the architecture it was exported from.
+//
 // Tensor mode: the logits of a batch given as a tensor, e.g. to compare with PyTorch.
 //   ompq_eval --model=NAME --num_classes=N --weights=W.safetensors --input=X.safetensors
 //             --output=Y.safetensors
@@ -35,6 +40,8 @@
 #include "data/mnist.h"
 #include "data/subset.h"
 #include "layers/models/registry.h"
+#include "layers/quant/integer_layer.h"
+#include "layers/quant/packed_model.h"
 #include "runtime/init.h"
 #include "solver/trainer.h"
 
@@ -45,6 +52,9 @@ ABSL_FLAG(bool, small_input, false,
           "the small-input variant (3x3 stride-1 stem, no max-pool) for 28-32 px images");
 ABSL_FLAG(double, width_mult, 1.0, "channel width multiplier (mobilenet_v2)");
 ABSL_FLAG(std::string, weights, "", "the model's weights (safetensors with torchvision names)");
+ABSL_FLAG(std::string, packed, "",
+          "a packed integer model (ompq_train's packed.safetensors) to evaluate instead of "
+          "--weights (CPU only)");
 ABSL_FLAG(std::string, input, "",
           "tensor mode: safetensors file holding tensor \"input\", float32 NCHW");
 ABSL_FLAG(std::string, output, "",
@@ -85,11 +95,25 @@ absl::StatusOr<std::shared_ptr<nn::Model>> make_model() {
   return nn::make_model(spec);  // initial weights, all replaced by load_weights
 }
 
-// Loads --weights (strictly: every name, shape and dtype must fit), moves the model to `device`
-// and puts it in eval mode.
+// Loads --weights (strictly: every name, shape and dtype must fit) or --packed (the packed model's
+// layers and float state, equally strictly), moves the model to `device` and puts it in eval mode.
 absl::Status load_weights(nn::Model& model, Device device) {
-  OMPQ_RETURN_IF_ERROR(
-      nn::load_model_weights(model, absl::GetFlag(FLAGS_weights), absl::GetFlag(FLAGS_model)));
+  const std::string packed_path = absl::GetFlag(FLAGS_packed);
+  if (packed_path.empty()) {
+    OMPQ_RETURN_IF_ERROR(
+        nn::load_model_weights(model, absl::GetFlag(FLAGS_weights), absl::GetFlag(FLAGS_model)));
+  } else {
+    if (!device.is_cpu()) {
+      return invalid(absl::StrCat("--packed runs on the CPU (got --device=", device.str(), ")"));
+    }
+    OMPQ_ASSIGN_OR_RETURN(nn::PackedModel packed, nn::load_packed(packed_path));
+    const absl::Status loaded = nn::load_integer_model(model, packed);
+    if (!loaded.ok()) {
+      return invalid(
+          absl::StrCat("'", packed_path, "' does not fit model ", absl::GetFlag(FLAGS_model),
+                       " with ", absl::GetFlag(FLAGS_num_classes), " classes: ", loaded.message()));
+    }
+  }
   model.to(device);
   model.eval();
   return absl::OkStatus();
@@ -253,8 +277,11 @@ absl::Status run() {
   if (absl::GetFlag(FLAGS_image_size) < 0) return invalid("--image_size must not be negative");
   OMPQ_ASSIGN_OR_RETURN(Device device, usable_device(absl::GetFlag(FLAGS_device)));
   OMPQ_RETURN_IF_ERROR(use_device(device));
-  if (absl::GetFlag(FLAGS_weights).empty())
-    return invalid("--weights is required (a safetensors file)");
+  if (absl::GetFlag(FLAGS_weights).empty() == absl::GetFlag(FLAGS_packed).empty()) {
+    return invalid(
+        "give --weights (a safetensors file of float weights) or --packed (a packed integer "
+        "model), one of them");
+  }
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, make_model());
   return tensor_mode ? run_tensor_mode(*model, device) : run_dataset_mode(*model, device);

@@ -5,6 +5,9 @@
 #  - every bad input ends with one clear message and a non-zero exit;
 #  - dataset mode on Fashion-MNIST (when installed) reports exactly what ompq_train measured on the
 #    same test images with the model it trained;
+#  - --packed: the export stage's packed model of a short resnet20 QAT run, run as integer layers,
+#    scores what ompq_train's fake-quantized evaluation measured on the same images (within one
+#    image: a rounding may move one activation by a code); bad packed files are refused;
 #  - dataset mode on a tiny ImageNet-layout folder (when /usr/bin/python3 has PIL to write JPEGs).
 #   eval_smoke.sh OMPQ_EVAL COMPARE_TENSORS PARITY_DIR [OMPQ_TRAIN]
 source "$(dirname "$0")/common.sh"
@@ -33,7 +36,8 @@ expect_error "has no tensor \"input\" (it holds: bn1.bias" \
 expect_error 'tensor "input" is [2, 3, 32, 32] f32 (expected float32 [N, 1, H, W]' \
   --model=fashion_cnn --num_classes=10 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
 expect_error "$out/nowhere.safetensors" "${resnet20[@]}" --input="$out/nowhere.safetensors" --output="$out/y.safetensors"
-expect_error '--weights is required' --model=resnet20 --input="$golden" --output="$out/y.safetensors"
+expect_error 'give --weights (a safetensors file of float weights) or --packed' --model=resnet20 --input="$golden" --output="$out/y.safetensors"
+expect_error 'give --weights (a safetensors file of float weights) or --packed' "${resnet20[@]}" --packed="$weights" --input="$golden" --output="$out/y.safetensors"
 expect_error '--model is required (one of: resnet18' --weights="$weights" --input="$golden" --output="$out/y.safetensors"
 expect_error 'unknown model "resnet9000"' --model=resnet9000 --weights="$weights" --input="$golden" --output="$out/y.safetensors"
 expect_error 'tensor mode needs both --input and --output' "${resnet20[@]}" --input="$golden"
@@ -57,6 +61,23 @@ if [ -n "$train" ] && have_fashion_mnist; then
     grep -qF "$v" "$out/result" || fail "ompq_train measured $v"
   done
   expect_error 'has 10 classes but the model only 5' --model=resnet20 --num_classes=5 --weights="$weights" --dataset=fashion_mnist
+
+  "$train" --quant=qat --model=resnet20 --output_dir="$out/qat" --train_limit=256 --test_limit=200 --batch_size=32 \
+    --eval_batch_size=100 --search_images=8 --epochs=1 --warmup_iterations=2 --qat_epochs=1 > "$out/log" 2>&1 \
+    || { cat "$out/log"; fail "ompq_train --quant=qat exited non-zero"; }
+  packed=(--model=resnet20 --num_classes=10 --packed="$out/qat/packed.safetensors")
+  "$eval_bin" "${packed[@]}" --dataset=fashion_mnist --limit=200 > "$out/result" 2> "$out/log" \
+    || { cat "$out/log"; fail "dataset mode with --packed exited non-zero"; }
+  cat "$out/result"
+  IFS=, read -r _ _ _ _ _ top1 _ < <(grep '^eval_qat,' "$out/qat/metrics.csv")
+  got=$(sed -n 's/.*top-1 \([0-9.]*\)%.*over 200 images.*/\1/p' "$out/result")
+  [ -n "$got" ] || fail "--packed did not evaluate 200 images"
+  awk -v a="$got" -v b="$top1" 'BEGIN { d = a - b; exit !(d <= 0.5 && d >= -0.5) }' \
+    || fail "the packed model's top-1 $got% is not the fake-quantized model's $top1%"
+  expect_error "'$out/qat/fp32.safetensors': not a packed model" \
+    --model=resnet20 --num_classes=10 --packed="$out/qat/fp32.safetensors" --dataset=fashion_mnist
+  expect_error "does not fit model resnet18 with 10 classes: load_integer_model: layer \"conv1\" has weight shape" \
+    --model=resnet18 --small_input --num_classes=10 --packed="$out/qat/packed.safetensors" --dataset=fashion_mnist
 else
   echo "SKIP part: Fashion-MNIST dataset mode (needs $fashion_mnist and ompq_train)"
 fi
