@@ -88,10 +88,10 @@ std::pair<int32_t, int32_t> code_range(const T* codes, int64_t n) {
   return range;
 }
 
-// The input as the primitive reads it: channels_last u8 codes, their zero point and (when
+// The input as the primitive reads it: channels_last codes read as u8, their zero point and (when
 // measured) their largest code.
 struct PrimitiveInput {
-  Tensor codes;
+  Tensor codes;  // u8, or s8 without negative codes (the same bytes)
   int32_t zero_point = 0;
   int32_t largest = 255;
 };
@@ -116,15 +116,17 @@ PrimitiveInput primitive_input(const Tensor& x, int64_t x_zero_point, const Conv
     return in;
   }
   const auto [low, high] = code_range(static_cast<const int8_t*>(src.data_ptr()), src.numel());
-  const bool shift = low < 0 || x_zero_point < 0;
+  if (low >= 0 && x_zero_point >= 0) {
+    in.largest = high;  // the bytes are their own u8 codes: the primitive reads them as they are
+    return in;
+  }
   in.codes = empty_nchw(src.shape(), /*channels_last=*/true, DType::kU8, src.device());
-  in.zero_point += shift ? 128 : 0;
-  in.largest = high + (shift ? 128 : 0);
+  in.zero_point += 128;
+  in.largest = high + 128;
   const uint8_t* from = static_cast<const uint8_t*>(src.data_ptr());
   uint8_t* to = static_cast<uint8_t*>(in.codes.data_ptr());
-  const uint8_t flip = shift ? 0x80 : 0;  // two's complement + 128
   parallel_for(0, src.numel(), 1 << 16, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) to[i] = from[i] ^ flip;
+    for (int64_t i = lo; i < hi; ++i) to[i] = from[i] ^ 0x80;  // two's complement + 128
   });
   return in;
 }
