@@ -1,12 +1,12 @@
 // Kernel benchmarks (Google Benchmark): CPU convolution forward and backward on the distinct
 // ResNet-18 layer shapes (and two MobileNetV2 depthwise ones), matmul, pooling and elementwise
 // ops, reporting FLOP/s or bytes/s; and whole-model training steps and inference (BM_TrainStep,
-// BM_Infer) reporting images/s, on the CPU (BM_TrainStep/resnet18/32/224) and, when a GPU is
-// usable, on cuda:0 under bf16 autocast (BM_TrainStep/cuda/resnet18/64/224, the peer of
-// scripts/bench_torch_gpu.py's train/resnet18/64/224). The GPU kernel families are registered by
-// bench_cuda.cc and bench_lowbit.cc, the data pipeline's by bench_data.cc, the packed integer
-// models' inference (BM_InferPacked) by bench_packed.cc.
-// Benchmark names carry every parameter of the case (e.g.
+// BM_Infer) reporting images/s and the case's peak resident memory (bench_memory.h), on the CPU
+// (BM_TrainStep/resnet18/32/224) and, when a GPU is usable, on cuda:0 under bf16 autocast
+// (BM_TrainStep/cuda/resnet18/64/224, the peer of scripts/bench_torch_gpu.py's
+// train/resnet18/64/224). The GPU kernel families are registered by bench_cuda.cc and
+// bench_lowbit.cc, the data pipeline's by bench_data.cc, the packed integer models' inference
+// (BM_InferPacked) by bench_packed.cc. Benchmark names carry every parameter of the case (e.g.
 // BM_Conv2dForward/N32_C64_H56_O128_K3_S2_P1_G1) so that scripts/bench_torch_ops.py can rerun the
 // same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
 //
@@ -29,6 +29,7 @@
 #include "apps/bench_data.h"
 #include "apps/bench_gpu.h"
 #include "apps/bench_lowbit.h"
+#include "apps/bench_memory.h"
 #include "apps/bench_packed.h"
 #include "core/autocast.h"
 #include "core/autograd.h"
@@ -54,10 +55,10 @@ struct ConvShape {
 // strided first conv of stages 2-4 and their 1x1 downsample shortcuts), then two depthwise
 // convolutions of MobileNetV2.
 const ConvShape kConvShapes[] = {
-    {3, 224, 64, 7, 2, 3, 1},    {64, 56, 64, 3, 1, 1, 1},     {64, 56, 128, 3, 2, 1, 1},
-    {128, 28, 128, 3, 1, 1, 1},  {64, 56, 128, 1, 2, 0, 1},    {128, 28, 256, 3, 2, 1, 1},
-    {256, 14, 256, 3, 1, 1, 1},  {128, 28, 256, 1, 2, 0, 1},   {256, 14, 512, 3, 2, 1, 1},
-    {512, 7, 512, 3, 1, 1, 1},   {256, 14, 512, 1, 2, 0, 1},   {32, 112, 32, 3, 1, 1, 32},
+    {3, 224, 64, 7, 2, 3, 1},     {64, 56, 64, 3, 1, 1, 1},   {64, 56, 128, 3, 2, 1, 1},
+    {128, 28, 128, 3, 1, 1, 1},   {64, 56, 128, 1, 2, 0, 1},  {128, 28, 256, 3, 2, 1, 1},
+    {256, 14, 256, 3, 1, 1, 1},   {128, 28, 256, 1, 2, 0, 1}, {256, 14, 512, 3, 2, 1, 1},
+    {512, 7, 512, 3, 1, 1, 1},    {256, 14, 512, 1, 2, 0, 1}, {32, 112, 32, 3, 1, 1, 32},
     {144, 56, 144, 3, 2, 1, 144},
 };
 
@@ -190,14 +191,15 @@ struct ModelCase {
 };
 
 void set_images_per_second(benchmark::State& state, int64_t batch) {
-  state.counters["items_per_second"] =
-      benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["items_per_second"] = benchmark::Counter(
+      static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
 }
 
 // One SGD training step as in solver/trainer.cc: forward in train mode, cross-entropy, backward,
 // SGD with momentum 0.9 and weight decay (the optimizer's fused update kernel). On a GPU each step
 // ends waiting for the device, so the time is the device's, not the launches'.
 void train_step(benchmark::State& state, ModelCase c) {
+  const int64_t start_resident_bytes = reset_peak_resident_bytes();
   Generator gen(7);
   std::shared_ptr<nn::Model> model = c.make(gen);
   model->train();
@@ -225,9 +227,11 @@ void train_step(benchmark::State& state, ModelCase c) {
   for (int i = 0; i < c.warmup_steps(); ++i) step();
   for (auto _ : state) step();
   set_images_per_second(state, c.batch);
+  set_memory_counters(state, start_resident_bytes);
 }
 
 void infer(benchmark::State& state, ModelCase c) {
+  const int64_t start_resident_bytes = reset_peak_resident_bytes();
   Generator gen(8);
   std::shared_ptr<nn::Model> model = c.make(gen);
   model->eval();
@@ -242,6 +246,7 @@ void infer(benchmark::State& state, ModelCase c) {
   for (int i = 0; i < c.warmup_steps(); ++i) step();
   for (auto _ : state) step();
   set_images_per_second(state, c.batch);
+  set_memory_counters(state, start_resident_bytes);
 }
 
 void register_model_benchmarks(int64_t batch, int64_t iterations, bool channels_last,
