@@ -1,10 +1,8 @@
 #include "layers/export/onnx_export.h"
 
-#include <exception>
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -146,7 +144,10 @@ class Exporter {
       }
     }
     names_[node.output] = out;
-    if (out != kInputName) expected_dims_[out] = feature_dims(graph_.value(node.output).shape);
+    // Batched values only: the input is declared, a constant is an initializer.
+    if (node.kind != OpKind::kInput && node.kind != OpKind::kConstant) {
+      expected_dims_[out] = feature_dims(graph_.value(node.output).shape);
+    }
   }
 
   static const std::string& output(const onnx::NodeProto& node) {
@@ -422,6 +423,7 @@ absl::Status check_inferred_shapes(const onnx::ModelProto& model,
   std::map<std::string, const onnx::ValueInfoProto*> inferred;
   for (const onnx::ValueInfoProto& v : model.graph().value_info()) inferred[v.name()] = &v;
   for (const onnx::ValueInfoProto& v : model.graph().output()) inferred[v.name()] = &v;
+  for (const onnx::ValueInfoProto& v : model.graph().input()) inferred[v.name()] = &v;
   for (const auto& [name, dims] : expected) {
     auto it = inferred.find(name);
     if (it == inferred.end()) {
