@@ -10,8 +10,9 @@ stages, the rest at random moments of the two runs' whole time (the start-up bef
 stage included). A kill waits for its stage's "[stage] starting" line in the rerun's output and
 strikes that fraction of the stage's reference duration later; the stage it landed in is the last
 one that started and did not finish. A resumed stage has less left to do than the reference's, so
-a kill can land past its stage: it counts where it landed, unless its stage has no kill yet or the
-run ended first; then it is undone (the folder put back as it was) and tried earlier in the stage.
+a kill can land past its stage: it counts where it landed, unless its stage has no kill yet, it
+passed the stage of the next planned kill, or the run ended first; then it is undone (the folder
+put back as it was) and tried earlier in the stage.
 After the last kill the same command runs to its end, and every output must equal the
 uninterrupted run's: byte for byte, except for the wall time some record (outputs_equal.py).
 
@@ -202,9 +203,15 @@ def main():
     landed, attempts, undone = {}, 0, 0
     for index, e in enumerate(experiments):
         out = os.path.join(work, e["name"])
-        for i, stage, fraction in kills:
-            if i != index:
-                continue
+        order = list(e["windows"])  # the stages in pipeline order, the start-up first
+
+        def position(where):
+            after = where.startswith("after ")
+            return order.index(where[len("after "):] if after else where) + (0.5 if after else 0)
+
+        planned = [(stage, fraction) for i, stage, fraction in kills if i == index]
+        for k, (stage, fraction) in enumerate(planned):
+            next_stage = planned[k + 1][0] if k + 1 < len(planned) else None
             start, end = e["windows"][stage]
             for retry in range(4):
                 delay = fraction * (end - start)
@@ -215,7 +222,8 @@ def main():
                 print(f"kill {attempts}: {e['name']} run, {fraction:.3f} of {stage} "
                       f"({delay:.3f} s of {end - start:.3f} s in) -> "
                       + (f"killed in {where}" if where else "the run ended first"), flush=True)
-                if where == stage or (where is not None and stage in landed):
+                if where == stage or (where is not None and stage in landed and (
+                        next_stage is None or position(where) <= position(next_stage))):
                     break
                 restore(out)
                 undone += 1
