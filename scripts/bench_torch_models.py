@@ -1,9 +1,15 @@
 #!/usr/bin/python3
-"""Whole-model speed: ompq (apps/ompq_bench BM_TrainStep / BM_Infer) against PyTorch 1.13.
+"""Whole-model speed and memory: ompq (apps/ompq_bench BM_TrainStep / BM_Infer) against PyTorch.
+
+Runs under whichever interpreter starts it, and every row names the torch version it measured:
+Debian's PyTorch 1.13 (/usr/bin/python3) or today's from PyPI (.venv-peers/bin/python, made by
+scripts/setup_peers.sh).
 
 For each model case (resnet20 at 32 px with 10 classes; resnet18, resnet50 and mobilenet_v2 at
-224 px with 1000 classes) the ompq benchmark runs first, then PyTorch in this process, so both
-see the same machine load. The step is the same on both sides:
+224 px with 1000 classes) the ompq benchmark runs first, then PyTorch in a child process of this
+interpreter, so both see the same machine load and each case has a process of its own: the peak
+resident memory of a case (VmHWM, reset through /proc/self/clear_refs when the case starts, before
+its model is built; ompq_bench's peak_rss_mib counter) is then that case's alone. The step is the same on both sides:
   train: forward in train mode, cross-entropy, zero_grad, backward, SGD step (lr 0.01,
          momentum 0.9, weight decay 1e-4);
   infer: forward in eval mode without grad.
@@ -14,9 +20,12 @@ under bf16 autocast (ompq_bench --model_precision=bf16; torch.autocast("cpu", to
 
   /usr/bin/python3 scripts/bench_torch_models.py [--bench build/apps/ompq_bench] [--batch 32]
       [--filter REGEX] [--iterations N] [--threads 2] [--precision f32|bf16]
+  .venv-peers/bin/python scripts/bench_torch_models.py ...      # the same against today's torch
 
 --filter matches case names such as "train/resnet18/32/224" or "infer/resnet20/32/32".
-Prints one row per case: ompq and PyTorch images/s and ompq/torch (> 1: ompq is faster).
+Prints one row per case: the torch version, ompq and PyTorch images/s, ompq/torch (> 1: ompq is
+faster), and both sides' peak resident memory in MiB (the interpreter with torch imported, about
+a few hundred MiB, is part of PyTorch's; start_rss says how much).
 """
 import argparse
 import json
@@ -39,7 +48,8 @@ DEFAULT_ITERATIONS = {("train", True): 20, ("infer", True): 40, ("train", False)
                       ("infer", False): 5}  # keyed by (mode, resolution <= 32), as ompq_bench
 
 
-def ompq_images_per_second(bench, mode, model, batch, resolution, iterations, threads, precision):
+def ompq_case(bench, mode, model, batch, resolution, iterations, threads, precision):
+    """ompq_bench's images/s and peak resident MiB for one case, in a process of its own."""
     family = "BM_TrainStep" if mode == "train" else "BM_Infer"
     command = [bench, f"--batch={batch}", f"--benchmark_filter=^{family}/{model}/{batch}/{resolution}/",
                f"--model_precision={precision}", "--benchmark_format=json"]
@@ -52,7 +62,23 @@ def ompq_images_per_second(bench, mode, model, batch, resolution, iterations, th
         raise RuntimeError(f"{' '.join(command)} ran {len(benchmarks)} benchmarks, expected 1")
     if benchmarks[0].get("error_occurred"):
         raise RuntimeError(f"{benchmarks[0]['name']}: {benchmarks[0].get('error_message')}")
-    return benchmarks[0]["items_per_second"]
+    return benchmarks[0]["items_per_second"], benchmarks[0]["peak_rss_mib"]
+
+
+def status_mib(field):
+    """A "Name: <n> kB" line of /proc/self/status in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field} line")
+
+
+def reset_peak_rss():
+    """Sets VmHWM to the current VmRSS (as ompq_bench does at a case's start); returns that."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return status_mib("VmRSS")
 
 
 def torch_images_per_second(mode, model_name, batch, resolution, classes, iterations, precision):
@@ -84,6 +110,38 @@ def torch_images_per_second(mode, model_name, batch, resolution, classes, iterat
     return batch * iterations / (time.perf_counter() - start)
 
 
+def torch_case(args, mode, model, resolution, classes, iterations):
+    """PyTorch's images/s and peak resident MiB for one case, measured by a child process of this
+    interpreter (see child_main); None and the error's text when PyTorch cannot run the case."""
+    command = [sys.executable, os.path.abspath(__file__), "--child",
+               f"{mode}/{model}/{resolution}/{classes}", f"--batch={args.batch}",
+               f"--iterations={iterations}", f"--threads={args.threads}",
+               f"--precision={args.precision}"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): "
+                           f"{result.stderr.strip()[-2000:]}")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    if "error" in report:
+        return None, report["error"]
+    return report, None
+
+
+def child_main(args):
+    """Runs one PyTorch case and prints its numbers as one JSON line."""
+    torch.set_num_threads(args.threads)
+    mode, model, resolution, classes = args.child.split("/")
+    start_rss = reset_peak_rss()
+    try:
+        rate = torch_images_per_second(mode, model, args.batch, int(resolution), int(classes),
+                                       args.iterations, args.precision)
+    except RuntimeError as e:  # e.g. PyTorch 1.13 has no bf16 ReLU6 backward on the CPU
+        print(json.dumps({"error": str(e).splitlines()[0]}))
+        return
+    print(json.dumps({"images_per_second": rate, "peak_rss_mib": status_mib("VmHWM"),
+                      "start_rss_mib": start_rss}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench", default="build/apps/ompq_bench")
@@ -94,26 +152,34 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=("f32", "bf16"), default="f32",
                         help="bf16: both sides under bf16 autocast")
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)  # mode/model/res/classes
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.child:
+        child_main(args)
+        return
 
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.precision}")
-    print(f"{'case':32s} {'ompq img/s':>11s} {'torch img/s':>12s} {'ompq/torch':>11s}")
+    print(f"torch {torch.__version__} ({sys.executable}), {args.threads} threads, "
+          f"batch {args.batch}, {args.precision}")
+    print(f"{'case':26s} {'torch':>12s} {'ompq img/s':>11s} {'torch img/s':>12s} "
+          f"{'ompq/torch':>11s} {'ompq MiB':>9s} {'torch MiB':>10s} {'torch start MiB':>16s}")
     for model, resolution, classes in MODELS:
         for mode in ("train", "infer"):
             case = f"{mode}/{model}/{args.batch}/{resolution}"
             if not re.search(args.filter, case):
                 continue
             iterations = args.iterations or DEFAULT_ITERATIONS[(mode, resolution <= 32)]
-            ours = ompq_images_per_second(args.bench, mode, model, args.batch, resolution,
-                                          iterations, args.threads, args.precision)
-            try:
-                theirs = torch_images_per_second(mode, model, args.batch, resolution, classes,
-                                                 iterations, args.precision)
-            except RuntimeError as e:  # e.g. PyTorch 1.13 has no bf16 ReLU backward on the CPU
-                print(f"{case:32s} {ours:11.2f} {'n/a':>12s} {'':>11s} torch: {e}", flush=True)
+            ours, our_mib = ompq_case(args.bench, mode, model, args.batch, resolution, iterations,
+                                      args.threads, args.precision)
+            theirs, error = torch_case(args, mode, model, resolution, classes, iterations)
+            version = torch.__version__.split("+")[0]
+            if theirs is None:
+                print(f"{case:26s} {version:>12s} {ours:11.2f} {'n/a':>12s} {'':>11s} "
+                      f"{our_mib:9.0f} {'':>10s} {'':>16s} torch: {error}", flush=True)
                 continue
-            print(f"{case:32s} {ours:11.2f} {theirs:12.2f} {ours / theirs:10.2f}x", flush=True)
+            rate = theirs["images_per_second"]
+            print(f"{case:26s} {version:>12s} {ours:11.2f} {rate:12.2f} {ours / rate:10.2f}x "
+                  f"{our_mib:9.0f} {theirs['peak_rss_mib']:10.0f} "
+                  f"{theirs['start_rss_mib']:16.0f}", flush=True)
 
 
 if __name__ == "__main__":
