@@ -1,139 +1,156 @@
 #include "solver/search_space.h"
 
-#include <cstring>
-#include <map>
-#include <memory>
-#include <set>
+#include <algorithm>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "layers/conv.h"
-#include "layers/models/mobilenet_v2.h"
-#include "layers/models/resnet.h"
+#include "core/error.h"
 
 namespace ompq::solver {
 namespace {
 
-constexpr const char* kShortcutSuffix = ".downsample.0";
+using graph::Graph;
+using graph::NodeId;
+using graph::OpKind;
+using graph::ValueId;
 
-// The counting conventions that differ between the two families (see search_space.h).
+// The counting that differs between the published counters (nn::FlopCounting).
 struct FlopRules {
   int64_t bn_relu_ops_per_output;  // per output element of a conv
-  int64_t fc_ops_offset;           // fc FLOPs per class = 2 * C_in + offset
+  int64_t fc_ops_offset;           // fc FLOPs per output = 2 * C_in + offset
 };
 
-// A unit while it is being counted: besides what SearchUnit reports, the output size of its main
-// layer and that layer's FLOPs per output pixel, which the reference counter's bugs rescale.
+// A unit while it is being counted: besides what SearchUnit reports, its main layer's output size
+// and FLOPs per output pixel, which the reference counter's bugs rescale, and how it joins the
+// graph.
 struct UnitDraft {
   SearchUnit unit;
   int64_t out_h = 1, out_w = 1;
   int64_t flops_per_pixel = 0;
   int64_t out_channels = 0;
+  ValueId input = -1;    // what its main layer reads
+  NodeId merge = -1;     // the add its (batch-normalized) output goes into, if any
+  ValueId feature = -1;  // docs/METHOD.md 1.3
+  bool has_shortcut = false;
 };
 
-int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding,
-                      int64_t dilation) {
-  return (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+// The node reading `v` alone when it is of `kind`, else -1.
+NodeId sole_reader_of_kind(const Graph& g, ValueId v, OpKind kind) {
+  const NodeId n = g.sole_consumer(v);
+  return n >= 0 && g.nodes[n].kind == kind ? n : -1;
 }
 
-// "layer1.0" for "layer1.0.conv1" and "layer1.0.downsample.0"; "" for a top-level "conv1".
-std::string block_of(const std::string& layer_name) {
-  if (absl::EndsWith(layer_name, kShortcutSuffix)) {
-    return layer_name.substr(0, layer_name.size() - strlen(kShortcutSuffix));
-  }
-  const size_t dot = layer_name.rfind('.');
-  return dot == std::string::npos ? "" : layer_name.substr(0, dot);
-}
-
-// Every quantizable layer as a unit, with the projection shortcuts merged into the unit before
-// them, and the spatial sizes traced through the network: each conv reads the previous conv's
-// output, except a shortcut, which reads its block's input, and the ResNet stem, which is followed
-// by a 3x3/2 max-pool (torchvision) unless it is the stride-1 small-input stem (resnet.h).
-std::vector<UnitDraft> count_units(const nn::Model& model, bool is_resnet, const FlopRules& rules,
-                                   int64_t height, int64_t width) {
+// Every conv and linear layer of the graph as a unit, except that a layer whose (batch-normalized)
+// output is added to an earlier unit's output joins that unit (a projection shortcut).
+std::vector<UnitDraft> draft_units(const Graph& g, const FlopRules& rules) {
   std::vector<UnitDraft> drafts;
-  int64_t h = height, w = width;
-  std::map<std::string, std::pair<int64_t, int64_t>> block_input;
-  for (const nn::QuantizableLayer& layer : model.quantizable_layers()) {
-    const int64_t out_channels = layer.weight_shape[0];
-    const int64_t weight_numel = shape_numel(layer.weight_shape);
-    if (layer.kind == nn::QuantizableLayer::Kind::kLinear) {
-      const int64_t in_features = layer.weight_shape[1];
-      UnitDraft d;
-      d.unit.name = layer.name;
-      d.unit.layers = {layer.name};
-      d.unit.params = (in_features + 1) * out_channels;
-      d.unit.flops = (2 * in_features + rules.fc_ops_offset) * out_channels;
-      d.out_channels = out_channels;
-      drafts.push_back(d);
+  for (const graph::Layer& layer : g.layers()) {
+    const graph::Node& node = g.nodes[layer.node];
+    const Shape& weight = node.parameter_shapes.at(0);
+    const int64_t weight_numel = shape_numel(weight);
+    const Shape& out = g.value(node.output).shape;
+    const bool has_bias = node.parameters.size() > 1 && !node.parameters[1].empty();
+    ValueId v = layer.batch_norm >= 0 ? g.nodes[layer.batch_norm].output : node.output;
+    const NodeId merge = sole_reader_of_kind(g, v, OpKind::kAdd);
+    UnitDraft d;
+    d.unit.name = layer.name;
+    d.unit.layers = {layer.name};
+    d.input = node.inputs[0];
+    d.merge = merge;
+    d.out_channels = out[1];
+    if (node.kind == OpKind::kLinear) {
+      const int64_t in_features = weight[1];
+      d.unit.params = (in_features + (has_bias ? 1 : 0)) * d.out_channels;
+      d.unit.flops = (2 * in_features + rules.fc_ops_offset) * d.out_channels;
+    } else {
+      d.out_h = out[2];
+      d.out_w = out[3];
+      d.flops_per_pixel = weight_numel + rules.bn_relu_ops_per_output * d.out_channels;
+      d.unit.params = weight_numel + (has_bias ? d.out_channels : 0) +
+                      (layer.batch_norm >= 0 ? 2 * d.out_channels : 0);
+      d.unit.flops = d.flops_per_pixel * d.out_h * d.out_w;
+    }
+    auto joined = std::find_if(drafts.begin(), drafts.end(),
+                               [&](const UnitDraft& u) { return merge >= 0 && u.merge == merge; });
+    if (joined != drafts.end()) {
+      joined->unit.layers.push_back(layer.name);
+      joined->unit.params += d.unit.params;
+      joined->unit.flops += d.unit.flops;
+      joined->has_shortcut = true;
       continue;
     }
-    const auto& conv = static_cast<const nn::Conv2d&>(*layer.module);
-    const Conv2dParams& p = conv.params();
-    const std::string block = block_of(layer.name);
-    const bool is_shortcut = absl::EndsWith(layer.name, kShortcutSuffix);
-    block_input.emplace(block, std::make_pair(h, w));  // keeps the first conv's input
-    const auto [in_h, in_w] = is_shortcut ? block_input.at(block) : std::make_pair(h, w);
-    const int64_t out_h =
-        conv_out_size(in_h, layer.weight_shape[2], p.stride[0], p.padding[0], p.dilation[0]);
-    const int64_t out_w =
-        conv_out_size(in_w, layer.weight_shape[3], p.stride[1], p.padding[1], p.dilation[1]);
-    const int64_t flops_per_pixel = weight_numel + rules.bn_relu_ops_per_output * out_channels;
-    const int64_t params = weight_numel + 2 * out_channels;
-    if (is_shortcut) {
-      SearchUnit& last = drafts.back().unit;
-      last.layers.push_back(layer.name);
-      last.params += params;
-      last.flops += flops_per_pixel * out_h * out_w;
-    } else {
-      UnitDraft d;
-      d.unit.name = layer.name;
-      d.unit.layers = {layer.name};
-      d.unit.params = params;
-      d.unit.flops = flops_per_pixel * out_h * out_w;
-      d.out_h = out_h;
-      d.out_w = out_w;
-      d.flops_per_pixel = flops_per_pixel;
-      d.out_channels = out_channels;
-      drafts.push_back(d);
+    if (merge >= 0) v = g.nodes[merge].output;
+    for (OpKind act : {OpKind::kRelu, OpKind::kRelu6}) {
+      const NodeId n = sole_reader_of_kind(g, v, act);
+      if (n >= 0) v = g.nodes[n].output;
     }
-    h = out_h;
-    w = out_w;
-    if (is_resnet && drafts.size() == 1 && p.stride[0] > 1) {  // the stem's max-pool
-      h = conv_out_size(h, 3, 2, 1, 1);
-      w = conv_out_size(w, 3, 2, 1, 1);
-    }
+    d.feature = v;
+    drafts.push_back(d);
   }
   for (UnitDraft& d : drafts) d.unit.reference_flops = d.unit.flops;
   return drafts;
 }
 
-// The reference counter's ResNet-50 bugs (see search_space.h); nothing changes for a model
-// without Bottleneck blocks.
-void apply_bottleneck_counter_bugs(const nn::Model& model, const FlopRules& rules,
+// The ResNet counter's bugs (search_space.h), where its Bottleneck code ran: a unit with a merged
+// projection shortcut whose block has three main-branch convs (the first of them reads what the
+// shortcut reads). Nothing changes for a model without such blocks.
+void apply_bottleneck_counter_bugs(const Graph& g, const FlopRules& rules,
                                    std::vector<UnitDraft>* drafts) {
-  std::set<std::string> bottlenecks;
-  for (const auto& [name, module] : model.named_modules()) {
-    if (dynamic_cast<const nn::Bottleneck*>(module.get())) bottlenecks.insert(name);
-  }
-  if (bottlenecks.empty()) return;
-  for (size_t i = 0; i < drafts->size(); ++i) {
-    UnitDraft& conv1 = (*drafts)[i];
-    const std::string& name = conv1.unit.name;
-    if (!absl::EndsWith(name, ".0.conv1") || !bottlenecks.count(block_of(name))) continue;
-    const UnitDraft& block_out = (*drafts)[i + 2];  // conv3, the block's last unit
+  bool any = false;
+  for (size_t i = 2; i < drafts->size(); ++i) {
+    const UnitDraft& block_out = (*drafts)[i];
+    if (!block_out.has_shortcut) continue;
+    UnitDraft& conv1 = (*drafts)[i - 2];
+    // The shortcut conv reads the block input, as its first main-branch conv does.
+    const std::string& shortcut = block_out.unit.layers.back();
+    ValueId block_input = -1;
+    for (const graph::Node& n : g.nodes) {
+      if (n.kind == OpKind::kConv2d && n.module == shortcut) block_input = n.inputs[0];
+    }
+    if (conv1.input != block_input) continue;
+    any = true;
     conv1.unit.reference_flops -= conv1.flops_per_pixel * conv1.out_h * conv1.out_w;
     conv1.unit.reference_flops +=
         conv1.flops_per_pixel * (2 * block_out.out_h) * (2 * block_out.out_w);
   }
+  if (!any) return;
   UnitDraft& fc = drafts->back();
   const int64_t inner_width = (*drafts)[drafts->size() - 3].out_channels;  // last block's conv2
   fc.unit.reference_flops = (2 * inner_width + rules.fc_ops_offset) * fc.out_channels;
 }
 
+absl::StatusOr<FlopRules> rules_of(const nn::Model& model, const char* who) {
+  switch (model.flop_counting()) {
+    case nn::FlopCounting::kWithBnRelu:
+      return FlopRules{5, +1};
+    case nn::FlopCounting::kWeightsOnly:
+      return FlopRules{0, -1};
+    case nn::FlopCounting::kNotSearched:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      who,
+      ": the model takes no part in the OMPQ search (its flop_counting() is kNotSearched); "
+      "the search supports ResNets and mobilenet_v2 and every model that declares how its "
+      "FLOPs are counted"));
+}
+
+Graph trace_at(const nn::Model& model, int64_t height, int64_t width) {
+  const Shape declared = model.input_shape();
+  OMPQ_CHECK(!declared.empty(), "search space: the model declares no input shape");
+  return graph::trace(model, {declared[0], height, width});
+}
+
 }  // namespace
 
 const char* quant_mode_name(QuantMode mode) { return mode == QuantMode::kQat ? "qat" : "ptq"; }
+
+std::vector<UnitFeature> unit_features(const nn::Model& model, const Graph& graph) {
+  absl::StatusOr<FlopRules> rules = rules_of(model, "capture_features");
+  OMPQ_CHECK(rules.ok(), rules.status().message());
+  std::vector<UnitFeature> out;
+  for (const UnitDraft& d : draft_units(graph, *rules)) out.push_back({d.unit.name, d.feature});
+  return out;
+}
 
 absl::StatusOr<SearchSpace> build_search_space(const nn::Model& model, QuantMode mode,
                                                int64_t height, int64_t width) {
@@ -141,16 +158,12 @@ absl::StatusOr<SearchSpace> build_search_space(const nn::Model& model, QuantMode
     return absl::InvalidArgumentError(
         absl::StrCat("search space: input size ", height, "x", width, " (expected positive)"));
   }
-  const auto* resnet = dynamic_cast<const nn::ResNet*>(&model);
-  const bool is_mobilenet = dynamic_cast<const nn::MobileNetV2*>(&model) != nullptr;
-  if (!resnet && !is_mobilenet) {
-    return absl::InvalidArgumentError(
-        "search space: the OMPQ search supports ResNets (resnet18/34/50, resnet20) and "
-        "mobilenet_v2 only");
+  OMPQ_ASSIGN_OR_RETURN(const FlopRules rules, rules_of(model, "search space"));
+  const Graph graph = trace_at(model, height, width);
+  std::vector<UnitDraft> drafts = draft_units(graph, rules);
+  if (model.flop_counting() == nn::FlopCounting::kWithBnRelu) {
+    apply_bottleneck_counter_bugs(graph, rules, &drafts);
   }
-  const FlopRules rules = resnet ? FlopRules{5, +1} : FlopRules{0, -1};
-  std::vector<UnitDraft> drafts = count_units(model, resnet != nullptr, rules, height, width);
-  apply_bottleneck_counter_bugs(model, rules, &drafts);
 
   SearchSpace space;
   space.mode = mode;

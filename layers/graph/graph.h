@@ -77,6 +77,9 @@ struct Node {
   // ("layer1.0.bn1.running_mean"); "" for an absent one (a conv without bias) or for a tensor that
   // is not registered in the model (a quantized layer's computed weight).
   std::vector<std::string> parameters;
+  // The shapes of those operands, in the same order ({} for an absent one): a conv's weight is
+  // [C_out, C_in / groups, kh, kw], a linear's [out, in].
+  std::vector<Shape> parameter_shapes;
   trace::OpAttributes attributes;  // the fields of this kind (see OpKind); activation is unused
   // Index of the traced op call that made this node. The nodes of one fused batch norm call share
   // it; the last of them writes the tensor the call returned.

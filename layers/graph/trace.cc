@@ -76,8 +76,10 @@ class GraphBuilder : public trace::Observer {
     std::vector<ValueId> inputs;
     for (const Tensor& t : call.inputs) inputs.push_back(value_of(t));
     std::vector<std::string> parameters;
+    std::vector<Shape> parameter_shapes;
     std::string module;
     for (const Tensor& p : call.parameters) {
+      parameter_shapes.push_back(p.defined() ? p.shape() : Shape{});
       auto it = p.defined() ? tensor_names_.find(p.unsafe_impl()) : tensor_names_.end();
       parameters.push_back(it == tensor_names_.end() ? "" : it->second);
       if (module.empty() && !parameters.back().empty()) module = owner_of(parameters.back());
@@ -89,6 +91,7 @@ class GraphBuilder : public trace::Observer {
     node.kind = kind_of(call.op);
     node.module = module;
     node.parameters = std::move(parameters);
+    node.parameter_shapes = std::move(parameter_shapes);
     node.attributes = call.attributes;
     node.call = call_index;
     if (call.op != trace::Op::kBatchNorm) {
