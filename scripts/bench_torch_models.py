@@ -23,9 +23,11 @@ under bf16 autocast (ompq_bench --model_precision=bf16; torch.autocast("cpu", to
   .venv-peers/bin/python scripts/bench_torch_models.py ...      # the same against today's torch
 
 --filter matches case names such as "train/resnet18/32/224" or "infer/resnet20/32/32".
-Prints one row per case: the torch version, ompq and PyTorch images/s, ompq/torch (> 1: ompq is
-faster), and both sides' peak resident memory in MiB (the interpreter with torch imported, about
-a few hundred MiB, is part of PyTorch's; start_rss says how much).
+Prints one row per case: the torch version, ompq and PyTorch images/s (wall time) and ompq/torch
+(> 1: ompq is faster); both sides' CPU time per image (all threads of the process; on a machine
+shared with other work the less disturbed measure) and torch/ompq of it (> 1: ompq needs less);
+both sides' peak resident memory in MiB (PyTorch's includes the interpreter with torch imported,
+the "torch start" column).
 """
 import argparse
 import json
@@ -62,7 +64,9 @@ def ompq_case(bench, mode, model, batch, resolution, iterations, threads, precis
         raise RuntimeError(f"{' '.join(command)} ran {len(benchmarks)} benchmarks, expected 1")
     if benchmarks[0].get("error_occurred"):
         raise RuntimeError(f"{benchmarks[0]['name']}: {benchmarks[0].get('error_message')}")
-    return benchmarks[0]["items_per_second"], benchmarks[0]["peak_rss_mib"]
+    unit_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[benchmarks[0]["time_unit"]]
+    cpu_ms_per_image = benchmarks[0]["cpu_time"] * unit_ms / batch
+    return benchmarks[0]["items_per_second"], cpu_ms_per_image, benchmarks[0]["peak_rss_mib"]
 
 
 def status_mib(field):
@@ -104,10 +108,11 @@ def torch_images_per_second(mode, model_name, batch, resolution, classes, iterat
                                                  enabled=precision == "bf16"):
                 model(x)
     step()  # untimed warm-up, as in ompq_bench
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(iterations):
         step()
-    return batch * iterations / (time.perf_counter() - start)
+    cpu_ms_per_image = (time.process_time() - start_cpu) * 1e3 / (batch * iterations)
+    return batch * iterations / (time.perf_counter() - start), cpu_ms_per_image
 
 
 def torch_case(args, mode, model, resolution, classes, iterations):
@@ -133,12 +138,13 @@ def child_main(args):
     mode, model, resolution, classes = args.child.split("/")
     start_rss = reset_peak_rss()
     try:
-        rate = torch_images_per_second(mode, model, args.batch, int(resolution), int(classes),
+        rate, cpu_ms_per_image = torch_images_per_second(mode, model, args.batch, int(resolution), int(classes),
                                        args.iterations, args.precision)
     except RuntimeError as e:  # e.g. PyTorch 1.13 has no bf16 ReLU6 backward on the CPU
         print(json.dumps({"error": str(e).splitlines()[0]}))
         return
-    print(json.dumps({"images_per_second": rate, "peak_rss_mib": status_mib("VmHWM"),
+    print(json.dumps({"images_per_second": rate, "cpu_ms_per_image": cpu_ms_per_image,
+                      "peak_rss_mib": status_mib("VmHWM"),
                       "start_rss_mib": start_rss}))
 
 
@@ -160,27 +166,29 @@ def main():
 
     print(f"torch {torch.__version__} ({sys.executable}), {args.threads} threads, "
           f"batch {args.batch}, {args.precision}")
-    print(f"{'case':26s} {'torch':>12s} {'ompq img/s':>11s} {'torch img/s':>12s} "
-          f"{'ompq/torch':>11s} {'ompq MiB':>9s} {'torch MiB':>10s} {'torch start MiB':>16s}")
+    print(f"{'case':26s} {'torch':>9s} {'ompq img/s':>11s} {'torch img/s':>12s} "
+          f"{'ompq/torch':>11s} {'CPU ms/img ompq':>16s} {'torch':>7s} {'ratio':>7s} "
+          f"{'peak MiB ompq':>14s} {'torch':>6s} {'(torch start)':>14s}")
     for model, resolution, classes in MODELS:
         for mode in ("train", "infer"):
             case = f"{mode}/{model}/{args.batch}/{resolution}"
             if not re.search(args.filter, case):
                 continue
             iterations = args.iterations or DEFAULT_ITERATIONS[(mode, resolution <= 32)]
-            ours, our_mib = ompq_case(args.bench, mode, model, args.batch, resolution, iterations,
+            ours, our_cpu_ms, our_mib = ompq_case(args.bench, mode, model, args.batch, resolution, iterations,
                                       args.threads, args.precision)
             theirs, error = torch_case(args, mode, model, resolution, classes, iterations)
             version = torch.__version__.split("+")[0]
             if theirs is None:
-                print(f"{case:26s} {version:>12s} {ours:11.2f} {'n/a':>12s} {'':>11s} "
-                      f"{our_mib:9.0f} {'':>10s} {'':>16s} torch: {error}", flush=True)
+                print(f"{case:26s} {version:>9s} {ours:11.2f} {'n/a':>12s} {'':>11s} "
+                      f"{our_cpu_ms:16.1f} {'':>7s} {'':>7s} {our_mib:14.0f} "
+                      f"torch: {error}", flush=True)
                 continue
-            rate = theirs["images_per_second"]
-            print(f"{case:26s} {version:>12s} {ours:11.2f} {rate:12.2f} {ours / rate:10.2f}x "
-                  f"{our_mib:9.0f} {theirs['peak_rss_mib']:10.0f} "
-                  f"{theirs['start_rss_mib']:16.0f}", flush=True)
-
+            rate, cpu_ms = theirs["images_per_second"], theirs["cpu_ms_per_image"]
+            print(f"{case:26s} {version:>9s} {ours:11.2f} {rate:12.2f} {ours / rate:10.2f}x "
+                  f"{our_cpu_ms:16.1f} {cpu_ms:7.1f} {cpu_ms / our_cpu_ms:6.2f}x "
+                  f"{our_mib:14.0f} {theirs['peak_rss_mib']:6.0f} "
+                  f"{theirs['start_rss_mib']:14.0f}", flush=True)
 
 if __name__ == "__main__":
     main()
