@@ -46,8 +46,13 @@ quantizable_layers() tests.
 resnet20 also gets `resnet20_32px_weights.safetensors`, the full state_dict of its centred case as
 scripts/torchvision_to_safetensors.py writes it (1 MB), for the ompq_eval end-to-end test.
 
-    /usr/bin/python3 scripts/make_parity_golden.py
+    /usr/bin/python3 scripts/make_parity_golden.py [CASE ...]
+
+With CASE names (the first column of CASES) only those goldens are rewritten; layouts.txt always
+is. The float32 warm-up passes are not bit-reproducible across machines and thread counts, so
+rewriting a committed golden changes its bits (by rounding) though not what it tests.
 """
+import argparse
 import math
 import os
 import sys
@@ -79,6 +84,16 @@ CASES = [
                                           dropout=0.0), 32,
      ["features.0.0.weight", "features.2.conv.1.0.weight", "features.5.conv.3.weight",
       "classifier.1.weight"]),
+    ("resnet101_64px", dict(name="resnet101"), 64,
+     ["conv1.weight", "layer1.0.downsample.0.weight", "layer3.0.downsample.1.weight",
+      "layer3.17.bn2.weight", "fc.weight"]),
+    # 32 px: the features end at 1x1, which the adaptive pool replicates to 7x7 as in torchvision.
+    # The classifier's 4096-wide matrices are synthesized like every weight, so the goldens stay
+    # small; only their biases' and the last layer's gradients are stored. (The conv biases are
+    # not compared: a batch norm in training mode subtracts them out, their gradient is rounding.)
+    ("vgg16_bn_32px", dict(name="vgg16_bn", dropout=0.0), 32,
+     ["features.0.weight", "features.1.bias", "features.21.weight", "classifier.0.bias",
+      "classifier.6.weight"]),
 ]
 NUM_CLASSES = 10
 # Architectures whose layout is recorded: model arguments, num_classes, image size of the hooked pass.
@@ -92,6 +107,8 @@ LAYOUTS = [
     (dict(name="mobilenet_v2", small_input=True, width_mult=0.5), 10, 32),
     (dict(name="mobilenet_v2", width_mult=1.4), 1000, 32),
     (dict(name="resnet20"), 10, 32),
+    (dict(name="resnet101"), 1000, 64),
+    (dict(name="vgg16_bn"), 1000, 32),
 ]
 BATCH = 2
 WARMUP_BATCHES = 3
@@ -110,19 +127,25 @@ def mul32(x, c):
     return (lo * c + (((hi * c) & 0xFFFF) << 16)) & 0xFFFFFFFF
 
 
-def synthetic_weight(name, shape):
+def synthetic_weight(name, shape, chunk=1 << 22):
     """Element j = bound * (2u - 1), u = fmix32(fnv1a32(name) + j * 0x9E3779B9 mod 2^32) / 2^32,
-    bound = sqrt(6 / fan_in) (He-uniform), computed in float64 and rounded once to float32."""
+    bound = sqrt(6 / fan_in) (He-uniform), computed in float64 and rounded once to float32.
+    Elements are made `chunk` at a time, so that vgg16_bn's 100M-element matrix needs no
+    gigabytes of int64 temporaries."""
     n = math.prod(shape)
-    fan_in = math.prod(shape[1:])
-    x = (fnv1a32(name) + torch.arange(n, dtype=torch.int64) * 0x9E3779B9) & 0xFFFFFFFF
-    x = x ^ (x >> 16)  # MurmurHash3's fmix32
-    x = mul32(x, 0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = mul32(x, 0xC2B2AE35)
-    x = x ^ (x >> 16)
-    u = x.to(torch.float64) / 2.0 ** 32
-    return ((2.0 * u - 1.0) * math.sqrt(6.0 / fan_in)).to(torch.float32).reshape(shape)
+    bound = math.sqrt(6.0 / math.prod(shape[1:]))
+    out = torch.empty(n, dtype=torch.float32)
+    for begin in range(0, n, chunk):
+        j = torch.arange(begin, min(n, begin + chunk), dtype=torch.int64)
+        x = (fnv1a32(name) + j * 0x9E3779B9) & 0xFFFFFFFF
+        x = x ^ (x >> 16)  # MurmurHash3's fmix32
+        x = mul32(x, 0x85EBCA6B)
+        x = x ^ (x >> 13)
+        x = mul32(x, 0xC2B2AE35)
+        x = x ^ (x >> 16)
+        u = x.to(torch.float64) / 2.0 ** 32
+        out[begin:begin + len(j)] = ((2.0 * u - 1.0) * bound).to(torch.float32)
+    return out.reshape(shape)
 
 
 def make_case(name, model_args, size, grad_names, shifted):
@@ -209,6 +232,13 @@ def layout_lines(model_args, num_classes, size):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cases", nargs="*", metavar="CASE",
+                        help=f"cases to rewrite (default: all of {', '.join(c[0] for c in CASES)})")
+    args = parser.parse_args()
+    unknown = set(args.cases) - {c[0] for c in CASES}
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(sorted(unknown))}")
     torch.set_num_threads(2)
     os.makedirs(OUT_DIR, exist_ok=True)
     lines = []
@@ -219,6 +249,8 @@ def main():
         f.write("\n".join(lines) + "\n")
     print(f"wrote {path} ({len(lines)} lines)")
     for case in CASES:
+        if args.cases and case[0] not in args.cases:
+            continue
         for shifted in (False, True):
             make_case(*case, shifted)
 

@@ -7,6 +7,11 @@
 // the classifier only) and a "shifted" one (ReLU inputs kept away from the kink, gradients down to
 // the stem); the generator's docstring explains why. The shifted goldens also run with the model
 // switched to channels_last (Model::set_channels_last), against the same goldens.
+//
+// One case needs wider bounds: in resnet101's centred golden, 33 residual blocks with realistic
+// batch norms amplify fp32 rounding so much that PyTorch's own fp32 pass misses the fp64 golden by
+// up to 3.8e-4 (training-mode logits; 1.3e-4 eval logits, 1.5e-4 running statistics, 6.7e-4
+// classifier gradients), so its bounds are 10x (ours measured: 3.9e-4, 2.4e-4, 1.4e-4, 1.0e-3).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -23,6 +28,7 @@
 #include "core/safetensors.h"
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/resnet.h"
+#include "layers/models/vgg.h"
 
 namespace ompq::nn {
 namespace {
@@ -73,6 +79,7 @@ struct ParityCase {
   const char* label;  // the gtest parameter name
   const char* file;   // in tests/data/parity/, without the variant suffix and extension
   std::function<std::shared_ptr<Model>()> make;
+  double centred_tolerance_scale = 1.0;  // widens the bounds for the centred golden (see top)
 };
 
 // Names the case in test listings (gtest would otherwise print the struct's bytes).
@@ -87,6 +94,13 @@ std::shared_ptr<Model> mobilenet(double width_mult, bool small_input) {
   return std::make_shared<MobileNetV2>(options);
 }
 
+std::shared_ptr<Model> vgg16_bn_without_dropout() {
+  VggOptions options;
+  options.num_classes = 10;
+  options.dropout = 0.0;  // as in the goldens
+  return std::make_shared<Vgg>(options);
+}
+
 // (case, file suffix of the golden variant: "" centred or "_shifted", channels_last).
 using ParityParam = std::tuple<ParityCase, std::string, bool>;
 
@@ -95,6 +109,7 @@ class ParityTest : public ::testing::TestWithParam<ParityParam> {
   void SetUp() override {
     const auto& [parity_case, variant, channels_last] = GetParam();
     file_ = std::string(parity_case.file) + variant + ".safetensors";
+    tolerance_scale_ = variant.empty() ? parity_case.centred_tolerance_scale : 1.0;
     auto contents = load_safetensors(std::string(OMPQ_SOURCE_DIR) + "/tests/data/parity/" + file_);
     ASSERT_TRUE(contents.ok()) << contents.status();
     golden_ = std::move(contents->tensors);
@@ -134,21 +149,25 @@ class ParityTest : public ::testing::TestWithParam<ParityParam> {
     Tensor logits = model_->forward(golden("input"));
     Tensor loss = cross_entropy(logits, golden("target"));
     loss.backward();
-    EXPECT_LE(relative_error(logits, golden(mode + ".logits")), 1e-4) << mode << " logits";
-    EXPECT_LE(relative_error(loss, golden(mode + ".loss")), 1e-4) << mode << " loss";
+    EXPECT_LE(relative_error(logits, golden(mode + ".logits")), 1e-4 * tolerance_scale_)
+        << mode << " logits";
+    EXPECT_LE(relative_error(loss, golden(mode + ".loss")), 1e-4 * tolerance_scale_)
+        << mode << " loss";
     const std::string grad_prefix = mode + ".grad.";
     int checked = 0;
     for (const auto& [name, param] : model_->named_parameters()) {
       auto it = golden_.find(grad_prefix + name);
       if (it == golden_.end()) continue;
       ASSERT_TRUE(param.grad().defined()) << name;
-      EXPECT_LE(relative_error(param.grad(), it->second), 1e-3) << mode << " gradient of " << name;
+      EXPECT_LE(relative_error(param.grad(), it->second), 1e-3 * tolerance_scale_)
+          << mode << " gradient of " << name;
       ++checked;
     }
     EXPECT_GT(checked, 0) << "gradients checked in " << mode << " mode";
   }
 
   std::string file_;
+  double tolerance_scale_ = 1.0;
   TensorMap golden_;
   std::shared_ptr<Model> model_;
 };
@@ -163,7 +182,8 @@ TEST_P(ParityTest, TrainModeMatchesTorchAndUpdatesRunningStats) {
       EXPECT_EQ(buffer.item<int64_t>(), golden("state." + name).item<int64_t>() + 1) << name;
       continue;
     }
-    EXPECT_LE(relative_error(buffer, golden("train.after." + name)), 1e-4) << name;
+    EXPECT_LE(relative_error(buffer, golden("train.after." + name)), 1e-4 * tolerance_scale_)
+        << name;
     ++checked;
   }
   EXPECT_GT(checked, 0);
@@ -176,6 +196,8 @@ const ParityCase kParityCases[] = {
     {"resnet20", "resnet20_32px", [] { return resnet20(10); }},
     {"mobilenet_v2", "mobilenet_v2_64px", [] { return mobilenet(1.0, false); }},
     {"mobilenet_v2_small_w05", "mobilenet_v2_small_w0.5_32px", [] { return mobilenet(0.5, true); }},
+    {"resnet101", "resnet101_64px", [] { return resnet101(10); }, /*centred_tolerance_scale=*/10},
+    {"vgg16_bn", "vgg16_bn_32px", vgg16_bn_without_dropout},
 };
 
 std::string parity_name(const ::testing::TestParamInfo<ParityParam>& info) {
