@@ -17,6 +17,19 @@ namespace {
 constexpr unsigned char kJpegMagic[] = {0xFF, 0xD8, 0xFF};
 constexpr unsigned char kPngMagic[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
 
+// The most pixels an image may have: PIL's decompression-bomb limit (twice Image.MAX_IMAGE_PIXELS,
+// where PIL raises instead of warning). A header of a few hundred bytes may claim 65500 x 65500
+// (JPEG) or a million squared (PNG) pixels; without a limit the decoder would allocate gigabytes
+// and spend seconds filling them with the gray of missing data.
+constexpr int64_t kMaxImagePixels = 178'956'970;
+
+absl::Status check_pixel_count(const char* format, int64_t height, int64_t width) {
+  if (height * width <= kMaxImagePixels) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("bad ", format, " header: size ", width, "x",
+                                                 height, " has more than ", kMaxImagePixels,
+                                                 " pixels (a decompression bomb, as PIL says)"));
+}
+
 template <size_t N>
 bool starts_with(std::string_view bytes, const unsigned char (&magic)[N]) {
   return bytes.size() >= N && std::memcmp(bytes.data(), magic, N) == 0;
@@ -79,6 +92,7 @@ absl::StatusOr<JpegHeader> read_jpeg_header(std::string_view bytes) {
       h.width < 1 || h.height < 1) {
     return d.error("bad JPEG header");
   }
+  OMPQ_RETURN_IF_ERROR(check_pixel_count("JPEG", h.height, h.width));
   return h;
 }
 
@@ -128,6 +142,10 @@ absl::StatusOr<Image> decode_png(std::string_view bytes) {
   if (!png_image_begin_read_from_memory(&png, bytes.data(), bytes.size())) {
     return absl::InvalidArgumentError(absl::StrCat("bad PNG header: ", png.message));
   }
+  if (absl::Status size = check_pixel_count("PNG", png.height, png.width); !size.ok()) {
+    png_image_free(&png);
+    return size;
+  }
   // Alpha is read and then dropped rather than composited, as PIL's convert("RGB") does.
   const bool alpha = (png.format & PNG_FORMAT_FLAG_ALPHA) != 0;
   png.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
@@ -168,6 +186,7 @@ absl::StatusOr<ImageInfo> read_image_info(std::string_view bytes) {
     if (width == 0 || height == 0 || width > 0x7FFFFFFFu || height > 0x7FFFFFFFu) {
       return absl::InvalidArgumentError(absl::StrCat("bad PNG header: size ", width, "x", height));
     }
+    OMPQ_RETURN_IF_ERROR(check_pixel_count("PNG", height, width));
     return ImageInfo{ImageFormat::kPng, height, width};
   }
   return unknown_format(bytes);

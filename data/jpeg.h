@@ -44,6 +44,9 @@ struct JpegScale {
   int denom = 1;
 };
 
+// Images of more than 178,956,970 pixels (PIL's decompression-bomb limit) are refused from the
+// header, before anything is allocated.
+//
 // Format and full size, read from the header only. Errors (InvalidArgument) say what is wrong
 // with the bytes; callers add the file name.
 absl::StatusOr<ImageInfo> read_image_info(std::string_view bytes);

@@ -206,5 +206,22 @@ TEST(JpegTest, BadBytesAreReportedWithWhatIsWrong) {
               HasSubstr("bad JPEG header"));
 }
 
+// Found by fuzzing (tests/fuzz/corpus/image/): a 255-byte JPEG whose header claimed 603M pixels
+// made the decoder allocate 1.8 GB and fill it. Sizes over PIL's limit are refused from the header.
+TEST(JpegTest, DecompressionBombsAreRefusedFromTheHeader) {
+  std::string jpeg =
+      encode_jpeg(make_pixels(64, 64, 3, pattern_value), 64, 64, TJPF_RGB, TJSAMP_420, 90);
+  std::string png = encode_png(make_pixels(8, 8, 3, pattern_value), 8, 8, PNG_FORMAT_RGB);
+  // 20000 x 20000: the frame header's height and width, then IHDR's width and height.
+  const size_t sof = jpeg.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  jpeg.replace(sof + 5, 4, "\x4E\x20\x4E\x20");
+  png.replace(16, 8, std::string("\0\0\x4E\x20\0\0\x4E\x20", 8));
+  const char* expected = "size 20000x20000 has more than 178956970 pixels";
+  EXPECT_THAT(std::string(decode_image(jpeg).status().message()), HasSubstr(expected));
+  EXPECT_THAT(std::string(read_image_info(jpeg).status().message()), HasSubstr(expected));
+  EXPECT_THAT(std::string(read_image_info(png).status().message()), HasSubstr(expected));
+}
+
 }  // namespace
 }  // namespace ompq::data
