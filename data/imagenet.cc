@@ -18,6 +18,11 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kImageKinds[] = ".jpeg, .jpg or .png";
+// Class indices of a label file lie below this: without a train/ folder, the classes are 0 up to
+// the largest index, so one line "x.JPEG 2147483647" would otherwise make two billion class names
+// (and a classifier that wide). A million leaves room for any real data set (ImageNet-21k has
+// 21,841 classes).
+constexpr int64_t kMaxClassIndex = 1'000'000;
 
 bool is_image_name(const fs::path& path) {
   const std::string ext = absl::AsciiStrToLower(path.extension().string());
@@ -173,8 +178,9 @@ absl::StatusOr<Listing> list_with_label_file(const fs::path& root, const fs::pat
       continue;
     }
     int64_t index = 0;
-    if (!absl::SimpleAtoi(label.label, &index) || index > INT32_MAX) {
-      return bad_line(label.line, "class index ", label.label, " is too large");
+    if (!absl::SimpleAtoi(label.label, &index) || index >= kMaxClassIndex) {
+      return bad_line(label.line, "class index ", label.label, " is too large (expected < ",
+                      kMaxClassIndex, ")");
     }
     if (!count_from_indices && index >= static_cast<int64_t>(listing.classes.size())) {
       return bad_line(label.line, "class index ", index, " is outside [0, ", listing.classes.size(),

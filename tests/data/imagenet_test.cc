@@ -218,6 +218,8 @@ TEST_F(ImageFolderTest, BadLabelFilesAreOneClearErrorEach) {
       {"v1.JPEG 0\nv2.JPEG 3\n",
        "line 2: class index 3 is outside [0, 3) (classes of " + path("train") + ")"},
       {"v1.JPEG 99999999999999999999\n", "line 1: class index 99999999999999999999 is too large"},
+      // Found by fuzzing: without the bound, 2147483647 made 2^31 class names.
+      {"v1.JPEG 1000000\n", "line 1: class index 1000000 is too large (expected < 1000000)"},
       {"v1.JPEG n01\nv2.JPEG n01\nv3.JPEG n01\nv9.JPEG n02\n",
        "line 4: no .jpeg, .jpg or .png image 'v9.JPEG' in '" + path("val") + "'"},
       {"v1.JPEG n01\nv2.JPEG n01\n", "image '" + path("val") +
