@@ -48,7 +48,8 @@ class Run:
         self.start = time.monotonic()
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         pending = b""
@@ -77,6 +78,7 @@ class Run:
 
     def wait(self):
         code = self.process.wait()
+        self.reader.join()  # the output to its end, into the log, before the log closes
         self.log.close()
         return code
 
