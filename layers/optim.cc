@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/autograd.h"
+#include "core/error.h"
 #include "core/ops/optim.h"
 
 namespace ompq::nn {
@@ -93,7 +94,8 @@ TensorMap Optimizer::state_dict() const {
   return out;
 }
 
-absl::Status Optimizer::load_state_dict(const TensorMap& state) {
+absl::StatusOr<std::vector<Optimizer::ParamState>> Optimizer::parse_state_dict(
+    const TensorMap& state) const {
   std::vector<const Tensor*> params;
   for (const ParamGroup& group : groups_) {
     for (const Tensor& p : group.params) params.push_back(&p);
@@ -127,10 +129,9 @@ absl::Status Optimizer::load_state_dict(const TensorMap& state) {
       if (it == slot_names_.end()) {
         problems.push_back(absl::StrCat(key, " (unexpected name)"));
       } else if (value.shape() != param.shape() || value.dtype() != param.dtype()) {
-        problems.push_back(absl::StrCat(key, " (got ", shape_str(value.shape()), " ",
-                                        dtype_name(value.dtype()), ", parameter is ",
-                                        shape_str(param.shape()), " ", dtype_name(param.dtype()),
-                                        ")"));
+        problems.push_back(absl::StrCat(
+            key, " (got ", shape_str(value.shape()), " ", dtype_name(value.dtype()),
+            ", parameter is ", shape_str(param.shape()), " ", dtype_name(param.dtype()), ")"));
       } else {
         loaded[index].slots.resize(slot_names_.size());
         loaded[index].slots[it - slot_names_.begin()] = value;
@@ -151,23 +152,37 @@ absl::Status Optimizer::load_state_dict(const TensorMap& state) {
   }
   if (!problems.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(name_, " load_state_dict: nothing was loaded; ",
-                                                   problems.size(), " problems: ",
-                                                   absl::StrJoin(problems, "; ")));
+                                                   problems.size(),
+                                                   " problems: ", absl::StrJoin(problems, "; ")));
   }
+  return loaded;
+}
+
+absl::Status Optimizer::check_state_dict(const TensorMap& state) const {
+  return parse_state_dict(state).status();
+}
+
+absl::Status Optimizer::load_state_dict(const TensorMap& state) {
+  OMPQ_ASSIGN_OR_RETURN(std::vector<ParamState> loaded, parse_state_dict(state));
   NoGradGuard no_grad;
-  for (size_t i = 0; i < params.size(); ++i) {
-    for (Tensor& slot : loaded[i].slots) {
-      // A private copy on the parameter's device: the optimizer updates it in place.
-      Tensor copy = Tensor::empty(slot.shape(), slot.dtype(), params[i]->device());
-      copy.copy_(slot);
-      slot = copy;
+  size_t i = 0;
+  for (const ParamGroup& group : groups_) {
+    for (const Tensor& param : group.params) {
+      for (Tensor& slot : loaded[i].slots) {
+        // A private copy on the parameter's device: the optimizer updates it in place.
+        Tensor copy = Tensor::empty(slot.shape(), slot.dtype(), param.device());
+        copy.copy_(slot);
+        slot = copy;
+      }
+      ++i;
     }
   }
   state_ = std::move(loaded);
   return absl::OkStatus();
 }
 
-// ---- SGD -----------------------------------------------------------------------------------------
+// ---- SGD
+// -----------------------------------------------------------------------------------------
 
 SGD::SGD(std::vector<Tensor> params, const SgdOptions& options)
     : SGD(one_group(std::move(params), options.lr, options.weight_decay), options) {}
@@ -187,7 +202,9 @@ SgdOptions SGD::group_options(const ParamGroup& group) const {
   return o;
 }
 
-void SGD::check_group(const ParamGroup& group) const { check_sgd_options(group_options(group), name_); }
+void SGD::check_group(const ParamGroup& group) const {
+  check_sgd_options(group_options(group), name_);
+}
 
 void SGD::update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
                  ParamState& state) {
@@ -204,7 +221,8 @@ void SGD::update(const ParamGroup& group, const Tensor& param, const Tensor& gra
   ++state.step;
 }
 
-// ---- Adam / AdamW --------------------------------------------------------------------------------
+// ---- Adam / AdamW
+// --------------------------------------------------------------------------------
 
 Adam::Adam(std::vector<Tensor> params, const AdamOptions& options)
     : Adam(one_group(std::move(params), options.lr, options.weight_decay), options) {}

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/ops/optim_math.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
@@ -46,6 +47,9 @@ class Optimizer {
   // parameters, with matching shape and dtype, and a parameter's entries must be complete; on
   // failure nothing changes and the message lists every bad name.
   absl::Status load_state_dict(const TensorMap& state);
+  // load_state_dict's checks alone, changing nothing: OK exactly when load_state_dict(state)
+  // would succeed. For callers that must check several states before loading any.
+  absl::Status check_state_dict(const TensorMap& state) const;
 
  protected:
   struct ParamState {
@@ -68,6 +72,9 @@ class Optimizer {
   std::vector<ParamGroup> groups_;
   std::vector<std::string> slot_names_;
   std::vector<ParamState> state_;  // indexed like state_dict()'s <i>
+
+  // `state` as per-parameter states (handles to its tensors), or the error listing its problems.
+  absl::StatusOr<std::vector<ParamState>> parse_state_dict(const TensorMap& state) const;
 };
 
 class SGD : public Optimizer {

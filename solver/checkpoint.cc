@@ -129,9 +129,11 @@ absl::StatusOr<CheckpointState> load_checkpoint(const std::string& path, nn::Mod
     }
   }
   // Validate both before changing either: a model loaded with a stale optimizer would be wrong.
-  absl::Status status = model.load_state_dict(model_state, /*strict=*/true);
-  if (!status.ok()) return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
-  status = optimizer.load_state_dict(optimizer_state);
+  // (Each load is all or nothing; the optimizer's is checked first, so that it cannot fail after
+  // the model has changed, as fuzzing found it did.)
+  absl::Status status = optimizer.check_state_dict(optimizer_state);
+  if (status.ok()) status = model.load_state_dict(model_state, /*strict=*/true);
+  if (status.ok()) status = optimizer.load_state_dict(optimizer_state);
   if (!status.ok()) return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
   return state;
 }
