@@ -75,6 +75,8 @@ uint32_t big_endian_u32(const unsigned char* p) {
 // Copies `count` big-endian values of `width` bytes into native (little-endian) order.
 void copy_from_big_endian(unsigned char* dst, const unsigned char* src, int64_t count,
                           size_t width) {
+  // An empty tensor has no storage, and memcpy must not be given its null pointer even for 0 bytes.
+  if (count == 0) return;
   if (width == 1) {
     std::memcpy(dst, src, count);
     return;
