@@ -260,8 +260,12 @@ TEST(OptimizerTest, LoadStateDictListsEveryProblemAndChangesNothing) {
   bad["state.7.step"] = Tensor::scalar(1, DType::kI64);            // no such parameter
   bad["state.0.momentum_buffer"] = Tensor::zeros({5});              // not an Adam slot
   bad["lr"] = Tensor::scalar(0.1);                                  // unknown name
+  // check_state_dict finds the same problems (a checkpoint checks before the model loads).
+  EXPECT_TRUE(opt.check_state_dict(good).ok());
+  const absl::Status checked = opt.check_state_dict(bad);
   absl::Status status = opt.load_state_dict(bad);
   ASSERT_FALSE(status.ok());
+  EXPECT_EQ(checked, status);
   std::string message(status.message());
   EXPECT_THAT(message, HasSubstr("nothing was loaded"));
   EXPECT_THAT(message, HasSubstr("state.0.exp_avg (got [4] f32, parameter is [5] f32)"));
