@@ -61,6 +61,30 @@ absl::StatusOr<std::vector<int>> round_bits(const std::vector<double>& relaxed_b
   return round_half_to_even(relaxed_bits);
 }
 
+// The size and BOPs constraints of the integer programs: what one bit of each searched unit costs
+// in MiB and in G BOPs, and what the fixed units (QAT's stem and classifier) leave of each budget.
+struct BudgetRows {
+  std::vector<double> mib_per_bit, bops_per_bit;
+  double size_left = 0.0, bops_left = 0.0;
+};
+
+BudgetRows budget_rows(const SearchSpace& space, const AllocationOptions& o, double fixed_size) {
+  BudgetRows rows;
+  double fixed_bops = 0.0;
+  for (const SearchUnit& u : space.fixed) {
+    fixed_bops += static_cast<double>(o.reference_bops ? u.reference_flops : u.flops) *
+                  SearchSpace::kFixedBits * SearchSpace::kFixedBits / 1e9;
+  }
+  for (const SearchUnit& u : space.units) {
+    rows.mib_per_bit.push_back(u.params / kMiB / 8);
+    rows.bops_per_bit.push_back(
+        static_cast<double>(o.reference_bops ? u.reference_flops : u.flops) * o.act_bits / 1e9);
+  }
+  rows.size_left = o.budget_mib - fixed_size;
+  rows.bops_left = o.bops_budget_g - fixed_bops;
+  return rows;
+}
+
 absl::StatusOr<std::vector<int>> solve_integer(const SearchSpace& space,
                                                const std::vector<double>& log_weights,
                                                const AllocationOptions& o, double fixed_size) {
@@ -70,28 +94,95 @@ absl::StatusOr<std::vector<int>> solve_integer(const SearchSpace& space,
   program.integer = true;
   program.lower.assign(n, space.min_bits);
   program.upper.assign(n, space.max_bits);
-  std::vector<double> size_row(n), bops_row(n);
-  double fixed_bops = 0.0;
-  for (const SearchUnit& u : space.fixed) {
-    fixed_bops += static_cast<double>(o.reference_bops ? u.reference_flops : u.flops) *
-                  SearchSpace::kFixedBits * SearchSpace::kFixedBits / 1e9;
-  }
   for (size_t i = 0; i < n; ++i) {
-    const SearchUnit& u = space.units[i];
     program.objective.push_back(std::exp(log_weights[i] - max_log_weight));
-    size_row[i] = u.params / kMiB / 8;
-    bops_row[i] =
-        static_cast<double>(o.reference_bops ? u.reference_flops : u.flops) * o.act_bits / 1e9;
   }
-  program.rows.push_back(size_row);
-  program.rhs.push_back(o.budget_mib - fixed_size);
+  const BudgetRows budget = budget_rows(space, o, fixed_size);
+  program.rows.push_back(budget.mib_per_bit);
+  program.rhs.push_back(budget.size_left);
   if (o.bops_budget_g > 0) {
-    program.rows.push_back(bops_row);
-    program.rhs.push_back(o.bops_budget_g - fixed_bops);
+    program.rows.push_back(budget.bops_per_bit);
+    program.rhs.push_back(budget.bops_left);
   }
   OMPQ_ASSIGN_OR_RETURN(std::vector<double> solution, solve_linear_program(program));
   std::vector<int> bits(n);
   for (size_t i = 0; i < n; ++i) bits[i] = static_cast<int>(std::lround(solution[i]));
+  return bits;
+}
+
+absl::Status check_costs(const SearchSpace& space, const std::vector<std::vector<double>>& costs) {
+  const size_t levels = static_cast<size_t>(space.max_bits - space.min_bits + 1);
+  if (costs.size() != space.units.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bit allocation: costs for %d units, the search space has %d", costs.size(),
+                        space.units.size()));
+  }
+  for (size_t i = 0; i < costs.size(); ++i) {
+    if (costs[i].size() != levels) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("bit allocation: unit %d (%s) has %d costs (expected one per bit-width "
+                          "%d..%d)",
+                          i, space.units[i].name, costs[i].size(), space.min_bits, space.max_bits));
+    }
+    for (size_t k = 0; k < levels; ++k) {
+      if (!std::isfinite(costs[i][k])) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "bit allocation: unit %d (%s) at %d bits costs %g (expected finite)", i,
+            space.units[i].name, space.min_bits + static_cast<int>(k), costs[i][k]));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One binary variable per (unit, bit-width), exactly one chosen per unit; x_{i,k} is variable
+// i * levels + k.
+absl::StatusOr<std::vector<int>> solve_integer_by_cost(
+    const SearchSpace& space, const std::vector<std::vector<double>>& costs,
+    const AllocationOptions& o, double fixed_size) {
+  const size_t n = space.units.size();
+  const size_t levels = static_cast<size_t>(space.max_bits - space.min_bits + 1);
+  // Scaled to a largest |cost| of 1 so that lp_solve's tolerances are relative to the costs.
+  double largest = 0.0;
+  for (const auto& unit : costs) {
+    for (double c : unit) largest = std::max(largest, std::abs(c));
+  }
+  const double scale = largest > 0 ? 1.0 / largest : 1.0;
+  LinearProgram program;
+  program.integer = true;
+  program.lower.assign(n * levels, 0.0);
+  program.upper.assign(n * levels, 1.0);
+  const BudgetRows budget = budget_rows(space, o, fixed_size);
+  std::vector<double> size_row(n * levels), bops_row(n * levels);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<double> choose_one(n * levels, 0.0);
+    for (size_t k = 0; k < levels; ++k) {
+      const size_t var = i * levels + k;
+      const int bits = space.min_bits + static_cast<int>(k);
+      program.objective.push_back(-costs[i][k] * scale);  // maximize -cost
+      size_row[var] = budget.mib_per_bit[i] * bits;
+      bops_row[var] = budget.bops_per_bit[i] * bits;
+      choose_one[var] = 1.0;
+    }
+    program.rows.push_back(choose_one);
+    program.rhs.push_back(1.0);
+    for (double& v : choose_one) v = -v;
+    program.rows.push_back(choose_one);
+    program.rhs.push_back(-1.0);
+  }
+  program.rows.push_back(size_row);
+  program.rhs.push_back(budget.size_left);
+  if (o.bops_budget_g > 0) {
+    program.rows.push_back(bops_row);
+    program.rhs.push_back(budget.bops_left);
+  }
+  OMPQ_ASSIGN_OR_RETURN(std::vector<double> solution, solve_linear_program(program));
+  std::vector<int> bits(n);
+  for (size_t i = 0; i < n; ++i) {
+    const auto first = solution.begin() + static_cast<std::ptrdiff_t>(i * levels);
+    const auto chosen = std::max_element(first, first + static_cast<std::ptrdiff_t>(levels));
+    bits[i] = space.min_bits + static_cast<int>(chosen - first);
+  }
   return bits;
 }
 
@@ -272,6 +363,29 @@ absl::StatusOr<BitAllocation> allocate_bits(const SearchSpace& space,
                "bit allocation: lp_solve's integer solution has size ", allocation.size_mib,
                " MiB, over the budget of ", options.budget_mib, " MiB");
   }
+  return allocation;
+}
+
+absl::StatusOr<BitAllocation> allocate_bits_by_cost(const SearchSpace& space,
+                                                    const std::vector<std::vector<double>>& costs,
+                                                    const AllocationOptions& options) {
+  OMPQ_RETURN_IF_ERROR(check_allocation_options(space, options));
+  if (options.solver != SolverKind::kIlp) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bit allocation by cost is an integer program (solver ilp, not %s)",
+                        solver_name(options.solver)));
+  }
+  OMPQ_RETURN_IF_ERROR(check_costs(space, costs));
+  double fixed_size = 0.0;
+  for (const SearchUnit& u : space.fixed) fixed_size += u.params / kMiB;
+  BitAllocation allocation;
+  for (const SearchUnit& u : space.units) allocation.units.push_back(u.name);
+  OMPQ_ASSIGN_OR_RETURN(allocation.bits, solve_integer_by_cost(space, costs, options, fixed_size));
+  allocation.size_mib = model_size_mib(space, allocation.bits);
+  allocation.bops_g = bops_g(space, allocation.bits, options.act_bits, options.reference_bops);
+  OMPQ_CHECK(allocation.size_mib <= options.budget_mib + kSizeSlackMib,
+             "bit allocation: lp_solve's integer solution has size ", allocation.size_mib,
+             " MiB, over the budget of ", options.budget_mib, " MiB");
   return allocation;
 }
 

@@ -73,6 +73,14 @@ absl::StatusOr<BitAllocation> allocate_bits(const SearchSpace& space,
                                             const std::vector<double>& log_weights,
                                             const AllocationOptions& options);
 
+// The integer program with a cost per (unit, bit-width) instead of one importance per unit:
+//   minimize sum_i costs[i][b_i - min_bits]  s.t. the size (and BOPs) budget, b_i in [min, max],
+// as one binary variable per (unit, bit-width) with exactly one chosen per unit. The Hessian-trace
+// baseline's (hessian.h); `options.solver` must be ilp. Costs must be finite, one per bit-width.
+absl::StatusOr<BitAllocation> allocate_bits_by_cost(const SearchSpace& space,
+                                                    const std::vector<std::vector<double>>& costs,
+                                                    const AllocationOptions& options);
+
 // The continuous problem in the reference's variables (docs/METHOD.md 2.4): x in [lower, upper]^L,
 // sum_i sizes_i x_i <= budget.
 struct RelaxedProblem {

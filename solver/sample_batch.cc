@@ -3,13 +3,16 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "core/error.h"
 #include "data/dataloader.h"
 
 namespace ompq::solver {
 
-absl::StatusOr<Tensor> first_shuffled_batch(const std::shared_ptr<const data::Dataset>& dataset,
-                                            int64_t count, uint64_t seed, const std::string& what) {
-  if (count < 1) return absl::InvalidArgumentError(absl::StrCat(what, " ", count, " (expected >= 1)"));
+absl::StatusOr<data::Batch> first_shuffled_labeled_batch(
+    const std::shared_ptr<const data::Dataset>& dataset, int64_t count, uint64_t seed,
+    const std::string& what) {
+  if (count < 1)
+    return absl::InvalidArgumentError(absl::StrCat(what, " ", count, " (expected >= 1)"));
   if (count > dataset->size()) {
     return absl::InvalidArgumentError(absl::StrCat(what, " ", count, " but ", dataset->name(),
                                                    " has only ", dataset->size(), " images"));
@@ -23,7 +26,14 @@ absl::StatusOr<Tensor> first_shuffled_batch(const std::shared_ptr<const data::Da
   if (!batch.has_value()) {
     return absl::InternalError(absl::StrCat(dataset->name(), ": no batch of ", count, " images"));
   }
-  return batch->inputs;
+  return *std::move(batch);
+}
+
+absl::StatusOr<Tensor> first_shuffled_batch(const std::shared_ptr<const data::Dataset>& dataset,
+                                            int64_t count, uint64_t seed, const std::string& what) {
+  OMPQ_ASSIGN_OR_RETURN(data::Batch batch,
+                        first_shuffled_labeled_batch(dataset, count, seed, what));
+  return batch.inputs;
 }
 
 }  // namespace ompq::solver

@@ -7,11 +7,18 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "data/dataloader.h"
 #include "data/dataset.h"
 
 namespace ompq::solver {
 
-// [count, C, H, W] on the CPU. `what` names the request in errors ("--num_images").
+// The batch with its labels (the Hessian-trace baseline's loss needs them), on the CPU. `what`
+// names the request in errors ("--num_images").
+absl::StatusOr<data::Batch> first_shuffled_labeled_batch(
+    const std::shared_ptr<const data::Dataset>& dataset, int64_t count, uint64_t seed,
+    const std::string& what);
+
+// Its images, [count, C, H, W].
 absl::StatusOr<Tensor> first_shuffled_batch(const std::shared_ptr<const data::Dataset>& dataset,
                                             int64_t count, uint64_t seed, const std::string& what);
 
