@@ -7,10 +7,16 @@
 //               --data=/data/imagenet --bits_out=bits.pbtxt
 //   ompq_search --model=resnet18 --quant=ptq --budget_mb=3 --solver=projection   (data-free)
 //   ompq_search --model=resnet18 --quant=qat --budget_mb=6.7 --allocation=random   (a baseline)
+//   ompq_search --model=resnet20 --quant=ptq --budget_mb=0.1 --allocation=hessian --weights=W
+//               --data=fashion-mnist   (HAWQ-V3's Hessian-trace baseline)
 //
 // Baselines (--allocation=uniform|random, solver/baselines.h): the same budget met by uniform
 // bits or by random bits; data-free like projection. Their bit config names the baseline as its
 // solver (the random one's seed is --allocation_seed) and feeds ompq_train --bits as any other.
+// --allocation=hessian (solver/hessian.h) reads the weights and --num_images labelled images: the
+// Hutchinson estimate of each unit's average Hessian trace (--hessian_iterations,
+// --hessian_tolerance, Rademacher vectors from --seed), then the integer program of HAWQ-V3 under
+// the same size (and BOPs) budget; its time is printed as OMPQ's is.
 //
 // Search images: the first batch of the training split shuffled by --seed, as the reference takes
 // the first batch of a shuffled reader (docs/METHOD.md 1.2). ImageNet images get the reference's
@@ -42,6 +48,7 @@
 #include "solver/bit_config.h"
 #include "solver/config_enums.h"
 #include "solver/cost_model.h"
+#include "solver/hessian.h"
 #include "solver/proto_io.h"
 #include "solver/sample_batch.h"
 #include "solver/search.h"
@@ -63,8 +70,12 @@ ABSL_FLAG(double, beta, 1.0, "importance theta = exp(-beta * gamma)");
 ABSL_FLAG(std::string, solver, "lp", "lp, ilp or projection (data-free)");
 ABSL_FLAG(std::string, allocation, "ompq",
           "ompq (the search: --solver), or a data-free baseline at the same budget: uniform (the "
-          "largest uniform bits) or random (random bits filled up to the budget)");
+          "largest uniform bits), random (random bits filled up to the budget) or hessian "
+          "(HAWQ-V3: Hessian traces and an integer program; reads --weights and --data)");
 ABSL_FLAG(uint64_t, allocation_seed, 0, "the random baseline's seed");
+ABSL_FLAG(int32_t, hessian_iterations, 100, "the hessian baseline's most Hutchinson iterations");
+ABSL_FLAG(double, hessian_tolerance, 1e-3,
+          "the hessian baseline stops when no unit's trace estimate moves by this fraction");
 ABSL_FLAG(std::string, rounding, "",
           "dfs or nearest (lp and projection; default: the reference's, dfs for resnet18)");
 ABSL_FLAG(std::string, weights, "",
@@ -89,13 +100,15 @@ constexpr char kFashionMnistPrefix[] = "fashion-mnist";
 absl::Status invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
 
 // OMPQ's search or one of the baselines, which a bit config records as its solver.
-enum class Allocation { kOmpq, kUniform, kRandom };
+enum class Allocation { kOmpq, kUniform, kRandom, kHessian };
 
 absl::StatusOr<Allocation> parse_allocation(const std::string& name) {
   if (name == "ompq") return Allocation::kOmpq;
   if (name == "uniform") return Allocation::kUniform;
   if (name == "random") return Allocation::kRandom;
-  return invalid(absl::StrCat("--allocation=", name, " (expected ompq, uniform or random)"));
+  if (name == "hessian") return Allocation::kHessian;
+  return invalid(
+      absl::StrCat("--allocation=", name, " (expected ompq, uniform, random or hessian)"));
 }
 
 double seconds_since(Clock::time_point start) {
@@ -200,7 +213,12 @@ proto::BitConfig bit_config(const solver::SearchOptions& o, const solver::Search
   c.set_num_classes(absl::GetFlag(FLAGS_num_classes));
   c.set_small_input(absl::GetFlag(FLAGS_small_input));
   c.set_width_mult(absl::GetFlag(FLAGS_width_mult));
-  if (allocation != Allocation::kOmpq) {
+  if (allocation == Allocation::kHessian) {
+    // Not OMPQ: no beta, no rounding; the weights and images are read as OMPQ's.
+    c.set_solver(proto::SOLVER_HESSIAN);
+    c.clear_rounding();
+    c.clear_beta();
+  } else if (allocation != Allocation::kOmpq) {
     // A baseline reads no importance and no images: its name takes the solver's place, and the
     // only seed that shapes it is the random baseline's.
     c.set_solver(allocation == Allocation::kUniform ? proto::SOLVER_UNIFORM : proto::SOLVER_RANDOM);
@@ -304,6 +322,41 @@ absl::Status run_baseline(const nn::Model& model, const solver::SearchOptions& o
   return absl::OkStatus();
 }
 
+// HAWQ-V3's allocation at the search's budget, printed and written as a search result is.
+absl::Status run_hessian(nn::Model& model, const solver::SearchOptions& options,
+                         const Tensor& images, const Tensor& labels, double load_s,
+                         const std::string& bits_out) {
+  solver::SearchResult result;
+  OMPQ_ASSIGN_OR_RETURN(result.space, search_space(model, options));
+  solver::HessianOptions hessian;
+  hessian.max_iterations = absl::GetFlag(FLAGS_hessian_iterations);
+  hessian.tolerance = absl::GetFlag(FLAGS_hessian_tolerance);
+  hessian.seed = absl::GetFlag(FLAGS_seed);
+  OMPQ_ASSIGN_OR_RETURN(
+      solver::HessianSearchResult r,
+      solver::hessian_search(model, result.space, images, labels, hessian, options.allocation));
+  result.allocation = std::move(r.allocation);
+  print_allocation(options, result);
+  std::printf("hessian: %d Hutchinson iterations, largest relative change %.2e (%s %.0e)\n",
+              r.traces.iterations, r.traces.relative_change,
+              r.traces.converged ? "converged below" : "not converged to", hessian.tolerance);
+  std::printf("%3s  %-24s %14s\n", "#", "layer", "avg trace");
+  for (size_t i = 0; i < result.space.units.size(); ++i) {
+    std::printf("%3zu  %-24s %14.6g\n", i, result.space.units[i].name.c_str(),
+                r.traces.average_trace[i]);
+  }
+  std::printf(
+      "time: Hessian traces %.3f s, quantization costs %.3f s, solve %.3f s, search %.3f s "
+      "(loading %.3f s)\n",
+      r.hessian_s, r.costs_s, r.solve_s, r.hessian_s + r.costs_s + r.solve_s, load_s);
+  if (!bits_out.empty()) {
+    OMPQ_RETURN_IF_ERROR(
+        solver::write_text_proto(bits_out, bit_config(options, result, Allocation::kHessian)));
+    std::fprintf(stderr, "ompq_search: wrote %s\n", bits_out.c_str());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status run() {
   if (absl::GetFlag(FLAGS_model).empty()) {
     return invalid(
@@ -318,17 +371,20 @@ absl::Status run() {
   Generator gen(seed);
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, nn::make_model(model_spec(), gen));
   const std::string bits_out = absl::GetFlag(FLAGS_bits_out);
-  if (allocation != Allocation::kOmpq) {
+  if (allocation == Allocation::kUniform || allocation == Allocation::kRandom) {
     OMPQ_RETURN_IF_ERROR(check_bits_folder(bits_out));
     return with_model_name(run_baseline(*model, options, allocation, bits_out), options.model_name);
   }
   OMPQ_RETURN_IF_ERROR(with_model_name(check_search_space(*model, options), options.model_name));
   OMPQ_RETURN_IF_ERROR(check_bits_folder(bits_out));
-  const bool data_free = options.allocation.solver == solver::SolverKind::kProjection;
+  const bool hessian = allocation == Allocation::kHessian;
+  // HAWQ-V3's integer program, whatever --solver says.
+  if (hessian) options.allocation.solver = solver::SolverKind::kIlp;
+  const bool data_free = !hessian && options.allocation.solver == solver::SolverKind::kProjection;
   const std::string weights = absl::GetFlag(FLAGS_weights);
   const std::string data = absl::GetFlag(FLAGS_data);
   const int64_t num_images = absl::GetFlag(FLAGS_num_images);
-  Tensor images;
+  Tensor images, labels;
   const Clock::time_point load_start = Clock::now();
   if (data_free) {
     if (!weights.empty() || !data.empty()) {
@@ -337,12 +393,16 @@ absl::Status run() {
     }
   } else {
     if (data.empty()) {
-      return invalid(absl::StrCat("the ", solver::solver_name(options.allocation.solver),
-                                  " solver needs --data (an ImageNet folder or "
-                                  "fashion-mnist[:DIR]); --solver=projection needs none"));
+      return invalid(absl::StrCat(
+          "the ",
+          hessian ? "hessian allocation"
+                  : absl::StrCat(solver::solver_name(options.allocation.solver), " solver"),
+          " needs --data (an ImageNet folder or "
+          "fashion-mnist[:DIR]); --solver=projection needs none"));
     }
-    if (num_images < 2) {
-      return invalid(absl::StrCat("--num_images ", num_images, " (expected >= 2)"));
+    const int64_t min_images = hessian ? 1 : 2;
+    if (num_images < min_images) {
+      return invalid(absl::StrCat("--num_images ", num_images, " (expected >= ", min_images, ")"));
     }
     if (weights.empty()) {
       std::fprintf(stderr,
@@ -352,8 +412,10 @@ absl::Status run() {
       OMPQ_RETURN_IF_ERROR(nn::load_model_weights(*model, weights, absl::GetFlag(FLAGS_model)));
     }
     OMPQ_ASSIGN_OR_RETURN(auto dataset, open_search_data(model->input_shape()));
-    OMPQ_ASSIGN_OR_RETURN(images,
-                          solver::first_shuffled_batch(dataset, num_images, seed, "--num_images"));
+    OMPQ_ASSIGN_OR_RETURN(data::Batch batch, solver::first_shuffled_labeled_batch(
+                                                 dataset, num_images, seed, "--num_images"));
+    images = batch.inputs;
+    labels = batch.labels.to(device);
     std::fprintf(stderr, "ompq_search: %s, %lld images of %s, %d threads, %s\n",
                  options.model_name.c_str(), static_cast<long long>(num_images),
                  dataset->name().c_str(), num_threads(), device.str().c_str());
@@ -361,6 +423,10 @@ absl::Status run() {
     images = images.to(device);
   }
   const double load_s = seconds_since(load_start);
+  if (hessian) {
+    return with_model_name(run_hessian(*model, options, images, labels, load_s, bits_out),
+                           options.model_name);
+  }
 
   OMPQ_ASSIGN_OR_RETURN(solver::SearchResult result, solver::search(*model, images, options));
   print_allocation(options, result);
@@ -383,7 +449,9 @@ int main(int argc, char** argv) {
       "              --data=IMAGENET_DIR|fashion-mnist[:DIR] [--bits_out=FILE]\n"
       "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --solver=projection\n"
       "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --allocation=uniform|random\n"
-      "              [--allocation_seed=N]");
+      "              [--allocation_seed=N]\n"
+      "  ompq_search --model=NAME --quant=qat|ptq --budget_mb=MiB --allocation=hessian\n"
+      "              --weights=W.safetensors --data=IMAGENET_DIR|fashion-mnist[:DIR]");
   absl::ParseCommandLine(argc, argv);
   return ompq::run_app("ompq_search", ompq::run);
 }

@@ -77,7 +77,8 @@ constexpr char kEvalRowPrefix[] = "eval_";
 // baselines of ompq_search --allocation are not OMPQ and say which they are.
 std::string allocation_label(const proto::BitConfig& bits) {
   const std::string solver = enum_name(bits.solver()), quant = enum_name(bits.quant());
-  if (bits.solver() == proto::SOLVER_UNIFORM || bits.solver() == proto::SOLVER_RANDOM) {
+  if (bits.solver() == proto::SOLVER_UNIFORM || bits.solver() == proto::SOLVER_RANDOM ||
+      bits.solver() == proto::SOLVER_HESSIAN) {
     return absl::StrCat(solver, " ", quant);
   }
   return absl::StrCat("OMPQ ", quant, " (", solver, ")");
