@@ -27,10 +27,10 @@ struct UnitDraft {
   int64_t out_h = 1, out_w = 1;
   int64_t flops_per_pixel = 0;
   int64_t out_channels = 0;
-  ValueId input = -1;    // what its main layer reads
-  NodeId merge = -1;     // the add its (batch-normalized) output goes into, if any
-  ValueId feature = -1;  // docs/METHOD.md 1.3
-  bool has_shortcut = false;
+  ValueId input = -1;           // what its main layer reads
+  NodeId merge = -1;            // the add its (batch-normalized) output goes into, if any
+  ValueId feature = -1;         // docs/METHOD.md 1.3
+  ValueId shortcut_input = -1;  // what a merged shortcut layer reads (-1: none merged)
 };
 
 // The node reading `v` alone when it is of `kind`, else -1.
@@ -48,7 +48,7 @@ std::vector<UnitDraft> draft_units(const Graph& g, const FlopRules& rules) {
     const Shape& weight = node.parameter_shapes.at(0);
     const int64_t weight_numel = shape_numel(weight);
     const Shape& out = g.value(node.output).shape;
-    const bool has_bias = node.parameters.size() > 1 && !node.parameters[1].empty();
+    const bool has_bias = !node.parameter_shapes.at(1).empty();
     ValueId v = layer.batch_norm >= 0 ? g.nodes[layer.batch_norm].output : node.output;
     const NodeId merge = sole_reader_of_kind(g, v, OpKind::kAdd);
     UnitDraft d;
@@ -75,7 +75,7 @@ std::vector<UnitDraft> draft_units(const Graph& g, const FlopRules& rules) {
       joined->unit.layers.push_back(layer.name);
       joined->unit.params += d.unit.params;
       joined->unit.flops += d.unit.flops;
-      joined->has_shortcut = true;
+      joined->shortcut_input = d.input;
       continue;
     }
     if (merge >= 0) v = g.nodes[merge].output;
@@ -93,20 +93,13 @@ std::vector<UnitDraft> draft_units(const Graph& g, const FlopRules& rules) {
 // The ResNet counter's bugs (search_space.h), where its Bottleneck code ran: a unit with a merged
 // projection shortcut whose block has three main-branch convs (the first of them reads what the
 // shortcut reads). Nothing changes for a model without such blocks.
-void apply_bottleneck_counter_bugs(const Graph& g, const FlopRules& rules,
-                                   std::vector<UnitDraft>* drafts) {
+void apply_bottleneck_counter_bugs(const FlopRules& rules, std::vector<UnitDraft>* drafts) {
   bool any = false;
   for (size_t i = 2; i < drafts->size(); ++i) {
     const UnitDraft& block_out = (*drafts)[i];
-    if (!block_out.has_shortcut) continue;
     UnitDraft& conv1 = (*drafts)[i - 2];
-    // The shortcut conv reads the block input, as its first main-branch conv does.
-    const std::string& shortcut = block_out.unit.layers.back();
-    ValueId block_input = -1;
-    for (const graph::Node& n : g.nodes) {
-      if (n.kind == OpKind::kConv2d && n.module == shortcut) block_input = n.inputs[0];
-    }
-    if (conv1.input != block_input) continue;
+    // The shortcut reads the block input, as the block's first main-branch conv does.
+    if (block_out.shortcut_input < 0 || conv1.input != block_out.shortcut_input) continue;
     any = true;
     conv1.unit.reference_flops -= conv1.flops_per_pixel * conv1.out_h * conv1.out_w;
     conv1.unit.reference_flops +=
@@ -162,7 +155,7 @@ absl::StatusOr<SearchSpace> build_search_space(const nn::Model& model, QuantMode
   const Graph graph = trace_at(model, height, width);
   std::vector<UnitDraft> drafts = draft_units(graph, rules);
   if (model.flop_counting() == nn::FlopCounting::kWithBnRelu) {
-    apply_bottleneck_counter_bugs(graph, rules, &drafts);
+    apply_bottleneck_counter_bugs(rules, &drafts);
   }
 
   SearchSpace space;

@@ -202,7 +202,7 @@ class ChannelsLastOff {
 // Maps a forward's op calls onto the nodes of a graph traced before.
 class ValueReporter : public trace::Observer {
  public:
-  ValueReporter(const Graph& graph, const ValueVisitor& visit) : graph_(graph), visit_(visit) {
+  ValueReporter(const Graph& graph, const ValueVisitor& visit) : visit_(visit) {
     for (const Node& node : graph.nodes) {
       if (node.call < 0) continue;
       if (static_cast<size_t>(node.call) >= calls_.size()) calls_.resize(node.call + 1);
@@ -231,7 +231,6 @@ class ValueReporter : public trace::Observer {
     std::optional<OpKind> kind;  // of its first node
     ValueId result = -1;         // the value of the tensor the call returns
   };
-  const Graph& graph_;
   const ValueVisitor& visit_;
   std::vector<Call> calls_;
   size_t next_ = 0;

@@ -20,16 +20,12 @@ void check_has_bits(const std::vector<std::string>& names, const std::map<std::s
 
 QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& weight_bits,
                                const QuantizeOptions& options) {
-  std::map<std::string, QuantizableLayer> layers;
+  const std::vector<QuantizableLayer> layers = model.quantizable_layers();  // execution order
   std::vector<std::string> available;
-  std::vector<std::pair<std::string, QuantizableLayer>> ordered;  // execution order
-  for (QuantizableLayer& layer : model.quantizable_layers()) {
-    available.push_back(layer.name);
-    layers.emplace(layer.name, layer);
-    ordered.emplace_back(layer.name, std::move(layer));
-  }
+  for (const QuantizableLayer& layer : layers) available.push_back(layer.name);
+  const std::set<std::string> known(available.begin(), available.end());
   for (const auto& [name, bits] : weight_bits) {
-    OMPQ_CHECK(layers.count(name) > 0, "quantize_model: \"", name,
+    OMPQ_CHECK(known.count(name) > 0, "quantize_model: \"", name,
                "\" is not a quantizable layer of the model (", available.size(),
                " layers: ", absl::StrJoin(available, ", "), ")");
     OMPQ_CHECK(bits >= 2 && bits <= 8, "quantize_model: layer \"", name, "\" has ", bits,
@@ -42,7 +38,8 @@ QuantizedLayers quantize_model(Model& model, const std::map<std::string, int>& w
                  "float_inputs");
 
   QuantizedLayers quantized;
-  for (const auto& [name, layer] : ordered) {
+  for (const QuantizableLayer& layer : layers) {
+    const std::string& name = layer.name;
     const std::shared_ptr<Module>& module = layer.module;
     auto bits = weight_bits.find(name);
     if (bits == weight_bits.end()) continue;
