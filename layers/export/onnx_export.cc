@@ -47,18 +47,18 @@ class Exporter {
         parameters_(parameters),
         fold_batch_norm_(fold_batch_norm),
         builder_("ompq", kInputName, feature_dims(graph.value(graph.input).shape)) {
-    std::set<std::string> layer_names;
     for (const graph::Layer& layer : graph.layers()) {
       layer_of_node_[layer.node] = layer;
-      layer_names.insert(layer.name);
+      node_of_layer_[layer.name] = layer.node;
     }
     if (packed == nullptr) return;
     for (const PackedLayer& layer : packed->layers) {
-      OMPQ_CHECK(layer_names.count(layer.name), "ONNX export: packed layer \"", layer.name,
+      OMPQ_CHECK(node_of_layer_.count(layer.name), "ONNX export: packed layer \"", layer.name,
                  "\" is no conv or linear node of the model's graph (a packed model of another "
                  "architecture?)");
       packed_[layer.name] = &layer;
     }
+    for (const PackedLayer& layer : packed->layers) plan_output_pair(layer);
   }
 
   onnx::ModelProto run(const std::string& doc) && {
@@ -179,6 +179,42 @@ class Exporter {
     return builder_.add_initializer(name, Tensor::scalar(value));
   }
 
+  // ONNX Runtime turns DequantizeLinear -> Conv -> QuantizeLinear into an integer convolution
+  // (QLinearConv) only where a QuantizeLinear reads the conv's output, and drops a Relu before a
+  // QuantizeLinear only when the pair's zero point is its type's lowest value. A conv whose output
+  // (its batch norm folded) reaches nothing but a Relu, whose output in turn reaches nothing but
+  // the input quantizer of one packed layer with a signed symmetric 8-bit pair, is exported as
+  //   Conv -> Q/DQ (that quantizer, int8) -> Relu -> Q/DQ (the same scale, uint8, zero point 0)
+  // which is ompq's arithmetic exactly: rounding is monotonic and zero rounds to zero, so the ReLU
+  // of the quantized value is the quantized ReLU (codes clamped to [0, qmax], qmax = 127 as int8
+  // saturates), and those non-negative codes pass the uint8 pair unchanged. ORT then drops the Relu
+  // and fuses the conv. Other patterns (a residual add, a shortcut reading the same ReLU, a Clip
+  // below 8 bits, affine PTQ pairs) keep the pair on the layer's input only: quantizing the conv's
+  // output there would change what ompq computes.
+  void plan_output_pair(const PackedLayer& producer) {
+    if (producer.kind != QuantizableLayer::Kind::kConv2d) return;
+    const graph::Layer& layer = layer_of_node_.at(node_of_layer_.at(producer.name));
+    ValueId y = graph_.nodes[layer.node].output;
+    if (!producer.folded_batch_norm.empty()) {
+      if (layer.batch_norm < 0) return;  // check_packed_layer reports the mismatch
+      y = graph_.nodes[layer.batch_norm].output;
+    }
+    const NodeId relu = graph_.sole_consumer(y);
+    if (relu < 0 || graph_.nodes[relu].kind != OpKind::kRelu) return;
+    const NodeId reader = graph_.sole_consumer(graph_.nodes[relu].output);
+    if (reader < 0 || !layer_of_node_.count(reader)) return;
+    auto consumer = packed_.find(graph_.nodes[reader].module);
+    if (consumer == packed_.end() || !consumer->second->input) return;
+    const ActivationQdq qdq = activation_qdq(*consumer->second->input, consumer->second->name);
+    if (qdq.type != QdqType::kInt8 || qdq.zero_point != 0 || qdq.clip || qdq.saturated_levels > 0) {
+      return;
+    }
+    output_pair_[producer.name] = qdq;
+    ActivationQdq after_relu = qdq;
+    after_relu.type = QdqType::kUint8;
+    input_pair_after_relu_[consumer->second->name] = after_relu;
+  }
+
   // A conv or linear node: FP32 (its batch norm folded in when asked) or, for a packed layer, QDQ.
   std::string emit_layer(NodeId n) {
     const Node& node = graph_.nodes[n];
@@ -190,7 +226,10 @@ class Exporter {
       const PackedLayer& p = *packed->second;
       check_packed_layer(node, layer, p);
       if (p.input) {
-        const ActivationQdq qdq = activation_qdq(*p.input, p.name);
+        auto after_relu = input_pair_after_relu_.find(p.name);
+        const ActivationQdq qdq = after_relu != input_pair_after_relu_.end()
+                                      ? after_relu->second
+                                      : activation_qdq(*p.input, p.name);
         if (qdq.saturated_levels > 0) {
           saturated_.push_back(
               absl::StrCat(p.name, " input: up to ", qdq.saturated_levels, " steps"));
@@ -239,7 +278,9 @@ class Exporter {
                                {p.padding[0], p.padding[1], p.padding[0], p.padding[1]});
     OnnxGraphBuilder::set_ints(conv, "dilations", {p.dilation[0], p.dilation[1]});
     OnnxGraphBuilder::set_int(conv, "group", p.groups);
-    return output(conv);
+    auto pair = output_pair_.find(node.module);
+    if (pair == output_pair_.end()) return output(conv);
+    return quantize_dequantize(output(conv), pair->second, node.module + ".output");
   }
 
   // A batch norm's scale or shift ("" in the graph: none, i.e. ones / zeros).
@@ -391,9 +432,13 @@ class Exporter {
   OnnxGraphBuilder builder_;
   std::map<std::string, const PackedLayer*> packed_;
   std::map<NodeId, graph::Layer> layer_of_node_;
+  std::map<std::string, NodeId> node_of_layer_;
   std::map<ValueId, std::string> names_;  // graph value -> ONNX tensor
   std::set<NodeId> folded_;               // batch norms folded into their layer
   std::set<std::string> exported_;        // packed layers written as QDQ
+  // plan_output_pair: the pair on a packed conv's output, and the uint8 pair that replaces the
+  // input pair of the layer reading that conv's ReLU, by layer name.
+  std::map<std::string, ActivationQdq> output_pair_, input_pair_after_relu_;
   std::vector<std::string> saturated_;
   std::map<std::string, std::vector<int64_t>> expected_dims_;
 };
