@@ -23,9 +23,10 @@ tsan_tests='^(DataLoaderTest|ImageFolderTest|ImageFolderCatalogTest|UnreadableIm
 configure() {  # configure KIND DIR
   local launcher=()
   command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  mkdir -p "$2"
   cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMPQ_CUDA=OFF -DOMPQ_SANITIZE="$1" \
-    "${launcher[@]}" > "$2.configure.log" || { cat "$2.configure.log"; exit 1; }
-  grep 'sanitizer  ' "$2.configure.log"
+    "${launcher[@]}" > "$2/configure.log" || { cat "$2/configure.log"; exit 1; }
+  grep 'sanitizer  ' "$2/configure.log"
 }
 
 # report_dir BUILD: where the sanitizer logs of this run go (emptied first).
