@@ -2,8 +2,9 @@
 // without folded batch norms and quantized.onnx (QAT and PTQ recipes, mixed 2..8-bit weights) pass
 // ONNX's checker and strict shape inference when read back; the QDQ file holds one
 // QuantizeLinear/DequantizeLinear pair per quantized input, a Clip exactly where the activation
-// bits are below 8, and int8 weight codes within each layer's bit-width; what cannot be exported
-// is refused with the node or layer named. (ONNX Runtime runs the files in tests/e2e.)
+// bits are below 8, and int8 weight codes within each layer's bit-width; an 8-bit QAT ResNet-20
+// gets output pairs on exactly the convs whose ReLU feeds one quantized layer; what cannot be
+// exported is refused with the node or layer named. (ONNX Runtime runs the files in tests/e2e.)
 #include "layers/export/onnx_export.h"
 
 #include <gmock/gmock.h>
@@ -180,6 +181,63 @@ INSTANTIATE_TEST_SUITE_P(Architectures, OnnxExportModels,
                                            ModelCase{"mobilenet_v2", 10, true},
                                            ModelCase{"fashion_cnn", 10, false}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// 8-bit QAT ResNet-20: each block's first conv, whose ReLU feeds only the second conv, gets the
+// second conv's pair on its output (int8, before the ReLU) and a uint8 pair with zero point 0 and
+// the same scale after it (what ONNX Runtime fuses into QLinearConv); the stem and the second
+// convs, whose outputs reach a shortcut or a residual add, keep float outputs.
+TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
+  Generator gen(11);
+  ModelSpec spec;
+  spec.name = "resnet20";
+  spec.num_classes = 10;
+  auto model = make_model(spec, gen);
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->eval();
+  const graph::Graph graph = graph::trace(**model, (*model)->input_shape());
+  std::map<std::string, int> bits;
+  for (const QuantizableLayer& layer : (*model)->quantizable_layers()) bits[layer.name] = 8;
+  QuantizeOptions options;
+  options.act_bits = 8;
+  quantize_model(**model, bits, options);
+  calibrate(**model, gen);
+  const std::string path = temp_path("resnet20_output_pairs");
+  auto summary = export_qdq_onnx(graph, pack_model(**model), path);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
+
+  const onnx::ModelProto onnx_model = read_model(path);
+  std::map<std::string, const onnx::NodeProto*> reader;  // tensor -> its (last) reader
+  for (const onnx::NodeProto& node : onnx_model.graph().node()) {
+    for (const std::string& input : node.input()) reader[input] = &node;
+  }
+  std::map<std::string, const onnx::TensorProto*> initializer;
+  for (const onnx::TensorProto& t : onnx_model.graph().initializer()) initializer[t.name()] = &t;
+  std::vector<std::string> convs_with_output_pairs;
+  for (const onnx::NodeProto& conv : onnx_model.graph().node()) {
+    if (conv.op_type() != "Conv") continue;
+    const onnx::NodeProto* quantize = reader[conv.output(0)];
+    if (quantize->op_type() != "QuantizeLinear") continue;
+    convs_with_output_pairs.push_back(conv.name());
+    EXPECT_EQ(initializer.at(quantize->input(2))->data_type(), onnx::TensorProto::INT8);
+    const onnx::NodeProto* relu = reader[reader[quantize->output(0)]->output(0)];
+    ASSERT_EQ(relu->op_type(), "Relu") << conv.name();
+    const onnx::NodeProto* next = reader[relu->output(0)];
+    ASSERT_EQ(next->op_type(), "QuantizeLinear") << conv.name();
+    EXPECT_EQ(initializer.at(next->input(2))->data_type(), onnx::TensorProto::UINT8);
+    EXPECT_EQ(initializer.at(next->input(2))->raw_data(), std::string(1, '\0'));
+    EXPECT_EQ(initializer.at(next->input(1))->raw_data(),
+              initializer.at(quantize->input(1))->raw_data())
+        << conv.name() << ": the pairs before and after the ReLU have different scales";
+  }
+  std::vector<std::string> expected;
+  for (const char* stage : {"layer1", "layer2", "layer3"}) {
+    for (int block = 0; block < 3; ++block) {
+      expected.push_back(std::string(stage) + "." + std::to_string(block) + ".conv1/conv2d");
+    }
+  }
+  EXPECT_EQ(convs_with_output_pairs, expected);
+}
 
 TEST(OnnxExport, APackedModelOfAnotherArchitectureIsRefusedNamingTheLayer) {
   Generator gen(8);

@@ -86,6 +86,28 @@ TEST(ActivationQdq, ReproducesFakeQuantizationForEveryRecipeAndWidth) {
   }
 }
 
+// The exporter's pairs around a conv's ReLU (layers/export/onnx_export.cc): the next layer's
+// signed symmetric 8-bit pair on the conv's output, the ReLU, then the same scale as uint8 with
+// zero point 0 give the fake-quantized ReLU exactly, every value beyond the range included.
+TEST(ActivationQdq, PairsBeforeAndAfterAReluReproduceTheQuantizedRelu) {
+  Generator gen(5);
+  const QuantSpec spec = with_params(qat_activation_spec(8), 0.029f, 0);
+  const ActivationQdq before_relu = activation_qdq(spec, "layer");
+  ASSERT_EQ(before_relu.type, QdqType::kInt8);
+  ASSERT_FALSE(before_relu.clip.has_value());
+  ActivationQdq after_relu = before_relu;
+  after_relu.type = QdqType::kUint8;
+  const std::vector<float> values = test_values(before_relu.scale, gen);
+  std::vector<float> relu_of_values = values;
+  for (float& v : relu_of_values) v = std::max(v, 0.0f);
+  std::vector<float> exported = onnx_quantize_dequantize(values, before_relu);
+  for (float& v : exported) v = std::max(v, 0.0f);
+  EXPECT_EQ(onnx_quantize_dequantize(exported, after_relu), fake_quantized(relu_of_values, spec));
+  // Without the pair before the ReLU the uint8 pair alone would clamp at 255 steps, not 127.
+  EXPECT_NE(onnx_quantize_dequantize(relu_of_values, after_relu),
+            fake_quantized(relu_of_values, spec));
+}
+
 // An 8-bit affine range that excludes 0 has 256 codes and a zero point outside them: no uint8 pair
 // holds it, so the zero point is clamped and only the values in the last |z| steps differ.
 TEST(ActivationQdq, An8BitRangeExcludingZeroSaturatesOnlyItsLastSteps) {
