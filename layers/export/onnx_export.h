@@ -8,8 +8,9 @@
 //                   axis 0), its input through a per-tensor QuantizeLinear/DequantizeLinear pair
 //                   (after a Clip below 8 bits), its bias (batch norm folded, if it was) as f32;
 //                   the rest of the model as in model.onnx. This is the placement TensorRT's
-//                   explicit quantization and ONNX Runtime's QDQ transformers turn into integer
-//                   convolutions and GEMMs.
+//                   explicit quantization turns into integer convolutions and GEMMs; ONNX
+//                   Runtime also needs a pair on a conv's output, which the exporter adds where
+//                   it is exact (a ReLU feeding one signed symmetric 8-bit quantizer).
 //
 // Both use opset 13 with a symbolic batch dimension ("batch") and the traced [C, H, W] input, are
 // named "input" and "logits" (the graph's output), and are checked before they are written
