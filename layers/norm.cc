@@ -12,13 +12,15 @@ namespace ompq::nn {
 
 BatchNorm::BatchNorm(const char* name, int64_t num_features, const BatchNormOptions& options,
                      std::vector<int64_t> input_dims)
-    : name_(name), num_features_(num_features), options_(options),
+    : name_(name),
+      num_features_(num_features),
+      options_(options),
       input_dims_(std::move(input_dims)) {
   OMPQ_CHECK(num_features > 0, name_, ": num_features ", num_features, " (expected > 0)");
   OMPQ_CHECK(std::isfinite(options.eps) && options.eps > 0, name_, ": eps ", options.eps,
              " (expected > 0)");
-  OMPQ_CHECK(options.momentum >= 0 && options.momentum <= 1, name_, ": momentum ",
-             options.momentum, " (expected in [0, 1])");
+  OMPQ_CHECK(options.momentum >= 0 && options.momentum <= 1, name_, ": momentum ", options.momentum,
+             " (expected in [0, 1])");
   if (options.affine) {
     weight_ = register_parameter("weight", Tensor::ones({num_features}));
     bias_ = register_parameter("bias", Tensor::zeros({num_features}));
@@ -32,10 +34,16 @@ Tensor BatchNorm::forward(const Tensor& x) { return forward_act(x, NormActivatio
 
 Tensor BatchNorm::forward_act(const Tensor& x, NormActivation activation, const Tensor& residual) {
   OMPQ_CHECK(std::count(input_dims_.begin(), input_dims_.end(), x.dim()) > 0, name_,
-             ": input of shape ", shape_str(x.shape()), " has ", x.dim(),
-             " dims (expected ", absl::StrJoin(input_dims_, " or "), ")");
+             ": input of shape ", shape_str(x.shape()), " has ", x.dim(), " dims (expected ",
+             absl::StrJoin(input_dims_, " or "), ")");
   OMPQ_CHECK(x.size(1) == num_features_, name_, ": input of shape ", shape_str(x.shape()), " has ",
              x.size(1), " channels (expected ", num_features_, ")");
+  if (folded_ && activation_in_producer_) {
+    OMPQ_CHECK(!residual.defined(), name_,
+               ": a residual was given to a layer whose activation the preceding integer layer "
+               "applies (expected none)");
+    return x;
+  }
   if (folded_) {
     // The convolution before this layer normalized already: what remains is the epilogue.
     const Tensor sum = residual.defined() ? add(x, residual) : x;

@@ -40,6 +40,10 @@ class BatchNorm : public Module {
   // updates the running statistics), and its forward_act() activation(x + residual).
   void set_folded(bool folded) { folded_ = folded; }
   bool folded() const { return folded_; }
+  // Set on a folded layer whose preceding integer layer already writes the next layer's input
+  // codes with this layer's activation applied as a clip (load_integer_model): forward_act()
+  // then returns its input, the codes, unchanged; a residual is refused.
+  void set_activation_in_producer(bool in_producer) { activation_in_producer_ = in_producer; }
 
  protected:
   // `input_dims`: the ranks forward accepts ([N, C] and [N, C, L] for 1d, [N, C, H, W] for 2d).
@@ -57,6 +61,7 @@ class BatchNorm : public Module {
   Tensor running_var_;
   Tensor num_batches_tracked_;
   bool folded_ = false;
+  bool activation_in_producer_ = false;
 };
 
 // Input [N, C] or [N, C, L].

@@ -7,7 +7,11 @@
 // the same accumulators, the rescaling and bias fused, channels_last in and out); elsewhere as
 // the integer reference ops. A layer whose input is real-valued (PTQ's first layer) multiplies by
 // its dequantized weights.
-// Everything between layers (ReLU, residual adds, pooling) stays real-valued, as in the model.
+// Between layers the values stay real-valued (ReLU, residual adds, pooling, as in the model),
+// except where load_integer_model finds, in the traced graph, a conv whose output goes through its
+// folded batch norm's ReLU/ReLU6 (or none) straight into the next packed layer's input quantizer
+// and nowhere else: that conv then writes the next layer's input codes itself (requantized, the
+// activation a clip on the codes), and the next layer reads them without an f32 round trip.
 #pragma once
 
 #include <memory>
@@ -15,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "core/ops/int8_conv.h"
+#include "core/ops/norm_math.h"
 #include "layers/models/model.h"
 #include "layers/module.h"
 #include "layers/quant/packed_model.h"
@@ -29,10 +34,25 @@ class IntegerLayer : public Module {
  public:
   explicit IntegerLayer(const PackedLayer& layer,
                         IntegerKernels kernels = IntegerKernels::kFastest);
-  // x: the layer's real-valued input (conv: [N, C, H, W]; linear: [..., K]).
+  // x: the layer's real-valued input (conv: [N, C, H, W]; linear: [..., K]), or, for a layer with
+  // a quantized input on the CPU path, that input's codes (i8/u8, as a layer that
+  // writes_next_input_codes() returns them).
   Tensor forward(const Tensor& x) override;
 
+  // Whether write_next_input_codes() applies: a conv with a quantized input on the CPU int8 path.
+  bool can_write_codes() const;
+  // From now on forward() returns the codes of quantize(activation(output), next_input) instead
+  // of the real output: the int8 convolution requantizes with multiplier / next scale and bias /
+  // next scale, and clips the codes at the activation's bounds. It equals the real path up to
+  // rounding: where activation(output) / next scale lies within a float rounding of a code
+  // boundary, a code may differ by one. Throws unless can_write_codes().
+  void write_next_input_codes(const QuantSpec& next_input, NormActivation activation);
+  bool writes_codes() const { return writes_codes_; }
+
  private:
+  // The CPU path's convolution writing real outputs.
+  Int8Conv2dSpec int8_spec() const;
+
   QuantizableLayer::Kind kind_;
   Conv2dParams params_;
   Tensor codes_;        // i8/u8 weight codes, the weight's shape ([O, K] for linear)
@@ -43,6 +63,7 @@ class IntegerLayer : public Module {
   Tensor real_weight_;  // dequantized weights (real-valued input only)
   std::optional<Int8Conv2d> cpu_conv_;  // the CPU path (quantized input only)
   int64_t x_zero_point_ = 0;
+  bool writes_codes_ = false;
 };
 
 // Puts `packed` into `model`, an instance of the architecture it was exported from: every packed
