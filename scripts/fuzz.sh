@@ -10,9 +10,10 @@ jobs=${JOBS:-$(nproc)}
 launcher=()
 command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 start=$SECONDS
+mkdir -p "$build"
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMPQ_CUDA=OFF \
   -DOMPQ_MPI=OFF -DOMPQ_FUZZ=ON -DOMPQ_FUZZ_SECONDS="${FUZZ_SECONDS:-30}" "${launcher[@]}" \
-  > "$build.configure.log" || { cat "$build.configure.log"; exit 1; }
+  > "$build/configure.log" || { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" -j "$jobs" --target ompq_fuzzers
 echo "fuzz: built in $((SECONDS - start)) s"
 start=$SECONDS
