@@ -63,7 +63,8 @@ Vgg::Vgg(const VggOptions& options, Generator& gen) : options_(options) {
 }
 
 // features_ in order, each batch norm fused with the ReLU after it (BatchNorm::forward_act): the
-// same result as running the three entries one by one, in one pass over the activations.
+// same result as running the three entries one by one, in one pass over the activations. Children
+// run through operator(), so that a traced graph names the module of each op.
 Tensor Vgg::forward(const Tensor& x) {
   const Sequential& features = *features_;
   Tensor h = in_model_layout(x);
@@ -73,10 +74,10 @@ Tensor Vgg::forward(const Tensor& x) {
       h = bn->forward_act(h, NormActivation::kRelu);
       ++i;
     } else {
-      h = features[i]->forward(h);
+      h = (*features[i])(h);
     }
   }
-  return classifier_->forward(avgpool_->forward(h).flatten(1));
+  return (*classifier_)((*avgpool_)(h).flatten(1));
 }
 
 Shape Vgg::input_shape() const {
