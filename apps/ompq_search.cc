@@ -364,6 +364,9 @@ absl::Status run() {
   }
   OMPQ_ASSIGN_OR_RETURN(solver::SearchOptions options, search_options());
   OMPQ_ASSIGN_OR_RETURN(Allocation allocation, parse_allocation(absl::GetFlag(FLAGS_allocation)));
+  const bool hessian = allocation == Allocation::kHessian;
+  // HAWQ-V3's integer program, whatever --solver says.
+  if (hessian) options.allocation.solver = solver::SolverKind::kIlp;
   OMPQ_ASSIGN_OR_RETURN(Device device, usable_device(absl::GetFlag(FLAGS_device)));
   OMPQ_RETURN_IF_ERROR(use_device(device));
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));
@@ -377,9 +380,6 @@ absl::Status run() {
   }
   OMPQ_RETURN_IF_ERROR(with_model_name(check_search_space(*model, options), options.model_name));
   OMPQ_RETURN_IF_ERROR(check_bits_folder(bits_out));
-  const bool hessian = allocation == Allocation::kHessian;
-  // HAWQ-V3's integer program, whatever --solver says.
-  if (hessian) options.allocation.solver = solver::SolverKind::kIlp;
   const bool data_free = !hessian && options.allocation.solver == solver::SolverKind::kProjection;
   const std::string weights = absl::GetFlag(FLAGS_weights);
   const std::string data = absl::GetFlag(FLAGS_data);
@@ -393,12 +393,14 @@ absl::Status run() {
     }
   } else {
     if (data.empty()) {
-      return invalid(absl::StrCat(
-          "the ",
-          hessian ? "hessian allocation"
-                  : absl::StrCat(solver::solver_name(options.allocation.solver), " solver"),
-          " needs --data (an ImageNet folder or "
-          "fashion-mnist[:DIR]); --solver=projection needs none"));
+      if (hessian) {
+        return invalid(
+            "the hessian allocation needs labelled images: --data (an ImageNet folder or "
+            "fashion-mnist[:DIR])");
+      }
+      return invalid(absl::StrCat("the ", solver::solver_name(options.allocation.solver),
+                                  " solver needs --data (an ImageNet folder or "
+                                  "fashion-mnist[:DIR]); --solver=projection needs none"));
     }
     const int64_t min_images = hessian ? 1 : 2;
     if (num_images < min_images) {
