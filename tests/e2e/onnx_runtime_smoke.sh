@@ -6,7 +6,8 @@
 # logits within the tolerance of compare_onnx_logits.py (one step of the classifier's input) of
 # ompq's quantized model and the same top-1 on >= 99% of the images, run as ONNX specifies the
 # operators; with ORT's default optimizations (which round the float biases to int32 as integer
-# kernels do) within the same tolerance. Bad inputs to ompq_export end with one clear message.
+# kernels do) within the same tolerance, with every conv whose output the export quantizes fused
+# into QLinearConv (check_ort_fusion.py). Bad inputs to ompq_export end with one clear message.
 #   onnx_runtime_smoke.sh OMPQ_TRAIN OMPQ_EVAL OMPQ_EXPORT VENV_PYTHON
 source "$(dirname "$0")/common.sh"
 train=$1 eval=$2 export_app=$3 python=$4
@@ -48,7 +49,9 @@ cmp "$out/run/quantized.onnx" "$out/export/quantized.onnx" || fail "ompq_export'
 "$python" "$compare" qdq "$out/run/quantized.onnx" "$out/ort_qdq.safetensors" \
   "$out/export/reference_logits.safetensors" 0.99 || exit 1
 "$python" "$run_onnx" "$out/run/quantized.onnx" "$out/images.safetensors" \
-  "$out/ort_qdq_optimized.safetensors" || fail "ONNX Runtime could not run quantized.onnx optimized"
+  "$out/ort_qdq_optimized.safetensors" --optimized_model="$out/ort_optimized.onnx" \
+  || fail "ONNX Runtime could not run quantized.onnx optimized"
+"$python" "$here/check_ort_fusion.py" "$out/run/quantized.onnx" "$out/ort_optimized.onnx" || exit 1
 "$python" "$compare" qdq "$out/run/quantized.onnx" "$out/ort_qdq_optimized.safetensors" \
   "$out/export/reference_logits.safetensors" 0 || exit 1
 
