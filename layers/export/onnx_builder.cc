@@ -120,6 +120,14 @@ void OnnxGraphBuilder::set_float(onnx::NodeProto& node, const std::string& name,
   attr->set_f(value);
 }
 
+void OnnxGraphBuilder::set_string(onnx::NodeProto& node, const std::string& name,
+                                  const std::string& value) {
+  onnx::AttributeProto* attr = node.add_attribute();
+  attr->set_name(name);
+  attr->set_type(onnx::AttributeProto::STRING);
+  attr->set_s(value);
+}
+
 absl::Status check_and_infer(onnx::ModelProto& model, const std::string& what) {
   try {
     onnx::checker::check_model(model);

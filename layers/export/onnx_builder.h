@@ -48,6 +48,7 @@ class OnnxGraphBuilder {
                        const std::vector<int64_t>& values);
   static void set_int(onnx::NodeProto& node, const std::string& name, int64_t value);
   static void set_float(onnx::NodeProto& node, const std::string& name, float value);
+  static void set_string(onnx::NodeProto& node, const std::string& name, const std::string& value);
 
  private:
   onnx::GraphProto graph_;

@@ -372,16 +372,37 @@ class Exporter {
     return output(pool);
   }
 
-  // adaptive_avg_pool2d as traced: the global pool, or equal non-overlapping bins (an AveragePool
-  // whose kernel is its stride); bins of unequal sizes have no ONNX operator.
+  // adaptive_avg_pool2d as traced: the global pool; equal non-overlapping bins (an AveragePool
+  // whose kernel is its stride); or bins of one cell each, when the output is a whole multiple of
+  // the input (PyTorch's bin i of an n-times larger output is cell floor(i / n): VGG's 7x7 pool of
+  // a small input's 1x1 map), each cell repeated. Bins of unequal sizes have no ONNX operator.
   std::string emit_adaptive_pool(const Node& node) {
     const Shape& in = graph_.value(node.inputs[0]).shape;
     const std::array<int64_t, 2> out = node.attributes.output_size;
     if (out[0] == 1 && out[1] == 1) {
       return output(builder_.add_node("GlobalAveragePool", node_name(node), {input(node, 0)}));
     }
-    OMPQ_CHECK(in.size() == 4 && in[2] % out[0] == 0 && in[3] % out[1] == 0, "ONNX export: node ",
-               describe(node), " pools ", shape_str(in), " to ", out[0], "x", out[1],
+    OMPQ_CHECK(in.size() == 4, "ONNX export: node ", describe(node), " pools a ", in.size(),
+               "-d value ", shape_str(in), " (expected [N, C, H, W])");
+    if (out[0] % in[2] == 0 && out[1] % in[3] == 0) {
+      // [N, C, h, w] -> [N, C, h, 1, w, 1] -> broadcast to [N, C, h, kh, w, kw] -> [N, C, h*kh,
+      // w*kw]; Reshape's 0 copies the symbolic batch, which a Resize's scales would lose.
+      const int64_t kh = out[0] / in[2], kw = out[1] / in[3];
+      const auto shape = [&](const std::string& suffix, const std::vector<int64_t>& dims) {
+        return builder_.add_initializer(
+            node.module + suffix, Tensor::from_vector(dims, {static_cast<int64_t>(dims.size())}));
+      };
+      const std::string name = node_name(node);
+      onnx::NodeProto& split =
+          builder_.add_node("Reshape", name + "_cells",
+                            {input(node, 0), shape(".cells", {0, 0, in[2], 1, in[3], 1})});
+      onnx::NodeProto& repeat = builder_.add_node(
+          "Expand", name + "_repeat", {split.output(0), shape(".repeats", {1, 1, 1, kh, 1, kw})});
+      return output(builder_.add_node("Reshape", name,
+                                      {repeat.output(0), shape(".bins", {0, 0, out[0], out[1]})}));
+    }
+    OMPQ_CHECK(in[2] % out[0] == 0 && in[3] % out[1] == 0, "ONNX export: node ", describe(node),
+               " pools ", shape_str(in), " to ", out[0], "x", out[1],
                " bins of unequal sizes, which no ONNX operator computes");
     const int64_t kh = in[2] / out[0], kw = in[3] / out[1];
     onnx::NodeProto& pool = builder_.add_node("AveragePool", node_name(node), {input(node, 0)});

@@ -268,30 +268,45 @@ TEST(OnnxExport, AMissingParameterIsRefusedNamingIt) {
   EXPECT_THAT(std::string(summary.status().message()), HasSubstr("bn2 (batch_norm)"));
 }
 
-// A pool into bins of unequal sizes (7 -> 3), which ONNX has no operator for.
-class UnequalBins : public Model {
+// A 1x1 conv on a side x side input, then an adaptive average pool to bins x bins.
+class AdaptivePool : public Model {
  public:
-  explicit UnequalBins(Generator& gen) {
+  AdaptivePool(int64_t side, int64_t bins, Generator& gen) : side_(side), bins_(bins) {
     conv_ = register_module("conv", std::make_shared<Conv2d>(3, 4, std::array<int64_t, 2>{1, 1},
                                                              Conv2dParams{}, true, gen));
   }
   Tensor forward(const Tensor& x) override {
-    return adaptive_avg_pool2d((*conv_)(x), {3, 3}).flatten(1);
+    return adaptive_avg_pool2d((*conv_)(x), {bins_, bins_}).flatten(1);
   }
-  Shape input_shape() const override { return {3, 7, 7}; }
+  Shape input_shape() const override { return {3, side_, side_}; }
 
  private:
+  int64_t side_, bins_;
   std::shared_ptr<Conv2d> conv_;
 };
 
 TEST(OnnxExport, AnOpOnnxCannotExpressIsRefusedNamingTheNode) {
   Generator gen(10);
-  UnequalBins model(gen);
+  AdaptivePool model(/*side=*/7, /*bins=*/3, gen);  // bins of 2 and 3 cells
   auto summary = export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {},
                                   temp_path("unequal_bins"));
   ASSERT_FALSE(summary.ok());
   EXPECT_THAT(std::string(summary.status().message()), HasSubstr("adaptive_avg_pool2d"));
   EXPECT_THAT(std::string(summary.status().message()), HasSubstr("bins of unequal sizes"));
+}
+
+// VGG's 7x7 pool of a small input's 1x1 map, and any whole-multiple enlargement, repeat cells
+// (Reshape, Expand, Reshape), keeping the symbolic batch through shape inference.
+TEST(OnnxExport, AnEnlargingPoolRepeatsCells) {
+  for (const auto& [side, bins] : std::vector<std::pair<int64_t, int64_t>>{{1, 7}, {2, 6}}) {
+    Generator gen(11);
+    AdaptivePool model(side, bins, gen);
+    const std::string path = temp_path("enlarging_pool");
+    auto summary =
+        export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {}, path);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(op_counts(read_model(path))["Expand"], 1) << side << " -> " << bins;
+  }
 }
 
 TEST(OnnxExport, ACorruptFileFailsTheCheckNamingIt) {
