@@ -68,7 +68,8 @@ TEST(ConfigEnums, MapOntoTheSolversEnumsUnderTheSameNames) {
     EXPECT_EQ(*solver_kind(to_proto(solver)), solver);
     EXPECT_EQ(enum_name(to_proto(solver)), solver_name(solver));
   }
-  for (proto::Solver baseline : {proto::SOLVER_UNIFORM, proto::SOLVER_RANDOM}) {
+  for (proto::Solver baseline :
+       {proto::SOLVER_UNIFORM, proto::SOLVER_RANDOM, proto::SOLVER_HESSIAN}) {
     EXPECT_THAT(std::string(solver_kind(baseline).status().message()),
                 HasSubstr("(expected lp, ilp or projection"));
   }
