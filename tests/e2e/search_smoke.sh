@@ -159,7 +159,7 @@ expect_error 'resnet18: model size budget 6.000000 MiB is outside the feasible r
 expect_error 'resnet20: --budget_mb is required (model size in MiB; feasible for qat: [0.191826, 0.321220])' \
   --model=resnet20 --solver=projection "$bad"
 expect_error 'unknown model "resnet9000" (known: resnet18' --model=resnet9000 --budget_mb=7 --solver=projection "$bad"
-expect_error 'fashion_cnn: search space: the OMPQ search supports ResNets' --model=fashion_cnn --budget_mb=1 --solver=projection "$bad"
+expect_error 'fashion_cnn: search space: the model takes no part in the OMPQ search' --model=fashion_cnn --budget_mb=1 --solver=projection "$bad"
 expect_error 'resnet20: model size budget 0.400000 MiB is outside the feasible range [0.191826, 0.321220]' \
   "${small[@]}" --budget_mb=0.4 --bits_out="$out/qat.pbtxt"
 expect_error '--model is required' --budget_mb=7 --solver=projection "$bad"
@@ -167,7 +167,7 @@ expect_error '--solver=simplex (expected lp, ilp or projection)' "${small[@]}" -
 expect_error '--solver=random (expected lp, ilp or projection)' "${small[@]}" --solver=random "$bad"
 expect_error '--rounding=up (expected dfs, nearest or empty)' "${small[@]}" --rounding=up "$bad"
 expect_error '--quant=int8 (expected qat or ptq)' "${small[@]}" --quant=int8 "$bad"
-expect_error '--allocation=greedy (expected ompq, uniform or random)' "${small[@]}" --allocation=greedy "$bad"
+expect_error '--allocation=greedy (expected ompq, uniform, random or hessian)' "${small[@]}" --allocation=greedy "$bad"
 expect_error 'resnet20: the random baseline has the size budget only (BOPs budget 2 G' \
   "${small[@]}" --allocation=random --bops_budget_g=2 "$bad"
 expect_error 'resnet18: model size budget 5.000000 MiB is outside the feasible range [5.823158, 11.147987] MiB for qat' \
