@@ -5,6 +5,8 @@
 #   thread   ThreadSanitizer: the data loader, communicator and trainer tests, one OpenMP thread
 #   scripts/sanitize.sh [address] [thread]      (default: both, address first)
 #   SANITIZE_ALL=1   every e2e and mpi test under ASan (the training runs too: slow)
+#   ASAN_BINARIES="core_tests data_tests ..."   the address run builds only these test binaries
+#                    and runs each of them whole, instead of ctest's cpu, e2e and mpi tests
 #   ASAN_BUILD_DIR, TSAN_BUILD_DIR (build-asan, build-tsan), JOBS (compile jobs, default all cores)
 # Any ASan, LSan or TSan report fails the run, also one from a process whose exit status a test
 # does not look at (an e2e script expecting an app to fail on bad input): they go to log files,
@@ -81,6 +83,15 @@ run_address() {
   # (docs/RELIABILITY.md). The short e2e runs of ompq_eval and ompq_search always run.
   local e2e=(-R '^e2e\.(eval|search)_smoke$') mpi=(-R '^mpi\.(tests|lost_rank)$')
   if [ "${SANITIZE_ALL:-0}" = 1 ]; then e2e=(-L e2e -LE mpi) mpi=(-L mpi); fi
+  if [ -n "${ASAN_BINARIES:-}" ]; then
+    local binary
+    for binary in $ASAN_BINARIES; do
+      timed "address: build $binary" cmake --build "$build" -j "$jobs" --target "$binary" &&
+        timed "address: $binary" "$build/tests/$binary" || { status=$?; break; }
+    done
+    finish "$status" "$reports"
+    return
+  fi
   timed "address: build" cmake --build "$build" -j "$jobs" &&
     timed "address: cpu tests" ctest_in "$build" -L cpu &&
     timed "address: e2e tests" ctest_in "$build" "${e2e[@]}" &&
