@@ -91,8 +91,8 @@ void packed_conv_bench(benchmark::State& state, int64_t batch, ConvShape s, int 
   p.padding = {s.padding, s.padding};
   p.groups = s.groups;
   const int64_t out = (s.height + 2 * s.padding - s.kernel) / s.stride + 1;
-  const double ops = 2.0 * batch * s.out_channels * (s.channels / s.groups) * s.kernel * s.kernel *
-                     out * out;
+  const double ops =
+      2.0 * batch * s.out_channels * (s.channels / s.groups) * s.kernel * s.kernel * out * out;
   const double bytes = packed_bytes(l.w) + static_cast<double>(l.x.numel()) +
                        static_cast<double>(batch * s.out_channels * out * out);
   time_gpu_launches(state, [&] { return ops::packed_conv2d(l.x, 0, l.w, p, l.requant); });
@@ -105,10 +105,10 @@ void register_lowbit_benchmarks() {
   if (!cuda_available()) return;
   // ResNet-18's 3x3 stage convolutions and a 1x1 downsample, and three MobileNetV2 depthwise
   // layers; each is a BM_CudnnConv shape (bench_cuda.h), whose batches 32 and 256 are here too.
-  const ConvShape conv_shapes[] = {
-      {64, 56, 64, 3, 1, 1, 1},     {128, 28, 128, 3, 1, 1, 1},   {256, 14, 256, 3, 1, 1, 1},
-      {512, 7, 512, 3, 1, 1, 1},    {256, 14, 512, 1, 2, 0, 1},   {32, 112, 32, 3, 1, 1, 32},
-      {144, 56, 144, 3, 2, 1, 144}, {576, 14, 576, 3, 1, 1, 576}};
+  const ConvShape conv_shapes[] = {{64, 56, 64, 3, 1, 1, 1},     {128, 28, 128, 3, 1, 1, 1},
+                                   {256, 14, 256, 3, 1, 1, 1},   {512, 7, 512, 3, 1, 1, 1},
+                                   {256, 14, 512, 1, 2, 0, 1},   {32, 112, 32, 3, 1, 1, 32},
+                                   {144, 56, 144, 3, 2, 1, 144}, {576, 14, 576, 3, 1, 1, 576}};
   auto add = [](const std::string& name, auto&& fn, auto... args) {
     benchmark::RegisterBenchmark(name.c_str(), fn, args...)
         ->UseManualTime()

@@ -17,8 +17,8 @@
 // tabs; blank lines are skipped; a file uses wnids or indices throughout, not both. Classes come
 // from root/train's class folders when that folder exists (so that train and val agree);
 // otherwise they are the label file's distinct wnids in sorted order, or, for indices, 0 up to
-// the largest index (indices are below 1,000,000). Every image of the split folder must have exactly one line, and every line
-// must name an image there and a known class.
+// the largest index (indices are below 1,000,000). Every image of the split folder must have
+// exactly one line, and every line must name an image there and a known class.
 //
 // An unreadable image (corrupt, truncated, not JPEG/PNG, vanished) is skipped by default: the
 // example is replaced by the next readable image in index order (index + 1, + 2, ... wrapping

@@ -14,18 +14,18 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, std::array<int64_t, 2>
              in_channels, ", out ", out_channels, ")");
   OMPQ_CHECK(kernel_size[0] > 0 && kernel_size[1] > 0, "Conv2d: kernel size [", kernel_size[0],
              ", ", kernel_size[1], "] must be positive");
-  OMPQ_CHECK(params.groups > 0 && in_channels % params.groups == 0 &&
-                 out_channels % params.groups == 0,
-             "Conv2d: groups ", params.groups, " must divide in_channels ", in_channels,
-             " and out_channels ", out_channels);
-  weight_ = register_parameter(
-      "weight", Tensor::empty({out_channels, in_channels / params.groups, kernel_size[0],
-                               kernel_size[1]}));
+  OMPQ_CHECK(
+      params.groups > 0 && in_channels % params.groups == 0 && out_channels % params.groups == 0,
+      "Conv2d: groups ", params.groups, " must divide in_channels ", in_channels,
+      " and out_channels ", out_channels);
+  weight_ = register_parameter("weight", Tensor::empty({out_channels, in_channels / params.groups,
+                                                        kernel_size[0], kernel_size[1]}));
   init::kaiming_uniform_(weight_, std::sqrt(5.0), init::FanMode::kFanIn,
                          init::Nonlinearity::kLeakyRelu, gen);
   if (bias) {
     bias_ = register_parameter("bias", Tensor::empty({out_channels}));
-    double bound = 1.0 / std::sqrt(static_cast<double>(init::calculate_fan_in_and_fan_out(weight_).first));
+    double bound =
+        1.0 / std::sqrt(static_cast<double>(init::calculate_fan_in_and_fan_out(weight_).first));
     init::uniform_(bias_, -bound, bound, gen);
   }
 }

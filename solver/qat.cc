@@ -7,11 +7,11 @@ namespace ompq::solver {
 namespace {
 
 SgdOptions qat_sgd(const QatOptions& options) {
-  OMPQ_CHECK(options.epochs > 0 && options.lr > 0 && options.momentum >= 0 &&
-                 options.weight_decay >= 0,
-             "QatTrainer: epochs ", options.epochs, ", lr ", options.lr, ", momentum ",
-             options.momentum, ", weight_decay ", options.weight_decay,
-             " (expected epochs > 0, lr > 0, momentum and weight_decay >= 0)");
+  OMPQ_CHECK(
+      options.epochs > 0 && options.lr > 0 && options.momentum >= 0 && options.weight_decay >= 0,
+      "QatTrainer: epochs ", options.epochs, ", lr ", options.lr, ", momentum ", options.momentum,
+      ", weight_decay ", options.weight_decay,
+      " (expected epochs > 0, lr > 0, momentum and weight_decay >= 0)");
   SgdOptions sgd;
   sgd.lr = options.lr;
   sgd.momentum = options.momentum;
@@ -21,7 +21,8 @@ SgdOptions qat_sgd(const QatOptions& options) {
 
 }  // namespace
 
-nn::QuantizedLayers quantize_for_qat(nn::Model& model, const std::map<std::string, int>& weight_bits,
+nn::QuantizedLayers quantize_for_qat(nn::Model& model,
+                                     const std::map<std::string, int>& weight_bits,
                                      const std::set<std::string>& edge_layers, int act_bits) {
   OMPQ_CHECK(act_bits >= 2 && act_bits <= 8, "quantize_for_qat: act_bits ", act_bits,
              " (expected 2..8)");

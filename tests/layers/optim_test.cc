@@ -45,7 +45,8 @@ void run_steps(Optimizer& opt, const Tensor& p, int first, int last) {
 void expect_near(const Tensor& t, const std::vector<double>& expected, const char* what) {
   std::vector<double> got = t.to_vector<double>();
   ASSERT_EQ(got.size(), expected.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected[i], kTol) << what << "[" << i << "]";
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], expected[i], kTol) << what << "[" << i << "]";
 }
 
 struct GoldenCase {
@@ -65,27 +66,38 @@ std::vector<GoldenCase> golden_cases() {
   };
   return {
       // SGD(lr=0.1)
-      {"sgd_plain", sgd({0.1}),
-       {0.585260034, -0.927419901, 1.49317002, -2.07997012, 0.170419991}, {}, {}},
+      {"sgd_plain",
+       sgd({0.1}),
+       {0.585260034, -0.927419901, 1.49317002, -2.07997012, 0.170419991},
+       {},
+       {}},
       // SGD(lr=0.1, momentum=0.9, weight_decay=0.01)
-      {"sgd_momentum_wd", sgd({0.1, 0.9, 0.0, 0.01}),
+      {"sgd_momentum_wd",
+       sgd({0.1, 0.9, 0.0, 0.01}),
        {0.793255627, -0.98529613, 1.19480252, -2.30277419, 0.192694291},
-       {-0.595631063, -0.837675333, -0.203894436, 0.458929479, 0.833919168}, {}},
+       {-0.595631063, -0.837675333, -0.203894436, 0.458929479, 0.833919168},
+       {}},
       // SGD(lr=0.05, momentum=0.8, dampening=0.3)
-      {"sgd_dampening", sgd({0.05, 0.8, 0.3}),
+      {"sgd_dampening",
+       sgd({0.05, 0.8, 0.3}),
        {0.593401611, -1.02726805, 1.3771342, -2.10550857, 0.258856028},
-       {-0.27901718, -0.455853194, -0.213578358, 0.225106463, 0.456805199}, {}},
+       {-0.27901718, -0.455853194, -0.213578358, 0.225106463, 0.456805199},
+       {}},
       // SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.001)
-      {"sgd_nesterov", sgd({0.1, 0.9, 0.0, 0.001, true}),
+      {"sgd_nesterov",
+       sgd({0.1, 0.9, 0.0, 0.001, true}),
        {0.8529073, -0.92149514, 1.22818768, -2.36664653, 0.120882586},
-       {-0.613762915, -0.804508626, -0.244996667, 0.523958921, 0.824584067}, {}},
+       {-0.613762915, -0.804508626, -0.244996667, 0.523958921, 0.824584067},
+       {}},
       // Adam(lr=0.01)
-      {"adam", adam({0.01}),
+      {"adam",
+       adam({0.01}),
        {0.518395841, -1.00788128, 1.47706521, -2.0290556, 0.255056202},
        {-0.0616008826, -0.0800760537, -0.0249290187, 0.0531455763, 0.0823533759},
        {0.00163618149, 0.00186579477, 0.00246707629, 0.00173719763, 0.00174329395}},
       // Adam(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)
-      {"adam_wd", adam({0.02, 0.8, 0.99, 1e-6, 0.1}),
+      {"adam_wd",
+       adam({0.02, 0.8, 0.99, 1e-6, 0.1}),
        {0.513961256, -1.00371337, 1.45151079, -2.00555611, 0.254005551},
        {-0.050310906, -0.227142185, -0.0142379068, -0.0597906448, 0.179369301},
        {0.0154973734, 0.0203078315, 0.0254128482, 0.0157151949, 0.0176534485}},
@@ -190,27 +202,58 @@ TEST(OptimizerTest, Float64ParametersUseTheSameMath) {
   expect_near(p, golden_cases()[1].param, "f64 param");
 }
 
-// ---- bad input -------------------------------------------------------------------------------------
+// ---- bad input
+// -------------------------------------------------------------------------------------
 
 TEST(OptimizerTest, RejectsInvalidHyperparameters) {
   auto sgd = [](SgdOptions o) { SGD opt({fresh_param()}, o); };
   auto adam = [](AdamOptions o) { Adam opt({fresh_param()}, o); };
   using ::testing::ThrowsMessage;
-  EXPECT_THAT([&] { sgd({-0.1}); }, ThrowsMessage<Error>(HasSubstr("SGD: invalid learning rate -0.1")));
-  EXPECT_THAT([&] { sgd({0.1, -0.9}); }, ThrowsMessage<Error>(HasSubstr("SGD: invalid momentum -0.9")));
-  EXPECT_THAT([&] { sgd({0.1, 0.9, 0.0, -1e-4}); },
-              ThrowsMessage<Error>(HasSubstr("SGD: invalid weight_decay")));
-  EXPECT_THAT([&] { sgd({0.1, 0.9, 1.5}); }, ThrowsMessage<Error>(HasSubstr("invalid dampening 1.5")));
-  EXPECT_THAT([&] { sgd({0.1, 0.0, 0.0, 0.0, true}); },
-              ThrowsMessage<Error>(HasSubstr("nesterov momentum requires momentum > 0")));
-  EXPECT_THAT([&] { sgd({0.1, 0.9, 0.1, 0.0, true}); },
-              ThrowsMessage<Error>(HasSubstr("dampening == 0")));
-  EXPECT_THAT([&] { adam({-1.0}); }, ThrowsMessage<Error>(HasSubstr("Adam: invalid learning rate")));
+  EXPECT_THAT([&] { sgd({-0.1}); },
+              ThrowsMessage<Error>(HasSubstr("SGD: invalid learning rate -0.1")));
+  EXPECT_THAT(
+      [&] {
+        sgd({0.1, -0.9});
+      },
+      ThrowsMessage<Error>(HasSubstr("SGD: invalid momentum -0.9")));
+  EXPECT_THAT(
+      [&] {
+        sgd({0.1, 0.9, 0.0, -1e-4});
+      },
+      ThrowsMessage<Error>(HasSubstr("SGD: invalid weight_decay")));
+  EXPECT_THAT(
+      [&] {
+        sgd({0.1, 0.9, 1.5});
+      },
+      ThrowsMessage<Error>(HasSubstr("invalid dampening 1.5")));
+  EXPECT_THAT(
+      [&] {
+        sgd({0.1, 0.0, 0.0, 0.0, true});
+      },
+      ThrowsMessage<Error>(HasSubstr("nesterov momentum requires momentum > 0")));
+  EXPECT_THAT(
+      [&] {
+        sgd({0.1, 0.9, 0.1, 0.0, true});
+      },
+      ThrowsMessage<Error>(HasSubstr("dampening == 0")));
+  EXPECT_THAT([&] { adam({-1.0}); },
+              ThrowsMessage<Error>(HasSubstr("Adam: invalid learning rate")));
   EXPECT_THAT([&] { adam({1e-3, 1.0}); }, ThrowsMessage<Error>(HasSubstr("invalid beta1 1")));
-  EXPECT_THAT([&] { adam({1e-3, 0.9, -0.1}); }, ThrowsMessage<Error>(HasSubstr("invalid beta2 -0.1")));
-  EXPECT_THAT([&] { adam({1e-3, 0.9, 0.999, -1e-8}); }, ThrowsMessage<Error>(HasSubstr("invalid eps")));
-  EXPECT_THAT([&] { AdamW opt({fresh_param()}, AdamOptions{1e-3, 0.9, 0.999, 1e-8, -0.01}); },
-              ThrowsMessage<Error>(HasSubstr("AdamW: invalid weight_decay")));
+  EXPECT_THAT(
+      [&] {
+        adam({1e-3, 0.9, -0.1});
+      },
+      ThrowsMessage<Error>(HasSubstr("invalid beta2 -0.1")));
+  EXPECT_THAT(
+      [&] {
+        adam({1e-3, 0.9, 0.999, -1e-8});
+      },
+      ThrowsMessage<Error>(HasSubstr("invalid eps")));
+  EXPECT_THAT(
+      [&] {
+        AdamW opt({fresh_param()}, AdamOptions{1e-3, 0.9, 0.999, 1e-8, -0.01});
+      },
+      ThrowsMessage<Error>(HasSubstr("AdamW: invalid weight_decay")));
 }
 
 TEST(OptimizerTest, RejectsBadParameterLists) {
@@ -218,8 +261,11 @@ TEST(OptimizerTest, RejectsBadParameterLists) {
   EXPECT_THAT([] { SGD opt(std::vector<Tensor>{}, SgdOptions{}); },
               ThrowsMessage<Error>(HasSubstr("empty parameter list")));
   Tensor p = fresh_param();
-  EXPECT_THAT([&] { SGD opt({p, p}, SgdOptions{}); },
-              ThrowsMessage<Error>(HasSubstr("appears more than once")));
+  EXPECT_THAT(
+      [&] {
+        SGD opt({p, p}, SgdOptions{});
+      },
+      ThrowsMessage<Error>(HasSubstr("appears more than once")));
   EXPECT_THAT([] { SGD opt({Tensor::ones({2})}, SgdOptions{}); },
               ThrowsMessage<Error>(HasSubstr("not a leaf tensor that requires grad")));
   EXPECT_THAT([] { SGD opt({Tensor::zeros({2}, DType::kI32)}, SgdOptions{}); },
@@ -234,7 +280,8 @@ TEST(OptimizerTest, StepRejectsALrMadeNegativeAfterConstruction) {
   SGD opt({p}, SgdOptions{0.1});
   opt.param_groups()[0].lr = -1.0;
   p.set_grad(Tensor::ones({5}));
-  EXPECT_THAT([&] { opt.step(); }, ::testing::ThrowsMessage<Error>(HasSubstr("invalid learning rate -1")));
+  EXPECT_THAT([&] { opt.step(); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("invalid learning rate -1")));
   EXPECT_EQ(p.to_vector<float>(), kP0);
 }
 
@@ -242,9 +289,11 @@ TEST(OptimizerTest, StepRejectsAGradientOfAnotherShapeOrDtype) {
   Tensor p = fresh_param();
   SGD opt({p}, SgdOptions{0.1});
   p.set_grad(Tensor::ones({4}));
-  EXPECT_THAT([&] { opt.step(); }, ::testing::ThrowsMessage<Error>(HasSubstr("gradient of shape [4]")));
+  EXPECT_THAT([&] { opt.step(); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("gradient of shape [4]")));
   p.set_grad(Tensor::ones({5}, DType::kF64));
-  EXPECT_THAT([&] { opt.step(); }, ::testing::ThrowsMessage<Error>(HasSubstr("gradient has dtype f64")));
+  EXPECT_THAT([&] { opt.step(); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("gradient has dtype f64")));
 }
 
 TEST(OptimizerTest, LoadStateDictListsEveryProblemAndChangesNothing) {
@@ -255,11 +304,11 @@ TEST(OptimizerTest, LoadStateDictListsEveryProblemAndChangesNothing) {
   TensorMap good = opt.state_dict();
 
   TensorMap bad = good;
-  bad["state.0.exp_avg"] = Tensor::zeros({4});                      // wrong shape
-  bad["state.1.exp_avg"] = Tensor::zeros({5});                      // incomplete: no step, no exp_avg_sq
-  bad["state.7.step"] = Tensor::scalar(1, DType::kI64);            // no such parameter
-  bad["state.0.momentum_buffer"] = Tensor::zeros({5});              // not an Adam slot
-  bad["lr"] = Tensor::scalar(0.1);                                  // unknown name
+  bad["state.0.exp_avg"] = Tensor::zeros({4});           // wrong shape
+  bad["state.1.exp_avg"] = Tensor::zeros({5});           // incomplete: no step, no exp_avg_sq
+  bad["state.7.step"] = Tensor::scalar(1, DType::kI64);  // no such parameter
+  bad["state.0.momentum_buffer"] = Tensor::zeros({5});   // not an Adam slot
+  bad["lr"] = Tensor::scalar(0.1);                       // unknown name
   // check_state_dict finds the same problems (a checkpoint checks before the model loads).
   EXPECT_TRUE(opt.check_state_dict(good).ok());
   const absl::Status checked = opt.check_state_dict(bad);
@@ -282,19 +331,25 @@ TEST(OptimizerTest, LoadStateDictListsEveryProblemAndChangesNothing) {
   // The state is as it was: one more step equals a second golden step.
   TensorMap after = opt.state_dict();
   EXPECT_EQ(after.size(), good.size());
-  EXPECT_EQ(after.at("state.0.exp_avg").to_vector<float>(), good.at("state.0.exp_avg").to_vector<float>());
+  EXPECT_EQ(after.at("state.0.exp_avg").to_vector<float>(),
+            good.at("state.0.exp_avg").to_vector<float>());
   EXPECT_EQ(after.at("state.0.step").item<int64_t>(), 1);
 }
 
 TEST(OptimizerOpsTest, FrontHalfChecksOperands) {
   Tensor p = Tensor::zeros({4});
   Tensor g = Tensor::ones({4});
-  EXPECT_THAT([&] { ops::sgd_step_(p, g, Tensor::zeros({3}), SgdOptions{0.1, 0.9}, false); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("momentum buffer of shape [3]")));
-  EXPECT_THAT([&] { ops::sgd_step_(p, g, Tensor::zeros({4}), SgdOptions{0.1}, false); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("momentum buffer was given with momentum 0")));
-  EXPECT_THAT([&] { ops::adam_step_(p, g, Tensor::zeros({4}), Tensor::zeros({4}), AdamOptions{}, 0); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("step 0 (expected >= 1)")));
+  EXPECT_THAT(
+      [&] {
+        ops::sgd_step_(p, g, Tensor::zeros({3}), SgdOptions{0.1, 0.9}, false);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("momentum buffer of shape [3]")));
+  EXPECT_THAT(
+      [&] { ops::sgd_step_(p, g, Tensor::zeros({4}), SgdOptions{0.1}, false); },
+      ::testing::ThrowsMessage<Error>(HasSubstr("momentum buffer was given with momentum 0")));
+  EXPECT_THAT(
+      [&] { ops::adam_step_(p, g, Tensor::zeros({4}), Tensor::zeros({4}), AdamOptions{}, 0); },
+      ::testing::ThrowsMessage<Error>(HasSubstr("step 0 (expected >= 1)")));
   EXPECT_THAT([&] { ops::adam_step_(p, g, Tensor::zeros({4}), Tensor(), AdamOptions{}, 1); },
               ::testing::ThrowsMessage<Error>(HasSubstr("exp_avg_sq is undefined")));
 }
