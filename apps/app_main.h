@@ -7,6 +7,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "layers/models/registry.h"
 #include "runtime/init.h"
 
 namespace ompq {
@@ -23,6 +26,13 @@ inline int run_app(const char* name, absl::Status (*run)()) {
   }
   std::fprintf(stderr, "%s: error: %s\n", name, error.c_str());
   return 1;
+}
+
+// The error every app gives when --model is empty, listing the registry's names; OK otherwise.
+inline absl::Status check_model_flag(const std::string& name) {
+  if (!name.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("--model is required (one of: ", absl::StrJoin(nn::model_names(), ", "), ")"));
 }
 
 }  // namespace ompq

@@ -88,10 +88,7 @@ absl::StatusOr<std::shared_ptr<nn::Model>> make_model() {
   spec.num_classes = absl::GetFlag(FLAGS_num_classes);
   spec.small_input = absl::GetFlag(FLAGS_small_input);
   spec.width_mult = absl::GetFlag(FLAGS_width_mult);
-  if (spec.name.empty()) {
-    return invalid(
-        absl::StrCat("--model is required (one of: ", absl::StrJoin(nn::model_names(), ", "), ")"));
-  }
+  OMPQ_RETURN_IF_ERROR(check_model_flag(spec.name));
   return nn::make_model(spec);  // initial weights, all replaced by load_weights
 }
 

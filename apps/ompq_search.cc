@@ -37,7 +37,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "apps/app_main.h"
 #include "core/parallel.h"
 #include "core/proto/ompq.pb.h"
@@ -358,10 +357,7 @@ absl::Status run_hessian(nn::Model& model, const solver::SearchOptions& options,
 }
 
 absl::Status run() {
-  if (absl::GetFlag(FLAGS_model).empty()) {
-    return invalid(
-        absl::StrCat("--model is required (one of: ", absl::StrJoin(nn::model_names(), ", "), ")"));
-  }
+  OMPQ_RETURN_IF_ERROR(check_model_flag(absl::GetFlag(FLAGS_model)));
   OMPQ_ASSIGN_OR_RETURN(solver::SearchOptions options, search_options());
   OMPQ_ASSIGN_OR_RETURN(Allocation allocation, parse_allocation(absl::GetFlag(FLAGS_allocation)));
   const bool hessian = allocation == Allocation::kHessian;
