@@ -30,19 +30,11 @@ struct PackedCase {
   int64_t batch, resolution;
   QuantMode mode;
 
-  int64_t num_classes() const { return model == "resnet20" ? 10 : 1000; }
   std::string name() const {
     return absl::StrCat(model, "/", batch, "/", resolution, "/", solver::quant_mode_name(mode));
   }
   std::shared_ptr<nn::Model> make(Generator& gen) const {
-    nn::ModelSpec spec;
-    spec.name = model;
-    spec.num_classes = num_classes();
-    absl::StatusOr<std::shared_ptr<nn::Model>> m = nn::make_model(spec, gen);
-    OMPQ_CHECK(m.ok(), "ompq_bench: ", m.status().message());
-    (*m)->set_channels_last(true);
-    (*m)->eval();
-    return *m;
+    return make_benchmark_model(model, /*channels_last=*/true, gen);
   }
 };
 
@@ -110,6 +102,20 @@ void infer_packed(benchmark::State& state, PackedCase c) {
 }
 
 }  // namespace
+
+int64_t benchmark_num_classes(const std::string& model) { return model == "resnet20" ? 10 : 1000; }
+
+std::shared_ptr<nn::Model> make_benchmark_model(const std::string& model, bool channels_last,
+                                                Generator& gen) {
+  nn::ModelSpec spec;
+  spec.name = model;
+  spec.num_classes = benchmark_num_classes(model);
+  absl::StatusOr<std::shared_ptr<nn::Model>> m = nn::make_model(spec, gen);
+  OMPQ_CHECK(m.ok(), "ompq_bench: ", m.status().message());
+  (*m)->set_channels_last(channels_last);
+  (*m)->eval();
+  return *m;
+}
 
 void register_packed_benchmarks(int64_t batch, int64_t iterations) {
   const std::pair<const char*, int64_t> models[] = {

@@ -12,8 +12,20 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/random.h"
+#include "layers/models/model.h"
 
 namespace ompq {
+
+// The classes every model benchmark builds `model` with: 10 for resnet20 (CIFAR-sized), 1000 else.
+int64_t benchmark_num_classes(const std::string& model);
+// `model` with random weights and benchmark_num_classes(), channels_last as asked, in eval mode
+// (BM_Infer's and BM_InferPacked's; BM_TrainStep switches it to training itself).
+std::shared_ptr<nn::Model> make_benchmark_model(const std::string& model, bool channels_last,
+                                                Generator& gen);
 
 void register_packed_benchmarks(int64_t batch, int64_t iterations);
 

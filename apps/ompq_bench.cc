@@ -167,20 +167,15 @@ struct ModelCase {
   Device device;
   DType precision;  // f32, or the autocast dtype of the step
 
-  int64_t num_classes() const { return model == "resnet20" ? 10 : 1000; }
+  int64_t num_classes() const { return benchmark_num_classes(model); }
   // "resnet18/32/224" on the CPU, "cuda/resnet18/64/224" on the GPU.
   std::string name() const {
     return absl::StrCat(device.is_cuda() ? "cuda/" : "", model, "/", batch, "/", resolution);
   }
   std::shared_ptr<nn::Model> make(Generator& gen) const {
-    nn::ModelSpec spec;
-    spec.name = model;
-    spec.num_classes = num_classes();
-    absl::StatusOr<std::shared_ptr<nn::Model>> m = nn::make_model(spec, gen);
-    OMPQ_CHECK(m.ok(), "ompq_bench: ", m.status().message());
-    (*m)->set_channels_last(channels_last);
-    (*m)->to(device);
-    return *m;
+    std::shared_ptr<nn::Model> m = make_benchmark_model(model, channels_last, gen);
+    m->to(device);
+    return m;
   }
   Tensor images(Generator& gen) const {
     return randn({batch, 3, resolution, resolution}, gen, DType::kF32, device);
