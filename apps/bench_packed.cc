@@ -14,11 +14,11 @@
 #include "layers/quant/integer_layer.h"
 #include "layers/quant/packed_model.h"
 #include "layers/quant/quantize_model.h"
-#include "solver/bit_config.h"
-#include "solver/cost_model.h"
-#include "solver/ptq.h"
-#include "solver/qat.h"
-#include "solver/search.h"
+#include "solver/quantize/ptq.h"
+#include "solver/quantize/qat.h"
+#include "solver/search/bit_config.h"
+#include "solver/search/search.h"
+#include "solver/space/cost_model.h"
 
 namespace ompq {
 namespace {

@@ -190,9 +190,9 @@ void set_images_per_second(benchmark::State& state, int64_t batch) {
       static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
 }
 
-// One SGD training step as in solver/trainer.cc: forward in train mode, cross-entropy, backward,
-// SGD with momentum 0.9 and weight decay (the optimizer's fused update kernel). On a GPU each step
-// ends waiting for the device, so the time is the device's, not the launches'.
+// One SGD training step as in solver/train/trainer.cc: forward in train mode, cross-entropy,
+// backward, SGD with momentum 0.9 and weight decay (the optimizer's fused update kernel). On a GPU
+// each step ends waiting for the device, so the time is the device's, not the launches'.
 void train_step(benchmark::State& state, ModelCase c) {
   const int64_t start_resident_bytes = reset_peak_resident_bytes();
   Generator gen(7);

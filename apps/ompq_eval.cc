@@ -43,7 +43,7 @@
 #include "layers/quant/integer_layer.h"
 #include "layers/quant/packed_model.h"
 #include "runtime/init.h"
-#include "solver/trainer.h"
+#include "solver/train/trainer.h"
 
 ABSL_FLAG(std::string, model, "",
           "model name (resnet18, resnet34, resnet50, mobilenet_v2, resnet20, fashion_cnn)");

@@ -33,8 +33,9 @@
 #include "layers/quant/integer_layer.h"
 #include "layers/quant/packed_model.h"
 #include "layers/quant/quantize_model.h"
-#include "solver/bit_config.h"
-#include "solver/proto_io.h"
+#include "solver/config/proto_io.h"
+#include "solver/quantize/quantize_plan.h"
+#include "solver/search/bit_config.h"
 
 ABSL_FLAG(std::string, model, "",
           "model name (resnet18, resnet34, resnet50, mobilenet_v2, resnet20, fashion_cnn, ...)");

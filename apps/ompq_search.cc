@@ -10,11 +10,11 @@
 //   ompq_search --model=resnet20 --quant=ptq --budget_mb=0.1 --allocation=hessian --weights=W
 //               --data=fashion-mnist   (HAWQ-V3's Hessian-trace baseline)
 //
-// Baselines (--allocation=uniform|random, solver/baselines.h): the same budget met by uniform
-// bits or by random bits; data-free like projection. Their bit config names the baseline as its
-// solver (the random one's seed is --allocation_seed) and feeds ompq_train --bits as any other.
-// --allocation=hessian (solver/hessian.h) reads the weights and --num_images labelled images: the
-// Hutchinson estimate of each unit's average Hessian trace (--hessian_iterations,
+// Baselines (--allocation=uniform|random, solver/search/baselines.h): the same budget met by
+// uniform bits or by random bits; data-free like projection. Their bit config names the baseline as
+// its solver (the random one's seed is --allocation_seed) and feeds ompq_train --bits as any other.
+// --allocation=hessian (solver/search/hessian.h) reads the weights and --num_images labelled
+// images: the Hutchinson estimate of each unit's average Hessian trace (--hessian_iterations,
 // --hessian_tolerance, Rademacher vectors from --seed), then the integer program of HAWQ-V3 under
 // the same size (and BOPs) budget; its time is printed as OMPQ's is.
 //
@@ -43,14 +43,15 @@
 #include "data/catalog.h"
 #include "layers/models/registry.h"
 #include "runtime/init.h"
-#include "solver/baselines.h"
-#include "solver/bit_config.h"
-#include "solver/config_enums.h"
-#include "solver/cost_model.h"
-#include "solver/hessian.h"
-#include "solver/proto_io.h"
-#include "solver/sample_batch.h"
-#include "solver/search.h"
+#include "solver/capture/sample_batch.h"
+#include "solver/config/config_enums.h"
+#include "solver/config/proto_io.h"
+#include "solver/search/baselines.h"
+#include "solver/search/bit_config.h"
+#include "solver/search/hessian.h"
+#include "solver/search/search.h"
+#include "solver/search/search_enums.h"
+#include "solver/space/cost_model.h"
 
 ABSL_FLAG(std::string, model, "",
           "model name: resnet18, resnet34, resnet50, mobilenet_v2, resnet20");

@@ -1,4 +1,5 @@
-// ompq_train: the OMPQ experiment end to end (solver/experiment.h): pretrain (unless --weights)
+// ompq_train: the OMPQ experiment end to end (solver/pipeline/experiment.h): pretrain (unless
+// --weights)
 // -> search (unless --bits) -> QAT or PTQ -> eval -> export -> report, into one output folder.
 // Rerunning the same command skips finished stages and resumes an interrupted training stage from
 // its checkpoint. With no flags: ResNet-20 on Fashion-MNIST, 3 epochs of pretraining, an lp search
@@ -28,9 +29,9 @@
 #include "core/parallel.h"
 #include "core/proto/ompq.pb.h"
 #include "runtime/init.h"
-#include "solver/config_enums.h"
-#include "solver/experiment.h"
-#include "solver/proto_io.h"
+#include "solver/config/config_enums.h"
+#include "solver/config/proto_io.h"
+#include "solver/pipeline/experiment.h"
 
 ABSL_FLAG(std::string, config, "", "experiment config in protobuf text format; flags override it");
 ABSL_FLAG(std::string, model, "resnet20",
@@ -154,7 +155,7 @@ ConfigFlag field_flag(const char* name, void (*set)(ExperimentConfig&)) {
           }};
 }
 
-// A string flag that sets an enum field (solver/config_enums.h names its values), one of
+// A string flag that sets an enum field (solver/config/config_enums.h names its values), one of
 // `accepted` (empty: any value of the enum).
 template <typename Enum>
 ConfigFlag enum_flag(const char* name, const absl::Flag<std::string>& flag,

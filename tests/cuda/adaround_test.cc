@@ -39,7 +39,6 @@ using testing::expect_equal;
 using testing::on_gpu;
 using testing::random_tensor_in;
 
-
 double eps_of(DType dtype) { return dtype == DType::kF32 ? 0x1p-23 : 0x1p-52; }
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 1e-5 : 1e-12; }
 
@@ -203,8 +202,8 @@ struct Reconstruction {
   Tensor baked;        // the conv's weight after bake_adaptive_rounding
 };
 
-// BRECQ's loop (solver/ptq.cc) in miniature: Adam on alpha, the reconstruction loss, and from the
-// warm-up's end the rounding regularizer with annealed beta.
+// BRECQ's loop (solver/quantize/ptq.cc) in miniature: Adam on alpha, the reconstruction loss, and
+// from the warm-up's end the rounding regularizer with annealed beta.
 Reconstruction reconstruct(Rig& rig, const Tensor& x, const Tensor& target) {
   nn::WeightQuantizer& q = rig.layer->weight_quantizer();
   q.start_adaptive_rounding(rig.layer->weight_and_bias().weight.detach());

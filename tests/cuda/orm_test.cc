@@ -6,7 +6,7 @@
 // f64 to 1e-12. Centering removes the features' mean part, which magnifies those differences
 // about a hundredfold for post-ReLU-like features: the ORM of f32 features agrees to 1e-4, of f64
 // ones to 1e-10. Needs a GPU.
-#include "solver/orm.h"
+#include "solver/search/orm.h"
 
 #include <gtest/gtest.h>
 
@@ -23,7 +23,6 @@ namespace {
 using testing::expect_close;
 using testing::on_gpu;
 using testing::random_tensor_in;
-
 
 double largest(const Tensor& t) {
   const std::vector<double> v = t.to_vector<double>();

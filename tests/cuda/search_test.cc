@@ -3,7 +3,7 @@
 // bits for the lp solver at two budgets and the ilp solver, ORM matrices within 1e-4 (f32 features
 // through 19 layers, centered: see orm_test.cc), per-phase times, and the model given back
 // unchanged. Needs a GPU.
-#include "solver/search.h"
+#include "solver/search/search.h"
 
 #include <gtest/gtest.h>
 

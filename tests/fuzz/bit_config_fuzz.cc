@@ -1,13 +1,14 @@
 // A BitConfig in protobuf text format (bits.pbtxt, ompq_search --bits_out) on any bytes:
-// read_text_proto (solver/proto_io.h, with its check of enum values) and plan_from_bit_config
-// (solver/bit_config.h) against the tiny ResNet's search space in the config's mode. A plan that
-// is accepted must give every conv and linear of the model bits in its mode's range.
+// read_text_proto (solver/config/proto_io.h, with its check of enum values) and
+// plan_from_bit_config (solver/search/bit_config.h) against the tiny ResNet's search space in the
+// config's mode. A plan that is accepted must give every conv and linear of the model bits in its
+// mode's range.
 #include <cstdint>
 #include <cstdlib>
 
 #include "core/proto/ompq.pb.h"
-#include "solver/bit_config.h"
-#include "solver/proto_io.h"
+#include "solver/config/proto_io.h"
+#include "solver/search/bit_config.h"
 #include "tests/fuzz/fuzz_files.h"
 #include "tests/fuzz/tiny_model.h"
 

@@ -1,13 +1,13 @@
-// load_checkpoint (solver/checkpoint.h) on any bytes: the safetensors container, the format tag,
-// the numeric metadata (epochs, steps, world size, batch size, generator state) and the model and
-// optimizer state checked against a model and an SGD-with-momentum optimizer. A failed load must
-// leave both as they were.
+// load_checkpoint (solver/train/checkpoint.h) on any bytes: the safetensors container, the format
+// tag, the numeric metadata (epochs, steps, world size, batch size, generator state) and the model
+// and optimizer state checked against a model and an SGD-with-momentum optimizer. A failed load
+// must leave both as they were.
 #include <cstdint>
 #include <cstdlib>
 
 #include "core/ops/optim_math.h"
 #include "layers/optim.h"
-#include "solver/checkpoint.h"
+#include "solver/train/checkpoint.h"
 #include "tests/fuzz/fuzz_files.h"
 #include "tests/fuzz/tiny_model.h"
 

@@ -1,13 +1,13 @@
 // An ExperimentConfig in protobuf text format (ompq_train --config, config.pbtxt) on any bytes:
-// read_text_proto (solver/proto_io.h, with its check of enum values) and
-// validate_experiment_config (solver/experiment.h). A config that reads must print and read back
-// to the same text, as config.pbtxt does when a run is resumed.
+// read_text_proto (solver/config/proto_io.h, with its check of enum values) and
+// validate_experiment_config (solver/pipeline/experiment.h). A config that reads must print and
+// read back to the same text, as config.pbtxt does when a run is resumed.
 #include <cstdint>
 #include <cstdlib>
 
 #include "core/proto/ompq.pb.h"
-#include "solver/experiment.h"
-#include "solver/proto_io.h"
+#include "solver/config/proto_io.h"
+#include "solver/pipeline/experiment.h"
 #include "tests/fuzz/fuzz_files.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,5 +1,5 @@
-// load_ptq_checkpoint (solver/ptq_checkpoint.h) on any bytes: the safetensors container, the
-// format tag, the reconstruction's identity, phase and units done, the per-unit result tensors,
+// load_ptq_checkpoint (solver/quantize/ptq_checkpoint.h) on any bytes: the safetensors container,
+// the format tag, the reconstruction's identity, phase and units done, the per-unit result tensors,
 // the rounding variables and the model state. Everything is checked before the model or the
 // state changes, so a failed load must leave both as they were.
 #include <cstdint>

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "core/random.h"
-#include "solver/blocks.h"
-#include "solver/ptq.h"
-#include "solver/ptq_checkpoint.h"
+#include "solver/quantize/blocks.h"
+#include "solver/quantize/ptq.h"
+#include "solver/quantize/ptq_checkpoint.h"
 #include "tests/fuzz/tiny_model.h"
 
 namespace ompq::fuzz {

@@ -1,7 +1,7 @@
 // Data-parallel training under mpirun: k steps of W ranks x batch B equal k steps of one process
 // x batch W*B (the equivalence), with the model broadcast from rank 0, frozen batch norm,
 // evaluation summed over the ranks, and a non-finite loss on one rank stopping every rank.
-#include "solver/data_parallel.h"
+#include "solver/train/data_parallel.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -19,7 +19,7 @@
 #include "layers/norm.h"
 #include "layers/pooling.h"
 #include "layers/sequential.h"
-#include "solver/trainer.h"
+#include "solver/train/trainer.h"
 #include "tests/mpi/world.h"
 
 namespace ompq::solver {

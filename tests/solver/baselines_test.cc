@@ -3,7 +3,7 @@
 // random never goes over the budget, ends with no single bit step that still fits (so within one
 // step of the budget), is a pure function of its seed and differs across seeds; both reject
 // infeasible and BOPs budgets.
-#include "solver/baselines.h"
+#include "solver/search/baselines.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 
 #include "core/random.h"
 #include "layers/models/resnet.h"
-#include "solver/cost_model.h"
+#include "solver/space/cost_model.h"
 
 namespace ompq::solver {
 namespace {

@@ -3,7 +3,7 @@
 // LP vertex + DFS), the LP against an independent fractional-knapsack greedy (with weights far
 // outside double's range), the ILP against brute force (size and BOPs constraints), and the
 // errors for budgets outside the feasible range.
-#include "solver/bit_allocation.h"
+#include "solver/search/bit_allocation.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 #include <random>
 
 #include "layers/models/resnet.h"
-#include "solver/cost_model.h"
+#include "solver/space/cost_model.h"
 
 namespace ompq::solver {
 namespace {

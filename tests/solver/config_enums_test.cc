@@ -1,6 +1,6 @@
 // The config protos' enums: their names on the command line, their C++ counterparts, and config
 // files holding values their enums do not name.
-#include "solver/config_enums.h"
+#include "solver/config/config_enums.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,7 +9,8 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "solver/proto_io.h"
+#include "solver/config/proto_io.h"
+#include "solver/search/search_enums.h"
 #include "tests/temp_dir.h"
 
 namespace ompq::solver {

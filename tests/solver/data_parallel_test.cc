@@ -1,6 +1,6 @@
 // DataParallel and the data-parallel Trainer on the single-process communicator (the MPI runs are
 // in tests/mpi/), and where a resumed run continues when the number of ranks changed.
-#include "solver/data_parallel.h"
+#include "solver/train/data_parallel.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,8 +13,8 @@
 #include "layers/flatten.h"
 #include "layers/linear.h"
 #include "layers/sequential.h"
-#include "solver/checkpoint.h"
-#include "solver/trainer.h"
+#include "solver/train/checkpoint.h"
+#include "solver/train/trainer.h"
 
 namespace ompq::solver {
 namespace {

@@ -1,6 +1,6 @@
 // The pieces of ompq_train's pipeline that need no training: the stage ledger, the bit config read
 // back for quantization, and the config checks. The pipeline itself runs in e2e/train_smoke.sh.
-#include "solver/experiment.h"
+#include "solver/pipeline/experiment.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,9 +9,9 @@
 #include <fstream>
 
 #include "layers/models/registry.h"
-#include "solver/bit_config.h"
-#include "solver/proto_io.h"
-#include "solver/stages.h"
+#include "solver/config/proto_io.h"
+#include "solver/pipeline/stages.h"
+#include "solver/search/bit_config.h"
 #include "tests/temp_dir.h"
 
 namespace ompq::solver {

@@ -1,7 +1,7 @@
 // Feature capture: the units and order of docs/METHOD.md 1.3 for every supported model and both
 // modes (matching the search space), BN in training mode (the PTQ logits equal a training-mode
 // forward without dropout), and a model that comes back unchanged, also after an error.
-#include "solver/features.h"
+#include "solver/capture/features.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

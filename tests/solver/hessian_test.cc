@@ -1,7 +1,7 @@
 // The Hessian-trace baseline: Hutchinson's estimator against Hessians known in closed form, its
 // determinism, stopping rule and restoration of the weights; the traces of a real model; and the
 // per-(unit, bits) integer program that turns traces into bits.
-#include "solver/hessian.h"
+#include "solver/search/hessian.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include "core/functional/reduce.h"
 #include "core/random.h"
 #include "layers/models/resnet.h"
-#include "solver/cost_model.h"
+#include "solver/space/cost_model.h"
 
 namespace ompq::solver {
 namespace {

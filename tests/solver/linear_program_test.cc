@@ -1,6 +1,6 @@
 // The lp_solve wrapper on textbook programs (solved by hand), an infeasible one and malformed
 // ones.
-#include "solver/linear_program.h"
+#include "solver/search/linear_program.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

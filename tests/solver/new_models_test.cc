@@ -13,10 +13,10 @@
 #include "layers/models/resnet.h"
 #include "layers/models/vgg.h"
 #include "layers/quant/quantize_model.h"
-#include "solver/blocks.h"
-#include "solver/features.h"
-#include "solver/ptq.h"
-#include "solver/search_space.h"
+#include "solver/capture/features.h"
+#include "solver/quantize/blocks.h"
+#include "solver/quantize/ptq.h"
+#include "solver/space/search_space.h"
 
 namespace ompq::solver {
 namespace {

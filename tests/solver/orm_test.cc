@@ -1,7 +1,7 @@
 // ORM (centered linear CKA) against the golden vectors of docs/METHOD.md 2.1, its invariances,
 // the Gram matrix against naive f64 loops, and importance (gamma, theta, w) against the toy
 // example of docs/METHOD.md 2.4, including magnitudes where theta underflows in linear space.
-#include "solver/orm.h"
+#include "solver/search/orm.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

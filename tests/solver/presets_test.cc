@@ -14,11 +14,12 @@
 #include "core/proto/ompq.pb.h"
 #include "core/random.h"
 #include "layers/models/registry.h"
-#include "solver/bit_allocation.h"
-#include "solver/config_enums.h"
-#include "solver/experiment.h"
-#include "solver/proto_io.h"
-#include "solver/search_space.h"
+#include "solver/config/config_enums.h"
+#include "solver/config/proto_io.h"
+#include "solver/pipeline/experiment.h"
+#include "solver/search/bit_allocation.h"
+#include "solver/search/search_enums.h"
+#include "solver/space/search_space.h"
 
 namespace ompq::solver {
 namespace {
@@ -80,8 +81,8 @@ TEST_P(PresetTest, PassesTheConfigChecksOfOmpqTrain) {
 }
 
 TEST_P(PresetTest, SpellsOutTheReferenceRecipe) {
-  // A zero field falls back to ompq's short CPU defaults (solver/ptq.h), so every recipe field
-  // must be set.
+  // A zero field falls back to ompq's short CPU defaults (solver/quantize/ptq.h), so every recipe
+  // field must be set.
   ASSERT_NE(config_.quant(), proto::QUANT_NONE);
   EXPECT_EQ(config_.search().images(), 32);
   EXPECT_NE(config_.search().rounding(), proto::ROUNDING_UNSPECIFIED);

@@ -3,7 +3,7 @@
 // trip of the result, a run killed in either phase that resumes from its checkpoint and ends
 // bitwise as an uninterrupted one, the refusal of another reconstruction's checkpoint, and the
 // errors for bad inputs and options.
-#include "solver/ptq.h"
+#include "solver/quantize/ptq.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -21,7 +21,7 @@
 #include "layers/models/fashion_cnn.h"
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/resnet.h"
-#include "solver/blocks.h"
+#include "solver/quantize/blocks.h"
 #include "tests/temp_dir.h"
 
 namespace ompq::solver {

@@ -1,4 +1,4 @@
-#include "solver/qat.h"
+#include "solver/quantize/qat.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -29,15 +29,16 @@ class TinyNet : public nn::Model {
   explicit TinyNet(Generator& gen) {
     Conv2dParams same;
     same.padding = {1, 1};
-    conv1_ = register_module("conv1", std::make_shared<nn::Conv2d>(1, 6, std::array<int64_t, 2>{3, 3},
-                                                                   same, false, gen));
+    conv1_ = register_module("conv1", std::make_shared<nn::Conv2d>(
+                                          1, 6, std::array<int64_t, 2>{3, 3}, same, false, gen));
     bn1_ = register_module("bn1", std::make_shared<nn::BatchNorm2d>(6));
     relu1_ = register_module("relu1", std::make_shared<nn::ReLU>());
-    conv2_ = register_module("conv2", std::make_shared<nn::Conv2d>(6, 8, std::array<int64_t, 2>{3, 3},
-                                                                   same, false, gen));
+    conv2_ = register_module("conv2", std::make_shared<nn::Conv2d>(
+                                          6, 8, std::array<int64_t, 2>{3, 3}, same, false, gen));
     bn2_ = register_module("bn2", std::make_shared<nn::BatchNorm2d>(8));
     relu2_ = register_module("relu2", std::make_shared<nn::ReLU>());
-    pool_ = register_module("pool", std::make_shared<nn::AdaptiveAvgPool2d>(std::array<int64_t, 2>{1, 1}));
+    pool_ = register_module("pool",
+                            std::make_shared<nn::AdaptiveAvgPool2d>(std::array<int64_t, 2>{1, 1}));
     flatten_ = register_module("flatten", std::make_shared<nn::Flatten>());
     fc_ = register_module("fc", std::make_shared<nn::Linear>(8, 3, true, gen));
   }
@@ -81,7 +82,7 @@ TEST(Qat, QuantizesWithEightBitEdgesAndTheGlobalActivationBits) {
   EXPECT_EQ(layers[0].second->input_quantizer()->spec().bits, 8);  // quant_input
   EXPECT_EQ(layers[1].second->input_quantizer()->spec().bits, 5);
   EXPECT_FALSE(layers[1].second->input_quantizer()->spec().is_signed);  // OMPQ: != 8 is unsigned
-  EXPECT_EQ(layers[2].second->input_quantizer()->spec().bits, 8);  // quant_act_output
+  EXPECT_EQ(layers[2].second->input_quantizer()->spec().bits, 8);       // quant_act_output
   EXPECT_EQ(layers[1].second->weight_quantizer().spec().bits, 3);
   EXPECT_TRUE(layers[1].second->weight_quantizer().spec().symmetric);
   EXPECT_NE(layers[0].second->folded_batch_norm(), nullptr);
@@ -166,8 +167,11 @@ TEST(Qat, RejectsBadSettings) {
               ::testing::ThrowsMessage<Error>(HasSubstr("no quantized layer")));
   EXPECT_THAT([&] { quantize_for_qat(model, kBits, kEdges, 9); },
               ::testing::ThrowsMessage<Error>(HasSubstr("act_bits 9 (expected 2..8)")));
-  EXPECT_THAT([&] { quantize_for_qat(model, {{"conv3", 4}}, {}, 8); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("\"conv3\" is not a quantizable layer")));
+  EXPECT_THAT(
+      [&] {
+        quantize_for_qat(model, {{"conv3", 4}}, {}, 8);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("\"conv3\" is not a quantizable layer")));
   quantize_for_qat(model, kBits, kEdges, 8);
   QatOptions bad;
   bad.lr = 0;

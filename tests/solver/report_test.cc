@@ -2,7 +2,7 @@
 // report.html with one inline SVG per chart, escaped names and no external resource, the atomic
 // write (a failure leaves the old report whole), and the errors for a bad ORM matrix and for a
 // folder that cannot be written.
-#include "solver/report.h"
+#include "solver/report/report.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

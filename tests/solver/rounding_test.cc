@@ -1,7 +1,7 @@
 // Rounding (docs/METHOD.md 2.6): numpy's half-to-even and the reference's DFS_bit, on the
 // continuous input of docs/METHOD.md 2.11 (ResNet-18 PTQ 4.5 MB) and on the ResNet-18 QAT 6.7 MB
 // vertex with and without the reference's solver noise.
-#include "solver/rounding.h"
+#include "solver/search/rounding.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

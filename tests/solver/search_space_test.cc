@@ -2,7 +2,7 @@
 // parameter and FLOP tables (2.3, reference counter of 2.8), totals, fp32 sizes, the feasible
 // budget ranges (2.7), and the size/BOPs of the released QAT bit configurations (3.1, 6.1), all
 // confirmed there by CALC.
-#include "solver/search_space.h"
+#include "solver/space/search_space.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 #include "layers/models/fashion_cnn.h"
 #include "layers/models/mobilenet_v2.h"
 #include "layers/models/resnet.h"
-#include "solver/cost_model.h"
+#include "solver/space/cost_model.h"
 
 namespace ompq::solver {
 namespace {

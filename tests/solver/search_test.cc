@@ -1,15 +1,15 @@
 // search(): features -> ORM -> importance -> allocation on a small model, the data-free
 // projection path (it reproduces a released configuration of docs/METHOD.md 2.11), and its errors,
 // which name the model.
-#include "solver/search.h"
+#include "solver/search/search.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "core/random.h"
 #include "layers/models/resnet.h"
-#include "solver/features.h"
-#include "solver/orm.h"
+#include "solver/capture/features.h"
+#include "solver/search/orm.h"
 
 namespace ompq::solver {
 namespace {

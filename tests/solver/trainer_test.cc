@@ -1,4 +1,4 @@
-#include "solver/trainer.h"
+#include "solver/train/trainer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,9 +11,9 @@
 #include "layers/flatten.h"
 #include "layers/linear.h"
 #include "layers/sequential.h"
-#include "solver/checkpoint.h"
-#include "solver/metrics.h"
-#include "solver/progress.h"
+#include "solver/report/metrics.h"
+#include "solver/train/checkpoint.h"
+#include "solver/train/progress.h"
 #include "tests/temp_dir.h"
 
 namespace ompq::solver {

@@ -22,7 +22,7 @@
 #include "layers/models/registry.h"
 #include "layers/optim.h"
 #include "runtime/init.h"
-#include "solver/data_parallel.h"
+#include "solver/train/data_parallel.h"
 
 namespace ompq {
 namespace {
