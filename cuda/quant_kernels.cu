@@ -10,6 +10,7 @@
 // deterministic (they differ from the CPU's, which adds in other chunks, by double rounding only).
 #include <algorithm>
 
+#include "core/code_dtype.h"
 #include "core/ops/quant.h"
 #include "core/ops/quant_math.h"
 #include "cuda/channel_loop.cuh"
@@ -182,22 +183,6 @@ struct FakeQuantErrorSum {
   }
 };
 
-// Calls fn(Code{}) for the i8/u8/i32 code dtypes.
-template <typename Fn>
-void dispatch_codes(DType dtype, const char* op, const Fn& fn) {
-  switch (dtype) {
-    case DType::kI8:
-      return fn(int8_t{});
-    case DType::kU8:
-      return fn(uint8_t{});
-    case DType::kI32:
-      return fn(int32_t{});
-    default:
-      OMPQ_CHECK(false, op, ": integer codes of dtype ", dtype_name(dtype),
-                 " (expected i8, u8 or i32)");
-  }
-}
-
 void fake_quantize_kernel(const Tensor& out, const Tensor& x, const Tensor& scale,
                           const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "fake_quantize", [&] {
@@ -249,7 +234,7 @@ void fake_quantize_error_kernel(const Tensor& errors, const Tensor& x, const Ten
 void quantize_kernel(const Tensor& codes, const Tensor& x, const Tensor& scale,
                      const Tensor& zero_point, const ChannelLayout& layout, QuantRange range) {
   OMPQ_DISPATCH_FLOATING(x.dtype(), "quantize", [&] {
-    dispatch_codes(codes.dtype(), "quantize", [&](auto code) {
+    dispatch_code_dtype(codes.dtype(), "quantize", [&](auto code) {
       using Code = decltype(code);
       launch_per_element(layout, x.device().index,
                          QuantizeOp<scalar_t, Code>{static_cast<Code*>(codes.data_ptr()),
@@ -264,7 +249,7 @@ void quantize_kernel(const Tensor& codes, const Tensor& x, const Tensor& scale,
 void dequantize_kernel(const Tensor& out, const Tensor& codes, const Tensor& scale,
                        const Tensor& zero_point, const Tensor& bias, const ChannelLayout& layout) {
   OMPQ_DISPATCH_FLOATING(out.dtype(), "dequantize", [&] {
-    dispatch_codes(codes.dtype(), "dequantize", [&](auto code) {
+    dispatch_code_dtype(codes.dtype(), "dequantize", [&](auto code) {
       using Code = decltype(code);
       launch_per_element(layout, out.device().index,
                          DequantizeOp<scalar_t, Code>{static_cast<scalar_t*>(out.data_ptr()),
@@ -278,7 +263,7 @@ void dequantize_kernel(const Tensor& out, const Tensor& codes, const Tensor& sca
 void requantize_kernel(const Tensor& codes, const Tensor& acc, const Tensor& multiplier,
                        const Tensor& offset, int64_t zero_point, const ChannelLayout& layout,
                        QuantRange range) {
-  dispatch_codes(codes.dtype(), "requantize", [&](auto code) {
+  dispatch_code_dtype(codes.dtype(), "requantize", [&](auto code) {
     using Code = decltype(code);
     launch_per_element(
         layout, acc.device().index,

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/cpu/code_dtype.h"
+#include "core/code_dtype.h"
 #include "core/cpu/register.h"
 #include "core/ops/integer.h"
 #include "core/ops/quant.h"

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/cpu/code_dtype.h"
+#include "core/code_dtype.h"
 #include "core/cpu/register.h"
 #include "core/ops/pack.h"
 #include "core/ops/quant_math.h"

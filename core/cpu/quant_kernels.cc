@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/cpu/code_dtype.h"
+#include "core/code_dtype.h"
 #include "core/cpu/register.h"
 #include "core/ops/quant.h"
 #include "core/ops/quant_math.h"
@@ -153,7 +153,6 @@ void fake_quantize_error_impl(const Tensor& errors, const Tensor& x, const Tenso
       out[k * channels + c] += partial[item * candidates + k];
   }
 }
-
 
 template <typename T, typename Code>
 void dequantize_impl(const Tensor& out, const Tensor& codes, const Tensor& scale,

@@ -1,4 +1,5 @@
-// Binding the integer code dtypes of quantization (i8, u8, i32) to C++ types in CPU kernels.
+// Binding the integer code dtypes of quantization (i8, u8, i32) to C++ types, for the kernels of
+// both backends (host code: the CUDA side picks the type before it launches).
 #pragma once
 
 #include <cstdint>
@@ -7,7 +8,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 
-namespace ompq::cpu {
+namespace ompq {
 
 // Calls fn(Code{}) with Code the C++ type of `dtype`; any other dtype throws an Error naming op.
 template <typename Fn>
@@ -27,4 +28,4 @@ auto dispatch_code_dtype(DType dtype, const char* op, const Fn& fn) {
                            " (expected i8, u8 or i32)"));
 }
 
-}  // namespace ompq::cpu
+}  // namespace ompq
