@@ -15,7 +15,7 @@ packages=(
   libabsl-dev libprotobuf-dev protobuf-compiler
   liblpsolve55-dev libdnnl-dev ocl-icd-opencl-dev opencl-headers libturbojpeg0-dev libpng-dev zlib1g-dev
   libopenmpi-dev openmpi-bin nlohmann-json3-dev libonnx-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libexpat1-dev
   dataset-fashion-mnist python3-torch python3-torchvision python3-numpy python3-pil python3-venv
   clang libclang-rt-14-dev libomp-14-dev
 )

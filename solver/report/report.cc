@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "solver/report/plot.h"
 
 namespace ompq::solver {
 namespace {
@@ -75,33 +76,6 @@ json report_json(const ExperimentReport& r) {
 
 // ---- report.html ----------------------------------------------------------------------------
 
-std::string escape_html(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 constexpr int kFontPx = 11;
 constexpr double kCharPx = 7.0;         // advance of an 11 px sans-serif character, rounded up
 constexpr double kLabelSlope = 0.7071;  // labels under an axis run at 45 degrees
@@ -120,7 +94,7 @@ void append_slanted_labels(std::string& svg, const std::vector<std::string>& nam
     absl::StrAppendFormat(&svg,
                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" "
                           "transform=\"rotate(-45 %.1f %.1f)\">%s</text>\n",
-                          xs[i], y, xs[i], y, escape_html(names[i]));
+                          xs[i], y, xs[i], y, escape_xml(names[i]));
   }
 }
 
@@ -159,7 +133,7 @@ std::string bits_chart(const ExperimentReport& r) {
                           "<title>%s: %d bits, %d params%s</title></rect>"
                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n",
                           x, top + plot_h - h, bar, h, l.fixed ? "fixed" : "searched",
-                          escape_html(l.name), l.bits, l.params, l.fixed ? " (fixed)" : "",
+                          escape_xml(l.name), l.bits, l.params, l.fixed ? " (fixed)" : "",
                           x + bar / 2, top + plot_h - h - 4, l.bits);
     centers.push_back(x + bar / 2);
   }
@@ -227,7 +201,7 @@ std::string orm_heat_map(const ExperimentReport& r) {
   for (size_t i = 0; i < names.size(); ++i) {
     const double y = top + size * static_cast<double>(i);
     absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-                          left - 4, y + size / 2 + font / 3.0, escape_html(names[i]));
+                          left - 4, y + size / 2 + font / 3.0, escape_xml(names[i]));
     for (size_t j = 0; j < names.size(); ++j) {
       const double v = r.orm[i][j];
       absl::StrAppendFormat(
@@ -235,8 +209,8 @@ std::string orm_heat_map(const ExperimentReport& r) {
           "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
           "<title>%s / %s: %s</title></rect>\n",
           left + size * static_cast<double>(j), y, size, size,
-          std::isfinite(v) ? viridis((v - lo) / (hi - lo)) : "#ffffff", escape_html(names[i]),
-          escape_html(names[j]), std::isfinite(v) ? absl::StrFormat("%.4f", v) : "not a number");
+          std::isfinite(v) ? viridis((v - lo) / (hi - lo)) : "#ffffff", escape_xml(names[i]),
+          escape_xml(names[j]), std::isfinite(v) ? absl::StrFormat("%.4f", v) : "not a number");
     }
   }
   std::vector<double> centers;
@@ -267,79 +241,28 @@ std::string orm_heat_map(const ExperimentReport& r) {
   return svg;
 }
 
-// About `count` ticks at a 1, 2 or 5 times a power of ten spacing, covering [lo, hi].
-std::vector<double> nice_ticks(double lo, double hi, int count) {
-  if (hi <= lo) {
-    const double pad = lo != 0.0 ? std::abs(lo) * 0.1 : 1.0;
-    lo -= pad, hi += pad;
-  }
-  const double raw = (hi - lo) / count;
-  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = magnitude * 10;
-  for (double m : {1.0, 2.0, 5.0}) {
-    if (m * magnitude >= raw) {
-      step = m * magnitude;
-      break;
-    }
-  }
-  std::vector<double> ticks;
-  const int64_t last = static_cast<int64_t>(std::ceil(hi / step));
-  for (int64_t k = static_cast<int64_t>(std::floor(lo / step)); k <= last; ++k) {
-    ticks.push_back(static_cast<double>(k) * step);
-  }
-  return ticks;
-}
-
 // Top-1 against model size, one labelled point per result with both numbers; empty when there are
 // none.
 std::string accuracy_chart(const ExperimentReport& r) {
-  std::vector<const ReportResult*> points;
+  PlotSeries results;
+  results.style = SeriesStyle::kMarkers;
   for (const ReportResult& x : r.results) {
-    if (std::isfinite(x.size_mib) && std::isfinite(x.top1)) points.push_back(&x);
+    if (!std::isfinite(x.size_mib) || !std::isfinite(x.top1)) continue;
+    results.x.push_back(x.size_mib);
+    results.y.push_back(x.top1);
+    results.tooltips.push_back(
+        absl::StrFormat("%s: %.4f MiB, top-1 %.2f%%", x.label, x.size_mib, x.top1));
+    results.annotations.push_back(x.label);
   }
-  if (points.empty()) return "";
-  auto [min_size, max_size] = std::minmax_element(
-      points.begin(), points.end(), [](auto* a, auto* b) { return a->size_mib < b->size_mib; });
-  auto [min_top1, max_top1] = std::minmax_element(
-      points.begin(), points.end(), [](auto* a, auto* b) { return a->top1 < b->top1; });
-  const std::vector<double> xs = nice_ticks((*min_size)->size_mib, (*max_size)->size_mib, 5);
-  const std::vector<double> ys = nice_ticks((*min_top1)->top1, (*max_top1)->top1, 4);
-  const double left = 56, top = 12, plot_w = 420, plot_h = 220, right = 140;
-  auto px = [&](double v) { return left + plot_w * (v - xs.front()) / (xs.back() - xs.front()); };
-  auto py = [&](double v) {
-    return top + plot_h - plot_h * (v - ys.front()) / (ys.back() - ys.front());
-  };
-  std::string svg = absl::StrFormat(
-      "<svg class=\"chart\" width=\"%.0f\" height=\"%.0f\" role=\"img\" "
-      "aria-label=\"top-1 accuracy against model size\" font-size=\"%d\">\n",
-      left + plot_w + right, top + plot_h + 44, kFontPx);
-  for (double x : xs) {
-    absl::StrAppendFormat(&svg,
-                          "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
-                          px(x), px(x), top, top + plot_h, px(x), top + plot_h + 14, x);
-  }
-  for (double y : ys) {
-    absl::StrAppendFormat(&svg,
-                          "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
-                          left, left + plot_w, py(y), py(y), left - 4, py(y) + 4, y);
-  }
-  absl::StrAppendFormat(&svg,
-                        "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">model size (MiB)</text>"
-                        "<text x=\"12\" y=\"%.1f\" text-anchor=\"middle\" "
-                        "transform=\"rotate(-90 12 %.1f)\">top-1 (%%)</text>\n",
-                        left + plot_w / 2, top + plot_h + 34, top + plot_h / 2, top + plot_h / 2);
-  for (const ReportResult* p : points) {
-    absl::StrAppendFormat(&svg,
-                          "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" class=\"point\">"
-                          "<title>%s: %.4f MiB, top-1 %.2f%%</title></circle>"
-                          "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
-                          px(p->size_mib), py(p->top1), escape_html(p->label), p->size_mib, p->top1,
-                          px(p->size_mib) + 6, py(p->top1) - 6, escape_html(p->label));
-  }
-  svg += "</svg>\n";
-  return svg;
+  if (results.x.empty()) return "";
+  Chart chart;
+  chart.title = "top-1 accuracy against model size";
+  chart.x_label = "model size (MiB)";
+  chart.y_label = "top-1 (%)";
+  chart.series.push_back(std::move(results));
+  absl::StatusOr<std::string> svg = chart_svg(chart);
+  throw_if_error(svg.status());  // every point is finite: the chart cannot refuse it
+  return *svg;
 }
 
 // A table cell's text: "-" for an unknown number.
@@ -349,26 +272,26 @@ std::string number_cell(double value, int decimals) {
 
 std::string report_html(const ExperimentReport& r) {
   std::string title = absl::StrCat("ompq report: ", r.model, " ", r.quant, " (", r.solver, ")");
-  std::string html = absl::StrCat(
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>",
-      escape_html(title),
-      "</title>\n<style>\n"
-      "body { font-family: sans-serif; margin: 24px; color: #222; }\n"
-      "table { border-collapse: collapse; margin: 8px 0 24px; }\n"
-      "th, td { border: 1px solid #ccc; padding: 3px 10px; text-align: right; }\n"
-      "th:first-child, td:first-child { text-align: left; }\n"
-      ".scroll { overflow-x: auto; }\n"
-      ".chart text { fill: #222; font-family: sans-serif; }\n"
-      ".grid { stroke: #ddd; }\n"
-      ".searched { fill: #3b6ea8; } .fixed { fill: #9a9a9a; } .point { fill: #c0392b; }\n"
-      "</style>\n</head>\n<body>\n<h1>",
-      escape_html(title), "</h1>\n");
+  std::string html =
+      absl::StrCat("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>",
+                   escape_xml(title),
+                   "</title>\n<style>\n"
+                   "body { font-family: sans-serif; margin: 24px; color: #222; }\n"
+                   "table { border-collapse: collapse; margin: 8px 0 24px; }\n"
+                   "th, td { border: 1px solid #ccc; padding: 3px 10px; text-align: right; }\n"
+                   "th:first-child, td:first-child { text-align: left; }\n"
+                   ".scroll { overflow-x: auto; }\n"
+                   ".chart text { fill: #222; font-family: sans-serif; }\n"
+                   ".grid { stroke: #ddd; }\n"
+                   ".searched { fill: #3b6ea8; } .fixed { fill: #9a9a9a; }\n"
+                   "</style>\n</head>\n<body>\n<h1>",
+                   escape_xml(title), "</h1>\n");
   int64_t params = 0;
   for (const ReportLayer& l : r.layers) params += l.params;
   absl::StrAppendFormat(&html,
                         "<p>Model %s, %s, solver %s, size budget %s MiB, activations at %d bits; "
                         "%d quantized layers, %d parameters.</p>\n",
-                        escape_html(r.model), escape_html(r.quant), escape_html(r.solver),
+                        escape_xml(r.model), escape_xml(r.quant), escape_xml(r.solver),
                         number_cell(r.budget_mib, 4), r.act_bits, r.layers.size(), params);
 
   html += "<h2>Weight bits per layer</h2>\n<div class=\"scroll\">\n";
@@ -384,9 +307,9 @@ std::string report_html(const ExperimentReport& r) {
       "<h2>Results</h2>\n<table>\n<tr><th>model</th><th>size (MiB)</th><th>BOPs (G)</th>"
       "<th>top-1 (%)</th><th>top-5 (%)</th></tr>\n";
   for (const ReportResult& x : r.results) {
-    absl::StrAppend(&html, "<tr><td>", escape_html(x.label), "</td><td>",
-                    number_cell(x.size_mib, 4), "</td><td>", number_cell(x.bops_g, 3), "</td><td>",
-                    number_cell(x.top1, 2), "</td><td>", number_cell(x.top5, 2), "</td></tr>\n");
+    absl::StrAppend(&html, "<tr><td>", escape_xml(x.label), "</td><td>", number_cell(x.size_mib, 4),
+                    "</td><td>", number_cell(x.bops_g, 3), "</td><td>", number_cell(x.top1, 2),
+                    "</td><td>", number_cell(x.top5, 2), "</td></tr>\n");
   }
   html += "</table>\n<h2>Top-1 against model size</h2>\n";
   const std::string accuracy = accuracy_chart(r);
@@ -394,7 +317,7 @@ std::string report_html(const ExperimentReport& r) {
 
   html += "<h2>Stage times</h2>\n<table>\n<tr><th>stage</th><th>seconds</th></tr>\n";
   for (const ReportTiming& t : r.timings) {
-    absl::StrAppend(&html, "<tr><td>", escape_html(t.stage), "</td><td>", number_cell(t.seconds, 2),
+    absl::StrAppend(&html, "<tr><td>", escape_xml(t.stage), "</td><td>", number_cell(t.seconds, 2),
                     "</td></tr>\n");
   }
   html +=
@@ -402,7 +325,7 @@ std::string report_html(const ExperimentReport& r) {
       "<th>train loss</th><th>train top-1 (%)</th><th>test loss</th><th>test top-1 (%)</th>"
       "<th>test top-5 (%)</th></tr>\n";
   for (const ReportMetrics& m : r.metrics) {
-    absl::StrAppend(&html, "<tr><td>", escape_html(m.stage), "</td><td>", m.epoch, "</td><td>",
+    absl::StrAppend(&html, "<tr><td>", escape_xml(m.stage), "</td><td>", m.epoch, "</td><td>",
                     number_cell(m.train_loss, 4), "</td><td>", number_cell(m.train_top1, 2),
                     "</td><td>", number_cell(m.test_loss, 4), "</td><td>",
                     number_cell(m.test_top1, 2), "</td><td>", number_cell(m.test_top5, 2),
