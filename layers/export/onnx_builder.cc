@@ -3,8 +3,12 @@
 #include <cstring>
 #include <exception>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "onnx/checker.h"
@@ -135,8 +139,13 @@ absl::Status check_and_infer(onnx::ModelProto& model, const std::string& what) {
     const onnx::ShapeInferenceOptions strict(true, 1, true);
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), strict);
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(
-        "ONNX export: ", what, " fails ONNX's checker or shape inference: ", e.what()));
+    // ONNX puts each shape inference error, and the checker its context, on a line of its own:
+    // joined, so that the refusal stays one line in a log.
+    const std::vector<absl::string_view> lines =
+        absl::StrSplit(e.what(), '\n', absl::SkipWhitespace());
+    return absl::InternalError(
+        absl::StrCat("ONNX export: ", what,
+                     " fails ONNX's checker or shape inference: ", absl::StrJoin(lines, "; ")));
   }
   return absl::OkStatus();
 }

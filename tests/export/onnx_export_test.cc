@@ -317,5 +317,26 @@ TEST(OnnxExport, ACorruptFileFailsTheCheckNamingIt) {
   EXPECT_THAT(std::string(status.message()), HasSubstr(path));
 }
 
+// ONNX writes the checker's context and each shape inference error on lines of their own; the
+// refusal joins them, so that an app's error stays one line.
+TEST(OnnxExport, ARefusedModelIsOneLineNamingTheFileAndTheNode) {
+  Generator gen(11);
+  AdaptivePool model(/*side=*/1, /*bins=*/7, gen);
+  const std::string path = temp_path("unknown_op");
+  ASSERT_TRUE(
+      export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {}, path)
+          .ok());
+  onnx::ModelProto broken = read_model(path);
+  broken.mutable_graph()->mutable_node(0)->set_op_type("NoSuchOp");
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << broken.SerializeAsString();
+  const absl::Status status = check_onnx_file(path);
+  ASSERT_FALSE(status.ok());
+  const std::string message(status.message());
+  EXPECT_THAT(message, HasSubstr(path));
+  EXPECT_THAT(message, HasSubstr("NoSuchOp"));
+  EXPECT_THAT(message, HasSubstr(broken.graph().node(0).name()));
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace ompq::nn
