@@ -10,6 +10,7 @@
 #include "solver/config/config_enums.h"
 #include "solver/config/proto_io.h"
 #include "solver/pipeline/experiment_impl.h"
+#include "solver/pipeline/quantize_point.h"
 #include "solver/quantize/ptq.h"
 #include "solver/search/search.h"
 #include "solver/search/search_enums.h"
@@ -75,22 +76,12 @@ absl::Status Experiment::search_bits(proto::StageRecord& record) {
 
 absl::Status Experiment::ptq(proto::StageRecord& record) {
   Generator gen(config_.seed());
-  nn::QuantizedLayers layers;
-  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, quantized_model(gen, &layers));
+  OMPQ_ASSIGN_OR_RETURN(LayerBitsPlan plan, bits_plan());
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, fp32_model(gen));
   const proto::PtqConfig& pc = config_.ptq();
   OMPQ_ASSIGN_OR_RETURN(Tensor images, first_shuffled_batch(train_set_, pc.calibration_images(),
                                                             config_.seed(), "calibration images"));
-  PtqOptions options;
-  options.weight_iterations = pc.iters();
-  // The default ratio of the two phases' iterations (500 : 200).
-  options.activation_iterations =
-      pc.activation_iters() > 0 ? pc.activation_iters() : std::max<int64_t>(1, pc.iters() * 2 / 5);
-  if (pc.weight_lr() > 0) options.weight_lr = pc.weight_lr();
-  if (pc.activation_lr() > 0) options.activation_lr = pc.activation_lr();
-  if (pc.rounding_weight() > 0) options.rounding_loss_weight = pc.rounding_weight();
-  if (pc.activation_p() > 0) options.activation_p = pc.activation_p();
-  options.batch_size = std::min<int64_t>(options.batch_size, pc.calibration_images());
-  options.init_images = std::min<int64_t>(options.init_images, pc.calibration_images());
+  PtqOptions options = ptq_options(pc);
   options.progress_interval = std::max(1, config_.train().log_interval());
   options.checkpoint = path(kPtqCheckpoint).string();
   options.write_checkpoint = writes();
@@ -105,8 +96,8 @@ absl::Status Experiment::ptq(proto::StageRecord& record) {
         p.reconstruction_loss,
         p.phase == 1 ? absl::StrFormat(" + rounding %.4g", p.rounding_loss).c_str() : "");
   };
-  OMPQ_ASSIGN_OR_RETURN(PtqResult result,
-                        reconstruct_ptq(*model, layers, images.to(runtime_.device), options));
+  OMPQ_ASSIGN_OR_RETURN(PtqResult result, quantize_by_ptq(*model, plan, config_.act_bits(),
+                                                          images.to(runtime_.device), options));
   for (const PtqUnitResult& unit : result.units) {
     say("[ptq] %s: error %.4g nearest -> %.4g AdaRound (%.1f s)\n", unit.name.c_str(),
         unit.nearest_error, unit.adaround_error, unit.seconds);
