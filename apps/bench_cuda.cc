@@ -59,7 +59,7 @@ void add_resnet(std::vector<ConvLayer>* layers, bool bottleneck, const int (&blo
 // torchvision's MobileNetV2: inverted residuals (expand 1x1, depthwise 3x3, project 1x1).
 void add_mobilenet_v2(std::vector<ConvLayer>* layers) {
   add_layer(layers, {3, 224, 32, 3, 2, 1, 1});
-  const int settings[][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2},  {6, 64, 4, 2},
+  const int settings[][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                              {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};  // t, c, n, s
   int64_t in = 32, h = 112;
   for (const auto& [expand, out, repeats, stride] : settings) {
@@ -223,10 +223,9 @@ void register_cuda_benchmarks() {
   };
   for (int64_t batch : {32, 256}) {
     for (const ConvLayer& l : model_conv_layers()) {
-      const std::string name =
-          absl::StrCat("BM_CudnnConv/N", batch, "_C", l.channels, "_H", l.height, "_O",
-                       l.out_channels, "_K", l.kernel, "_S", l.stride, "_P", l.padding, "_G",
-                       l.groups, "_CL");
+      const std::string name = absl::StrCat("BM_CudnnConv/N", batch, "_C", l.channels, "_H",
+                                            l.height, "_O", l.out_channels, "_K", l.kernel, "_S",
+                                            l.stride, "_P", l.padding, "_G", l.groups, "_CL");
       add(name + "/fwd", conv_bench, batch, l, false);
       add(name + "/fwdbwd", conv_bench, batch, l, true);
     }

@@ -44,8 +44,8 @@ class AccumulateGrad final : public Node {
     std::shared_ptr<TensorImpl> leaf = leaf_.lock();
     if (!leaf || !grad.defined()) return {};
     Tensor param(leaf);
-    OMPQ_CHECK(grad.shape() == param.shape(), "backward: gradient of shape ", shape_str(grad.shape()),
-               " for a leaf of shape ", shape_str(param.shape()));
+    OMPQ_CHECK(grad.shape() == param.shape(), "backward: gradient of shape ",
+               shape_str(grad.shape()), " for a leaf of shape ", shape_str(param.shape()));
     Tensor g = grad.dtype() == param.dtype() ? grad : grad.to(param.dtype());
     Tensor existing = param.grad();
     if (existing.defined()) {

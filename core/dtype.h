@@ -80,7 +80,7 @@ OMPQ_HD inline f16 float_to_f16(float f) {
   memcpy(&u, &f, sizeof(u));
   uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return f16{static_cast<uint16_t>(sign | 0x7e00u)};  // NaN
+  if (abs > 0x7f800000u) return f16{static_cast<uint16_t>(sign | 0x7e00u)};   // NaN
   if (abs >= 0x477ff000u) return f16{static_cast<uint16_t>(sign | 0x7c00u)};  // overflow -> inf
   if (abs < 0x38800000u) {  // subnormal or zero in half
     if (abs < 0x33000000u) return f16{sign};
@@ -99,49 +99,97 @@ OMPQ_HD inline f16 float_to_f16(float f) {
 
 template <typename T>
 struct DTypeOf;
-template <> struct DTypeOf<float> { static constexpr DType value = DType::kF32; };
-template <> struct DTypeOf<double> { static constexpr DType value = DType::kF64; };
-template <> struct DTypeOf<bf16> { static constexpr DType value = DType::kBF16; };
-template <> struct DTypeOf<f16> { static constexpr DType value = DType::kF16; };
-template <> struct DTypeOf<int8_t> { static constexpr DType value = DType::kI8; };
-template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::kU8; };
-template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::kI32; };
-template <> struct DTypeOf<int64_t> { static constexpr DType value = DType::kI64; };
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::kF32;
+};
+template <>
+struct DTypeOf<double> {
+  static constexpr DType value = DType::kF64;
+};
+template <>
+struct DTypeOf<bf16> {
+  static constexpr DType value = DType::kBF16;
+};
+template <>
+struct DTypeOf<f16> {
+  static constexpr DType value = DType::kF16;
+};
+template <>
+struct DTypeOf<int8_t> {
+  static constexpr DType value = DType::kI8;
+};
+template <>
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = DType::kU8;
+};
+template <>
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::kI32;
+};
+template <>
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::kI64;
+};
 
 }  // namespace ompq
 
 // Calls the lambda-like body with `scalar_t` bound to the C++ type of a floating compute dtype
 // (f32 or f64); any other dtype throws an Error naming the op.
-#define OMPQ_DISPATCH_FLOATING(dtype, op_name, ...)                                         \
-  [&] {                                                                                     \
-    switch (dtype) {                                                                        \
-      case ::ompq::DType::kF32: {                                                           \
-        using scalar_t = float;                                                             \
-        return __VA_ARGS__();                                                               \
-      }                                                                                     \
-      case ::ompq::DType::kF64: {                                                           \
-        using scalar_t = double;                                                            \
-        return __VA_ARGS__();                                                               \
-      }                                                                                     \
-      default:                                                                              \
-        ::ompq::throw_error(__FILE__, __LINE__,                                             \
-                            ::absl::StrCat(op_name, ": unsupported dtype ",                 \
+#define OMPQ_DISPATCH_FLOATING(dtype, op_name, ...)                                               \
+  [&] {                                                                                           \
+    switch (dtype) {                                                                              \
+      case ::ompq::DType::kF32: {                                                                 \
+        using scalar_t = float;                                                                   \
+        return __VA_ARGS__();                                                                     \
+      }                                                                                           \
+      case ::ompq::DType::kF64: {                                                                 \
+        using scalar_t = double;                                                                  \
+        return __VA_ARGS__();                                                                     \
+      }                                                                                           \
+      default:                                                                                    \
+        ::ompq::throw_error(__FILE__, __LINE__,                                                   \
+                            ::absl::StrCat(op_name, ": unsupported dtype ",                       \
                                            ::ompq::dtype_name(dtype), " (expected f32 or f64)")); \
-    }                                                                                       \
+    }                                                                                             \
   }()
 
 // As above over every dtype, with bf16/f16 bound to their storage structs.
-#define OMPQ_DISPATCH_ALL(dtype, op_name, ...)                             \
-  [&] {                                                                    \
-    switch (dtype) {                                                       \
-      case ::ompq::DType::kF32: { using scalar_t = float; return __VA_ARGS__(); }    \
-      case ::ompq::DType::kF64: { using scalar_t = double; return __VA_ARGS__(); }   \
-      case ::ompq::DType::kBF16: { using scalar_t = ::ompq::bf16; return __VA_ARGS__(); } \
-      case ::ompq::DType::kF16: { using scalar_t = ::ompq::f16; return __VA_ARGS__(); }   \
-      case ::ompq::DType::kI8: { using scalar_t = int8_t; return __VA_ARGS__(); }    \
-      case ::ompq::DType::kU8: { using scalar_t = uint8_t; return __VA_ARGS__(); }   \
-      case ::ompq::DType::kI32: { using scalar_t = int32_t; return __VA_ARGS__(); }  \
-      case ::ompq::DType::kI64: { using scalar_t = int64_t; return __VA_ARGS__(); }  \
-    }                                                                      \
+#define OMPQ_DISPATCH_ALL(dtype, op_name, ...)                                       \
+  [&] {                                                                              \
+    switch (dtype) {                                                                 \
+      case ::ompq::DType::kF32: {                                                    \
+        using scalar_t = float;                                                      \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+      case ::ompq::DType::kF64: {                                                    \
+        using scalar_t = double;                                                     \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+      case ::ompq::DType::kBF16: {                                                   \
+        using scalar_t = ::ompq::bf16;                                               \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+      case ::ompq::DType::kF16: {                                                    \
+        using scalar_t = ::ompq::f16;                                                \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+      case ::ompq::DType::kI8: {                                                     \
+        using scalar_t = int8_t;                                                     \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+      case ::ompq::DType::kU8: {                                                     \
+        using scalar_t = uint8_t;                                                    \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+      case ::ompq::DType::kI32: {                                                    \
+        using scalar_t = int32_t;                                                    \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+      case ::ompq::DType::kI64: {                                                    \
+        using scalar_t = int64_t;                                                    \
+        return __VA_ARGS__();                                                        \
+      }                                                                              \
+    }                                                                                \
     ::ompq::throw_error(__FILE__, __LINE__, ::absl::StrCat(op_name, ": bad dtype")); \
   }()

@@ -31,17 +31,16 @@ void throw_if_error(const absl::Status& status);
 
 // Evaluates an expression returning absl::Status and returns it from the enclosing function
 // when it is not ok.
-#define OMPQ_RETURN_IF_ERROR(expr)           \
-  do {                                       \
-    ::absl::Status _ompq_status = (expr);    \
+#define OMPQ_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::absl::Status _ompq_status = (expr);        \
     if (!_ompq_status.ok()) return _ompq_status; \
   } while (0)
 
 #define OMPQ_CONCAT_INNER(a, b) a##b
 #define OMPQ_CONCAT(a, b) OMPQ_CONCAT_INNER(a, b)
 // OMPQ_ASSIGN_OR_RETURN(auto x, StatusOrExpr()) unwraps a StatusOr or returns its status.
-#define OMPQ_ASSIGN_OR_RETURN(lhs, expr)                                   \
-  auto OMPQ_CONCAT(_ompq_or_, __LINE__) = (expr);                          \
-  if (!OMPQ_CONCAT(_ompq_or_, __LINE__).ok())                              \
-    return OMPQ_CONCAT(_ompq_or_, __LINE__).status();                      \
+#define OMPQ_ASSIGN_OR_RETURN(lhs, expr)                                                        \
+  auto OMPQ_CONCAT(_ompq_or_, __LINE__) = (expr);                                               \
+  if (!OMPQ_CONCAT(_ompq_or_, __LINE__).ok()) return OMPQ_CONCAT(_ompq_or_, __LINE__).status(); \
   lhs = std::move(OMPQ_CONCAT(_ompq_or_, __LINE__)).value()

@@ -3,10 +3,10 @@
 // the grain, never on timing, so that results are deterministic for a fixed thread count.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
-
-#include <omp.h>
 
 namespace ompq {
 

@@ -37,7 +37,8 @@ void manual_seed(uint64_t seed);
 
 enum class Distribution : uint8_t { kUniform, kNormal };
 // Fills `dst` (any layout, floating dtype) in logical element order: element i takes stream
-// position `stream_start + i`, mapped to a*u+b for uniform u in [0,1) or a*z+b for standard normal z.
+// position `stream_start + i`, mapped to a*u+b for uniform u in [0,1) or a*z+b for standard normal
+// z.
 using RandomKernel = void(const Tensor& dst, Distribution dist, double a, double b, uint64_t seed,
                           uint64_t stream_start);
 extern DispatchStub<RandomKernel> random_stub;

@@ -9,17 +9,17 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/atomic_file.h"
 
 // Tensor data is copied between file and memory byte for byte.
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes a little-endian host");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "safetensors I/O assumes a little-endian host");
 
 namespace ompq {
 namespace {
@@ -114,12 +114,12 @@ absl::StatusOr<TensorEntry> parse_entry(const std::string& path, const std::stri
   for (const json& dim : *shape_it) {
     int64_t d;
     if (!json_to_int64(dim, &d)) {
-      return tensor_error(path, name, absl::StrCat("shape ", shape_it->dump(),
-                                                   " is not a list of integers"));
+      return tensor_error(path, name,
+                          absl::StrCat("shape ", shape_it->dump(), " is not a list of integers"));
     }
     if (d < 0) {
-      return tensor_error(path, name, absl::StrCat("negative dimension ", d, " in shape ",
-                                                   shape_it->dump()));
+      return tensor_error(path, name,
+                          absl::StrCat("negative dimension ", d, " in shape ", shape_it->dump()));
     }
     entry.shape.push_back(d);
   }
@@ -132,23 +132,23 @@ absl::StatusOr<TensorEntry> parse_entry(const std::string& path, const std::stri
   }
   std::string offsets = absl::StrCat("data_offsets [", entry.begin, ", ", entry.end, "]");
   if (entry.begin < 0 || entry.end < entry.begin || entry.end > data_size) {
-    return tensor_error(path, name, absl::StrCat(offsets, " lie outside the data section [0, ",
-                                                 data_size, "]"));
+    return tensor_error(
+        path, name, absl::StrCat(offsets, " lie outside the data section [0, ", data_size, "]"));
   }
 
   // The byte count the shape needs, refusing products that overflow.
   int64_t needed = static_cast<int64_t>(dtype_size(entry.dtype));
   for (int64_t d : entry.shape) {
     if (__builtin_mul_overflow(needed, d, &needed)) {
-      return tensor_error(path, name, absl::StrCat("shape ", shape_str(entry.shape),
-                                                   " is too large"));
+      return tensor_error(path, name,
+                          absl::StrCat("shape ", shape_str(entry.shape), " is too large"));
     }
   }
   if (entry.end - entry.begin != needed) {
-    return tensor_error(path, name, absl::StrCat(offsets, " hold ", entry.end - entry.begin,
-                                                 " bytes but shape ", shape_str(entry.shape), " of ",
-                                                 dtype_safetensors_name(entry.dtype), " needs ",
-                                                 needed));
+    return tensor_error(path, name,
+                        absl::StrCat(offsets, " hold ", entry.end - entry.begin,
+                                     " bytes but shape ", shape_str(entry.shape), " of ",
+                                     dtype_safetensors_name(entry.dtype), " needs ", needed));
   }
   return entry;
 }
@@ -158,8 +158,8 @@ absl::StatusOr<MetadataMap> parse_metadata(const std::string& path, const json& 
   if (!value.is_object()) return file_error(path, "\"__metadata__\" is not a JSON object");
   for (auto it = value.begin(); it != value.end(); ++it) {
     if (!it->is_string()) {
-      return file_error(path, absl::StrCat("\"__metadata__\" value of \"", it.key(),
-                                           "\" is not a string"));
+      return file_error(
+          path, absl::StrCat("\"__metadata__\" value of \"", it.key(), "\" is not a string"));
     }
     metadata[it.key()] = it->get<std::string>();
   }
@@ -174,9 +174,9 @@ absl::Status check_no_overlap(const std::string& path, std::vector<const TensorE
   for (const TensorEntry* e : entries) {
     if (e->begin == e->end) continue;
     if (previous != nullptr && e->begin < previous->end) {
-      return file_error(path, absl::StrCat("tensors '", previous->name, "' [", previous->begin, ", ",
-                                           previous->end, ") and '", e->name, "' [", e->begin, ", ",
-                                           e->end, ") overlap"));
+      return file_error(path, absl::StrCat("tensors '", previous->name, "' [", previous->begin,
+                                           ", ", previous->end, ") and '", e->name, "' [", e->begin,
+                                           ", ", e->end, ") overlap"));
     }
     previous = e;
   }
@@ -200,17 +200,18 @@ absl::StatusOr<SafetensorsContents> load_safetensors(const std::string& path) {
   }
   const int64_t file_size = st.st_size;
   if (file_size < 8) {
-    return file_error(path, absl::StrCat("file is ", file_size,
-                                         " bytes, shorter than the 8-byte header length"));
+    return file_error(
+        path, absl::StrCat("file is ", file_size, " bytes, shorter than the 8-byte header length"));
   }
   unsigned char length_bytes[8];
-  if (!read_exact(fd.get(), length_bytes, 8, 0)) return file_error(path, "cannot read the header length");
+  if (!read_exact(fd.get(), length_bytes, 8, 0))
+    return file_error(path, "cannot read the header length");
   uint64_t header_length = 0;
   for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | length_bytes[i];
   if (header_length > static_cast<uint64_t>(file_size - 8)) {
-    return file_error(path, absl::StrCat("header length ", header_length,
-                                         " is larger than the rest of the file (", file_size - 8,
-                                         " bytes)"));
+    return file_error(
+        path, absl::StrCat("header length ", header_length,
+                           " is larger than the rest of the file (", file_size - 8, " bytes)"));
   }
   if (header_length > kMaxHeaderLength) {
     return file_error(path, absl::StrCat("header length ", header_length, " exceeds the limit of ",
@@ -264,12 +265,12 @@ absl::Status save_safetensors(const std::string& path, const TensorMap& tensors,
   int64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     if (name.empty() || name == kMetadataKey) {
-      return absl::InvalidArgumentError(absl::StrCat("save_safetensors '", path,
-                                                     "': invalid tensor name \"", name, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("save_safetensors '", path, "': invalid tensor name \"", name, "\""));
     }
     if (!tensor.defined()) {
-      return absl::InvalidArgumentError(absl::StrCat("save_safetensors '", path, "': tensor '",
-                                                     name, "' is undefined"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("save_safetensors '", path, "': tensor '", name, "' is undefined"));
     }
     Tensor cpu = tensor.detach().to(Device::cpu()).contiguous();
     int64_t nbytes = static_cast<int64_t>(cpu.nbytes());
@@ -290,7 +291,8 @@ absl::Status save_safetensors(const std::string& path, const TensorMap& tensors,
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   unsigned char length_bytes[8];
   uint64_t header_length = header_text.size();
-  for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<unsigned char>(header_length >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    length_bytes[i] = static_cast<unsigned char>(header_length >> (8 * i));
 
   auto failed = [](const absl::Status& status) {
     return absl::Status(status.code(), absl::StrCat("save_safetensors: ", status.message()));

@@ -78,7 +78,8 @@ class Tensor {
   bool same(const Tensor& other) const { return impl_ == other.impl_; }
   std::string str() const;  // shape, dtype, device and (up to a limit) values
 
-  // ---- data access (CPU) -------------------------------------------------------------------------
+  // ---- data access (CPU)
+  // -------------------------------------------------------------------------
   void* data_ptr() const;  // address of element 0 (storage data + offset)
   // Typed pointer; throws when T does not match the dtype.
   template <typename T>
@@ -87,9 +88,10 @@ class Tensor {
   T item() const;  // the value of a one-element tensor (copied to CPU if needed)
   template <typename T>
   std::vector<T> to_vector() const;  // all values in logical (row-major) order
-  double item_double() const;  // item() converted to double whatever the dtype
+  double item_double() const;        // item() converted to double whatever the dtype
 
-  // ---- views and copies (autograd-aware) ---------------------------------------------------------
+  // ---- views and copies (autograd-aware)
+  // ---------------------------------------------------------
   Tensor view(const Shape& shape) const;     // must be expressible as a view; -1 infers one dim
   Tensor reshape(const Shape& shape) const;  // a view when possible, else a copy
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
@@ -144,11 +146,12 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* op);
 // Throws an Error naming `op` unless a and b have the same dtype.
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
 
-// ---- template definitions ------------------------------------------------------------------------
+// ---- template definitions
+// ------------------------------------------------------------------------
 template <typename T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
-  OMPQ_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
-             values.size(), " values do not fill shape ", shape_str(shape));
+  OMPQ_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+             "from_vector: ", values.size(), " values do not fill shape ", shape_str(shape));
   Tensor t = empty(shape, DTypeOf<T>::value);
   if (!values.empty()) std::memcpy(t.data_ptr(), values.data(), values.size() * sizeof(T));
   return t;

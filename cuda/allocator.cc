@@ -107,8 +107,10 @@ void CachingAllocator::deallocate(void* ptr, size_t nbytes, Device device) {
   if (it == live_.end()) {
     // Called from Storage's destructor, which cannot throw: a foreign or double-freed pointer is
     // memory corruption waiting to happen, so stop here with a message.
-    std::fprintf(stderr, "ompq: CUDA allocator asked to free %p (%zu bytes on %s), which it does "
-                 "not own\n", ptr, nbytes, device.str().c_str());
+    std::fprintf(stderr,
+                 "ompq: CUDA allocator asked to free %p (%zu bytes on %s), which it does "
+                 "not own\n",
+                 ptr, nbytes, device.str().c_str());
     std::abort();
   }
   Block* block = it->second;
@@ -233,8 +235,7 @@ class CudaMemorySource final : public DeviceMemorySource {
 
 CachingAllocator* device_allocator() {
   // Never destroyed: tensors with static lifetime may free their storage after main() returns.
-  static CachingAllocator* allocator =
-      new CachingAllocator(std::make_unique<CudaMemorySource>());
+  static CachingAllocator* allocator = new CachingAllocator(std::make_unique<CudaMemorySource>());
   return allocator;
 }
 

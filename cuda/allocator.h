@@ -44,10 +44,10 @@ class DeviceMemorySource {
 class CachingAllocator final : public Allocator {
  public:
   static constexpr size_t kRound = 512;
-  static constexpr size_t kSmallLimit = size_t{1} << 20;     // small pool: up to 1 MiB
-  static constexpr size_t kSmallSegment = size_t{2} << 20;   // 2 MiB segments for the small pool
-  static constexpr size_t kMidLimit = size_t{10} << 20;      // large requests below 10 MiB ...
-  static constexpr size_t kMidSegment = size_t{20} << 20;    // ... share 20 MiB segments
+  static constexpr size_t kSmallLimit = size_t{1} << 20;    // small pool: up to 1 MiB
+  static constexpr size_t kSmallSegment = size_t{2} << 20;  // 2 MiB segments for the small pool
+  static constexpr size_t kMidLimit = size_t{10} << 20;     // large requests below 10 MiB ...
+  static constexpr size_t kMidSegment = size_t{20} << 20;   // ... share 20 MiB segments
   static constexpr size_t kLargeRound = size_t{2} << 20;
 
   explicit CachingAllocator(std::unique_ptr<DeviceMemorySource> source);
@@ -71,7 +71,7 @@ class CachingAllocator final : public Allocator {
  private:
   struct Block {
     int device;
-    bool small;       // which pool
+    bool small;  // which pool
     size_t size;
     char* ptr;
     bool allocated = false;

@@ -1,6 +1,5 @@
-#include "cuda/arch.h"
-
 #include "absl/strings/str_cat.h"
+#include "cuda/arch.h"
 
 namespace ompq::cuda {
 namespace {

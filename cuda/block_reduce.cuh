@@ -9,7 +9,9 @@ namespace ompq::cuda {
 
 struct SumOp {
   template <typename T>
-  __device__ T operator()(T a, T b) const { return a + b; }
+  __device__ T operator()(T a, T b) const {
+    return a + b;
+  }
 };
 
 // Every thread of the block gets combine() over all threads' `value`s. `shared` holds at least

@@ -1,9 +1,10 @@
 // copy_ and fill_ for CUDA tensors: routes a copy between host and devices. Only dense, same-dtype
 // bytes cross the bus; strides, broadcasting and dtype conversion are resolved on the GPU side (the
 // CPU kernel stages a non-contiguous host tensor into a contiguous one first).
+#include "core/ops/copy.h"
+
 #include <cuda_runtime.h>
 
-#include "core/ops/copy.h"
 #include "cuda/copy_kernels.h"
 #include "cuda/host_allocator.h"
 #include "cuda/register.h"
@@ -85,8 +86,8 @@ void copy_across_devices(const Tensor& dst, const Tensor& src) {
   const Tensor compact = drop_broadcast(src);
   const DType wire_dtype = src.device().is_cuda() ? dst.dtype() : src.dtype();
   const Tensor from = dense_on_own_device(compact, wire_dtype);
-  const bool direct = compact.shape() == dst.shape() && dst.is_contiguous() &&
-                      dst.dtype() == wire_dtype;
+  const bool direct =
+      compact.shape() == dst.shape() && dst.is_contiguous() && dst.dtype() == wire_dtype;
   const Tensor to = direct ? dst : Tensor::empty(compact.shape(), wire_dtype, dst.device());
   copy_bytes(to, from);
   if (!direct) copy_within_device(dst, to.expand(dst.shape()));

@@ -1,6 +1,5 @@
-#include "cuda/copy_kernels.h"
-
 #include "core/convert.h"
+#include "cuda/copy_kernels.h"
 #include "cuda/launch.cuh"
 
 namespace ompq::cuda {

@@ -17,10 +17,10 @@ namespace ompq::cuda {
 }  // namespace ompq::cuda
 
 // OMPQ_CUDNN_CHECK(cudnnCreate(&h)) throws ompq::Error unless the call returned success.
-#define OMPQ_CUDNN_CHECK(call)                                                       \
-  do {                                                                               \
-    cudnnStatus_t ompq_cudnn_status_ = (call);                                       \
-    if (ompq_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                  \
+#define OMPQ_CUDNN_CHECK(call)                                                        \
+  do {                                                                                \
+    cudnnStatus_t ompq_cudnn_status_ = (call);                                        \
+    if (ompq_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                   \
       ::ompq::cuda::throw_cudnn_error(ompq_cudnn_status_, #call, __FILE__, __LINE__); \
   } while (0)
 

@@ -46,7 +46,7 @@ enum Direction { kForward, kBackwardData, kBackwardFilter, kNumDirections };
 struct ConvPlan {
   std::string problem;  // for error messages: dtype, format, shapes, parameters
   cudnnDataType_t data_type;
-  bool fma_only;  // f32 without TF32: every algorithm runs with CUDNN_FMA_MATH
+  bool fma_only;                // f32 without TF32: every algorithm runs with CUDNN_FMA_MATH
   cudnnMathType_t search_math;  // the descriptor's math type while algorithms are ranked
   TensorDescriptor x, y;
   FilterDescriptor w;
@@ -82,11 +82,11 @@ std::unique_ptr<ConvPlan> make_plan(DType dtype, bool channels_last, const Shape
                                     const Shape& w_shape, const Shape& y_shape,
                                     const Conv2dParams& p) {
   auto plan = std::make_unique<ConvPlan>();
-  plan->problem = absl::StrCat(dtype_name(dtype), channels_last ? " channels_last" : " NCHW",
-                               " input ", shape_str(x_shape), ", weight ", shape_str(w_shape),
-                               ", stride ", p.stride[0], "x", p.stride[1], ", padding ",
-                               p.padding[0], "x", p.padding[1], ", dilation ", p.dilation[0], "x",
-                               p.dilation[1], ", groups ", p.groups);
+  plan->problem =
+      absl::StrCat(dtype_name(dtype), channels_last ? " channels_last" : " NCHW", " input ",
+                   shape_str(x_shape), ", weight ", shape_str(w_shape), ", stride ", p.stride[0],
+                   "x", p.stride[1], ", padding ", p.padding[0], "x", p.padding[1], ", dilation ",
+                   p.dilation[0], "x", p.dilation[1], ", groups ", p.groups);
   plan->data_type = cudnn_data_type(dtype, "conv2d");
   plan->fma_only = dtype == DType::kF32 && !g_allow_tf32;
   const cudnnTensorFormat_t format = channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
@@ -145,8 +145,8 @@ struct ForwardOps {
                                                   p.y.get(), d.y, n, got, perf, ws, bytes);
   }
   static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
-    return cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.conv.get(),
-                                                   p.y.get(), a, bytes);
+    return cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(),
+                                                   a, bytes);
   }
   static cudnnStatus_t run(cudnnHandle_t h, const ConvPlan& p, const ConvData& d, Algo a, void* ws,
                            size_t bytes, const void* one, const void* zero) {
@@ -170,9 +170,8 @@ struct BackwardDataOps {
   }
   static cudnnStatus_t find(cudnnHandle_t h, const ConvPlan& p, const ConvData& d, int n, int* got,
                             Perf* perf, void* ws, size_t bytes) {
-    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w.get(), d.w, p.y.get(), d.y,
-                                                       p.conv.get(), p.x.get(), d.x, n, got, perf,
-                                                       ws, bytes);
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(
+        h, p.w.get(), d.w, p.y.get(), d.y, p.conv.get(), p.x.get(), d.x, n, got, perf, ws, bytes);
   }
   static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w.get(), p.y.get(), p.conv.get(),
@@ -180,8 +179,8 @@ struct BackwardDataOps {
   }
   static cudnnStatus_t run(cudnnHandle_t h, const ConvPlan& p, const ConvData& d, Algo a, void* ws,
                            size_t bytes, const void* one, const void* zero) {
-    return cudnnConvolutionBackwardData(h, one, p.w.get(), d.w, p.y.get(), d.y, p.conv.get(), a,
-                                        ws, bytes, zero, p.x.get(), d.x);
+    return cudnnConvolutionBackwardData(h, one, p.w.get(), d.w, p.y.get(), d.y, p.conv.get(), a, ws,
+                                        bytes, zero, p.x.get(), d.x);
   }
 };
 
@@ -200,9 +199,8 @@ struct BackwardFilterOps {
   }
   static cudnnStatus_t find(cudnnHandle_t h, const ConvPlan& p, const ConvData& d, int n, int* got,
                             Perf* perf, void* ws, size_t bytes) {
-    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x.get(), d.x, p.y.get(), d.y,
-                                                         p.conv.get(), p.w.get(), d.w, n, got,
-                                                         perf, ws, bytes);
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        h, p.x.get(), d.x, p.y.get(), d.y, p.conv.get(), p.w.get(), d.w, n, got, perf, ws, bytes);
   }
   static cudnnStatus_t workspace(cudnnHandle_t h, const ConvPlan& p, Algo a, size_t* bytes) {
     return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x.get(), p.y.get(), p.conv.get(),
@@ -274,8 +272,8 @@ std::vector<Candidate> measured_candidates(cudnnHandle_t handle, const ConvPlan&
   std::vector<Candidate> out;
   for (int i = 0; i < returned; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    out.push_back({static_cast<int>(perf[i].algo), candidate_math(plan, perf[i].mathType),
-                   perf[i].memory});
+    out.push_back(
+        {static_cast<int>(perf[i].algo), candidate_math(plan, perf[i].mathType), perf[i].memory});
   }
   return out;
 }
@@ -306,14 +304,13 @@ void run_direction(CudnnDevice& dev, ConvPlan& plan, const ConvData& data, int d
                    double beta = 0.0) {
   const std::vector<Candidate>& candidates = ranked_candidates<Ops>(dev, plan, data, device);
   const CudnnScale one(1.0), scale_beta(beta);
-  run_first_fitting(candidates, device, Ops::kName,
-                    [&](const Candidate& c, void* workspace, size_t bytes) {
-                      OMPQ_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv.get(), c.math));
-                      OMPQ_CUDNN_CHECK(Ops::run(dev.handle, plan, data,
-                                                static_cast<typename Ops::Algo>(c.algo), workspace,
-                                                bytes, one.for_type(plan.data_type),
-                                                scale_beta.for_type(plan.data_type)));
-                    });
+  run_first_fitting(
+      candidates, device, Ops::kName, [&](const Candidate& c, void* workspace, size_t bytes) {
+        OMPQ_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv.get(), c.math));
+        OMPQ_CUDNN_CHECK(Ops::run(dev.handle, plan, data, static_cast<typename Ops::Algo>(c.algo),
+                                  workspace, bytes, one.for_type(plan.data_type),
+                                  scale_beta.for_type(plan.data_type)));
+      });
 }
 
 using PlanMap = std::map<std::vector<int64_t>, std::unique_ptr<ConvPlan>>;
@@ -375,8 +372,7 @@ void conv2d_forward_cudnn(const Tensor& out, const Tensor& x, const Tensor& w, c
   const Tensor y = compute_target(out, x.dtype(), channels_last);
   CudnnDevice& dev = cudnn_device(device);
   std::lock_guard<std::mutex> lock(dev.mutex);
-  ConvPlan& plan =
-      plan_for(device, x.dtype(), channels_last, x.shape(), w.shape(), out.shape(), p);
+  ConvPlan& plan = plan_for(device, x.dtype(), channels_last, x.shape(), w.shape(), out.shape(), p);
   const ConvData data = {x.data_ptr(), weight.data_ptr(), y.data_ptr()};
   // The bias goes in first and the convolution accumulates onto it (beta = 1): one pass of our
   // broadcasting copy kernel, for every dtype and layout (cudnnAddTensor is slow on NHWC). The
@@ -418,8 +414,7 @@ void conv2d_backward_cudnn(const Conv2dGrads& grads, const Tensor& grad_out, con
             : grads.weight;
     CudnnDevice& dev = cudnn_device(device);
     std::lock_guard<std::mutex> lock(dev.mutex);
-    ConvPlan& plan =
-        plan_for(device, dtype, channels_last, x_shape, w_shape, grad_out.shape(), p);
+    ConvPlan& plan = plan_for(device, dtype, channels_last, x_shape, w_shape, grad_out.shape(), p);
     if (grads.input.defined()) {
       run_direction<BackwardDataOps>(
           dev, plan, {grad_input.data_ptr(), weight.data_ptr(), dy.data_ptr()}, device);

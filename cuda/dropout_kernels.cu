@@ -29,11 +29,11 @@ void dropout_kernel(const Tensor& out, const Tensor& in, double p, uint64_t seed
   const uint64_t end = stream_start + static_cast<uint64_t>(in.numel());
   const uint64_t first_counter = stream_start / 4, last_counter = (end - 1) / 4;
   OMPQ_DISPATCH_FLOATING(in.dtype(), "dropout", [&] {
-    launch_contiguous(static_cast<int64_t>(last_counter - first_counter + 1), in.device().index,
-                      DropoutOp<scalar_t>{static_cast<scalar_t*>(out.data_ptr()),
-                                          static_cast<const scalar_t*>(in.data_ptr()),
-                                          first_counter, seed, stream_start, end, p,
-                                          static_cast<scalar_t>(1.0 / (1.0 - p))});
+    launch_contiguous(
+        static_cast<int64_t>(last_counter - first_counter + 1), in.device().index,
+        DropoutOp<scalar_t>{static_cast<scalar_t*>(out.data_ptr()),
+                            static_cast<const scalar_t*>(in.data_ptr()), first_counter, seed,
+                            stream_start, end, p, static_cast<scalar_t>(1.0 / (1.0 - p))});
   });
 }
 

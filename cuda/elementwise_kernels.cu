@@ -74,10 +74,10 @@ void binary_kernel(const Tensor& out, const Tensor& x, const Tensor& y, BinaryOp
     const scalar_t a = static_cast<scalar_t>(params.a), b = static_cast<scalar_t>(params.b);
     with_binary_op(op, [&](auto op_constant) {
       constexpr BinaryOp kOp = decltype(op_constant)::value;
-      launch_strided(layout, out.device().index,
-                     BinaryFunctor<kOp, scalar_t>{static_cast<scalar_t*>(out.data_ptr()),
-                                                  data_of<scalar_t>(x), data_of<scalar_t>(y), a,
-                                                  b});
+      launch_strided(
+          layout, out.device().index,
+          BinaryFunctor<kOp, scalar_t>{static_cast<scalar_t*>(out.data_ptr()), data_of<scalar_t>(x),
+                                       data_of<scalar_t>(y), a, b});
     });
   });
 }
@@ -87,18 +87,21 @@ void where_typed(const Tensor& out, const Tensor& cond, const Tensor& x, const T
   const auto layout = memory_ordered_layout<4>(
       out.shape(), {out.strides(), cond.strides(), x.strides(), y.strides()});
   OMPQ_DISPATCH_FLOATING(out.dtype(), "where", [&] {
-    launch_strided(layout, out.device().index,
-                   WhereFunctor<C, scalar_t>{static_cast<scalar_t*>(out.data_ptr()),
-                                             data_of<C>(cond), data_of<scalar_t>(x),
-                                             data_of<scalar_t>(y)});
+    launch_strided(
+        layout, out.device().index,
+        WhereFunctor<C, scalar_t>{static_cast<scalar_t*>(out.data_ptr()), data_of<C>(cond),
+                                  data_of<scalar_t>(x), data_of<scalar_t>(y)});
   });
 }
 
 void where_kernel(const Tensor& out, const Tensor& cond, const Tensor& x, const Tensor& y) {
   switch (cond.dtype()) {
-    case DType::kU8: return where_typed<uint8_t>(out, cond, x, y);
-    case DType::kF32: return where_typed<float>(out, cond, x, y);
-    case DType::kF64: return where_typed<double>(out, cond, x, y);
+    case DType::kU8:
+      return where_typed<uint8_t>(out, cond, x, y);
+    case DType::kF32:
+      return where_typed<float>(out, cond, x, y);
+    case DType::kF64:
+      return where_typed<double>(out, cond, x, y);
     default:
       OMPQ_CHECK(false, "where: unsupported condition dtype ", dtype_name(cond.dtype()));
   }

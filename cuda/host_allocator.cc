@@ -99,8 +99,8 @@ void PinnedHostAllocator::deallocate(void* ptr, size_t, Device) {
   if (ptr == nullptr) return;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(static_cast<char*>(ptr));
-  OMPQ_CHECK(it != live_.end(), "pinned host allocator: freeing ",
-             absl::StrFormat("%p", ptr), ", which it did not allocate (or freed already)");
+  OMPQ_CHECK(it != live_.end(), "pinned host allocator: freeing ", absl::StrFormat("%p", ptr),
+             ", which it did not allocate (or freed already)");
   Block* block = it->second;
   live_.erase(it);
   stats_.allocated_bytes -= block->size;

@@ -5,8 +5,8 @@
 // fallback in a process is reported on stderr once.
 #pragma once
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -24,9 +24,9 @@ void set_workspace_limit(size_t bytes);
 size_t workspace_limit();
 
 struct WorkspaceStats {
-  int64_t fallbacks = 0;          // calls that ran a later candidate for want of workspace
-  size_t last_bytes = 0;          // workspace of the candidate that ran last
-  int64_t last_candidate = -1;    // its index in the candidate list
+  int64_t fallbacks = 0;        // calls that ran a later candidate for want of workspace
+  size_t last_bytes = 0;        // workspace of the candidate that ran last
+  int64_t last_candidate = -1;  // its index in the candidate list
 };
 WorkspaceStats workspace_stats();
 
@@ -44,8 +44,8 @@ void note_workspace_choice(const std::string& what, int64_t index, size_t bytes,
 // a `size_t workspace` member) whose workspace can be allocated. Throws an Error naming `what`
 // when there are no candidates or none fits.
 template <typename Candidate, typename Run>
-void run_first_fitting(const std::vector<Candidate>& candidates, int device, const std::string& what,
-                       const Run& run) {
+void run_first_fitting(const std::vector<Candidate>& candidates, int device,
+                       const std::string& what, const Run& run) {
   OMPQ_CHECK(!candidates.empty(), what, ": the library offers no algorithm for this problem");
   size_t smallest = kNoWorkspaceLimit;
   for (size_t i = 0; i < candidates.size(); ++i) {

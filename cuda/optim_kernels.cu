@@ -47,10 +47,10 @@ void sgd_step_kernel(const Tensor& param, const Tensor& grad, const Tensor& mome
 void adam_step_kernel(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                       const Tensor& exp_avg_sq, const AdamOptions& options, int64_t step) {
   OMPQ_DISPATCH_FLOATING(param.dtype(), "adam_step_", [&] {
-    launch_contiguous(param.numel(), param.device().index,
-                      AdamOp<scalar_t>{param.data<scalar_t>(), grad.data<scalar_t>(),
-                                       exp_avg.data<scalar_t>(), exp_avg_sq.data<scalar_t>(),
-                                       adam_coefficients<scalar_t>(options, step)});
+    launch_contiguous(
+        param.numel(), param.device().index,
+        AdamOp<scalar_t>{param.data<scalar_t>(), grad.data<scalar_t>(), exp_avg.data<scalar_t>(),
+                         exp_avg_sq.data<scalar_t>(), adam_coefficients<scalar_t>(options, step)});
   });
 }
 

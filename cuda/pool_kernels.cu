@@ -9,7 +9,8 @@
 //  - average backward gathers: one thread per input element sums the shares of the windows that
 //    contain it in ascending output order, the order in which the CPU scatters them, so results
 //    are bitwise the CPU's and need no atomics;
-//  - max backward scatters grad_out[o] into grad_x[indices[o]] by atomicAdd (the kernel is not given
+//  - max backward scatters grad_out[o] into grad_x[indices[o]] by atomicAdd (the kernel is not
+//  given
 //    the window parameters, so it cannot gather). A pixel that is the maximum of at most two
 //    windows gets an exact, order-independent sum; one that is the maximum of three or more
 //    overlapping windows may differ in the last bit from run to run.
@@ -136,8 +137,8 @@ struct AverageBackward {
       for (int64_t ow = ow0; ow <= ow1; ++ow) {
         const PoolWindow w = cols.at(ow);
         if (static_cast<int64_t>(iw) < w.begin || static_cast<int64_t>(iw) >= w.end) continue;
-        sum += grad_out[g[oh * cols.out + ow]] /
-               static_cast<T>(r.divisor_extent * w.divisor_extent);
+        sum +=
+            grad_out[g[oh * cols.out + ow]] / static_cast<T>(r.divisor_extent * w.divisor_extent);
       }
     }
     grad_x[i] = sum;
@@ -175,9 +176,12 @@ void max_pool2d_kernel(const Tensor& out, const Tensor& indices, const Tensor& x
     dispatch_layout(x, out, [&](auto channels_last) {
       constexpr bool kChannelsLast = decltype(channels_last)::value;
       launch_contiguous(out.numel(), x.device().index,
-                        MaxForward<scalar_t, kChannelsLast>{
-                            mutable_data_of<scalar_t>(out), indices.data<int64_t>(),
-                            data_of<scalar_t>(x), {x.size(1)}, rows, cols});
+                        MaxForward<scalar_t, kChannelsLast>{mutable_data_of<scalar_t>(out),
+                                                            indices.data<int64_t>(),
+                                                            data_of<scalar_t>(x),
+                                                            {x.size(1)},
+                                                            rows,
+                                                            cols});
     });
   });
 }
@@ -193,10 +197,13 @@ void max_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
     dispatch_layout(grad_x, grad_out, [&](auto channels_last) {
       constexpr bool kChannelsLast = decltype(channels_last)::value;
       launch_contiguous(grad_out.numel(), device,
-                        MaxBackward<scalar_t, kChannelsLast>{
-                            mutable_data_of<scalar_t>(grad_x), data_of<scalar_t>(grad_out),
-                            data_of<int64_t>(indices), {grad_x.size(1)}, grad_out.size(2),
-                            grad_out.size(3), in_size});
+                        MaxBackward<scalar_t, kChannelsLast>{mutable_data_of<scalar_t>(grad_x),
+                                                             data_of<scalar_t>(grad_out),
+                                                             data_of<int64_t>(indices),
+                                                             {grad_x.size(1)},
+                                                             grad_out.size(2),
+                                                             grad_out.size(3),
+                                                             in_size});
     });
   });
 }
@@ -207,10 +214,10 @@ void average_forward(const Tensor& out, const Tensor& x, const Axis& rows, const
   OMPQ_DISPATCH_FLOATING(x.dtype(), op, [&] {
     dispatch_layout(x, out, [&](auto channels_last) {
       constexpr bool kChannelsLast = decltype(channels_last)::value;
-      launch_contiguous(out.numel(), x.device().index,
-                        AverageForward<scalar_t, Axis, kChannelsLast>{
-                            mutable_data_of<scalar_t>(out), data_of<scalar_t>(x), {x.size(1)},
-                            rows, cols});
+      launch_contiguous(
+          out.numel(), x.device().index,
+          AverageForward<scalar_t, Axis, kChannelsLast>{
+              mutable_data_of<scalar_t>(out), data_of<scalar_t>(x), {x.size(1)}, rows, cols});
     });
   });
 }
@@ -221,10 +228,13 @@ void average_backward(const Tensor& grad_x, const Tensor& grad_out, const Axis& 
   OMPQ_DISPATCH_FLOATING(grad_out.dtype(), op, [&] {
     dispatch_layout(grad_x, grad_out, [&](auto channels_last) {
       constexpr bool kChannelsLast = decltype(channels_last)::value;
-      launch_contiguous(grad_x.numel(), grad_x.device().index,
-                        AverageBackward<scalar_t, Axis, kChannelsLast>{
-                            mutable_data_of<scalar_t>(grad_x), data_of<scalar_t>(grad_out),
-                            {grad_x.size(1)}, rows, cols});
+      launch_contiguous(
+          grad_x.numel(), grad_x.device().index,
+          AverageBackward<scalar_t, Axis, kChannelsLast>{mutable_data_of<scalar_t>(grad_x),
+                                                         data_of<scalar_t>(grad_out),
+                                                         {grad_x.size(1)},
+                                                         rows,
+                                                         cols});
     });
   });
 }
@@ -247,8 +257,7 @@ void adaptive_avg_pool2d_kernel(const Tensor& out, const Tensor& x) {
 
 void adaptive_avg_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out) {
   average_backward(grad_x, grad_out, AdaptiveAxis{grad_x.size(2), grad_out.size(2)},
-                   AdaptiveAxis{grad_x.size(3), grad_out.size(3)},
-                   "adaptive_avg_pool2d_backward");
+                   AdaptiveAxis{grad_x.size(3), grad_out.size(3)}, "adaptive_avg_pool2d_backward");
 }
 
 }  // namespace

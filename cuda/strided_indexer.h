@@ -35,18 +35,18 @@ struct StridedIndexer {
   // offsets[k] = sum over dims d of (coordinate d of `linear`) * strides[d][k]. The outermost
   // coordinate is what remains after peeling the inner ones, so a 1-d layout divides nothing.
   OMPQ_HD void offsets(index_t linear, index_t* out) const {
-OMPQ_UNROLL
+    OMPQ_UNROLL
     for (int k = 0; k < N; ++k) out[k] = 0;
-OMPQ_UNROLL
+    OMPQ_UNROLL
     for (int d = kMaxDims - 1; d > 0; --d) {
       if (d >= ndim) continue;
       const index_t quotient = linear / sizes[d];
       const index_t coordinate = linear - quotient * sizes[d];
-OMPQ_UNROLL
+      OMPQ_UNROLL
       for (int k = 0; k < N; ++k) out[k] += coordinate * strides[d][k];
       linear = quotient;
     }
-OMPQ_UNROLL
+    OMPQ_UNROLL
     for (int k = 0; k < N; ++k) out[k] += linear * strides[0][k];
   }
 };

@@ -15,7 +15,7 @@
 namespace ompq::data {
 
 struct Example {
-  Tensor input;   // f32, contiguous, of the dataset's input_shape()
+  Tensor input;       // f32, contiguous, of the dataset's input_shape()
   int64_t label = 0;  // in [0, num_classes())
 };
 

@@ -7,11 +7,11 @@ namespace {
 
 const Pool2dParams& checked(const Pool2dParams& p, const char* who) {
   for (int i = 0; i < 2; ++i) {
-    OMPQ_CHECK(p.kernel[i] > 0 && p.stride[i] > 0 && p.padding[i] >= 0 &&
-                   2 * p.padding[i] <= p.kernel[i],
-               who, ": kernel [", p.kernel[0], ", ", p.kernel[1], "], stride [", p.stride[0], ", ",
-               p.stride[1], "], padding [", p.padding[0], ", ", p.padding[1],
-               "] (expected positive kernel and stride, 0 <= padding <= kernel / 2)");
+    OMPQ_CHECK(
+        p.kernel[i] > 0 && p.stride[i] > 0 && p.padding[i] >= 0 && 2 * p.padding[i] <= p.kernel[i],
+        who, ": kernel [", p.kernel[0], ", ", p.kernel[1], "], stride [", p.stride[0], ", ",
+        p.stride[1], "], padding [", p.padding[0], ", ", p.padding[1],
+        "] (expected positive kernel and stride, 0 <= padding <= kernel / 2)");
   }
   return p;
 }

@@ -1,4 +1,5 @@
-// Sequential: applies its children in order; they are named "0", "1", ... as in torch.nn.Sequential.
+// Sequential: applies its children in order; they are named "0", "1", ... as in
+// torch.nn.Sequential.
 #pragma once
 
 #include <memory>

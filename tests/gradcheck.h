@@ -38,8 +38,11 @@ inline void expect_gradients_match(const TensorFn& fn, const std::vector<Tensor>
                                    const GradcheckOptions& options = {}) {
   std::vector<Tensor> x;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    Tensor xi = inputs[i].detach().to(is_floating(inputs[i].dtype()) ? DType::kF64 : inputs[i].dtype())
-                    .contiguous().clone();
+    Tensor xi = inputs[i]
+                    .detach()
+                    .to(is_floating(inputs[i].dtype()) ? DType::kF64 : inputs[i].dtype())
+                    .contiguous()
+                    .clone();
     bool check = is_floating(xi.dtype()) && (options.check.empty() || options.check[i]);
     xi.set_requires_grad(check);
     x.push_back(xi);

@@ -17,13 +17,12 @@ void apply_dropout(const Tensor& out, const Tensor& in, double p, uint64_t seed,
   const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
   const uint64_t end = stream_start + static_cast<uint64_t>(in.numel());
   const uint64_t first_counter = stream_start / 4, last_counter = (end - 1) / 4;
-  parallel_for(0, static_cast<int64_t>(last_counter - first_counter + 1), 1024,
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t c = lo; c < hi; ++c) {
-                   dropout_counter(dst, src, first_counter + c, seed, stream_start, end, p,
-                                   keep_scale);
-                 }
-               });
+  parallel_for(
+      0, static_cast<int64_t>(last_counter - first_counter + 1), 1024, [&](int64_t lo, int64_t hi) {
+        for (int64_t c = lo; c < hi; ++c) {
+          dropout_counter(dst, src, first_counter + c, seed, stream_start, end, p, keep_scale);
+        }
+      });
 }
 
 void dropout_kernel(const Tensor& out, const Tensor& in, double p, uint64_t seed,

@@ -28,7 +28,8 @@ void sgd_step_loop(T* p, const T* g, T* buf, int64_t n, const SgdCoefficients<T>
 }
 
 template <typename T>
-void adam_step_loop(T* p, const T* g, T* m, T* v, int64_t n, const AdamCoefficients<T>& coefficients) {
+void adam_step_loop(T* p, const T* g, T* m, T* v, int64_t n,
+                    const AdamCoefficients<T>& coefficients) {
   parallel_for(0, n, kGrain, [&, p, g, m, v](int64_t lo, int64_t hi) {
     const AdamCoefficients<T> c = coefficients;
     T* __restrict__ pp = p;

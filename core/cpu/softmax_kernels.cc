@@ -27,7 +27,9 @@ struct SoftmaxLayout {
   }
   int64_t blocks_per_outer() const { return (inner + kColumns - 1) / kColumns; }
   int64_t num_blocks() const { return outer * blocks_per_outer(); }
-  int64_t grain() const { return std::max<int64_t>(1, kGrainElements / (size * std::min(inner, kColumns))); }
+  int64_t grain() const {
+    return std::max<int64_t>(1, kGrainElements / (size * std::min(inner, kColumns)));
+  }
 };
 
 // Calls fn(offset, width) for every column block, threaded: `offset` is the element offset of the
@@ -117,7 +119,8 @@ template <typename T, bool kLog>
   std::fill(max, max + width, -std::numeric_limits<T>::infinity());
   for (int64_t k = 0; k < size; ++k) {
 #pragma omp simd
-    for (int64_t j = 0; j < width; ++j) max[j] = in[k * inner + j] > max[j] ? in[k * inner + j] : max[j];
+    for (int64_t j = 0; j < width; ++j)
+      max[j] = in[k * inner + j] > max[j] ? in[k * inner + j] : max[j];
   }
   double sum[kColumns];
   column_sums<T>(
@@ -129,7 +132,8 @@ template <typename T, bool kLog>
       },
       sum);
   T factor[kColumns];  // log: log(sum); softmax: 1 / sum
-  for (int64_t j = 0; j < width; ++j) factor[j] = static_cast<T>(kLog ? std::log(sum[j]) : 1.0 / sum[j]);
+  for (int64_t j = 0; j < width; ++j)
+    factor[j] = static_cast<T>(kLog ? std::log(sum[j]) : 1.0 / sum[j]);
   for (int64_t k = 0; k < size; ++k) {
     T* r = out + k * inner;
     const T* v = in + k * inner;
@@ -228,8 +232,7 @@ void check_targets(const Tensor& target, int64_t num_classes) {
 // One row's log-sum-exp (into *log_sum_exp) and smoothed loss, from one read of the logits.
 template <typename T>
 [[gnu::noinline]] double cross_entropy_row(const T* __restrict__ row, int64_t classes,
-                                           int64_t target, double label_smoothing,
-                                           T* log_sum_exp) {
+                                           int64_t target, double label_smoothing, T* log_sum_exp) {
   const T max = row_max(row, classes);
   const double sum_exp = row_sum<T>(classes, [=](int64_t c) { return softmax_exp(row[c], max); });
   const double sum_x = row_sum<T>(classes, [=](int64_t c) { return row[c]; });
@@ -280,12 +283,14 @@ void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss,
   const int64_t* tp = target.data<int64_t>();
   const T* lse_p = static_cast<const T*>(log_sum_exp.data_ptr());
   T* gp = static_cast<T*>(grad_logits.data_ptr());
-  const T scale = static_cast<T>(*static_cast<const T*>(grad_loss.data_ptr()) / static_cast<double>(batch));
+  const T scale =
+      static_cast<T>(*static_cast<const T*>(grad_loss.data_ptr()) / static_cast<double>(batch));
   const T ls = static_cast<T>(label_smoothing);
   const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(classes, 1));
   parallel_for(0, batch, grain, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
-      cross_entropy_grad_row(xp + n * classes, gp + n * classes, classes, tp[n], lse_p[n], ls, scale);
+      cross_entropy_grad_row(xp + n * classes, gp + n * classes, classes, tp[n], lse_p[n], ls,
+                             scale);
     }
   });
 }

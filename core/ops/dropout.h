@@ -1,5 +1,5 @@
-// Inverted dropout (raw: no autograd). The mask is a pure function of (seed, stream start, p), so the
-// backward pass regenerates it instead of storing it, and every device draws the same mask.
+// Inverted dropout (raw: no autograd). The mask is a pure function of (seed, stream start, p), so
+// the backward pass regenerates it instead of storing it, and every device draws the same mask.
 #pragma once
 
 #include <cstdint>

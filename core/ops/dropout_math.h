@@ -9,7 +9,8 @@
 
 namespace ompq {
 
-// The factor an element whose stream draw is `uniform` is multiplied by: 0 or keep_scale = 1 / (1 - p).
+// The factor an element whose stream draw is `uniform` is multiplied by: 0 or keep_scale = 1 / (1 -
+// p).
 template <typename T>
 OMPQ_HD inline T dropout_factor(float uniform, double p, T keep_scale) {
   return static_cast<double>(uniform) < p ? T(0) : keep_scale;

@@ -22,10 +22,10 @@ enum class UnaryOp : uint8_t {
   kExp,
   kLog,
   kSquare,
-  kPow,        // x ** a
-  kAddScalar,  // x + a
-  kMulScalar,  // x * a
-  kDivScalar,  // x / a
+  kPow,         // x ** a
+  kAddScalar,   // x + a
+  kMulScalar,   // x * a
+  kDivScalar,   // x / a
   kRsubScalar,  // a - x
   kRdivScalar,  // a / x
 };

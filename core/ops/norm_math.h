@@ -1,6 +1,7 @@
 // Per-channel and per-element batch-norm math shared by the CPU and CUDA kernels, so that the CPU
 // tests cover the exact formulas the GPU runs. Channel statistics and coefficients are formed in
-// double (they are per channel, so this costs nothing) and applied per element in the tensor's type.
+// double (they are per channel, so this costs nothing) and applied per element in the tensor's
+// type.
 #pragma once
 
 #include <cmath>

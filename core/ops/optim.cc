@@ -60,7 +60,8 @@ void sgd_step_(const Tensor& param, const Tensor& grad, const Tensor& momentum_b
   if (options.momentum != 0) {
     check_operand(param, momentum_buffer, "sgd_step_", "momentum buffer");
   } else {
-    OMPQ_CHECK(!momentum_buffer.defined(), "sgd_step_: a momentum buffer was given with momentum 0");
+    OMPQ_CHECK(!momentum_buffer.defined(),
+               "sgd_step_: a momentum buffer was given with momentum 0");
   }
   if (param.numel() == 0) return;
   sgd_step_stub(param.device(), param, g, momentum_buffer, options, first_step);

@@ -1,7 +1,8 @@
 // Per-element parameter updates of the optimizers, shared by the CPU and CUDA kernels. Each follows
 // torch.optim's single-tensor implementation (torch 1.13) operation by operation: the scalars that
 // torch computes in Python double (bias corrections, step size, 1 - lr * weight_decay) are computed
-// in double on the host here too, then rounded to the parameter's type, so results agree to rounding.
+// in double on the host here too, then rounded to the parameter's type, so results agree to
+// rounding.
 #pragma once
 
 #include <cmath>
@@ -41,8 +42,12 @@ struct SgdCoefficients {
 
 template <typename T>
 SgdCoefficients<T> sgd_coefficients(const SgdOptions& o, bool first_step) {
-  return {static_cast<T>(o.lr), static_cast<T>(o.weight_decay), static_cast<T>(o.momentum),
-          static_cast<T>(1.0 - o.dampening), o.nesterov, first_step};
+  return {static_cast<T>(o.lr),
+          static_cast<T>(o.weight_decay),
+          static_cast<T>(o.momentum),
+          static_cast<T>(1.0 - o.dampening),
+          o.nesterov,
+          first_step};
 }
 
 // One SGD step of one element. `momentum_buffer` is null when momentum is 0. The flags are uniform

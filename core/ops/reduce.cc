@@ -16,8 +16,8 @@ std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int64_t>& dims
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, x.dim(), op);
     if (x.dim() == 0) continue;  // dim 0 / -1 of a scalar names the scalar itself
-    OMPQ_CHECK(!mask[w], op, ": dim ", d, " repeated in ", shape_str(dims), " for a tensor of shape ",
-               shape_str(x.shape()));
+    OMPQ_CHECK(!mask[w], op, ": dim ", d, " repeated in ", shape_str(dims),
+               " for a tensor of shape ", shape_str(x.shape()));
     mask[w] = true;
   }
   return mask;
@@ -108,8 +108,8 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   check_compute_dtype(x, "argmax");
   std::vector<bool> mask = reduced_mask(x, {dim}, "argmax");
   int64_t d = x.dim() == 0 ? 0 : wrap_dim(dim, x.dim(), "argmax");
-  OMPQ_CHECK(x.dim() == 0 || x.size(d) > 0, "argmax: dim ", dim, " of shape ",
-             shape_str(x.shape()), " is empty");
+  OMPQ_CHECK(x.dim() == 0 || x.size(d) > 0, "argmax: dim ", dim, " of shape ", shape_str(x.shape()),
+             " is empty");
   Tensor out = Tensor::empty(keepdim_shape(x, {dim}, "argmax"), DType::kI64, x.device());
   if (x.dim() == 0) return out.fill_(0);
   if (out.numel() > 0) argmax_stub(x.device(), out, x, d);

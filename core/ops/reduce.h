@@ -13,11 +13,11 @@ namespace ompq {
 
 enum class ReduceOp : uint8_t { kSum, kMax, kMin };
 
-// x is not empty; `out` is contiguous with x's rank and size 1 on the reduced dims (the keepdim shape); a sum is
-// multiplied by `scale` before it is stored (mean = sum with scale 1/n).
+// x is not empty; `out` is contiguous with x's rank and size 1 on the reduced dims (the keepdim
+// shape); a sum is multiplied by `scale` before it is stored (mean = sum with scale 1/n).
 using ReduceKernel = void(const Tensor& out, const Tensor& x, ReduceOp op, double scale);
-// x has at least one dim and `dim` is not empty; `out` (i64) has x's shape with size 1 on `dim`; it receives the index of the first maximum
-// along `dim` (a NaN counts as the maximum, as in PyTorch).
+// x has at least one dim and `dim` is not empty; `out` (i64) has x's shape with size 1 on `dim`; it
+// receives the index of the first maximum along `dim` (a NaN counts as the maximum, as in PyTorch).
 using ArgmaxKernel = void(const Tensor& out, const Tensor& x, int64_t dim);
 extern DispatchStub<ReduceKernel> reduce_stub;
 extern DispatchStub<ArgmaxKernel> argmax_stub;

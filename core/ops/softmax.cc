@@ -68,8 +68,8 @@ CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& target,
   CrossEntropyResult result;
   result.loss = Tensor::empty({}, logits.dtype(), logits.device());
   result.log_sum_exp = Tensor::empty({logits.size(0)}, logits.dtype(), logits.device());
-  cross_entropy_stub(logits.device(), result.loss, result.log_sum_exp,
-                     logits.detach().contiguous(), target.detach().contiguous(), label_smoothing);
+  cross_entropy_stub(logits.device(), result.loss, result.log_sum_exp, logits.detach().contiguous(),
+                     target.detach().contiguous(), label_smoothing);
   return result;
 }
 

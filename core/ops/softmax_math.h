@@ -1,7 +1,7 @@
-// Per-element softmax / log-softmax / cross-entropy math shared by the CPU and CUDA kernels, so that
-// the CPU tests cover the exact formulas the GPU runs. Every formula works on values shifted by the
-// maximum along the softmax dim (exp never overflows); the kernels form the sums along that dim
-// and pass them in here.
+// Per-element softmax / log-softmax / cross-entropy math shared by the CPU and CUDA kernels, so
+// that the CPU tests cover the exact formulas the GPU runs. Every formula works on values shifted
+// by the maximum along the softmax dim (exp never overflows); the kernels form the sums along that
+// dim and pass them in here.
 #pragma once
 
 #include <cmath>

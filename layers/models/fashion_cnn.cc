@@ -9,12 +9,13 @@ FashionCnn::FashionCnn(int64_t num_classes, Generator& gen) {
   Conv2dParams same_3x3;
   same_3x3.padding = {1, 1};
   conv1_ = register_module("conv1", std::make_shared<Conv2d>(1, 32, std::array<int64_t, 2>{3, 3},
-                                                              same_3x3, /*bias=*/false, gen));
+                                                             same_3x3, /*bias=*/false, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(32));
   conv2_ = register_module("conv2", std::make_shared<Conv2d>(32, 64, std::array<int64_t, 2>{3, 3},
-                                                              same_3x3, /*bias=*/false, gen));
+                                                             same_3x3, /*bias=*/false, gen));
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(64));
-  fc_ = register_module("fc", std::make_shared<Linear>(64 * 7 * 7, num_classes, /*bias=*/true, gen));
+  fc_ =
+      register_module("fc", std::make_shared<Linear>(64 * 7 * 7, num_classes, /*bias=*/true, gen));
 }
 
 Tensor FashionCnn::forward(const Tensor& x) {

@@ -27,7 +27,8 @@ TEST(UnscaleGrads, ScalesEveryTensorAndFlagsNothingWhenFinite) {
   Generator gen(1);
   // Large enough for several threads' chunks.
   const Tensor a = randn({70000}, gen), b = randn({3, 5}, gen, DType::kF64);
-  const Tensor cl = randn({2, 3, 4, 5}, gen).permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+  const Tensor cl =
+      randn({2, 3, 4, 5}, gen).permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
   const std::vector<double> a0 = a.to_vector<double>(), b0 = b.to_vector<double>(),
                             c0 = cl.to_vector<double>();
   Tensor found_inf = Tensor::zeros({1});
@@ -39,8 +40,8 @@ TEST(UnscaleGrads, ScalesEveryTensorAndFlagsNothingWhenFinite) {
 }
 
 TEST(UnscaleGrads, FlagsInfAndNanInAnyTensorAndStillScales) {
-  for (double bad : {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
-                     std::nan("")}) {
+  for (double bad : {std::numeric_limits<double>::infinity(),
+                     -std::numeric_limits<double>::infinity(), std::nan("")}) {
     SCOPED_TRACE(bad);
     const Tensor first = Tensor::full({40000}, 4.0);
     std::vector<float> values(50000, 2.0f);
@@ -71,14 +72,18 @@ TEST(UnscaleGrads, RejectsBadArguments) {
               ::testing::ThrowsMessage<Error>(HasSubstr("has dtype i32 (expected f32 or f64")));
   EXPECT_THAT([&] { ops::unscale_grads_({Tensor::ones({2}, DType::kF16)}, 0.5, found_inf); },
               ::testing::ThrowsMessage<Error>(HasSubstr("has dtype f16")));
-  EXPECT_THAT([&] { ops::unscale_grads_({Tensor::ones({4, 4}).slice(1, 0, 4, 2)}, 0.5, found_inf); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("is not dense")));
+  EXPECT_THAT(
+      [&] {
+        ops::unscale_grads_({Tensor::ones({4, 4}).slice(1, 0, 4, 2)}, 0.5, found_inf);
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("is not dense")));
   EXPECT_THAT([&] { ops::unscale_grads_({Tensor::ones({2})}, INFINITY, found_inf); },
               ::testing::ThrowsMessage<Error>(HasSubstr("inv_scale must be finite")));
   EXPECT_THAT([&] { ops::unscale_grads_({Tensor::ones({2})}, 0.5, Tensor::zeros({2})); },
               ::testing::ThrowsMessage<Error>(HasSubstr("found_inf must be an f32 tensor of one")));
-  EXPECT_THAT([&] { ops::unscale_grads_({Tensor::ones({2})}, 0.5, Tensor::zeros({1}, DType::kF64)); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("found_inf must be an f32")));
+  EXPECT_THAT(
+      [&] { ops::unscale_grads_({Tensor::ones({2})}, 0.5, Tensor::zeros({1}, DType::kF64)); },
+      ::testing::ThrowsMessage<Error>(HasSubstr("found_inf must be an f32")));
   EXPECT_THAT([&] { ops::unscale_grads_({Tensor()}, 0.5, found_inf); },
               ::testing::ThrowsMessage<Error>(HasSubstr("undefined gradient")));
 }

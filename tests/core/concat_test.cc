@@ -1,11 +1,12 @@
 // cat: values along several dims, f64 finite-difference gradients, and bad inputs.
+#include "core/functional/concat.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "core/autograd.h"
-#include "core/functional/concat.h"
 #include "core/random.h"
 #include "tests/gradcheck.h"
 
@@ -40,12 +41,10 @@ TEST(Cat, GradientsAlongDims) {
   testing::expect_gradients_match(
       [](const std::vector<Tensor>& in) { return cat(in, 0); },
       {randn({2, 3, 2}, gen), randn({1, 3, 2}, gen), randn({3, 3, 2}, gen)});
-  testing::expect_gradients_match(
-      [](const std::vector<Tensor>& in) { return cat(in, 1); },
-      {randn({2, 1, 2}, gen), randn({2, 4, 2}, gen)});
-  testing::expect_gradients_match(
-      [](const std::vector<Tensor>& in) { return cat(in, 2); },
-      {randn({2, 3, 2}, gen), randn({2, 3, 1}, gen)});
+  testing::expect_gradients_match([](const std::vector<Tensor>& in) { return cat(in, 1); },
+                                  {randn({2, 1, 2}, gen), randn({2, 4, 2}, gen)});
+  testing::expect_gradients_match([](const std::vector<Tensor>& in) { return cat(in, 2); },
+                                  {randn({2, 3, 2}, gen), randn({2, 3, 1}, gen)});
 }
 
 TEST(Cat, GradientOnlyForInputsThatRequireIt) {
@@ -59,16 +58,29 @@ TEST(Cat, GradientOnlyForInputsThatRequireIt) {
 }
 
 TEST(Cat, BadInputs) {
-  EXPECT_THAT([] { cat({}, 0); }, ThrowsMessage<Error>(HasSubstr("cat: expected a non-empty list")));
-  EXPECT_THAT([] { cat({Tensor::zeros({2, 3}), Tensor::zeros({3, 2})}, 0); },
-              ThrowsMessage<Error>(HasSubstr(
-                  "cat: tensor 1 of shape [3, 2] does not match tensor 0 of shape [2, 3]")));
-  EXPECT_THAT([] { cat({Tensor::zeros({2, 3}), Tensor::zeros({2, 3, 1})}, 1); },
-              ThrowsMessage<Error>(HasSubstr("tensor 1 of shape [2, 3, 1]")));
-  EXPECT_THAT([] { cat({Tensor::zeros({2}), Tensor::zeros({2}, DType::kF64)}, 0); },
-              ThrowsMessage<Error>(HasSubstr("cat: dtype mismatch")));
-  EXPECT_THAT([] { cat({Tensor::zeros({2, 3})}, 2); },
-              ThrowsMessage<Error>(HasSubstr("cat: dim 2 out of range")));
+  EXPECT_THAT([] { cat({}, 0); },
+              ThrowsMessage<Error>(HasSubstr("cat: expected a non-empty list")));
+  EXPECT_THAT(
+      [] {
+        cat({Tensor::zeros({2, 3}), Tensor::zeros({3, 2})}, 0);
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("cat: tensor 1 of shape [3, 2] does not match tensor 0 of shape [2, 3]")));
+  EXPECT_THAT(
+      [] {
+        cat({Tensor::zeros({2, 3}), Tensor::zeros({2, 3, 1})}, 1);
+      },
+      ThrowsMessage<Error>(HasSubstr("tensor 1 of shape [2, 3, 1]")));
+  EXPECT_THAT(
+      [] {
+        cat({Tensor::zeros({2}), Tensor::zeros({2}, DType::kF64)}, 0);
+      },
+      ThrowsMessage<Error>(HasSubstr("cat: dtype mismatch")));
+  EXPECT_THAT(
+      [] {
+        cat({Tensor::zeros({2, 3})}, 2);
+      },
+      ThrowsMessage<Error>(HasSubstr("cat: dim 2 out of range")));
   EXPECT_THAT([] { cat({Tensor::scalar(1.0)}, 0); }, ThrowsMessage<Error>(HasSubstr("0-dim")));
 }
 

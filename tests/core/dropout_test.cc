@@ -1,12 +1,13 @@
 // dropout: the mask is exactly the documented Philox draw, its statistics, scaling, determinism,
 // identity in eval, the f64 gradient with a fixed generator, and bad probabilities.
+#include "core/functional/dropout.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "core/autograd.h"
-#include "core/functional/dropout.h"
 #include "core/ops/dropout_math.h"
 #include "core/philox.h"
 #include "core/random.h"

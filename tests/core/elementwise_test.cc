@@ -1,5 +1,7 @@
 // Elementwise ops: forward against naive broadcasting loops and std:: math, layouts, PyTorch's
 // conventions at kinks and special values, finite-difference gradients, and bad inputs.
+#include "core/functional/elementwise.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +10,6 @@
 #include <limits>
 
 #include "core/autograd.h"
-#include "core/functional/elementwise.h"
 #include "core/functional/reduce.h"
 #include "core/ops/elementwise.h"
 #include "core/random.h"
@@ -17,8 +18,8 @@
 namespace ompq {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::expect_gradients_match;
+using ::testing::HasSubstr;
 
 // Value of a row-major tensor of `shape` at flat position `flat` of the broadcast shape `out`.
 double broadcast_at(const std::vector<double>& values, const Shape& shape, const Shape& out,
@@ -43,7 +44,8 @@ void expect_binary_matches(const Tensor& out, const Tensor& a, const Tensor& b,
   std::vector<double> av = a.to_vector<double>(), bv = b.to_vector<double>();
   std::vector<double> ov = out.to_vector<double>();
   for (int64_t i = 0; i < shape_numel(shape); ++i) {
-    const double want = f(broadcast_at(av, a.shape(), shape, i), broadcast_at(bv, b.shape(), shape, i));
+    const double want =
+        f(broadcast_at(av, a.shape(), shape, i), broadcast_at(bv, b.shape(), shape, i));
     ASSERT_NEAR(ov[i], want, tol * (1 + std::abs(want))) << "element " << i;
   }
 }
@@ -100,15 +102,16 @@ const BinaryCase kBinaryCases[] = {
 
 TEST(Elementwise, BinaryOpsBroadcastLikeNaiveLoops) {
   const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{2, 3, 4}, {2, 3, 4}}, {{2, 3, 4}, {3, 1}},  {{2, 3, 4}, {4}},      {{3, 1}, {2, 3, 4}},
-      {{2, 1, 4}, {1, 3, 1}}, {{2, 3, 4}, {}},      {{}, {5}},             {{1}, {1}},
-      {{4, 1, 5}, {4, 6, 5}}, {{7, 1}, {1, 9}},     {{0, 3}, {3}},
+      {{2, 3, 4}, {2, 3, 4}}, {{2, 3, 4}, {3, 1}}, {{2, 3, 4}, {4}}, {{3, 1}, {2, 3, 4}},
+      {{2, 1, 4}, {1, 3, 1}}, {{2, 3, 4}, {}},     {{}, {5}},        {{1}, {1}},
+      {{4, 1, 5}, {4, 6, 5}}, {{7, 1}, {1, 9}},    {{0, 3}, {3}},
   };
   for (DType dtype : {DType::kF32, DType::kF64}) {
     for (const auto& [sa, sb] : shapes) {
       Tensor a = coarse(sa, 1, dtype), b = coarse(sb, 2, dtype);
       for (const BinaryCase& c : kBinaryCases) {
-        SCOPED_TRACE(absl::StrCat(c.name, " ", shape_str(sa), " ", shape_str(sb), " ", dtype_name(dtype)));
+        SCOPED_TRACE(
+            absl::StrCat(c.name, " ", shape_str(sa), " ", shape_str(sb), " ", dtype_name(dtype)));
         const double tol = dtype == DType::kF32 ? 1e-6 : 1e-14;
         expect_binary_matches(c.op(a, b), a, b, c.ref, tol);
       }
@@ -130,15 +133,18 @@ TEST(Elementwise, ComparisonsSeeTiesAndOrder) {
 TEST(Elementwise, StridedAndBroadcastInputsOfLargeTensors) {
   // Big enough to be split across threads; transposed, sliced and broadcast operands.
   Tensor base = randn_f({64, 96, 40}, 3);
-  Tensor a = base.transpose(0, 2);                 // [40, 96, 64], not contiguous
+  Tensor a = base.transpose(0, 2);                           // [40, 96, 64], not contiguous
   Tensor b = randn_f({40, 96, 128}, 4).slice(2, 0, 128, 2);  // [40, 96, 64], stride 2 inner
   Tensor bias = randn_f({96, 1}, 5);
-  expect_binary_matches(ops::mul(a, b), a, b, [](double x, double y) { return x * y; }, 1e-6);
-  expect_binary_matches(ops::add(a, bias), a, bias, [](double x, double y) { return x + y; }, 1e-6);
-  expect_binary_matches(ops::sub(bias, a), bias, a, [](double x, double y) { return x - y; }, 1e-6);
+  expect_binary_matches(
+      ops::mul(a, b), a, b, [](double x, double y) { return x * y; }, 1e-6);
+  expect_binary_matches(
+      ops::add(a, bias), a, bias, [](double x, double y) { return x + y; }, 1e-6);
+  expect_binary_matches(
+      ops::sub(bias, a), bias, a, [](double x, double y) { return x - y; }, 1e-6);
   Tensor flat = randn_f({100003}, 6), flat2 = randn_f({100003}, 7);
-  expect_binary_matches(ops::div(flat, flat2), flat, flat2, [](double x, double y) { return x / y; },
-                        1e-6);
+  expect_binary_matches(
+      ops::div(flat, flat2), flat, flat2, [](double x, double y) { return x / y; }, 1e-6);
 }
 
 TEST(Elementwise, DenseNonContiguousLayoutIsKept) {
@@ -149,7 +155,8 @@ TEST(Elementwise, DenseNonContiguousLayoutIsKept) {
   EXPECT_EQ(r.strides(), nhwc.strides());
   Tensor s = ops::add(nhwc, bias);
   EXPECT_EQ(s.strides(), nhwc.strides());
-  expect_binary_matches(s, nhwc, bias, [](double x, double y) { return x + y; }, 1e-6);
+  expect_binary_matches(
+      s, nhwc, bias, [](double x, double y) { return x + y; }, 1e-6);
   std::vector<float> x = nhwc.to_vector<float>(), rv = r.to_vector<float>();
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(rv[i], std::max(x[i], 0.0f));
   // A sliced (non-dense) input gives a contiguous output.
@@ -177,16 +184,22 @@ TEST(Elementwise, UnaryOpsMatchStdMath) {
       {"exp", ops::exp, [](double v) { return std::exp(v); }, false},
       {"log", ops::log, [](double v) { return std::log(v); }, true},
       {"square", ops::square, [](double v) { return v * v; }, false},
-      {"pow", [](const Tensor& t) { return ops::pow(t, 1.7); }, [](double v) { return std::pow(v, 1.7); },
-       true},
-      {"pow_int", [](const Tensor& t) { return ops::pow(t, 3.0); }, [](double v) { return v * v * v; },
+      {"pow", [](const Tensor& t) { return ops::pow(t, 1.7); },
+       [](double v) { return std::pow(v, 1.7); }, true},
+      {"pow_int", [](const Tensor& t) { return ops::pow(t, 3.0); },
+       [](double v) { return v * v * v; }, false},
+      {"add_s", [](const Tensor& t) { return ops::add(t, 2.5); }, [](double v) { return v + 2.5; },
        false},
-      {"add_s", [](const Tensor& t) { return ops::add(t, 2.5); }, [](double v) { return v + 2.5; }, false},
-      {"sub_s", [](const Tensor& t) { return ops::sub(t, 2.5); }, [](double v) { return v - 2.5; }, false},
-      {"mul_s", [](const Tensor& t) { return ops::mul(t, -3.0); }, [](double v) { return v * -3.0; }, false},
-      {"div_s", [](const Tensor& t) { return ops::div(t, 4.0); }, [](double v) { return v / 4.0; }, false},
-      {"rsub_s", [](const Tensor& t) { return ops::rsub(t, 1.0); }, [](double v) { return 1.0 - v; }, false},
-      {"rdiv_s", [](const Tensor& t) { return ops::rdiv(t, 2.0); }, [](double v) { return 2.0 / v; }, true},
+      {"sub_s", [](const Tensor& t) { return ops::sub(t, 2.5); }, [](double v) { return v - 2.5; },
+       false},
+      {"mul_s", [](const Tensor& t) { return ops::mul(t, -3.0); },
+       [](double v) { return v * -3.0; }, false},
+      {"div_s", [](const Tensor& t) { return ops::div(t, 4.0); }, [](double v) { return v / 4.0; },
+       false},
+      {"rsub_s", [](const Tensor& t) { return ops::rsub(t, 1.0); },
+       [](double v) { return 1.0 - v; }, false},
+      {"rdiv_s", [](const Tensor& t) { return ops::rdiv(t, 2.0); },
+       [](double v) { return 2.0 / v; }, true},
   };
   for (DType dtype : {DType::kF32, DType::kF64}) {
     const double tol = dtype == DType::kF32 ? 2e-6 : 1e-14;
@@ -228,7 +241,8 @@ TEST(Elementwise, SpecialValuesFollowPyTorch) {
   EXPECT_EQ(ops::abs(x).to_vector<float>()[3], 0.0f);
   EXPECT_FALSE(std::signbit(ops::abs(x).to_vector<float>()[3]));
   EXPECT_TRUE(std::isnan(ops::log(Tensor::from_vector<float>({-1}, {1})).item<float>()));
-  EXPECT_EQ(ops::div(Tensor::from_vector<float>({1}, {1}), Tensor::from_vector<float>({0}, {1})).item<float>(),
+  EXPECT_EQ(ops::div(Tensor::from_vector<float>({1}, {1}), Tensor::from_vector<float>({0}, {1}))
+                .item<float>(),
             inf);
 }
 
@@ -280,7 +294,8 @@ TEST(Elementwise, ResultOnlyRequiresGradWhenAnInputDoes) {
   EXPECT_FALSE(a.grad().defined());
 }
 
-// ---- gradients -----------------------------------------------------------------------------------
+// ---- gradients
+// -----------------------------------------------------------------------------------
 
 using testing::TensorFn;
 
@@ -291,8 +306,11 @@ void check_binary_grad(Tensor (*op)(const Tensor&, const Tensor&), const Shape& 
                          {uniform(sa, lo, hi, 21), uniform(sb, lo, hi, 22)});
 }
 
-const std::vector<std::pair<Shape, Shape>> kGradShapes = {
-    {{2, 3, 4}, {3, 1}}, {{3, 1}, {2, 3, 4}}, {{2, 3, 4}, {2, 3, 4}}, {{2, 1, 4}, {3, 1}}, {{4}, {}}};
+const std::vector<std::pair<Shape, Shape>> kGradShapes = {{{2, 3, 4}, {3, 1}},
+                                                          {{3, 1}, {2, 3, 4}},
+                                                          {{2, 3, 4}, {2, 3, 4}},
+                                                          {{2, 1, 4}, {3, 1}},
+                                                          {{4}, {}}};
 
 TEST(ElementwiseGrad, AddSubMulBroadcast) {
   for (const auto& [sa, sb] : kGradShapes) {
@@ -332,7 +350,8 @@ TEST(ElementwiseGrad, ScalarOverloadsAndOperators) {
 
 TEST(ElementwiseGrad, UnaryOpsAwayFromKinks) {
   // Values kept at least 0.05 from every kink (0, 6, clamp bounds) so finite differences are valid.
-  Tensor mixed = Tensor::from_vector<double>({-3, -1.2, -0.3, 0.2, 0.9, 2.5, 5.5, 6.5, 7.1, -0.05}, {2, 5});
+  Tensor mixed =
+      Tensor::from_vector<double>({-3, -1.2, -0.3, 0.2, 0.9, 2.5, 5.5, 6.5, 7.1, -0.05}, {2, 5});
   Tensor positive = uniform({2, 5}, 0.2, 3, 40);
   struct Case {
     const char* name;
@@ -370,7 +389,8 @@ TEST(ElementwiseGrad, WhereRoutesGradientsToTheChosenSide) {
 }
 
 // Gradient of sum(f(x)) w.r.t. x.
-std::vector<double> grad_of_sum(const std::function<Tensor(const Tensor&)>& f, std::vector<double> xs) {
+std::vector<double> grad_of_sum(const std::function<Tensor(const Tensor&)>& f,
+                                std::vector<double> xs) {
   Tensor x = Tensor::from_vector<double>(xs, {static_cast<int64_t>(xs.size())});
   x.set_requires_grad(true);
   sum(f(x)).backward();
@@ -397,29 +417,28 @@ TEST(ElementwiseGrad, KinksFollowPyTorch) {
             (std::vector<double>{1, 0.5, 0}));
 }
 
-// ---- bad inputs ----------------------------------------------------------------------------------
+// ---- bad inputs
+// ----------------------------------------------------------------------------------
 
 TEST(ElementwiseErrors, IncompatibleBroadcastNamesOpAndShapes) {
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4});
   const std::string message = error_of([&] { ops::add(a, b); });
   EXPECT_THAT(message, HasSubstr("add: shapes [2, 3] and [4] cannot be broadcast together"));
   EXPECT_THROW(mul(a, b), Error);
-  EXPECT_THAT(error_of([&] { maximum(a, b); }),
-              HasSubstr("maximum"));
+  EXPECT_THAT(error_of([&] { maximum(a, b); }), HasSubstr("maximum"));
   EXPECT_THAT(error_of([&] { where(Tensor::zeros({5}, DType::kU8), a, a); }),
               HasSubstr("where: shapes [5] and [2, 3] cannot be broadcast"));
 }
 
 TEST(ElementwiseErrors, DtypeMismatchAndUnsupportedDtypes) {
-  Tensor f = Tensor::zeros({2}), d = Tensor::zeros({2}, DType::kF64), i = Tensor::zeros({2}, DType::kI64);
+  Tensor f = Tensor::zeros({2}), d = Tensor::zeros({2}, DType::kF64),
+         i = Tensor::zeros({2}, DType::kI64);
   EXPECT_THAT(error_of([&] { sub(f, d); }),
               HasSubstr("sub: dtype mismatch (f32 with shape [2] and f64 with shape [2])"));
-  EXPECT_THAT(error_of([&] { relu(i); }),
-              HasSubstr("relu: unsupported dtype i64"));
+  EXPECT_THAT(error_of([&] { relu(i); }), HasSubstr("relu: unsupported dtype i64"));
   EXPECT_THAT(error_of([&] { ops::where(Tensor::zeros({2}, DType::kI32), f, f); }),
               HasSubstr("where: condition of dtype i32"));
-  EXPECT_THAT(error_of([&] { ops::where(f, f, d); }),
-              HasSubstr("where: dtype mismatch"));
+  EXPECT_THAT(error_of([&] { ops::where(f, f, d); }), HasSubstr("where: dtype mismatch"));
 }
 
 }  // namespace

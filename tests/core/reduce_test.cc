@@ -1,6 +1,8 @@
 // Reductions: forward against naive loops over every dim subset and memory layout (including the
 // per-channel NCHW and channels-last cases batch norm needs), accuracy and determinism, PyTorch's
 // semantics for NaN, ties, empty and 0-dim inputs, finite-difference gradients, bad dims.
+#include "core/functional/reduce.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,7 +13,6 @@
 #include <numeric>
 
 #include "core/autograd.h"
-#include "core/functional/reduce.h"
 #include "core/ops/reduce.h"
 #include "core/parallel.h"
 #include "core/random.h"
@@ -20,8 +21,8 @@
 namespace ompq {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::expect_gradients_match;
+using ::testing::HasSubstr;
 
 Tensor randn_t(const Shape& shape, uint64_t seed, DType dtype = DType::kF32) {
   Generator gen(seed);
@@ -41,7 +42,8 @@ enum class Kind { kSum, kMean, kVarUnbiased, kVarBiased, kMax, kMin };
 
 // Naive reduction of x over `dims` (all when empty) in double: every Kind's result, each in
 // keepdim row-major order.
-std::map<Kind, std::vector<double>> naive_reduce(const Tensor& x, const std::vector<int64_t>& dims) {
+std::map<Kind, std::vector<double>> naive_reduce(const Tensor& x,
+                                                 const std::vector<int64_t>& dims) {
   const Shape& shape = x.shape();
   const int64_t nd = x.dim();
   std::vector<bool> reduced(nd, dims.empty());
@@ -89,31 +91,40 @@ std::map<Kind, std::vector<double>> naive_reduce(const Tensor& x, const std::vec
 
 Tensor run(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, Kind kind) {
   switch (kind) {
-    case Kind::kSum: return ops::sum(x, dims, keepdim);
-    case Kind::kMean: return ops::mean(x, dims, keepdim);
-    case Kind::kVarUnbiased: return ops::var(x, dims, true, keepdim);
-    case Kind::kVarBiased: return ops::var(x, dims, false, keepdim);
-    case Kind::kMax: return ops::amax(x, dims, keepdim);
-    case Kind::kMin: return ops::amin(x, dims, keepdim);
+    case Kind::kSum:
+      return ops::sum(x, dims, keepdim);
+    case Kind::kMean:
+      return ops::mean(x, dims, keepdim);
+    case Kind::kVarUnbiased:
+      return ops::var(x, dims, true, keepdim);
+    case Kind::kVarBiased:
+      return ops::var(x, dims, false, keepdim);
+    case Kind::kMax:
+      return ops::amax(x, dims, keepdim);
+    case Kind::kMin:
+      return ops::amin(x, dims, keepdim);
   }
   return Tensor();
 }
 
-const Kind kKinds[] = {Kind::kSum, Kind::kMean, Kind::kVarUnbiased, Kind::kVarBiased, Kind::kMax, Kind::kMin};
+const Kind kKinds[] = {Kind::kSum,       Kind::kMean, Kind::kVarUnbiased,
+                       Kind::kVarBiased, Kind::kMax,  Kind::kMin};
 
 void expect_reduction_matches(const Tensor& x, const std::vector<int64_t>& dims, double tol) {
   const std::map<Kind, std::vector<double>> reference = naive_reduce(x, dims);
   for (Kind kind : kKinds) {
     for (bool keepdim : {true, false}) {
-      SCOPED_TRACE(absl::StrCat("kind ", static_cast<int>(kind), " dims ", shape_str(dims), " keepdim ",
-                                keepdim, " x ", shape_str(x.shape())));
+      SCOPED_TRACE(absl::StrCat("kind ", static_cast<int>(kind), " dims ", shape_str(dims),
+                                " keepdim ", keepdim, " x ", shape_str(x.shape())));
       Tensor out = run(x, dims, keepdim, kind);
       Shape want_shape;
       for (int64_t d = 0; d < x.dim(); ++d) {
         bool r = dims.empty();
         for (int64_t e : dims) r = r || (e < 0 ? e + x.dim() : e) == d;
-        if (!r) want_shape.push_back(x.size(d));
-        else if (keepdim) want_shape.push_back(1);
+        if (!r)
+          want_shape.push_back(x.size(d));
+        else if (keepdim)
+          want_shape.push_back(1);
       }
       ASSERT_EQ(out.shape(), want_shape);
       ASSERT_EQ(out.dtype(), x.dtype());
@@ -208,7 +219,8 @@ TEST(Reduce, NanPropagatesThroughMaxMinAndSum) {
   EXPECT_TRUE(std::isnan(ops::amin(x, {}, false).item<float>()));
   EXPECT_TRUE(std::isnan(ops::sum(x, {}, false).item<float>()));
   // NaN first, then larger values: still NaN.
-  EXPECT_TRUE(std::isnan(ops::amax(Tensor::from_vector<float>({nan, 7, 9}, {3}), {}, false).item<float>()));
+  EXPECT_TRUE(
+      std::isnan(ops::amax(Tensor::from_vector<float>({nan, 7, 9}, {3}), {}, false).item<float>()));
 }
 
 TEST(Reduce, EmptyAndZeroDimInputs) {
@@ -227,8 +239,8 @@ TEST(Reduce, EmptyAndZeroDimInputs) {
 }
 
 TEST(Argmax, FirstMaximumAlongDim) {
-  Tensor x = Tensor::from_vector<float>({1, 5, 5, 2,   //
-                                         7, 0, 7, 7,   //
+  Tensor x = Tensor::from_vector<float>({1, 5, 5, 2,  //
+                                         7, 0, 7, 7,  //
                                          -1, -2, -3, -0.5f},
                                         {3, 4});
   EXPECT_EQ(ops::argmax(x, 1, false).to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 3}));
@@ -237,7 +249,8 @@ TEST(Argmax, FirstMaximumAlongDim) {
   EXPECT_EQ(ops::argmax(x, 0, false).dtype(), DType::kI64);
   EXPECT_EQ(ops::argmax(x.t(), 0, false).to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 3}));
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_EQ(ops::argmax(Tensor::from_vector<float>({1, nan, 9, nan}, {4}), 0, false).item<int64_t>(), 1);
+  EXPECT_EQ(
+      ops::argmax(Tensor::from_vector<float>({1, nan, 9, nan}, {4}), 0, false).item<int64_t>(), 1);
 }
 
 TEST(Argmax, LargeTensorMatchesNaive) {
@@ -250,18 +263,22 @@ TEST(Argmax, LargeTensorMatchesNaive) {
   }
 }
 
-// ---- gradients -----------------------------------------------------------------------------------
+// ---- gradients
+// -----------------------------------------------------------------------------------
 
 using testing::TensorFn;
 
 TEST(ReduceGrad, SumMeanVarOverDims) {
-  const std::vector<std::vector<int64_t>> dim_sets = {{}, {0}, {1}, {-1}, {0, 2}, {1, 2}, {0, 1, 2}};
+  const std::vector<std::vector<int64_t>> dim_sets = {{},     {0},    {1},      {-1},
+                                                      {0, 2}, {1, 2}, {0, 1, 2}};
   for (const auto& dims : dim_sets) {
     for (bool keepdim : {false, true}) {
       SCOPED_TRACE(absl::StrCat(shape_str(dims), " keepdim ", keepdim));
       Tensor x = randn_t({2, 3, 4}, 20, DType::kF64);
-      expect_gradients_match([&](const std::vector<Tensor>& in) { return sum(in[0], dims, keepdim); }, {x});
-      expect_gradients_match([&](const std::vector<Tensor>& in) { return mean(in[0], dims, keepdim); }, {x});
+      expect_gradients_match(
+          [&](const std::vector<Tensor>& in) { return sum(in[0], dims, keepdim); }, {x});
+      expect_gradients_match(
+          [&](const std::vector<Tensor>& in) { return mean(in[0], dims, keepdim); }, {x});
       expect_gradients_match(
           [&](const std::vector<Tensor>& in) { return var(in[0], dims, true, keepdim); }, {x});
       expect_gradients_match(
@@ -275,8 +292,10 @@ TEST(ReduceGrad, AmaxAminWithoutTies) {
     for (bool keepdim : {false, true}) {
       SCOPED_TRACE(absl::StrCat(shape_str(dims), " keepdim ", keepdim));
       Tensor x = randn_t({2, 3, 4}, 21, DType::kF64);
-      expect_gradients_match([&](const std::vector<Tensor>& in) { return amax(in[0], dims, keepdim); }, {x});
-      expect_gradients_match([&](const std::vector<Tensor>& in) { return amin(in[0], dims, keepdim); }, {x});
+      expect_gradients_match(
+          [&](const std::vector<Tensor>& in) { return amax(in[0], dims, keepdim); }, {x});
+      expect_gradients_match(
+          [&](const std::vector<Tensor>& in) { return amin(in[0], dims, keepdim); }, {x});
     }
   }
 }
@@ -295,7 +314,9 @@ TEST(ReduceGrad, AmaxSplitsTheGradientAmongTies) {
 
 TEST(ReduceGrad, ThroughNonContiguousInput) {
   expect_gradients_match(
-      [](const std::vector<Tensor>& in) { return var(in[0].permute({2, 0, 1}), {0, 2}, true, true); },
+      [](const std::vector<Tensor>& in) {
+        return var(in[0].permute({2, 0, 1}), {0, 2}, true, true);
+      },
       {randn_t({3, 4, 5}, 22, DType::kF64)});
 }
 
@@ -305,18 +326,27 @@ TEST(ReduceGrad, ArgmaxHasNoGradient) {
   EXPECT_FALSE(argmax(x, 1).requires_grad());
 }
 
-// ---- bad inputs ----------------------------------------------------------------------------------
+// ---- bad inputs
+// ----------------------------------------------------------------------------------
 
 TEST(ReduceErrors, BadDimsNameTheOpAndShape) {
   Tensor x = Tensor::zeros({2, 3});
-  EXPECT_THAT(error_of([&] { sum(x, {2}); }), HasSubstr("sum: dim 2 out of range for a tensor with 2 dims"));
+  EXPECT_THAT(error_of([&] { sum(x, {2}); }),
+              HasSubstr("sum: dim 2 out of range for a tensor with 2 dims"));
   EXPECT_THAT(error_of([&] { mean(x, {-3}); }), HasSubstr("mean: dim -3 out of range"));
-  EXPECT_THAT(error_of([&] { var(x, {1, -1}); }),
+  EXPECT_THAT(error_of([&] {
+                var(x, {1, -1});
+              }),
               HasSubstr("var: dim -1 repeated in [1, -1] for a tensor of shape [2, 3]"));
   EXPECT_THAT(error_of([&] { argmax(x, 5); }), HasSubstr("argmax: dim 5 out of range"));
-  EXPECT_THAT(error_of([&] { amax(Tensor::zeros({2, 0}), {1}); }),
+  EXPECT_THAT(error_of([&] {
+                amax(Tensor::zeros({2, 0}), {1});
+              }),
               HasSubstr("amax: cannot reduce over dim 1 of size 0 (shape [2, 0])"));
-  EXPECT_THAT(error_of([&] { argmax(Tensor::zeros({2, 0}), 1); }), HasSubstr("argmax: dim 1 of shape [2, 0] is empty"));
+  EXPECT_THAT(error_of([&] {
+                argmax(Tensor::zeros({2, 0}), 1);
+              }),
+              HasSubstr("argmax: dim 1 of shape [2, 0] is empty"));
 }
 
 TEST(ReduceErrors, UnsupportedDtype) {

@@ -120,7 +120,8 @@ TEST_F(SafetensorsTest, LoadsTheTorchWrittenGoldenFile) {
   ASSERT_EQ(t.at("bf16").dtype(), DType::kBF16);
   EXPECT_EQ(t.at("bf16").to_vector<float>(), (std::vector<float>{1.0f, -2.5f, 3.140625f}));
   ASSERT_EQ(t.at("f16").dtype(), DType::kF16);
-  EXPECT_EQ(t.at("f16").to_vector<float>(), (std::vector<float>{0.5f, -65504.0f, 0.00006103515625f}));
+  EXPECT_EQ(t.at("f16").to_vector<float>(),
+            (std::vector<float>{0.5f, -65504.0f, 0.00006103515625f}));
   EXPECT_EQ(t.at("i8").to_vector<int8_t>(), (std::vector<int8_t>{-128, 0, 127}));
   EXPECT_EQ(t.at("u8").to_vector<uint8_t>(), (std::vector<uint8_t>{0, 200, 255}));
   EXPECT_EQ(t.at("i32").shape(), (Shape{2, 2}));
@@ -160,17 +161,17 @@ TEST_F(SafetensorsTest, SaveIntoMissingDirectoryFailsWithPath) {
 }
 
 TEST_F(SafetensorsTest, SaveRejectsReservedAndUndefinedTensors) {
-  EXPECT_THAT(std::string(save_safetensors(path("x"), {{"__metadata__", Tensor::ones({1})}}).message()),
-              HasSubstr("invalid tensor name"));
+  EXPECT_THAT(
+      std::string(save_safetensors(path("x"), {{"__metadata__", Tensor::ones({1})}}).message()),
+      HasSubstr("invalid tensor name"));
   EXPECT_THAT(std::string(save_safetensors(path("x"), {{"w", Tensor()}}).message()),
               HasSubstr("'w' is undefined"));
 }
 
 TEST_F(SafetensorsTest, AcceptsHolesAndUnsortedOffsets) {
   // "b" lies before "a" in the data section, and 4 unused bytes separate them.
-  std::string header =
-      R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
-      R"("b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})";
+  std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
+                       R"("b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})";
   std::string data = "\x07\x09xxxxxx";
   float a = 2.5f;
   data.append(reinterpret_cast<const char*>(&a), 4);
@@ -180,7 +181,8 @@ TEST_F(SafetensorsTest, AcceptsHolesAndUnsortedOffsets) {
   EXPECT_EQ(loaded->tensors.at("b").to_vector<uint8_t>(), (std::vector<uint8_t>{7, 9}));
 }
 
-// ---- malformed files ------------------------------------------------------------------------------
+// ---- malformed files
+// ------------------------------------------------------------------------------
 
 TEST_F(SafetensorsTest, MissingFile) {
   std::string p = path("absent.safetensors");
@@ -191,7 +193,9 @@ TEST_F(SafetensorsTest, MissingFile) {
   EXPECT_THAT(std::string(loaded.status().message()), HasSubstr("does not exist"));
 }
 
-TEST_F(SafetensorsTest, DirectoryInsteadOfFile) { expect_error(dir_.string(), "not a regular file"); }
+TEST_F(SafetensorsTest, DirectoryInsteadOfFile) {
+  expect_error(dir_.string(), "not a regular file");
+}
 
 TEST_F(SafetensorsTest, FileShorterThanHeaderLength) {
   expect_error(write_raw(std::string("\x02\x00\x00\x00\x00", 5)),
@@ -200,7 +204,8 @@ TEST_F(SafetensorsTest, FileShorterThanHeaderLength) {
 }
 
 TEST_F(SafetensorsTest, HeaderLengthLargerThanFile) {
-  expect_error(craft("{}", "", 1000), "header length 1000 is larger than the rest of the file (2 bytes)");
+  expect_error(craft("{}", "", 1000),
+               "header length 1000 is larger than the rest of the file (2 bytes)");
   // A length whose top bit is set must not wrap around.
   expect_error(craft("{}", "", INT64_MAX), "is larger than the rest of the file");
 }
@@ -217,7 +222,9 @@ TEST_F(SafetensorsTest, HeaderLengthAboveTheLimit) {
   expect_error(p, "header length 100000256 exceeds the limit of 100000000 bytes");
 }
 
-TEST_F(SafetensorsTest, BadJson) { expect_error(craft("{\"a\": [1, 2"), "header is not valid JSON"); }
+TEST_F(SafetensorsTest, BadJson) {
+  expect_error(craft("{\"a\": [1, 2"), "header is not valid JSON");
+}
 
 TEST_F(SafetensorsTest, HeaderNotAnObject) {
   expect_error(craft("[1, 2, 3]"), "header is not a JSON object");
@@ -258,9 +265,10 @@ TEST_F(SafetensorsTest, ShapeDisagreesWithOffsets) {
 }
 
 TEST_F(SafetensorsTest, ShapeTooLarge) {
-  expect_error(craft(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
-                     "12345678"),
-               "is too large");
+  expect_error(
+      craft(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
+            "12345678"),
+      "is too large");
 }
 
 TEST_F(SafetensorsTest, OffsetsOutsideTheData) {

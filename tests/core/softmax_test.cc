@@ -1,5 +1,7 @@
 // softmax / log_softmax / cross_entropy: PyTorch 1.13 golden values, a naive reference over every
 // dim, stability for large inputs, f64 finite-difference gradients, and bad inputs.
+#include "core/functional/softmax.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,7 +9,6 @@
 #include <vector>
 
 #include "core/autograd.h"
-#include "core/functional/softmax.h"
 #include "core/ops/softmax_math.h"
 #include "core/random.h"
 #include "tests/gradcheck.h"
@@ -52,15 +53,16 @@ Tensor golden_softmax_input() {
 TEST(Softmax, MatchesPyTorchGolden) {
   // torch.softmax / torch.log_softmax(x, 1) in f64; compared in f32 as well.
   const std::vector<double> softmax_dim1 = {
-      0.03190097912, 0.5327591172, 0.9734570208, 0.9947188155,  0.9671935485, 0.4659406124,
-      0.02547863167, 0.002117075396, 0.0009054723556, 0.0013002704, 0.001064347544, 0.003164109148,
-      0.05042699624, 0.6604470241, 0.9824213942, 0.9940635584,  0.9486476061, 0.3382715311,
-      0.01646038218, 0.001673174327, 0.0009253976775, 0.001281444759, 0.001118223592, 0.004263267268};
+      0.03190097912,   0.5327591172,   0.9734570208,   0.9947188155,    0.9671935485,
+      0.4659406124,    0.02547863167,  0.002117075396, 0.0009054723556, 0.0013002704,
+      0.001064347544,  0.003164109148, 0.05042699624,  0.6604470241,    0.9824213942,
+      0.9940635584,    0.9486476061,   0.3382715311,   0.01646038218,   0.001673174327,
+      0.0009253976775, 0.001281444759, 0.001118223592, 0.004263267268};
   const std::vector<double> log_softmax_dim2 = {
-      -4.563090331, -2.540956966, -1.073668401, -0.5638278701, -0.2231708547, -1.746810616,
-      -3.788524399, -5.788094814, -2.200105183, -2.631533725, -1.967239718, -0.3894960417,
+      -4.563090331, -2.540956966, -1.073668401,  -0.5638278701, -0.2231708547, -1.746810616,
+      -3.788524399, -5.788094814, -2.200105183,  -2.631533725,  -1.967239718,  -0.3894960417,
       -4.322220516, -2.348162303, -0.9999823255, -0.6476021045, -0.2023220712, -1.83184258,
-      -3.903658528, -5.849292916, -2.541321269, -2.814133428, -1.999303682, -0.3204097897};
+      -3.903658528, -5.849292916, -2.541321269,  -2.814133428,  -1.999303682,  -0.3204097897};
   for (DType dtype : {DType::kF64, DType::kF32}) {
     const double tol = dtype == DType::kF64 ? 1e-9 : 2e-6;
     Tensor x = golden_softmax_input().to(dtype);
@@ -146,10 +148,16 @@ TEST(Softmax, Gradients) {
 }
 
 TEST(Softmax, BadDim) {
-  EXPECT_THAT([] { softmax(Tensor::zeros({2, 3}), 2); },
-              ThrowsMessage<Error>(HasSubstr("softmax: dim 2 out of range")));
-  EXPECT_THAT([] { log_softmax(Tensor::zeros({2, 3}), -3); },
-              ThrowsMessage<Error>(HasSubstr("log_softmax: dim -3 out of range")));
+  EXPECT_THAT(
+      [] {
+        softmax(Tensor::zeros({2, 3}), 2);
+      },
+      ThrowsMessage<Error>(HasSubstr("softmax: dim 2 out of range")));
+  EXPECT_THAT(
+      [] {
+        log_softmax(Tensor::zeros({2, 3}), -3);
+      },
+      ThrowsMessage<Error>(HasSubstr("log_softmax: dim -3 out of range")));
 }
 
 // logits[i] = 3 cos(0.71 i), shape [3, 5], targets {2, 0, 4}: the input of the golden values.
@@ -210,20 +218,42 @@ TEST(CrossEntropy, GradientIsSoftmaxMinusSmoothedOneHotOverN) {
 
 TEST(CrossEntropy, BadTargets) {
   Tensor logits = Tensor::zeros({3, 5});
-  EXPECT_THAT([&] { cross_entropy(logits, Tensor::from_vector<int64_t>({1, 5, 0}, {3})); },
-              ThrowsMessage<Error>(HasSubstr("target 5 at batch index 1 is out of range for 5")));
-  EXPECT_THAT([&] { cross_entropy(logits, Tensor::from_vector<int64_t>({-1, 0, 0}, {3})); },
-              ThrowsMessage<Error>(HasSubstr("target -1 at batch index 0")));
-  EXPECT_THAT([&] { cross_entropy(logits, Tensor::from_vector<float>({1, 2, 0}, {3})); },
-              ThrowsMessage<Error>(HasSubstr("target has dtype f32 (expected i64")));
-  EXPECT_THAT([&] { cross_entropy(logits, Tensor::from_vector<int32_t>({1, 2, 0}, {3})); },
-              ThrowsMessage<Error>(HasSubstr("target has dtype i32")));
-  EXPECT_THAT([&] { cross_entropy(logits, Tensor::from_vector<int64_t>({1, 2, 0}, {3, 1})); },
-              ThrowsMessage<Error>(HasSubstr("target of shape [3, 1] does not match logits of shape [3, 5]")));
-  EXPECT_THAT([&] { cross_entropy(logits, Tensor::from_vector<int64_t>({1, 2}, {2})); },
-              ThrowsMessage<Error>(HasSubstr("target of shape [2]")));
-  EXPECT_THAT([&] { cross_entropy(Tensor::zeros({3, 5, 1}), Tensor::zeros({3}, DType::kI64)); },
-              ThrowsMessage<Error>(HasSubstr("logits of shape [3, 5, 1] must be [N, C]")));
+  EXPECT_THAT(
+      [&] {
+        cross_entropy(logits, Tensor::from_vector<int64_t>({1, 5, 0}, {3}));
+      },
+      ThrowsMessage<Error>(HasSubstr("target 5 at batch index 1 is out of range for 5")));
+  EXPECT_THAT(
+      [&] {
+        cross_entropy(logits, Tensor::from_vector<int64_t>({-1, 0, 0}, {3}));
+      },
+      ThrowsMessage<Error>(HasSubstr("target -1 at batch index 0")));
+  EXPECT_THAT(
+      [&] {
+        cross_entropy(logits, Tensor::from_vector<float>({1, 2, 0}, {3}));
+      },
+      ThrowsMessage<Error>(HasSubstr("target has dtype f32 (expected i64")));
+  EXPECT_THAT(
+      [&] {
+        cross_entropy(logits, Tensor::from_vector<int32_t>({1, 2, 0}, {3}));
+      },
+      ThrowsMessage<Error>(HasSubstr("target has dtype i32")));
+  EXPECT_THAT(
+      [&] {
+        cross_entropy(logits, Tensor::from_vector<int64_t>({1, 2, 0}, {3, 1}));
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("target of shape [3, 1] does not match logits of shape [3, 5]")));
+  EXPECT_THAT(
+      [&] {
+        cross_entropy(logits, Tensor::from_vector<int64_t>({1, 2}, {2}));
+      },
+      ThrowsMessage<Error>(HasSubstr("target of shape [2]")));
+  EXPECT_THAT(
+      [&] {
+        cross_entropy(Tensor::zeros({3, 5, 1}), Tensor::zeros({3}, DType::kI64));
+      },
+      ThrowsMessage<Error>(HasSubstr("logits of shape [3, 5, 1] must be [N, C]")));
   EXPECT_THAT([&] { cross_entropy(logits, Tensor::zeros({3}, DType::kI64), 1.5); },
               ThrowsMessage<Error>(HasSubstr("label_smoothing 1.5 is outside [0, 1]")));
 }

@@ -21,8 +21,8 @@
 namespace ompq {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::expect_gradients_match;
+using ::testing::HasSubstr;
 
 std::string error_of(const std::function<void()>& fn) {
   try {
@@ -38,7 +38,8 @@ Tensor iota234(DType dtype = DType::kF32) { return Tensor::arange(24, dtype).vie
 
 std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
 
-// ---- views ---------------------------------------------------------------------------------------
+// ---- views
+// ---------------------------------------------------------------------------------------
 
 TEST(TensorView, ViewAndReshapeShareStorageAndInferMinusOne) {
   Tensor x = iota234();
@@ -74,9 +75,13 @@ TEST(TensorView, ViewOfTransposedTensorIsRefusedButReshapeCopies) {
 
 TEST(TensorView, BadViewShapes) {
   Tensor x = iota234();
-  EXPECT_THAT(error_of([&] { x.view({5, -1}); }), HasSubstr("view: shape [5, -1] is invalid for 24 elements"));
+  EXPECT_THAT(error_of([&] {
+                x.view({5, -1});
+              }),
+              HasSubstr("view: shape [5, -1] is invalid for 24 elements"));
   EXPECT_THAT(error_of([&] { x.view({-1, -1}); }), HasSubstr("only one dim may be -1"));
-  EXPECT_THAT(error_of([&] { x.reshape({7}); }), HasSubstr("reshape: shape [7] is invalid for 24 elements"));
+  EXPECT_THAT(error_of([&] { x.reshape({7}); }),
+              HasSubstr("reshape: shape [7] is invalid for 24 elements"));
 }
 
 TEST(TensorView, PermuteAndTranspose) {
@@ -92,7 +97,10 @@ TEST(TensorView, PermuteAndTranspose) {
   EXPECT_EQ(x.transpose(0, -1).shape(), (Shape{4, 3, 2}));
   EXPECT_EQ(values(x.transpose(0, 2).transpose(0, 2)), values(x));
   EXPECT_THAT(error_of([&] { x.permute({0, 0, 1}); }), HasSubstr("permute: dim 0 repeated"));
-  EXPECT_THAT(error_of([&] { x.permute({0, 1}); }), HasSubstr("permute: 2 dims given for a tensor of shape [2, 3, 4]"));
+  EXPECT_THAT(error_of([&] {
+                x.permute({0, 1});
+              }),
+              HasSubstr("permute: 2 dims given for a tensor of shape [2, 3, 4]"));
   EXPECT_THAT(error_of([&] { x.transpose(0, 3); }), HasSubstr("transpose: dim 3 out of range"));
 }
 
@@ -101,20 +109,22 @@ TEST(TensorView, SliceWithStepsAndNegativeIndices) {
   EXPECT_EQ(values(x.slice(0, 2, 9, 3)), (std::vector<float>{2, 5, 8}));
   EXPECT_EQ(values(x.slice(0, -4, -1)), (std::vector<float>{6, 7, 8}));
   EXPECT_EQ(values(x.slice(0, -3, 100, 2)), (std::vector<float>{7, 9}));  // end clamped
-  EXPECT_EQ(x.slice(0, 8, 3).numel(), 0);                                // empty, not an error
-  Tensor m = iota234().slice(2, 1, 4, 2);                                // [2, 3, 2]
+  EXPECT_EQ(x.slice(0, 8, 3).numel(), 0);                                 // empty, not an error
+  Tensor m = iota234().slice(2, 1, 4, 2);                                 // [2, 3, 2]
   EXPECT_EQ(m.shape(), (Shape{2, 3, 2}));
   EXPECT_EQ(m.strides(), (Shape{12, 4, 2}));
   EXPECT_EQ(values(m), (std::vector<float>{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23}));
   EXPECT_EQ(values(iota234().slice(-2, -1, 3)), (std::vector<float>{8, 9, 10, 11, 20, 21, 22, 23}));
-  EXPECT_THAT(error_of([&] { x.slice(0, 0, 5, 0); }), HasSubstr("slice: step must be positive, got 0"));
+  EXPECT_THAT(error_of([&] { x.slice(0, 0, 5, 0); }),
+              HasSubstr("slice: step must be positive, got 0"));
 }
 
 TEST(TensorView, SelectSqueezeUnsqueeze) {
   Tensor x = iota234();
   EXPECT_EQ(values(x.select(1, -1)), (std::vector<float>{8, 9, 10, 11, 20, 21, 22, 23}));
   EXPECT_EQ(x.select(2, 0).shape(), (Shape{2, 3}));
-  EXPECT_THAT(error_of([&] { x.select(1, 3); }), HasSubstr("select: index 3 out of range for dim 1 of size 3"));
+  EXPECT_THAT(error_of([&] { x.select(1, 3); }),
+              HasSubstr("select: index 3 out of range for dim 1 of size 3"));
   Tensor u = x.unsqueeze(1);
   EXPECT_EQ(u.shape(), (Shape{2, 1, 3, 4}));
   EXPECT_EQ(x.unsqueeze(-1).shape(), (Shape{2, 3, 4, 1}));
@@ -133,8 +143,12 @@ TEST(TensorView, ExpandBroadcastsWithZeroStrides) {
   EXPECT_EQ(ev[5], 2.0f);
   EXPECT_EQ(ev[12 + 11], 3.0f);
   EXPECT_EQ(c.expand({-1, 5}).shape(), (Shape{3, 5}));
-  EXPECT_THAT(error_of([&] { c.expand({4, 4}); }), HasSubstr("expand: cannot expand shape [3, 1] to [4, 4]"));
-  EXPECT_THAT(error_of([&] { c.expand({4}); }), HasSubstr("expand: shape [4] has fewer dims than [3, 1]"));
+  EXPECT_THAT(error_of([&] {
+                c.expand({4, 4});
+              }),
+              HasSubstr("expand: cannot expand shape [3, 1] to [4, 4]"));
+  EXPECT_THAT(error_of([&] { c.expand({4}); }),
+              HasSubstr("expand: shape [4] has fewer dims than [3, 1]"));
 }
 
 TEST(TensorView, ContiguousAndClone) {
@@ -151,7 +165,8 @@ TEST(TensorView, ContiguousAndClone) {
   EXPECT_EQ(values(k)[5], 7.0f);
 }
 
-// ---- dtype conversion ----------------------------------------------------------------------------
+// ---- dtype conversion
+// ----------------------------------------------------------------------------
 
 TEST(TensorDType, RoundTripsBetweenWideTypes) {
   Tensor x = Tensor::from_vector<float>({-3.75f, 0.1f, 1e30f, 7.0f}, {4});
@@ -159,7 +174,8 @@ TEST(TensorDType, RoundTripsBetweenWideTypes) {
   EXPECT_EQ(x.to(DType::kF64).to_vector<double>()[1], static_cast<double>(0.1f));
   Tensor ints = Tensor::from_vector<int64_t>({-5, 0, 1 << 20, 123456789}, {4});
   EXPECT_EQ(ints.to(DType::kF64).to(DType::kI64).to_vector<int64_t>(), ints.to_vector<int64_t>());
-  EXPECT_EQ(ints.to(DType::kI32).to_vector<int32_t>(), (std::vector<int32_t>{-5, 0, 1 << 20, 123456789}));
+  EXPECT_EQ(ints.to(DType::kI32).to_vector<int32_t>(),
+            (std::vector<int32_t>{-5, 0, 1 << 20, 123456789}));
   // Float to integer truncates toward zero, as PyTorch does.
   EXPECT_EQ(Tensor::from_vector<float>({-2.7f, 2.7f}, {2}).to(DType::kI32).to_vector<int32_t>(),
             (std::vector<int32_t>{-2, 2}));
@@ -181,17 +197,19 @@ std::vector<uint16_t> bits_of(const Tensor& x, DType dtype) {
 // torch.float16).view(torch.int16). Cases: ties to even, just above a tie, subnormals of both
 // formats, overflow to inf, -0, inf.
 const std::vector<float> kRoundingInputs = {
-    1.0f,          1.00390625f,  1.01171875f, 1.0039063f,  -2.5f,        1e-40f,
-    -1e-40f,       3.4e38f,      INFINITY,    -INFINITY,   -0.0f,        65504.0f,
-    65519.0f,      65520.0f,     0x1p-24f,    0x1p-25f,    0x1.8p-24f,   0x1.8p-25f,
-    1.00048828125f, 1.00146484375f, 6.103515625e-05f, 6.1e-5f, 1e-8f,   0.1f,
+    1.0f,           1.00390625f,    1.01171875f,      1.0039063f, -2.5f,      1e-40f,
+    -1e-40f,        3.4e38f,        INFINITY,         -INFINITY,  -0.0f,      65504.0f,
+    65519.0f,       65520.0f,       0x1p-24f,         0x1p-25f,   0x1.8p-24f, 0x1.8p-25f,
+    1.00048828125f, 1.00146484375f, 6.103515625e-05f, 6.1e-5f,    1e-8f,      0.1f,
     3.14159f};
 
 TEST(TensorDType, Bf16RoundsToNearestEvenLikePyTorch) {
-  Tensor x = Tensor::from_vector<float>(kRoundingInputs, {static_cast<int64_t>(kRoundingInputs.size())});
-  const std::vector<uint16_t> torch_bits = {
-      0x3f80, 0x3f80, 0x3f82, 0x3f80, 0xc020, 0x0001, 0x8001, 0x7f80, 0x7f80, 0xff80, 0x8000, 0x4780, 0x4780,
-      0x4780, 0x3380, 0x3300, 0x33c0, 0x3340, 0x3f80, 0x3f80, 0x3880, 0x3880, 0x322c, 0x3dcd, 0x4049};
+  Tensor x =
+      Tensor::from_vector<float>(kRoundingInputs, {static_cast<int64_t>(kRoundingInputs.size())});
+  const std::vector<uint16_t> torch_bits = {0x3f80, 0x3f80, 0x3f82, 0x3f80, 0xc020, 0x0001, 0x8001,
+                                            0x7f80, 0x7f80, 0xff80, 0x8000, 0x4780, 0x4780, 0x4780,
+                                            0x3380, 0x3300, 0x33c0, 0x3340, 0x3f80, 0x3f80, 0x3880,
+                                            0x3880, 0x322c, 0x3dcd, 0x4049};
   EXPECT_EQ(bits_of<bf16>(x, DType::kBF16), torch_bits);
   // Back to f32 exactly (torch: 1.015625, 9.183549615799121e-41, 3.140625).
   std::vector<float> back = values(x.to(DType::kBF16));
@@ -203,10 +221,12 @@ TEST(TensorDType, Bf16RoundsToNearestEvenLikePyTorch) {
 }
 
 TEST(TensorDType, F16RoundsToNearestEvenLikePyTorch) {
-  Tensor x = Tensor::from_vector<float>(kRoundingInputs, {static_cast<int64_t>(kRoundingInputs.size())});
-  const std::vector<uint16_t> torch_bits = {
-      0x3c00, 0x3c04, 0x3c0c, 0x3c04, 0xc100, 0x0000, 0x8000, 0x7c00, 0x7c00, 0xfc00, 0x8000, 0x7bff, 0x7bff,
-      0x7c00, 0x0001, 0x0000, 0x0002, 0x0001, 0x3c00, 0x3c02, 0x0400, 0x03ff, 0x0000, 0x2e66, 0x4248};
+  Tensor x =
+      Tensor::from_vector<float>(kRoundingInputs, {static_cast<int64_t>(kRoundingInputs.size())});
+  const std::vector<uint16_t> torch_bits = {0x3c00, 0x3c04, 0x3c0c, 0x3c04, 0xc100, 0x0000, 0x8000,
+                                            0x7c00, 0x7c00, 0xfc00, 0x8000, 0x7bff, 0x7bff, 0x7c00,
+                                            0x0001, 0x0000, 0x0002, 0x0001, 0x3c00, 0x3c02, 0x0400,
+                                            0x03ff, 0x0000, 0x2e66, 0x4248};
   EXPECT_EQ(bits_of<f16>(x, DType::kF16), torch_bits);
   std::vector<float> back = values(x.to(DType::kF16));
   EXPECT_EQ(back[16], 1.1920928955078125e-07f);  // subnormal 2 * 2^-24
@@ -232,7 +252,8 @@ TEST(TensorDType, EveryF16ValueSurvivesARoundTripThroughF32) {
   EXPECT_EQ(mismatches, 0);
 }
 
-// ---- printing ------------------------------------------------------------------------------------
+// ---- printing
+// ------------------------------------------------------------------------------------
 
 TEST(TensorPrint, ShapeDtypeDeviceAndValues) {
   Tensor x = Tensor::from_vector<float>({1, 2.5f, -3, 1e-7f}, {2, 2});
@@ -246,23 +267,34 @@ TEST(TensorPrint, ShapeDtypeDeviceAndValues) {
   EXPECT_EQ(Tensor().str(), "Tensor(undefined)");
 }
 
-// ---- autograd ------------------------------------------------------------------------------------
+// ---- autograd
+// ------------------------------------------------------------------------------------
 
 TEST(TensorGrad, GradientsFlowThroughEveryView) {
   const std::vector<std::pair<const char*, testing::TensorFn>> cases = {
-      {"view", [](const std::vector<Tensor>& in) { return in[0].view({4, -1}); }},
-      {"reshape of a transpose", [](const std::vector<Tensor>& in) { return in[0].transpose(0, 2).reshape({-1}); }},
-      {"permute", [](const std::vector<Tensor>& in) { return in[0].permute({2, 0, 1}); }},
+      {"view",
+       [](const std::vector<Tensor>& in) {
+         return in[0].view({4, -1});
+       }},
+      {"reshape of a transpose",
+       [](const std::vector<Tensor>& in) { return in[0].transpose(0, 2).reshape({-1}); }},
+      {"permute",
+       [](const std::vector<Tensor>& in) {
+         return in[0].permute({2, 0, 1});
+       }},
       {"slice", [](const std::vector<Tensor>& in) { return in[0].slice(2, -3, 4, 2); }},
       {"select", [](const std::vector<Tensor>& in) { return in[0].select(1, -1); }},
-      {"unsqueeze/squeeze", [](const std::vector<Tensor>& in) { return in[0].unsqueeze(1).squeeze(1) * 2.0; }},
-      {"expand", [](const std::vector<Tensor>& in) { return in[0].slice(1, 0, 1).expand({2, 5, 4}); }},
+      {"unsqueeze/squeeze",
+       [](const std::vector<Tensor>& in) { return in[0].unsqueeze(1).squeeze(1) * 2.0; }},
+      {"expand",
+       [](const std::vector<Tensor>& in) {
+         return in[0].slice(1, 0, 1).expand({2, 5, 4});
+       }},
       {"flatten", [](const std::vector<Tensor>& in) { return in[0].flatten(1); }},
       {"contiguous", [](const std::vector<Tensor>& in) { return in[0].t().contiguous(); }},
       {"clone", [](const std::vector<Tensor>& in) { return in[0].clone() * in[0]; }},
-      {"overlapping slices", [](const std::vector<Tensor>& in) {
-         return in[0].slice(2, 0, 3) * in[0].slice(2, 1, 4);
-       }},
+      {"overlapping slices",
+       [](const std::vector<Tensor>& in) { return in[0].slice(2, 0, 3) * in[0].slice(2, 1, 4); }},
   };
   Generator gen(5);
   Tensor x = randn({2, 3, 4}, gen, DType::kF64);
@@ -339,7 +371,8 @@ TEST(TensorGrad, RequiresGradRules) {
               HasSubstr("backward: gradient of shape [3] for a tensor of shape [2]"));
 }
 
-// ---- allocator -----------------------------------------------------------------------------------
+// ---- allocator
+// -----------------------------------------------------------------------------------
 
 TEST(TensorAllocator, ReusesFreedBlocksAndAlignsTo64Bytes) {
   Allocator* alloc = cpu_allocator();
@@ -359,7 +392,8 @@ TEST(TensorAllocator, ReusesFreedBlocksAndAlignsTo64Bytes) {
   EXPECT_NE(a.data_ptr(), b.data_ptr());
 }
 
-// ---- random --------------------------------------------------------------------------------------
+// ---- random
+// --------------------------------------------------------------------------------------
 
 TEST(TensorRandom, SameSeedSameValuesAndTheStreamAdvances) {
   Generator g1(42), g2(42), g3(43);

@@ -28,7 +28,8 @@ class FakeDeviceMemory final : public DeviceMemorySource {
     size_t in_use[2] = {0, 0};
   };
 
-  FakeDeviceMemory(size_t capacity, Counters* counters) : capacity_(capacity), counters_(counters) {}
+  FakeDeviceMemory(size_t capacity, Counters* counters)
+      : capacity_(capacity), counters_(counters) {}
 
   void* malloc(size_t nbytes, int device) override {
     if (counters_->in_use[device] + nbytes > capacity_) return nullptr;

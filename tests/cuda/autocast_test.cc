@@ -5,6 +5,8 @@
 // so per tensor atol = rtol = tol * max|cpu| with tol bf16 2e-2, f16 4e-3 (2 ulps plus f32
 // accumulation order), as tests/cuda/conv_test.cc. The unscale kernel must equal the CPU's bit for
 // bit (one multiplication per element). Needs a GPU.
+#include "core/autocast.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +16,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/autocast.h"
 #include "core/autograd.h"
 #include "core/functional/conv.h"
 #include "core/functional/linalg.h"
@@ -86,8 +87,8 @@ TEST(CudaAutocast, Conv2dMatchesTheCpuInBf16AndF16) {
         const std::vector<Tensor> leaves = {random_tensor_in(c.x, DType::kF32, seed++, -1, 1),
                                             random_tensor_in(c.w, DType::kF32, seed++, -1, 1),
                                             random_tensor_in({c.w[0]}, DType::kF32, seed++, -1, 1)};
-        const Tensor grad = random_tensor_in(ops::conv2d_output_shape(c.x, c.w, c.p),
-                                             DType::kF32, seed++, -1, 1);
+        const Tensor grad =
+            random_tensor_in(ops::conv2d_output_shape(c.x, c.w, c.p), DType::kF32, seed++, -1, 1);
         auto fn = [&](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], in[2], c.p); };
         const std::vector<Tensor> cpu =
             autocast_run(leaves, grad, dtype, Device::cpu(), channels_last, fn);
@@ -126,7 +127,8 @@ TEST(CudaAutocast, UnscaleKernelMatchesTheCpu) {
     const Tensor b = random_tensor_in({7, 9}, DType::kF64, 301, -1e4, 1e4);
     if (with_inf) a.slice(0, 77777, 77778).fill_(std::numeric_limits<double>::infinity());
     const Tensor a_gpu = a.to(Device::cuda()), b_gpu = b.to(Device::cuda());
-    Tensor found_cpu = Tensor::zeros({1}), found_gpu = Tensor::zeros({1}, DType::kF32, Device::cuda());
+    Tensor found_cpu = Tensor::zeros({1}),
+           found_gpu = Tensor::zeros({1}, DType::kF32, Device::cuda());
     ops::unscale_grads_({a, b}, 1.0 / 3.0, found_cpu);
     ops::unscale_grads_({a_gpu, b_gpu}, 1.0 / 3.0, found_gpu);
     EXPECT_EQ(found_gpu.item<float>(), found_cpu.item<float>());

@@ -7,6 +7,8 @@
 // (2 ulps of half); bf16 2e-2 (2 ulps of bfloat16 plus f32 accumulation over up to ~600 terms).
 // Also: the plan cache (a second call of a shape searches nothing), measured (benchmark) mode,
 // the workspace fallback, and the unsupported-dtype error. Needs a GPU.
+#include "core/functional/conv.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -18,7 +20,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/autograd.h"
-#include "core/functional/conv.h"
 #include "core/functional/elementwise.h"
 #include "core/functional/reduce.h"
 #include "core/ops/conv.h"
@@ -106,8 +107,8 @@ Tensor to_gpu(const Tensor& t, bool channels_last) {
 Tensor as_f64(const Tensor& t) { return t.to(DType::kF64); }
 
 void check_case(const ConvCase& c, DType dtype, bool channels_last, uint64_t seed) {
-  SCOPED_TRACE(absl::StrCat(c.name, " ", dtype_name(dtype),
-                            channels_last ? " channels_last" : " NCHW"));
+  SCOPED_TRACE(
+      absl::StrCat(c.name, " ", dtype_name(dtype), channels_last ? " channels_last" : " NCHW"));
   const Tensor x = random_tensor_in({c.n, c.c, c.h, c.w}, dtype, seed, -1, 1);
   const Tensor w = random_tensor_in({c.o, c.c / c.p.groups, c.kh, c.kw}, dtype, seed + 1, -1, 1);
   const Tensor b = random_tensor_in({c.o}, dtype, seed + 2, -1, 1);
@@ -168,9 +169,8 @@ TEST(CudnnConv, SeparateGradientEntryPointsMatchTheCpu) {
     const Conv2dGrads expected_weight =
         ops::conv2d_backward_weight(as_f64(grad), as_f64(x), w.shape(), true, c.p);
     const Tensor gg = to_gpu(grad, channels_last);
-    expect_matches(expected_input,
-                   ops::conv2d_backward_input(gg, to_gpu(w, false), x.shape(), c.p), DType::kF32,
-                   "grad input");
+    expect_matches(expected_input, ops::conv2d_backward_input(gg, to_gpu(w, false), x.shape(), c.p),
+                   DType::kF32, "grad input");
     const Conv2dGrads g =
         ops::conv2d_backward_weight(gg, to_gpu(x, channels_last), w.shape(), true, c.p);
     EXPECT_FALSE(g.input.defined());
@@ -205,8 +205,10 @@ TEST(CudnnConv, SecondCallOfAShapeSearchesNoAlgorithm) {
   OMPQ_REQUIRE_GPU();
   cuda::clear_cudnn_plans();
   const ConvCase& c = kCases[1];
-  const Tensor x = random_tensor_in({c.n, c.c, c.h, c.w}, DType::kF32, 600, -1, 1).to(Device::cuda());
-  const Tensor w = random_tensor_in({c.o, c.c, c.kh, c.kw}, DType::kF32, 601, -1, 1).to(Device::cuda());
+  const Tensor x =
+      random_tensor_in({c.n, c.c, c.h, c.w}, DType::kF32, 600, -1, 1).to(Device::cuda());
+  const Tensor w =
+      random_tensor_in({c.o, c.c, c.kh, c.kw}, DType::kF32, 601, -1, 1).to(Device::cuda());
   const int64_t before = cuda::cudnn_algorithm_searches();
   const Tensor out = ops::conv2d(x, w, Tensor(), c.p);
   EXPECT_EQ(cuda::cudnn_algorithm_searches(), before + 1);

@@ -1,9 +1,10 @@
 // CUDA copy_ and fill_: host<->device round trips, dtype conversion, strides and broadcasting on
 // the device, against the CPU kernels on the same inputs. Conversions share core/convert.h with
 // the CPU, so results must be bit-exact. Needs a GPU.
+#include "core/ops/copy.h"
+
 #include <gtest/gtest.h>
 
-#include "core/ops/copy.h"
 #include "cuda/runtime.h"
 #include "cuda_test_util.h"
 
@@ -100,7 +101,10 @@ TEST(CudaCopy, StridedAndBroadcastCopiesMatchTheCpu) {
                                   seed += 2);
       expect_strided_copy_matches(
           {17, 33}, dst_dtype, [](const Tensor& t) { return t.t(); }, {}, src_dtype,
-          [](const Tensor& t) { return t.expand({33, 17}); }, seed += 2);
+          [](const Tensor& t) {
+            return t.expand({33, 17});
+          },
+          seed += 2);
     }
   }
 }

@@ -2,9 +2,10 @@
 // positions, so outputs must be equal bit for bit for every size, stream start (including starts
 // that are not multiples of the four positions of a Philox counter), probability and dtype, and on
 // a non-contiguous input. Needs a GPU.
+#include "core/ops/dropout.h"
+
 #include <gtest/gtest.h>
 
-#include "core/ops/dropout.h"
 #include "cuda_test_util.h"
 
 namespace ompq {

@@ -3,10 +3,11 @@
 // sizes. Both sides run core/ops/elementwise_math.h; they differ only where CUDA's exp/log/pow
 // differ from glibc's (a few ulps), hence the tolerances: f32 rtol 2e-6 (~16 ulps), f64 rtol 1e-14.
 // Needs a GPU.
+#include "core/functional/elementwise.h"
+
 #include <gtest/gtest.h>
 
 #include "core/autograd.h"
-#include "core/functional/elementwise.h"
 #include "core/ops/elementwise.h"
 #include "cuda_test_util.h"
 
@@ -20,13 +21,12 @@ using testing::random_tensor_in;
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 2e-6 : 1e-14; }
 double atol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-13; }
 
-
 // Views of a fresh tensor that give the kernels different layouts of one logical shape [2,5,7,3].
 struct LayoutCase {
   const char* name;
   Shape storage_shape;
   std::vector<int64_t> permutation;  // applied to the storage tensor; empty: none
-  int64_t slice_step;               // along dim 1 of the result (1: no slice)
+  int64_t slice_step;                // along dim 1 of the result (1: no slice)
 };
 
 const LayoutCase kLayouts[] = {
@@ -48,14 +48,22 @@ struct UnaryCase {
 };
 
 const UnaryCase kUnaryCases[] = {
-    {UnaryOp::kNeg, {}, false},          {UnaryOp::kAbs, {}, false},
-    {UnaryOp::kRelu, {}, false},         {UnaryOp::kClamp, {-1.5, 2.25}, false},
-    {UnaryOp::kClamp, {0, 6}, false},    {UnaryOp::kSqrt, {}, true},
-    {UnaryOp::kExp, {}, false},          {UnaryOp::kLog, {}, true},
-    {UnaryOp::kSquare, {}, false},       {UnaryOp::kPow, {2.5, 0}, true},
-    {UnaryOp::kPow, {3, 0}, false},      {UnaryOp::kPow, {-0.5, 0}, true},
-    {UnaryOp::kAddScalar, {0.75, 0}, false}, {UnaryOp::kMulScalar, {-1.25, 0}, false},
-    {UnaryOp::kDivScalar, {3, 0}, false},    {UnaryOp::kRsubScalar, {2, 0}, false},
+    {UnaryOp::kNeg, {}, false},
+    {UnaryOp::kAbs, {}, false},
+    {UnaryOp::kRelu, {}, false},
+    {UnaryOp::kClamp, {-1.5, 2.25}, false},
+    {UnaryOp::kClamp, {0, 6}, false},
+    {UnaryOp::kSqrt, {}, true},
+    {UnaryOp::kExp, {}, false},
+    {UnaryOp::kLog, {}, true},
+    {UnaryOp::kSquare, {}, false},
+    {UnaryOp::kPow, {2.5, 0}, true},
+    {UnaryOp::kPow, {3, 0}, false},
+    {UnaryOp::kPow, {-0.5, 0}, true},
+    {UnaryOp::kAddScalar, {0.75, 0}, false},
+    {UnaryOp::kMulScalar, {-1.25, 0}, false},
+    {UnaryOp::kDivScalar, {3, 0}, false},
+    {UnaryOp::kRsubScalar, {2, 0}, false},
     {UnaryOp::kRdivScalar, {1.5, 0}, true},
 };
 
@@ -89,16 +97,24 @@ struct BinaryCase {
 };
 
 const BinaryCase kBinaryCases[] = {
-    {BinaryOp::kAdd, {}, false, false},        {BinaryOp::kSub, {}, false, false},
-    {BinaryOp::kMul, {}, false, false},        {BinaryOp::kDiv, {}, true, false},
-    {BinaryOp::kMaximum, {}, false, true},     {BinaryOp::kMinimum, {}, false, true},
-    {BinaryOp::kGt, {}, false, true},          {BinaryOp::kLt, {}, false, true},
-    {BinaryOp::kGe, {}, false, true},          {BinaryOp::kLe, {}, false, true},
-    {BinaryOp::kEq, {}, false, true},          {BinaryOp::kReluBackward, {}, false, true},
+    {BinaryOp::kAdd, {}, false, false},
+    {BinaryOp::kSub, {}, false, false},
+    {BinaryOp::kMul, {}, false, false},
+    {BinaryOp::kDiv, {}, true, false},
+    {BinaryOp::kMaximum, {}, false, true},
+    {BinaryOp::kMinimum, {}, false, true},
+    {BinaryOp::kGt, {}, false, true},
+    {BinaryOp::kLt, {}, false, true},
+    {BinaryOp::kGe, {}, false, true},
+    {BinaryOp::kLe, {}, false, true},
+    {BinaryOp::kEq, {}, false, true},
+    {BinaryOp::kReluBackward, {}, false, true},
     {BinaryOp::kHardtanhBackward, {0, 6}, false, true},
     {BinaryOp::kClampBackward, {-1, 2}, false, true},
-    {BinaryOp::kAbsBackward, {}, false, true}, {BinaryOp::kPowBackward, {2.5, 0}, true, false},
-    {BinaryOp::kPowBackward, {0, 0}, true, false}, {BinaryOp::kSqrtBackward, {}, true, false},
+    {BinaryOp::kAbsBackward, {}, false, true},
+    {BinaryOp::kPowBackward, {2.5, 0}, true, false},
+    {BinaryOp::kPowBackward, {0, 0}, true, false},
+    {BinaryOp::kSqrtBackward, {}, true, false},
 };
 
 Tensor binary_input(const Shape& shape, DType dtype, uint64_t seed, bool positive, bool ties) {
@@ -172,8 +188,8 @@ TEST(CudaElementwise, NanAndInfinityBehaveAsOnTheCpu) {
   for (DType dtype : {DType::kF32, DType::kF64}) {
     const Tensor x = Tensor::from_vector<double>({nan, inf, -inf, 0.0, -0.0, 1.0}, {6}).to(dtype);
     const Tensor y = Tensor::from_vector<double>({1.0, nan, -inf, 0.0, 2.0, nan}, {6}).to(dtype);
-    for (UnaryOp op : {UnaryOp::kRelu, UnaryOp::kAbs, UnaryOp::kSqrt, UnaryOp::kLog,
-                       UnaryOp::kExp, UnaryOp::kClamp}) {
+    for (UnaryOp op : {UnaryOp::kRelu, UnaryOp::kAbs, UnaryOp::kSqrt, UnaryOp::kLog, UnaryOp::kExp,
+                       UnaryOp::kClamp}) {
       SCOPED_TRACE(unary_op_name(op));
       expect_close(ops::unary(x, op, {-1, 1}), ops::unary(on_gpu(x), op, {-1, 1}), 0, 0);
     }

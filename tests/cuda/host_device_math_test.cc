@@ -39,10 +39,10 @@ void expect_indexer_matches(const Shape& shape, const std::array<Shape, 2>& stri
     index_t got[2];
     indexer.offsets(static_cast<index_t>(i), got);
     const auto want = naive_offsets(i, shape, strides);
-    ASSERT_EQ(static_cast<int64_t>(got[0]), want[0]) << "operand 0, index " << i << " of shape "
-                                                     << shape_str(shape);
-    ASSERT_EQ(static_cast<int64_t>(got[1]), want[1]) << "operand 1, index " << i << " of shape "
-                                                     << shape_str(shape);
+    ASSERT_EQ(static_cast<int64_t>(got[0]), want[0])
+        << "operand 0, index " << i << " of shape " << shape_str(shape);
+    ASSERT_EQ(static_cast<int64_t>(got[1]), want[1])
+        << "operand 1, index " << i << " of shape " << shape_str(shape);
   }
 }
 
@@ -62,8 +62,10 @@ TEST(StridedIndexer, OffsetsMatchANaiveWalk) {
       {"channels-last", {2, 3, 4, 5}, {60, 20, 5, 1}, {60, 1, 15, 3}},
       {"size-1 dims", {1, 9, 1, 2}, {18, 2, 2, 1}, {0, 1, 0, 9}},
       {"scalar", {}, {}, {}},
-      {"8 dims, none mergeable", {2, 2, 2, 2, 2, 2, 2, 3},
-       {1, 2, 4, 8, 16, 32, 64, 128}, {384, 192, 96, 48, 24, 12, 6, 2}},
+      {"8 dims, none mergeable",
+       {2, 2, 2, 2, 2, 2, 2, 3},
+       {1, 2, 4, 8, 16, 32, 64, 128},
+       {384, 192, 96, 48, 24, 12, 6, 2}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -151,7 +153,8 @@ TEST(Convert, MatchesTheCpuCopyKernelForEveryDtypePair) {
       const bool unsigned_side = from == DType::kU8 || to == DType::kU8;
       expect_convert_matches_cpu_copy(testing::random_tensor_in({257}, from, seed++, 0, 100), to);
       if (!unsigned_side) {
-        expect_convert_matches_cpu_copy(testing::random_tensor_in({257}, from, seed++, -100, 0), to);
+        expect_convert_matches_cpu_copy(testing::random_tensor_in({257}, from, seed++, -100, 0),
+                                        to);
       }
     }
   }
@@ -160,11 +163,22 @@ TEST(Convert, MatchesTheCpuCopyKernelForEveryDtypePair) {
 TEST(Convert, SpecialFloatValuesMatchTheCpuCopyKernel) {
   const double inf = std::numeric_limits<double>::infinity();
   const std::vector<double> specials = {
-      std::numeric_limits<double>::quiet_NaN(), inf, -inf, -0.0, 0.0,
-      65504.0, 65519.99, 65520.0,       // f16: largest finite, last value rounding down, overflow
-      6e-8, 3e-8, 1e-9, -6.1e-5,        // f16 subnormals and underflow
-      1.0 + 1.0 / 256, 1.0 + 3.0 / 256,  // bf16 ties: round to even
-      3.4e38, 1e-40};
+      std::numeric_limits<double>::quiet_NaN(),
+      inf,
+      -inf,
+      -0.0,
+      0.0,
+      65504.0,
+      65519.99,
+      65520.0,  // f16: largest finite, last value rounding down, overflow
+      6e-8,
+      3e-8,
+      1e-9,
+      -6.1e-5,  // f16 subnormals and underflow
+      1.0 + 1.0 / 256,
+      1.0 + 3.0 / 256,  // bf16 ties: round to even
+      3.4e38,
+      1e-40};
   const Tensor values = Tensor::from_vector(specials, {static_cast<int64_t>(specials.size())});
   const DType floating[] = {DType::kF32, DType::kF64, DType::kBF16, DType::kF16};
   for (DType from : floating) {

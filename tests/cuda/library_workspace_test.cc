@@ -61,9 +61,12 @@ TEST(LibraryWorkspace, TheFirstCandidateIsNoFallback) {
 
 TEST(LibraryWorkspace, NamesTheOpWhenNothingFits) {
   WorkspaceLimit limit(100);
-  EXPECT_THAT([] { run({{1, 4096}, {2, 512}}); },
-              ThrowsMessage<Error>(HasSubstr("fake op: no algorithm's workspace could be "
-                                             "allocated (the smallest needs 512 bytes)")));
+  EXPECT_THAT(
+      [] {
+        run({{1, 4096}, {2, 512}});
+      },
+      ThrowsMessage<Error>(HasSubstr("fake op: no algorithm's workspace could be "
+                                     "allocated (the smallest needs 512 bytes)")));
   EXPECT_THAT([] { run({}); },
               ThrowsMessage<Error>(HasSubstr("fake op: the library offers no algorithm")));
 }

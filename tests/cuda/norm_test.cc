@@ -1,12 +1,14 @@
-// CUDA batch norm against the CPU kernels on fresh random inputs: training and eval forward (output,
-// batch statistics, running-buffer update) and backward (every subset of the gradients, with and
-// without weight), for 2-d, 3-d and 4-d inputs of odd sizes, few channels with many values (the
-// split reduction), many channels with few values, channels_last (NHWC) inputs and a large mean;
-// and batch_norm_act (residual add and relu / relu6 fused) forward and backward, both layouts.
-// Both devices form the per-channel sums from the same T-valued terms, the CPU in T within
+// CUDA batch norm against the CPU kernels on fresh random inputs: training and eval forward
+// (output, batch statistics, running-buffer update) and backward (every subset of the gradients,
+// with and without weight), for 2-d, 3-d and 4-d inputs of odd sizes, few channels with many values
+// (the split reduction), many channels with few values, channels_last (NHWC) inputs and a large
+// mean; and batch_norm_act (residual add and relu / relu6 fused) forward and backward, both
+// layouts. Both devices form the per-channel sums from the same T-valued terms, the CPU in T within
 // 256-value chunks and double across them, the GPU in double: f32 statistics differ by ~1e-6
 // relative, hence f32 rtol 1e-5 for forward values, 1e-4 for input gradients and an atol for the
 // gradient sums proportional to their number of terms; f64 agrees to 1e-10. Needs a GPU.
+#include "core/ops/norm.h"
+
 #include <gtest/gtest.h>
 
 #include <array>
@@ -14,7 +16,6 @@
 
 #include "core/functional/elementwise.h"
 #include "core/ops/conv.h"
-#include "core/ops/norm.h"
 #include "cuda_test_util.h"
 
 namespace ompq {
@@ -23,7 +24,6 @@ namespace {
 using testing::expect_close;
 using testing::on_gpu;
 using testing::random_tensor_in;
-
 
 // The same values in channels_last memory, on t's device.
 Tensor to_channels_last(const Tensor& t) {
@@ -77,12 +77,13 @@ Params params_on_gpu(const Params& p) {
 // output, the statistics and the updated buffers.
 void expect_forward_matches(const Tensor& x, const Tensor& x_gpu, const Params& p, bool training,
                             Tolerance tol) {
-  const Params cpu = {p.weight, p.bias, p.running_mean.defined() ? p.running_mean.clone() : Tensor(),
+  const Params cpu = {p.weight, p.bias,
+                      p.running_mean.defined() ? p.running_mean.clone() : Tensor(),
                       p.running_var.defined() ? p.running_var.clone() : Tensor()};
   const Params gpu = params_on_gpu(p);
   const double momentum = 0.1, eps = 1e-5;
-  const auto expected = ops::batch_norm(x, cpu.weight, cpu.bias, cpu.running_mean,
-                                        cpu.running_var, training, momentum, eps);
+  const auto expected = ops::batch_norm(x, cpu.weight, cpu.bias, cpu.running_mean, cpu.running_var,
+                                        training, momentum, eps);
   const auto actual = ops::batch_norm(x_gpu, gpu.weight, gpu.bias, gpu.running_mean,
                                       gpu.running_var, training, momentum, eps);
   ASSERT_TRUE(actual.output.device().is_cuda());
@@ -139,8 +140,8 @@ TEST(CudaBatchNorm, ChannelsLastInputAndLargeMean) {
     const Tensor nhwc = random_tensor_in({4, 9, 7, 6}, dtype, seed++, -8, 8);
     const Params p = random_params(6, dtype, seed, true, true);
     seed += 4;
-    expect_forward_matches(nhwc.permute({0, 3, 1, 2}), on_gpu(nhwc).permute({0, 3, 1, 2}), p,
-                           true, forward_tolerance(dtype));
+    expect_forward_matches(nhwc.permute({0, 3, 1, 2}), on_gpu(nhwc).permute({0, 3, 1, 2}), p, true,
+                           forward_tolerance(dtype));
     // Values 1000 +- 1: without the shift, E[x^2] - E[x]^2 would lose every digit of f32 and the
     // variance would be off by O(1). The mean is rounded to T before it is subtracted, and the two
     // devices' means may round to neighbouring floats (an ulp of 1000 is 6e-5), which moves y by
@@ -167,9 +168,9 @@ void expect_backward_matches(const Shape& shape, DType dtype, uint64_t seed, boo
   const double eps = 1e-5;
   const auto expected =
       ops::batch_norm_backward(dy, x, p.weight, forward.mean, forward.var, eps, training, needed);
-  const auto actual = ops::batch_norm_backward(on_gpu(dy), layout(on_gpu(x)), on_gpu(p.weight),
-                                               on_gpu(forward.mean), on_gpu(forward.var), eps,
-                                               training, needed);
+  const auto actual =
+      ops::batch_norm_backward(on_gpu(dy), layout(on_gpu(x)), on_gpu(p.weight),
+                               on_gpu(forward.mean), on_gpu(forward.var), eps, training, needed);
   const bool f32 = dtype == DType::kF32;
   // grad_weight and grad_bias are sums of count terms of magnitude <= 4 that largely cancel.
   const double count = static_cast<double>(x.numel() / shape[1]);
@@ -185,7 +186,8 @@ void expect_backward_matches(const Shape& shape, DType dtype, uint64_t seed, boo
   if (expected.weight.defined()) {
     expect_close(expected.weight, actual.weight, rtol, sum_atol, "grad weight");
   }
-  if (expected.bias.defined()) expect_close(expected.bias, actual.bias, rtol, sum_atol, "grad bias");
+  if (expected.bias.defined())
+    expect_close(expected.bias, actual.bias, rtol, sum_atol, "grad bias");
 }
 
 TEST(CudaBatchNorm, BackwardMatchesTheCpu) {
@@ -214,8 +216,8 @@ TEST(CudaBatchNorm, BackwardMatchesTheCpu) {
 TEST(CudaBatchNorm, EmptyBatchGivesAnEmptyOutput) {
   OMPQ_REQUIRE_GPU();
   const Params p = params_on_gpu(random_params(3, DType::kF32, 7400, true, true));
-  const auto r = ops::batch_norm(Tensor::empty({0, 3, 4, 4}, DType::kF32, Device::cuda()),
-                                 p.weight, p.bias, p.running_mean, p.running_var, false, 0.1, 1e-5);
+  const auto r = ops::batch_norm(Tensor::empty({0, 3, 4, 4}, DType::kF32, Device::cuda()), p.weight,
+                                 p.bias, p.running_mean, p.running_var, false, 0.1, 1e-5);
   EXPECT_EQ(r.output.shape(), (Shape{0, 3, 4, 4}));
   EXPECT_TRUE(r.output.device().is_cuda());
 }
@@ -239,8 +241,8 @@ TEST(CudaBatchNorm, ChannelsLastForwardAndBackwardMatchTheCpu) {
                                training, forward_tolerance(dtype));
         expect_backward_matches(shape, dtype, seed + 5, training, /*affine=*/true,
                                 {true, true, true}, /*channels_last=*/true);
-        const auto out_gpu = ops::batch_norm(x_gpu, Tensor(), Tensor(), Tensor(), Tensor(), true,
-                                             0.1, 1e-5);
+        const auto out_gpu =
+            ops::batch_norm(x_gpu, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5);
         EXPECT_TRUE(is_channels_last(out_gpu.output));
         seed += 8;
       }
@@ -268,8 +270,8 @@ void expect_fused_matches(const Shape& shape, bool channels_last, DType dtype, u
                                             1e-5, activation, residual);
   const Tensor x_gpu = layout(on_gpu(x));
   const auto actual =
-      ops::batch_norm_act(x_gpu, gpu.weight, gpu.bias, gpu.running_mean, gpu.running_var,
-                          training, 0.1, 1e-5, activation, layout(on_gpu(residual)));
+      ops::batch_norm_act(x_gpu, gpu.weight, gpu.bias, gpu.running_mean, gpu.running_var, training,
+                          0.1, 1e-5, activation, layout(on_gpu(residual)));
   EXPECT_EQ(is_channels_last(actual.output), channels_last);
   const Tolerance tol = forward_tolerance(dtype);
   expect_close(expected.output, actual.output, tol.rtol, tol.atol, "output");

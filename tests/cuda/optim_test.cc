@@ -4,9 +4,10 @@
 // core/ops/optim_math.h with the same host-computed coefficients; they differ only where one
 // compiler fuses a multiply-add and the other does not (a few ulps): f32 rtol 1e-6, f64 1e-14.
 // Needs a GPU.
+#include "core/ops/optim.h"
+
 #include <gtest/gtest.h>
 
-#include "core/ops/optim.h"
 #include "cuda_test_util.h"
 
 namespace ompq {
@@ -15,7 +16,6 @@ namespace {
 using testing::expect_close;
 using testing::on_gpu;
 using testing::random_tensor_in;
-
 
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-14; }
 // An update that cancels most of a parameter of magnitude ~1 keeps an ulp of it as its error.

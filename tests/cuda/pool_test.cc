@@ -9,6 +9,8 @@
 // 1e-5, f64 1e-13.
 // The CUDA tests need a GPU; the window-range test of the backward gather and the layout test of
 // the kernels' index math run anywhere.
+#include "core/ops/pool.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,7 +20,6 @@
 
 #include "core/ops/conv.h"
 #include "core/ops/memory_format.h"
-#include "core/ops/pool.h"
 #include "core/ops/pool_math.h"
 #include "cuda/pool_layout.h"
 #include "cuda_test_util.h"
@@ -30,7 +31,6 @@ using testing::expect_close;
 using testing::expect_equal;
 using testing::on_gpu;
 using testing::random_tensor_in;
-
 
 // For results that sum a window or several gradients in an order other than the CPU's: a few
 // ulps of the partial sums (values up to ~50), which may cancel.
@@ -102,7 +102,8 @@ TEST(PoolMath, OutputsCoveringAnInputAreExactlyTheWindowsContainingIt) {
       expect_covering_is_exact(
           in, out,
           [&](int64_t o) {
-            const int64_t begin = adaptive_bin_begin(o, in, out), end = adaptive_bin_end(o, in, out);
+            const int64_t begin = adaptive_bin_begin(o, in, out),
+                          end = adaptive_bin_end(o, in, out);
             return PoolWindow{begin, end, end - begin};
           },
           [&](int64_t i, int64_t* first, int64_t* last) {
@@ -135,8 +136,8 @@ void expect_layout_matches_memory(const Shape& shape) {
 }
 
 TEST(PoolLayout, CoordinatesMatchTheTensorsMemoryOrder) {
-  for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{3, 1, 4, 6}, Shape{4, 5, 1, 1},
-                             Shape{1, 6, 3, 1}}) {
+  for (const Shape& shape :
+       {Shape{2, 3, 5, 7}, Shape{3, 1, 4, 6}, Shape{4, 5, 1, 1}, Shape{1, 6, 3, 1}}) {
     SCOPED_TRACE(shape_str(shape));
     expect_layout_matches_memory<false, uint32_t>(shape);
     expect_layout_matches_memory<false, int64_t>(shape);
@@ -173,8 +174,8 @@ TEST(CudaPool, MaxPoolNanWinsAsOnTheCpu) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const Tensor x = Tensor::from_vector<double>(
       {1, nan, 3, 0, 2, 9, nan, nan, -1, 5, 4, 4, nan, 0, 7, 7}, {1, 1, 4, 4});
-  for (const Pool2dParams& p : {Pool2dParams{{2, 2}, {2, 2}, {0, 0}},
-                                Pool2dParams{{3, 3}, {1, 1}, {1, 1}}}) {
+  for (const Pool2dParams& p :
+       {Pool2dParams{{2, 2}, {2, 2}, {0, 0}}, Pool2dParams{{3, 3}, {1, 1}, {1, 1}}}) {
     const auto expected = ops::max_pool2d(x, p);
     const auto actual = ops::max_pool2d(on_gpu(x), p);
     expect_equal(expected.output, actual.output, "output");
@@ -190,8 +191,8 @@ TEST(CudaPool, AvgPoolForwardAndBackwardMatchTheCpu) {
       SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + w.name);
       const Tensor x = random_tensor_in(w.input, dtype, seed++, -8, 8);
       const Tensor expected = ops::avg_pool2d(x, w.params);
-      expect_close(expected, ops::avg_pool2d(on_gpu(x), w.params), rtol_for(dtype),
-                   atol_for(dtype), "output");
+      expect_close(expected, ops::avg_pool2d(on_gpu(x), w.params), rtol_for(dtype), atol_for(dtype),
+                   "output");
       const Tensor grad = random_tensor_in(expected.shape(), dtype, seed++, -2, 2);
       expect_equal(ops::avg_pool2d_backward(grad, x.shape(), w.params),
                    ops::avg_pool2d_backward(on_gpu(grad), x.shape(), w.params), "grad input");
@@ -267,8 +268,8 @@ TEST(CudaPool, ChannelsLastMaxPoolKernelsMatchTheCpu) {
         const Tensor grad_x = empty_nchw(w.input, true, dtype, Device::cuda());
         max_pool2d_backward_stub(Device::cuda(), grad_x, channels_last(grad, Device::cuda()),
                                  indices);
-        expect_close(ops::max_pool2d_backward(channels_last(grad, Device::cpu()),
-                                              expected.indices, w.input, true),
+        expect_close(ops::max_pool2d_backward(channels_last(grad, Device::cpu()), expected.indices,
+                                              w.input, true),
                      grad_x, rtol_for(dtype), atol_for(dtype), "grad input");
       }
     }

@@ -8,6 +8,8 @@
 // may be contracted differently (rtol 1e-6 / 1e-5). The QAT activation quantizer (EMA min/max
 // ranges) on CUDA tracks the very ranges, scales and outputs of a CPU run, batch after batch.
 // Needs a GPU (but for the bad-input test).
+#include "core/ops/quant.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -19,7 +21,6 @@
 #include "core/functional/concat.h"
 #include "core/functional/elementwise.h"
 #include "core/functional/reduce.h"
-#include "core/ops/quant.h"
 #include "cuda_test_util.h"
 #include "layers/quant/act_quantizer.h"
 
@@ -31,7 +32,6 @@ using testing::expect_equal;
 using testing::on_gpu;
 using testing::random_integers;
 using testing::random_tensor_in;
-
 
 struct QuantCase {
   const char* name;
@@ -80,10 +80,10 @@ TEST(CudaQuant, FakeQuantizeMatchesTheCpuBitForBit) {
       SCOPED_TRACE(std::string(c.name) + " " + dtype_name(dtype));
       const Tensor x = random_tensor_in(c.shape, dtype, seed++, -8, 8);
       const Params p = random_params(c, dtype, seed++);
-      expect_equal(ops::fake_quantize(x, p.scale, p.zero_point, c.axis, c.range),
-                   ops::fake_quantize(on_gpu(x), on_gpu(p.scale), on_gpu(p.zero_point), c.axis,
-                                      c.range),
-                   "fake_quantize");
+      expect_equal(
+          ops::fake_quantize(x, p.scale, p.zero_point, c.axis, c.range),
+          ops::fake_quantize(on_gpu(x), on_gpu(p.scale), on_gpu(p.zero_point), c.axis, c.range),
+          "fake_quantize");
     }
   }
 }
@@ -107,18 +107,18 @@ TEST(CudaQuant, FakeQuantizeGradientsMatchTheCpu) {
         expect_equal(cpu.input, gpu.input, "grad input");
         expect_close(cpu.scale, gpu.scale, rtol, rtol, "grad scale");
         // Each gradient alone takes its own path through the kernel.
-        expect_equal(cpu.input,
-                     ops::fake_quantize_backward(on_gpu(grad), on_gpu(x), on_gpu(p.scale),
-                                                 on_gpu(p.zero_point), c.axis, c.range, clip,
-                                                 true, false)
-                         .input,
-                     "grad input alone");
-        expect_close(cpu.scale,
-                     ops::fake_quantize_backward(on_gpu(grad), on_gpu(x), on_gpu(p.scale),
-                                                 on_gpu(p.zero_point), c.axis, c.range, clip,
-                                                 false, true)
-                         .scale,
-                     rtol, rtol, "grad scale alone");
+        expect_equal(
+            cpu.input,
+            ops::fake_quantize_backward(on_gpu(grad), on_gpu(x), on_gpu(p.scale),
+                                        on_gpu(p.zero_point), c.axis, c.range, clip, true, false)
+                .input,
+            "grad input alone");
+        expect_close(
+            cpu.scale,
+            ops::fake_quantize_backward(on_gpu(grad), on_gpu(x), on_gpu(p.scale),
+                                        on_gpu(p.zero_point), c.axis, c.range, clip, false, true)
+                .scale,
+            rtol, rtol, "grad scale alone");
       }
     }
   }
@@ -167,10 +167,10 @@ TEST(CudaQuant, QuantizeAndDequantizeMatchTheCpu) {
       const int64_t channels = p.scale.numel();
       const Tensor bias = c.axis ? random_tensor_in({channels}, dtype, seed++, -1, 1) : Tensor();
       const double rtol = dtype == DType::kF32 ? 1e-6 : 1e-14;
-      expect_close(ops::dequantize(codes, p.scale, p.zero_point, c.axis, bias),
-                   ops::dequantize(codes_gpu, on_gpu(p.scale), on_gpu(p.zero_point), c.axis,
-                                   on_gpu(bias)),
-                   rtol, rtol, "dequantize");
+      expect_close(
+          ops::dequantize(codes, p.scale, p.zero_point, c.axis, bias),
+          ops::dequantize(codes_gpu, on_gpu(p.scale), on_gpu(p.zero_point), c.axis, on_gpu(bias)),
+          rtol, rtol, "dequantize");
     }
   }
 }
@@ -195,10 +195,10 @@ TEST(CudaQuant, RequantizeMatchesTheCpuBitForBit) {
       const Tensor offset =
           with_offset ? random_tensor_in({17}, DType::kF32, seed++, -20, 20) : Tensor();
       for (int64_t zero_point : {int64_t{0}, int64_t{7}}) {
-        expect_equal(ops::requantize(acc, multiplier, offset, zero_point, 1, range),
-                     ops::requantize(on_gpu(acc), on_gpu(multiplier), on_gpu(offset), zero_point,
-                                     1, range),
-                     "requantize");
+        expect_equal(
+            ops::requantize(acc, multiplier, offset, zero_point, 1, range),
+            ops::requantize(on_gpu(acc), on_gpu(multiplier), on_gpu(offset), zero_point, 1, range),
+            "requantize");
       }
     }
   }
@@ -245,9 +245,12 @@ TEST(CudaQuant, EmaActivationQuantizerTracksTheCpuRanges) {
 
 TEST(ActivationQuantizer, EmptyBatchIsAnError) {
   nn::ActivationQuantizer q(nn::qat_activation_spec(8), nn::ActRange::kEmaMinMax);
-  EXPECT_THAT([&] { q.forward(Tensor::zeros({0, 3})); },
-              ::testing::ThrowsMessage<Error>(::testing::HasSubstr(
-                  "ActivationQuantizer: an empty batch of shape [0, 3]")));
+  EXPECT_THAT(
+      [&] {
+        q.forward(Tensor::zeros({0, 3}));
+      },
+      ::testing::ThrowsMessage<Error>(
+          ::testing::HasSubstr("ActivationQuantizer: an empty batch of shape [0, 3]")));
 }
 
 }  // namespace

@@ -4,9 +4,10 @@
 // accumulate in double on both devices, in different orders: f32 results agree to an ulp
 // (rtol 1e-6), f64 to rtol 1e-12 (atol 1e-10 for sums that cancel). max/min/argmax are exact.
 // Needs a GPU.
+#include "core/ops/reduce.h"
+
 #include <gtest/gtest.h>
 
-#include "core/ops/reduce.h"
 #include "cuda_test_util.h"
 
 namespace ompq {
@@ -15,7 +16,6 @@ namespace {
 using testing::expect_close;
 using testing::on_gpu;
 using testing::random_tensor_in;
-
 
 // All subsets of the dims of a rank-`rank` tensor, as dim lists ({} means all dims).
 std::vector<std::vector<int64_t>> all_dim_sets(int64_t rank) {
@@ -30,7 +30,8 @@ std::vector<std::vector<int64_t>> all_dim_sets(int64_t rank) {
   return sets;
 }
 
-void expect_reductions_match(const Tensor& x, const Tensor& x_gpu, const std::vector<int64_t>& dims) {
+void expect_reductions_match(const Tensor& x, const Tensor& x_gpu,
+                             const std::vector<int64_t>& dims) {
   const bool f32 = x.dtype() == DType::kF32;
   const double rtol = f32 ? 1e-6 : 1e-12, atol = f32 ? 1e-5 : 1e-10;
   for (bool keepdim : {false, true}) {
@@ -105,7 +106,8 @@ TEST(CudaReduce, EmptyReducedDimsAndSizeOneDims) {
   const Tensor empty = Tensor::empty({0, 5});
   expect_close(ops::sum(empty, {0}, false), ops::sum(on_gpu(empty), {0}, false), 0, 0);
   const Tensor ones_dims = random_tensor_in({1, 7, 1}, DType::kF64, 6300, -8, 8);
-  for (const auto& dims : all_dim_sets(3)) expect_reductions_match(ones_dims, on_gpu(ones_dims), dims);
+  for (const auto& dims : all_dim_sets(3))
+    expect_reductions_match(ones_dims, on_gpu(ones_dims), dims);
   const Tensor scalar = Tensor::scalar(2.5, DType::kF64);
   expect_close(ops::sum(scalar, {}, false), ops::sum(on_gpu(scalar), {}, false), 0, 0);
 }
@@ -127,7 +129,8 @@ TEST(CudaReduce, ArgmaxTakesTheFirstMaximumInEveryLayout) {
   for (DType dtype : {DType::kF32, DType::kF64}) {
     // Small integers: many ties, so "first" matters.
     const Tensor storage = random_tensor_in({4, 9, 6, 5}, DType::kI32, seed++, 0, 4).to(dtype);
-    std::vector<Tensor> cpu_views = layout_views(storage), gpu_views = layout_views(on_gpu(storage));
+    std::vector<Tensor> cpu_views = layout_views(storage),
+                        gpu_views = layout_views(on_gpu(storage));
     cpu_views.push_back(storage);
     gpu_views.push_back(on_gpu(storage));
     for (size_t v = 0; v < cpu_views.size(); ++v) {

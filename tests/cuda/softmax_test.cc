@@ -5,22 +5,22 @@
 // polynomial per element and sum in different orders (f32 within 256-value chunks on the CPU,
 // double on the GPU), and CUDA's log may differ from glibc's by an ulp: f32 rtol 1e-5, f64 1e-12.
 // Needs a GPU.
+#include "core/ops/softmax.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <limits>
 
-#include "core/ops/softmax.h"
 #include "cuda_test_util.h"
 
 namespace ompq {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::expect_close;
+using ::testing::HasSubstr;
 using testing::on_gpu;
 using testing::random_tensor_in;
-
 
 double rtol_for(DType dtype) { return dtype == DType::kF32 ? 1e-5 : 1e-12; }
 double atol_for(DType dtype) { return dtype == DType::kF32 ? 1e-6 : 1e-13; }
@@ -38,7 +38,8 @@ void expect_softmax_matches(const Tensor& x, const Tensor& x_gpu, int64_t dim, u
     expect_close(y, y_gpu, rtol, atol, "output");
     // Both backward passes get the CPU's forward output, so that they differ only by their own
     // arithmetic.
-    const Tensor dx = log ? ops::log_softmax_backward(dy, y, dim) : ops::softmax_backward(dy, y, dim);
+    const Tensor dx =
+        log ? ops::log_softmax_backward(dy, y, dim) : ops::softmax_backward(dy, y, dim);
     const Tensor dx_gpu = log ? ops::log_softmax_backward(dy_gpu, on_gpu(y), dim)
                               : ops::softmax_backward(dy_gpu, on_gpu(y), dim);
     expect_close(dx, dx_gpu, rtol, atol, "grad input");
@@ -76,9 +77,9 @@ TEST(CudaSoftmax, ExtremeAndInfiniteLogits) {
   const double inf = std::numeric_limits<double>::infinity();
   for (DType dtype : {DType::kF32, DType::kF64}) {
     SCOPED_TRACE(dtype_name(dtype));
-    const Tensor x = Tensor::from_vector<double>({1000, -1000, 999, 0,     //
-                                                  -inf, 3, -inf, 2,        //
-                                                  -90, -95, -100, -88},    //
+    const Tensor x = Tensor::from_vector<double>({1000, -1000, 999, 0,   //
+                                                  -inf, 3, -inf, 2,      //
+                                                  -90, -95, -100, -88},  //
                                                  {3, 4})
                          .to(dtype);
     expect_softmax_matches(x, on_gpu(x), 1, 9200);
@@ -97,11 +98,10 @@ void expect_cross_entropy_matches(int64_t batch, int64_t classes, DType dtype, d
   expect_close(expected.loss, actual.loss, rtol, atol, "loss");
   expect_close(expected.log_sum_exp, actual.log_sum_exp, rtol, atol, "log_sum_exp");
   const Tensor grad_loss = Tensor::scalar(1.75, dtype);
-  const Tensor grad = ops::cross_entropy_backward(grad_loss, logits, target, expected.log_sum_exp,
-                                                  smoothing);
-  const Tensor grad_gpu =
-      ops::cross_entropy_backward(on_gpu(grad_loss), on_gpu(logits), on_gpu(target),
-                                  on_gpu(expected.log_sum_exp), smoothing);
+  const Tensor grad =
+      ops::cross_entropy_backward(grad_loss, logits, target, expected.log_sum_exp, smoothing);
+  const Tensor grad_gpu = ops::cross_entropy_backward(
+      on_gpu(grad_loss), on_gpu(logits), on_gpu(target), on_gpu(expected.log_sum_exp), smoothing);
   expect_close(grad, grad_gpu, rtol, atol, "grad logits");
 }
 

@@ -2,14 +2,15 @@
 // Fashion-MNIST images and the same SGD steps as PyTorch 1.13 must give the same losses and final
 // weights. One check of the whole training step (forward, every backward rule, BN in train mode,
 // Nesterov SGD with weight decay) against the peer.
+#include "layers/models/fashion_cnn.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "core/safetensors.h"
-#include "layers/models/fashion_cnn.h"
-#include "layers/optim.h"
 #include "core/functional/softmax.h"
+#include "core/safetensors.h"
+#include "layers/optim.h"
 
 namespace ompq::nn {
 namespace {
@@ -33,7 +34,8 @@ TensorMap with_prefix_removed(const TensorMap& all, const std::string& prefix) {
 }
 
 TEST(FashionCnn, TrainingStepsMatchPyTorch) {
-  auto golden = load_safetensors(std::string(OMPQ_SOURCE_DIR) + "/tests/data/fashion_cnn_steps.safetensors");
+  auto golden =
+      load_safetensors(std::string(OMPQ_SOURCE_DIR) + "/tests/data/fashion_cnn_steps.safetensors");
   ASSERT_TRUE(golden.ok()) << golden.status();
   const TensorMap& g = golden->tensors;
   FashionCnn model;

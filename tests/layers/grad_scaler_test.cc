@@ -142,7 +142,8 @@ std::shared_ptr<Sequential> small_cnn(Generator& gen) {
   model->push_back(std::make_shared<BatchNorm2d>(16));
   model->push_back(std::make_shared<ReLU>());
   model->push_back(std::make_shared<MaxPool2d>(Pool2dParams{}));
-  model->push_back(std::make_shared<Conv2d>(16, 16, std::array<int64_t, 2>{3, 3}, same, false, gen));
+  model->push_back(
+      std::make_shared<Conv2d>(16, 16, std::array<int64_t, 2>{3, 3}, same, false, gen));
   model->push_back(std::make_shared<BatchNorm2d>(16));
   model->push_back(std::make_shared<ReLU>());
   model->push_back(std::make_shared<Flatten>());

@@ -111,15 +111,21 @@ TEST(InitTest, SameSeedSameWeights) {
 
 TEST(InitTest, BadArguments) {
   Tensor t = Tensor::empty({4, 4});
-  EXPECT_THAT([&] { uniform_(t, 1.0, 0.0); }, ::testing::ThrowsMessage<Error>(HasSubstr("low 1 > high 0")));
-  EXPECT_THAT([&] { normal_(t, 0.0, -1.0); }, ::testing::ThrowsMessage<Error>(HasSubstr("negative std")));
-  EXPECT_THAT([] { kaiming_uniform_(Tensor::empty({4, 0})); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("zero fan")));
+  EXPECT_THAT([&] { uniform_(t, 1.0, 0.0); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("low 1 > high 0")));
+  EXPECT_THAT([&] { normal_(t, 0.0, -1.0); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("negative std")));
+  EXPECT_THAT(
+      [] {
+        kaiming_uniform_(Tensor::empty({4, 0}));
+      },
+      ::testing::ThrowsMessage<Error>(HasSubstr("zero fan")));
   EXPECT_THAT([] { uniform_(Tensor::empty({4}, DType::kI32), 0, 1); },
               ::testing::ThrowsMessage<Error>(HasSubstr("not floating")));
 }
 
-// ---- default initialization of layers (torch.nn's reset_parameters) ---------------------------------
+// ---- default initialization of layers (torch.nn's reset_parameters)
+// ---------------------------------
 
 TEST(DefaultInitTest, Conv2dWeightAndBiasBoundsAre1OverSqrtFanIn) {
   Generator gen(5);

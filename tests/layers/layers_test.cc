@@ -30,7 +30,8 @@ TEST(LayersTest, Conv2dAppliesItsParameters) {
   Tensor x = randn({2, 3, 7, 7}, gen);
   Tensor y = conv.forward(x);
   EXPECT_EQ(y.shape(), (Shape{2, 4, 4, 4}));
-  EXPECT_EQ(y.to_vector<float>(), conv2d(x, conv.weight(), conv.bias(), conv.params()).to_vector<float>());
+  EXPECT_EQ(y.to_vector<float>(),
+            conv2d(x, conv.weight(), conv.bias(), conv.params()).to_vector<float>());
 }
 
 TEST(LayersTest, LinearMapsTheLastDim) {
@@ -44,8 +45,12 @@ TEST(LayersTest, LinearMapsTheLastDim) {
   EXPECT_NEAR(y[1], w[3] + b[1], 1e-6);
   EXPECT_NEAR(y[2], w[1] + b[0], 1e-6);
   EXPECT_NEAR(y[3], w[4] + b[1], 1e-6);
-  EXPECT_THAT([&] { fc.forward(Tensor::zeros({2, 4})); },
-              ThrowsMessage<Error>(HasSubstr("Linear: input of shape [2, 4] does not end in in_features 3")));
+  EXPECT_THAT(
+      [&] {
+        fc.forward(Tensor::zeros({2, 4}));
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("Linear: input of shape [2, 4] does not end in in_features 3")));
 }
 
 TEST(LayersTest, BatchNormTracksBatchesOnlyInTraining) {
@@ -67,19 +72,33 @@ TEST(LayersTest, BatchNormTracksBatchesOnlyInTraining) {
 
 TEST(LayersTest, BatchNormChecksItsInput) {
   BatchNorm2d bn(3);
-  EXPECT_THAT([&] { bn.forward(Tensor::zeros({2, 3})); },
-              ThrowsMessage<Error>(HasSubstr("BatchNorm2d: input of shape [2, 3] has 2 dims (expected 4)")));
-  EXPECT_THAT([&] { bn.forward(Tensor::zeros({2, 4, 1, 1})); },
-              ThrowsMessage<Error>(HasSubstr("has 4 channels (expected 3)")));
+  EXPECT_THAT(
+      [&] {
+        bn.forward(Tensor::zeros({2, 3}));
+      },
+      ThrowsMessage<Error>(
+          HasSubstr("BatchNorm2d: input of shape [2, 3] has 2 dims (expected 4)")));
+  EXPECT_THAT(
+      [&] {
+        bn.forward(Tensor::zeros({2, 4, 1, 1}));
+      },
+      ThrowsMessage<Error>(HasSubstr("has 4 channels (expected 3)")));
   BatchNorm1d bn1(3);
   EXPECT_EQ(bn1.forward(randn({4, 3})).shape(), (Shape{4, 3}));
   EXPECT_EQ(bn1.forward(randn({4, 3, 5})).shape(), (Shape{4, 3, 5}));
-  EXPECT_THAT([&] { bn1.forward(Tensor::zeros({2, 3, 1, 1})); },
-              ThrowsMessage<Error>(HasSubstr("(expected 2 or 3)")));
+  EXPECT_THAT(
+      [&] {
+        bn1.forward(Tensor::zeros({2, 3, 1, 1}));
+      },
+      ThrowsMessage<Error>(HasSubstr("(expected 2 or 3)")));
   EXPECT_THAT([] { BatchNorm2d(0); }, ThrowsMessage<Error>(HasSubstr("num_features 0")));
-  EXPECT_THAT([] { BatchNorm2d(2, BatchNormOptions{0.0}); }, ThrowsMessage<Error>(HasSubstr("eps 0")));
-  EXPECT_THAT([] { BatchNorm2d(2, BatchNormOptions{1e-5, 1.5}); },
-              ThrowsMessage<Error>(HasSubstr("momentum 1.5")));
+  EXPECT_THAT([] { BatchNorm2d(2, BatchNormOptions{0.0}); },
+              ThrowsMessage<Error>(HasSubstr("eps 0")));
+  EXPECT_THAT(
+      [] {
+        BatchNorm2d(2, BatchNormOptions{1e-5, 1.5});
+      },
+      ThrowsMessage<Error>(HasSubstr("momentum 1.5")));
 }
 
 TEST(LayersTest, ActivationsPoolingFlatten) {
@@ -112,18 +131,36 @@ TEST(LayersTest, DropoutDropsInTrainingOnly) {
 }
 
 TEST(LayersTest, ConstructorsRejectBadShapes) {
-  EXPECT_THAT([] { Conv2d(3, 4, {3, 3}, Conv2dParams{{1, 1}, {0, 0}, {1, 1}, 2}); },
-              ThrowsMessage<Error>(HasSubstr("groups 2 must divide in_channels 3")));
-  EXPECT_THAT([] { Conv2d(0, 4, {3, 3}); }, ThrowsMessage<Error>(HasSubstr("channels must be positive")));
+  EXPECT_THAT(
+      [] {
+        Conv2d(3, 4, {3, 3}, Conv2dParams{{1, 1}, {0, 0}, {1, 1}, 2});
+      },
+      ThrowsMessage<Error>(HasSubstr("groups 2 must divide in_channels 3")));
+  EXPECT_THAT(
+      [] {
+        Conv2d(0, 4, {3, 3});
+      },
+      ThrowsMessage<Error>(HasSubstr("channels must be positive")));
   EXPECT_THAT([] { Conv2d(3, 4, {0, 3}); }, ThrowsMessage<Error>(HasSubstr("kernel size [0, 3]")));
   EXPECT_THAT([] { Linear(0, 2); }, ThrowsMessage<Error>(HasSubstr("features must be positive")));
-  EXPECT_THAT([] { MaxPool2d(Pool2dParams{{2, 2}, {0, 1}, {0, 0}}); },
-              ThrowsMessage<Error>(HasSubstr("MaxPool2d: kernel [2, 2], stride [0, 1]")));
-  EXPECT_THAT([] { AvgPool2d(Pool2dParams{{2, 2}, {2, 2}, {2, 0}}); },
-              ThrowsMessage<Error>(HasSubstr("padding <= kernel / 2")));
-  EXPECT_THAT([] { AdaptiveAvgPool2d({0, 1}); }, ThrowsMessage<Error>(HasSubstr("output size [0, 1]")));
+  EXPECT_THAT(
+      [] {
+        MaxPool2d(Pool2dParams{{2, 2}, {0, 1}, {0, 0}});
+      },
+      ThrowsMessage<Error>(HasSubstr("MaxPool2d: kernel [2, 2], stride [0, 1]")));
+  EXPECT_THAT(
+      [] {
+        AvgPool2d(Pool2dParams{{2, 2}, {2, 2}, {2, 0}});
+      },
+      ThrowsMessage<Error>(HasSubstr("padding <= kernel / 2")));
+  EXPECT_THAT(
+      [] {
+        AdaptiveAvgPool2d({0, 1});
+      },
+      ThrowsMessage<Error>(HasSubstr("output size [0, 1]")));
   Sequential seq;
-  EXPECT_THAT([&] { seq[0]; }, ThrowsMessage<Error>(HasSubstr("index 0 out of range for 0 modules")));
+  EXPECT_THAT([&] { seq[0]; },
+              ThrowsMessage<Error>(HasSubstr("index 0 out of range for 0 modules")));
 }
 
 // Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d -> Flatten -> Linear, trained with SGD on one fixed
@@ -149,7 +186,8 @@ TEST(TrainingTest, SmallCnnLossDecreasesUnderSgd) {
     opt.step();
     losses.push_back(loss.item_double());
   }
-  EXPECT_LT(losses.back(), 0.5 * losses.front()) << "first " << losses.front() << " last " << losses.back();
+  EXPECT_LT(losses.back(), 0.5 * losses.front())
+      << "first " << losses.front() << " last " << losses.back();
   EXPECT_LT(losses[6], losses[0]);
   EXPECT_LT(losses[11], losses[6]);
 }

@@ -27,10 +27,10 @@ TEST(LrScheduleTest, StepMatchesTorchStepLR) {
 TEST(LrScheduleTest, CosineMatchesTorchCosineAnnealingLR) {
   // CosineAnnealingLR(T_max=10, eta_min=0.001)
   CosineLr cosine(10, 0.001);
-  expect_schedule(cosine, {0.1, 0.097577297556610113, 0.090546341221559898, 0.079595369988477424,
-                           0.065796341221559904, 0.050500000000000003, 0.03520365877844011,
-                           0.021404630011522589, 0.010453658778440109, 0.0034227024433899004,
-                           0.001});
+  expect_schedule(cosine,
+                  {0.1, 0.097577297556610113, 0.090546341221559898, 0.079595369988477424,
+                   0.065796341221559904, 0.050500000000000003, 0.03520365877844011,
+                   0.021404630011522589, 0.010453658778440109, 0.0034227024433899004, 0.001});
   // Past T it stays at eta_min (torch's would rise again).
   EXPECT_DOUBLE_EQ(cosine.lr(25, 0.1), 0.001);
 }
@@ -77,7 +77,8 @@ TEST(LrScheduleTest, BadArguments) {
   EXPECT_THAT([] { WarmupLr(5, 1.5, std::make_shared<ConstantLr>()); },
               ThrowsMessage<Error>(HasSubstr("start_factor 1.5")));
   EXPECT_THAT([] { WarmupLr(5, 0.1, nullptr); }, ThrowsMessage<Error>(HasSubstr("is null")));
-  EXPECT_THAT([] { CosineLr(10).lr(-1, 0.1); }, ThrowsMessage<Error>(HasSubstr("negative iteration -1")));
+  EXPECT_THAT([] { CosineLr(10).lr(-1, 0.1); },
+              ThrowsMessage<Error>(HasSubstr("negative iteration -1")));
 }
 
 }  // namespace

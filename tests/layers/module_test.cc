@@ -32,15 +32,17 @@ class TinyNet : public Module {
   explicit TinyNet(uint64_t seed = 0) {
     Generator gen(seed);
     features = register_module(
-        "features",
-        std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
-            std::make_shared<Conv2d>(2, 4, std::array<int64_t, 2>{3, 3}, Conv2dParams{}, false, gen),
-            std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
-            std::make_shared<AdaptiveAvgPool2d>(std::array<int64_t, 2>{1, 1})}));
+        "features", std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+                        std::make_shared<Conv2d>(2, 4, std::array<int64_t, 2>{3, 3}, Conv2dParams{},
+                                                 false, gen),
+                        std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>(),
+                        std::make_shared<AdaptiveAvgPool2d>(std::array<int64_t, 2>{1, 1})}));
     flatten = register_module("flatten", std::make_shared<Flatten>());
     fc = register_module("fc", std::make_shared<Linear>(4, 3, true, gen));
   }
-  Tensor forward(const Tensor& x) override { return fc->forward(flatten->forward(features->forward(x))); }
+  Tensor forward(const Tensor& x) override {
+    return fc->forward(flatten->forward(features->forward(x)));
+  }
 
   std::shared_ptr<Sequential> features;
   std::shared_ptr<Flatten> flatten;
@@ -54,8 +56,7 @@ std::vector<std::string> names(const NamedTensors& entries) {
 }
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::path(::testing::TempDir()) /
-          (std::to_string(::getpid()) + "_" + name))
+  return (std::filesystem::path(::testing::TempDir()) / (std::to_string(::getpid()) + "_" + name))
       .string();
 }
 
@@ -84,7 +85,8 @@ TEST(ModuleTest, StateDictHoldsParametersAndBuffersWithTorchDtypes) {
   EXPECT_EQ(tracked.dtype(), DType::kI64);
   EXPECT_EQ(tracked.shape(), Shape{});
   EXPECT_EQ(state.at("features.0.weight").shape(), (Shape{4, 2, 3, 3}));
-  EXPECT_EQ(state.at("features.1.running_var").to_vector<float>(), (std::vector<float>{1, 1, 1, 1}));
+  EXPECT_EQ(state.at("features.1.running_var").to_vector<float>(),
+            (std::vector<float>{1, 1, 1, 1}));
   // The entries share data with the module.
   net.fc->bias().detach().fill_(5.0);
   EXPECT_EQ(state.at("fc.bias").to_vector<float>(), (std::vector<float>{5, 5, 5}));
@@ -135,7 +137,7 @@ TEST(ModuleTest, StrictLoadListsEveryBadNameAndChangesNothing) {
   state.erase("features.1.running_mean");
   state["fc.extra"] = Tensor::zeros({1});
   state["head.weight"] = Tensor::zeros({1});
-  state["fc.weight"] = Tensor::zeros({3, 5});                             // wrong shape
+  state["fc.weight"] = Tensor::zeros({3, 5});                                // wrong shape
   state["features.1.num_batches_tracked"] = Tensor::zeros({}, DType::kF32);  // wrong dtype
 
   absl::Status status = net.load_state_dict(state);
@@ -144,11 +146,13 @@ TEST(ModuleTest, StrictLoadListsEveryBadNameAndChangesNothing) {
   EXPECT_THAT(message, HasSubstr("nothing was loaded"));
   EXPECT_THAT(message, HasSubstr("2 missing: fc.bias, features.1.running_mean"));
   EXPECT_THAT(message, HasSubstr("2 unexpected: fc.extra, head.weight"));
-  EXPECT_THAT(message, HasSubstr("2 mismatched: fc.weight (checkpoint: [3, 5] f32, model: [3, 4] f32), "
-                                 "features.1.num_batches_tracked (checkpoint: [] f32, model: [] i64)"));
+  EXPECT_THAT(message,
+              HasSubstr("2 mismatched: fc.weight (checkpoint: [3, 5] f32, model: [3, 4] f32), "
+                        "features.1.num_batches_tracked (checkpoint: [] f32, model: [] i64)"));
   // Not one value changed, including those whose entries were fine.
   size_t i = 0;
-  for (const auto& [name, t] : net.state_dict()) EXPECT_EQ(t.to_vector<double>(), values[i++]) << name;
+  for (const auto& [name, t] : net.state_dict())
+    EXPECT_EQ(t.to_vector<double>(), values[i++]) << name;
 }
 
 TEST(ModuleTest, NonStrictLoadIgnoresMissingAndUnexpectedButNotMismatched) {
