@@ -38,15 +38,16 @@ Tensor BatchNorm::forward_act(const Tensor& x, NormActivation activation, const 
              absl::StrJoin(input_dims_, " or "), ")");
   OMPQ_CHECK(x.size(1) == num_features_, name_, ": input of shape ", shape_str(x.shape()), " has ",
              x.size(1), " channels (expected ", num_features_, ")");
+  const bool adds_residual = residual.defined() && !(folded_ && residual_in_producer_);
   if (folded_ && activation_in_producer_) {
-    OMPQ_CHECK(!residual.defined(), name_,
+    OMPQ_CHECK(!adds_residual, name_,
                ": a residual was given to a layer whose activation the preceding integer layer "
                "applies (expected none)");
     return x;
   }
   if (folded_) {
     // The convolution before this layer normalized already: what remains is the epilogue.
-    const Tensor sum = residual.defined() ? add(x, residual) : x;
+    const Tensor sum = adds_residual ? add(x, residual) : x;
     switch (activation) {
       case NormActivation::kRelu:
         return relu(sum);

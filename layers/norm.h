@@ -42,8 +42,12 @@ class BatchNorm : public Module {
   bool folded() const { return folded_; }
   // Set on a folded layer whose preceding integer layer already writes the next layer's input
   // codes with this layer's activation applied as a clip (load_integer_model): forward_act()
-  // then returns its input, the codes, unchanged; a residual is refused.
+  // then returns its input, the codes, unchanged; a residual is refused unless the producer adds
+  // it too (below).
   void set_activation_in_producer(bool in_producer) { activation_in_producer_ = in_producer; }
+  // Set on a folded layer whose preceding integer layer already adds the residual (from its own
+  // copy of the shortcut, load_integer_model): forward_act() then ignores the residual it is given.
+  void set_residual_in_producer(bool in_producer) { residual_in_producer_ = in_producer; }
 
  protected:
   // `input_dims`: the ranks forward accepts ([N, C] and [N, C, L] for 1d, [N, C, H, W] for 2d).
@@ -62,6 +66,7 @@ class BatchNorm : public Module {
   Tensor num_batches_tracked_;
   bool folded_ = false;
   bool activation_in_producer_ = false;
+  bool residual_in_producer_ = false;
 };
 
 // Input [N, C] or [N, C, L].

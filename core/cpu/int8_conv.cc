@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
@@ -159,9 +160,15 @@ struct Int8Conv2d::Impl {
   std::vector<float> multiplier, offset;  // offset: empty when undefined
   Tensor scaled_bias;                     // offset / multiplier for the whole form, or undefined
   std::optional<Int8OutputCodes> output;
+  std::optional<Int8Residual> residual;
   mutable cpu::PrimitiveCache<Entry> cache;
 
   DType out_dtype() const { return output ? code_dtype(output->range) : DType::kF32; }
+
+  // Whether the whole form's primitive writes the outputs itself: always but for a residual added
+  // to real outputs, which the combining pass adds (the sum post-op would need the shortcut as f32
+  // in the output buffer, one more pass anyway).
+  bool epilogue_in_primitive() const { return !residual || output; }
 
   // Whether u8 inputs up to `largest` run the split form: without VNNI, vpmaddubsw's int16 sum of
   // two products is exact while largest * 2 * |weight| fits.
@@ -179,8 +186,9 @@ struct Int8Conv2d::Impl {
   }
 
   // The whole form's primitive carries the epilogue: output scales, bias (added before the scale
-  // in oneDNN 2.6, hence divided by it), a clip to the output range when it is narrower than the
-  // dtype, and the output zero point (added last). Split parts write plain int32.
+  // in oneDNN 2.6, hence divided by it), the shortcut (a sum post-op reading the output buffer's
+  // codes with their scale and zero point), a clip to the output range when it is narrower than
+  // the dtype, and the output zero point (added last). Split parts write plain int32.
   dnnl::primitive_attr attr(bool with_epilogue) const {
     dnnl::primitive_attr a = cpu::primitive_attr();
     a.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
@@ -188,16 +196,20 @@ struct Int8Conv2d::Impl {
     a.set_output_scales(multiplier.size() > 1 ? 2 : 0, multiplier);
     if (output) {
       a.set_zero_points(DNNL_ARG_DST, 0, {DNNL_RUNTIME_S32_VAL});
+      dnnl::post_ops ops;
+      if (residual) {
+        ops.append_sum(residual->scale, static_cast<int32_t>(residual->zero_point),
+                       element_type(residual->dtype));
+      }
       const QuantRange r = output->range;
       const bool full = out_dtype() == DType::kU8 ? (r.qmin <= 0 && r.qmax >= 255)
                                                   : (r.qmin <= -128 && r.qmax >= 127);
       if (!full) {
-        dnnl::post_ops ops;
         ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip,
                            static_cast<float>(r.qmin - output->zero_point),
                            static_cast<float>(r.qmax - output->zero_point));
-        a.set_post_ops(ops);
       }
+      a.set_post_ops(ops);
     }
     return a;
   }
@@ -230,7 +242,7 @@ struct Int8Conv2d::Impl {
 
   Entry make_entry(const Tensor& x, const Shape& out_shape) const {
     Entry entry;
-    if (whole) entry.whole = make_conv(x, out_shape, *whole, /*with_epilogue=*/true);
+    if (whole) entry.whole = make_conv(x, out_shape, *whole, epilogue_in_primitive());
     for (const Part& part : split) {
       entry.split.push_back(make_conv(x, out_shape, part, /*with_epilogue=*/false));
     }
@@ -260,33 +272,68 @@ struct Int8Conv2d::Impl {
     conv.primitive.execute(dnnl_stream(), args);
   }
 
-  // The split path's epilogue: acc = sum of factor * part accumulator, then the reference's
-  // requantize_value or dequantize_value + bias, per element of the NHWC outputs.
-  template <typename Out>
-  void combine(const std::vector<Tensor>& accs, const Tensor& out) const {
+  // The epilogue as a pass of its own (the split form, and residuals added to real outputs): acc =
+  // sum of factor * part accumulator, then the reference's requantize_value (requantize_add_value
+  // with a shortcut) or dequantize_value + bias (+ the shortcut's real value), per element of the
+  // NHWC outputs. shortcut: channels_last codes of Shortcut's type, or null.
+  template <typename Out, typename Shortcut>
+  void combine(const std::vector<Tensor>& accs, const std::vector<int32_t>& factors,
+               const Shortcut* shortcut, const Tensor& out) const {
     const int64_t channels = weight_shape[0], rows = out.numel() / channels;
-    const int32_t* a0 = static_cast<const int32_t*>(accs[0].data_ptr());
-    const int32_t* a1 = static_cast<const int32_t*>(accs[1].data_ptr());
-    const int32_t f0 = split[0].factor, f1 = split[1].factor;
+    std::vector<const int32_t*> parts;
+    for (const Tensor& acc : accs) parts.push_back(static_cast<const int32_t*>(acc.data_ptr()));
     Out* dst = static_cast<Out*>(out.data_ptr());
     const float* m = multiplier.data();
     const float* off = offset.empty() ? nullptr : offset.data();
+    const float shortcut_scale = residual ? residual->scale : 0.0f;
+    const float shortcut_zero_point = residual ? static_cast<float>(residual->zero_point) : 0.0f;
     parallel_for(0, rows, 64, [&](int64_t lo, int64_t hi) {
       for (int64_t r = lo; r < hi; ++r) {
         for (int64_t o = 0; o < channels; ++o) {
           const int64_t i = r * channels + o;
-          const int32_t acc = f0 * a0[i] + f1 * a1[i];
+          int32_t acc = 0;
+          for (size_t p = 0; p < parts.size(); ++p) acc += factors[p] * parts[p][i];
           const float b = off ? off[o] : 0.0f;
+          const float added = shortcut ? dequantize_value(static_cast<float>(shortcut[i]),
+                                                          shortcut_scale, shortcut_zero_point)
+                                       : 0.0f;
           if constexpr (std::is_same_v<Out, float>) {
-            dst[i] = dequantize_value(static_cast<float>(acc), m[o], 0.0f) + b;
+            dst[i] = dequantize_value(static_cast<float>(acc), m[o], 0.0f) + b + added;
           } else {
-            dst[i] = static_cast<Out>(requantize_value(
-                acc, m[o], b, static_cast<float>(output->zero_point),
-                static_cast<float>(output->range.qmin), static_cast<float>(output->range.qmax)));
+            const float zp = static_cast<float>(output->zero_point);
+            const float qmin = static_cast<float>(output->range.qmin);
+            const float qmax = static_cast<float>(output->range.qmax);
+            dst[i] = static_cast<Out>(
+                shortcut ? requantize_add_value(acc, m[o], b, added, zp, qmin, qmax)
+                         : requantize_value(acc, m[o], b, zp, qmin, qmax));
           }
         }
       }
     });
+  }
+
+  template <typename Out>
+  void combine(const std::vector<Tensor>& accs, const std::vector<int32_t>& factors,
+               const Tensor& shortcut, const Tensor& out) const {
+    if (!shortcut.defined()) {
+      combine<Out, uint8_t>(accs, factors, nullptr, out);
+    } else if (shortcut.dtype() == DType::kU8) {
+      combine<Out>(accs, factors, static_cast<const uint8_t*>(shortcut.data_ptr()), out);
+    } else {
+      combine<Out>(accs, factors, static_cast<const int8_t*>(shortcut.data_ptr()), out);
+    }
+  }
+
+  void combine(const std::vector<Tensor>& accs, const std::vector<int32_t>& factors,
+               const Tensor& shortcut, const Tensor& out) const {
+    switch (out_dtype()) {
+      case DType::kF32:
+        return combine<float>(accs, factors, shortcut, out);
+      case DType::kU8:
+        return combine<uint8_t>(accs, factors, shortcut, out);
+      default:
+        return combine<int8_t>(accs, factors, shortcut, out);
+    }
   }
 };
 
@@ -325,6 +372,16 @@ Int8Conv2d::Int8Conv2d(const Int8Conv2dSpec& spec) {
                spec.output->zero_point, " (expected 8-bit codes containing the zero point)");
   }
   impl->output = spec.output;
+  if (spec.residual) {
+    const Int8Residual& r = *spec.residual;
+    const int64_t r_lo = r.dtype == DType::kI8 ? -128 : 0;
+    OMPQ_CHECK((r.dtype == DType::kU8 || r.dtype == DType::kI8) && r.zero_point >= r_lo &&
+                   r.zero_point <= r_lo + 255 && std::isfinite(r.scale) && r.scale > 0,
+               "Int8Conv2d: residual of ", dtype_name(r.dtype), " codes with zero point ",
+               r.zero_point, " and scale ", r.scale,
+               " (expected u8 or i8 codes, a zero point among them and a scale > 0)");
+  }
+  impl->residual = spec.residual;
 
   // Centred weights, and the split when they exceed what this CPU multiplies exactly.
   std::vector<int32_t> centred = w.contiguous().to(DType::kI32).to_vector<int32_t>();
@@ -380,7 +437,7 @@ bool Int8Conv2d::splits(int32_t largest_input_code) const {
   return impl_->splits(largest_input_code);
 }
 
-Tensor Int8Conv2d::forward(const Tensor& x, int64_t x_zero_point) const {
+Tensor Int8Conv2d::forward(const Tensor& x, int64_t x_zero_point, const Tensor& residual) const {
   const Impl& impl = *impl_;
   OMPQ_CHECK(x.defined() && (x.dtype() == DType::kI8 || x.dtype() == DType::kU8) && x.dim() == 4 &&
                  x.device().is_cpu(),
@@ -393,6 +450,18 @@ Tensor Int8Conv2d::forward(const Tensor& x, int64_t x_zero_point) const {
              x_zero_point, " is not a code of the input's dtype ", dtype_name(x.dtype()));
   const Shape out_shape = ops::conv2d_output_shape(x.shape(), impl.weight_shape,
                                                    impl.params);  // checks channels and geometry
+  OMPQ_CHECK(residual.defined() == impl.residual.has_value(), "Int8Conv2d: ",
+             residual.defined() ? "a residual given to a convolution without one"
+                                : "no residual given to a convolution that adds one");
+  Tensor shortcut;
+  if (residual.defined()) {
+    OMPQ_CHECK(residual.dtype() == impl.residual->dtype && residual.shape() == out_shape &&
+                   residual.device().is_cpu(),
+               "Int8Conv2d: residual of ", dtype_name(residual.dtype()), " ",
+               shape_str(residual.shape()), " (expected CPU ", dtype_name(impl.residual->dtype),
+               " codes ", shape_str(out_shape), ")");
+    shortcut = in_memory_format(residual, /*channels_last=*/true);
+  }
   Tensor out = empty_nchw(out_shape, /*channels_last=*/true, impl.out_dtype(), x.device());
   if (out.numel() == 0) return out;
   const bool measure = impl.whole && !impl.split.empty();
@@ -401,26 +470,33 @@ Tensor Int8Conv2d::forward(const Tensor& x, int64_t x_zero_point) const {
   key.insert(key.end(), in.codes.shape().begin(), in.codes.shape().end());
   const Impl::Entry& entry =
       impl.cache.get(key, [&] { return impl.make_entry(in.codes, out_shape); });
-  if (!impl.splits(in.largest)) {
+  const bool whole = !impl.splits(in.largest);
+  if (whole && impl.epilogue_in_primitive()) {
+    if (shortcut.defined()) {
+      // The sum post-op reads the shortcut from the output buffer (same size of code).
+      const uint8_t* from = static_cast<const uint8_t*>(shortcut.data_ptr());
+      uint8_t* to = static_cast<uint8_t*>(out.data_ptr());
+      parallel_for(0, out.numel(), 1 << 16,
+                   [&](int64_t lo, int64_t hi) { std::memcpy(to + lo, from + lo, hi - lo); });
+    }
     impl.run(*entry.whole, in.codes, in.zero_point, out, /*with_epilogue=*/true);
     return out;
   }
   std::vector<Tensor> accs;
-  for (const Impl::Conv& conv : entry.split) {
+  std::vector<int32_t> factors;
+  auto accumulate = [&](const Impl::Conv& conv, int32_t factor) {
     accs.push_back(empty_nchw(out_shape, /*channels_last=*/true, DType::kI32, x.device()));
+    factors.push_back(factor);
     impl.run(conv, in.codes, in.zero_point, accs.back(), /*with_epilogue=*/false);
+  };
+  if (whole) {
+    accumulate(*entry.whole, impl.whole->factor);
+  } else {
+    for (size_t p = 0; p < entry.split.size(); ++p) {
+      accumulate(entry.split[p], impl.split[p].factor);
+    }
   }
-  switch (impl.out_dtype()) {
-    case DType::kF32:
-      impl.combine<float>(accs, out);
-      break;
-    case DType::kU8:
-      impl.combine<uint8_t>(accs, out);
-      break;
-    default:
-      impl.combine<int8_t>(accs, out);
-      break;
-  }
+  impl.combine(accs, factors, shortcut, out);
   return out;
 }
 

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -46,6 +48,14 @@ IntegerLayer::IntegerLayer(const PackedLayer& layer, IntegerKernels kernels)
   }
 }
 
+namespace {
+
+float zero_point_of(const QuantSpec& spec) {
+  return spec.zero_point.defined() ? spec.zero_point.item<float>() : 0.0f;
+}
+
+}  // namespace
+
 Int8Conv2dSpec IntegerLayer::int8_spec() const {
   Int8Conv2dSpec spec;
   spec.weight_codes =
@@ -54,6 +64,31 @@ Int8Conv2dSpec IntegerLayer::int8_spec() const {
   spec.params = params_;
   spec.multiplier = multiplier_;
   spec.offset = bias_;
+  float output_unit = 1.0f;  // the real value of one output unit: a step of the codes written
+  if (next_input_) {
+    output_unit = next_input_->scale.item<float>();
+    const float zero_point = zero_point_of(*next_input_);
+    QuantRange range = next_input_->range();
+    // quantize(relu(y)) = max(quantize(y), quantize(0)) and quantize(min(y, 6)) =
+    // min(quantize(y), quantize(6)), since rounding is monotone.
+    if (next_activation_ != NormActivation::kIdentity) {
+      range.qmin = std::max<int64_t>(range.qmin, static_cast<int64_t>(zero_point));
+    }
+    if (next_activation_ == NormActivation::kRelu6) {
+      range.qmax = std::min<int64_t>(
+          range.qmax, static_cast<int64_t>(quantize_value<float>(6.0f, output_unit, zero_point,
+                                                                 static_cast<float>(range.qmin),
+                                                                 static_cast<float>(range.qmax))));
+    }
+    spec.multiplier = ops::div(multiplier_, static_cast<double>(output_unit));
+    if (bias_.defined()) spec.offset = ops::div(bias_, static_cast<double>(output_unit));
+    spec.output = Int8OutputCodes{static_cast<int64_t>(zero_point), range};
+  }
+  if (shortcut_) {
+    spec.residual =
+        Int8Residual{code_dtype(shortcut_->range()), shortcut_->scale.item<float>() / output_unit,
+                     static_cast<int64_t>(zero_point_of(*shortcut_))};
+  }
   return spec;
 }
 
@@ -66,27 +101,19 @@ void IntegerLayer::write_next_input_codes(const QuantSpec& next_input, NormActiv
              "IntegerLayer::write_next_input_codes: the layer is not a conv with a quantized "
              "input on the CPU int8 path");
   check_spec(next_input, "IntegerLayer::write_next_input_codes");
-  const float scale = next_input.scale.item<float>();
-  const float zero_point =
-      next_input.zero_point.defined() ? next_input.zero_point.item<float>() : 0.0f;
-  QuantRange range = next_input.range();
-  // quantize(relu(y)) = max(quantize(y), quantize(0)) and quantize(min(y, 6)) =
-  // min(quantize(y), quantize(6)), since rounding is monotone.
-  if (activation != NormActivation::kIdentity) {
-    range.qmin = std::max<int64_t>(range.qmin, static_cast<int64_t>(zero_point));
-  }
-  if (activation == NormActivation::kRelu6) {
-    range.qmax =
-        std::min<int64_t>(range.qmax, static_cast<int64_t>(quantize_value<float>(
-                                          6.0f, scale, zero_point, static_cast<float>(range.qmin),
-                                          static_cast<float>(range.qmax))));
-  }
-  Int8Conv2dSpec spec = int8_spec();
-  spec.multiplier = ops::div(multiplier_, static_cast<double>(scale));
-  if (bias_.defined()) spec.offset = ops::div(bias_, static_cast<double>(scale));
-  spec.output = Int8OutputCodes{static_cast<int64_t>(zero_point), range};
-  cpu_conv_.emplace(spec);
-  writes_codes_ = true;
+  next_input_ = next_input;
+  next_activation_ = activation;
+  cpu_conv_.emplace(int8_spec());
+}
+
+void IntegerLayer::add_shortcut_of(IntegerLayer& source) {
+  OMPQ_CHECK(can_write_codes() && source.can_write_codes(),
+             "IntegerLayer::add_shortcut_of: the layer and the shortcut's source must both be "
+             "convs with a quantized input on the CPU int8 path");
+  if (!source.input_codes_out_) source.input_codes_out_ = std::make_shared<Tensor>();
+  shortcut_in_ = source.input_codes_out_;
+  shortcut_ = *source.input_;
+  cpu_conv_.emplace(int8_spec());
 }
 
 namespace {
@@ -109,13 +136,22 @@ Tensor IntegerLayer::forward(const Tensor& x) {
   OMPQ_CHECK(!x_is_codes || (cpu_conv_ && conv && x.device().is_cpu()),
              "IntegerLayer: input codes of dtype ", dtype_name(x.dtype()),
              " need a conv with a quantized input on the CPU int8 path (expected a real input)");
-  OMPQ_CHECK(!writes_codes_ || x.device().is_cpu(),
-             "IntegerLayer: a layer that writes the next layer's codes runs on the CPU only (input "
-             "on ",
+  OMPQ_CHECK((!next_input_ && !shortcut_ && !input_codes_out_) || x.device().is_cpu(),
+             "IntegerLayer: a layer that writes the next layer's codes or shares a shortcut runs "
+             "on the CPU only (input on ",
              x.device().str(), ")");
   if (cpu_conv_ && x.device().is_cpu()) {
     if (conv) {
-      return cpu_conv_->forward(x_is_codes ? x : quantize_in_layout(x, *input_), x_zero_point_);
+      const Tensor codes = x_is_codes ? x : quantize_in_layout(x, *input_);
+      if (input_codes_out_) *input_codes_out_ = codes;
+      Tensor shortcut;
+      if (shortcut_in_) {
+        shortcut = std::exchange(*shortcut_in_, Tensor());
+        OMPQ_CHECK(shortcut.defined(),
+                   "IntegerLayer: the layer whose input codes are this layer's shortcut has not "
+                   "run since this layer last ran (expected it earlier in the forward pass)");
+      }
+      return cpu_conv_->forward(codes, x_zero_point_, shortcut);
     }
     const Tensor rows = x.reshape({-1, x.size(-1)});
     const Tensor out = cpu_conv_->forward(
@@ -170,53 +206,133 @@ absl::Status check_layer(const PackedLayer& layer, const std::shared_ptr<Module>
   return absl::OkStatus();
 }
 
-// A packed conv whose output the next packed layer's input quantizer reads as codes.
+// A packed conv whose output packed convs' input quantizers (all of one quantization) read as
+// codes.
 struct CodesLink {
   size_t producer = 0;  // index into PackedModel::layers
-  size_t consumer = 0;
+  size_t reader = 0;    // one of the readers: whose input quantization the codes have
   NormActivation activation = NormActivation::kIdentity;
 };
 
-// Reads the links off the traced graph: packed conv P links to packed conv C when P's output goes
-// through P's folded batch norm (or none) and that call's own ReLU/ReLU6 (or none) into C and
-// nowhere else. A model without an input shape cannot be traced and has no links.
-std::vector<CodesLink> find_codes_links(const Model& model, const PackedModel& packed,
-                                        const std::vector<std::shared_ptr<IntegerLayer>>& layers) {
-  std::vector<CodesLink> links;
+// A packed conv (adder) whose fused residual add's shortcut is another packed conv's (source's)
+// input, quantized by it earlier in the forward pass.
+struct ShortcutLink {
+  size_t adder = 0;
+  size_t source = 0;
+};
+
+struct IntegerLinks {
+  std::vector<ShortcutLink> shortcuts;
+  std::vector<CodesLink> codes;
+};
+
+// Where a packed conv's output goes through the fused batch norm call after it: the value the call
+// returns, its activation, and its residual add node (-1: none).
+struct FusedOutput {
+  graph::ValueId value = -1;
+  NormActivation activation = NormActivation::kIdentity;
+  graph::NodeId add = -1;
+};
+
+// The conv's output through its folded batch norm (or none) and that call's own residual add and
+// ReLU/ReLU6 (either may be absent); nullopt when the batch norm is not the folded one, or an
+// activation of a module of its own follows (it would apply itself to codes).
+std::optional<FusedOutput> fused_output(const graph::Graph& g, const graph::Layer& traced,
+                                        const std::string& folded) {
+  FusedOutput out;
+  if (folded.empty() || traced.batch_norm == -1) {
+    if (!folded.empty() || traced.batch_norm != -1 || traced.activation != -1) return std::nullopt;
+    out.value = g.nodes[traced.node].output;
+    return out;
+  }
+  const graph::Node& bn = g.nodes[traced.batch_norm];
+  if (bn.module != folded) return std::nullopt;
+  out.value = bn.output;
+  const graph::NodeId add = g.sole_consumer(out.value);
+  if (add != -1 && g.nodes[add].kind == graph::OpKind::kAdd && g.nodes[add].call == bn.call &&
+      g.nodes[add].inputs.size() == 2 && g.nodes[add].inputs[0] == out.value) {
+    out.add = add;
+    out.value = g.nodes[add].output;
+  }
+  const graph::NodeId activation = g.sole_consumer(out.value);
+  if (activation != -1 && g.nodes[activation].call == bn.call &&
+      (g.nodes[activation].kind == graph::OpKind::kRelu ||
+       g.nodes[activation].kind == graph::OpKind::kRelu6)) {
+    out.activation = g.nodes[activation].kind == graph::OpKind::kRelu6 ? NormActivation::kRelu6
+                                                                       : NormActivation::kRelu;
+    out.value = g.nodes[activation].output;
+  }
+  return out;
+}
+
+bool same_quantization(const QuantSpec& a, const QuantSpec& b) {
+  return a.bits == b.bits && a.is_signed == b.is_signed && a.symmetric == b.symmetric &&
+         a.scale.item<float>() == b.scale.item<float>() && zero_point_of(a) == zero_point_of(b);
+}
+
+// Reads the links off the traced graph (see the header). A model without an input shape cannot
+// be traced and has no links.
+IntegerLinks find_links(const Model& model, const PackedModel& packed,
+                        const std::vector<std::shared_ptr<IntegerLayer>>& layers) {
+  IntegerLinks links;
   if (model.input_shape().empty()) return links;
   const graph::Graph g = graph::trace(model, model.input_shape());
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < packed.layers.size(); ++i) index[packed.layers[i].name] = i;
+  // The packed layer of a conv node that can take codes (a quantized input on the CPU int8 path).
+  auto code_reader = [&](graph::NodeId node) -> std::optional<size_t> {
+    if (g.nodes[node].kind != graph::OpKind::kConv2d) return std::nullopt;
+    const auto it = index.find(g.nodes[node].module);
+    if (it == index.end() || !layers[it->second]->can_write_codes()) return std::nullopt;
+    return it->second;
+  };
+  struct Candidate {
+    size_t layer;
+    graph::NodeId node;  // the conv's
+    FusedOutput out;
+  };
+  std::vector<Candidate> candidates;
   for (const graph::Layer& traced : g.layers()) {
-    const auto producer = index.find(traced.name);
-    if (producer == index.end() || !layers[producer->second]->can_write_codes()) continue;
-    const std::string& folded = packed.layers[producer->second].folded_batch_norm;
-    const bool same_batch_norm =
-        folded.empty() ? traced.batch_norm == -1
-                       : traced.batch_norm != -1 && g.nodes[traced.batch_norm].module == folded;
-    if (!same_batch_norm) continue;
-    CodesLink link;
-    link.producer = producer->second;
-    graph::ValueId out = g.nodes[traced.batch_norm != -1 ? traced.batch_norm : traced.node].output;
-    if (traced.activation != -1) {
-      const graph::Node& activation = g.nodes[traced.activation];
-      // Only the batch norm's own fused activation passes codes through; a module of its own
-      // would apply itself to them.
-      if (traced.batch_norm == -1 || activation.call != g.nodes[traced.batch_norm].call) continue;
-      link.activation =
-          activation.kind == graph::OpKind::kRelu6 ? NormActivation::kRelu6 : NormActivation::kRelu;
-      out = activation.output;
+    const auto layer = index.find(traced.name);
+    if (layer == index.end() || !layers[layer->second]->can_write_codes()) continue;
+    const auto out = fused_output(g, traced, packed.layers[layer->second].folded_batch_norm);
+    if (out) candidates.push_back({layer->second, traced.node, *out});
+  }
+  // Residual adds whose shortcut a packed conv running before the adder quantizes as its input.
+  std::set<graph::NodeId> adds_in_producer;
+  for (const Candidate& c : candidates) {
+    if (c.out.add == -1) continue;
+    const graph::ValueId shortcut = g.nodes[c.out.add].inputs[1];
+    for (graph::NodeId reader : g.consumers(shortcut)) {
+      const std::optional<size_t> source = code_reader(reader);
+      if (reader < c.node && source) {
+        links.shortcuts.push_back({c.layer, *source});
+        adds_in_producer.insert(c.out.add);
+        break;
+      }
     }
-    if (out == g.output || !g.value(out).materialized) continue;
-    const graph::NodeId reader = g.sole_consumer(out);
-    if (reader == -1 || g.nodes[reader].kind != graph::OpKind::kConv2d) continue;
-    const auto consumer = index.find(g.nodes[reader].module);
-    if (consumer == index.end() || !packed.layers[consumer->second].input ||
-        !layers[consumer->second]->can_write_codes()) {
-      continue;
+  }
+  // Outputs that only code readers of one quantization and producer-added shortcuts read.
+  for (const Candidate& c : candidates) {
+    if (c.out.add != -1 && adds_in_producer.count(c.out.add) == 0) continue;
+    if (c.out.value == g.output || !g.value(c.out.value).materialized) continue;
+    std::optional<size_t> first_reader;
+    bool codes_only = true;
+    for (graph::NodeId reader : g.consumers(c.out.value)) {
+      const std::optional<size_t> layer = code_reader(reader);
+      if (layer) {
+        const QuantSpec& spec = *packed.layers[*layer].input;
+        if (!first_reader) first_reader = layer;
+        codes_only = codes_only && same_quantization(spec, *packed.layers[*first_reader].input);
+      } else {
+        const bool shortcut_in_producer = adds_in_producer.count(reader) > 0 &&
+                                          g.nodes[reader].inputs[1] == c.out.value &&
+                                          g.nodes[reader].inputs[0] != c.out.value;
+        codes_only = codes_only && shortcut_in_producer;
+      }
     }
-    link.consumer = consumer->second;
-    links.push_back(link);
+    if (codes_only && first_reader)
+      links.codes.push_back({c.layer, *first_reader, c.out.activation});
   }
   return links;
 }
@@ -261,7 +377,7 @@ absl::Status load_integer_model(Model& model, const PackedModel& packed, Integer
   for (const PackedLayer& layer : packed.layers) {
     replacements.push_back(std::make_shared<IntegerLayer>(layer, kernels));
   }
-  const std::vector<CodesLink> links = find_codes_links(model, packed, replacements);
+  const IntegerLinks links = find_links(model, packed, replacements);
   OMPQ_RETURN_IF_ERROR(model.load_state_dict(packed.float_state, /*strict=*/false));
   for (size_t i = 0; i < packed.layers.size(); ++i) {
     const PackedLayer& layer = packed.layers[i];
@@ -275,13 +391,18 @@ absl::Status load_integer_model(Model& model, const PackedModel& packed, Integer
       std::dynamic_pointer_cast<BatchNorm>(modules.at(layer.folded_batch_norm))->set_folded(true);
     }
   }
-  for (const CodesLink& link : links) {
-    replacements[link.producer]->write_next_input_codes(*packed.layers[link.consumer].input,
+  auto folded_batch_norm = [&](size_t layer) {
+    const std::string& folded = packed.layers[layer].folded_batch_norm;
+    return folded.empty() ? nullptr : std::dynamic_pointer_cast<BatchNorm>(modules.at(folded));
+  };
+  for (const ShortcutLink& link : links.shortcuts) {
+    replacements[link.adder]->add_shortcut_of(*replacements[link.source]);
+    folded_batch_norm(link.adder)->set_residual_in_producer(true);
+  }
+  for (const CodesLink& link : links.codes) {
+    replacements[link.producer]->write_next_input_codes(*packed.layers[link.reader].input,
                                                         link.activation);
-    const std::string& folded = packed.layers[link.producer].folded_batch_norm;
-    if (!folded.empty()) {
-      std::dynamic_pointer_cast<BatchNorm>(modules.at(folded))->set_activation_in_producer(true);
-    }
+    if (auto bn = folded_batch_norm(link.producer)) bn->set_activation_in_producer(true);
   }
   return absl::OkStatus();
 }

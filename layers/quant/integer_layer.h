@@ -8,10 +8,18 @@
 // the integer reference ops. A layer whose input is real-valued (PTQ's first layer) multiplies by
 // its dequantized weights.
 // Between layers the values stay real-valued (ReLU, residual adds, pooling, as in the model),
-// except where load_integer_model finds, in the traced graph, a conv whose output goes through its
-// folded batch norm's ReLU/ReLU6 (or none) straight into the next packed layer's input quantizer
-// and nowhere else: that conv then writes the next layer's input codes itself (requantized, the
-// activation a clip on the codes), and the next layer reads them without an f32 round trip.
+// except where load_integer_model finds, in the traced graph:
+// - a residual add (its folded batch norm's fused add) whose shortcut a packed conv earlier in the
+//   forward pass quantizes as its input (a block's first conv, for an identity shortcut): the conv
+//   before the add adds that conv's input codes itself, in its int8 epilogue, and the batch norm
+//   skips the add. The shortcut enters as those codes, i.e. quantized by the activation quantizer
+//   that quantizes it for its other reader in the fake-quantized model too (the model adds it
+//   unquantized: the difference is at most half a step of that quantizer);
+// - a conv whose output goes through its folded batch norm's ReLU/ReLU6 (or none, and its residual
+//   add when the conv adds it) into packed convs' input quantizers, all of the same
+//   quantization, and into nothing else but residual adds that their producers add: that conv
+//   then writes those input codes itself (requantized, the activation a clip on the codes), and
+//   the readers take them without an f32 round trip.
 #pragma once
 
 #include <memory>
@@ -47,10 +55,15 @@ class IntegerLayer : public Module {
   // rounding: where activation(output) / next scale lies within a float rounding of a code
   // boundary, a code may differ by one. Throws unless can_write_codes().
   void write_next_input_codes(const QuantSpec& next_input, NormActivation activation);
-  bool writes_codes() const { return writes_codes_; }
+  bool writes_codes() const { return next_input_.has_value(); }
+  // From now on forward() adds, before the output's activation and rounding, the shortcut
+  // `source` quantized as its input earlier in the same forward pass (its input codes, worth
+  // source's input scale per step). Both layers must can_write_codes(); throws otherwise.
+  void add_shortcut_of(IntegerLayer& source);
+  bool adds_shortcut() const { return shortcut_.has_value(); }
 
  private:
-  // The CPU path's convolution writing real outputs.
+  // The CPU path's convolution with what write_next_input_codes and add_shortcut_of set.
   Int8Conv2dSpec int8_spec() const;
 
   QuantizableLayer::Kind kind_;
@@ -63,7 +76,13 @@ class IntegerLayer : public Module {
   Tensor real_weight_;  // dequantized weights (real-valued input only)
   std::optional<Int8Conv2d> cpu_conv_;  // the CPU path (quantized input only)
   int64_t x_zero_point_ = 0;
-  bool writes_codes_ = false;
+  std::optional<QuantSpec> next_input_;  // the codes forward() writes, if it writes codes
+  NormActivation next_activation_ = NormActivation::kIdentity;
+  std::optional<QuantSpec> shortcut_;  // the quantization of the shortcut forward() adds
+  // Where forward() leaves its input codes for a later layer's shortcut (set by add_shortcut_of on
+  // the source), and where this layer takes its shortcut from (the source's).
+  std::shared_ptr<Tensor> input_codes_out_;
+  std::shared_ptr<Tensor> shortcut_in_;
 };
 
 // Puts `packed` into `model`, an instance of the architecture it was exported from: every packed

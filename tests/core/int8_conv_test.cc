@@ -3,7 +3,9 @@
 // 1x1 and linear-as-1x1; u8 and s8 activations with zero points; symmetric signed and affine
 // unsigned weights of 3, 7 and 8 bits (8-bit ones exercise the split path on CPUs without VNNI);
 // codes in full, ReLU and ReLU6 ranges and real outputs. Codes are equal without a bias and
-// differ by at most one step (rarely) with one; every bad input is refused.
+// differ by at most one step (rarely) with one; every bad input is refused. Residual adds (u8 and
+// s8 shortcuts, through oneDNN's sum post-op and through the combining pass) at the same shapes
+// against requantize_add_value.
 #include "core/ops/int8_conv.h"
 
 #include <gmock/gmock.h>
@@ -17,6 +19,7 @@
 
 #include "core/ops/conv.h"
 #include "core/ops/integer.h"
+#include "core/ops/memory_format.h"
 #include "core/ops/quant.h"
 
 namespace ompq {
@@ -194,6 +197,87 @@ TEST(Int8Conv2d, MatchesTheIntegerReferenceAtEveryShapeWidthAndOutput) {
   EXPECT_LT(static_cast<double>(differing), 1e-3 * static_cast<double>(compared));
 }
 
+// The reference of a convolution adding a shortcut: requantize_add_value per element, or for real
+// outputs acc * multiplier + offset + the shortcut's real value. acc and shortcut: NCHW.
+Tensor reference_with_residual(const Tensor& acc, const Int8Conv2dSpec& spec,
+                               const Tensor& shortcut) {
+  const std::vector<int32_t> a = acc.contiguous().to_vector<int32_t>();
+  const std::vector<float> r = shortcut.contiguous().to(DType::kF32).to_vector<float>();
+  const std::vector<float> m = spec.multiplier.to_vector<float>();
+  const std::vector<float> off =
+      spec.offset.defined() ? spec.offset.to_vector<float>() : std::vector<float>(m.size(), 0.0f);
+  const int64_t channels = acc.size(1), plane = acc.size(2) * acc.size(3);
+  const float rs = spec.residual->scale, rz = static_cast<float>(spec.residual->zero_point);
+  std::vector<float> out(a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const int64_t o = (static_cast<int64_t>(i) / plane) % channels;
+    const float added = dequantize_value(r[i], rs, rz);
+    if (!spec.output) {
+      out[i] = dequantize_value(static_cast<float>(a[i]), m[o], 0.0f) + off[o] + added;
+      continue;
+    }
+    const QuantRange range = spec.output->range;
+    out[i] =
+        requantize_add_value(a[i], m[o], off[o], added, static_cast<float>(spec.output->zero_point),
+                             static_cast<float>(range.qmin), static_cast<float>(range.qmax));
+  }
+  const Tensor result = Tensor::from_vector(out, acc.shape());
+  return spec.output ? result.to(code_dtype(spec.output->range)) : result;
+}
+
+TEST(Int8Conv2d, AddsResidualsLikeTheReferenceAtEveryShape) {
+  std::mt19937 rng(11);
+  int64_t compared = 0, differing = 0, combination = 0;
+  for (const Case& c : cases()) {
+    const Shape w_shape = {c.o, c.c / c.p.groups, c.k, c.k};
+    const int64_t window = (c.c / c.p.groups) * c.k * c.k;
+    // 4 bits: the whole form, its epilogue with oneDNN's sum post-op on this CPU; 8 bits with u8
+    // inputs up to 255: the split form on CPUs without VNNI, the shortcut added when combining.
+    for (int bits : {4, 8}) {
+      for (DType x_dtype : {DType::kU8, DType::kI8}) {
+        const Weights w = random_weights(w_shape, bits, bits == 8, rng);
+        const Tensor x = random_codes({c.n, c.c, c.h, c.w}, x_dtype, rng);
+        const int64_t x_zp = x_dtype == DType::kU8 ? 17 : -9;
+        const Tensor acc = ops::int_conv2d(x, x_zp, w.codes, w.zero_point, c.p);
+        for (const Output& out : outputs()) {
+          ++combination;
+          Int8Conv2dSpec spec;
+          spec.weight_codes = w.codes;
+          spec.weight_zero_point = w.zero_point;
+          spec.params = c.p;
+          spec.multiplier = random_multipliers(c.o, window, rng);
+          const bool with_offset = combination % 2 == 0;
+          if (with_offset) spec.offset = random_offsets(c.o, rng);
+          spec.output = out.codes;
+          Int8Residual residual;
+          residual.dtype = combination % 3 == 0 ? DType::kI8 : DType::kU8;
+          residual.zero_point = residual.dtype == DType::kU8 ? 6 : -3;
+          // Shortcuts of up to about a hundred output steps (codes) or real units.
+          residual.scale = std::uniform_real_distribution<float>(0.2f, 0.6f)(rng);
+          spec.residual = residual;
+          const Int8Conv2d conv(spec);
+          const Tensor shortcut = random_codes(acc.shape(), residual.dtype, rng);
+          const std::string where = c.name + " W" + std::to_string(bits) + " " +
+                                    dtype_name(x_dtype) + " + " + dtype_name(residual.dtype) +
+                                    " shortcut -> " + out.name +
+                                    (with_offset ? " with offset" : "");
+          // The shortcut in either layout: NCHW as made, channels_last as a layer writes it.
+          const Tensor got = conv.forward(
+              x, x_zp, combination % 2 == 0 ? shortcut : in_memory_format(shortcut, true));
+          const Tensor want = reference_with_residual(acc, spec, shortcut);
+          ASSERT_EQ(got.shape(), want.shape()) << where;
+          ASSERT_EQ(got.dtype(), want.dtype()) << where;
+          // The sum post-op rounds the products and the shortcut separately where the reference
+          // rounds one fused multiply-add: one step at most, at a code boundary.
+          differing += compare(got, want, !out.codes, where);
+          compared += got.numel();
+        }
+      }
+    }
+  }
+  EXPECT_LT(static_cast<double>(differing), 1e-3 * static_cast<double>(compared));
+}
+
 TEST(Int8Conv2d, EightBitWeightsAreSplitOnlyWhereTheCpuWouldSaturate) {
   std::mt19937 rng(3);
   Int8Conv2dSpec spec;
@@ -275,6 +359,37 @@ TEST(Int8Conv2d, RefusesBadSpecsAndInputs) {
       },
       ThrowsMessage<Error>(HasSubstr("input zero point -1")));
   EXPECT_THROW(conv.forward(Tensor::zeros({1, 3, 5, 5}, DType::kU8), 0), Error);
+  EXPECT_THAT(
+      [&] {
+        conv.forward(Tensor::zeros({1, 2, 5, 5}, DType::kU8), 0,
+                     Tensor::zeros({1, 4, 3, 3}, DType::kU8));
+      },
+      ThrowsMessage<Error>(HasSubstr("a residual given to a convolution without one")));
+
+  bad = spec;
+  bad.residual = Int8Residual{DType::kU8, 0.5f, -1};
+  EXPECT_THAT([&] { Int8Conv2d{bad}; },
+              ThrowsMessage<Error>(HasSubstr("residual of u8 codes with zero point -1")));
+  bad.residual = Int8Residual{DType::kF32, 0.5f, 0};
+  EXPECT_THAT([&] { Int8Conv2d{bad}; }, ThrowsMessage<Error>(HasSubstr("residual of f32")));
+  bad.residual = Int8Residual{DType::kI8, 0.0f, 0};
+  EXPECT_THAT([&] { Int8Conv2d{bad}; }, ThrowsMessage<Error>(HasSubstr("and scale 0")));
+  spec.residual = Int8Residual{DType::kI8, 0.5f, 0};
+  spec.output = Int8OutputCodes{0, {0, 255}};
+  const Int8Conv2d adding(spec);
+  const Tensor x = Tensor::zeros({1, 2, 5, 5}, DType::kU8);
+  EXPECT_THAT([&] { adding.forward(x, 0); },
+              ThrowsMessage<Error>(HasSubstr("no residual given to a convolution that adds one")));
+  EXPECT_THAT(
+      [&] {
+        adding.forward(x, 0, Tensor::zeros({1, 4, 3, 3}, DType::kU8));
+      },
+      ThrowsMessage<Error>(HasSubstr("residual of u8 [1, 4, 3, 3] (expected CPU i8")));
+  EXPECT_THAT(
+      [&] {
+        adding.forward(x, 0, Tensor::zeros({1, 4, 5, 5}, DType::kI8));
+      },
+      ThrowsMessage<Error>(HasSubstr("residual of i8 [1, 4, 5, 5]")));
 }
 
 }  // namespace
