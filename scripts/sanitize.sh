@@ -7,6 +7,9 @@
 #   SANITIZE_ALL=1   every e2e and mpi test under ASan (the training runs too: slow)
 #   ASAN_BINARIES="core_tests data_tests ..."   the address run builds only these test binaries
 #                    and runs each of them whole, instead of ctest's cpu, e2e and mpi tests
+#   TSAN_BINARIES="core_tests data_tests"   the thread run builds only these test binaries (default:
+#                    core_tests data_tests solver_tests, the three that hold its suites) and runs
+#                    the suites of them that it built
 #   ASAN_BUILD_DIR, TSAN_BUILD_DIR (build-asan, build-tsan), JOBS (compile jobs, default all cores)
 # Any ASan, LSan or TSan report fails the run, also one from a process whose exit status a test
 # does not look at (an e2e script expecting an app to fail on bad input): they go to log files,
@@ -112,9 +115,8 @@ run_thread() {
   # invisible to it and every parallel loop would look like a race (docs/RELIABILITY.md).
   export OMP_NUM_THREADS=1
   export TSAN_OPTIONS="log_path=$reports/tsan:second_deadlock_stack=1:halt_on_error=1"
-  local status=0
-  timed "thread: build" cmake --build "$build" -j "$jobs" --target core_tests data_tests \
-    solver_tests &&
+  local status=0 binaries=${TSAN_BINARIES:-core_tests data_tests solver_tests}
+  timed "thread: build" cmake --build "$build" -j "$jobs" --target $binaries &&
     timed "thread: loader, communicator and trainer tests" \
       ctest_in "$build" -R "$tsan_tests" ||
     status=$?
