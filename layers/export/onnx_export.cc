@@ -215,6 +215,34 @@ class Exporter {
     input_pair_after_relu_[consumer->second->name] = after_relu;
   }
 
+  // Whether every element of `value` is >= 0: a ReLU's (or ReLU6's) output, or such a value
+  // passed on by pooling, reshaping or dropout.
+  bool non_negative(ValueId value) const {
+    const Node& producer = graph_.producer(value);
+    switch (producer.kind) {
+      case OpKind::kRelu:
+      case OpKind::kRelu6:
+        return true;
+      case OpKind::kMaxPool2d:
+      case OpKind::kAvgPool2d:
+      case OpKind::kAdaptiveAvgPool2d:
+      case OpKind::kReshape:
+      case OpKind::kDropout:
+        return non_negative(producer.inputs.at(0));
+      default:
+        return false;
+    }
+  }
+
+  // The pair on packed layer `p`'s input (`node`'s first input): the uint8 one plan_output_pair
+  // chose, or its quantizer's, unsigned where the input cannot be negative.
+  ActivationQdq input_pair(const Node& node, const PackedLayer& p) const {
+    auto after_relu = input_pair_after_relu_.find(p.name);
+    if (after_relu != input_pair_after_relu_.end()) return after_relu->second;
+    const ActivationQdq qdq = activation_qdq(*p.input, p.name);
+    return non_negative(node.inputs[0]) ? unsigned_for_non_negative(qdq) : qdq;
+  }
+
   // A conv or linear node: FP32 (its batch norm folded in when asked) or, for a packed layer, QDQ.
   std::string emit_layer(NodeId n) {
     const Node& node = graph_.nodes[n];
@@ -226,10 +254,7 @@ class Exporter {
       const PackedLayer& p = *packed->second;
       check_packed_layer(node, layer, p);
       if (p.input) {
-        auto after_relu = input_pair_after_relu_.find(p.name);
-        const ActivationQdq qdq = after_relu != input_pair_after_relu_.end()
-                                      ? after_relu->second
-                                      : activation_qdq(*p.input, p.name);
+        const ActivationQdq qdq = input_pair(node, p);
         if (qdq.saturated_levels > 0) {
           saturated_.push_back(
               absl::StrCat(p.name, " input: up to ", qdq.saturated_levels, " steps"));

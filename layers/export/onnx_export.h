@@ -6,7 +6,9 @@
 //   quantized.onnx  the quantized model as QDQ (layers/export/qdq.h): every packed layer's weight
 //                   as int8 codes within its bit-width through DequantizeLinear (per channel,
 //                   axis 0), its input through a per-tensor QuantizeLinear/DequantizeLinear pair
-//                   (after a Clip below 8 bits), its bias (batch norm folded, if it was) as f32;
+//                   (after a Clip below 8 bits; uint8 after a Clip where the input is a
+//                   ReLU's output, see unsigned_for_non_negative in qdq.h), its bias (batch norm
+//                   folded, if it was) as f32;
 //                   the rest of the model as in model.onnx. This is the placement TensorRT's
 //                   explicit quantization turns into integer convolutions and GEMMs; ONNX
 //                   Runtime also needs a pair on a conv's output, which the exporter adds where

@@ -45,6 +45,16 @@ ActivationQdq activation_qdq(const QuantSpec& spec, const std::string& layer) {
   return qdq;
 }
 
+ActivationQdq unsigned_for_non_negative(const ActivationQdq& qdq) {
+  if (qdq.type != QdqType::kInt8 || qdq.zero_point != 0 || qdq.saturated_levels > 0) return qdq;
+  ActivationQdq unsigned_qdq = qdq;
+  unsigned_qdq.type = QdqType::kUint8;
+  // In double, then rounded once to the f32 the Clip node holds (rounds back to qmax exactly).
+  const float hi = qdq.clip ? qdq.clip->hi : static_cast<float>(kInt8Max * double{qdq.scale});
+  unsigned_qdq.clip = ClipRange{0.0f, hi};
+  return unsigned_qdq;
+}
+
 WeightQdq weight_qdq(const PackedLayer& layer) {
   const QuantSpec& spec = layer.weight;
   const std::vector<int32_t> codes = layer.weight_codes().to_vector<int32_t>();

@@ -58,6 +58,14 @@ struct ActivationQdq {
 // the spec is not a calibrated per-tensor quantizer.
 ActivationQdq activation_qdq(const QuantSpec& spec, const std::string& layer);
 
+// The pair for a signed symmetric quantizer (`qdq`) of values known to be >= 0 (a ReLU's output):
+// a uint8 pair with zero point 0 after a Clip to [0, qmax * scale], which gives the same codes
+// [0, qmax] and real values. Runtimes that compute integer convolutions with unsigned 8-bit inputs
+// (ONNX Runtime on x86) otherwise shift signed codes by 128 into [128, 255], where AVX2's 16-bit
+// pair sums of u8 x s8 products overflow against 8-bit weights; codes up to 127 cannot. Any other
+// pair (affine, unsigned, or with saturated levels) is returned unchanged.
+ActivationQdq unsigned_for_non_negative(const ActivationQdq& qdq);
+
 // A weight as DequantizeLinear's inputs.
 struct WeightQdq {
   Tensor codes;                 // i8, the weight's shape, within the bit-width's range

@@ -108,6 +108,35 @@ TEST(ActivationQdq, PairsBeforeAndAfterAReluReproduceTheQuantizedRelu) {
             fake_quantized(relu_of_values, spec));
 }
 
+// A ReLU's output through a signed symmetric quantizer becomes a Clip and a uint8 pair with zero
+// point 0 whose codes stay in [0, qmax] (127 at 8 bits) (what ONNX Runtime's x86 integer kernels
+// take without the 128 shift that overflows their 16-bit sums): the same values for every width,
+// beyond the range too; a PTQ (affine, unsigned) pair is left as it is.
+TEST(ActivationQdq, AReluOutputsSignedPairBecomesAClippedUint8PairWithTheSameValues) {
+  Generator gen(9);
+  for (int bits = 2; bits <= 8; ++bits) {
+    QuantSpec signed_symmetric;  // QAT's 8-bit activations; any width for other recipes
+    signed_symmetric.bits = bits;
+    const QuantSpec spec = with_params(signed_symmetric, 0.031f, 0);
+    const ActivationQdq qdq = unsigned_for_non_negative(activation_qdq(spec, "layer"));
+    ASSERT_EQ(qdq.type, QdqType::kUint8) << bits;
+    EXPECT_EQ(qdq.zero_point, 0);
+    ASSERT_TRUE(qdq.clip.has_value());
+    EXPECT_EQ(qdq.clip->lo, 0.0f);
+    EXPECT_EQ(std::nearbyint(qdq.clip->hi / qdq.scale), (1 << (bits - 1)) - 1) << bits;
+    std::vector<float> relu_of_values = test_values(qdq.scale, gen);
+    for (float& v : relu_of_values) v = std::max(v, 0.0f);
+    EXPECT_EQ(onnx_quantize_dequantize(relu_of_values, qdq), fake_quantized(relu_of_values, spec))
+        << bits << " bits";
+  }
+  const ActivationQdq affine =
+      activation_qdq(with_params(ptq_activation_spec(8), 0.021f, 1), "layer");
+  const ActivationQdq unchanged = unsigned_for_non_negative(affine);
+  EXPECT_EQ(unchanged.type, affine.type);
+  EXPECT_EQ(unchanged.zero_point, affine.zero_point);
+  EXPECT_EQ(unchanged.clip.has_value(), affine.clip.has_value());
+}
+
 // An 8-bit affine range that excludes 0 has 256 codes and a zero point outside them: no uint8 pair
 // holds it, so the zero point is clamped and only the values in the last |z| steps differ.
 TEST(ActivationQdq, An8BitRangeExcludingZeroSaturatesOnlyItsLastSteps) {
