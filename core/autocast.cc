@@ -4,6 +4,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "core/ops/amp.h"
 #include "core/ops/copy.h"
 #include "core/ops/elementwise.h"
 
@@ -11,6 +12,7 @@ namespace ompq {
 namespace {
 
 thread_local DType g_autocast_dtype = DType::kF32;
+thread_local AutocastActivations g_autocast_activations = AutocastActivations::kF32;
 
 }  // namespace
 
@@ -34,22 +36,33 @@ Tensor autocast_cast(const Tensor& t) {
   }
   ops::copy_(out, t);
   const DType source = t.dtype();
-  return record(out, {t}, "AutocastBackward", [source](const Tensor& grad) {
-    return std::vector<Tensor>{grad.to(source)};
-  });
+  return record(out, {t}, "AutocastBackward",
+                [source](const Tensor& grad) { return std::vector<Tensor>{grad.to(source)}; });
 }
 
 DType autocast_output_dtype(DType operands) {
   return autocast_enabled() && operands == g_autocast_dtype ? DType::kF32 : operands;
 }
 
-AutocastGuard::AutocastGuard(DType dtype) : previous_(g_autocast_dtype) {
+DType autocast_conv_output_dtype(DType operands, Device device, bool records_grad) {
+  const bool low_precision_output = autocast_enabled() && operands == g_autocast_dtype &&
+                                    g_autocast_activations == AutocastActivations::kLowPrecision &&
+                                    !records_grad && low_precision_activations_supported(device);
+  return low_precision_output ? operands : autocast_output_dtype(operands);
+}
+
+AutocastGuard::AutocastGuard(DType dtype, AutocastActivations activations)
+    : previous_(g_autocast_dtype), previous_activations_(g_autocast_activations) {
   OMPQ_CHECK(dtype == DType::kBF16 || dtype == DType::kF16 || dtype == DType::kF32,
              "AutocastGuard: unsupported dtype ", dtype_name(dtype),
              " (expected bf16 or f16 to enable autocast, f32 to disable it)");
   g_autocast_dtype = dtype;
+  g_autocast_activations = activations;
 }
 
-AutocastGuard::~AutocastGuard() { g_autocast_dtype = previous_; }
+AutocastGuard::~AutocastGuard() {
+  g_autocast_dtype = previous_;
+  g_autocast_activations = previous_activations_;
+}
 
 }  // namespace ompq

@@ -2,10 +2,12 @@
 // has expanded to the output's shape. Dims are put in the output's memory order and merged, so a
 // dense output (contiguous or channels-last) with same-layout inputs is one flat loop, and a
 // broadcast input (bias [C,1,1] against [N,C,H,W]) is a run of inner loops with that input fixed.
+// bf16 and f16 operands are computed in f32 (core/cpu/storage_dispatch.h).
 #include <tuple>
 #include <utility>
 
 #include "core/cpu/register.h"
+#include "core/cpu/storage_dispatch.h"
 #include "core/cpu/strided.h"
 #include "core/ops/elementwise.h"
 #include "core/parallel.h"
@@ -22,8 +24,10 @@ template <typename T, bool kFixed>
 struct InnerInput {
   const T* p;
   T operator[](int64_t i) const {
-    if constexpr (kFixed) return *p;
-    else return p[i];
+    if constexpr (kFixed)
+      return *p;
+    else
+      return p[i];
   }
 };
 
@@ -107,47 +111,58 @@ void elementwise(const Fn& fn, const Tensor& out, const Inputs&... inputs) {
     });
     return;
   }
-  parallel_for(0, outer, std::max<int64_t>(1, kGrain / inner), [&](int64_t lo, int64_t hi) {
-    for_each_inner(layout, lo, hi, run);
-  });
+  parallel_for(0, outer, std::max<int64_t>(1, kGrain / inner),
+               [&](int64_t lo, int64_t hi) { for_each_inner(layout, lo, hi, run); });
 }
 
 void unary_kernel(const Tensor& out, const Tensor& x, UnaryOp op, ScalarParams params) {
-  OMPQ_DISPATCH_FLOATING(out.dtype(), unary_op_name(op), [&] {
-    const scalar_t a = static_cast<scalar_t>(params.a), b = static_cast<scalar_t>(params.b);
+  dispatch_floating_storage(out.dtype(), unary_op_name(op), [&](auto types) {
+    using S = typename decltype(types)::storage;
+    using C = typename decltype(types)::compute;
+    const C a = static_cast<C>(params.a), b = static_cast<C>(params.b);
     with_unary_op(op, [&](auto op_constant) {
       constexpr UnaryOp kOp = decltype(op_constant)::value;
-      elementwise<scalar_t, scalar_t>(
-          [a, b](scalar_t v) { return unary_apply<kOp>(v, a, b); }, out, x);
+      elementwise<S, S>([a, b](S v) { return convert<S>(unary_apply<kOp>(convert<C>(v), a, b)); },
+                        out, x);
     });
   });
 }
 
 void binary_kernel(const Tensor& out, const Tensor& x, const Tensor& y, BinaryOp op,
                    ScalarParams params) {
-  OMPQ_DISPATCH_FLOATING(out.dtype(), binary_op_name(op), [&] {
-    const scalar_t a = static_cast<scalar_t>(params.a), b = static_cast<scalar_t>(params.b);
+  dispatch_floating_storage(out.dtype(), binary_op_name(op), [&](auto types) {
+    using S = typename decltype(types)::storage;
+    using C = typename decltype(types)::compute;
+    const C a = static_cast<C>(params.a), b = static_cast<C>(params.b);
     with_binary_op(op, [&](auto op_constant) {
       constexpr BinaryOp kOp = decltype(op_constant)::value;
-      elementwise<scalar_t, scalar_t, scalar_t>(
-          [a, b](scalar_t u, scalar_t v) { return binary_apply<kOp>(u, v, a, b); }, out, x, y);
+      elementwise<S, S, S>(
+          [a, b](S u, S v) {
+            return convert<S>(binary_apply<kOp>(convert<C>(u), convert<C>(v), a, b));
+          },
+          out, x, y);
     });
   });
 }
 
-template <typename C>
+// The selected element is copied, never converted.
+template <typename Cond>
 void where_typed(const Tensor& out, const Tensor& cond, const Tensor& x, const Tensor& y) {
-  OMPQ_DISPATCH_FLOATING(out.dtype(), "where", [&] {
-    elementwise<scalar_t, C, scalar_t, scalar_t>(
-        [](C c, scalar_t u, scalar_t v) { return where_apply(c, u, v); }, out, cond, x, y);
+  dispatch_floating_storage(out.dtype(), "where", [&](auto types) {
+    using S = typename decltype(types)::storage;
+    elementwise<S, Cond, S, S>([](Cond c, S u, S v) { return where_apply(c, u, v); }, out, cond, x,
+                               y);
   });
 }
 
 void where_kernel(const Tensor& out, const Tensor& cond, const Tensor& x, const Tensor& y) {
   switch (cond.dtype()) {
-    case DType::kU8: return where_typed<uint8_t>(out, cond, x, y);
-    case DType::kF32: return where_typed<float>(out, cond, x, y);
-    case DType::kF64: return where_typed<double>(out, cond, x, y);
+    case DType::kU8:
+      return where_typed<uint8_t>(out, cond, x, y);
+    case DType::kF32:
+      return where_typed<float>(out, cond, x, y);
+    case DType::kF64:
+      return where_typed<double>(out, cond, x, y);
     default:
       OMPQ_CHECK(false, "where: unsupported condition dtype ", dtype_name(cond.dtype()));
   }

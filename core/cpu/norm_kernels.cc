@@ -9,12 +9,14 @@
 // The residual add and the activation of batch_norm_act run in the pass that writes y; their
 // gradient in the passes that read dy.
 // Per-channel sums run in an order fixed by the shape alone (never by the thread count), so
-// results do not depend on it.
+// results do not depend on it. The forward pass also reads and writes bf16/f16 activations (f32
+// per-channel vectors and math); the backward pass takes f32 and f64.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/cpu/register.h"
+#include "core/cpu/storage_dispatch.h"
 #include "core/ops/conv.h"
 #include "core/ops/norm.h"
 #include "core/ops/norm_math.h"
@@ -207,57 +209,59 @@ T* data_or_null(const Tensor& t) {
 // Training: per-channel statistics, then y. The values are shifted by the channel's first value
 // before x and x^2 are summed, which keeps E[x^2] - E[x]^2 free of cancellation when |mean| is
 // large against the spread. Eval: y from the given statistics. Either way the residual add and the
-// activation run in the pass that writes y.
-template <typename T, NormActivation kAct, bool kResidual>
+// activation run in the pass that writes y. x, the residual and y are stored as S, the per-channel
+// vectors and all arithmetic are C (storage_dispatch.h: f32 math for bf16/f16 activations).
+template <typename S, typename C, NormActivation kAct, bool kResidual>
 void forward(const Tensor& y, const Tensor& x, const Tensor& residual, const Tensor& weight,
              const Tensor& bias, const Tensor& mean, const Tensor& var, const Tensor& running_mean,
              const Tensor& running_var, bool training, double momentum, double eps) {
   const ChannelLayout l(x);
   const double count = static_cast<double>(l.count());
-  const T* __restrict xp = static_cast<const T*>(x.data_ptr());
-  const T* __restrict rp = data_or_null<const T>(residual);
-  T* __restrict yp = static_cast<T*>(y.data_ptr());
-  const T* w_p = data_or_null<const T>(weight);
-  const T* b_p = data_or_null<const T>(bias);
-  T* mean_p = static_cast<T*>(mean.data_ptr());
-  T* var_p = static_cast<T*>(var.data_ptr());
-  T* rmean_p = data_or_null<T>(running_mean);
-  T* rvar_p = data_or_null<T>(running_var);
+  const S* __restrict xp = static_cast<const S*>(x.data_ptr());
+  const S* __restrict rp = data_or_null<const S>(residual);
+  S* __restrict yp = static_cast<S*>(y.data_ptr());
+  const C* w_p = data_or_null<const C>(weight);
+  const C* b_p = data_or_null<const C>(bias);
+  C* mean_p = static_cast<C*>(mean.data_ptr());
+  C* var_p = static_cast<C*>(var.data_ptr());
+  C* rmean_p = data_or_null<C>(running_mean);
+  C* rvar_p = data_or_null<C>(running_var);
   // The channel's first value: x[n = 0, c, s = 0] in either layout.
   const int64_t first_stride = l.interleaved ? 1 : l.spatial;
-  ChannelAffine<T> affine(l.channels);
+  ChannelAffine<C> affine(l.channels);
   // Channel c's statistics (training) and affine coefficients, from the sums of the shifted
   // values.
   auto finish_channel = [&](int64_t c, double sum, double sum_sq) {
     if (training) {
-      const BatchNormStats stats = batch_norm_stats(xp[c * first_stride], sum, sum_sq, count);
-      mean_p[c] = static_cast<T>(stats.mean);
-      var_p[c] = static_cast<T>(stats.var);
+      const BatchNormStats stats =
+          batch_norm_stats(convert<C>(xp[c * first_stride]), sum, sum_sq, count);
+      mean_p[c] = static_cast<C>(stats.mean);
+      var_p[c] = static_cast<C>(stats.var);
       if (rmean_p != nullptr) {
-        rmean_p[c] = static_cast<T>(batch_norm_running_update(rmean_p[c], stats.mean, momentum));
-        rvar_p[c] = static_cast<T>(batch_norm_running_update(
+        rmean_p[c] = static_cast<C>(batch_norm_running_update(rmean_p[c], stats.mean, momentum));
+        rvar_p[c] = static_cast<C>(batch_norm_running_update(
             rvar_p[c], batch_norm_unbiased_var(stats.var, count), momentum));
       }
     }
     affine.set(
-        c, batch_norm_affine<T>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0, b_p ? b_p[c] : 0.0));
+        c, batch_norm_affine<C>(mean_p[c], var_p[c], eps, w_p ? w_p[c] : 1.0, b_p ? b_p[c] : 0.0));
   };
-  auto shifted_terms = [&](int64_t k, int64_t c, T& a, T& b) {
-    a = xp[k] - xp[c * first_stride];
+  auto shifted_terms = [&](int64_t k, int64_t c, C& a, C& b) {
+    a = convert<C>(xp[k]) - convert<C>(xp[c * first_stride]);
     b = a * a;
   };
-  const T* __restrict a_mean = affine.mean.data();
-  const T* __restrict a_scale = affine.scale.data();
-  const T* __restrict a_bias = affine.bias.data();
+  const C* __restrict a_mean = affine.mean.data();
+  const C* __restrict a_scale = affine.scale.data();
+  const C* __restrict a_bias = affine.bias.data();
   auto apply = [&](int64_t k, int64_t c) {
-    T v = batch_norm_apply(xp[k], BatchNormAffine<T>{a_mean[c], a_scale[c], a_bias[c]});
-    if constexpr (kResidual) v += rp[k];
-    yp[k] = norm_activation<kAct>(v);
+    C v = batch_norm_apply(convert<C>(xp[k]), BatchNormAffine<C>{a_mean[c], a_scale[c], a_bias[c]});
+    if constexpr (kResidual) v += convert<C>(rp[k]);
+    yp[k] = convert<S>(norm_activation<kAct>(v));
   };
 
   if (l.interleaved) {
     std::vector<double> sum(l.channels), sum_sq(l.channels);
-    if (training) interleaved_sums<T>(l, shifted_terms, sum.data(), sum_sq.data());
+    if (training) interleaved_sums<C>(l, shifted_terms, sum.data(), sum_sq.data());
     for (int64_t c = 0; c < l.channels; ++c) finish_channel(c, sum[c], sum_sq[c]);
     interleaved_map(l, apply);
     return;
@@ -268,7 +272,7 @@ void forward(const Tensor& y, const Tensor& x, const Tensor& residual, const Ten
   for_each_channel_group(l, group, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       double sum = 0, sum_sq = 0;
-      if (training) planar_sums<T>(l, c, shifted_terms, &sum, &sum_sq);
+      if (training) planar_sums<C>(l, c, shifted_terms, &sum, &sum_sq);
       finish_channel(c, sum, sum_sq);
     }
     planar_map(l, c0, c1, apply);
@@ -357,15 +361,17 @@ void batch_norm_kernel(const Tensor& y, const Tensor& x, const Tensor& residual,
                        const Tensor& weight, const Tensor& bias, const Tensor& mean,
                        const Tensor& var, const Tensor& running_mean, const Tensor& running_var,
                        bool training, double momentum, double eps, NormActivation activation) {
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "batch_norm", [&] {
+  dispatch_floating_storage(x.dtype(), "batch_norm", [&](auto types) {
+    using S = typename decltype(types)::storage;
+    using C = typename decltype(types)::compute;
     with_norm_activation(activation, [&](auto act) {
       constexpr NormActivation kAct = decltype(act)::value;
       if (residual.defined()) {
-        forward<scalar_t, kAct, true>(y, x, residual, weight, bias, mean, var, running_mean,
-                                      running_var, training, momentum, eps);
+        forward<S, C, kAct, true>(y, x, residual, weight, bias, mean, var, running_mean,
+                                  running_var, training, momentum, eps);
       } else {
-        forward<scalar_t, kAct, false>(y, x, residual, weight, bias, mean, var, running_mean,
-                                       running_var, training, momentum, eps);
+        forward<S, C, kAct, false>(y, x, residual, weight, bias, mean, var, running_mean,
+                                   running_var, training, momentum, eps);
       }
     });
   });

@@ -5,12 +5,15 @@
 // forward passes are split by output row (n, oh), the backward ones by image, so that again no
 // two tasks write the same input pixel. Both layouts meet each window in row-major order and
 // scatter each input pixel's gradients in output order, so they give the same bits.
+// The forward passes also read and write bf16/f16 (compared and summed in f32); the backward
+// passes take f32 and f64.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "core/cpu/register.h"
+#include "core/cpu/storage_dispatch.h"
 #include "core/ops/conv.h"
 #include "core/ops/pool.h"
 #include "core/ops/pool_math.h"
@@ -88,8 +91,9 @@ ColumnSpan kernel_column_span(int64_t j, int64_t stride, int64_t pad, int64_t in
 // column j then updates them in one strided pass. Positions are tracked as int32 within the
 // plane so that values and positions share vector lanes (int64 positions stop GCC from
 // vectorizing). Each output still meets its window in row-major order, so the first maximum wins
-// (and a NaN wins), as in PyTorch.
-template <typename T>
+// (and a NaN wins), as in PyTorch. S is the stored type, C the compared one (storage_dispatch.h;
+// widening is exact and keeps the order, so the output is the chosen input element).
+template <typename S, typename C>
 void max_pool2d_forward_nchw(const Tensor& out, const Tensor& indices, const Tensor& x,
                              const Pool2dParams& p) {
   const PlaneDims d(x.shape(), out.shape());
@@ -101,23 +105,24 @@ void max_pool2d_forward_nchw(const Tensor& out, const Tensor& indices, const Ten
   }
   const int32_t stride = static_cast<int32_t>(p.stride[1]);
   const int32_t in_w = static_cast<int32_t>(d.in_w);
-  const T* X = x.data<T>();
-  T* Y = out.data<T>();
+  const S* X = x.data<S>();
+  S* Y = out.data<S>();
   int64_t* I = indices.data<int64_t>();
   parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
     std::vector<int32_t> position(d.out_w);
+    std::vector<C> maxima(d.out_w);
     int32_t* __restrict pos = position.data();
+    C* __restrict best = maxima.data();
     for (int64_t plane = lo; plane < hi; ++plane) {
-      const T* xp = X + plane * d.in_size();
+      const S* xp = X + plane * d.in_size();
       for (int64_t oh = 0; oh < d.out_h; ++oh) {
         const PoolWindow& r = rows[oh];
-        T* __restrict best = Y + plane * d.out_size() + oh * d.out_w;
         for (int64_t ow = 0; ow < d.out_w; ++ow) {
           pos[ow] = static_cast<int32_t>(r.begin * d.in_w + cols[ow].begin);
-          best[ow] = xp[pos[ow]];
+          best[ow] = convert<C>(xp[pos[ow]]);
         }
         for (int64_t ih = r.begin; ih < r.end; ++ih) {
-          const T* __restrict row = xp + ih * d.in_w;
+          const S* __restrict row = xp + ih * d.in_w;
           const int32_t row_offset = static_cast<int32_t>(ih) * in_w;
           for (int64_t j = 0; j < p.kernel[1]; ++j) {
             const int32_t column_offset = static_cast<int32_t>(j - p.padding[1]);
@@ -126,15 +131,19 @@ void max_pool2d_forward_nchw(const Tensor& out, const Tensor& indices, const Ten
 #pragma omp simd
             for (int32_t ow = begin; ow < end; ++ow) {
               const int32_t iw = ow * stride + column_offset;
-              const T v = row[iw];
+              const C v = convert<C>(row[iw]);
               const bool take = v > best[ow] || v != v;
               best[ow] = take ? v : best[ow];
               pos[ow] = take ? row_offset + iw : pos[ow];
             }
           }
         }
+        S* y = Y + plane * d.out_size() + oh * d.out_w;
         int64_t* best_index = I + plane * d.out_size() + oh * d.out_w;
-        for (int64_t ow = 0; ow < d.out_w; ++ow) best_index[ow] = pos[ow];
+        for (int64_t ow = 0; ow < d.out_w; ++ow) {
+          y[ow] = convert<S>(best[ow]);
+          best_index[ow] = pos[ow];
+        }
       }
     }
   });
@@ -142,49 +151,54 @@ void max_pool2d_forward_nchw(const Tensor& out, const Tensor& indices, const Ten
 
 // NHWC: running maxima and their positions for the C channels of one output pixel, updated by
 // each window pixel in row-major order (int32 positions share vector lanes with f32 values).
-template <typename T>
+template <typename S, typename C>
 void max_pool2d_forward_nhwc(const Tensor& out, const Tensor& indices, const Tensor& x,
                              const Pool2dParams& p) {
   const PlaneDims d(x.shape(), out.shape());
   const auto rows = windows(d.out_h, p.kernel[0], p.stride[0], p.padding[0], d.in_h);
   const auto cols = windows(d.out_w, p.kernel[1], p.stride[1], p.padding[1], d.in_w);
   const int64_t channels = d.channels;
-  const T* X = x.data<T>();
-  T* Y = out.data<T>();
+  const S* X = x.data<S>();
+  S* Y = out.data<S>();
   int64_t* I = indices.data<int64_t>();
   parallel_for(0, d.batch * d.out_h, d.row_grain(), [&](int64_t lo, int64_t hi) {
     std::vector<int32_t> position(channels);
+    std::vector<C> maxima(channels);
     int32_t* __restrict pos = position.data();
+    C* __restrict best = maxima.data();
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t n = row / d.out_h, oh = row % d.out_h;
       const PoolWindow& r = rows[oh];
-      const T* image = X + n * d.in_size() * channels;
+      const S* image = X + n * d.in_size() * channels;
       for (int64_t ow = 0; ow < d.out_w; ++ow) {
         const PoolWindow& c = cols[ow];
         const int64_t o = row * d.out_w + ow;
-        T* __restrict best = Y + o * channels;
-        const T* first = image + (r.begin * d.in_w + c.begin) * channels;
+        const S* first = image + (r.begin * d.in_w + c.begin) * channels;
         const int32_t first_position = static_cast<int32_t>(r.begin * d.in_w + c.begin);
 #pragma omp simd
         for (int64_t k = 0; k < channels; ++k) {
-          best[k] = first[k];
+          best[k] = convert<C>(first[k]);
           pos[k] = first_position;
         }
         for (int64_t ih = r.begin; ih < r.end; ++ih) {
           for (int64_t iw = c.begin; iw < c.end; ++iw) {
             const int32_t here = static_cast<int32_t>(ih * d.in_w + iw);
-            const T* __restrict pixel = image + here * channels;
+            const S* __restrict pixel = image + here * channels;
 #pragma omp simd
             for (int64_t k = 0; k < channels; ++k) {
-              const T v = pixel[k];
+              const C v = convert<C>(pixel[k]);
               const bool take = v > best[k] || v != v;
               best[k] = take ? v : best[k];
               pos[k] = take ? here : pos[k];
             }
           }
         }
+        S* __restrict y = Y + o * channels;
         int64_t* best_index = I + o * channels;
-        for (int64_t k = 0; k < channels; ++k) best_index[k] = pos[k];
+        for (int64_t k = 0; k < channels; ++k) {
+          y[k] = convert<S>(best[k]);
+          best_index[k] = pos[k];
+        }
       }
     }
   });
@@ -230,28 +244,29 @@ void max_pool2d_backward_nhwc(const Tensor& grad_x, const Tensor& grad_out, cons
 
 // ---- average (fixed windows or adaptive bins) ---------------------------------------------------
 
-// out = sum over each window / (its divisor extents' product).
-template <typename T>
+// out = sum over each window / (its divisor extents' product), summed in C.
+template <typename S, typename C>
 void average_forward_nchw(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
                           const std::vector<PoolWindow>& cols) {
   const PlaneDims d(x.shape(), out.shape());
-  const T* X = x.data<T>();
-  T* Y = out.data<T>();
+  const S* X = x.data<S>();
+  S* Y = out.data<S>();
   parallel_for(0, d.planes, d.grain(), [&](int64_t lo, int64_t hi) {
     for (int64_t plane = lo; plane < hi; ++plane) {
-      const T* xp = X + plane * d.in_size();
-      T* yp = Y + plane * d.out_size();
+      const S* xp = X + plane * d.in_size();
+      S* yp = Y + plane * d.out_size();
       for (int64_t oh = 0; oh < d.out_h; ++oh) {
         const PoolWindow& r = rows[oh];
         for (int64_t ow = 0; ow < d.out_w; ++ow) {
           const PoolWindow& c = cols[ow];
-          T sum = 0;
+          C sum = 0;
           for (int64_t ih = r.begin; ih < r.end; ++ih) {
-            const T* row = xp + ih * d.in_w;
+            const S* row = xp + ih * d.in_w;
 #pragma omp simd reduction(+ : sum)
-            for (int64_t iw = c.begin; iw < c.end; ++iw) sum += row[iw];
+            for (int64_t iw = c.begin; iw < c.end; ++iw) sum += convert<C>(row[iw]);
           }
-          yp[oh * d.out_w + ow] = sum / static_cast<T>(r.divisor_extent * c.divisor_extent);
+          yp[oh * d.out_w + ow] =
+              convert<S>(sum / static_cast<C>(r.divisor_extent * c.divisor_extent));
         }
       }
     }
@@ -259,32 +274,34 @@ void average_forward_nchw(const Tensor& out, const Tensor& x, const std::vector<
 }
 
 // NHWC: the window's pixels summed along the channel lanes, in row-major order.
-template <typename T>
+template <typename S, typename C>
 void average_forward_nhwc(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
                           const std::vector<PoolWindow>& cols) {
   const PlaneDims d(x.shape(), out.shape());
   const int64_t channels = d.channels;
-  const T* X = x.data<T>();
-  T* Y = out.data<T>();
+  const S* X = x.data<S>();
+  S* Y = out.data<S>();
   parallel_for(0, d.batch * d.out_h, d.row_grain(), [&](int64_t lo, int64_t hi) {
+    std::vector<C> sums(channels);
+    C* __restrict sum = sums.data();
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t n = row / d.out_h, oh = row % d.out_h;
       const PoolWindow& r = rows[oh];
-      const T* image = X + n * d.in_size() * channels;
+      const S* image = X + n * d.in_size() * channels;
       for (int64_t ow = 0; ow < d.out_w; ++ow) {
         const PoolWindow& c = cols[ow];
-        T* __restrict sum = Y + (row * d.out_w + ow) * channels;
-        std::fill(sum, sum + channels, T(0));
+        std::fill(sum, sum + channels, C(0));
         for (int64_t ih = r.begin; ih < r.end; ++ih) {
           for (int64_t iw = c.begin; iw < c.end; ++iw) {
-            const T* __restrict pixel = image + (ih * d.in_w + iw) * channels;
+            const S* __restrict pixel = image + (ih * d.in_w + iw) * channels;
 #pragma omp simd
-            for (int64_t k = 0; k < channels; ++k) sum[k] += pixel[k];
+            for (int64_t k = 0; k < channels; ++k) sum[k] += convert<C>(pixel[k]);
           }
         }
-        const T divisor = static_cast<T>(r.divisor_extent * c.divisor_extent);
+        const C divisor = static_cast<C>(r.divisor_extent * c.divisor_extent);
+        S* __restrict y = Y + (row * d.out_w + ow) * channels;
 #pragma omp simd
-        for (int64_t k = 0; k < channels; ++k) sum[k] = sum[k] / divisor;
+        for (int64_t k = 0; k < channels; ++k) y[k] = convert<S>(sum[k] / divisor);
       }
     }
   });
@@ -356,11 +373,11 @@ void average_backward_nhwc(const Tensor& grad_x, const Tensor& grad_out,
   });
 }
 
-template <typename T>
+template <typename S, typename C>
 void average_forward(const Tensor& out, const Tensor& x, const std::vector<PoolWindow>& rows,
                      const std::vector<PoolWindow>& cols) {
-  if (nhwc(x, out)) return average_forward_nhwc<T>(out, x, rows, cols);
-  average_forward_nchw<T>(out, x, rows, cols);
+  if (nhwc(x, out)) return average_forward_nhwc<S, C>(out, x, rows, cols);
+  average_forward_nchw<S, C>(out, x, rows, cols);
 }
 
 template <typename T>
@@ -373,15 +390,26 @@ void average_backward(const Tensor& grad_x, const Tensor& grad_out,
 // ---- layout and dtype dispatch
 // ------------------------------------------------------------------------------
 
+void average_forward_dispatch(const Tensor& out, const Tensor& x,
+                              const std::vector<PoolWindow>& rows,
+                              const std::vector<PoolWindow>& cols, const char* op) {
+  dispatch_floating_storage(x.dtype(), op, [&](auto types) {
+    average_forward<typename decltype(types)::storage, typename decltype(types)::compute>(
+        out, x, rows, cols);
+  });
+}
+
 void max_pool2d_kernel(const Tensor& out, const Tensor& indices, const Tensor& x,
                        const Pool2dParams& p) {
   // Both layouts track positions within a plane as int32 (they share vector lanes with values).
   const int64_t plane = x.size(2) * x.size(3);
   OMPQ_CHECK(plane < (int64_t{1} << 31), "max_pool2d: input planes of ", plane,
              " elements exceed the 2^31 positions the kernel tracks");
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "max_pool2d", [&] {
-    if (nhwc(x, out)) return max_pool2d_forward_nhwc<scalar_t>(out, indices, x, p);
-    max_pool2d_forward_nchw<scalar_t>(out, indices, x, p);
+  dispatch_floating_storage(x.dtype(), "max_pool2d", [&](auto types) {
+    using S = typename decltype(types)::storage;
+    using C = typename decltype(types)::compute;
+    if (nhwc(x, out)) return max_pool2d_forward_nhwc<S, C>(out, indices, x, p);
+    max_pool2d_forward_nchw<S, C>(out, indices, x, p);
   });
 }
 
@@ -397,8 +425,7 @@ void max_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
 void avg_pool2d_kernel(const Tensor& out, const Tensor& x, const Pool2dParams& p) {
   const auto rows = windows(out.size(2), p.kernel[0], p.stride[0], p.padding[0], x.size(2));
   const auto cols = windows(out.size(3), p.kernel[1], p.stride[1], p.padding[1], x.size(3));
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "avg_pool2d",
-                         [&] { average_forward<scalar_t>(out, x, rows, cols); });
+  average_forward_dispatch(out, x, rows, cols, "avg_pool2d");
 }
 
 void avg_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
@@ -414,8 +441,7 @@ void avg_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out,
 void adaptive_avg_pool2d_kernel(const Tensor& out, const Tensor& x) {
   const auto rows = adaptive_windows(out.size(2), x.size(2));
   const auto cols = adaptive_windows(out.size(3), x.size(3));
-  OMPQ_DISPATCH_FLOATING(x.dtype(), "adaptive_avg_pool2d",
-                         [&] { average_forward<scalar_t>(out, x, rows, cols); });
+  average_forward_dispatch(out, x, rows, cols, "adaptive_avg_pool2d");
 }
 
 void adaptive_avg_pool2d_backward_kernel(const Tensor& grad_x, const Tensor& grad_out) {

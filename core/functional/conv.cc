@@ -11,10 +11,14 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias,
   return trace::traced(
       [&]() -> Tensor {
         // Under autocast x and weight are cast to the low-precision dtype (autograd-aware: their
-        // gradients come back in their own dtype), the bias stays f32 and the output is f32.
+        // gradients come back in their own dtype); the output is f32 with the f32 bias, or in
+        // inference with low-precision activations the operands' dtype, and so is the bias.
         const Tensor x = autocast_cast(x_in), weight = autocast_cast(weight_in);
-        Tensor out = ops::conv2d(x, weight, bias, p, autocast_output_dtype(x.dtype()));
-        if (!any_requires_grad({x, weight, bias})) return out;
+        const bool records_grad = any_requires_grad({x, weight, bias});
+        const DType out_dtype = autocast_conv_output_dtype(x.dtype(), x.device(), records_grad);
+        const Tensor b = out_dtype == x.dtype() ? autocast_cast(bias) : bias;
+        Tensor out = ops::conv2d(x, weight, b, p, out_dtype);
+        if (!records_grad) return out;
         // The input gradient of a first layer is never needed: skip its (large) transposed
         // convolution.
         const bool need_weight = weight.requires_grad() || (bias.defined() && bias.requires_grad());

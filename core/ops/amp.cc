@@ -18,11 +18,23 @@ void check_product_dtypes(const char* op, DType operands, DType out) {
              " (expected ", dtype_name(operands), low ? " or f32" : "", ")");
 }
 
+bool low_precision_activations_supported(Device device) { return device.is_cpu(); }
+
+void check_activation_dtype(const Tensor& t, const char* op) {
+  const DType dtype = t.dtype();
+  if (dtype == DType::kF32 || dtype == DType::kF64) return;
+  const bool low = dtype == DType::kBF16 || dtype == DType::kF16;
+  const bool supported = low && low_precision_activations_supported(t.device());
+  OMPQ_CHECK(supported, op, ": unsupported dtype ", dtype_name(dtype), " for a tensor of shape ",
+             shape_str(t.shape()), " on ", t.device().str(),
+             low ? " (expected f32 or f64: bf16 and f16 run on the CPU only)"
+                 : " (expected f32 or f64, or bf16/f16 on the CPU)");
+}
+
 namespace ops {
 
 void unscale_grads_(const std::vector<Tensor>& grads, double inv_scale, const Tensor& found_inf) {
-  OMPQ_CHECK(std::isfinite(inv_scale), "unscale_grads_: inv_scale must be finite, got ",
-             inv_scale);
+  OMPQ_CHECK(std::isfinite(inv_scale), "unscale_grads_: inv_scale must be finite, got ", inv_scale);
   OMPQ_CHECK(found_inf.defined() && found_inf.dtype() == DType::kF32 && found_inf.numel() == 1,
              "unscale_grads_: found_inf must be an f32 tensor of one element, got ",
              found_inf.defined() ? found_inf.str() : "an undefined tensor");

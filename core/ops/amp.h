@@ -1,5 +1,6 @@
 // Mixed precision (raw: no autograd): the output-dtype rule of the matrix-product ops (conv2d,
-// matmul, linear) and the unscale/found-inf op of loss scaling (layers/grad_scaler.h).
+// matmul, linear), the dtypes the activation ops (batch norm, pooling, elementwise) take, and the
+// unscale/found-inf op of loss scaling (layers/grad_scaler.h).
 #pragma once
 
 #include <vector>
@@ -18,6 +19,13 @@ extern DispatchStub<UnscaleGradKernel> unscale_grad_stub;
 // give an output of dtype `out`: the operands' own floating dtype, or f32 for bf16/f16 operands
 // (low-precision products accumulated in f32 and returned without rounding, as autocast uses).
 void check_product_dtypes(const char* op, DType operands, DType out);
+
+// True where batch norm, pooling and the elementwise ops read and write bf16/f16 tensors (computing
+// in f32 inside): the CPU. The CUDA kernels take f32 and f64 only.
+bool low_precision_activations_supported(Device device);
+// Throws an Error naming `op` and t's shape unless t's dtype is f32 or f64, or bf16/f16 on a
+// device where low_precision_activations_supported().
+void check_activation_dtype(const Tensor& t, const char* op);
 
 namespace ops {
 

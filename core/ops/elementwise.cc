@@ -4,6 +4,8 @@
 #include <limits>
 #include <numeric>
 
+#include "core/ops/amp.h"
+
 namespace ompq {
 
 DispatchStub<UnaryKernel> unary_stub("unary");
@@ -75,12 +77,6 @@ Tensor empty_like(const Tensor& t) {
 
 namespace {
 
-void check_compute_dtype(const Tensor& t, const char* op) {
-  OMPQ_CHECK(t.dtype() == DType::kF32 || t.dtype() == DType::kF64, op, ": unsupported dtype ",
-             dtype_name(t.dtype()), " for a tensor of shape ", shape_str(t.shape()),
-             " (expected f32 or f64)");
-}
-
 // A raw (autograd-free) view of t broadcast to `shape`: stride 0 along new and size-1 dims.
 Tensor expand_to(const Tensor& t, const Shape& shape) {
   if (t.shape() == shape) return t;
@@ -107,7 +103,7 @@ Tensor empty_output(const Shape& shape, std::initializer_list<const Tensor*> inp
 namespace ops {
 
 Tensor unary(const Tensor& x, UnaryOp op, ScalarParams params) {
-  check_compute_dtype(x, unary_op_name(op));
+  check_activation_dtype(x, unary_op_name(op));
   Tensor out = empty_like(x);
   if (out.numel() > 0) unary_stub(x.device(), out, x, op, params);
   return out;
@@ -117,7 +113,7 @@ Tensor binary(const Tensor& x, const Tensor& y, BinaryOp op, ScalarParams params
   const char* name = binary_op_name(op);
   check_same_device(x, y, name);
   check_same_dtype(x, y, name);
-  check_compute_dtype(x, name);
+  check_activation_dtype(x, name);
   Shape shape = broadcast_shapes(x.shape(), y.shape(), name);
   Tensor out = empty_output(shape, {&x, &y});
   if (out.numel() > 0) binary_stub(x.device(), out, expand_to(x, shape), expand_to(y, shape), op, params);
@@ -160,7 +156,7 @@ Tensor where(const Tensor& cond, const Tensor& x, const Tensor& y) {
   check_same_device(cond, x, "where");
   check_same_device(x, y, "where");
   check_same_dtype(x, y, "where");
-  check_compute_dtype(x, "where");
+  check_activation_dtype(x, "where");
   OMPQ_CHECK(cond.dtype() == DType::kU8 || cond.dtype() == DType::kF32 ||
                  cond.dtype() == DType::kF64,
              "where: condition of dtype ", dtype_name(cond.dtype()), " and shape ",

@@ -1,7 +1,8 @@
-// Broadcasting elementwise ops (raw: no autograd). Inputs are broadcast NumPy-style; the output is a
-// new contiguous tensor of the broadcast shape and the inputs' dtype (f32 or f64). Comparisons give
-// 0/1 in that dtype. core/autograd.cc uses add(); the backward helpers at the end are the fused
-// kernels that the functional layer's backward rules call.
+// Broadcasting elementwise ops (raw: no autograd). Inputs are broadcast NumPy-style; the output is
+// a new tensor of the broadcast shape and the inputs' dtype: f32 or f64, or on the CPU bf16/f16
+// (computed in f32, rounded once; check_activation_dtype). Comparisons give 0/1 in that dtype.
+// core/autograd.cc uses add(); the backward helpers at the end are the fused kernels that the
+// functional layer's backward rules call.
 #pragma once
 
 #include "core/dispatch.h"

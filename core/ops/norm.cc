@@ -1,5 +1,6 @@
 #include "core/ops/norm.h"
 
+#include "core/ops/amp.h"
 #include "core/ops/conv.h"
 #include "core/ops/memory_format.h"
 
@@ -11,14 +12,23 @@ DispatchStub<BatchNormBackwardKernel> batch_norm_backward_stub("batch_norm_backw
 namespace ops {
 namespace {
 
-// A per-channel vector argument must be [C] with x's dtype and device; returns it contiguous.
+// The dtype of the per-channel vectors (weight, bias, statistics) for an input x: x's own, or f32
+// for bf16/f16 activations, whose normalization runs in f32.
+DType channel_dtype(const Tensor& x) {
+  return x.dtype() == DType::kBF16 || x.dtype() == DType::kF16 ? DType::kF32 : x.dtype();
+}
+
+// A per-channel vector argument must be [C] with channel_dtype(x) and x's device; returns it
+// contiguous.
 Tensor checked_channel_vector(const Tensor& t, const char* what, const Tensor& x, const char* op) {
   if (!t.defined()) return t;
   int64_t channels = x.size(1);
   OMPQ_CHECK(t.dim() == 1 && t.size(0) == channels, op, ": ", what, " of shape ",
              shape_str(t.shape()), " does not match input of shape ", shape_str(x.shape()),
              " (expected [", channels, "])");
-  check_same_dtype(t, x, op);
+  OMPQ_CHECK(t.dtype() == channel_dtype(x), op, ": ", what, " of dtype ", dtype_name(t.dtype()),
+             " for an input of dtype ", dtype_name(x.dtype()), " (expected ",
+             dtype_name(channel_dtype(x)), ")");
   check_same_device(t, x, op);
   return t.detach().contiguous();
 }
@@ -52,6 +62,7 @@ BatchNormResult batch_norm_act(const Tensor& x, const Tensor& weight, const Tens
   const bool fused = activation != NormActivation::kIdentity || residual.defined();
   const char* op = fused ? "batch_norm_act" : "batch_norm";
   check_input(x, op);
+  check_activation_dtype(x, op);
   Tensor w = checked_channel_vector(weight, "weight", x, op);
   Tensor b = checked_channel_vector(bias, "bias", x, op);
   check_running_buffer(running_mean, "running_mean", x, op);
@@ -65,8 +76,8 @@ BatchNormResult batch_norm_act(const Tensor& x, const Tensor& weight, const Tens
     const int64_t per_channel = x.numel() / std::max<int64_t>(channels, 1);
     OMPQ_CHECK(per_channel > 1, op, ": expected more than 1 value per channel when training, got ",
                "input of shape ", shape_str(x.shape()));
-    result.mean = Tensor::empty({channels}, x.dtype(), x.device());
-    result.var = Tensor::empty({channels}, x.dtype(), x.device());
+    result.mean = Tensor::empty({channels}, channel_dtype(x), x.device());
+    result.var = Tensor::empty({channels}, channel_dtype(x), x.device());
   } else {
     OMPQ_CHECK(running_mean.defined(), op,
                ": eval mode needs running_mean and running_var (got undefined buffers)");
@@ -103,6 +114,9 @@ BatchNormGrads batch_norm_act_backward(const Tensor& grad_output, const Tensor& 
   const bool identity = activation == NormActivation::kIdentity;
   const char* op = identity && !needed[3] ? "batch_norm_backward" : "batch_norm_act_backward";
   check_input(x, op);
+  OMPQ_CHECK(x.dtype() == DType::kF32 || x.dtype() == DType::kF64, op, ": input of dtype ",
+             dtype_name(x.dtype()), " and shape ", shape_str(x.shape()),
+             " (expected f32 or f64: bf16/f16 batch norm is forward only, for inference)");
   check_like_input(grad_output, "grad_output", x, op);
   OMPQ_CHECK(identity || output.defined(), op,
              ": the forward output is needed to differentiate the activation (got undefined)");

@@ -45,8 +45,10 @@ struct BatchNormResult {
   Tensor var;   // [C], biased
 };
 
-// x: [N, C, ...] f32/f64. weight, bias: [C] or undefined. running_mean/running_var: [C] buffers,
-// or undefined (allowed in training only). residual: x's shape, dtype and device, or undefined.
+// x: [N, C, ...] f32/f64, or on the CPU bf16/f16 (forward only: normalized in f32, y rounded
+// once). weight, bias: [C] of x's dtype (f32 for bf16/f16 x) or undefined.
+// running_mean/running_var: [C] buffers, or undefined (allowed in training only). residual: x's
+// shape, dtype and device, or undefined.
 BatchNormResult batch_norm_act(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                const Tensor& running_mean, const Tensor& running_var, bool training,
                                double momentum, double eps, NormActivation activation,

@@ -2,7 +2,8 @@
 // ignored by max, counted by average: count_include_pad=true). Inputs are [N, C, H, W]. The
 // tensors a kernel gets are all NCHW-contiguous or all channels_last (NHWC in memory,
 // core/ops/memory_format.h); a forward output takes the layout of x, and an input gradient the
-// layout x had (the backward ops' `channels_last`).
+// layout x had (the backward ops' `channels_last`). Dtypes: f32 and f64; the CPU's forward passes
+// also take bf16/f16 (compared and summed in f32, the output rounded once).
 #pragma once
 
 #include <array>
