@@ -9,6 +9,10 @@
 //   ompq_export --model=resnet20 --num_classes=10 --packed=packed.safetensors --output_dir=DIR
 //       DIR/quantized.onnx from a packed model (ompq_train's export stage), which describes itself
 //
+//   ompq_export --check=a.onnx,b.onnx
+//       reads each file back and runs ONNX's checker and strict shape inference on it (what the
+//       exporter runs before writing), for files written elsewhere or copied since
+//
 // Both kinds of input may be given at once. --check_input=X.safetensors also writes
 // DIR/reference_logits.safetensors: ompq's own logits of every exported model ("fp32_logits",
 // "quantized_logits") on tensor "input" of X, what a runtime running the files should reproduce.
@@ -59,6 +63,8 @@ ABSL_FLAG(std::string, check_input, "",
           "safetensors file with tensor \"input\" (float32 NCHW): writes ompq's logits of the "
           "exported models on it to reference_logits.safetensors");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores)");
+ABSL_FLAG(std::vector<std::string>, check, {},
+          "ONNX files to check (ONNX's checker and strict shape inference) instead of exporting");
 
 namespace ompq {
 namespace {
@@ -134,10 +140,27 @@ Tensor logits(nn::Model& model, const Tensor& input) {
   return model.forward(input);
 }
 
+// --check: every file passes, or the first that fails is named with ONNX's reasons.
+absl::Status check_files(const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) {
+    OMPQ_RETURN_IF_ERROR(nn::check_onnx_file(path));
+    std::fprintf(stderr, "ompq_export: %s passes ONNX's checker and shape inference\n",
+                 path.c_str());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status run() {
   const std::string weights = absl::GetFlag(FLAGS_weights);
   const std::string quantized = absl::GetFlag(FLAGS_quantized);
   const std::string packed_path = absl::GetFlag(FLAGS_packed);
+  if (!absl::GetFlag(FLAGS_check).empty()) {
+    if (!weights.empty() || !quantized.empty() || !packed_path.empty()) {
+      return invalid(
+          "--check reads ONNX files only: give it without --weights/--quantized/--packed");
+    }
+    return check_files(absl::GetFlag(FLAGS_check));
+  }
   if (weights.empty() && quantized.empty() && packed_path.empty()) {
     return invalid(
         "nothing to export: give --weights (model.onnx), --quantized with --bits or "
@@ -230,7 +253,8 @@ int main(int argc, char** argv) {
       "  FP32:      ompq_export --model=NAME --weights=W.safetensors --output_dir=DIR\n"
       "  quantized: ompq_export --model=NAME --quantized=Q.safetensors --bits=bits.pbtxt "
       "--output_dir=DIR\n"
-      "             ompq_export --model=NAME --packed=packed.safetensors --output_dir=DIR");
+      "             ompq_export --model=NAME --packed=packed.safetensors --output_dir=DIR\n"
+      "  check:     ompq_export --check=A.onnx,B.onnx");
   absl::ParseCommandLine(argc, argv);
   return ompq::run_app("ompq_export", ompq::run);
 }
