@@ -1,7 +1,8 @@
 // check_onnx_file (layers/export/onnx_export.h), the exporters' inverse check, on any bytes: the
 // protobuf parse of a ModelProto, then ONNX's checker and its strict shape inference with data
-// propagation (Debian's libonnx, not instrumented: a crash in it is still caught). ompq runs the
-// same check on every model it writes, and users run it on files they got elsewhere.
+// propagation (Debian's libonnx, not instrumented: a crash in it is still caught). The exporters
+// run the same check on every model before they write it; check_onnx_file runs it on a written
+// file, whatever wrote it.
 // Checked beyond "no crash":
 //   - a refusal is one line that names the file (what an app prints as its one error: line);
 //   - a model the check accepts, written again the way the exporters write (serialized by
