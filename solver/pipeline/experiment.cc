@@ -12,6 +12,7 @@
 #include "layers/models/registry.h"
 #include "solver/config/config_enums.h"
 #include "solver/config/proto_io.h"
+#include "solver/pipeline/experiment_data.h"
 #include "solver/pipeline/experiment_impl.h"
 #include "solver/search/search_enums.h"
 #include "solver/space/cost_model.h"
@@ -26,37 +27,20 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-data::DatasetKind dataset_kind(proto::Dataset dataset) {
-  switch (dataset) {
-    case proto::DATASET_MNIST:
-      return data::DatasetKind::kMnist;
-    case proto::DATASET_IMAGENET:
-      return data::DatasetKind::kImageNet;
-    default:
-      return data::DatasetKind::kFashionMnist;
-  }
-}
-
 }  // namespace
 
 // Everything that can fail without running a stage, before anything is written.
 absl::Status Experiment::prepare() {
   OMPQ_RETURN_IF_ERROR(validate_experiment_config(config_));
-  dataset_kind_ = dataset_kind(config_.data().dataset());
+  OMPQ_ASSIGN_OR_RETURN(ExperimentData opened, open_experiment_data(config_));
+  dataset_kind_ = opened.kind;
+  input_shape_ = opened.input_shape;
+  num_classes_ = opened.num_classes;
+  train_set_ = opened.train;
+  search_set_ = opened.search;
+  test_set_ = opened.test;
   Generator gen(config_.seed());
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, new_model(gen));
-  OMPQ_RETURN_IF_ERROR(resolve_input_shape(*model));
-  const int64_t train_limit = config_.data().train_limit();
-  OMPQ_ASSIGN_OR_RETURN(train_set_, open_split(data::DatasetUse::kTraining, train_limit));
-  OMPQ_ASSIGN_OR_RETURN(test_set_,
-                        open_split(data::DatasetUse::kEval, config_.data().test_limit()));
-  search_set_ = train_set_;
-  if (dataset_kind_ == data::DatasetKind::kImageNet) {
-    OMPQ_ASSIGN_OR_RETURN(search_set_, open_split(data::DatasetUse::kSearch, train_limit));
-  }
-  OMPQ_RETURN_IF_ERROR(data::check_same_classes(*train_set_, *test_set_));
-  num_classes_ = train_set_->num_classes();
-  OMPQ_ASSIGN_OR_RETURN(model, new_model(gen));
   if (train_loader().num_batches() == 0) {
     return invalid(absl::StrCat("batch_size ", config_.train().batch_size(), " exceeds the ",
                                 train_set_->size(), " training examples"));

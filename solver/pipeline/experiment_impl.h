@@ -127,10 +127,6 @@ class Experiment {
   absl::StatusOr<std::shared_ptr<nn::Model>> fp32_model(Generator& gen) const;
   absl::StatusOr<std::shared_ptr<nn::Model>> quantized_model(Generator& gen,
                                                              nn::QuantizedLayers* layers) const;
-  data::DatasetRequest dataset_request(data::DatasetUse use) const;
-  absl::StatusOr<std::shared_ptr<const data::Dataset>> open_split(data::DatasetUse use,
-                                                                  int64_t limit) const;
-  absl::Status resolve_input_shape(nn::Model& model);
   absl::Status clamp_warmup();
   void say_skipped_images() const;
   data::DataLoader train_loader() const;

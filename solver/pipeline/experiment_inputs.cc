@@ -8,20 +8,103 @@
 #include "data/subset.h"
 #include "layers/models/registry.h"
 #include "solver/config/proto_io.h"
+#include "solver/pipeline/experiment_data.h"
 #include "solver/pipeline/experiment_impl.h"
 #include "solver/quantize/quantize_plan.h"
 
 namespace ompq::solver {
+namespace {
+
+data::DatasetKind dataset_kind(proto::Dataset dataset) {
+  switch (dataset) {
+    case proto::DATASET_MNIST:
+      return data::DatasetKind::kMnist;
+    case proto::DATASET_IMAGENET:
+      return data::DatasetKind::kImageNet;
+    default:
+      return data::DatasetKind::kFashionMnist;
+  }
+}
+
+// The model's own input side unless data.image_size gives one; a side the model cannot take
+// (its feature maps would vanish) fails here, on one image.
+absl::StatusOr<Shape> input_shape(const ExperimentConfig& config, nn::Model& model) {
+  const Shape own = model.input_shape();
+  const int32_t side = config.data().image_size();
+  if (side == 0 || side == own[1]) return own;
+  try {
+    NoGradGuard no_grad;
+    model.eval();
+    model.forward(Tensor::zeros({1, own[0], side, side}));
+  } catch (const Error& e) {
+    return invalid(absl::StrCat("image_size ", side, ": ", config.model(),
+                                " cannot take images of this side (", e.what(), ")"));
+  }
+  return Shape{own[0], side, side};
+}
+
+absl::StatusOr<std::shared_ptr<const data::Dataset>> open_split(const ExperimentConfig& config,
+                                                                const ExperimentData& opened,
+                                                                data::DatasetUse use,
+                                                                int64_t limit) {
+  data::DatasetRequest request;
+  request.kind = opened.kind;
+  request.dir = config.data().dir();
+  request.val_labels = config.data().label_file();
+  request.input = opened.input_shape;
+  request.model = config.model();
+  request.use = use;
+  request.strict_images = config.data().strict_images();
+  request.augment = config.data().augmentation() == proto::AUGMENTATION_REFERENCE;
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<const data::Dataset> dataset, data::open_dataset(request));
+  if (limit > 0 && limit < dataset->size()) {
+    dataset = std::make_shared<data::Subset>(dataset, limit,
+                                             opened.kind == data::DatasetKind::kImageNet
+                                                 ? data::SubsetSpacing::kSpread
+                                                 : data::SubsetSpacing::kFirst);
+  }
+  return dataset;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<nn::Model>> make_experiment_model(const ExperimentConfig& config,
+                                                                 int64_t num_classes,
+                                                                 Generator& gen) {
+  nn::ModelSpec spec;
+  spec.name = config.model();
+  spec.num_classes = num_classes;
+  spec.small_input = config.small_input();
+  spec.width_mult = config.width_mult() > 0 ? config.width_mult() : 1.0;
+  return nn::make_model(spec, gen);
+}
+
+absl::StatusOr<ExperimentData> open_experiment_data(const ExperimentConfig& config) {
+  ExperimentData opened;
+  opened.kind = dataset_kind(config.data().dataset());
+  Generator gen(config.seed());
+  // Any class count gives the input shape.
+  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> model, make_experiment_model(config, 10, gen));
+  OMPQ_ASSIGN_OR_RETURN(opened.input_shape, input_shape(config, *model));
+  const int64_t train_limit = config.data().train_limit();
+  OMPQ_ASSIGN_OR_RETURN(opened.train,
+                        open_split(config, opened, data::DatasetUse::kTraining, train_limit));
+  OMPQ_ASSIGN_OR_RETURN(
+      opened.test, open_split(config, opened, data::DatasetUse::kEval, config.data().test_limit()));
+  opened.search = opened.train;
+  if (opened.kind == data::DatasetKind::kImageNet) {
+    OMPQ_ASSIGN_OR_RETURN(opened.search,
+                          open_split(config, opened, data::DatasetUse::kSearch, train_limit));
+  }
+  OMPQ_RETURN_IF_ERROR(data::check_same_classes(*opened.train, *opened.test));
+  opened.num_classes = opened.train->num_classes();
+  return opened;
+}
 
 absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::new_model(Generator& gen) const {
-  nn::ModelSpec spec;
-  spec.name = config_.model();
   // Before the data sets are open (prepare() needs the model's input side to open them), any
   // class count gives the input shape.
-  spec.num_classes = num_classes_ > 0 ? num_classes_ : 10;
-  spec.small_input = config_.small_input();
-  spec.width_mult = config_.width_mult() > 0 ? config_.width_mult() : 1.0;
-  return nn::make_model(spec, gen);
+  return make_experiment_model(config_, num_classes_ > 0 ? num_classes_ : 10, gen);
 }
 
 absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::fp32_model(Generator& gen) const {
@@ -53,52 +136,6 @@ absl::StatusOr<std::shared_ptr<nn::Model>> Experiment::quantized_model(
     OMPQ_RETURN_IF_ERROR(model->load(path(kQuantizedFile).string()));
   }
   return model;
-}
-
-data::DatasetRequest Experiment::dataset_request(data::DatasetUse use) const {
-  data::DatasetRequest request;
-  request.kind = dataset_kind_;
-  request.dir = config_.data().dir();
-  request.val_labels = config_.data().label_file();
-  request.input = input_shape_;
-  request.model = config_.model();
-  request.use = use;
-  request.strict_images = config_.data().strict_images();
-  request.augment = config_.data().augmentation() == proto::AUGMENTATION_REFERENCE;
-  return request;
-}
-
-// A limit takes the first examples of IDX data (shuffled already) and examples spread over an
-// image folder (stored class by class), so that a short run still sees every class.
-absl::StatusOr<std::shared_ptr<const data::Dataset>> Experiment::open_split(data::DatasetUse use,
-                                                                            int64_t limit) const {
-  OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<const data::Dataset> dataset,
-                        data::open_dataset(dataset_request(use)));
-  if (limit > 0 && limit < dataset->size()) {
-    dataset = std::make_shared<data::Subset>(dataset, limit,
-                                             dataset_kind_ == data::DatasetKind::kImageNet
-                                                 ? data::SubsetSpacing::kSpread
-                                                 : data::SubsetSpacing::kFirst);
-  }
-  return dataset;
-}
-
-// The model's own input side unless data.image_size gives one; a side the model cannot take
-// (its feature maps would vanish) fails here, on one image, before anything is written.
-absl::Status Experiment::resolve_input_shape(nn::Model& model) {
-  input_shape_ = model.input_shape();
-  const int32_t side = config_.data().image_size();
-  if (side == 0 || side == input_shape_[1]) return absl::OkStatus();
-  input_shape_ = {input_shape_[0], side, side};
-  try {
-    NoGradGuard no_grad;
-    model.eval();
-    model.forward(Tensor::zeros({1, input_shape_[0], side, side}));
-  } catch (const Error& e) {
-    return invalid(absl::StrCat("image_size ", side, ": ", config_.model(),
-                                " cannot take images of this side (", e.what(), ")"));
-  }
-  return absl::OkStatus();
 }
 
 data::DataLoader Experiment::train_loader() const {
