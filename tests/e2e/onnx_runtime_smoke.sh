@@ -66,5 +66,9 @@ expect_error "$out/run/bits.pbtxt" --model=resnet18 --num_classes=10 --small_inp
 # A packed model of another architecture: the first layer the graph lacks is named.
 expect_error '"layer1.0.conv1" is no conv or linear node' --model=fashion_cnn --num_classes=10 \
   --packed="$out/run/packed.safetensors" --output_dir="$out/bad"
+# --check reads ONNX files back: a file that is no ONNX model, and --check mixed with an export.
+expect_error "$out/run/bits.pbtxt: not an ONNX model" --check="$out/run/model.onnx,$out/run/bits.pbtxt"
+expect_error "--check reads ONNX files only" --check="$out/run/model.onnx" \
+  --weights="$out/run/fp32.safetensors" --output_dir="$out/bad"
 [ ! -e "$out/bad/model.onnx" ] && [ ! -e "$out/bad/quantized.onnx" ] || fail "a refused export wrote a file"
 echo "PASS"
