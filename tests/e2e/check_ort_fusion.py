@@ -7,11 +7,15 @@ OPTIMIZED is the graph ORT saved after its optimizations (run_onnx.py --optimize
 fuses DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv, so every Conv of QUANTIZED whose
 output only a QuantizeLinear reads (the exporter places such a pair where it is exact:
 layers/export/onnx_export.cc) must be a QLinearConv in OPTIMIZED, and there must be at least one.
+Each QLinearConv must read uint8 codes with zero point 0: the exporter writes a ReLU's output so
+(codes 0..127). Signed codes would be shifted by ORT into 128..255 on x86, where the u8 x s8 kernels
+without VNNI saturate their 16-bit pair sums against 8-bit weights.
 """
 import collections
 import sys
 
 import onnx
+from onnx import numpy_helper
 
 
 def main():
@@ -30,6 +34,15 @@ def main():
           f"float convs")
     if quantized_output == 0:
         sys.exit(f"FAIL: {sys.argv[1]}: no conv's output is quantized, so none can fuse")
+    initializers = {t.name: numpy_helper.to_array(t) for t in optimized.graph.initializer}
+    for node in optimized.graph.node:
+        if node.op_type != "QLinearConv":
+            continue
+        zero_point = initializers.get(node.input[2])
+        if zero_point is None or zero_point.dtype != "uint8" or int(zero_point) != 0:
+            sys.exit(f"FAIL: ORT's QLinearConv {node.name} reads codes with zero point "
+                     f"{zero_point if zero_point is None else f'{int(zero_point)} ({zero_point.dtype})'}"
+                     " (expected uint8 0: the exporter's unsigned pair on a ReLU's output)")
     if ops["QLinearConv"] != quantized_output:
         sys.exit(f"FAIL: ORT fused {ops['QLinearConv']} convs into QLinearConv, expected "
                  f"{quantized_output}")

