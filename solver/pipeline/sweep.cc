@@ -41,6 +41,8 @@ constexpr char kConfigFile[] = "config.pbtxt";
 constexpr char kPointsDir[] = "points";
 constexpr char kPointsCsv[] = "points.csv";
 constexpr char kReportHtml[] = "report.html";
+constexpr char kSizeChart[] = "top1_vs_size.svg";
+constexpr char kBopsChart[] = "top1_vs_bops.svg";
 constexpr char kFp32Dir[] = "fp32";
 constexpr char kFp32File[] = "fp32.safetensors";
 
@@ -183,7 +185,8 @@ std::string Sweep::recorded_config() const {
 absl::Status Sweep::claim_folder() {
   std::error_code ec;
   if (options_.fresh) {
-    for (const char* output : {kConfigFile, kPointsDir, kPointsCsv, kReportHtml, kFp32Dir}) {
+    for (const char* output :
+         {kConfigFile, kPointsDir, kPointsCsv, kReportHtml, kSizeChart, kBopsChart, kFp32Dir}) {
       fs::remove_all(dir_ / output, ec);
     }
   }

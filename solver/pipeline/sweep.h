@@ -11,10 +11,11 @@
 //   points/        one file per finished point, <method>_<budget>_a<seed>_s<seed>.csv (header and
 //                  row) beside its bit config (.bits.pbtxt), each written atomically
 //   points.csv     the finished points of this run's list, in its order
-//   report.html    top-1 against size and against BOPs per method (solver/report/sweep_report.h)
+//   report.html    top-1 against size and against BOPs per method (solver/report/sweep_report.h),
+//                  and the two charts alone: top1_vs_size.svg, top1_vs_bops.svg
 // Rerunning skips the points already in points/, so a killed sweep loses only the point it was
 // quantizing, and a rerun with more budgets, seeds or methods adds their points to the same
-// folder. points.csv and report.html are rewritten after every point.
+// folder. points.csv and the report are rewritten after every point.
 //
 // Points run PTQ seed by PTQ seed, budget by budget, method by method, so that a sweep stopped
 // early has whole curves for its first seeds.

@@ -23,6 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kReportHtml[] = "report.html";
+// The charts of report.html as standalone files, for documents that include images.
+constexpr const char* kChartFiles[] = {"top1_vs_size.svg", "top1_vs_bops.svg"};
 
 std::string number_cell(double value, int decimals) {
   return std::isfinite(value) ? absl::StrFormat("%.*f", decimals, value) : "";
@@ -81,8 +83,9 @@ absl::StatusOr<std::string> curve_chart(const std::vector<SweepCurvePoint>& curv
 
 std::string html_text(const std::string& text) { return escape_xml(text); }
 
-absl::StatusOr<std::string> report_html(const SweepReport& r) {
-  const std::vector<SweepCurvePoint> curves = sweep_curves(r.points);
+// `charts`: the size chart's and the BOPs chart's <svg> elements.
+std::string report_html(const SweepReport& r, const std::vector<SweepCurvePoint>& curves,
+                        const std::vector<std::string>& charts) {
   const std::string title = absl::StrCat("ompq budget sweep: ", r.model, " on ", r.dataset);
   std::string html =
       absl::StrCat("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>",
@@ -99,11 +102,8 @@ absl::StatusOr<std::string> report_html(const SweepReport& r) {
                         "mean over one budget's seeds; error bars: one standard deviation; "
                         "ringed points: the Pareto front of all curves.</p>\n",
                         r.points.size(), html_text(r.settings), r.fp32_size_mib);
-  for (bool by_bops : {false, true}) {
-    OMPQ_ASSIGN_OR_RETURN(std::string svg, curve_chart(curves, by_bops));
-    absl::StrAppend(&html, "<h2>", by_bops ? "Top-1 against BOPs" : "Top-1 against model size",
-                    "</h2>\n", svg, "\n");
-  }
+  absl::StrAppend(&html, "<h2>Top-1 against model size</h2>\n", charts[0],
+                  "\n<h2>Top-1 against BOPs</h2>\n", charts[1], "\n");
   html +=
       "<h2>Curves</h2>\n<table>\n<tr><th>method</th><th>budget (MiB)</th><th>size (MiB)</th>"
       "<th>BOPs (G)</th><th>top-1 (%)</th><th>std</th><th>top-5 (%)</th><th>points</th></tr>\n";
@@ -226,8 +226,16 @@ absl::Status write_sweep_report(const SweepReport& report, const std::string& di
     return absl::InvalidArgumentError(
         absl::StrCat("sweep report for ", dir, ": no finished points"));
   }
-  OMPQ_ASSIGN_OR_RETURN(std::string html, report_html(report));
-  return write_file_atomically((fs::path(dir) / kReportHtml).string(), html);
+  const std::vector<SweepCurvePoint> curves = sweep_curves(report.points);
+  std::vector<std::string> charts;
+  for (bool by_bops : {false, true}) {
+    OMPQ_ASSIGN_OR_RETURN(std::string svg, curve_chart(curves, by_bops));
+    OMPQ_RETURN_IF_ERROR(
+        write_file_atomically((fs::path(dir) / kChartFiles[by_bops]).string(), svg_document(svg)));
+    charts.push_back(std::move(svg));
+  }
+  return write_file_atomically((fs::path(dir) / kReportHtml).string(),
+                               report_html(report, curves, charts));
 }
 
 }  // namespace ompq::solver

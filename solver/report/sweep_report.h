@@ -64,7 +64,8 @@ struct SweepReport {
   std::vector<SweepPoint> points;
 };
 
-// Writes `dir`/report.html (to a temporary file renamed over the old one). No points, or a folder
+// Writes `dir`/report.html and its two charts as standalone files, top1_vs_size.svg and
+// top1_vs_bops.svg (each to a temporary file renamed over the old one). No points, or a folder
 // that cannot be written, is an error naming it.
 absl::Status write_sweep_report(const SweepReport& report, const std::string& dir);
 

@@ -209,6 +209,11 @@ TEST(SweepReport, DrawsBothChartsAndRefusesNoPoints) {
     ++svgs;
   }
   EXPECT_EQ(svgs, 2u);
+  for (const char* chart : {"top1_vs_size.svg", "top1_vs_bops.svg"}) {
+    const std::string svg = read(dir.path() / chart);
+    EXPECT_THAT(svg, ::testing::StartsWith("<?xml")) << chart;
+    EXPECT_THAT(svg, HasSubstr("uniform")) << chart;  // a legend entry
+  }
 }
 
 // The files of points/ with their last-write times.
