@@ -47,6 +47,10 @@ ABSL_FLAG(int32_t, hessian_iterations, 100, "hessian: at most this many Hutchins
 ABSL_FLAG(double, hessian_tolerance, 1e-3,
           "hessian: stop when no unit's trace estimate moves by this fraction");
 ABSL_FLAG(bool, fresh, false, "discard the sweep's outputs already in --output_dir");
+ABSL_FLAG(int32_t, correlation_samples, 0,
+          "N > 0: the correlation experiment (solver/pipeline/correlation.h) instead of a sweep: "
+          "N random configurations (allocation seeds 0..N-1) at the one budget given, each "
+          "quantized, against OMPQ's objective and the Hessian perturbation (Spearman rho)");
 
 namespace ompq {
 namespace {
@@ -121,6 +125,17 @@ absl::StatusOr<solver::SweepOptions> sweep_options() {
   o.hessian.max_iterations = absl::GetFlag(FLAGS_hessian_iterations);
   o.hessian.tolerance = absl::GetFlag(FLAGS_hessian_tolerance);
   o.fresh = absl::GetFlag(FLAGS_fresh);
+  o.correlation_samples = absl::GetFlag(FLAGS_correlation_samples);
+  if (o.correlation_samples > 0) {
+    if (flag_given("methods") || flag_given("random_seeds")) {
+      return invalid(
+          "--correlation_samples chooses the configurations itself: drop --methods and "
+          "--random_seeds");
+    }
+    o.methods = {solver::SweepMethod::kRandom};
+    o.random_seeds.clear();
+    for (int32_t seed = 0; seed < o.correlation_samples; ++seed) o.random_seeds.push_back(seed);
+  }
   return o;
 }
 

@@ -1,5 +1,6 @@
 #include "solver/pipeline/sweep.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "solver/capture/sample_batch.h"
 #include "solver/config/config_enums.h"
 #include "solver/config/proto_io.h"
+#include "solver/pipeline/correlation.h"
 #include "solver/pipeline/experiment.h"
 #include "solver/pipeline/experiment_data.h"
 #include "solver/pipeline/quantize_point.h"
@@ -80,6 +82,13 @@ struct Budget {
   }
 };
 
+// A point's file name in points/, without its suffix.
+std::string point_name(SweepMethod method, const Budget& budget, uint64_t allocation_seed,
+                       uint64_t ptq_seed) {
+  return absl::StrCat(sweep_method_name(method), "_", budget.label, "_a", allocation_seed, "_s",
+                      ptq_seed);
+}
+
 // A method's bits at one budget, with the search time that a stand-alone search would have taken.
 struct Allocation {
   proto::BitConfig bits;
@@ -104,7 +113,8 @@ class Sweep {
   absl::StatusOr<SweepPoint> quantize(SweepMethod method, const Budget& budget,
                                       uint64_t allocation_seed, uint64_t ptq_seed,
                                       const Allocation& allocation, const std::string& name);
-  absl::Status write_results(const std::vector<SweepPoint>& points) const;
+  absl::Status write_results(const std::vector<SweepPoint>& points);
+  absl::Status write_correlation(const std::vector<SweepPoint>& points);
   AllocationOptions allocation_options(SolverKind solver, const Budget& budget) const;
   fs::path point_file(const std::string& name, const char* suffix) const {
     return dir_ / kPointsDir / absl::StrCat(name, suffix);
@@ -382,10 +392,11 @@ absl::StatusOr<SweepPoint> Sweep::quantize(SweepMethod method, const Budget& bud
   return point;
 }
 
-absl::Status Sweep::write_results(const std::vector<SweepPoint>& points) const {
+absl::Status Sweep::write_results(const std::vector<SweepPoint>& points) {
   OMPQ_RETURN_IF_ERROR(
       write_file_atomically((dir_ / kPointsCsv).string(), sweep_points_csv(points)));
   if (points.empty()) return absl::OkStatus();
+  if (options_.correlation_samples > 0) OMPQ_RETURN_IF_ERROR(write_correlation(points));
   SweepReport report;
   report.model = options_.config.model();
   report.dataset = data_.train->name();
@@ -398,6 +409,50 @@ absl::Status Sweep::write_results(const std::vector<SweepPoint>& points) const {
   report.fp32_size_mib = fp32_size_mib(space_);
   report.points = points;
   return write_sweep_report(report, dir_.string());
+}
+
+// The random points scored by OMPQ's objective and the Hessian perturbation (correlation.h), once
+// there are enough of them for a confidence interval.
+absl::Status Sweep::write_correlation(const std::vector<SweepPoint>& points) {
+  constexpr size_t kFewestSamples = 4;
+  std::vector<const SweepPoint*> random;
+  for (const SweepPoint& p : points) {
+    if (p.method == sweep_method_name(SweepMethod::kRandom)) random.push_back(&p);
+  }
+  if (random.size() < kFewestSamples) return absl::OkStatus();
+  OMPQ_RETURN_IF_ERROR(measure_importance());
+  OMPQ_RETURN_IF_ERROR(measure_hessian_costs());
+  const CorrelationInputs inputs{*log_weights_, *hessian_costs_, space_.min_bits};
+  CorrelationReport report;
+  report.model = options_.config.model();
+  report.dataset = data_.train->name();
+  const proto::PtqConfig& pc = options_.config.ptq();
+  report.settings = absl::StrFormat(
+      "Random bit configurations (allocation seeds of the random method) at %s, each quantized by "
+      "PTQ with %d AdaRound iterations per block on %d calibration images (seed %d), activations "
+      "at %d bits, evaluated on %d test images. OMPQ's weights: beta %g on %d search images; "
+      "Hessian traces: at most %d Hutchinson iterations on the same images.",
+      budgets_.front().describe(), pc.iters(), pc.calibration_images(), options_.config.seed(),
+      options_.config.act_bits(), data_.test->size(), options_.config.search().beta(),
+      options_.config.search().images(), options_.hessian.max_iterations);
+  for (const SweepPoint* p : random) {
+    const std::string name =
+        point_name(SweepMethod::kRandom, budgets_.front(), p->allocation_seed, p->ptq_seed);
+    proto::BitConfig bits;
+    OMPQ_RETURN_IF_ERROR(read_text_proto(point_file(name, ".bits.pbtxt").string(), &bits));
+    OMPQ_ASSIGN_OR_RETURN(CorrelationSample sample,
+                          score_configuration(inputs, p->allocation_seed, bits, p->top1));
+    report.samples.push_back(std::move(sample));
+  }
+  OMPQ_ASSIGN_OR_RETURN(CorrelationSummary summary,
+                        write_correlation_report(report, dir_.string()));
+  std::fprintf(stderr,
+               "[sweep] correlation with top-1 over %zu configurations: OMPQ rho %.3f [%.3f, "
+               "%.3f], Hessian rho %.3f [%.3f, %.3f] (%.0f%% intervals)\n",
+               report.samples.size(), summary.ompq.rho, summary.ompq.lower, summary.ompq.upper,
+               summary.hessian.rho, summary.hessian.lower, summary.hessian.upper,
+               100 * summary.ompq.confidence);
+  return absl::OkStatus();
 }
 
 absl::Status Sweep::run() {
@@ -427,8 +482,7 @@ absl::Status Sweep::run() {
             method == SweepMethod::kRandom ? options_.random_seeds : std::vector<uint64_t>{0};
         for (uint64_t allocation_seed : allocation_seeds) {
           ++index;
-          const std::string name = absl::StrCat(sweep_method_name(method), "_", budget.label, "_a",
-                                                allocation_seed, "_s", ptq_seed);
+          const std::string name = point_name(method, budget, allocation_seed, ptq_seed);
           const fs::path file = point_file(name, ".csv");
           if (fs::exists(file)) {
             OMPQ_ASSIGN_OR_RETURN(std::vector<SweepPoint> done,
@@ -558,6 +612,27 @@ absl::Status validate_sweep_options(const SweepOptions& o) {
         absl::StrCat("quant ", enum_name(o.config.quant()), ": the sweep quantizes by PTQ only"));
   }
   if (o.config.output_dir().empty()) return invalid("no output folder");
+  if (o.correlation_samples < 0) {
+    return invalid(absl::StrCat("correlation samples ", o.correlation_samples, " (expected >= 0)"));
+  }
+  if (o.correlation_samples > 0) {
+    const size_t budgets = o.budget_fractions.size() + o.budgets_mib.size();
+    const bool random =
+        std::find(o.methods.begin(), o.methods.end(), SweepMethod::kRandom) != o.methods.end();
+    if (budgets != 1 || !random) {
+      return invalid(absl::StrCat("the correlation experiment (", o.correlation_samples,
+                                  " samples) needs one budget (got ", budgets,
+                                  ") and the random method"));
+    }
+    // It scores every configuration by OMPQ's weights and by the Hessian costs.
+    if (o.config.search().images() < 2 ||
+        !(o.hessian.max_iterations >= 1 && o.hessian.tolerance > 0)) {
+      return invalid(absl::StrCat("the correlation experiment needs search images >= 2 (got ",
+                                  o.config.search().images(), "), hessian iterations >= 1 (got ",
+                                  o.hessian.max_iterations, ") and tolerance > 0 (got ",
+                                  o.hessian.tolerance, ")"));
+    }
+  }
   const proto::PtqConfig& pc = o.config.ptq();
   if (pc.iters() < 1)
     return invalid(absl::StrCat("PTQ iterations ", pc.iters(), " (expected >= 1)"));

@@ -59,6 +59,10 @@ struct SweepOptions {
   HessianOptions hessian;                          // its seed is the config's seed
   Device device = Device::cpu();
   bool fresh = false;  // discard the folder's sweep outputs (and the fp32/ run) first
+  // > 0: the correlation experiment (correlation.h) on the random points, written beside them
+  // after every point from the 4th on; needs one budget and the random method (ompq_sweep's
+  // --correlation_samples=N runs only it, with allocation seeds 0..N-1).
+  int correlation_samples = 0;
 };
 
 // Every check that needs no file, as InvalidArgument errors naming the option and the value.
