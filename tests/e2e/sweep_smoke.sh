@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of ompq_sweep on a slice of Fashion-MNIST (a resnet20 pretrained for a few
-# steps by the sweep itself):
+# steps by the first sweep itself, then given to the others by --weights):
 #  - every bad flag ends with one clear message, a non-zero exit, and no folder written;
 #  - a sweep of lp, uniform and random (two allocation seeds) at two budgets writes one point
 #    file per point, points.csv with a row each and report.html with both charts;
@@ -40,11 +40,13 @@ expect_error 'weights.safetensors' "${small[@]}" --weights="$out/weights.safeten
 [ "$(tail -n +2 "$out/whole/points.csv" | wc -l)" -eq 8 ] || fail "points.csv has not 8 rows"
 [ "$(grep -c '<svg' "$out/whole/report.html")" -eq 2 ] || fail "report.html lacks its two charts"
 
-# Killed once the first point file exists (the second point is in progress), then resumed.
-"$program" "${small[@]}" --output_dir="$out/run" > "$out/run.log" 2>&1 &
+# Killed once the first point file exists (the second point is in progress), then resumed; from
+# the whole run's FP32 model, so that the first point comes quickly and the points are the same.
+weights=(--weights="$out/whole/fp32/fp32.safetensors")
+"$program" "${small[@]}" "${weights[@]}" --output_dir="$out/run" > "$out/run.log" 2>&1 &
 kill_once_exists "$out/run/points/lp_f0.3_a0_s0.csv" $! "$out/run.log"
 before=$(fingerprint "$out/run/points")
-"$program" "${small[@]}" --output_dir="$out/run" > "$out/resume.log" 2>&1 \
+"$program" "${small[@]}" "${weights[@]}" --output_dir="$out/run" > "$out/resume.log" 2>&1 \
   || { cat "$out/resume.log"; fail "the resumed sweep exited non-zero"; }
 grep -qE "\([1-9][0-9]* finished earlier\)" "$out/resume.log" || fail "the resumed sweep skipped no point"
 after=$(fingerprint "$out/run/points")
@@ -56,8 +58,9 @@ results() { cut -d, -f1-10 "$1"; }
 [ "$(results "$out/run/points.csv")" = "$(results "$out/whole/points.csv")" ] \
   || { diff <(results "$out/run/points.csv") <(results "$out/whole/points.csv"); fail "resumed points differ"; }
 
-expect_error 'holds a sweep of other settings' "${small[@]}" --ptq_iters=3 --output_dir="$out/run"
-"$program" "${small[@]}" --ptq_iters=3 --methods=uniform --budget_fractions=0.5 --fresh \
+expect_error 'holds a sweep of other settings' "${small[@]}" "${weights[@]}" --ptq_iters=3 \
+  --output_dir="$out/run"
+"$program" "${small[@]}" "${weights[@]}" --ptq_iters=3 --methods=uniform --budget_fractions=0.5 --fresh \
   --output_dir="$out/run" > "$out/fresh.log" 2>&1 || { cat "$out/fresh.log"; fail "--fresh failed"; }
 [ "$(ls "$out/run/points/"*.csv | wc -l)" -eq 1 ] || fail "--fresh kept the old points"
 echo "sweep smoke: OK"
