@@ -14,8 +14,8 @@
 //       [--model_precision=bf16] [--benchmark_filter=Conv] [--benchmark_format=json]
 // --model_iterations replaces the default iteration counts of BM_TrainStep and BM_Infer;
 // --model_layout=nchw runs them NCHW instead of channels_last (for comparing the two);
-// --model_precision=bf16 (or f16) runs the CPU model cases under autocast (the GPU ones always
-// run bf16, as their PyTorch peer does).
+// --model_precision=bf16 (or f16) runs the CPU model cases under autocast, BM_Infer with bf16 (f16)
+// activations between layers (the GPU ones always run bf16, as their PyTorch peer does).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -233,7 +233,8 @@ void infer(benchmark::State& state, ModelCase c) {
   NoGradGuard no_grad;
   const Tensor x = c.images(gen);
   auto step = [&] {
-    AutocastGuard autocast(c.precision);
+    // bf16/f16 activations between layers where the device has kernels for them (the CPU).
+    AutocastGuard autocast(c.precision, AutocastActivations::kLowPrecision);
     const Tensor logits = (*model)(x);
     benchmark::DoNotOptimize(logits.data_ptr());
     wait_for_device(logits);
