@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 16's allocation comparison at equal size, PTQ W2..4 A8, over PTQ seeds: from one FP32
 # model, for each size budget, OMPQ's search sets the size (its bit config's size_mib) and the
-# baselines are drawn at that size (Hessian-trace, uniform, random); then every allocation is
+# Hessian-trace and random baselines are drawn at that size; uniform takes the widest bits within
+# the asked budget (OMPQ's rounding may land just under a uniform size); then every allocation is
 # quantized once per PTQ seed (the seed picks the calibration images) and the table gives top-1
 # per seed, mean and sample standard deviation. Reruns skip finished runs (ompq_train resumes
 # its stages; a bit config already written is kept).
@@ -59,7 +60,7 @@ for budget in $budgets; do
         allocate "${tag}_hessian" --budget_mb="$size" --allocation=hessian "${with_data[@]}"
         names=("${tag}_hessian") ;;
       uniform)
-        allocate "${tag}_uniform" --budget_mb="$size" --allocation=uniform
+        allocate "${tag}_uniform" --budget_mb="$budget" --allocation=uniform
         names=("${tag}_uniform") ;;
       random)
         names=()
