@@ -25,8 +25,11 @@ for model in vgg16_bn resnet101; do
   run=$out/$model
   spec=(--model=$model --small_input)  # ompq_train takes the class count from the data set
   # Two steps of 8 images for pretraining and for QAT; 2..8-bit weights under the default budget.
+  # Small learning rates: at the default 0.02 two steps blow resnet101's fresh weights up (QAT's
+  # loss then reaches NaN).
   "$train" "${spec[@]}" --output_dir="$run" --quant=qat --train_limit=16 --test_limit=16 \
-    --batch_size=8 --epochs=1 --warmup_iterations=1 --qat_epochs=1 --search_images=8 \
+    --batch_size=8 --epochs=1 --lr=0.001 --warmup_iterations=1 --qat_epochs=1 --qat_lr=1e-4 \
+    --search_images=8 \
     --eval_fp32=false --eval_batch_size=16 --checkpoint_steps=0 --log_interval=1 \
     > "$out/train_log" 2>&1 || { cat "$out/train_log"; fail "$model: ompq_train exited non-zero"; }
   grep -q '^qat,1,' "$run/metrics.csv" || fail "$model: metrics.csv has no QAT epoch"
