@@ -15,7 +15,12 @@ void copy_kernel(const Tensor& dst, const Tensor& src) {
   OMPQ_CHECK(dst.device().is_cpu() && src.device().is_cpu(),
              "copy_: CPU kernel called with a non-CPU tensor (", dst.device().str(), " <- ",
              src.device().str(), ")");
-  auto layout = merge_dims<2>(dst.shape(), {dst.strides(), src.strides()});
+  // Dims in dst's memory order, so that a channels_last copy (the dtype conversions around a
+  // low-precision convolution) is one unit-stride run rather than a walk along W with stride C.
+  Shape shape = dst.shape();
+  std::array<Shape, 2> strides = {dst.strides(), src.strides()};
+  sort_dims_by_stride<2>(shape, strides, 0);
+  auto layout = merge_dims<2>(shape, strides);
   const int64_t outer = outer_count(layout);
   const int64_t grain = std::max<int64_t>(1, 32768 / layout.shape.back());
   OMPQ_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
