@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/timing.h"
 #include "data/catalog.h"
 #include "layers/models/registry.h"
 #include "solver/config/config_enums.h"
@@ -22,10 +23,6 @@ namespace ompq::solver {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 }  // namespace
 

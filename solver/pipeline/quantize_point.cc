@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/error.h"
+#include "core/timing.h"
 #include "solver/quantize/quantize_plan.h"
 #include "solver/space/search_space.h"
 
@@ -12,10 +13,6 @@ namespace ompq::solver {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 }  // namespace
 

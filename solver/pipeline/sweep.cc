@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/timing.h"
 #include "data/dataloader.h"
 #include "layers/models/registry.h"
 #include "solver/capture/sample_batch.h"
@@ -51,10 +52,6 @@ constexpr char kFp32File[] = "fp32.safetensors";
 constexpr SweepMethod kAllMethods[] = {SweepMethod::kLp,         SweepMethod::kIlp,
                                        SweepMethod::kProjection, SweepMethod::kUniform,
                                        SweepMethod::kRandom,     SweepMethod::kHessian};
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 absl::Status invalid(const std::string& message) { return absl::InvalidArgumentError(message); }
 

@@ -14,6 +14,7 @@
 #include "core/functional/concat.h"
 #include "core/functional/elementwise.h"
 #include "core/functional/reduce.h"
+#include "core/timing.h"
 #include "layers/conv.h"
 #include "layers/linear.h"
 #include "layers/lr_schedule.h"
@@ -26,10 +27,6 @@ namespace ompq::solver {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // Thrown by an input observer once it has its batch, so that the forward stops at the unit (as
 // BRECQ's StopForwardException does).

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "core/timing.h"
 #include "solver/capture/features.h"
 #include "solver/search/orm.h"
 
@@ -11,10 +12,6 @@ namespace ompq::solver {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 absl::Status with_model_name(const absl::Status& status, const std::string& model_name) {
   if (status.ok() || model_name.empty()) return status;
