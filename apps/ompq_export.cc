@@ -58,6 +58,9 @@ ABSL_FLAG(std::string, bits, "", "the bit config the --quantized model was quant
 ABSL_FLAG(int32_t, act_bits, 0,
           "activation bits the --quantized model was quantized with (0: the bit config's, else 8)");
 ABSL_FLAG(std::string, packed, "", "a packed model (packed.safetensors) -> quantized.onnx");
+ABSL_FLAG(std::string, qdq_activations, "unsigned",
+          "quantized.onnx's pairs on values >= 0 (a ReLU's output): unsigned (uint8, zero point "
+          "0: ONNX Runtime, OpenVINO) or signed (int8 everywhere: TensorRT)");
 ABSL_FLAG(std::string, output_dir, ".", "folder for model.onnx / quantized.onnx");
 ABSL_FLAG(std::string, check_input, "",
           "safetensors file with tensor \"input\" (float32 NCHW): writes ompq's logits of the "
@@ -141,6 +144,13 @@ Tensor logits(nn::Model& model, const Tensor& input) {
 }
 
 // --check: every file passes, or the first that fails is named with ONNX's reasons.
+absl::StatusOr<nn::QdqActivationCodes> qdq_activation_codes() {
+  const std::string codes = absl::GetFlag(FLAGS_qdq_activations);
+  if (codes == "unsigned") return nn::QdqActivationCodes::kUnsignedWhereNonNegative;
+  if (codes == "signed") return nn::QdqActivationCodes::kSigned;
+  return invalid(absl::StrCat("--qdq_activations=", codes, " (expected unsigned or signed)"));
+}
+
 absl::Status check_files(const std::vector<std::string>& paths) {
   for (const std::string& path : paths) {
     OMPQ_RETURN_IF_ERROR(nn::check_onnx_file(path));
@@ -173,6 +183,8 @@ absl::Status run() {
     return invalid("--bits describes a --quantized model, and none is given");
   }
   if (absl::GetFlag(FLAGS_image_size) < 0) return invalid("--image_size must not be negative");
+  nn::QdqExportOptions qdq_options;
+  OMPQ_ASSIGN_OR_RETURN(qdq_options.activation_codes, qdq_activation_codes());
   if (absl::GetFlag(FLAGS_threads) > 0) set_num_threads(absl::GetFlag(FLAGS_threads));
 
   OMPQ_ASSIGN_OR_RETURN(std::shared_ptr<nn::Model> fp32, make_model());
@@ -215,7 +227,8 @@ absl::Status run() {
   }
   if (!packed.layers.empty()) {
     const std::string path = (dir / kQdqOnnxFile).string();
-    OMPQ_ASSIGN_OR_RETURN(nn::OnnxExportSummary summary, nn::export_qdq_onnx(graph, packed, path));
+    OMPQ_ASSIGN_OR_RETURN(nn::OnnxExportSummary summary,
+                          nn::export_qdq_onnx(graph, packed, path, qdq_options));
     std::fprintf(stderr, "ompq_export: %s: %lld nodes, %lld layers as QDQ, %.1f MiB\n",
                  path.c_str(), static_cast<long long>(summary.nodes),
                  static_cast<long long>(summary.quantized_layers), summary.bytes / 1048576.0);

@@ -42,10 +42,11 @@ std::vector<int64_t> feature_dims(const Shape& shape) {
 class Exporter {
  public:
   Exporter(const Graph& graph, const TensorMap& parameters, const PackedModel* packed,
-           bool fold_batch_norm)
+           bool fold_batch_norm, QdqActivationCodes activation_codes)
       : graph_(graph),
         parameters_(parameters),
         fold_batch_norm_(fold_batch_norm),
+        activation_codes_(activation_codes),
         builder_("ompq", kInputName, feature_dims(graph.value(graph.input).shape)) {
     for (const graph::Layer& layer : graph.layers()) {
       layer_of_node_[layer.node] = layer;
@@ -211,7 +212,9 @@ class Exporter {
     }
     output_pair_[producer.name] = qdq;
     ActivationQdq after_relu = qdq;
-    after_relu.type = QdqType::kUint8;
+    if (activation_codes_ == QdqActivationCodes::kUnsignedWhereNonNegative) {
+      after_relu.type = QdqType::kUint8;
+    }
     input_pair_after_relu_[consumer->second->name] = after_relu;
   }
 
@@ -240,7 +243,8 @@ class Exporter {
     auto after_relu = input_pair_after_relu_.find(p.name);
     if (after_relu != input_pair_after_relu_.end()) return after_relu->second;
     const ActivationQdq qdq = activation_qdq(*p.input, p.name);
-    return non_negative(node.inputs[0]) ? unsigned_for_non_negative(qdq) : qdq;
+    const bool unsigned_codes = activation_codes_ == QdqActivationCodes::kUnsignedWhereNonNegative;
+    return unsigned_codes && non_negative(node.inputs[0]) ? unsigned_for_non_negative(qdq) : qdq;
   }
 
   // A conv or linear node: FP32 (its batch norm folded in when asked) or, for a packed layer, QDQ.
@@ -475,6 +479,7 @@ class Exporter {
   const Graph& graph_;
   const TensorMap& parameters_;
   const bool fold_batch_norm_;
+  const QdqActivationCodes activation_codes_;
   OnnxGraphBuilder builder_;
   std::map<std::string, const PackedLayer*> packed_;
   std::map<NodeId, graph::Layer> layer_of_node_;
@@ -535,12 +540,13 @@ absl::Status check_inferred_shapes(const onnx::ModelProto& model,
 
 absl::StatusOr<OnnxExportSummary> export_graph(const Graph& graph, const TensorMap& parameters,
                                                const PackedModel* packed, bool fold_batch_norm,
+                                               QdqActivationCodes activation_codes,
                                                const std::string& doc, const std::string& path) {
   onnx::ModelProto model;
   OnnxExportSummary summary;
   std::map<std::string, std::vector<int64_t>> expected;
   try {
-    Exporter exporter(graph, parameters, packed, fold_batch_norm);
+    Exporter exporter(graph, parameters, packed, fold_batch_norm, activation_codes);
     model = std::move(exporter).run(doc);
     summary.quantized_layers = exporter.quantized_layers();
     summary.saturated = exporter.saturated();
@@ -562,14 +568,15 @@ absl::StatusOr<OnnxExportSummary> export_fp32_onnx(const graph::Graph& graph,
                                                    const OnnxExportOptions& options,
                                                    const std::string& path) {
   return export_graph(
-      graph, state, nullptr, options.fold_batch_norm,
+      graph, state, nullptr, options.fold_batch_norm, QdqActivationCodes::kSigned,
       options.fold_batch_norm ? "ompq FP32 model, batch norms folded" : "ompq FP32 model", path);
 }
 
 absl::StatusOr<OnnxExportSummary> export_qdq_onnx(const graph::Graph& graph,
                                                   const PackedModel& packed,
-                                                  const std::string& path) {
-  return export_graph(graph, packed.float_state, &packed, false,
+                                                  const std::string& path,
+                                                  const QdqExportOptions& options) {
+  return export_graph(graph, packed.float_state, &packed, false, options.activation_codes,
                       "ompq mixed-precision model (QDQ: int8 weight codes within each layer's "
                       "bit-width, per-channel scales; per-tensor activation quantizers)",
                       path);

@@ -9,10 +9,11 @@
 //                   (after a Clip below 8 bits; uint8 after a Clip where the input is a
 //                   ReLU's output, see unsigned_for_non_negative in qdq.h), its bias (batch norm
 //                   folded, if it was) as f32;
-//                   the rest of the model as in model.onnx. This is the placement TensorRT's
+//                   the rest of the model as in model.onnx. This is the placement that
 //                   explicit quantization turns into integer convolutions and GEMMs; ONNX
 //                   Runtime also needs a pair on a conv's output, which the exporter adds where
-//                   it is exact (a ReLU feeding one signed symmetric 8-bit quantizer).
+//                   it is exact (a ReLU feeding one signed symmetric 8-bit quantizer). TensorRT
+//                   takes signed pairs only: QdqActivationCodes::kSigned writes those.
 //
 // Both use opset 13 with a symbolic batch dimension ("batch") and the traced [C, H, W] input, are
 // named "input" and "logits" (the graph's output), and are checked before they are written
@@ -57,12 +58,27 @@ absl::StatusOr<OnnxExportSummary> export_fp32_onnx(const graph::Graph& graph,
                                                    const OnnxExportOptions& options,
                                                    const std::string& path);
 
+// How quantized.onnx carries activation codes that cannot be negative (a ReLU's output under a
+// signed symmetric quantizer, whose codes are 0..qmax either way).
+enum class QdqActivationCodes {
+  // uint8 pairs with zero point 0: ONNX Runtime and OpenVINO on x86 run unsigned inputs without
+  // shifting signed codes by 128 (where AVX2's 16-bit pair sums overflow).
+  kUnsignedWhereNonNegative,
+  // int8 pairs with zero point 0 everywhere: TensorRT's explicit quantization accepts no other.
+  kSigned,
+};
+
+struct QdqExportOptions {
+  QdqActivationCodes activation_codes = QdqActivationCodes::kUnsignedWhereNonNegative;
+};
+
 // quantized.onnx at `path` for `graph` (the traced architecture the packed model came from): the
 // packed layers in QDQ form, every other parameter from packed.float_state. Every packed layer
 // must be a conv or linear node of the graph, with the batch norm it folded right after it.
 absl::StatusOr<OnnxExportSummary> export_qdq_onnx(const graph::Graph& graph,
                                                   const PackedModel& packed,
-                                                  const std::string& path);
+                                                  const std::string& path,
+                                                  const QdqExportOptions& options = {});
 
 // Reads an ONNX file and runs ONNX's checker and strict shape inference on it (what the exporters
 // run before writing). Errors name the file.

@@ -56,8 +56,15 @@ cmp "$out/run/quantized.onnx" "$out/export/quantized.onnx" || fail "ompq_export'
 "$python" "$compare" qdq "$out/run/quantized.onnx" "$out/ort_qdq_optimized.safetensors" \
   "$out/export/reference_logits.safetensors" 0 || exit 1
 
-# 5. Bad inputs: one message naming the problem, nothing written.
+# 5. The TensorRT form (int8 pairs only) of the same packed model passes the checker too.
+"$export_app" "${model[@]}" --packed="$out/run/packed.safetensors" --qdq_activations=signed \
+  --output_dir="$out/signed" || fail "signed QDQ export"
+"$export_app" --check="$out/signed/quantized.onnx" || fail "signed QDQ check"
+
+# 6. Bad inputs: one message naming the problem, nothing written.
 program=$export_app
+expect_error "--qdq_activations=int4 (expected unsigned or signed)" "${model[@]}" \
+  --packed="$out/run/packed.safetensors" --qdq_activations=int4 --output_dir="$out/bad"
 expect_error "nothing to export" "${model[@]}" --output_dir="$out/bad"
 expect_error "$out/missing.safetensors" "${model[@]}" --weights="$out/missing.safetensors" --output_dir="$out/bad"
 expect_error "--quantized needs --bits" "${model[@]}" --quantized="$out/run/quantized.safetensors" --output_dir="$out/bad"

@@ -182,31 +182,36 @@ INSTANTIATE_TEST_SUITE_P(Architectures, OnnxExportModels,
                                            ModelCase{"fashion_cnn", 10, false}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-// 8-bit QAT ResNet-20: each block's first conv, whose ReLU feeds only the second conv, gets the
-// second conv's pair on its output (int8, before the ReLU) and a uint8 pair with zero point 0 and
-// the same scale after it (what ONNX Runtime fuses into QLinearConv); the stem and the second
-// convs, whose outputs reach a shortcut or a residual add, keep float outputs.
-TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
+// An 8-bit QAT ResNet-20 (calibrated, fresh weights) exported as QDQ with `options`, checked,
+// read back.
+onnx::ModelProto export_resnet20_qat8(const std::string& name, const QdqExportOptions& options) {
   Generator gen(11);
   ModelSpec spec;
   spec.name = "resnet20";
   spec.num_classes = 10;
   auto model = make_model(spec, gen);
-  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_TRUE(model.ok()) << model.status();
   (*model)->eval();
   const graph::Graph graph = graph::trace(**model, (*model)->input_shape());
   std::map<std::string, int> bits;
   for (const QuantizableLayer& layer : (*model)->quantizable_layers()) bits[layer.name] = 8;
-  QuantizeOptions options;
-  options.act_bits = 8;
-  quantize_model(**model, bits, options);
+  QuantizeOptions quantize_options;
+  quantize_options.act_bits = 8;
+  quantize_model(**model, bits, quantize_options);
   calibrate(**model, gen);
-  const std::string path = temp_path("resnet20_output_pairs");
-  auto summary = export_qdq_onnx(graph, pack_model(**model), path);
-  ASSERT_TRUE(summary.ok()) << summary.status();
-  ASSERT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
+  const std::string path = temp_path(name);
+  auto summary = export_qdq_onnx(graph, pack_model(**model), path, options);
+  EXPECT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
+  return read_model(path);
+}
 
-  const onnx::ModelProto onnx_model = read_model(path);
+// 8-bit QAT ResNet-20: each block's first conv, whose ReLU feeds only the second conv, gets the
+// second conv's pair on its output (int8, before the ReLU) and a uint8 pair with zero point 0 and
+// the same scale after it (what ONNX Runtime fuses into QLinearConv); the stem and the second
+// convs, whose outputs reach a shortcut or a residual add, keep float outputs.
+TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
+  const onnx::ModelProto onnx_model = export_resnet20_qat8("resnet20_output_pairs", {});
   std::map<std::string, const onnx::NodeProto*> reader;  // tensor -> its (last) reader
   for (const onnx::NodeProto& node : onnx_model.graph().node()) {
     for (const std::string& input : node.input()) reader[input] = &node;
@@ -237,6 +242,36 @@ TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
     }
   }
   EXPECT_EQ(convs_with_output_pairs, expected);
+}
+
+// For TensorRT: every activation pair int8 with zero point 0, at the same places as the default
+// export's (whose pairs after ReLUs are uint8).
+TEST(OnnxExport, SignedActivationCodesWriteOnlyInt8PairsAtTheSamePlaces) {
+  QdqExportOptions signed_codes;
+  signed_codes.activation_codes = QdqActivationCodes::kSigned;
+  const onnx::ModelProto signed_model = export_resnet20_qat8("resnet20_signed", signed_codes);
+  const onnx::ModelProto default_model = export_resnet20_qat8("resnet20_default", {});
+  auto zero_points = [](const onnx::ModelProto& model) {
+    std::map<std::string, const onnx::TensorProto*> initializer;
+    for (const onnx::TensorProto& t : model.graph().initializer()) initializer[t.name()] = &t;
+    std::vector<std::pair<std::string, int>> found;  // QuantizeLinear node, zero point's type
+    for (const onnx::NodeProto& node : model.graph().node()) {
+      if (node.op_type() != "QuantizeLinear") continue;
+      const onnx::TensorProto* zero_point = initializer.at(node.input(2));
+      EXPECT_EQ(zero_point->raw_data(), std::string(1, '\0')) << node.name();
+      found.emplace_back(node.name(), zero_point->data_type());
+    }
+    return found;
+  };
+  const auto signed_pairs = zero_points(signed_model), default_pairs = zero_points(default_model);
+  ASSERT_EQ(signed_pairs.size(), default_pairs.size());
+  int unsigned_in_default = 0;
+  for (size_t i = 0; i < signed_pairs.size(); ++i) {
+    EXPECT_EQ(signed_pairs[i].first, default_pairs[i].first);
+    EXPECT_EQ(signed_pairs[i].second, onnx::TensorProto::INT8) << signed_pairs[i].first;
+    unsigned_in_default += default_pairs[i].second == onnx::TensorProto::UINT8;
+  }
+  EXPECT_GT(unsigned_in_default, 0) << "the default export wrote no uint8 pair to compare with";
 }
 
 TEST(OnnxExport, APackedModelOfAnotherArchitectureIsRefusedNamingTheLayer) {
