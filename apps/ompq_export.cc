@@ -2,12 +2,13 @@
 //
 //   ompq_export --model=resnet20 --num_classes=10 --weights=fp32.safetensors --output_dir=DIR
 //       DIR/model.onnx: the FP32 model (--fold_batch_norm folds each conv's batch norm into it)
-//   ompq_export --model=resnet20 --num_classes=10 --quantized=quantized.safetensors \
+//   ompq_export --model=resnet20 --num_classes=10 --quantized=quantized.safetensors
 //       --bits=bits.pbtxt --output_dir=DIR
 //       DIR/quantized.onnx: the quantized model that ompq_train's qat or ptq stage saved, with the
 //       bit config it was quantized by (QAT or PTQ as the config says; --act_bits as trained)
 //   ompq_export --model=resnet20 --num_classes=10 --packed=packed.safetensors --output_dir=DIR
 //       DIR/quantized.onnx from a packed model (ompq_train's export stage), which describes itself
+//       (--qdq_activations=signed: int8 activation pairs only, for TensorRT)
 //
 //   ompq_export --check=a.onnx,b.onnx
 //       reads each file back and runs ONNX's checker and strict shape inference on it (what the
