@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "solver/search/orm.h"
 #include "tests/temp_dir.h"
+#include "tests/text_file.h"
 
 namespace ompq::solver {
 namespace {
@@ -22,18 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
+using ompq::testing::count_occurrences;
+using ompq::testing::read_text;
 
 proto::BitConfig bit_config(const std::vector<int>& bits) {
   proto::BitConfig config;
@@ -123,17 +114,18 @@ TEST(Correlation, WritesCsvPlotsAndPage) {
                       "hessian_objective,bits\n",
                       0),
             0u);
-  EXPECT_EQ(count(csv, "\n"), 7u);
+  EXPECT_EQ(count_occurrences(csv, "\n"), 7u);
   EXPECT_THAT(csv, HasSubstr("\n2,0.078,0,75,0.20000000000000001,3,4 4 3\n"));
 
   for (const char* svg : {"correlation_ompq.svg", "correlation_hessian.svg"}) {
     const std::string text = read_text(temp.path() / svg);
     EXPECT_EQ(text.rfind("<?xml", 0), 0u) << svg;
-    EXPECT_EQ(count(text, "<circle"), 6u) << svg;  // one marker per configuration, no legend
+    EXPECT_EQ(count_occurrences(text, "<circle"), 6u)
+        << svg;  // one marker per configuration, no legend
     EXPECT_THAT(text, HasSubstr("<title>seed 2: bits 4 4 3, 0.0780 MiB, top-1 75.00%</title>"));
   }
   const std::string html = read_text(temp.path() / "correlation.html");
-  EXPECT_EQ(count(html, "<svg"), 2u);
+  EXPECT_EQ(count_occurrences(html, "<svg"), 2u);
   EXPECT_THAT(html, HasSubstr("PTQ &lt;short&gt; &amp; quick"));
   EXPECT_THAT(html, HasSubstr("<td>1.000 [1.000, 1.000]</td><td>6</td>"));
   EXPECT_THAT(html, HasSubstr(absl::StrFormat("<td>%.3f [", summary->hessian.rho)));

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "tests/temp_dir.h"
+#include "tests/text_file.h"
 
 namespace ompq::solver {
 namespace {
@@ -28,18 +29,8 @@ using ::testing::Not;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
+using ompq::testing::count_occurrences;
+using ompq::testing::read_text;
 
 // A QAT-like report: stem and classifier fixed, three searched layers with their ORM matrix.
 ExperimentReport sample_report() {
@@ -164,8 +155,8 @@ TEST(Report, HtmlHasOneSvgPerChartAndNoExternalResource) {
   ASSERT_TRUE(write_report(r, dir.string()).ok());
   std::string html = read_text(dir / "report.html");
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
-  EXPECT_EQ(count(html, "<svg"), 3u);  // bits, ORM, accuracy vs size
-  EXPECT_EQ(count(html, "</svg>"), 3u);
+  EXPECT_EQ(count_occurrences(html, "<svg"), 3u);  // bits, ORM, accuracy vs size
+  EXPECT_EQ(count_occurrences(html, "</svg>"), 3u);
   EXPECT_THAT(html, HasSubstr("aria-label=\"weight bits per layer\""));
   EXPECT_THAT(html, HasSubstr("aria-label=\"ORM matrix\""));
   EXPECT_THAT(html, HasSubstr("aria-label=\"top-1 accuracy against model size\""));
@@ -173,12 +164,12 @@ TEST(Report, HtmlHasOneSvgPerChartAndNoExternalResource) {
     EXPECT_THAT(html, Not(HasSubstr(external)));
   }
   // One bar per layer, fixed ones marked; one heat-map cell per ORM entry with its value.
-  EXPECT_EQ(count(html, "class=\"searched\"><title>"), 3u);
-  EXPECT_EQ(count(html, "class=\"fixed\"><title>"), 2u);
+  EXPECT_EQ(count_occurrences(html, "class=\"searched\"><title>"), 3u);
+  EXPECT_EQ(count_occurrences(html, "class=\"fixed\"><title>"), 2u);
   EXPECT_THAT(html, HasSubstr("<title>layer1.0.conv2: 4 bits, 2336 params</title>"));
   EXPECT_THAT(html, HasSubstr("<title>fc: 8 bits, 650 params (fixed)</title>"));
-  EXPECT_EQ(count(html, "<rect x=") - count(html, "class=\"searched\"") -
-                count(html, "class=\"fixed\"") - 1,  // the colour bar
+  EXPECT_EQ(count_occurrences(html, "<rect x=") - count_occurrences(html, "class=\"searched\"") -
+                count_occurrences(html, "class=\"fixed\"") - 1,  // the colour bar
             9u);
   EXPECT_THAT(html, HasSubstr("<title>layer1.0.conv1 / layer1.0.conv2: 0.8125</title>"));
   // Diagonal (1.0) and the smallest entry (0.25) take the two ends of different colours.
@@ -192,7 +183,7 @@ TEST(Report, HtmlHasOneSvgPerChartAndNoExternalResource) {
   r.orm.clear();
   ASSERT_TRUE(write_report(r, dir.string()).ok());
   html = read_text(dir / "report.html");
-  EXPECT_EQ(count(html, "<svg"), 2u);
+  EXPECT_EQ(count_occurrences(html, "<svg"), 2u);
   EXPECT_THAT(html, HasSubstr("No ORM matrix"));
   EXPECT_THAT(read_text(dir / "report.json"), HasSubstr("\"orm\": []"));
 }
