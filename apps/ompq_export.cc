@@ -11,8 +11,8 @@
 //       (--qdq_activations=signed: int8 activation pairs only, for TensorRT)
 //
 //   ompq_export --check=a.onnx,b.onnx
-//       reads each file back and runs ONNX's checker and strict shape inference on it (what the
-//       exporter runs before writing), for files written elsewhere or copied since
+//       reads each file back and runs what the exporter runs before writing (the operator subset
+//       it writes, then ONNX's checker and strict shape inference), for files copied since
 //
 // Both kinds of input may be given at once. --check_input=X.safetensors also writes
 // DIR/reference_logits.safetensors: ompq's own logits of every exported model ("fp32_logits",
@@ -68,7 +68,8 @@ ABSL_FLAG(std::string, check_input, "",
           "exported models on it to reference_logits.safetensors");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores)");
 ABSL_FLAG(std::vector<std::string>, check, {},
-          "ONNX files to check (ONNX's checker and strict shape inference) instead of exporting");
+          "ONNX files to check (ompq's operator subset, ONNX's checker and strict shape inference) "
+          "instead of exporting");
 
 namespace ompq {
 namespace {

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "layers/export/onnx_subset.h"
 #include "onnx/checker.h"
 #include "onnx/shape_inference/implementation.h"
 
@@ -133,6 +134,7 @@ void OnnxGraphBuilder::set_string(onnx::NodeProto& node, const std::string& name
 }
 
 absl::Status check_and_infer(onnx::ModelProto& model, const std::string& what) {
+  OMPQ_RETURN_IF_ERROR(check_operator_subset(model, what));
   try {
     onnx::checker::check_model(model);
     // check_type, strict (node-level inference errors throw), data propagation.

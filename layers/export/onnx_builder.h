@@ -55,8 +55,9 @@ class OnnxGraphBuilder {
   std::set<std::string> names_;
 };
 
-// Runs ONNX's checker and its strict shape inference (types checked, every node's inference
-// errors raised, data propagation on) on `model`, in place: the inferred shapes of every
+// Checks that `model` keeps to the operator subset the exporters write (onnx_subset.h), then runs
+// ONNX's checker and its strict shape inference (types checked, every node's inference errors
+// raised, data propagation on) on it, in place: the inferred shapes of every
 // intermediate tensor end up in its value_info. Errors name `what` (e.g. the file).
 absl::Status check_and_infer(onnx::ModelProto& model, const std::string& what);
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -371,6 +372,82 @@ TEST(OnnxExport, ARefusedModelIsOneLineNamingTheFileAndTheNode) {
   EXPECT_THAT(message, HasSubstr("NoSuchOp"));
   EXPECT_THAT(message, HasSubstr(broken.graph().node(0).name()));
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+// What Debian's ONNX shape inference would crash on (a zero stride divides by zero), or may crash
+// on (operators outside the exported subset), is refused before it runs: one line naming the file,
+// the node and the value.
+TEST(OnnxExport, OutOfRangeAttributesAndForeignOperatorsAreRefusedBeforeShapeInference) {
+  Generator gen(11);
+  AdaptivePool model(/*side=*/1, /*bins=*/7, gen);
+  const std::string exported = temp_path("subset_source");
+  ASSERT_TRUE(
+      export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {}, exported)
+          .ok());
+  const onnx::ModelProto good = read_model(exported);
+  ASSERT_EQ(good.graph().node(0).op_type(), "Conv");
+  const auto conv_attribute = [](onnx::ModelProto& m, const std::string& name) {
+    for (onnx::AttributeProto& a : *m.mutable_graph()->mutable_node(0)->mutable_attribute()) {
+      if (a.name() == name) return &a;
+    }
+    ADD_FAILURE() << "no " << name;
+    return m.mutable_graph()->mutable_node(0)->add_attribute();
+  };
+  struct Mutation {
+    const char* expected;
+    std::function<void(onnx::ModelProto&)> apply;
+  };
+  const std::vector<Mutation> mutations = {
+      {"strides [0, 1]: every value must be >= 1",
+       [&](onnx::ModelProto& m) { conv_attribute(m, "strides")->set_ints(0, 0); }},
+      {"dilations [1, -2]: every value must be >= 1",
+       [&](onnx::ModelProto& m) { conv_attribute(m, "dilations")->set_ints(1, -2); }},
+      {"kernel_shape [0, 1]",
+       [&](onnx::ModelProto& m) { conv_attribute(m, "kernel_shape")->set_ints(0, 0); }},
+      {"pads [0, 0, -1, 0]: every value must be >= 0",
+       [&](onnx::ModelProto& m) { conv_attribute(m, "pads")->set_ints(2, -1); }},
+      {"strides [1, 1, 1] has 3 values for 2 spatial axes",
+       [&](onnx::ModelProto& m) { conv_attribute(m, "strides")->add_ints(1); }},
+      {"group 0 must be >= 1", [&](onnx::ModelProto& m) { conv_attribute(m, "group")->set_i(0); }},
+      {"no kernel_shape",
+       [&](onnx::ModelProto& m) { conv_attribute(m, "kernel_shape")->set_name("kernel"); }},
+      {"(Split) is not one of the operators ompq exports",
+       [](onnx::ModelProto& m) { m.mutable_graph()->mutable_node(1)->set_op_type("Split"); }},
+      {"in domain \"com.microsoft\"",
+       [](onnx::ModelProto& m) {
+         m.mutable_graph()->mutable_node(1)->set_domain("com.microsoft");
+       }},
+      {"declares dimension 1 as -3",
+       [](onnx::ModelProto& m) {
+         m.mutable_graph()
+             ->mutable_input(0)
+             ->mutable_type()
+             ->mutable_tensor_type()
+             ->mutable_shape()
+             ->mutable_dim(1)
+             ->set_dim_value(-3);
+       }},
+      {"local functions", [](onnx::ModelProto& m) { m.add_functions()->set_name("f"); }},
+      // A name from the file is escaped: the refusal stays one line.
+      {"node \"conv\\nbreak\" (Conv)",
+       [&](onnx::ModelProto& m) {
+         m.mutable_graph()->mutable_node(0)->set_name("conv\nbreak");
+         conv_attribute(m, "strides")->set_ints(1, 0);
+       }},
+  };
+  for (const Mutation& mutation : mutations) {
+    onnx::ModelProto broken = good;
+    mutation.apply(broken);
+    const std::string path = temp_path("subset_broken");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << broken.SerializeAsString();
+    const absl::Status status = check_onnx_file(path);
+    ASSERT_FALSE(status.ok()) << mutation.expected;
+    const std::string message(status.message());
+    EXPECT_THAT(message, HasSubstr(path));
+    EXPECT_THAT(message, HasSubstr(mutation.expected));
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  EXPECT_TRUE(check_onnx_file(exported).ok());
 }
 
 }  // namespace
