@@ -29,6 +29,7 @@ struct PackedCase {
   std::string model;
   int64_t batch, resolution;
   QuantMode mode;
+  std::string packed_path;  // where the packed model is also saved ("": nowhere)
 
   std::string name() const {
     return absl::StrCat(model, "/", batch, "/", resolution, "/", solver::quant_mode_name(mode));
@@ -82,7 +83,12 @@ PackedSetup make_packed(const PackedCase& c, Generator& gen) {
   setup.size_mib = result.allocation.size_mib;
   for (const auto& [name, bits] : plan.weight_bits) setup.eight_bit_layers += bits == 8;
   setup.model = c.make(gen);
-  const absl::Status loaded = nn::load_integer_model(*setup.model, nn::pack_model(*model));
+  const nn::PackedModel packed = nn::pack_model(*model);
+  if (!c.packed_path.empty()) {
+    const absl::Status saved = nn::save_packed(c.packed_path, packed);
+    OMPQ_CHECK(saved.ok(), "ompq_bench: --packed_dir: ", saved.message());
+  }
+  const absl::Status loaded = nn::load_integer_model(*setup.model, packed);
   OMPQ_CHECK(loaded.ok(), "ompq_bench: ", loaded.message());
   return setup;
 }
@@ -117,12 +123,16 @@ std::shared_ptr<nn::Model> make_benchmark_model(const std::string& model, bool c
   return *m;
 }
 
-void register_packed_benchmarks(int64_t batch, int64_t iterations) {
+void register_packed_benchmarks(int64_t batch, int64_t iterations, const std::string& packed_dir) {
   const std::pair<const char*, int64_t> models[] = {
       {"resnet20", 32}, {"resnet18", 224}, {"resnet50", 224}, {"mobilenet_v2", 224}};
   for (const auto& [model, resolution] : models) {
     for (QuantMode mode : {QuantMode::kQat, QuantMode::kPtq}) {
-      const PackedCase c{model, batch, resolution, mode};
+      PackedCase c{model, batch, resolution, mode, ""};
+      if (!packed_dir.empty()) {
+        c.packed_path = absl::StrCat(packed_dir, "/", model, "_", resolution, "_",
+                                     solver::quant_mode_name(mode), ".safetensors");
+      }
       // As BM_Infer: a fixed count after the untimed warm-up keeps a case to tens of seconds.
       const int64_t default_iterations = resolution <= 32 ? 40 : 5;
       benchmark::RegisterBenchmark(("BM_InferPacked/" + c.name()).c_str(), infer_packed, c)

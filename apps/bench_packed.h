@@ -8,7 +8,10 @@
 // pack_model and load_integer_model into a fresh model; then the integer model's forward on a
 // batch of random NCHW images (the peer of BM_Infer/<model>/<batch>/<resolution>), reporting
 // images/s, the searched size (size_mib) and how many layers run 8-bit weights (eight_bit_layers,
-// which the CPU int8 path splits in two on CPUs without VNNI).
+// which the CPU int8 path splits in two on CPUs without VNNI). With a `packed_dir`, each case also
+// saves the packed model it times there as <model>_<resolution>_<qat|ptq>.safetensors (the same
+// for every batch), which ompq_export turns into the QDQ model the peers run
+// (scripts/bench_peers_int8.py).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +30,6 @@ int64_t benchmark_num_classes(const std::string& model);
 std::shared_ptr<nn::Model> make_benchmark_model(const std::string& model, bool channels_last,
                                                 Generator& gen);
 
-void register_packed_benchmarks(int64_t batch, int64_t iterations);
+void register_packed_benchmarks(int64_t batch, int64_t iterations, const std::string& packed_dir);
 
 }  // namespace ompq

@@ -11,16 +11,20 @@
 // same cases in PyTorch from the JSON output (scripts/bench_torch_models.py for the model cases).
 //
 //   ./build/apps/ompq_bench [--batch=32] [--model_iterations=N] [--model_layout=nchw]
-//       [--model_precision=bf16] [--benchmark_filter=Conv] [--benchmark_format=json]
+//       [--model_precision=bf16] [--packed_dir=DIR] [--benchmark_filter=Conv]
+//       [--benchmark_format=json]
 // --model_iterations replaces the default iteration counts of BM_TrainStep and BM_Infer;
 // --model_layout=nchw runs them NCHW instead of channels_last (for comparing the two);
 // --model_precision=bf16 (or f16) runs the CPU model cases under autocast, BM_Infer with bf16 (f16)
-// activations between layers (the GPU ones always run bf16, as their PyTorch peer does).
+// activations between layers (the GPU ones always run bf16, as their PyTorch peer does);
+// --packed_dir=DIR saves the packed model of each BM_InferPacked case run into DIR (an existing
+// folder), for ompq_export.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -319,17 +323,26 @@ void register_benchmarks(int64_t batch, int64_t model_iterations, bool model_cha
 
 int main(int argc, char** argv) {
   ompq::init();
-  // --batch=N, --model_iterations=N, --model_layout=L and --model_precision=P (ours) are taken out
-  // before Google Benchmark parses the rest.
+  // --batch=N, --model_iterations=N, --model_layout=L, --model_precision=P and --packed_dir=DIR
+  // (ours) are taken out before Google Benchmark parses the rest.
   int64_t batch = 32, model_iterations = 0;
   bool model_channels_last = true;
   ompq::DType model_precision = ompq::DType::kF32;
+  std::string packed_dir;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--batch=", 8) == 0) {
       batch = std::atoll(argv[i] + 8);
     } else if (std::strncmp(argv[i], "--model_iterations=", 19) == 0) {
       model_iterations = std::atoll(argv[i] + 19);
+    } else if (std::strncmp(argv[i], "--packed_dir=", 13) == 0) {
+      packed_dir = argv[i] + 13;
+      if (!std::filesystem::is_directory(packed_dir)) {
+        std::fprintf(stderr,
+                     "ompq_bench: --packed_dir=%s is not a folder (expected an existing one)\n",
+                     packed_dir.c_str());
+        return 1;
+      }
     } else if (std::strncmp(argv[i], "--model_layout=", 15) == 0) {
       const std::string layout = argv[i] + 15;
       if (layout != "nchw" && layout != "channels_last") {
@@ -357,7 +370,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
   ompq::register_benchmarks(batch, model_iterations, model_channels_last, model_precision);
-  ompq::register_packed_benchmarks(batch, model_iterations);
+  ompq::register_packed_benchmarks(batch, model_iterations, packed_dir);
   ompq::register_data_benchmarks();
 #if defined(OMPQ_WITH_CUDA)
   ompq::register_cuda_benchmarks();

@@ -5,8 +5,8 @@ and OpenVINO running int8 models of the same architectures, in one run.
 Runs in the peers' environment (scripts/setup_peers.sh):
 
   .venv-peers/bin/python scripts/bench_peers_int8.py [--bench build/apps/ompq_bench]
-      [--models resnet18,...] [--batches 32,1] [--threads 2] [--iterations N]
-      [--work_dir out/peers_int8] [--qdq resnet18=quantized.onnx ...]
+      [--export build/apps/ompq_export] [--models resnet18,...] [--batches 32,1] [--threads 2]
+      [--iterations N] [--work_dir out/peers_int8] [--qdq resnet18=quantized.onnx ...]
 
 For each model (resnet20 at 32 px with 10 classes, the twin of ompq's from
 scripts/torchvision_to_safetensors.py; resnet18, resnet50 and mobilenet_v2 from torchvision at
@@ -24,8 +24,11 @@ scripts/torchvision_to_safetensors.py; resnet18, resnet50 and mobilenet_v2 from 
        ORT fp32 and ORT int8 (the ort-qdq model), all graph optimizations, intra-op threads;
        OpenVINO fp32, OpenVINO int8 of the ort-qdq model and of the nncf model
          (INFERENCE_NUM_THREADS, LATENCY hint, one synchronous request);
+       ORT and OpenVINO on ompq's own QDQ export of the very packed models BM_InferPacked
+         times (ompq_bench --packed_dir saves them, ompq_export --packed writes quantized.onnx:
+         the same weights, bits and activation scales, so the three engines do the same work);
      and --qdq MODEL=PATH adds any other QDQ model of that architecture (e.g. ompq_export's
-     quantized.onnx) to both runtimes.
+     quantized.onnx of a trained model) to both runtimes.
 Each timing: one untimed warm-up run, then --iterations timed runs (default: as ompq_bench, 5
 at 224 px and 40 at 32 px for batch 32; 20 and 100 at batch 1). Prints images/s (wall time) and
 CPU ms per image (the whole process; on a shared machine the less disturbed measure, exact at
@@ -121,10 +124,12 @@ def openvino_rate(path, x, threads, iterations):
     return time_runs(lambda v: request.infer([v]), x, iterations)
 
 
-def ompq_rates(bench, name, batch, resolution, iterations, threads):
+def ompq_rates(bench, name, batch, resolution, iterations, threads, packed_dir):
     """(images/s, CPU ms per image) of BM_Infer (fp32) and BM_InferPacked (qat, ptq) for one
-    model and batch. BM_InferPacked's CPU time is its main thread's: the process's at 1 thread."""
+    model and batch, saving the packed models into packed_dir. BM_InferPacked's CPU time is its
+    main thread's: the process's at 1 thread."""
     command = [bench, f"--batch={batch}", f"--model_iterations={iterations}",
+               f"--packed_dir={packed_dir}",
                f"--benchmark_filter=^BM_Infer(Packed)?/{name}/{batch}/{resolution}(/|$)",
                "--benchmark_format=json"]
     result = subprocess.run(command, check=True, capture_output=True, text=True,
@@ -143,9 +148,20 @@ def ompq_rates(bench, name, batch, resolution, iterations, threads):
     return rates
 
 
+def export_ompq_qdq(export, name, resolution, classes, packed_dir, mode):
+    """ompq_export's quantized.onnx of the packed model BM_InferPacked timed (mode: qat or ptq)."""
+    output_dir = os.path.join(packed_dir, f"{name}_{mode}")
+    subprocess.run([export, f"--model={name}", f"--num_classes={classes}",
+                    f"--image_size={resolution}",
+                    f"--packed={os.path.join(packed_dir, f'{name}_{resolution}_{mode}.safetensors')}",
+                    f"--output_dir={output_dir}"], check=True, capture_output=True, text=True)
+    return os.path.join(output_dir, "quantized.onnx")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bench", default="build/apps/ompq_bench")
+    parser.add_argument("--export", default="build/apps/ompq_export")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--batches", default="32,1")
     parser.add_argument("--threads", type=int, default=2)
@@ -169,7 +185,8 @@ def main():
                      f"(expected some of {', '.join(MODELS)})")
     batches = [int(b) for b in args.batches.split(",")]
     torch.set_num_threads(args.threads)
-    os.makedirs(args.work_dir, exist_ok=True)
+    packed_dir = os.path.join(args.work_dir, "ompq_packed")
+    os.makedirs(packed_dir, exist_ok=True)
     import nncf
     print(f"torch {torch.__version__}, onnxruntime {ort.__version__}, openvino "
           f"{ov.get_version()}, nncf {nncf.__version__}; {args.threads} threads")
@@ -193,7 +210,14 @@ def main():
         for batch in batches:
             iterations = args.iterations or default_iterations(batch, resolution)
             x = rng.standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
-            rates = ompq_rates(args.bench, model, batch, resolution, iterations, args.threads)
+            rates = ompq_rates(args.bench, model, batch, resolution, iterations, args.threads,
+                               packed_dir)
+            if batch == batches[0]:  # the packed models are the same at every batch
+                for mode in ("qat", "ptq"):
+                    path = export_ompq_qdq(args.export, model, resolution, classes, packed_dir,
+                                           mode)
+                    runs += [(f"ORT int8 (ompq qdq {mode})", ort_rate, path),
+                             (f"OpenVINO int8 (ompq qdq {mode})", openvino_rate, path)]
             for label, rate, path in runs:
                 rates[label] = rate(path, x, args.threads, iterations)
             best = max(("ompq packed qat", "ompq packed ptq"), key=lambda k: rates[k][0])
