@@ -472,6 +472,9 @@ absl::Status Sweep::run() {
                data_.train->name().c_str(), static_cast<long long>(total), dir_.c_str());
   std::vector<SweepPoint> points;
   int64_t index = 0, skipped = 0;
+  // Whether the table and reports already hold every point in `points` (each new point rewrites
+  // them; a point finished earlier does not).
+  bool results_current = false;
   for (uint64_t ptq_seed : options_.ptq_seeds) {
     for (const Budget& budget : budgets_) {
       for (SweepMethod method : options_.methods) {
@@ -490,6 +493,7 @@ absl::Status Sweep::run() {
             }
             points.push_back(done.front());
             ++skipped;
+            results_current = false;
             continue;
           }
           OMPQ_ASSIGN_OR_RETURN(Allocation allocation, allocate(method, budget, allocation_seed));
@@ -506,11 +510,12 @@ absl::Status Sweep::run() {
                        point.top1, point.top5, point.search_s, point.ptq_s, point.eval_s);
           points.push_back(point);
           OMPQ_RETURN_IF_ERROR(write_results(points));
+          results_current = true;
         }
       }
     }
   }
-  OMPQ_RETURN_IF_ERROR(write_results(points));
+  if (!results_current) OMPQ_RETURN_IF_ERROR(write_results(points));
   std::fprintf(stderr, "[sweep] %lld points (%lld finished earlier): %s, %s\n",
                static_cast<long long>(total), static_cast<long long>(skipped),
                (dir_ / kPointsCsv).c_str(), (dir_ / kReportHtml).c_str());
