@@ -21,11 +21,13 @@
 #include "core/ops/integer.h"
 #include "core/ops/memory_format.h"
 #include "core/ops/quant.h"
+#include "tests/conv_params.h"
 
 namespace ompq {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::square_conv;
 using ::testing::ThrowsMessage;
 
 struct Case {
@@ -34,28 +36,18 @@ struct Case {
   Conv2dParams p;
 };
 
-Conv2dParams conv_params(int64_t stride, int64_t padding, int64_t groups = 1,
-                         int64_t dilation = 1) {
-  Conv2dParams p;
-  p.stride = {stride, stride};
-  p.padding = {padding, padding};
-  p.dilation = {dilation, dilation};
-  p.groups = groups;
-  return p;
-}
-
 std::vector<Case> cases() {
   return {
-      {"3x3", 2, 16, 9, 9, 24, 3, conv_params(1, 1)},
-      {"3x3_stride2_odd", 1, 13, 11, 7, 9, 3, conv_params(2, 1)},
-      {"stem_7x7", 2, 3, 17, 15, 8, 7, conv_params(2, 3)},
-      {"1x1", 3, 40, 5, 5, 33, 1, conv_params(1, 0)},
-      {"1x1_stride2", 2, 24, 8, 8, 48, 1, conv_params(2, 0)},
-      {"depthwise", 2, 32, 10, 10, 32, 3, conv_params(1, 1, 32)},
-      {"depthwise_stride2_odd", 1, 17, 9, 11, 17, 3, conv_params(2, 1, 17)},
-      {"grouped", 1, 12, 6, 6, 8, 3, conv_params(1, 1, 4)},
-      {"dilated", 1, 8, 12, 12, 8, 3, conv_params(1, 2, 1, 2)},
-      {"linear", 5, 300, 1, 1, 10, 1, conv_params(1, 0)},
+      {"3x3", 2, 16, 9, 9, 24, 3, square_conv(1, 1)},
+      {"3x3_stride2_odd", 1, 13, 11, 7, 9, 3, square_conv(2, 1)},
+      {"stem_7x7", 2, 3, 17, 15, 8, 7, square_conv(2, 3)},
+      {"1x1", 3, 40, 5, 5, 33, 1, square_conv(1, 0)},
+      {"1x1_stride2", 2, 24, 8, 8, 48, 1, square_conv(2, 0)},
+      {"depthwise", 2, 32, 10, 10, 32, 3, square_conv(1, 1, 1, 32)},
+      {"depthwise_stride2_odd", 1, 17, 9, 11, 17, 3, square_conv(2, 1, 1, 17)},
+      {"grouped", 1, 12, 6, 6, 8, 3, square_conv(1, 1, 1, 4)},
+      {"dilated", 1, 8, 12, 12, 8, 3, square_conv(1, 2, 2)},
+      {"linear", 5, 300, 1, 1, 10, 1, square_conv(1, 0)},
   };
 }
 
@@ -303,7 +295,7 @@ TEST(Int8Conv2d, ReusesItsPrimitivesAcrossCallsAndShapes) {
   std::mt19937 rng(5);
   Int8Conv2dSpec spec;
   spec.weight_codes = random_weights({6, 4, 3, 3}, 4, false, rng).codes;
-  spec.params = conv_params(1, 1);
+  spec.params = square_conv(1, 1);
   spec.multiplier = Tensor::full({6}, 0.02);
   spec.output = Int8OutputCodes{0, {0, 255}};
   const Int8Conv2d conv(spec);

@@ -32,6 +32,7 @@ namespace {
 
 using testing::expect_close;
 using testing::random_tensor_in;
+using testing::square_conv;
 
 double tolerance(DType dtype) {
   switch (dtype) {
@@ -65,15 +66,6 @@ struct ConvCase {
   Conv2dParams p;
 };
 
-Conv2dParams params(int64_t stride, int64_t padding, int64_t dilation = 1, int64_t groups = 1) {
-  Conv2dParams p;
-  p.stride = {stride, stride};
-  p.padding = {padding, padding};
-  p.dilation = {dilation, dilation};
-  p.groups = groups;
-  return p;
-}
-
 Conv2dParams asymmetric() {
   Conv2dParams p;
   p.stride = {2, 1};
@@ -83,19 +75,19 @@ Conv2dParams asymmetric() {
 }
 
 const ConvCase kCases[] = {
-    {"resnet stem 7x7/2", 2, 3, 32, 32, 16, 7, 7, params(2, 3)},
-    {"resnet 3x3", 2, 64, 14, 14, 64, 3, 3, params(1, 1)},
-    {"resnet 3x3/2", 2, 64, 14, 14, 128, 3, 3, params(2, 1)},
-    {"resnet 1x1/2 shortcut", 2, 64, 14, 14, 128, 1, 1, params(2, 0)},
-    {"bottleneck 1x1", 3, 256, 7, 7, 64, 1, 1, params(1, 0)},
-    {"odd sizes", 3, 5, 11, 13, 7, 3, 3, params(1, 1)},
+    {"resnet stem 7x7/2", 2, 3, 32, 32, 16, 7, 7, square_conv(2, 3)},
+    {"resnet 3x3", 2, 64, 14, 14, 64, 3, 3, square_conv(1, 1)},
+    {"resnet 3x3/2", 2, 64, 14, 14, 128, 3, 3, square_conv(2, 1)},
+    {"resnet 1x1/2 shortcut", 2, 64, 14, 14, 128, 1, 1, square_conv(2, 0)},
+    {"bottleneck 1x1", 3, 256, 7, 7, 64, 1, 1, square_conv(1, 0)},
+    {"odd sizes", 3, 5, 11, 13, 7, 3, 3, square_conv(1, 1)},
     {"asymmetric stride/padding/dilation", 2, 6, 12, 9, 5, 3, 2, asymmetric()},
-    {"dilation 2", 2, 8, 12, 12, 8, 3, 3, params(1, 2, 2)},
-    {"groups 4", 2, 8, 9, 9, 12, 3, 3, params(1, 1, 1, 4)},
-    {"depthwise", 2, 16, 10, 10, 16, 3, 3, params(1, 1, 1, 16)},
-    {"depthwise /2", 2, 32, 9, 9, 32, 3, 3, params(2, 1, 1, 32)},
-    {"depthwise multiplier 2", 1, 8, 8, 8, 16, 3, 3, params(1, 1, 1, 8)},
-    {"1x1 output", 4, 16, 3, 3, 8, 3, 3, params(1, 0)},
+    {"dilation 2", 2, 8, 12, 12, 8, 3, 3, square_conv(1, 2, 2)},
+    {"groups 4", 2, 8, 9, 9, 12, 3, 3, square_conv(1, 1, 1, 4)},
+    {"depthwise", 2, 16, 10, 10, 16, 3, 3, square_conv(1, 1, 1, 16)},
+    {"depthwise /2", 2, 32, 9, 9, 32, 3, 3, square_conv(2, 1, 1, 32)},
+    {"depthwise multiplier 2", 1, 8, 8, 8, 16, 3, 3, square_conv(1, 1, 1, 8)},
+    {"1x1 output", 4, 16, 3, 3, 8, 3, 3, square_conv(1, 0)},
 };
 
 Tensor to_gpu(const Tensor& t, bool channels_last) {
@@ -306,7 +298,7 @@ TEST(CudnnConv, RejectsIntegerTensors) {
   OMPQ_REQUIRE_GPU();
   const Tensor x = Tensor::zeros({1, 2, 5, 5}, DType::kI32, Device::cuda());
   const Tensor w = Tensor::zeros({3, 2, 3, 3}, DType::kI32, Device::cuda());
-  EXPECT_THAT([&] { ops::conv2d(x, w, Tensor(), params(1, 1)); },
+  EXPECT_THAT([&] { ops::conv2d(x, w, Tensor(), square_conv(1, 1)); },
               ::testing::ThrowsMessage<Error>(::testing::HasSubstr("unsupported dtype i32")));
 }
 

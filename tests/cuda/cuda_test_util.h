@@ -12,6 +12,7 @@
 #include "core/random.h"
 #include "core/tensor.h"
 #include "runtime/init.h"
+#include "tests/conv_params.h"
 
 // Skips the calling test when no GPU is usable (every test that touches a CUDA tensor).
 #define OMPQ_REQUIRE_GPU()                                                     \
@@ -86,14 +87,7 @@ struct ConvCase {
     return absl::StrCat("N", n, "_C", c, "_H", h, "_W", w, "_O", o, "_K", kh, "x", kw, "_S", stride,
                         "_P", pad, "_D", dilation, "_G", groups);
   }
-  Conv2dParams params() const {
-    Conv2dParams p;
-    p.stride = {stride, stride};
-    p.padding = {pad, pad};
-    p.dilation = {dilation, dilation};
-    p.groups = groups;
-    return p;
-  }
+  Conv2dParams params() const { return square_conv(stride, pad, dilation, groups); }
 };
 
 }  // namespace ompq::testing
