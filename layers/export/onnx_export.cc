@@ -180,18 +180,22 @@ class Exporter {
     return builder_.add_initializer(name, Tensor::scalar(value));
   }
 
-  // ONNX Runtime turns DequantizeLinear -> Conv -> QuantizeLinear into an integer convolution
-  // (QLinearConv) only where a QuantizeLinear reads the conv's output, and drops a Relu before a
-  // QuantizeLinear only when the pair's zero point is its type's lowest value. A conv whose output
-  // (its batch norm folded) reaches nothing but a Relu, whose output in turn reaches nothing but
-  // the input quantizer of one packed layer with a signed symmetric 8-bit pair, is exported as
-  //   Conv -> Q/DQ (that quantizer, int8) -> Relu -> Q/DQ (the same scale, uint8, zero point 0)
-  // which is ompq's arithmetic exactly: rounding is monotonic and zero rounds to zero, so the ReLU
-  // of the quantized value is the quantized ReLU (codes clamped to [0, qmax], qmax = 127 as int8
-  // saturates), and those non-negative codes pass the uint8 pair unchanged. ORT then drops the Relu
-  // and fuses the conv. Other patterns (a residual add, a shortcut reading the same ReLU, a Clip
-  // below 8 bits, affine PTQ pairs) keep the pair on the layer's input only: quantizing the conv's
-  // output there would change what ompq computes.
+  // ONNX Runtime and OpenVINO run DequantizeLinear -> Conv -> QuantizeLinear as an integer
+  // convolution (ORT's QLinearConv) only where a QuantizeLinear reads the conv's output; without
+  // one the conv runs in float on dequantized weights. A conv whose output (its batch norm folded)
+  // reaches nothing but a ReLU or ReLU6, whose output in turn reaches nothing but the input
+  // quantizer of one packed layer, gets that quantizer's pair on its output too when the pair
+  // has zero point 0 and no Clip (8-bit codes):
+  //   signed symmetric (QAT): Conv -> Q/DQ (int8) -> Relu -> Q/DQ (same scale, uint8, zero 0)
+  //   unsigned (PTQ):         Conv -> Q/DQ (uint8) -> Relu -> Q/DQ (the layer's own pair)
+  // (ReLU6: Clip(0, 6) in place of Relu). This is ompq's arithmetic exactly: rounding is monotonic
+  // and zero rounds to zero, so the activation of the quantized value, quantized again with the
+  // same scale, is the quantized activation (for ReLU6 too: a code above 6 / s clips to 6, which
+  // rounds to the code 6 rounds to); codes stay within [0, qmax] (127 as int8 saturates), which
+  // the uint8 pair passes unchanged. ORT drops a Relu before a QuantizeLinear whose zero point is
+  // its type's lowest value, then the repeated pair, and fuses the conv. Other patterns (a
+  // residual add, a shortcut reading the same ReLU, a Clip below 8 bits, affine pairs) keep the
+  // pair on the layer's input only.
   void plan_output_pair(const PackedLayer& producer) {
     if (producer.kind != QuantizableLayer::Kind::kConv2d) return;
     const graph::Layer& layer = layer_of_node_.at(node_of_layer_.at(producer.name));
@@ -200,22 +204,24 @@ class Exporter {
       if (layer.batch_norm < 0) return;  // check_packed_layer reports the mismatch
       y = graph_.nodes[layer.batch_norm].output;
     }
-    const NodeId relu = graph_.sole_consumer(y);
-    if (relu < 0 || graph_.nodes[relu].kind != OpKind::kRelu) return;
-    const NodeId reader = graph_.sole_consumer(graph_.nodes[relu].output);
+    const NodeId activation = graph_.sole_consumer(y);
+    if (activation < 0 || (graph_.nodes[activation].kind != OpKind::kRelu &&
+                           graph_.nodes[activation].kind != OpKind::kRelu6)) {
+      return;
+    }
+    const NodeId reader = graph_.sole_consumer(graph_.nodes[activation].output);
     if (reader < 0 || !layer_of_node_.count(reader)) return;
     auto consumer = packed_.find(graph_.nodes[reader].module);
     if (consumer == packed_.end() || !consumer->second->input) return;
     const ActivationQdq qdq = activation_qdq(*consumer->second->input, consumer->second->name);
-    if (qdq.type != QdqType::kInt8 || qdq.zero_point != 0 || qdq.clip || qdq.saturated_levels > 0) {
-      return;
-    }
+    if (qdq.zero_point != 0 || qdq.clip || qdq.saturated_levels > 0) return;
     output_pair_[producer.name] = qdq;
-    ActivationQdq after_relu = qdq;
+    if (qdq.type != QdqType::kInt8) return;  // uint8: the layer's own input pair follows as is
+    ActivationQdq after_activation = qdq;
     if (activation_codes_ == QdqActivationCodes::kUnsignedWhereNonNegative) {
-      after_relu.type = QdqType::kUint8;
+      after_activation.type = QdqType::kUint8;
     }
-    input_pair_after_relu_[consumer->second->name] = after_relu;
+    input_pair_after_relu_[consumer->second->name] = after_activation;
   }
 
   // Whether every element of `value` is >= 0: a ReLU's (or ReLU6's) output, or such a value
@@ -577,7 +583,7 @@ absl::StatusOr<OnnxExportSummary> export_qdq_onnx(const graph::Graph& graph,
                                                   const std::string& path,
                                                   const QdqExportOptions& options) {
   return export_graph(graph, packed.float_state, &packed, false, options.activation_codes,
-                      "ompq mixed-precision model (QDQ: int8 weight codes within each layer's "
+                      "ompq mixed-precision model (QDQ: int8 weight codes spanning each layer's "
                       "bit-width, per-channel scales; per-tensor activation quantizers)",
                       path);
 }

@@ -4,7 +4,7 @@
 //                   with fold_batch_norm, each conv's batch norm folded into its weights, Relu,
 //                   Clip for relu6, Add, MaxPool, AveragePool, GlobalAveragePool, Flatten, ...);
 //   quantized.onnx  the quantized model as QDQ (layers/export/qdq.h): every packed layer's weight
-//                   as int8 codes within its bit-width through DequantizeLinear (per channel,
+//                   as int8 codes spanning its bit-width through DequantizeLinear (per channel,
 //                   axis 0), its input through a per-tensor QuantizeLinear/DequantizeLinear pair
 //                   (after a Clip below 8 bits; uint8 after a Clip where the input is a
 //                   ReLU's output, see unsigned_for_non_negative in qdq.h), its bias (batch norm
@@ -12,8 +12,8 @@
 //                   the rest of the model as in model.onnx. This is the placement that
 //                   explicit quantization turns into integer convolutions and GEMMs; ONNX
 //                   Runtime also needs a pair on a conv's output, which the exporter adds where
-//                   it is exact (a ReLU feeding one signed symmetric 8-bit quantizer). TensorRT
-//                   takes signed pairs only: QdqActivationCodes::kSigned writes those.
+//                   it is exact (a ReLU or ReLU6 feeding one 8-bit quantizer with zero point 0).
+//                   TensorRT takes signed pairs only: QdqActivationCodes::kSigned writes those.
 //
 // Both use opset 13 with a symbolic batch dimension ("batch") and the traced [C, H, W] input, are
 // named "input" and "logits" (the graph's output), and are checked before they are written

@@ -11,6 +11,8 @@ namespace ompq::nn {
 namespace {
 
 constexpr int64_t kInt8Min = -128, kInt8Max = 127, kUint8Max = 255;
+// The largest |weight code| stored with zero point 0 (weight_qdq in qdq.h).
+constexpr int64_t kZeroPointFreeWeight = 64;
 
 }  // namespace
 
@@ -65,6 +67,13 @@ WeightQdq weight_qdq(const PackedLayer& layer) {
   // The shift that centres the bit-width's codes on int8's: 0 for signed codes, -2^(bits-1) for
   // unsigned ones.
   const int64_t centring = -(spec.qmin() + (int64_t{1} << (spec.bits - 1)));
+  bool zero_point_free = true;
+  for (size_t c = 0; c < channels && zero_point_free; ++c) {
+    const auto begin = codes.begin() + c * per_channel, end = begin + per_channel;
+    const int64_t z = std::llround(zero_points[c]);
+    zero_point_free = *std::min_element(begin, end) - z >= -kZeroPointFreeWeight &&
+                      *std::max_element(begin, end) - z <= kZeroPointFreeWeight;
+  }
   WeightQdq qdq;
   std::vector<int8_t> shifted(codes.size()), shifted_zero_points(channels);
   for (size_t c = 0; c < channels; ++c) {
@@ -75,8 +84,9 @@ WeightQdq weight_qdq(const PackedLayer& layer) {
     const int64_t hi = std::min(kInt8Max - hi_code, kInt8Max - z);
     // No shift fits both (8 bits only): the zero point fits, so the weights stay exact but for the
     // codes at the far end, which saturate.
-    const int64_t shift =
-        lo <= hi ? std::clamp(centring, lo, hi) : std::clamp(centring, kInt8Min - z, kInt8Max - z);
+    const int64_t shift = zero_point_free ? -z
+                          : lo <= hi      ? std::clamp(centring, lo, hi)
+                                          : std::clamp(centring, kInt8Min - z, kInt8Max - z);
     int64_t saturated = 0;
     for (auto it = begin; it != end; ++it) {
       const int64_t code = *it + shift;

@@ -2,7 +2,7 @@
 // without folded batch norms and quantized.onnx (QAT and PTQ recipes, mixed 2..8-bit weights) pass
 // ONNX's checker and strict shape inference when read back; the QDQ file holds one
 // QuantizeLinear/DequantizeLinear pair per quantized input, a Clip exactly where the activation
-// bits are below 8, and int8 weight codes within each layer's bit-width; an 8-bit QAT ResNet-20
+// bits are below 8, and int8 weight codes spanning each layer's bit-width; an 8-bit QAT ResNet-20
 // gets output pairs on exactly the convs whose ReLU feeds one quantized layer; what cannot be
 // exported is refused with the node or layer named. (ONNX Runtime runs the files in tests/e2e.)
 #include "layers/export/onnx_export.h"
@@ -47,6 +47,36 @@ std::map<std::string, int> op_counts(const onnx::ModelProto& model) {
   std::map<std::string, int> counts;
   for (const onnx::NodeProto& node : model.graph().node()) ++counts[node.op_type()];
   return counts;
+}
+
+// The Conv nodes with an output pair (Conv -> QuantizeLinear -> DequantizeLinear -> Relu or Clip),
+// in graph order; a conv whose output is the next layer's input goes through that layer's input
+// pair alone (Conv -> Q/DQ -> Conv), which is no output pair.
+std::vector<std::string> convs_with_output_pairs(const onnx::ModelProto& model) {
+  std::map<std::string, std::vector<const onnx::NodeProto*>> readers;
+  for (const onnx::NodeProto& node : model.graph().node()) {
+    for (const std::string& input : node.input()) readers[input].push_back(&node);
+  }
+  const auto sole_reader = [&](const std::string& tensor,
+                               const char* op) -> const onnx::NodeProto* {
+    const auto it = readers.find(tensor);
+    if (it == readers.end() || it->second.size() != 1 || it->second[0]->op_type() != op) {
+      return nullptr;
+    }
+    return it->second[0];
+  };
+  std::vector<std::string> convs;
+  for (const onnx::NodeProto& node : model.graph().node()) {
+    if (node.op_type() != "Conv") continue;
+    const onnx::NodeProto* quantize = sole_reader(node.output(0), "QuantizeLinear");
+    const onnx::NodeProto* dequantize =
+        quantize ? sole_reader(quantize->output(0), "DequantizeLinear") : nullptr;
+    if (dequantize && (sole_reader(dequantize->output(0), "Relu") ||
+                       sole_reader(dequantize->output(0), "Clip"))) {
+      convs.push_back(node.name());
+    }
+  }
+  return convs;
 }
 
 struct ModelCase {
@@ -148,8 +178,12 @@ TEST_P(OnnxExportModels, QdqFilesHoldOnePairPerQuantizedInputAndCodesWithinTheir
       quantized_inputs += layer.input.has_value();
       narrow_inputs += layer.input.has_value() && layer.input->bits < 8;
     }
-    EXPECT_EQ(ops.at("QuantizeLinear"), quantized_inputs);
-    EXPECT_EQ(ops.at("DequantizeLinear"), quantized_inputs + static_cast<int>(bits.size()));
+    // Output pairs only where the reader's pair has no Clip: none at QAT's 4 activation bits.
+    const int output_pairs = static_cast<int>(convs_with_output_pairs(onnx_model).size());
+    if (scheme == QuantScheme::kQat) EXPECT_EQ(output_pairs, 0);
+    EXPECT_EQ(ops.at("QuantizeLinear"), quantized_inputs + output_pairs);
+    EXPECT_EQ(ops.at("DequantizeLinear"),
+              quantized_inputs + output_pairs + static_cast<int>(bits.size()));
     const int relu6 = ops.count("Clip") ? ops.at("Clip") - narrow_inputs : 0;
     EXPECT_GE(relu6, 0);
     EXPECT_EQ(ops.count("BatchNormalization"), 0u);  // folded into the quantized convs
@@ -219,12 +253,12 @@ TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
   }
   std::map<std::string, const onnx::TensorProto*> initializer;
   for (const onnx::TensorProto& t : onnx_model.graph().initializer()) initializer[t.name()] = &t;
-  std::vector<std::string> convs_with_output_pairs;
+  std::vector<std::string> paired;
   for (const onnx::NodeProto& conv : onnx_model.graph().node()) {
     if (conv.op_type() != "Conv") continue;
     const onnx::NodeProto* quantize = reader[conv.output(0)];
     if (quantize->op_type() != "QuantizeLinear") continue;
-    convs_with_output_pairs.push_back(conv.name());
+    paired.push_back(conv.name());
     EXPECT_EQ(initializer.at(quantize->input(2))->data_type(), onnx::TensorProto::INT8);
     const onnx::NodeProto* relu = reader[reader[quantize->output(0)]->output(0)];
     ASSERT_EQ(relu->op_type(), "Relu") << conv.name();
@@ -242,7 +276,93 @@ TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
       expected.push_back(std::string(stage) + "." + std::to_string(block) + ".conv1/conv2d");
     }
   }
-  EXPECT_EQ(convs_with_output_pairs, expected);
+  EXPECT_EQ(paired, expected);
+}
+
+// An output pair is Q -> DQ -> the activation (Relu, or Clip for ReLU6) -> Q of uint8 codes with
+// zero point 0 and the same scale; returns the output pair's zero point type, or -1 when the chain
+// differs.
+int output_pair_chain(const onnx::ModelProto& model, const std::string& conv_name) {
+  std::map<std::string, const onnx::NodeProto*> reader;
+  for (const onnx::NodeProto& node : model.graph().node()) {
+    for (const std::string& input : node.input()) reader[input] = &node;
+  }
+  std::map<std::string, const onnx::TensorProto*> initializer;
+  for (const onnx::TensorProto& t : model.graph().initializer()) initializer[t.name()] = &t;
+  for (const onnx::NodeProto& conv : model.graph().node()) {
+    if (conv.name() != conv_name) continue;
+    const onnx::NodeProto* quantize = reader[conv.output(0)];
+    const onnx::NodeProto* dequantize = reader[quantize->output(0)];
+    const onnx::NodeProto* activation = reader[dequantize->output(0)];
+    const onnx::NodeProto* next = reader[activation->output(0)];
+    const bool chain = quantize->op_type() == "QuantizeLinear" &&
+                       dequantize->op_type() == "DequantizeLinear" &&
+                       (activation->op_type() == "Relu" || activation->op_type() == "Clip") &&
+                       next->op_type() == "QuantizeLinear" &&
+                       initializer.at(next->input(2))->data_type() == onnx::TensorProto::UINT8 &&
+                       initializer.at(next->input(2))->raw_data() == std::string(1, '\0') &&
+                       initializer.at(next->input(1))->raw_data() ==
+                           initializer.at(quantize->input(1))->raw_data() &&
+                       initializer.at(quantize->input(2))->raw_data() ==
+                           initializer.at(next->input(2))->raw_data();
+    return chain ? initializer.at(quantize->input(2))->data_type() : -1;
+  }
+  return -1;
+}
+
+// PTQ's quantizers of ReLU outputs are unsigned with zero point 0: each block's first conv gets
+// its reader's uint8 pair on its output too (the pair clamps negatives as the ReLU does), so that
+// runtimes run it as an integer convolution; the same for MobileNetV2's ReLU6 (QAT, int8 pairs:
+// the expand and depthwise convs, whose ReLU6 feeds one conv).
+TEST(OnnxExport, ConvsWhoseActivationFeedsOneLayerGetItsPairOnTheirOutput) {
+  struct Case {
+    const char* model;
+    bool small_input;
+    QuantScheme scheme;
+    int expected_zero_point_type;
+  };
+  for (const Case& c : {Case{"resnet20", false, QuantScheme::kPtq, onnx::TensorProto::UINT8},
+                        Case{"mobilenet_v2", true, QuantScheme::kQat, onnx::TensorProto::INT8}}) {
+    Generator gen(5);
+    ModelSpec spec;
+    spec.name = c.model;
+    spec.num_classes = 10;
+    spec.small_input = c.small_input;
+    auto model = make_model(spec, gen);
+    ASSERT_TRUE(model.ok()) << model.status();
+    (*model)->eval();
+    const graph::Graph graph = graph::trace(**model, (*model)->input_shape());
+    std::map<std::string, int> bits;
+    for (const QuantizableLayer& layer : (*model)->quantizable_layers()) bits[layer.name] = 4;
+    QuantizeOptions options;
+    options.scheme = c.scheme;
+    options.act_bits = 8;
+    quantize_model(**model, bits, options);
+    calibrate(**model, gen);
+    const std::string path = temp_path(std::string(c.model) + "_activation_output_pairs");
+    auto summary = export_qdq_onnx(graph, pack_model(**model), path);
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    ASSERT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
+    const onnx::ModelProto onnx_model = read_model(path);
+    const std::vector<std::string> paired = convs_with_output_pairs(onnx_model);
+    for (const std::string& conv : paired) {
+      EXPECT_EQ(output_pair_chain(onnx_model, conv), c.expected_zero_point_type)
+          << c.model << " " << conv;
+    }
+    if (std::string(c.model) == "resnet20") {
+      std::vector<std::string> expected;
+      for (const char* stage : {"layer1", "layer2", "layer3"}) {
+        for (int block = 0; block < 3; ++block) {
+          expected.push_back(std::string(stage) + "." + std::to_string(block) + ".conv1/conv2d");
+        }
+      }
+      EXPECT_EQ(paired, expected);
+    } else {
+      // The stem and every expand and depthwise conv (17 inverted residuals, 16 of them with an
+      // expansion) feed one conv through ReLU6; the last conv's ReLU6 feeds the pooling.
+      EXPECT_EQ(paired.size(), 1u + 16u + 17u);
+    }
+  }
 }
 
 // For TensorRT: every activation pair int8 with zero point 0, at the same places as the default

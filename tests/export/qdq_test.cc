@@ -199,13 +199,18 @@ TEST(WeightQdq, Int8CodesWithinTheBitWidthDequantizeToThePackedWeights) {
       EXPECT_EQ(qdq.codes.shape(), layer.weight_shape);
       EXPECT_EQ(qdq.axis, std::optional<int64_t>(0));
       const std::vector<int32_t> codes = qdq.codes.to_vector<int32_t>();
-      const int32_t lo = -(1 << (bits - 1)), hi = (1 << (bits - 1)) - 1;
-      EXPECT_GE(*std::min_element(codes.begin(), codes.end()), lo) << spec.str();
-      EXPECT_LE(*std::max_element(codes.begin(), codes.end()), hi) << spec.str();
-      // DequantizeLinear: (code - zero_point[o]) * scale[o], in f32.
-      const std::vector<float> scale = qdq.scale.to_vector<float>();
       const std::vector<int32_t> zero_point = qdq.zero_point.to_vector<int32_t>();
       const int64_t per_channel = static_cast<int64_t>(codes.size()) / 5;
+      // Each channel's codes span at most the bit-width's 2^bits values; up to 6 bits every
+      // code minus its zero point is within +-64, so the zero points are 0.
+      for (int64_t o = 0; o < 5; ++o) {
+        const auto [lo, hi] = std::minmax_element(codes.begin() + o * per_channel,
+                                                  codes.begin() + (o + 1) * per_channel);
+        EXPECT_LT(*hi - *lo, 1 << bits) << spec.str();
+        if (bits <= 6) EXPECT_EQ(zero_point[o], 0) << spec.str() << " channel " << o;
+      }
+      // DequantizeLinear: (code - zero_point[o]) * scale[o], in f32.
+      const std::vector<float> scale = qdq.scale.to_vector<float>();
       std::vector<float> dequantized;
       for (size_t i = 0; i < codes.size(); ++i) {
         const size_t o = i / per_channel;
@@ -215,6 +220,34 @@ TEST(WeightQdq, Int8CodesWithinTheBitWidthDequantizeToThePackedWeights) {
       EXPECT_EQ(qdq.saturated_channels, 0) << spec.str();
     }
   }
+}
+
+// Zero points 0 only for a whole layer: 7-bit affine codes within +-64 of their zero points are
+// stored as code - zero point; one channel beyond takes every channel back to the shifted form.
+TEST(WeightQdq, ZeroPointsAreZeroWhereEveryChannelFitsWithinSixtyFour) {
+  Generator gen(6);
+  PackedLayer layer = random_packed_layer(ptq_weight_spec(7), gen, 100);  // codes 0..99
+  layer.weight.zero_point = Tensor::from_vector<float>({40, 50, 60, 35, 45}, {5});
+  const std::vector<int32_t> codes = layer.weight_codes().to_vector<int32_t>();
+  WeightQdq qdq = weight_qdq(layer);
+  EXPECT_EQ(qdq.zero_point.to_vector<int32_t>(), std::vector<int32_t>(5, 0));
+  const std::vector<int32_t> stored = qdq.codes.to_vector<int32_t>();
+  const std::vector<int32_t> zero_points = {40, 50, 60, 35, 45};
+  for (size_t i = 0; i < codes.size(); ++i) {
+    ASSERT_EQ(stored[i], codes[i] - zero_points[i / 27]) << i;
+  }
+  layer.weight.zero_point = Tensor::from_vector<float>({40, 50, 60, 35, 10}, {5});  // 99 - 10 > 64
+  qdq = weight_qdq(layer);
+  const std::vector<int32_t> shifted_zero_points = qdq.zero_point.to_vector<int32_t>();
+  EXPECT_NE(std::count(shifted_zero_points.begin(), shifted_zero_points.end(), 0), 5);
+  const std::vector<float> scale = qdq.scale.to_vector<float>();
+  const std::vector<int32_t> shifted = qdq.codes.to_vector<int32_t>();
+  std::vector<float> dequantized;
+  for (size_t i = 0; i < shifted.size(); ++i) {
+    dequantized.push_back(static_cast<float>(shifted[i] - shifted_zero_points[i / 27]) *
+                          scale[i / 27]);
+  }
+  EXPECT_EQ(dequantized, layer.dequantized_weight().to_vector<float>());
 }
 
 TEST(WeightQdq, AChannelOfOneSignKeepsItsExactWeightsThroughAnotherShift) {
