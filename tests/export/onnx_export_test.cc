@@ -217,20 +217,21 @@ INSTANTIATE_TEST_SUITE_P(Architectures, OnnxExportModels,
                                            ModelCase{"fashion_cnn", 10, false}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-// An 8-bit QAT ResNet-20 (calibrated, fresh weights) exported as QDQ with `options`, checked,
-// read back.
-onnx::ModelProto export_resnet20_qat8(const std::string& name, const QdqExportOptions& options) {
+// `spec` (fresh weights, every layer at `weight_bits`, 8-bit activations, `scheme`, calibrated)
+// exported as QDQ with `options`, checked, read back.
+onnx::ModelProto export_uniform(const std::string& name, const ModelSpec& spec, int weight_bits,
+                                QuantScheme scheme, const QdqExportOptions& options = {}) {
   Generator gen(11);
-  ModelSpec spec;
-  spec.name = "resnet20";
-  spec.num_classes = 10;
   auto model = make_model(spec, gen);
   EXPECT_TRUE(model.ok()) << model.status();
   (*model)->eval();
   const graph::Graph graph = graph::trace(**model, (*model)->input_shape());
   std::map<std::string, int> bits;
-  for (const QuantizableLayer& layer : (*model)->quantizable_layers()) bits[layer.name] = 8;
+  for (const QuantizableLayer& layer : (*model)->quantizable_layers()) {
+    bits[layer.name] = weight_bits;
+  }
   QuantizeOptions quantize_options;
+  quantize_options.scheme = scheme;
   quantize_options.act_bits = 8;
   quantize_model(**model, bits, quantize_options);
   calibrate(**model, gen);
@@ -239,6 +240,14 @@ onnx::ModelProto export_resnet20_qat8(const std::string& name, const QdqExportOp
   EXPECT_TRUE(summary.ok()) << summary.status();
   EXPECT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
   return read_model(path);
+}
+
+// An 8-bit QAT ResNet-20 exported with `options`.
+onnx::ModelProto export_resnet20_qat8(const std::string& name, const QdqExportOptions& options) {
+  ModelSpec spec;
+  spec.name = "resnet20";
+  spec.num_classes = 10;
+  return export_uniform(name, spec, 8, QuantScheme::kQat, options);
 }
 
 // 8-bit QAT ResNet-20: each block's first conv, whose ReLU feeds only the second conv, gets the
@@ -323,27 +332,12 @@ TEST(OnnxExport, ConvsWhoseActivationFeedsOneLayerGetItsPairOnTheirOutput) {
   };
   for (const Case& c : {Case{"resnet20", false, QuantScheme::kPtq, onnx::TensorProto::UINT8},
                         Case{"mobilenet_v2", true, QuantScheme::kQat, onnx::TensorProto::INT8}}) {
-    Generator gen(5);
     ModelSpec spec;
     spec.name = c.model;
     spec.num_classes = 10;
     spec.small_input = c.small_input;
-    auto model = make_model(spec, gen);
-    ASSERT_TRUE(model.ok()) << model.status();
-    (*model)->eval();
-    const graph::Graph graph = graph::trace(**model, (*model)->input_shape());
-    std::map<std::string, int> bits;
-    for (const QuantizableLayer& layer : (*model)->quantizable_layers()) bits[layer.name] = 4;
-    QuantizeOptions options;
-    options.scheme = c.scheme;
-    options.act_bits = 8;
-    quantize_model(**model, bits, options);
-    calibrate(**model, gen);
-    const std::string path = temp_path(std::string(c.model) + "_activation_output_pairs");
-    auto summary = export_qdq_onnx(graph, pack_model(**model), path);
-    ASSERT_TRUE(summary.ok()) << summary.status();
-    ASSERT_TRUE(check_onnx_file(path).ok()) << check_onnx_file(path);
-    const onnx::ModelProto onnx_model = read_model(path);
+    const onnx::ModelProto onnx_model =
+        export_uniform(std::string(c.model) + "_activation_output_pairs", spec, 4, c.scheme);
     const std::vector<std::string> paired = convs_with_output_pairs(onnx_model);
     for (const std::string& conv : paired) {
       EXPECT_EQ(output_pair_chain(onnx_model, conv), c.expected_zero_point_type)
