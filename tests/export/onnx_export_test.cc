@@ -467,24 +467,38 @@ TEST(OnnxExport, ACorruptFileFailsTheCheckNamingIt) {
   EXPECT_THAT(std::string(status.message()), HasSubstr(path));
 }
 
+// AdaptivePool's model (conv, then a 1x1 map enlarged to 7x7 bins: Reshape, Expand, Reshape)
+// exported as FP32 to `path` and read back.
+onnx::ModelProto export_enlarging_pool(const std::string& path) {
+  Generator gen(11);
+  AdaptivePool model(/*side=*/1, /*bins=*/7, gen);
+  EXPECT_TRUE(
+      export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {}, path)
+          .ok());
+  return read_model(path);
+}
+
 // ONNX writes the checker's context and each shape inference error on lines of their own; the
 // refusal joins them, so that an app's error stays one line.
 TEST(OnnxExport, ARefusedModelIsOneLineNamingTheFileAndTheNode) {
-  Generator gen(11);
-  AdaptivePool model(/*side=*/1, /*bins=*/7, gen);
-  const std::string path = temp_path("unknown_op");
-  ASSERT_TRUE(
-      export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {}, path)
-          .ok());
-  onnx::ModelProto broken = read_model(path);
-  broken.mutable_graph()->mutable_node(0)->set_op_type("NoSuchOp");
+  const std::string path = temp_path("two_minus_ones");
+  onnx::ModelProto broken = export_enlarging_pool(path);
+  // The first Reshape's target shape [0, 0, 1, 1, 1, 1] with two -1s, which shape inference
+  // refuses ("Target shape may not have multiple -1 dimensions.", ending in a newline).
+  const onnx::NodeProto& reshape = broken.graph().node(1);
+  ASSERT_EQ(reshape.op_type(), "Reshape");
+  for (onnx::TensorProto& t : *broken.mutable_graph()->mutable_initializer()) {
+    if (t.name() != reshape.input(1)) continue;
+    const std::vector<int64_t> target = {0, 0, -1, 1, -1, 1};
+    t.set_raw_data(target.data(), target.size() * sizeof(int64_t));
+  }
   std::ofstream(path, std::ios::binary | std::ios::trunc) << broken.SerializeAsString();
   const absl::Status status = check_onnx_file(path);
   ASSERT_FALSE(status.ok());
   const std::string message(status.message());
   EXPECT_THAT(message, HasSubstr(path));
-  EXPECT_THAT(message, HasSubstr("NoSuchOp"));
-  EXPECT_THAT(message, HasSubstr(broken.graph().node(0).name()));
+  EXPECT_THAT(message, HasSubstr("multiple -1"));
+  EXPECT_THAT(message, HasSubstr(reshape.name()));
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }
 
@@ -492,13 +506,8 @@ TEST(OnnxExport, ARefusedModelIsOneLineNamingTheFileAndTheNode) {
 // on (operators outside the exported subset), is refused before it runs: one line naming the file,
 // the node and the value.
 TEST(OnnxExport, OutOfRangeAttributesAndForeignOperatorsAreRefusedBeforeShapeInference) {
-  Generator gen(11);
-  AdaptivePool model(/*side=*/1, /*bins=*/7, gen);
   const std::string exported = temp_path("subset_source");
-  ASSERT_TRUE(
-      export_fp32_onnx(graph::trace(model, model.input_shape()), model.state_dict(), {}, exported)
-          .ok());
-  const onnx::ModelProto good = read_model(exported);
+  const onnx::ModelProto good = export_enlarging_pool(exported);
   ASSERT_EQ(good.graph().node(0).op_type(), "Conv");
   const auto conv_attribute = [](onnx::ModelProto& m, const std::string& name) {
     for (onnx::AttributeProto& a : *m.mutable_graph()->mutable_node(0)->mutable_attribute()) {
