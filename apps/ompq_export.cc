@@ -145,7 +145,6 @@ Tensor logits(nn::Model& model, const Tensor& input) {
   return model.forward(input);
 }
 
-// --check: every file passes, or the first that fails is named with ONNX's reasons.
 absl::StatusOr<nn::QdqActivationCodes> qdq_activation_codes() {
   const std::string codes = absl::GetFlag(FLAGS_qdq_activations);
   if (codes == "unsigned") return nn::QdqActivationCodes::kUnsignedWhereNonNegative;
@@ -153,6 +152,7 @@ absl::StatusOr<nn::QdqActivationCodes> qdq_activation_codes() {
   return invalid(absl::StrCat("--qdq_activations=", codes, " (expected unsigned or signed)"));
 }
 
+// --check: every file passes, or the first that fails is named with ONNX's reasons.
 absl::Status check_files(const std::vector<std::string>& paths) {
   for (const std::string& path : paths) {
     OMPQ_RETURN_IF_ERROR(nn::check_onnx_file(path));

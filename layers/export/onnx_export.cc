@@ -221,7 +221,7 @@ class Exporter {
     if (activation_codes_ == QdqActivationCodes::kUnsignedWhereNonNegative) {
       after_activation.type = QdqType::kUint8;
     }
-    input_pair_after_relu_[consumer->second->name] = after_activation;
+    input_pair_after_activation_[consumer->second->name] = after_activation;
   }
 
   // Whether every element of `value` is >= 0: a ReLU's (or ReLU6's) output, or such a value
@@ -246,8 +246,8 @@ class Exporter {
   // The pair on packed layer `p`'s input (`node`'s first input): the uint8 one plan_output_pair
   // chose, or its quantizer's, unsigned where the input cannot be negative.
   ActivationQdq input_pair(const Node& node, const PackedLayer& p) const {
-    auto after_relu = input_pair_after_relu_.find(p.name);
-    if (after_relu != input_pair_after_relu_.end()) return after_relu->second;
+    auto after_activation = input_pair_after_activation_.find(p.name);
+    if (after_activation != input_pair_after_activation_.end()) return after_activation->second;
     const ActivationQdq qdq = activation_qdq(*p.input, p.name);
     const bool unsigned_codes = activation_codes_ == QdqActivationCodes::kUnsignedWhereNonNegative;
     return unsigned_codes && non_negative(node.inputs[0]) ? unsigned_for_non_negative(qdq) : qdq;
@@ -494,8 +494,8 @@ class Exporter {
   std::set<NodeId> folded_;               // batch norms folded into their layer
   std::set<std::string> exported_;        // packed layers written as QDQ
   // plan_output_pair: the pair on a packed conv's output, and the uint8 pair that replaces the
-  // input pair of the layer reading that conv's ReLU, by layer name.
-  std::map<std::string, ActivationQdq> output_pair_, input_pair_after_relu_;
+  // input pair of the layer reading that conv's ReLU or ReLU6, by layer name.
+  std::map<std::string, ActivationQdq> output_pair_, input_pair_after_activation_;
   std::vector<std::string> saturated_;
   std::map<std::string, std::vector<int64_t>> expected_dims_;
 };

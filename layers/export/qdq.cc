@@ -67,19 +67,23 @@ WeightQdq weight_qdq(const PackedLayer& layer) {
   // The shift that centres the bit-width's codes on int8's: 0 for signed codes, -2^(bits-1) for
   // unsigned ones.
   const int64_t centring = -(spec.qmin() + (int64_t{1} << (spec.bits - 1)));
+  // Each channel's lowest and highest code, and its zero point as an integer.
+  std::vector<int64_t> lo_codes(channels), hi_codes(channels), zs(channels);
   bool zero_point_free = true;
-  for (size_t c = 0; c < channels && zero_point_free; ++c) {
+  for (size_t c = 0; c < channels; ++c) {
     const auto begin = codes.begin() + c * per_channel, end = begin + per_channel;
-    const int64_t z = std::llround(zero_points[c]);
-    zero_point_free = *std::min_element(begin, end) - z >= -kZeroPointFreeWeight &&
-                      *std::max_element(begin, end) - z <= kZeroPointFreeWeight;
+    const auto [lo_code, hi_code] = std::minmax_element(begin, end);
+    lo_codes[c] = *lo_code;
+    hi_codes[c] = *hi_code;
+    zs[c] = std::llround(zero_points[c]);
+    zero_point_free = zero_point_free && lo_codes[c] - zs[c] >= -kZeroPointFreeWeight &&
+                      hi_codes[c] - zs[c] <= kZeroPointFreeWeight;
   }
   WeightQdq qdq;
   std::vector<int8_t> shifted(codes.size()), shifted_zero_points(channels);
   for (size_t c = 0; c < channels; ++c) {
     const auto begin = codes.begin() + c * per_channel, end = begin + per_channel;
-    const int64_t lo_code = *std::min_element(begin, end), hi_code = *std::max_element(begin, end);
-    const int64_t z = std::llround(zero_points[c]);
+    const int64_t lo_code = lo_codes[c], hi_code = hi_codes[c], z = zs[c];
     const int64_t lo = std::max(kInt8Min - lo_code, kInt8Min - z);
     const int64_t hi = std::min(kInt8Max - hi_code, kInt8Max - z);
     // No shift fits both (8 bits only): the zero point fits, so the weights stay exact but for the
