@@ -250,48 +250,11 @@ onnx::ModelProto export_resnet20_qat8(const std::string& name, const QdqExportOp
   return export_uniform(name, spec, 8, QuantScheme::kQat, options);
 }
 
-// 8-bit QAT ResNet-20: each block's first conv, whose ReLU feeds only the second conv, gets the
-// second conv's pair on its output (int8, before the ReLU) and a uint8 pair with zero point 0 and
-// the same scale after it (what ONNX Runtime fuses into QLinearConv); the stem and the second
-// convs, whose outputs reach a shortcut or a residual add, keep float outputs.
-TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
-  const onnx::ModelProto onnx_model = export_resnet20_qat8("resnet20_output_pairs", {});
-  std::map<std::string, const onnx::NodeProto*> reader;  // tensor -> its (last) reader
-  for (const onnx::NodeProto& node : onnx_model.graph().node()) {
-    for (const std::string& input : node.input()) reader[input] = &node;
-  }
-  std::map<std::string, const onnx::TensorProto*> initializer;
-  for (const onnx::TensorProto& t : onnx_model.graph().initializer()) initializer[t.name()] = &t;
-  std::vector<std::string> paired;
-  for (const onnx::NodeProto& conv : onnx_model.graph().node()) {
-    if (conv.op_type() != "Conv") continue;
-    const onnx::NodeProto* quantize = reader[conv.output(0)];
-    if (quantize->op_type() != "QuantizeLinear") continue;
-    paired.push_back(conv.name());
-    EXPECT_EQ(initializer.at(quantize->input(2))->data_type(), onnx::TensorProto::INT8);
-    const onnx::NodeProto* relu = reader[reader[quantize->output(0)]->output(0)];
-    ASSERT_EQ(relu->op_type(), "Relu") << conv.name();
-    const onnx::NodeProto* next = reader[relu->output(0)];
-    ASSERT_EQ(next->op_type(), "QuantizeLinear") << conv.name();
-    EXPECT_EQ(initializer.at(next->input(2))->data_type(), onnx::TensorProto::UINT8);
-    EXPECT_EQ(initializer.at(next->input(2))->raw_data(), std::string(1, '\0'));
-    EXPECT_EQ(initializer.at(next->input(1))->raw_data(),
-              initializer.at(quantize->input(1))->raw_data())
-        << conv.name() << ": the pairs before and after the ReLU have different scales";
-  }
-  std::vector<std::string> expected;
-  for (const char* stage : {"layer1", "layer2", "layer3"}) {
-    for (int block = 0; block < 3; ++block) {
-      expected.push_back(std::string(stage) + "." + std::to_string(block) + ".conv1/conv2d");
-    }
-  }
-  EXPECT_EQ(paired, expected);
-}
-
-// An output pair is Q -> DQ -> the activation (Relu, or Clip for ReLU6) -> Q of uint8 codes with
+// An output pair is Q -> DQ -> `activation` (Relu, or Clip for ReLU6) -> Q of uint8 codes with
 // zero point 0 and the same scale; returns the output pair's zero point type, or -1 when the chain
 // differs.
-int output_pair_chain(const onnx::ModelProto& model, const std::string& conv_name) {
+int output_pair_chain(const onnx::ModelProto& model, const std::string& conv_name,
+                      const std::string& activation_op) {
   std::map<std::string, const onnx::NodeProto*> reader;
   for (const onnx::NodeProto& node : model.graph().node()) {
     for (const std::string& input : node.input()) reader[input] = &node;
@@ -304,19 +267,42 @@ int output_pair_chain(const onnx::ModelProto& model, const std::string& conv_nam
     const onnx::NodeProto* dequantize = reader[quantize->output(0)];
     const onnx::NodeProto* activation = reader[dequantize->output(0)];
     const onnx::NodeProto* next = reader[activation->output(0)];
-    const bool chain = quantize->op_type() == "QuantizeLinear" &&
-                       dequantize->op_type() == "DequantizeLinear" &&
-                       (activation->op_type() == "Relu" || activation->op_type() == "Clip") &&
-                       next->op_type() == "QuantizeLinear" &&
-                       initializer.at(next->input(2))->data_type() == onnx::TensorProto::UINT8 &&
-                       initializer.at(next->input(2))->raw_data() == std::string(1, '\0') &&
-                       initializer.at(next->input(1))->raw_data() ==
-                           initializer.at(quantize->input(1))->raw_data() &&
-                       initializer.at(quantize->input(2))->raw_data() ==
-                           initializer.at(next->input(2))->raw_data();
+    const bool chain =
+        quantize->op_type() == "QuantizeLinear" && dequantize->op_type() == "DequantizeLinear" &&
+        activation->op_type() == activation_op && next->op_type() == "QuantizeLinear" &&
+        initializer.at(next->input(2))->data_type() == onnx::TensorProto::UINT8 &&
+        initializer.at(next->input(2))->raw_data() == std::string(1, '\0') &&
+        initializer.at(next->input(1))->raw_data() ==
+            initializer.at(quantize->input(1))->raw_data() &&
+        initializer.at(quantize->input(2))->raw_data() ==
+            initializer.at(next->input(2))->raw_data();
     return chain ? initializer.at(quantize->input(2))->data_type() : -1;
   }
   return -1;
+}
+
+// ResNet-20's convs whose ReLU feeds only one conv: the first conv of each of its nine blocks.
+std::vector<std::string> resnet20_block_first_convs() {
+  std::vector<std::string> convs;
+  for (const char* stage : {"layer1", "layer2", "layer3"}) {
+    for (int block = 0; block < 3; ++block) {
+      convs.push_back(std::string(stage) + "." + std::to_string(block) + ".conv1/conv2d");
+    }
+  }
+  return convs;
+}
+
+// 8-bit QAT ResNet-20: each block's first conv, whose ReLU feeds only the second conv, gets the
+// second conv's pair on its output (int8, before the ReLU) and a uint8 pair with zero point 0 and
+// the same scale after it (what ONNX Runtime fuses into QLinearConv); the stem and the second
+// convs, whose outputs reach a shortcut or a residual add, keep float outputs.
+TEST(OnnxExport, ABlocksFirstConvGetsItsReadersPairOnItsOutput) {
+  const onnx::ModelProto onnx_model = export_resnet20_qat8("resnet20_output_pairs", {});
+  const std::vector<std::string> paired = convs_with_output_pairs(onnx_model);
+  for (const std::string& conv : paired) {
+    EXPECT_EQ(output_pair_chain(onnx_model, conv, "Relu"), onnx::TensorProto::INT8) << conv;
+  }
+  EXPECT_EQ(paired, resnet20_block_first_convs());
 }
 
 // PTQ's quantizers of ReLU outputs are unsigned with zero point 0: each block's first conv gets
@@ -328,10 +314,12 @@ TEST(OnnxExport, ConvsWhoseActivationFeedsOneLayerGetItsPairOnTheirOutput) {
     const char* model;
     bool small_input;
     QuantScheme scheme;
+    const char* activation_op;
     int expected_zero_point_type;
   };
-  for (const Case& c : {Case{"resnet20", false, QuantScheme::kPtq, onnx::TensorProto::UINT8},
-                        Case{"mobilenet_v2", true, QuantScheme::kQat, onnx::TensorProto::INT8}}) {
+  for (const Case& c :
+       {Case{"resnet20", false, QuantScheme::kPtq, "Relu", onnx::TensorProto::UINT8},
+        Case{"mobilenet_v2", true, QuantScheme::kQat, "Clip", onnx::TensorProto::INT8}}) {
     ModelSpec spec;
     spec.name = c.model;
     spec.num_classes = 10;
@@ -340,17 +328,11 @@ TEST(OnnxExport, ConvsWhoseActivationFeedsOneLayerGetItsPairOnTheirOutput) {
         export_uniform(std::string(c.model) + "_activation_output_pairs", spec, 4, c.scheme);
     const std::vector<std::string> paired = convs_with_output_pairs(onnx_model);
     for (const std::string& conv : paired) {
-      EXPECT_EQ(output_pair_chain(onnx_model, conv), c.expected_zero_point_type)
+      EXPECT_EQ(output_pair_chain(onnx_model, conv, c.activation_op), c.expected_zero_point_type)
           << c.model << " " << conv;
     }
     if (std::string(c.model) == "resnet20") {
-      std::vector<std::string> expected;
-      for (const char* stage : {"layer1", "layer2", "layer3"}) {
-        for (int block = 0; block < 3; ++block) {
-          expected.push_back(std::string(stage) + "." + std::to_string(block) + ".conv1/conv2d");
-        }
-      }
-      EXPECT_EQ(paired, expected);
+      EXPECT_EQ(paired, resnet20_block_first_convs());
     } else {
       // The stem and every expand and depthwise conv (17 inverted residuals, 16 of them with an
       // expansion) feed one conv through ReLU6; the last conv's ReLU6 feeds the pooling.
